@@ -1,0 +1,84 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// One set of settings for every target: explicit existentials, imports that must be visible where used,
+// and internal imports unless a module's types appear in the public API.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "consentry",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "consentry", targets: ["consentry"]),
+        .library(name: "ConsentryVault", targets: ["ConsentryVault"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        .target(name: "ConsentryCore", swiftSettings: swiftSettings),
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        .target(name: "ConsentryCrypto", dependencies: ["ConsentryCore", "CSodium"], swiftSettings: swiftSettings),
+        .target(
+            name: "ConsentryPolicy",
+            dependencies: ["ConsentryCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ConsentryVault",
+            dependencies: [
+                "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "consentry",
+            dependencies: [
+                "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryVault",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ConsentryTesting",
+            dependencies: ["ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryVault"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "ConsentryCoreTests", dependencies: ["ConsentryCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ConsentryCryptoTests",
+            dependencies: ["ConsentryCrypto", "ConsentryCore", "CSodium"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ConsentryPolicyTests",
+            dependencies: ["ConsentryPolicy", "ConsentryCore", "ConsentryTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ConsentryVaultTests",
+            dependencies: [
+                "ConsentryVault", "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryTesting",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["ConsentryTesting", "ConsentryCore"],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,133 @@
+public import ConsentryCore
+public import ConsentryVault
+public import Foundation
+
+/// Test support: temporary vaults, a fixed clock, canary values, paths and a runner for the built binary.
+/// Not shipped.
+public enum TestSupport {
+    /// The repository root, found from this file's location.
+    public static let repositoryRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The shipped default policy directory.
+    public static var policies: URL { repositoryRoot.appendingPathComponent("policies") }
+
+    /// A fixed "now" for tests: 2026-11-20T12:00:00Z.
+    public static let fixedNow = Date(timeIntervalSince1970: 1_795_176_000)
+
+    /// A fresh, empty temporary directory, unique per call.
+    public static func temporaryDirectory(_ label: String = "consentry") -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString.prefix(12))")
+        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// Creates a vault in a new temporary directory with the default policies and a fixed clock.
+    public static func makeVault(clock: (any WallClock)? = nil, batchSize: Int = 1_000, policies: URL? = nil) throws -> Vault {
+        let directory = temporaryDirectory("vault").appendingPathComponent("v")
+        return try Vault.create(
+            at: directory, policies: policies ?? Self.policies,
+            configuration: VaultConfiguration(clock: clock ?? FixedClock(fixedNow), importBatchSize: batchSize))
+    }
+
+    /// Writes `text` to a new temporary file named `name` and returns its URL.
+    public static func writeFile(_ name: String, _ text: String) -> URL {
+        writeFile(name, Data(text.utf8))
+    }
+
+    /// Writes `data` to a new temporary file named `name` and returns its URL.
+    public static func writeFile(_ name: String, _ data: Data) -> URL {
+        let url = temporaryDirectory("input").appendingPathComponent(name)
+        try? data.write(to: url)
+        return url
+    }
+
+    /// Whether `needle` occurs anywhere in `haystack`'s bytes.
+    public static func contains(_ haystack: Data, _ needle: String) -> Bool {
+        haystack.range(of: Data(needle.utf8)) != nil
+    }
+
+    /// Every file under `directory`, recursively.
+    public static func files(under directory: URL) -> [URL] {
+        guard let enumerator = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: [.isRegularFileKey]) else { return [] }
+        return enumerator.compactMap { $0 as? URL }.filter { (try? $0.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true }
+    }
+}
+
+/// Canary values: unmistakable fake personal data that tests import and then search for in files and output.
+public enum Canary {
+    /// A canary e-mail address.
+    public static let email = "canary-7f3a@example.test"
+    /// A canary given name.
+    public static let firstName = "Zorbulon"
+    /// A canary family name.
+    public static let lastName = "Quaxtrel"
+    /// A canary phone number in E.164.
+    public static let phone = "+4915199887766"
+    /// A canary customer id.
+    public static let customerID = "CANARY-5521"
+    /// A canary city.
+    public static let city = "Vexhollow"
+
+    /// The canaries and the forms a leak could take (lower-cased, base64), for byte scans.
+    public static var forms: [String] {
+        let values = [email, firstName, lastName, phone, customerID, city]
+        return values + values.map { $0.lowercased() } + values.map { Data($0.utf8).base64EncodedString() }
+    }
+}
+
+/// Runs the built `consentry` binary.
+public enum CLI {
+    /// The output of one run.
+    public struct Result: Sendable {
+        /// The exit status.
+        public let status: Int32
+        /// Standard output.
+        public let stdout: String
+        /// Standard error.
+        public let stderr: String
+    }
+
+    /// The debug build of the binary (built by `swift build --build-tests`).
+    public static var binary: URL {
+        for configuration in ["debug", "release"] {
+            let url = TestSupport.repositoryRoot.appendingPathComponent(".build/\(configuration)/consentry")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        return TestSupport.repositoryRoot.appendingPathComponent(".build/debug/consentry")
+    }
+
+    /// Runs `consentry` with `arguments` and waits for it.
+    public static func run(_ arguments: [String], environment: [String: String] = [:], directory: URL? = nil) throws -> Result {
+        let process = try start(arguments, environment: environment, directory: directory)
+        let out = process.standardOutput as! Pipe, err = process.standardError as! Pipe
+        // Read both pipes before waiting so a full pipe cannot block the child.
+        nonisolated(unsafe) var errData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            errData = err.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Starts `consentry` with `arguments` without waiting, with pipes for its output.
+    public static func start(_ arguments: [String], environment: [String: String] = [:], directory: URL? = nil) throws -> Process {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "CONSENTRY_MASTER_KEY")
+        env.removeValue(forKey: "CONSENTRY_VAULT")
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        process.currentDirectoryURL = directory ?? TestSupport.repositoryRoot
+        process.standardOutput = Pipe()
+        process.standardError = Pipe()
+        try process.run()
+        return process
+    }
+}

@@ -1,0 +1,223 @@
+/// A strict parser for one JSON value, used for JSON Lines input. It rejects what RFC 8259 rejects
+/// (trailing commas, comments, control characters in strings, lone surrogates), duplicate keys and
+/// nesting deeper than ``maximumDepth``.
+struct JSONLine {
+    /// A parsed JSON value; numbers keep their text so that no precision is lost before validation.
+    enum Value: Equatable {
+        case string(String)
+        case number(String)
+        case bool(Bool)
+        case null
+        case array([Value])
+        case object([(String, Value)])
+
+        static func == (lhs: Value, rhs: Value) -> Bool {
+            switch (lhs, rhs) {
+            case (.string(let a), .string(let b)), (.number(let a), .number(let b)): a == b
+            case (.bool(let a), .bool(let b)): a == b
+            case (.null, .null): true
+            case (.array(let a), .array(let b)): a == b
+            case (.object(let a), .object(let b)): a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+            default: false
+            }
+        }
+    }
+
+    struct SyntaxError: Error {
+        let column: Int
+        let reason: String
+    }
+
+    static let maximumDepth = 32
+
+    private let bytes: ArraySlice<UInt8>
+    private var index: Int
+
+    /// Parses `bytes` as exactly one JSON value with optional surrounding white space.
+    static func parse(_ bytes: ArraySlice<UInt8>) throws(SyntaxError) -> Value {
+        var parser = JSONLine(bytes: bytes, index: bytes.startIndex)
+        parser.skipSpace()
+        let value = try parser.value(depth: 0)
+        parser.skipSpace()
+        guard parser.index == bytes.endIndex else { throw parser.fail("unexpected text after the JSON value") }
+        return value
+    }
+
+    private func fail(_ reason: String) -> SyntaxError { SyntaxError(column: index - bytes.startIndex + 1, reason: reason) }
+
+    private mutating func skipSpace() {
+        while index < bytes.endIndex, [UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\r"), UInt8(ascii: "\n")].contains(bytes[index]) {
+            index += 1
+        }
+    }
+
+    private mutating func value(depth: Int) throws(SyntaxError) -> Value {
+        guard depth < Self.maximumDepth else { throw fail("nested deeper than \(Self.maximumDepth) levels") }
+        guard index < bytes.endIndex else { throw fail("unexpected end of line, a value was expected") }
+        switch bytes[index] {
+        case UInt8(ascii: "{"): return try object(depth: depth)
+        case UInt8(ascii: "["): return try array(depth: depth)
+        case UInt8(ascii: "\""): return .string(try string())
+        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
+        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
+        case UInt8(ascii: "n"): try literal("null"); return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try number())
+        default: throw fail("unexpected character, a JSON value was expected")
+        }
+    }
+
+    private mutating func literal(_ word: String) throws(SyntaxError) {
+        for expected in word.utf8 {
+            guard index < bytes.endIndex, bytes[index] == expected else { throw fail("invalid literal, expected `\(word)`") }
+            index += 1
+        }
+    }
+
+    private mutating func number() throws(SyntaxError) -> String {
+        let start = index
+        if bytes[index] == UInt8(ascii: "-") { index += 1 }
+        func digits(_ p: inout JSONLine) -> Int {
+            var count = 0
+            while p.index < p.bytes.endIndex, p.bytes[p.index] >= UInt8(ascii: "0"), p.bytes[p.index] <= UInt8(ascii: "9") { p.index += 1; count += 1 }
+            return count
+        }
+        let intStart = index
+        let intDigits = digits(&self)
+        guard intDigits > 0 else { throw fail("invalid number") }
+        guard !(intDigits > 1 && bytes[intStart] == UInt8(ascii: "0")) else { throw fail("invalid number: leading zeros are not allowed") }
+        if index < bytes.endIndex, bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            guard digits(&self) > 0 else { throw fail("invalid number: digits must follow `.`") }
+        }
+        if index < bytes.endIndex, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            index += 1
+            if index < bytes.endIndex, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+            guard digits(&self) > 0 else { throw fail("invalid number: digits must follow the exponent") }
+        }
+        return String(decoding: bytes[start..<index], as: UTF8.self)
+    }
+
+    private mutating func hex4() throws(SyntaxError) -> UInt32 {
+        guard index + 4 <= bytes.endIndex else { throw fail("invalid `\\u` escape") }
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            let c = bytes[index]
+            let digit: UInt32
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(c - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(c - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(c - UInt8(ascii: "A") + 10)
+            default: throw fail("invalid `\\u` escape")
+            }
+            value = value << 4 | digit
+            index += 1
+        }
+        return value
+    }
+
+    private mutating func string() throws(SyntaxError) -> String {
+        index += 1
+        var out: [UInt8] = []
+        while true {
+            guard index < bytes.endIndex else { throw fail("unterminated string") }
+            let c = bytes[index]
+            index += 1
+            switch c {
+            case UInt8(ascii: "\""): return String(decoding: out, as: UTF8.self)
+            case 0..<0x20: throw fail("control character inside a string; escape it")
+            case UInt8(ascii: "\\"):
+                guard index < bytes.endIndex else { throw fail("unterminated escape") }
+                let e = bytes[index]
+                index += 1
+                switch e {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
+                case UInt8(ascii: "b"): out.append(8)
+                case UInt8(ascii: "f"): out.append(12)
+                case UInt8(ascii: "n"): out.append(10)
+                case UInt8(ascii: "r"): out.append(13)
+                case UInt8(ascii: "t"): out.append(9)
+                case UInt8(ascii: "u"):
+                    var scalar = try hex4()
+                    if (0xD800...0xDBFF).contains(scalar) {
+                        guard index + 2 <= bytes.endIndex, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
+                            throw fail("lone surrogate in `\\u` escape")
+                        }
+                        index += 2
+                        let low = try hex4()
+                        guard (0xDC00...0xDFFF).contains(low) else { throw fail("lone surrogate in `\\u` escape") }
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    } else if (0xDC00...0xDFFF).contains(scalar) {
+                        throw fail("lone surrogate in `\\u` escape")
+                    }
+                    guard let unicode = Unicode.Scalar(scalar) else { throw fail("invalid `\\u` escape") }
+                    out += Array(String(Character(unicode)).utf8)
+                default: throw fail("invalid escape `\\\(Character(Unicode.Scalar(e)))`")
+                }
+            default: out.append(c)
+            }
+        }
+    }
+
+    private mutating func array(depth: Int) throws(SyntaxError) -> Value {
+        index += 1
+        var items: [Value] = []
+        skipSpace()
+        if index < bytes.endIndex, bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
+        while true {
+            skipSpace()
+            items.append(try value(depth: depth + 1))
+            skipSpace()
+            guard index < bytes.endIndex else { throw fail("unterminated array") }
+            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+            if bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
+            throw fail("expected `,` or `]` in array")
+        }
+    }
+
+    private mutating func object(depth: Int) throws(SyntaxError) -> Value {
+        index += 1
+        var members: [(String, Value)] = []
+        var keys = Set<String>()
+        skipSpace()
+        if index < bytes.endIndex, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
+        while true {
+            skipSpace()
+            guard index < bytes.endIndex, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a quoted key") }
+            let key = try string()
+            guard keys.insert(key).inserted else { throw fail("duplicate key `\(key.prefix(64))`") }
+            skipSpace()
+            guard index < bytes.endIndex, bytes[index] == UInt8(ascii: ":") else { throw fail("expected `:` after a key") }
+            index += 1
+            skipSpace()
+            members.append((key, try value(depth: depth + 1)))
+            skipSpace()
+            guard index < bytes.endIndex else { throw fail("unterminated object") }
+            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+            if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
+            throw fail("expected `,` or `}` in object")
+        }
+    }
+}
+
+/// Splits a byte buffer into lines (LF or CRLF), numbering them from 1 and skipping blank lines.
+struct LineSplitter: Sequence, IteratorProtocol {
+    private let bytes: [UInt8]
+    private var position = 0
+    private var line = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    mutating func next() -> (line: Int, text: ArraySlice<UInt8>)? {
+        while position < bytes.count {
+            line += 1
+            let start = position
+            var end = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
+            position = end + 1
+            if end > start, bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+            let text = bytes[start..<end]
+            if text.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
+            return (line, text)
+        }
+        return nil
+    }
+}

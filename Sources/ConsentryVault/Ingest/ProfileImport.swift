@@ -1,0 +1,341 @@
+public import ConsentryCore
+import ConsentryCrypto
+import ConsentryPolicy
+public import Foundation
+import GRDB
+
+/// One incoming profile record before validation: raw values by column or key, in input order.
+struct ProfileRecord {
+    var line: Int
+    var values: [(key: String, value: String)]
+    /// A problem found while reading the record (wrong value type in JSON, wrong column count in CSV).
+    var problem: FieldProblem?
+}
+
+/// The file formats profiles can be imported from.
+public enum ProfileFormat: String, Sendable, CaseIterable, Codable {
+    /// Comma-separated values with a header row of field names (RFC 4180).
+    case csv
+    /// JSON Lines: one JSON object per line, keys are field names.
+    case jsonl
+
+    /// The format implied by a file name's extension (`.csv`, `.jsonl`, `.ndjson`), or nil.
+    public init?(fileExtension: String) {
+        switch fileExtension.lowercased() {
+        case "csv": self = .csv
+        case "jsonl", "ndjson": self = .jsonl
+        default: return nil
+        }
+    }
+}
+
+extension Vault {
+    /// The column that carries when a record's values were last changed in its source; used by merges.
+    static let recordTimeColumn = "updated_at"
+
+    /// Imports a file of profiles.
+    ///
+    /// Values are validated and normalized by the field schema; undeclared fields are not stored and are
+    /// reported; records matching an existing subject by e-mail or customer id are merged into it (per
+    /// field, a higher-precedence source wins, else the newest non-empty value). Records are committed in
+    /// batches; a bad record is rejected with line, field and reason while the good ones are committed.
+    ///
+    /// - Throws: ``VaultError`` with code `invalidInput` for a file that is unusable as a whole (unreadable,
+    ///   empty, not UTF-8, bad header), in which case nothing was changed; `storage` when writing fails.
+    public func importProfiles(from url: URL, source: DataSource, format: ProfileFormat) throws(VaultError) -> ImportReport {
+        let file = try InputFile(url: url)
+        var report = ImportReport(file: url.path, kind: "profiles")
+        switch format {
+        case .csv:
+            if let first = file.bytes.first(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: "\r") }),
+                first == UInt8(ascii: "{") || first == UInt8(ascii: "[")
+            {
+                throw VaultError(.invalidInput, "`\(url.path)` looks like JSON, not CSV; pass `--format jsonl` for JSON Lines (nothing was imported)")
+            }
+            var reader = CSVReader(file.bytes)
+            let header = try csvHeader(reader.next(), path: url.path)
+            let records = reader.lazy.map { record -> ProfileRecord in
+                switch record {
+                case .malformed(let line, let reason):
+                    return ProfileRecord(line: line, values: [], problem: FieldProblem(field: nil, reason: reason))
+                case .values(let line, let values):
+                    guard values.count == header.count else {
+                        return ProfileRecord(
+                            line: line, values: [],
+                            problem: FieldProblem(field: nil, reason: "has \(values.count) values but the header has \(header.count) columns; check for a missing or extra comma"))
+                    }
+                    return ProfileRecord(line: line, values: Array(zip(header, values)).map { (key: $0.0, value: $0.1) })
+                }
+            }
+            try ingestProfiles(records, source: source, report: &report)
+        case .jsonl:
+            var lines = LineSplitter(file.bytes)
+            guard let first = lines.next() else { throw VaultError(.invalidInput, "`\(url.path)` is empty; nothing was imported") }
+            guard case .object = try? JSONLine.parse(first.text) else {
+                throw VaultError(
+                    .invalidInput,
+                    "`\(url.path)` line \(first.line) is not a JSON object; a JSON Lines file has one `{...}` object per line (nothing was imported)")
+            }
+            let records = LineSplitter(file.bytes).lazy.map { Self.profileRecord(line: $0.line, text: $0.text) }
+            try ingestProfiles(records, source: source, report: &report)
+        }
+        return report
+    }
+
+    /// Reads a JSON Lines record: keys and scalar values; nested values and syntax errors become the record's problem.
+    static func profileRecord(line: Int, text: ArraySlice<UInt8>) -> ProfileRecord {
+        let value: JSONLine.Value
+        do { value = try JSONLine.parse(text) } catch {
+            return ProfileRecord(line: line, values: [], problem: FieldProblem(field: nil, reason: "invalid JSON at column \(error.column): \(error.reason)"))
+        }
+        guard case .object(let members) = value else {
+            return ProfileRecord(line: line, values: [], problem: FieldProblem(field: nil, reason: "expected a JSON object `{...}`"))
+        }
+        var record = ProfileRecord(line: line, values: [])
+        for (key, member) in members {
+            switch member {
+            case .string(let s), .number(let s): record.values.append((key, s))
+            case .bool(let b): record.values.append((key, b ? "true" : "false"))
+            case .null: continue
+            case .array, .object:
+                record.problem = record.problem ?? FieldProblem(field: String(key.prefix(64)), reason: "must be a string, number or boolean, not a list or object")
+            }
+        }
+        return record
+    }
+
+    /// Validates a CSV header: field names, no duplicates, an identity column, no undeclared special-category column.
+    private func csvHeader(_ record: CSVReader.Record?, path: String) throws(VaultError) -> [String] {
+        guard case .values(_, let raw)? = record else {
+            var reason = ""
+            if case .malformed(_, let why)? = record { reason = " (\(why))" }
+            throw VaultError(
+                .invalidInput, "`\(path)` line 1: the header row is malformed\(reason); the first line must list field names separated by commas (nothing was imported)")
+        }
+        var names: [String] = []
+        for (index, column) in raw.enumerated() {
+            let name = Normalize.trimmed(column).lowercased()
+            guard name == Self.recordTimeColumn || FieldName.isValid(name) else {
+                throw VaultError(
+                    .invalidInput,
+                    "`\(path)` line 1, column \(index + 1): the header `\(column.prefix(40))` is not a field name; use lower-case names from policies/fields.yaml (nothing was imported)")
+            }
+            guard !names.contains(name) else {
+                throw VaultError(.invalidInput, "`\(path)` line 1: the column `\(name)` appears twice; remove one (nothing was imported)")
+            }
+            if schema[name] == nil, let category = SpecialCategory.category(ofName: name) {
+                throw VaultError(
+                    .invalidInput,
+                    "`\(path)` line 1: the column `\(name)` looks like special-category data (\(category)) and is not declared; special-category data is only imported when policies/fields.yaml declares it with `class: special` (nothing was imported)")
+            }
+            names.append(name)
+        }
+        guard names.contains("email") || names.contains("customer_id") else {
+            throw VaultError(
+                .invalidInput, "`\(path)` line 1: the header has neither an `email` nor a `customer_id` column, so no record could be matched to a subject (nothing was imported)")
+        }
+        return names
+    }
+
+    /// Runs validated records through identity resolution and storage, one transaction per batch.
+    func ingestProfiles(_ records: some Sequence<ProfileRecord>, source: DataSource, report: inout ImportReport) throws(VaultError) {
+        let ingest: ProfileIngest
+        do { ingest = try ProfileIngest(vault: self, source: source) } catch { throw VaultError(.key, error.message) }
+        var batch: [ProfileRecord] = []
+        batch.reserveCapacity(configuration.importBatchSize)
+        func flush(_ report: inout ImportReport) throws(VaultError) {
+            guard !batch.isEmpty else { return }
+            var batchReport = report
+            do {
+                try db.write { db in
+                    for record in batch { try ingest.process(record, db: db, report: &batchReport) }
+                }
+            } catch {
+                throw Self.storageError(error, "import the batch starting at line \(batch[0].line) (earlier batches were committed)")
+            }
+            report = batchReport
+            batch.removeAll(keepingCapacity: true)
+        }
+        for record in records {
+            report.records += 1
+            batch.append(record)
+            if batch.count >= configuration.importBatchSize { try flush(&report) }
+        }
+        try flush(&report)
+    }
+}
+
+/// The per-import state: statements, a nonce pool and a scratch data key in locked memory.
+final class ProfileIngest {
+    let vault: Vault
+    let source: DataSource
+    let now: Int64
+    let nonces = NonceSource()
+    var scratchKey: SecretBytes
+    let limit: Int
+
+    init(vault: Vault, source: DataSource) throws(CryptoError) {
+        self.vault = vault
+        self.source = source
+        self.now = vault.nowMillis
+        self.scratchKey = try SecretBytes(count: Sealing.keyLength)
+        self.limit = vault.configuration.maxReportedRejections
+    }
+
+    /// Validates, resolves and stores one record. A `FieldProblem` rejects the record; a database error aborts the batch.
+    func process(_ record: ProfileRecord, db: Database, report: inout ImportReport) throws {
+        do {
+            try store(record, db: db, report: &report)
+        } catch let problem as FieldProblem {
+            report.reject(.init(line: record.line, field: problem.field, reason: problem.reason), limit: limit)
+        }
+    }
+
+    private func store(_ record: ProfileRecord, db: Database, report: inout ImportReport) throws {
+        if let problem = record.problem { throw problem }
+        var values: [(spec: FieldSpec, value: String)] = []
+        var observedAt = now
+        var identities: [IdentityKind: String] = [:]
+        var dropped: [String] = []
+        for (key, raw) in record.values {
+            if key == Vault.recordTimeColumn {
+                guard !Normalize.trimmed(raw).isEmpty else { continue }
+                do { observedAt = try Normalize.timestampMillis(raw) } catch { throw FieldProblem(field: key, reason: error.message) }
+                if observedAt > now + 86_400_000 {
+                    throw FieldProblem(field: key, reason: "is more than a day in the future; check the source system's clock")
+                }
+                continue
+            }
+            guard let spec = vault.schema[key] else {
+                if let category = SpecialCategory.category(ofName: key) {
+                    throw FieldProblem(
+                        field: String(key.prefix(64)),
+                        reason: "looks like special-category data (\(category)) and is not declared; declare it in policies/fields.yaml with `class: special` to import it")
+                }
+                dropped.append(key)
+                continue
+            }
+            guard !Normalize.trimmed(raw).isEmpty else { continue }  // a missing value is never stored as if real
+            let value: String
+            do { value = try Normalize.value(raw, as: spec.type) } catch { throw FieldProblem(field: key, reason: error.message) }
+            if let kind = spec.identityKind { identities[kind] = value }
+            values.append((spec, value))
+        }
+        for key in dropped { report.droppedFields[FieldName.isValid(key) ? key : "(invalid name)", default: 0] += 1 }
+        guard identities[.email] != nil || identities[.customerID] != nil else {
+            throw FieldProblem(field: nil, reason: "the record has neither a valid `email` nor a `customer_id`; add one so it can be matched to a subject")
+        }
+        var hashes: [IdentityKind: [UInt8]] = [:]
+        for (kind, value) in identities { hashes[kind] = vault.keys.blindIndex.index(kind, value) }
+        let byEmail = try hashes[.email].flatMap { try Self.lookup(.email, $0, db: db) }
+        let byCustomer = try hashes[.customerID].flatMap { try Self.lookup(.customerID, $0, db: db) }
+        if let byEmail, let byCustomer, byEmail != byCustomer {
+            throw FieldProblem(
+                field: nil,
+                reason: "the `email` and the `customer_id` belong to two different subjects; correct the record or merge the subjects first")
+        }
+        if let existing = byEmail ?? byCustomer {
+            let changed = try merge(into: existing, values: values, observedAt: observedAt, db: db)
+            if changed { report.merged += 1 } else { report.unchanged += 1 }
+            try insertIdentities(hashes, subject: existing, db: db)
+        } else {
+            let subject = try insertSubject(values: values, observedAt: observedAt, db: db)
+            try insertIdentities(hashes, subject: subject, db: db)
+            report.inserted += 1
+        }
+    }
+
+    static func lookup(_ kind: IdentityKind, _ hash: [UInt8], db: Database) throws -> SubjectID? {
+        let statement = try db.cachedStatement(sql: "SELECT subject_id FROM identity WHERE kind = ? AND hash = ? LIMIT 1")
+        return try Int64.fetchOne(statement, arguments: [kind.rawValue, Data(hash)]).map(SubjectID.init(rawValue:))
+    }
+
+    private func insertIdentities(_ hashes: [IdentityKind: [UInt8]], subject: SubjectID, db: Database) throws {
+        let statement = try db.cachedStatement(
+            sql: "INSERT OR IGNORE INTO identity (kind, hash, subject_id, source, created_at) VALUES (?, ?, ?, ?, ?)")
+        for kind in IdentityKind.allCases {
+            guard let hash = hashes[kind] else { continue }
+            try statement.execute(arguments: [kind.rawValue, Data(hash), subject.rawValue, source.rawValue, now])
+        }
+    }
+
+    private func insertSubject(values: [(spec: FieldSpec, value: String)], observedAt: Int64, db: Database) throws -> SubjectID {
+        let kekVersion = vault.keys.activeVersion
+        guard let kek = vault.keys.kek(kekVersion) else { throw VaultError(.key, "the active key-encryption key is not loaded") }
+        scratchKey.withUnsafeMutableBytes { ConsentryCrypto.SecureRandom.fill($0) }
+        defer { scratchKey.zero() }
+        let statement = try db.cachedStatement(
+            sql: "INSERT INTO subject (id, kek_version, wrapped_key, key_version, fields, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?, ?)")
+        while true {
+            let subject = SecureRandom.subjectID()
+            var packed = PackedFields()
+            for (spec, value) in values {
+                let sealed = Sealing.seal(
+                    value, key: scratchKey, associatedData: Sealing.fieldAssociatedData(subject: subject, field: spec.name, keyVersion: 1), nonces: nonces)
+                packed.entries.append(.init(name: spec.name.rawValue, source: source, observedAt: observedAt, sealed: sealed))
+            }
+            let wrapped = Sealing.wrap(scratchKey, kek: kek.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: kekVersion), nonces: nonces)
+            do {
+                try statement.execute(arguments: [subject.rawValue, Int64(kekVersion), Data(wrapped), Data(packed.encoded()), now, now])
+                return subject
+            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
+                continue  // a random id collided (about 1 in 2^63 per subject): draw another
+            }
+        }
+    }
+
+    /// Merges values into an existing subject. Per field, a value from a higher-precedence source wins;
+    /// among equal precedence the newer (or equally new) value wins. Returns whether any value changed.
+    private func merge(into subject: SubjectID, values: [(spec: FieldSpec, value: String)], observedAt: Int64, db: Database) throws -> Bool {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT kek_version, wrapped_key, key_version, fields FROM subject WHERE id = ?"), arguments: [subject.rawValue])
+        else { throw VaultError(.integrity, "identity of subject \(subject) points to no subject row") }
+        let kekVersion = UInt32(row[0] as Int64)
+        let keyVersion = UInt32(row[2] as Int64)
+        guard let kek = vault.keys.kek(kekVersion) else { throw VaultError(.key, "key-encryption key version \(kekVersion) is not loaded") }
+        let wrapped = row[1] as Data
+        let unwrapped = wrapped.withUnsafeBytes {
+            Sealing.unwrap($0, kek: kek.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: kekVersion), into: &scratchKey)
+        }
+        defer { scratchKey.zero() }
+        guard unwrapped else { throw VaultError(.integrity, "the data key of subject \(subject) failed its integrity check; run `consentry check`") }
+        guard var packed = (row[3] as Data).withUnsafeBytes({ PackedFields.decode($0) }) else {
+            throw VaultError(.integrity, "the stored profile of subject \(subject) is malformed; run `consentry check`")
+        }
+        let newRank = vault.schema.rank(of: source)
+        var changed = false
+        var touched = false
+        for (spec, value) in values {
+            let ad = Sealing.fieldAssociatedData(subject: subject, field: spec.name, keyVersion: keyVersion)
+            if let index = packed.entries.firstIndex(where: { $0.name == spec.name.rawValue }) {
+                let old = packed.entries[index]
+                let oldRank = vault.schema.rank(of: old.source)
+                guard newRank < oldRank || (newRank == oldRank && observedAt >= old.observedAt) else { continue }
+                let oldValue = old.sealed.withUnsafeBytes { Sealing.openString($0, key: scratchKey, associatedData: ad) }
+                guard let oldValue else {
+                    throw VaultError(.integrity, "field `\(spec.name)` of subject \(subject) failed its integrity check; run `consentry check`")
+                }
+                touched = true
+                if oldValue == value {
+                    packed.entries[index].source = source
+                    packed.entries[index].observedAt = observedAt
+                } else {
+                    packed.entries[index] = .init(
+                        name: spec.name.rawValue, source: source, observedAt: observedAt, sealed: Sealing.seal(value, key: scratchKey, associatedData: ad, nonces: nonces))
+                    changed = true
+                }
+            } else {
+                packed.entries.append(
+                    .init(name: spec.name.rawValue, source: source, observedAt: observedAt, sealed: Sealing.seal(value, key: scratchKey, associatedData: ad, nonces: nonces)))
+                changed = true
+                touched = true
+            }
+        }
+        if touched {
+            // updated_at moves only when a value changed, not when only provenance did.
+            try db.cachedStatement(sql: "UPDATE subject SET fields = ?, updated_at = max(updated_at, ?) WHERE id = ?").execute(arguments: [
+                Data(packed.encoded()), changed ? now : 0, subject.rawValue,
+            ])
+        }
+        return changed
+    }
+}

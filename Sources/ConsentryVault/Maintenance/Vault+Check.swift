@@ -1,0 +1,75 @@
+public import ConsentryCore
+import ConsentryCrypto
+import ConsentryPolicy
+import Foundation
+import GRDB
+
+/// The result of `consentry check`: whether every subject decrypts and the database is consistent.
+///
+/// It names subjects and fields that fail, never values. Its `--json` keys are stable.
+public struct CheckReport: Sendable, Codable, Equatable {
+    /// Subjects whose data key and fields were opened.
+    public var subjectsChecked = 0
+    /// Field values opened and authenticated.
+    public var valuesOpened = 0
+    /// SQLite's `quick_check` verdict (`ok` when the file is sound).
+    public var databaseCheck = "not run"
+    /// Foreign-key violations (rows that reference nothing); always 0 in a sound vault.
+    public var foreignKeyViolations = 0
+    /// Problems found, each naming a subject and field.
+    public var problems: [String] = []
+
+    /// Whether nothing was wrong.
+    public var passed: Bool { problems.isEmpty && databaseCheck == "ok" && foreignKeyViolations == 0 }
+}
+
+extension Vault {
+    /// Opens every field (or the given fields) of every subject and checks the database's structure.
+    ///
+    /// Use it after a crash or a restore: a sound vault passes. No plaintext leaves this function.
+    /// - Parameters:
+    ///   - fields: the fields to open; nil opens every declared field.
+    ///   - structural: also run SQLite's `quick_check` and `foreign_key_check`.
+    public func check(fields: [FieldName]? = nil, structural: Bool = true) throws(VaultError) -> CheckReport {
+        var report = CheckReport()
+        let names = fields ?? schema.fields.map(\.name)
+        // Scan subject by subject so that one bad subject does not hide the others.
+        let ids: [Int64]
+        do { ids = try db.read { try Int64.fetchAll($0, sql: "SELECT id FROM subject ORDER BY id") } } catch {
+            throw Self.storageError(error, "list subjects")
+        }
+        if ids.count > 0 && report.problems.isEmpty {
+            // Fast path: one pass; on the first failure fall back to checking subjects one by one.
+            do {
+                try scanSubjects(fields: names) { _, values in
+                    report.subjectsChecked += 1
+                    report.valuesOpened += values.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
+                }
+            } catch let error where error.code == .integrity || error.code == .key {
+                report.subjectsChecked = 0
+                report.valuesOpened = 0
+                for id in ids {
+                    do {
+                        try scanSubjects(fields: names, only: SubjectID(rawValue: id)) { _, values in
+                            report.subjectsChecked += 1
+                            report.valuesOpened += values.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
+                        }
+                    } catch let error where error.code == .integrity || error.code == .key {
+                        report.problems.append(error.message)
+                    }
+                }
+            }
+        }
+        if structural {
+            do {
+                try db.read { db in
+                    report.databaseCheck = try String.fetchAll(db, sql: "PRAGMA quick_check").joined(separator: "; ")
+                    report.foreignKeyViolations = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").count
+                }
+            } catch {
+                report.databaseCheck = "failed: \(Self.storageError(error, "check the database").message)"
+            }
+        }
+        return report
+    }
+}

@@ -1,0 +1,98 @@
+import ConsentryCore
+import ConsentryCrypto
+import Foundation
+import GRDB
+
+/// What a key rotation did.
+public struct RotationReport: Sendable, Codable, Equatable {
+    /// The key-encryption-key version data keys were wrapped with before.
+    public var fromVersion: Int
+    /// The version they are wrapped with now.
+    public var toVersion: Int
+    /// Data keys re-wrapped by this run.
+    public var rewrapped: Int
+    /// Whether this run finished a rotation that an earlier run had started and not completed.
+    public var resumed: Bool
+}
+
+extension Vault {
+    /// Rotates the key-encryption key: a new random KEK becomes active and every subject's data key is
+    /// re-wrapped under it; sealed field values are not touched.
+    ///
+    /// Crash-safe: the new KEK is stored before any data key moves, each batch of re-wraps commits with
+    /// the version it used, and the old KEK is deleted only when no data key needs it any more. Killed at
+    /// any moment, the vault stays readable, and running the rotation again finishes the interrupted one.
+    public func rotateKeys(batchSize: Int = 1_000) throws(VaultError) -> RotationReport {
+        let nonces = NonceSource()
+        let now = nowMillis
+        var resumed = false
+        var fromVersion = 0
+        var toVersion = 0
+        do {
+            // Step 1: install a new active KEK, unless an interrupted rotation already did.
+            let newKEK = try SecretBytes.random(count: Sealing.keyLength)
+            try db.write { db in
+                let retiring = try Int64.fetchOne(db, sql: "SELECT version FROM kek WHERE state = 'retiring' ORDER BY version LIMIT 1")
+                let active = try Int64.fetchOne(db, sql: "SELECT version FROM kek WHERE state = 'active'") ?? 0
+                if let retiring {
+                    resumed = true
+                    fromVersion = Int(retiring)
+                    toVersion = Int(active)
+                    return
+                }
+                let next = active + 1
+                fromVersion = Int(active)
+                toVersion = Int(next)
+                try db.execute(sql: "UPDATE kek SET state = 'retiring' WHERE state = 'active'")
+                try db.execute(
+                    sql: "INSERT INTO kek (version, wrapped, state, created_at) VALUES (?, ?, 'active', ?)",
+                    arguments: [next, Data(keys.wrapKEK(newKEK, version: UInt32(next), nonces: nonces)), now])
+            }
+            try loadKEKs()
+            let target = UInt32(toVersion)
+            guard let targetKEK = keys.kek(target) else { throw VaultError(.key, "the new key-encryption key did not load") }
+            // Step 2: re-wrap data keys in batches, each batch one transaction.
+            var scratch = try SecretBytes(count: Sealing.keyLength)
+            defer { scratch.zero() }
+            var rewrapped = 0
+            while true {
+                let moved = try db.write { db -> Int in
+                    let rows = try Row.fetchAll(
+                        db, sql: "SELECT id, kek_version, wrapped_key FROM subject WHERE kek_version <> ? LIMIT ?", arguments: [Int64(target), batchSize])
+                    let update = try db.cachedStatement(sql: "UPDATE subject SET kek_version = ?, wrapped_key = ? WHERE id = ?")
+                    for row in rows {
+                        let subject = SubjectID(rawValue: row[0])
+                        let version = UInt32(row[1] as Int64)
+                        guard let oldKEK = keys.kek(version) else {
+                            throw VaultError(.key, "subject \(subject) is wrapped under key-encryption key version \(version), which the vault does not hold")
+                        }
+                        let ok = (row[2] as Data).withUnsafeBytes {
+                            Sealing.unwrap($0, kek: oldKEK.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: version), into: &scratch)
+                        }
+                        guard ok else { throw VaultError(.integrity, "the data key of subject \(subject) failed its integrity check; nothing of this batch was changed") }
+                        let wrapped = Sealing.wrap(scratch, kek: targetKEK.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: target), nonces: nonces)
+                        scratch.zero()
+                        try update.execute(arguments: [Int64(target), Data(wrapped), subject.rawValue])
+                    }
+                    return rows.count
+                }
+                rewrapped += moved
+                if moved < batchSize { break }
+            }
+            // Step 3: retire the old KEKs once nothing references them, then checkpoint so that their
+            // wrapped copies leave the WAL too (secure_delete overwrites them in the main file).
+            try db.write { db in
+                let remaining = try Int.fetchOne(db, sql: "SELECT count(*) FROM subject WHERE kek_version <> ?", arguments: [Int64(target)]) ?? 0
+                guard remaining == 0 else { throw VaultError(.storage, "\(remaining) data keys still use an old key-encryption key; run `consentry keys rotate` again") }
+                try db.execute(sql: "DELETE FROM kek WHERE state = 'retiring'")
+            }
+            try db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+            try loadKEKs()
+            return RotationReport(fromVersion: fromVersion, toVersion: toVersion, rewrapped: rewrapped, resumed: resumed)
+        } catch let error as CryptoError {
+            throw VaultError(.key, error.message)
+        } catch {
+            throw Self.storageError(error, "rotate the key-encryption key")
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import ConsentryCore
+import ConsentryCrypto
+import Foundation
+import GRDB
+
+// INVARIANT: one door. Everything in this file returns decrypted personal data and is `internal`: only
+// code inside ConsentryVault (the gate) can call it. Making any of it `public` or `package` breaks
+// invariant 1; the access-control test in ConsentryVaultTests fails if that happens.
+
+/// Opens the requested fields of subjects, one subject at a time, reusing one scratch key in locked
+/// memory and one associated-data buffer per field.
+struct FieldOpener {
+    let fields: [FieldName]
+    private let names: [[UInt8]]
+    private var associatedData: [[UInt8]]
+    private let prefixLength = Array("cns-field-v1".utf8).count
+
+    init(fields: [FieldName]) {
+        self.fields = fields
+        names = fields.map { Array($0.rawValue.utf8) }
+        associatedData = fields.map { Sealing.fieldAssociatedData(subject: SubjectID(rawValue: 0), field: $0, keyVersion: 0) }
+    }
+
+    /// Points every field's associated data at `subject` and `keyVersion` (their bytes sit at fixed offsets).
+    mutating func bind(subject: SubjectID, keyVersion: UInt32) {
+        let subjectBytes = subject.rawValue.bigEndian
+        let version = keyVersion.bigEndian
+        for i in associatedData.indices {
+            associatedData[i].withUnsafeMutableBytes { ad in
+                ad.storeBytes(of: subjectBytes, toByteOffset: prefixLength, as: Int64.self)
+                ad.storeBytes(of: version, toByteOffset: prefixLength + 8, as: UInt32.self)
+            }
+        }
+    }
+
+    /// Opens the requested fields in a packed profile. `values[i]` is nil when field `i` is absent.
+    /// - Throws: ``VaultError`` `integrity` naming subject and field when a value fails to open.
+    func open(packed: UnsafeRawBufferPointer, key: borrowing SecretBytes, subject: SubjectID, into values: inout [String?]) throws {
+        for i in values.indices { values[i] = nil }
+        var failure: FieldName?
+        let wellFormed = PackedFields.visit(packed) { name, _, _, sealed in
+            guard let index = names.firstIndex(where: { $0.elementsEqual(name) }) else { return true }
+            let opened = associatedData[index].withUnsafeBytes { ad -> String? in
+                let length = sealed.count - Sealing.overhead
+                guard length >= 0 else { return nil }
+                var ok = true
+                let text = String(unsafeUninitializedCapacity: max(length, 1)) { buffer in
+                    guard let n = Sealing.open(sealed, key: key, associatedData: ad, into: UnsafeMutableRawPointer(buffer.baseAddress!)) else {
+                        ok = false
+                        return 0
+                    }
+                    return n
+                }
+                return ok ? text : nil
+            }
+            guard let opened else {
+                failure = fields[index]
+                return false
+            }
+            values[index] = opened
+            return true
+        }
+        if let failure {
+            throw VaultError(.integrity, "field `\(failure)` of subject \(subject) failed its integrity check (tampered, moved, or sealed under another key)")
+        }
+        guard wellFormed else { throw VaultError(.integrity, "the stored profile of subject \(subject) is malformed") }
+    }
+}
+
+extension Vault {
+    /// Finds the subject an identifier belongs to, through its blind index. `value` is normalized here.
+    func findSubject(_ kind: IdentityKind, _ value: String) throws(VaultError) -> SubjectID? {
+        let normalized: String
+        do {
+            switch kind {
+            case .email: normalized = try Normalize.email(value)
+            case .phone: normalized = try Normalize.phone(value)
+            case .customerID: normalized = try Normalize.customerID(value)
+            }
+        } catch { return nil }
+        let hash = keys.blindIndex.index(kind, normalized)
+        do { return try db.read { try ProfileIngest.lookup(kind, hash, db: $0) } } catch { throw Self.storageError(error, "look up a subject") }
+    }
+
+    /// Decrypts `fields` of one subject; absent fields are missing from the result. Nil when the subject does not exist.
+    func readFields(of subject: SubjectID, fields: [FieldName]) throws(VaultError) -> [FieldName: String]? {
+        var result: [FieldName: String]?
+        try scanSubjects(fields: fields, only: subject) { _, values in
+            var found: [FieldName: String] = [:]
+            for (name, value) in zip(fields, values) { if let value { found[name] = value } }
+            result = found
+        }
+        return result
+    }
+
+    /// Decrypts `fields` of every subject (or of one), calling `body` with each subject and its values in
+    /// `fields` order. Only the requested fields are opened. Runs in one read transaction (a consistent snapshot).
+    func scanSubjects(fields: [FieldName], only: SubjectID? = nil, _ body: (SubjectID, [String?]) throws -> Void) throws(VaultError) {
+        do {
+            try db.read { db in
+                var scratch = try SecretBytes(count: Sealing.keyLength)
+                defer { scratch.zero() }
+                var opener = FieldOpener(fields: fields)
+                var values = [String?](repeating: nil, count: fields.count)
+                var wrapAD = Sealing.wrapAssociatedData(subject: SubjectID(rawValue: 0), kekVersion: 0)
+                let wrapPrefix = Array("cns-wrap-v1".utf8).count
+                var kekCache: (version: UInt32, box: KeyBox)?
+                let sql = "SELECT id, kek_version, wrapped_key, key_version, fields FROM subject" + (only == nil ? "" : " WHERE id = ?")
+                let statement = try db.makeStatement(sql: sql)
+                let cursor = try Row.fetchCursor(statement, arguments: only.map { [$0.rawValue] } ?? [])
+                while let row = try cursor.next() {
+                    let subject = SubjectID(rawValue: row[0])
+                    let kekVersion = UInt32(truncatingIfNeeded: row[1] as Int64)
+                    if kekCache?.version != kekVersion {
+                        guard let box = keys.kek(kekVersion) else {
+                            throw VaultError(.key, "subject \(subject) is wrapped under key-encryption key version \(kekVersion), which the vault does not hold")
+                        }
+                        kekCache = (kekVersion, box)
+                    }
+                    wrapAD.withUnsafeMutableBytes { ad in
+                        ad.storeBytes(of: subject.rawValue.bigEndian, toByteOffset: wrapPrefix, as: Int64.self)
+                        ad.storeBytes(of: kekVersion.bigEndian, toByteOffset: wrapPrefix + 8, as: UInt32.self)
+                    }
+                    let unwrapped = try row.withUnsafeData(atIndex: 2) { data -> Bool in
+                        guard let data else { return false }
+                        return data.withUnsafeBytes { Sealing.unwrap($0, kek: kekCache!.box.key, associatedData: wrapAD, into: &scratch) }
+                    }
+                    guard unwrapped else { throw VaultError(.integrity, "the data key of subject \(subject) failed its integrity check (tampered or moved)") }
+                    opener.bind(subject: subject, keyVersion: UInt32(truncatingIfNeeded: row[3] as Int64))
+                    try row.withUnsafeData(atIndex: 4) { data in
+                        guard let data else { throw VaultError(.integrity, "subject \(subject) has no stored profile") }
+                        try data.withUnsafeBytes { (packed: UnsafeRawBufferPointer) in
+                            try opener.open(packed: packed, key: scratch, subject: subject, into: &values)
+                        }
+                    }
+                    try body(subject, values)
+                }
+            }
+        } catch {
+            throw Self.storageError(error, "read subjects")
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import GRDB
+
+/// The vault's database schema, as named migrations. Persisted strings (kinds, states, sources) are frozen.
+enum Schema {
+    /// The identifier of the newest migration; `status` reports it as the schema version.
+    static let currentVersion = "v1-vault"
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-vault") { db in
+            // Key-encryption keys, wrapped by a key derived from the master key. During a rotation two rows
+            // exist: the new `active` one and the `retiring` one still wrapping some data keys.
+            try db.execute(
+                sql: """
+                    CREATE TABLE kek (
+                        version INTEGER PRIMARY KEY CHECK (version > 0),
+                        wrapped BLOB NOT NULL,
+                        state TEXT NOT NULL CHECK (state IN ('active', 'retiring')),
+                        created_at INTEGER NOT NULL
+                    );
+                    CREATE UNIQUE INDEX kek_one_active ON kek(state) WHERE state = 'active';
+
+                    -- One row per subject. `id` is random; `fields` packs each field sealed on its own
+                    -- (see PackedFields), so a read opens only the fields it asks for.
+                    CREATE TABLE subject (
+                        id INTEGER PRIMARY KEY CHECK (id > 0),
+                        kek_version INTEGER NOT NULL REFERENCES kek(version),
+                        wrapped_key BLOB NOT NULL,
+                        key_version INTEGER NOT NULL DEFAULT 1 CHECK (key_version > 0),
+                        fields BLOB NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        updated_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX subject_kek ON subject(kek_version);
+
+                    -- Blind indexes (keyed BLAKE2b) of normalized identifiers. E-mail and customer id are
+                    -- unique; a phone number may be shared (a household line).
+                    CREATE TABLE identity (
+                        kind TEXT NOT NULL CHECK (kind IN ('email', 'phone', 'customer_id')),
+                        hash BLOB NOT NULL CHECK (length(hash) = 32),
+                        subject_id INTEGER NOT NULL REFERENCES subject(id) ON DELETE CASCADE,
+                        source TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        PRIMARY KEY (kind, hash, subject_id)
+                    ) WITHOUT ROWID;
+                    CREATE UNIQUE INDEX identity_unique ON identity(kind, hash) WHERE kind <> 'phone';
+                    CREATE INDEX identity_subject ON identity(subject_id);
+
+                    -- Behavioral events: no direct identifiers, linked by the random subject id.
+                    -- `key` is a keyed hash of the source's event id (idempotency); `digest` a keyed hash of
+                    -- the content, to tell a harmless re-delivery from an id reused for another event.
+                    CREATE TABLE event (
+                        id INTEGER PRIMARY KEY,
+                        key BLOB NOT NULL UNIQUE,
+                        digest BLOB NOT NULL,
+                        subject_id INTEGER NOT NULL REFERENCES subject(id) ON DELETE CASCADE,
+                        type TEXT NOT NULL CHECK (type IN ('view', 'cart_add', 'cart_remove', 'purchase', 'email_sent',
+                            'email_open', 'email_click', 'unsubscribe')),
+                        time INTEGER NOT NULL,
+                        item_id TEXT,
+                        category TEXT,
+                        amount REAL,
+                        currency TEXT,
+                        campaign_id TEXT,
+                        received_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX event_subject_time ON event(subject_id, time);
+
+                    -- The consent ledger: append-only; the current state is derived from it.
+                    CREATE TABLE consent_record (
+                        id INTEGER PRIMARY KEY,
+                        subject_id INTEGER NOT NULL REFERENCES subject(id) ON DELETE CASCADE,
+                        purpose TEXT NOT NULL,
+                        state TEXT NOT NULL CHECK (state IN ('granted', 'withdrawn', 'pending', 'confirmed')),
+                        time INTEGER NOT NULL,
+                        source TEXT NOT NULL,
+                        notice_version TEXT,
+                        evidence_ref TEXT,
+                        expires_at INTEGER,
+                        recorded_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX consent_subject ON consent_record(subject_id, purpose, id);
+                    CREATE TRIGGER consent_record_append_only BEFORE UPDATE ON consent_record
+                    BEGIN SELECT RAISE(ABORT, 'consent records are append-only'); END;
+
+                    -- Derived data (segment memberships, scores, clusters, recommendations) is personal data:
+                    -- sealed with the subject's key like profile fields.
+                    CREATE TABLE derived (
+                        subject_id INTEGER NOT NULL REFERENCES subject(id) ON DELETE CASCADE,
+                        kind TEXT NOT NULL,
+                        name TEXT NOT NULL,
+                        sealed BLOB NOT NULL,
+                        updated_at INTEGER NOT NULL,
+                        PRIMARY KEY (subject_id, kind, name)
+                    ) WITHOUT ROWID;
+
+                    CREATE TABLE vault_meta (
+                        key TEXT PRIMARY KEY,
+                        value TEXT NOT NULL
+                    ) WITHOUT ROWID;
+                    """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,46 @@
+import ConsentryCore
+import ConsentryCrypto
+import Foundation
+
+/// The keys an open vault works with: sub-keys derived from the master key, and the unwrapped
+/// key-encryption keys (KEKs) by version. The master key itself is dropped once the sub-keys exist.
+final class VaultKeys: @unchecked Sendable {
+    // @unchecked: `keks` and `activeVersion` change only under `lock`; the other members are immutable.
+    let kekWrapping: KeyBox
+    let blindIndex: BlindIndexer
+    let eventIDs: BlindIndexer
+    private let lock = NSLock()
+    private var keks: [UInt32: KeyBox] = [:]
+    private var active: UInt32 = 0
+
+    init(master: borrowing SecretBytes) throws(CryptoError) {
+        kekWrapping = KeyBox(try SubKeyPurpose.kekWrapping.derive(from: master))
+        blindIndex = BlindIndexer(key: KeyBox(try SubKeyPurpose.blindIndex.derive(from: master)))
+        eventIDs = BlindIndexer(key: KeyBox(try SubKeyPurpose.eventID.derive(from: master)))
+    }
+
+    /// The version new data keys are wrapped with.
+    var activeVersion: UInt32 { lock.withLock { active } }
+
+    func kek(_ version: UInt32) -> KeyBox? { lock.withLock { keks[version] } }
+
+    /// Installs the unwrapped KEKs, replacing any held before.
+    func install(_ unwrapped: [UInt32: KeyBox], active: UInt32) {
+        lock.withLock {
+            keks = unwrapped
+            self.active = active
+        }
+    }
+
+    /// Wraps a new KEK for storage.
+    func wrapKEK(_ kek: borrowing SecretBytes, version: UInt32, nonces: NonceSource) -> [UInt8] {
+        Sealing.wrap(kek, kek: kekWrapping.key, associatedData: Sealing.kekAssociatedData(version: version), nonces: nonces)
+    }
+
+    /// Unwraps a stored KEK; nil when it does not open (wrong master key or tampering).
+    func unwrapKEK(_ wrapped: [UInt8], version: UInt32) throws(CryptoError) -> KeyBox? {
+        var kek = try SecretBytes(count: Sealing.keyLength)
+        let ok = wrapped.withUnsafeBytes { Sealing.unwrap($0, kek: kekWrapping.key, associatedData: Sealing.kekAssociatedData(version: version), into: &kek) }
+        return ok ? KeyBox(kek) : nil
+    }
+}

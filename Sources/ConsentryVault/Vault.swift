@@ -1,0 +1,236 @@
+public import ConsentryCore
+public import ConsentryCrypto
+public import ConsentryPolicy
+public import Foundation
+import GRDB
+
+/// An encrypted profile vault: a directory holding `vault.sqlite`, `keys/`, `policies/`, `audit/` and `exports/`.
+///
+/// Profile values are sealed per subject with the subject's own data key; look-ups go through blind
+/// indexes. Plaintext reads are internal to this module: the gate (its only public door to personal
+/// data) is built on them, and no other module can reach them.
+///
+/// ```swift
+/// let vault = try Vault.create(at: URL(fileURLWithPath: "vault"), policies: URL(fileURLWithPath: "policies"))
+/// let report = try vault.importProfiles(from: URL(fileURLWithPath: "crm.csv"), source: .crm, format: .csv)
+/// ```
+public final class Vault: Sendable {
+    /// The vault directory.
+    public let directory: URL
+    /// The field schema loaded from the vault's `policies/fields.yaml`.
+    public let schema: FieldSchema
+    /// A BLAKE2b hash of the vault's policy files; recorded with what the policy governs.
+    public let policyVersion: String
+    let db: DatabasePool
+    let keys: VaultKeys
+    let configuration: VaultConfiguration
+    var clock: any WallClock { configuration.clock }
+
+    /// The database file inside a vault directory.
+    public static let databaseFileName = "vault.sqlite"
+    /// The master key file, relative to the vault directory.
+    public static let masterKeyPath = "keys/master.key"
+
+    private init(directory: URL, db: DatabasePool, keys: VaultKeys, schema: FieldSchema, policyVersion: String, configuration: VaultConfiguration) {
+        self.directory = directory
+        self.db = db
+        self.keys = keys
+        self.schema = schema
+        self.policyVersion = policyVersion
+        self.configuration = configuration
+    }
+
+    /// Creates a new vault at `directory`.
+    ///
+    /// - Parameters:
+    ///   - directory: where to create it; must not hold a vault already.
+    ///   - policies: the policy directory to copy into the vault (its `*.yaml` files and README).
+    ///   - masterKey: a master key supplied by the operator (from `CONSENTRY_MASTER_KEY`); when nil a new
+    ///     one is generated into `keys/master.key` with mode 0600.
+    ///   - configuration: settings of the opened vault.
+    /// - Throws: ``VaultError`` when the directory holds a vault, the policy is invalid, or files cannot be written.
+    public static func create(
+        at directory: URL, policies: URL, masterKey: consuming SecretBytes? = nil, configuration: VaultConfiguration = VaultConfiguration()
+    ) throws(VaultError) -> Vault {
+        let fm = FileManager.default
+        let dbURL = directory.appendingPathComponent(databaseFileName)
+        if fm.fileExists(atPath: dbURL.path) {
+            throw VaultError(.alreadyExists, "a vault already exists at `\(directory.path)`; choose another `--vault` or remove it first")
+        }
+        // Validate the policy before anything is written, so a bad policy leaves no half-made vault.
+        let schema: FieldSchema
+        do { schema = try FieldSchema.load(directory: policies) } catch {
+            throw VaultError(.policy, "the policy in `\(policies.path)` is invalid:\n\(error.description)")
+        }
+        do {
+            for sub in ["", "keys", "audit", "exports", "policies"] {
+                try fm.createDirectory(at: directory.appendingPathComponent(sub), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            }
+            for name in try fm.contentsOfDirectory(atPath: policies.path) where name.hasSuffix(".yaml") || name == "README.md" {
+                let target = directory.appendingPathComponent("policies").appendingPathComponent(name)
+                try? fm.removeItem(at: target)
+                try fm.copyItem(at: policies.appendingPathComponent(name), to: target)
+            }
+        } catch {
+            throw VaultError(.storage, "could not create the vault directory `\(directory.path)`: \(error.localizedDescription)")
+        }
+        _ = schema
+        let master: SecretBytes
+        do {
+            if let supplied = masterKey.take() {
+                master = supplied
+            } else {
+                master = try MasterKey.create(at: directory.appendingPathComponent(masterKeyPath))
+            }
+        } catch { throw VaultError(.key, error.message) }
+        // Pre-create the database file 0600: SQLite gives -wal and -shm the same mode.
+        guard fm.createFile(atPath: dbURL.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+            throw VaultError(.storage, "could not create `\(dbURL.path)`; check that the directory is writable")
+        }
+        let vault = try open(directory: directory, master: master, configuration: configuration, creating: true)
+        return vault
+    }
+
+    /// Opens the vault at `directory`.
+    ///
+    /// - Parameters:
+    ///   - masterKey: the master key from `CONSENTRY_MASTER_KEY`; when nil it is read from `keys/master.key`,
+    ///     which must not be readable by group or others.
+    /// - Throws: ``VaultError`` with code `notFound` when there is no vault, `key` when the key is missing or
+    ///   wrong, `policy` when the vault's policy files are invalid, `storage` when the database cannot be opened.
+    public static func open(
+        at directory: URL, masterKey: consuming SecretBytes? = nil, configuration: VaultConfiguration = VaultConfiguration()
+    ) throws(VaultError) -> Vault {
+        guard FileManager.default.fileExists(atPath: directory.appendingPathComponent(databaseFileName).path) else {
+            throw VaultError(.notFound, "no vault at `\(directory.path)`; create one with `consentry init --vault \(directory.path)` or pass `--vault`")
+        }
+        let master: SecretBytes
+        do {
+            if let supplied = masterKey.take() {
+                master = supplied
+            } else {
+                master = try MasterKey.load(from: directory.appendingPathComponent(masterKeyPath))
+            }
+        } catch { throw VaultError(.key, error.message) }
+        return try open(directory: directory, master: master, configuration: configuration, creating: false)
+    }
+
+    private static func open(directory: URL, master: consuming SecretBytes, configuration: VaultConfiguration, creating: Bool) throws(VaultError) -> Vault {
+        let policyDirectory = directory.appendingPathComponent("policies")
+        let schema: FieldSchema
+        do { schema = try FieldSchema.load(directory: policyDirectory) } catch {
+            throw VaultError(.policy, "the vault's policy in `\(policyDirectory.path)` is invalid:\n\(error.description)")
+        }
+        let keys: VaultKeys
+        do { keys = try VaultKeys(master: master) } catch { throw VaultError(.key, error.message) }
+        _ = consume master
+        let db: DatabasePool
+        do {
+            db = try DatabasePool(path: directory.appendingPathComponent(databaseFileName).path, configuration: databaseConfiguration(configuration))
+            try Schema.migrator.migrate(db)
+            let mode = try db.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
+            guard mode == "wal" else { throw VaultError(.storage, "the database is not in WAL mode; the vault cannot guarantee crash safety") }
+        } catch let error as VaultError {
+            throw error
+        } catch {
+            throw storageError(error, "open the vault database")
+        }
+        let vault = Vault(
+            directory: directory, db: db, keys: keys, schema: schema, policyVersion: policyVersion(of: policyDirectory), configuration: configuration)
+        if creating {
+            try vault.createFirstKEK()
+        }
+        try vault.loadKEKs()
+        return vault
+    }
+
+    /// Per-connection settings, asserted on every connection: a connection that does not end up with
+    /// them is refused rather than used.
+    static func databaseConfiguration(_ configuration: VaultConfiguration) -> Configuration {
+        var config = Configuration()
+        config.foreignKeysEnabled = true
+        config.busyMode = .timeout(configuration.busyTimeout)
+        config.label = "consentry-vault"
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON")
+            let synchronous = try Int.fetchOne(db, sql: "PRAGMA synchronous")
+            let secureDelete = try Int.fetchOne(db, sql: "PRAGMA secure_delete")
+            let foreignKeys = try Int.fetchOne(db, sql: "PRAGMA foreign_keys")
+            guard synchronous == 2, secureDelete == 1, foreignKeys == 1 else {
+                throw VaultError(.storage, "the database connection refused the required settings (synchronous=FULL, secure_delete=ON, foreign_keys=ON)")
+            }
+        }
+        return config
+    }
+
+    static func storageError(_ error: any Error, _ doing: String) -> VaultError {
+        if let vaultError = error as? VaultError { return vaultError }
+        if let dbError = error as? DatabaseError {
+            // GRDB leaves statement arguments out of its description, so no value leaks here.
+            let reason = dbError.message ?? "SQLite error \(dbError.resultCode.rawValue)"
+            switch dbError.resultCode {
+            case .SQLITE_FULL: return VaultError(.storage, "could not \(doing): the disk is full; free space and retry (nothing was half-written)")
+            case .SQLITE_READONLY: return VaultError(.storage, "could not \(doing): the vault is read-only; check the files' permissions")
+            case .SQLITE_CORRUPT, .SQLITE_NOTADB: return VaultError(.integrity, "could not \(doing): the database file is damaged or not a vault")
+            case .SQLITE_BUSY, .SQLITE_LOCKED: return VaultError(.storage, "could not \(doing): another process holds the vault; retry when it is done")
+            default: return VaultError(.storage, "could not \(doing): \(reason)")
+            }
+        }
+        return VaultError(.storage, "could not \(doing): \(error)")
+    }
+
+    static func policyVersion(of directory: URL) -> String {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasSuffix(".yaml") }.sorted()
+        var material: [UInt8] = []
+        for name in names {
+            let bytes = [UInt8](FileManager.default.contents(atPath: directory.appendingPathComponent(name).path) ?? Data())
+            material += Array(name.utf8) + [0] + Array(String(bytes.count).utf8) + [0] + bytes
+        }
+        return String(Digest.hex(Digest.blake2b(material)).prefix(16))
+    }
+
+    var nowMillis: Int64 { Int64((clock.now().timeIntervalSince1970 * 1000).rounded()) }
+
+    // MARK: - Key-encryption keys
+
+    private func createFirstKEK() throws(VaultError) {
+        do {
+            let kek = try SecretBytes.random(count: Sealing.keyLength)
+            let wrapped = keys.wrapKEK(kek, version: 1, nonces: NonceSource(blockNonces: 1))
+            let now = nowMillis
+            try db.write { db in
+                try db.execute(sql: "INSERT INTO kek (version, wrapped, state, created_at) VALUES (1, ?, 'active', ?)", arguments: [Data(wrapped), now])
+                try db.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('created_at', ?), ('format', '1')", arguments: [String(now)])
+            }
+        } catch let error as CryptoError {
+            throw VaultError(.key, error.message)
+        } catch {
+            throw Self.storageError(error, "store the first key-encryption key")
+        }
+    }
+
+    /// Reads and unwraps every stored KEK; fails when the master key does not open them.
+    func loadKEKs() throws(VaultError) {
+        let rows: [Row]
+        do { rows = try db.read { try Row.fetchAll($0, sql: "SELECT version, wrapped, state FROM kek ORDER BY version") } } catch {
+            throw Self.storageError(error, "read the key-encryption keys")
+        }
+        var unwrapped: [UInt32: KeyBox] = [:]
+        var active: UInt32 = 0
+        for row in rows {
+            let version = UInt32(row["version"] as Int64)
+            let wrapped = [UInt8](row["wrapped"] as Data)
+            let box: KeyBox?
+            do { box = try keys.unwrapKEK(wrapped, version: version) } catch { throw VaultError(.key, error.message) }
+            guard let box else {
+                throw VaultError(
+                    .key,
+                    "the master key does not open key-encryption key version \(version); check CONSENTRY_MASTER_KEY or `\(Self.masterKeyPath)` (or the key table was tampered with)")
+            }
+            unwrapped[version] = box
+            if (row["state"] as String) == "active" { active = version }
+        }
+        guard active > 0 else { throw VaultError(.key, "the vault has no active key-encryption key; the key table is damaged") }
+        keys.install(unwrapped, active: active)
+    }
+}

@@ -1,0 +1,21 @@
+import ConsentryCrypto
+import ConsentryVault
+import Foundation
+
+/// Every environment variable the tool reads, in one place.
+enum Environment {
+    /// The default vault directory when `--vault` is not given.
+    static let vaultVariable = "CONSENTRY_VAULT"
+    /// The base64 master key; when set it is used instead of `<vault>/keys/master.key`.
+    static let masterKeyVariable = "CONSENTRY_MASTER_KEY"
+
+    static var defaultVault: String {
+        ProcessInfo.processInfo.environment[vaultVariable].flatMap { $0.isEmpty ? nil : $0 } ?? "./vault"
+    }
+
+    /// Decodes `CONSENTRY_MASTER_KEY` straight from the C environment into locked memory, or nil when unset.
+    static func masterKey() throws(CryptoError) -> SecretBytes? {
+        guard let raw = getenv(masterKeyVariable), raw.pointee != 0 else { return nil }
+        return try MasterKey.decode(base64: raw)
+    }
+}

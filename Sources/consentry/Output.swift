@@ -1,0 +1,53 @@
+import ArgumentParser
+import ConsentryCrypto
+import ConsentryVault
+import Foundation
+
+/// Options every command shares.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "The vault directory (default: $CONSENTRY_VAULT or ./vault).")
+    var vault: String?
+
+    @Flag(name: .long, help: "Print machine-readable JSON instead of text.")
+    var json = false
+
+    var vaultURL: URL { URL(fileURLWithPath: vault ?? Environment.defaultVault) }
+
+    /// Opens the vault, with the master key from the environment when it is set.
+    func openVault() throws -> Vault {
+        try Output.guarding {
+            let key = try Environment.masterKey()
+            return try Vault.open(at: vaultURL, masterKey: key)
+        }
+    }
+}
+
+/// Printing results and errors. Errors go to standard error as one `error:` line each; values are never printed.
+enum Output {
+    static func printJSON(_ value: some Encodable) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        guard let data = try? encoder.encode(value) else { return }
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    static func error(_ message: String) {
+        FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
+    }
+
+    static func note(_ message: String) {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+
+    /// Runs `body`, turning a vault or key error into its message on standard error and exit code 1.
+    static func guarding<T: ~Copyable>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as VaultError {
+            Self.error(error.message)
+            throw ExitCode(1)
+        } catch let error as CryptoError {
+            Self.error(error.message)
+            throw ExitCode(1)
+        }
+    }
+}
