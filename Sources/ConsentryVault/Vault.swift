@@ -127,6 +127,13 @@ public final class Vault: Sendable {
         let db: DatabasePool
         do {
             db = try DatabasePool(path: directory.appendingPathComponent(databaseFileName).path, configuration: databaseConfiguration(configuration))
+            // GRDB switches the writer to synchronous=NORMAL when it enables WAL, after prepareDatabase ran;
+            // a committed import must survive power loss, so put FULL back and check that it holds.
+            let writerSynchronous = try db.writeWithoutTransaction { db -> Int? in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                return try Int.fetchOne(db, sql: "PRAGMA synchronous")
+            }
+            guard writerSynchronous == 2 else { throw VaultError(.storage, "the database writer refused synchronous=FULL") }
             try Schema.migrator.migrate(db)
             let mode = try db.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
             guard mode == "wal" else { throw VaultError(.storage, "the database is not in WAL mode; the vault cannot guarantee crash safety") }

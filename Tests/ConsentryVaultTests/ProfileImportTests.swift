@@ -174,3 +174,20 @@ struct ProfileImportTests {
         #expect(q["city"] == "Washington, D.C." && q["last_name"] == "O\"Brien")
     }
 }
+
+@Suite("CSV output")
+struct CSVOutputTests {
+    @Test("RFC 4180 quoting round-trips through the importer's reader")
+    func quoting() {
+        #expect(CSVText.quote("plain") == "plain")
+        #expect(CSVText.quote("a,b") == "\"a,b\"")
+        #expect(CSVText.quote("say \"hi\"\nbye") == "\"say \"\"hi\"\"\nbye\"")
+        #expect(CSVText.quote("+4915112345678") == "+4915112345678")
+    }
+
+    @Test("spreadsheet-safe cells defuse formulas", arguments: ["=1+1", "+cmd", "-2", "@SUM(A1)", "\tx", "\rx"])
+    func formulas(_ value: String) {
+        let cell = CSVText.spreadsheetSafe(value)
+        #expect(cell.hasPrefix("'") || cell.hasPrefix("\"'"))
+    }
+}

@@ -203,13 +203,18 @@ public struct DemoGenerator: Sendable {
 
 /// CSV output helpers shared by every CSV the product writes.
 public enum CSVText {
-    /// Quotes a value for CSV when needed, and defuses spreadsheet formula injection: a value starting with
-    /// `=`, `+`, `-`, `@`, tab or carriage return is prefixed with `'`.
+    /// Quotes a value per RFC 4180 when it holds a comma, quote, CR or LF. For files meant to be read back
+    /// by an importer (demo data); reports meant for people use ``spreadsheetSafe(_:)``.
     public static func quote(_ value: String) -> String {
-        var text = value
-        if let first = text.unicodeScalars.first, ["=", "+", "-", "@", "\t", "\r"].contains(first) { text = "'" + text }
-        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) || text != value else { return text }
-        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
+        return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    /// Quotes a value for a CSV that people open in spreadsheets, defusing formula injection: a value
+    /// starting with `=`, `+`, `-`, `@`, tab or carriage return is prefixed with `'` so it is shown as text.
+    public static func spreadsheetSafe(_ value: String) -> String {
+        guard let first = value.unicodeScalars.first, ["=", "+", "-", "@", "\t", "\r"].contains(first) else { return quote(value) }
+        return quote("'" + value)
     }
 }
 

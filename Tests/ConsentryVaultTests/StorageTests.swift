@@ -1,0 +1,198 @@
+import ConsentryCore
+import ConsentryCrypto
+import ConsentryTesting
+@testable import ConsentryVault
+import Foundation
+import GRDB
+import Testing
+
+@Suite("Vault storage")
+struct StorageTests {
+    func canaryVault() throws -> Vault {
+        let vault = try TestSupport.makeVault()
+        let row = "\(Canary.email),\(Canary.customerID),\(Canary.firstName),\(Canary.lastName),\(Canary.phone),1980-05-05,\(Canary.city),DE\n"
+        _ = try importCSV(vault, row + "other@example.test,C2,Ann,Lee,,,Oslo,NO\n")
+        return vault
+    }
+
+    @Test("every connection runs with WAL, synchronous=FULL, secure_delete and foreign keys")
+    func connectionSettings() throws {
+        let vault = try TestSupport.makeVault()
+        let reader = try vault.db.read { db in
+            [try String.fetchOne(db, sql: "PRAGMA journal_mode"), try String.fetchOne(db, sql: "PRAGMA synchronous"),
+             try String.fetchOne(db, sql: "PRAGMA secure_delete"), try String.fetchOne(db, sql: "PRAGMA foreign_keys")]
+        }
+        #expect(reader == ["wal", "2", "1", "1"])
+        let writer = try vault.db.write { db in
+            [try String.fetchOne(db, sql: "PRAGMA synchronous"), try String.fetchOne(db, sql: "PRAGMA secure_delete")]
+        }
+        #expect(writer == ["2", "1"])
+    }
+
+    @Test("the database files hold no canary in plaintext, lower-cased or base64 form")
+    func forensics() throws {
+        let vault = try canaryVault()
+        _ = try vault.check()
+        let files = TestSupport.files(under: vault.directory).filter { $0.lastPathComponent.hasPrefix(Vault.databaseFileName) }
+        #expect(files.count >= 2, "expected the database and its WAL")
+        for file in files {
+            let data = try Data(contentsOf: file)
+            for canary in Canary.forms { #expect(!TestSupport.contains(data, canary), "\(canary) found in \(file.lastPathComponent)") }
+        }
+    }
+
+    @Test("reading chosen fields decrypts only those fields")
+    func readsChosenFields() throws {
+        let vault = try canaryVault()
+        let subject = try #require(try vault.findSubject(.email, Canary.email))
+        let values = try #require(try vault.readFields(of: subject, fields: ["first_name", "city"]))
+        #expect(values == ["first_name": Canary.firstName, "city": Canary.city])
+        // Corrupt another field: a read that does not ask for it still succeeds, one that does fails.
+        try corruptField("last_name", of: subject, in: vault)
+        #expect(try vault.readFields(of: subject, fields: ["first_name"])?["first_name"] == Canary.firstName)
+        #expect(throws: VaultError.self) { try vault.readFields(of: subject, fields: ["last_name"]) }
+    }
+
+    func corruptField(_ field: String, of subject: SubjectID, in vault: Vault) throws {
+        try vault.db.write { db in
+            let blob = try #require(try Data.fetchOne(db, sql: "SELECT fields FROM subject WHERE id = ?", arguments: [subject.rawValue]))
+            var packed = try #require(blob.withUnsafeBytes { PackedFields.decode($0) })
+            let index = try #require(packed.entries.firstIndex { $0.name == field })
+            packed.entries[index].sealed[packed.entries[index].sealed.count - 3] ^= 0x40
+            try db.execute(sql: "UPDATE subject SET fields = ? WHERE id = ?", arguments: [Data(packed.encoded()), subject.rawValue])
+        }
+    }
+
+    @Test("a flipped byte is an integrity error naming subject and field, never the value")
+    func tamperedByte() throws {
+        let vault = try canaryVault()
+        let subject = try #require(try vault.findSubject(.email, Canary.email))
+        try corruptField("city", of: subject, in: vault)
+        let report = try vault.check()
+        #expect(!report.passed)
+        #expect(report.problems == ["field `city` of subject \(subject) failed its integrity check (tampered, moved, or sealed under another key)"])
+        #expect(report.subjectsChecked == 1, "the untouched subject still checks")
+        for canary in Canary.forms { #expect(!report.problems.joined().contains(canary)) }
+    }
+
+    @Test("a profile moved to another subject's row fails to open")
+    func movedProfile() throws {
+        let vault = try canaryVault()
+        let canary = try #require(try vault.findSubject(.email, Canary.email))
+        let other = try #require(try vault.findSubject(.email, "other@example.test"))
+        try vault.db.write { db in
+            try db.execute(sql: "UPDATE subject SET fields = (SELECT fields FROM subject WHERE id = ?) WHERE id = ?", arguments: [canary.rawValue, other.rawValue])
+        }
+        #expect(throws: VaultError.self) { try vault.readFields(of: other, fields: ["first_name"]) }
+        let report = try vault.check()
+        #expect(report.problems.count == 1 && report.problems[0].contains("\(other)"))
+    }
+
+    @Test("a wrapped data key moved to another subject fails to unwrap")
+    func movedDataKey() throws {
+        let vault = try canaryVault()
+        let canary = try #require(try vault.findSubject(.email, Canary.email))
+        let other = try #require(try vault.findSubject(.email, "other@example.test"))
+        try vault.db.write { db in
+            try db.execute(sql: "UPDATE subject SET wrapped_key = (SELECT wrapped_key FROM subject WHERE id = ?) WHERE id = ?", arguments: [canary.rawValue, other.rawValue])
+        }
+        #expect(throws: VaultError.self) { try vault.readFields(of: other, fields: ["first_name"]) }
+    }
+
+    @Test("opening with the wrong master key fails with a key error, and a missing vault is reported")
+    func wrongMasterKey() throws {
+        let vault = try canaryVault()
+        let wrong = try SecretBytes.random(count: 32)
+        do {
+            _ = try Vault.open(at: vault.directory, masterKey: wrong)
+            Issue.record("opened with a wrong key")
+        } catch { #expect(error.code == .key) }
+        do {
+            _ = try Vault.open(at: TestSupport.temporaryDirectory("none"))
+            Issue.record("opened a missing vault")
+        } catch { #expect(error.code == .notFound) }
+        #expect(throws: VaultError.self) { _ = try Vault.create(at: vault.directory, policies: TestSupport.policies) }
+    }
+
+    @Test("a vault created with a supplied master key writes no key file and reopens only with it")
+    func suppliedMasterKey() throws {
+        let directory = TestSupport.temporaryDirectory("supplied").appendingPathComponent("v")
+        let material = [UInt8](repeating: 0x5A, count: 32)
+        func key() throws -> SecretBytes {
+            var k = try SecretBytes(count: 32)
+            k.withUnsafeMutableBytes { $0.copyBytes(from: material) }
+            return k
+        }
+        _ = try Vault.create(at: directory, policies: TestSupport.policies, masterKey: try key())
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent(Vault.masterKeyPath).path))
+        #expect(try Vault.open(at: directory, masterKey: try key()).status().keyVersion == 1)
+        #expect(throws: VaultError.self) { _ = try Vault.open(at: directory) }
+    }
+
+    @Test("the consent ledger is append-only")
+    func consentAppendOnly() throws {
+        let vault = try canaryVault()
+        let subject = try #require(try vault.findSubject(.email, Canary.email))
+        try vault.db.write { db in
+            try vault.appendConsent(subject: subject, purpose: .emailMarketing, state: .granted, time: 1, source: "form", db: db)
+        }
+        #expect(throws: (any Error).self) {
+            try vault.db.write { try $0.execute(sql: "UPDATE consent_record SET state = 'withdrawn'") }
+        }
+    }
+
+    @Test("deleting a subject cascades to identities, events, consents and derived data")
+    func cascades() throws {
+        let vault = try canaryVault()
+        let subject = try #require(try vault.findSubject(.email, Canary.email))
+        _ = try vault.importEvents(from: TestSupport.writeFile("e.jsonl", #"{"id":"c1","email":"\#(Canary.email)","type":"unsubscribe","time":"2026-11-19T10:00:00Z"}"#))
+        try vault.db.write { db in
+            try vault.appendConsent(subject: subject, purpose: .profiling, state: .granted, time: 1, source: "form", db: db)
+            try db.execute(sql: "INSERT INTO derived (subject_id, kind, name, sealed, updated_at) VALUES (?, 'score', 'engagement', x'00', 0)", arguments: [subject.rawValue])
+            try db.execute(sql: "DELETE FROM subject WHERE id = ?", arguments: [subject.rawValue])
+        }
+        for table in ["event", "consent_record", "derived"] { #expect(try vault.count(table) == 0, "\(table)") }
+        #expect(try vault.count("identity") == 2)
+    }
+}
+
+@Suite("Key rotation")
+struct RotationTests {
+    @Test("rotation re-wraps every data key, leaves sealed fields untouched, and retires the old key")
+    func rotates() throws {
+        let vault = try TestSupport.makeVault(batchSize: 7)
+        _ = try vault.loadDemoData(DemoOptions(profiles: 50, eventsPerProfile: 0))
+        let fieldsBefore = try vault.db.read { try Data.fetchAll($0, sql: "SELECT fields FROM subject ORDER BY id") }
+        let report = try vault.rotateKeys(batchSize: 7)
+        #expect(report == RotationReport(fromVersion: 1, toVersion: 2, rewrapped: 50, resumed: false))
+        let fieldsAfter = try vault.db.read { try Data.fetchAll($0, sql: "SELECT fields FROM subject ORDER BY id") }
+        #expect(fieldsBefore == fieldsAfter)
+        #expect(try vault.count("kek") == 1)
+        #expect(try vault.check().passed)
+        let reopened = try Vault.open(at: vault.directory)
+        #expect(try reopened.check().subjectsChecked == 50)
+        #expect(try reopened.status().keyVersion == 2)
+    }
+
+    @Test("an interrupted rotation leaves every subject readable and is finished by the next run")
+    func resumes() throws {
+        let vault = try TestSupport.makeVault()
+        _ = try vault.loadDemoData(DemoOptions(profiles: 30, eventsPerProfile: 0))
+        // Simulate a crash after step 1 and one partial batch: a new active KEK, some subjects moved.
+        let nonces = NonceSource()
+        let kek = try SecretBytes.random(count: 32)
+        try vault.db.write { db in
+            try db.execute(sql: "UPDATE kek SET state = 'retiring'")
+            try db.execute(sql: "INSERT INTO kek (version, wrapped, state, created_at) VALUES (2, ?, 'active', 0)", arguments: [Data(vault.keys.wrapKEK(kek, version: 2, nonces: nonces))])
+        }
+        try vault.loadKEKs()
+        _ = try vault.loadDemoData(DemoOptions(profiles: 40, eventsPerProfile: 0))  // 10 new subjects go straight to version 2
+        let reopened = try Vault.open(at: vault.directory)
+        #expect(try reopened.status().keyRotationPending)
+        #expect(try reopened.check().passed, "readable in the middle of a rotation")
+        let report = try reopened.rotateKeys()
+        #expect(report.resumed && report.fromVersion == 1 && report.toVersion == 2 && report.rewrapped == 30)
+        #expect(try reopened.status().keyRotationPending == false)
+        #expect(try reopened.check().subjectsChecked == 40)
+    }
+}
