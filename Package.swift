@@ -50,6 +50,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "consentry-bench",
+            dependencies: ["ConsentryCore", "ConsentryVault"],
+            path: "Benchmarks/Sources/consentry-bench",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "ConsentryTesting",
             dependencies: ["ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryVault"],

@@ -7,14 +7,35 @@ import Foundation
 public enum Normalize {
     /// Trims white space and control characters at both ends.
     public static func trimmed(_ text: String) -> String {
-        text.trimmingCharacters(in: .whitespacesAndNewlines.union(.controlCharacters))
+        let scalars = text.unicodeScalars
+        guard let first = scalars.first, let last = scalars.last, isTrimmable(first) || isTrimmable(last) else { return text }
+        var start = scalars.startIndex, end = scalars.endIndex
+        while start < end, isTrimmable(scalars[start]) { start = scalars.index(after: start) }
+        while end > start, isTrimmable(scalars[scalars.index(before: end)]) { end = scalars.index(before: end) }
+        return String(scalars[start..<end])
     }
+
+    /// White space (including non-breaking and other Unicode spaces) and control characters.
+    @inline(__always)
+    private static func isTrimmable(_ scalar: Unicode.Scalar) -> Bool {
+        if scalar.isASCII { return scalar.value <= 0x20 || scalar.value == 0x7F }
+        return scalar.properties.isWhitespace || scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format
+    }
+
+    /// Bytes allowed in the local part of an address (RFC 5322 atext and `.`), as a lookup table.
+    private static let localPartBytes: [Bool] = {
+        var table = [Bool](repeating: false, count: 256)
+        for byte in "abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+/=?^_`{|}~-.".utf8 { table[Int(byte)] = true }
+        return table
+    }()
 
     /// Normalizes an e-mail address: trims, folds compatibility forms (full-width `ＡＬＩＣＥ` becomes `ALICE`),
     /// lower-cases and validates it. Non-ASCII addresses are refused, which also stops look-alike letters
     /// such as Cyrillic `а` from posing as Latin `a`.
     public static func email(_ raw: String) throws(ValueError) -> String {
-        let folded = trimmed(raw).precomposedStringWithCompatibilityMapping.lowercased()
+        let text = trimmed(raw)
+        // Compatibility folding (full-width letters and the like) only matters for non-ASCII input.
+        let folded = (text.utf8.allSatisfy { $0 < 0x80 } ? text : text.precomposedStringWithCompatibilityMapping).lowercased()
         guard !folded.isEmpty else { throw ValueError("e-mail address is empty") }
         guard folded.utf8.count <= 254 else { throw ValueError("e-mail address is longer than 254 characters") }
         guard folded.unicodeScalars.allSatisfy({ $0.isASCII }) else {
@@ -24,8 +45,7 @@ public enum Normalize {
         guard parts.count == 2 else { throw ValueError("not a valid e-mail address: expected exactly one `@`") }
         let local = parts[0].utf8, domain = parts[1]
         guard (1...64).contains(local.count) else { throw ValueError("not a valid e-mail address: the part before `@` must be 1 to 64 characters") }
-        let atext = Set("abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+/=?^_`{|}~-.".utf8)
-        guard local.allSatisfy({ atext.contains($0) }), local.first != UInt8(ascii: "."), local.last != UInt8(ascii: "."),
+        guard local.allSatisfy({ localPartBytes[Int($0)] }), local.first != UInt8(ascii: "."), local.last != UInt8(ascii: "."),
             !parts[0].contains("..")
         else { throw ValueError("not a valid e-mail address: the part before `@` has a character or dot that is not allowed") }
         let labels = domain.split(separator: ".", omittingEmptySubsequences: false)
@@ -77,7 +97,7 @@ public enum Normalize {
         let text = trimmed(raw)
         guard !text.isEmpty else { throw ValueError("customer id is empty") }
         guard text.count <= 128 else { throw ValueError("customer id is longer than 128 characters") }
-        guard !text.unicodeScalars.contains(where: { CharacterSet.controlCharacters.contains($0) }) else {
+        guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
             throw ValueError("customer id contains control characters")
         }
         return text

@@ -131,6 +131,9 @@ public final class Vault: Sendable {
             // a committed import must survive power loss, so put FULL back and check that it holds.
             let writerSynchronous = try db.writeWithoutTransaction { db -> Int? in
                 try db.execute(sql: "PRAGMA synchronous = FULL")
+                // Imports insert into indexes keyed by random hashes: a larger page cache keeps them in memory,
+                // and a larger checkpoint threshold makes fewer, bigger checkpoints.
+                try db.execute(sql: "PRAGMA cache_size = -131072; PRAGMA wal_autocheckpoint = 8192")
                 return try Int.fetchOne(db, sql: "PRAGMA synchronous")
             }
             guard writerSynchronous == 2 else { throw VaultError(.storage, "the database writer refused synchronous=FULL") }

@@ -75,6 +75,8 @@ struct Import: ParsableCommand {
         @Option(name: .long, help: "csv or jsonl (default: from the file extension).")
         var format: String?
 
+        @OptionGroup var batch: BatchOptions
+
         func validate() throws {
             guard let source = DataSource(rawValue: source), [.crm, .web, .pos].contains(source) else {
                 throw ValidationError("unknown source `\(source)`; use `crm`, `web` or `pos`")
@@ -88,7 +90,7 @@ struct Import: ParsableCommand {
                 Output.error("cannot tell the format of `\(file)` from its extension; pass `--format csv` or `--format jsonl`")
                 throw ExitCode(64)
             }
-            let vault = try global.openVault()
+            let vault = try global.openVault(configuration: batch.configuration)
             let report = try Output.guarding { try vault.importProfiles(from: url, source: DataSource(rawValue: source)!, format: format) }
             try ImportOutput.finish(report, json: global.json)
         }
@@ -103,8 +105,10 @@ struct Import: ParsableCommand {
         @Argument(help: "The JSON Lines file to import.")
         var file: String
 
+        @OptionGroup var batch: BatchOptions
+
         func run() throws {
-            let vault = try global.openVault()
+            let vault = try global.openVault(configuration: batch.configuration)
             let report = try Output.guarding { try vault.importEvents(from: URL(fileURLWithPath: file)) }
             try ImportOutput.finish(report, json: global.json)
         }

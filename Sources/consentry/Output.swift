@@ -14,12 +14,24 @@ struct GlobalOptions: ParsableArguments {
     var vaultURL: URL { URL(fileURLWithPath: vault ?? Environment.defaultVault) }
 
     /// Opens the vault, with the master key from the environment when it is set.
-    func openVault() throws -> Vault {
+    func openVault(configuration: VaultConfiguration = VaultConfiguration()) throws -> Vault {
         try Output.guarding {
             let key = try Environment.masterKey()
-            return try Vault.open(at: vaultURL, masterKey: key)
+            return try Vault.open(at: vaultURL, masterKey: key, configuration: configuration)
         }
     }
+}
+
+/// The transaction size of imports.
+struct BatchOptions: ParsableArguments {
+    @Option(name: .long, help: "Records per transaction (1-100000). Smaller batches hold the write lock for less time; a crash loses at most one batch.")
+    var batchSize = 10_000
+
+    func validate() throws {
+        guard (1...100_000).contains(batchSize) else { throw ValidationError("`--batch-size` must be between 1 and 100000") }
+    }
+
+    var configuration: VaultConfiguration { VaultConfiguration(importBatchSize: batchSize) }
 }
 
 /// Printing results and errors. Errors go to standard error as one `error:` line each; values are never printed.

@@ -19,7 +19,8 @@ struct ProfileImportTests {
         let bob = try #require(try vault.profile(email: "BOB@example.test"))
         #expect(bob["last_name"] == nil, "an empty value must not be stored as if real")
         #expect(bob.count == 3)
-        #expect(try vault.count("identity") == 5)
+        #expect(try vault.count("identity") == 4)
+        #expect(try vault.count("shared_identity") == 1)
     }
 
     @Test("bad rows are rejected with line, field and reason; good rows are committed")

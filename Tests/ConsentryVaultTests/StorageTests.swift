@@ -153,6 +153,7 @@ struct StorageTests {
         }
         for table in ["event", "consent_record", "derived"] { #expect(try vault.count(table) == 0, "\(table)") }
         #expect(try vault.count("identity") == 2)
+        #expect(try vault.count("shared_identity") == 0)
     }
 }
 

@@ -27,6 +27,14 @@ extension EventRecord {
     /// The keys an event line may have; others are dropped and reported.
     static let knownKeys: Set<String> = ["id", "email", "customer_id", "type", "time", "item_id", "category", "amount", "currency", "campaign_id"]
 
+    /// Whether `key` is one of ``knownKeys`` (a switch, which is cheaper than hashing on this hot path).
+    static func isKnownKey(_ key: String) -> Bool {
+        switch key {
+        case "id", "email", "customer_id", "type", "time", "item_id", "category", "amount", "currency", "campaign_id": true
+        default: false
+        }
+    }
+
     /// Validates one parsed JSON object, returning the event or the problem, and the keys that are not stored.
     static func validate(_ members: [(String, JSONLine.Value)], now: Int64) -> (result: Result<EventRecord, FieldProblem>, dropped: [String]) {
         var dropped: [String] = []
@@ -40,7 +48,7 @@ extension EventRecord {
         var strings: [String: String] = [:]
         var amount: Double?
         for (key, value) in members {
-            guard Self.knownKeys.contains(key) else {
+            guard Self.isKnownKey(key) else {
                 dropped.append(key)
                 continue
             }
@@ -156,9 +164,12 @@ extension Vault {
             var batchReport = report
             do {
                 try db.write { db in
+                    // Look-ups are cached for one transaction only: between batches another process may
+                    // have changed or erased a subject.
+                    var subjects: [String: SubjectID] = [:]
                     for (line, result) in batch {
                         do {
-                            try self.store(try result.get(), now: now, db: db, report: &batchReport)
+                            try self.store(try result.get(), now: now, db: db, subjects: &subjects, report: &batchReport)
                         } catch let problem as FieldProblem {
                             batchReport.reject(.init(line: line, field: problem.field, reason: problem.reason), limit: limit)
                         }
@@ -179,9 +190,16 @@ extension Vault {
         try flush(&report)
     }
 
-    private func store(_ event: EventRecord, now: Int64, db: Database, report: inout ImportReport) throws {
-        let byCustomer = try event.customerID.flatMap { try ProfileIngest.lookup(.customerID, keys.blindIndex.index(.customerID, $0), db: db) }
-        let byEmail = try event.email.flatMap { try ProfileIngest.lookup(.email, keys.blindIndex.index(.email, $0), db: db) }
+    private func store(_ event: EventRecord, now: Int64, db: Database, subjects: inout [String: SubjectID], report: inout ImportReport) throws {
+        func resolve(_ kind: IdentityKind, _ value: String) throws -> SubjectID? {
+            let cacheKey = kind.rawValue + ":" + value
+            if let known = subjects[cacheKey] { return known }
+            let found = try ProfileIngest.lookup(kind, keys.blindIndex.index(kind, value), db: db)
+            if let found { subjects[cacheKey] = found }
+            return found
+        }
+        let byCustomer = try event.customerID.flatMap { try resolve(.customerID, $0) }
+        let byEmail = try event.email.flatMap { try resolve(.email, $0) }
         if let byCustomer, let byEmail, byCustomer != byEmail {
             throw FieldProblem(field: nil, reason: "the `email` and the `customer_id` belong to two different subjects; send one of them")
         }

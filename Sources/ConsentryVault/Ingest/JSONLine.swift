@@ -177,14 +177,20 @@ struct JSONLine {
     private mutating func object(depth: Int) throws(SyntaxError) -> Value {
         index += 1
         var members: [(String, Value)] = []
-        var keys = Set<String>()
+        // Objects here are small: a linear duplicate check is cheaper than hashing every key.
+        var keys: Set<String>?
         skipSpace()
         if index < bytes.endIndex, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
         while true {
             skipSpace()
             guard index < bytes.endIndex, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a quoted key") }
             let key = try string()
-            guard keys.insert(key).inserted else { throw fail("duplicate key `\(key.prefix(64))`") }
+            if members.count >= 16 {
+                if keys == nil { keys = Set(members.map(\.0)) }
+                guard keys!.insert(key).inserted else { throw fail("duplicate key `\(key.prefix(64))`") }
+            } else {
+                guard !members.contains(where: { $0.0 == key }) else { throw fail("duplicate key `\(key.prefix(64))`") }
+            }
             skipSpace()
             guard index < bytes.endIndex, bytes[index] == UInt8(ascii: ":") else { throw fail("expected `:` after a key") }
             index += 1

@@ -246,16 +246,23 @@ final class ProfileIngest {
     }
 
     static func lookup(_ kind: IdentityKind, _ hash: [UInt8], db: Database) throws -> SubjectID? {
-        let statement = try db.cachedStatement(sql: "SELECT subject_id FROM identity WHERE kind = ? AND hash = ? LIMIT 1")
-        return try Int64.fetchOne(statement, arguments: [kind.rawValue, Data(hash)]).map(SubjectID.init(rawValue:))
+        let statement = try db.cachedStatement(
+            sql: kind == .phone ? "SELECT subject_id FROM shared_identity WHERE hash = ? LIMIT 1" : "SELECT subject_id FROM identity WHERE hash = ?")
+        return try Int64.fetchOne(statement, arguments: [Data(hash)]).map(SubjectID.init(rawValue:))
     }
 
     private func insertIdentities(_ hashes: [IdentityKind: [UInt8]], subject: SubjectID, db: Database) throws {
-        let statement = try db.cachedStatement(
-            sql: "INSERT OR IGNORE INTO identity (kind, hash, subject_id, source, created_at) VALUES (?, ?, ?, ?, ?)")
+        // The caller looked these up first: an e-mail or customer id already present belongs to `subject`.
+        let unique = try db.cachedStatement(sql: "INSERT OR IGNORE INTO identity (hash, kind, subject_id, source, created_at) VALUES (?, ?, ?, ?, ?)")
+        let shared = try db.cachedStatement(
+            sql: "INSERT OR IGNORE INTO shared_identity (hash, subject_id, kind, source, created_at) VALUES (?, ?, ?, ?, ?)")
         for kind in IdentityKind.allCases {
             guard let hash = hashes[kind] else { continue }
-            try statement.execute(arguments: [kind.rawValue, Data(hash), subject.rawValue, source.rawValue, now])
+            if kind == .phone {
+                try shared.execute(arguments: [Data(hash), subject.rawValue, kind.rawValue, source.rawValue, now])
+            } else {
+                try unique.execute(arguments: [Data(hash), kind.rawValue, subject.rawValue, source.rawValue, now])
+            }
         }
     }
 

@@ -33,18 +33,27 @@ enum Schema {
                     );
                     CREATE INDEX subject_kek ON subject(kek_version);
 
-                    -- Blind indexes (keyed BLAKE2b) of normalized identifiers. E-mail and customer id are
-                    -- unique; a phone number may be shared (a household line).
+                    -- Blind indexes (keyed BLAKE2b) of normalized identifiers; the hash input includes the kind,
+                    -- so one key space serves all kinds. An e-mail address or customer id belongs to one
+                    -- subject (the primary key enforces it); a phone number may be shared (a household
+                    -- line), so phone indexes live in their own table keyed by (hash, subject).
                     CREATE TABLE identity (
-                        kind TEXT NOT NULL CHECK (kind IN ('email', 'phone', 'customer_id')),
-                        hash BLOB NOT NULL CHECK (length(hash) = 32),
+                        hash BLOB PRIMARY KEY CHECK (length(hash) = 32),
+                        kind TEXT NOT NULL CHECK (kind IN ('email', 'customer_id')),
                         subject_id INTEGER NOT NULL REFERENCES subject(id) ON DELETE CASCADE,
                         source TEXT NOT NULL,
-                        created_at INTEGER NOT NULL,
-                        PRIMARY KEY (kind, hash, subject_id)
+                        created_at INTEGER NOT NULL
                     ) WITHOUT ROWID;
-                    CREATE UNIQUE INDEX identity_unique ON identity(kind, hash) WHERE kind <> 'phone';
                     CREATE INDEX identity_subject ON identity(subject_id);
+                    CREATE TABLE shared_identity (
+                        hash BLOB NOT NULL CHECK (length(hash) = 32),
+                        subject_id INTEGER NOT NULL REFERENCES subject(id) ON DELETE CASCADE,
+                        kind TEXT NOT NULL CHECK (kind IN ('phone')),
+                        source TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        PRIMARY KEY (hash, subject_id)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX shared_identity_subject ON shared_identity(subject_id);
 
                     -- Behavioral events: no direct identifiers, linked by the random subject id.
                     -- `key` is a keyed hash of the source's event id (idempotency); `digest` a keyed hash of

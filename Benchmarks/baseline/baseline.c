@@ -1,0 +1,139 @@
+/*
+ * Baselines for `make bench`, measured in the same run as Consentry itself.
+ *
+ *   baseline read VAULT_DIR FIELD[,FIELD...]
+ *       Reads every subject row of a vault with the SQLite C API and opens the requested sealed fields
+ *       with libsodium, exactly as the vault's own scan does (unwrap the key-encryption key, unwrap each
+ *       data key, open each requested field), and prints one JSON line with counts and seconds.
+ *   baseline insert DB_PATH ROWS
+ *       Inserts ROWS plain rows (integer key, 100-byte blob) in transactions of 10,000 into a new WAL
+ *       database with synchronous=FULL: the cost of storing rows with nothing else to do.
+ *
+ * It reads the master key from VAULT_DIR/keys/master.key and never prints key material or values.
+ */
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void be32(unsigned char *out, uint32_t v) { out[0] = v >> 24; out[1] = v >> 16; out[2] = v >> 8; out[3] = v; }
+static void be64(unsigned char *out, uint64_t v) { for (int i = 0; i < 8; i++) out[i] = v >> (56 - 8 * i); }
+static uint64_t rd(const unsigned char *p, int n) { uint64_t v = 0; for (int i = 0; i < n; i++) v = v << 8 | p[i]; return v; }
+
+/* Opens version(1) || nonce(24) || ciphertext || tag(16). Returns plaintext length or -1. */
+static long open_sealed(unsigned char *out, const unsigned char *sealed, size_t len, const unsigned char *ad, size_t adlen,
+                        const unsigned char *key) {
+    unsigned long long outlen;
+    if (len < 41 || sealed[0] != 1) return -1;
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &outlen, NULL, sealed + 25, len - 25, ad, adlen, sealed + 1, key) != 0) return -1;
+    return (long)outlen;
+}
+
+#define MAX_KEKS 16
+static int read_mode(const char *dir, char *fieldlist) {
+    char path[4096];
+    unsigned char master[32], wrapkey[32], keks[MAX_KEKS][32], datakey[32], buf[65536], ad[512];
+    int kekver[MAX_KEKS], nkeks = 0;
+    snprintf(path, sizeof path, "%s/keys/master.key", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f || fread(master, 1, 32, f) != 32) { fprintf(stderr, "cannot read the master key\n"); return 1; }
+    fclose(f);
+    crypto_kdf_derive_from_key(wrapkey, 32, 1, "cnsKWRAP", master);
+    sodium_memzero(master, 32);
+
+    const char *names[32]; size_t namelen[32]; int nfields = 0;
+    for (char *tok = strtok(fieldlist, ","); tok && nfields < 32; tok = strtok(NULL, ",")) { names[nfields] = tok; namelen[nfields++] = strlen(tok); }
+
+    sqlite3 *db;
+    snprintf(path, sizeof path, "%s/vault.sqlite", dir);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) { fprintf(stderr, "cannot open the database\n"); return 1; }
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "SELECT version, wrapped FROM kek", -1, &st, NULL);
+    while (sqlite3_step(st) == SQLITE_ROW && nkeks < MAX_KEKS) {
+        int v = sqlite3_column_int(st, 0);
+        memcpy(ad, "cns-kek-v1", 10); be32(ad + 10, v);
+        if (open_sealed(keks[nkeks], sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1), ad, 14, wrapkey) != 32) {
+            fprintf(stderr, "a key-encryption key did not open\n"); return 1;
+        }
+        kekver[nkeks++] = v;
+    }
+    sqlite3_finalize(st);
+
+    double start = now();
+    long subjects = 0, values = 0, bytes = 0, failures = 0;
+    sqlite3_prepare_v2(db, "SELECT id, kek_version, wrapped_key, key_version, fields FROM subject", -1, &st, NULL);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        uint64_t id = (uint64_t)sqlite3_column_int64(st, 0);
+        int kv = sqlite3_column_int(st, 1), k = -1;
+        for (int i = 0; i < nkeks; i++) if (kekver[i] == kv) k = i;
+        memcpy(ad, "cns-wrap-v1", 11); be64(ad + 11, id); be32(ad + 19, kv);
+        if (k < 0 || open_sealed(datakey, sqlite3_column_blob(st, 2), sqlite3_column_bytes(st, 2), ad, 23, keks[k]) != 32) { failures++; continue; }
+        uint32_t keyversion = sqlite3_column_int(st, 3);
+        const unsigned char *p = sqlite3_column_blob(st, 4);
+        int len = sqlite3_column_bytes(st, 4);
+        if (len < 3 || p[0] != 1) { failures++; continue; }
+        int count = (int)rd(p + 1, 2), off = 3;
+        for (int e = 0; e < count && off < len; e++) {
+            int nl = p[off++];
+            const unsigned char *name = p + off; off += nl;
+            off += 1 + 8;  /* source, observed-at */
+            uint32_t sl = (uint32_t)rd(p + off, 4); off += 4;
+            const unsigned char *sealed = p + off; off += sl;
+            for (int i = 0; i < nfields; i++) {
+                if (namelen[i] != (size_t)nl || memcmp(names[i], name, nl) != 0) continue;
+                memcpy(ad, "cns-field-v1", 12); be64(ad + 12, id); be32(ad + 20, keyversion); memcpy(ad + 24, name, nl);
+                long n = open_sealed(buf, sealed, sl, ad, 24 + nl, datakey);
+                if (n < 0) failures++; else { values++; bytes += n; }
+            }
+        }
+        sodium_memzero(datakey, 32);
+        subjects++;
+    }
+    double seconds = now() - start;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    printf("{\"subjects\": %ld, \"values\": %ld, \"bytes\": %ld, \"failures\": %ld, \"seconds\": %.6f}\n", subjects, values, bytes, failures, seconds);
+    return failures ? 1 : 0;
+}
+
+static int insert_mode(const char *path, long rows) {
+    sqlite3 *db;
+    remove(path);
+    if (sqlite3_open(path, &db) != SQLITE_OK) return 1;
+    sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL)", NULL, NULL, NULL);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "INSERT INTO t (id, v) VALUES (?, ?)", -1, &st, NULL);
+    unsigned char blob[100];
+    memset(blob, 7, sizeof blob);
+    double start = now();
+    for (long i = 0; i < rows; i++) {
+        if (i % 10000 == 0) sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+        sqlite3_bind_int64(st, 1, i + 1);
+        sqlite3_bind_blob(st, 2, blob, sizeof blob, SQLITE_STATIC);
+        sqlite3_step(st);
+        sqlite3_reset(st);
+        if (i % 10000 == 9999 || i == rows - 1) sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    }
+    double seconds = now() - start;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    printf("{\"rows\": %ld, \"seconds\": %.6f}\n", rows, seconds);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (sodium_init() < 0) return 1;
+    if (argc == 4 && strcmp(argv[1], "read") == 0) return read_mode(argv[2], argv[3]);
+    if (argc == 4 && strcmp(argv[1], "insert") == 0) return insert_mode(argv[2], atol(argv[3]));
+    fprintf(stderr, "usage: baseline read VAULT_DIR FIELDS | baseline insert DB_PATH ROWS\n");
+    return 64;
+}
