@@ -25,7 +25,7 @@ test: deps
 	$(SWIFT) test --skip-build
 
 run: release
-	@BIN=$$($(SWIFT) build -c release --show-bin-path)/consentry; \
+	@BIN=.build/release/consentry; \
 	if [ ! -f "$(DEMO_VAULT)/vault.sqlite" ]; then \
 		$$BIN demo --vault "$(DEMO_VAULT)" --profiles $(DEMO_PROFILES) --policies policies || exit 1; \
 	fi; \
