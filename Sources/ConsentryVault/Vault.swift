@@ -1,4 +1,4 @@
-public import ConsentryCore
+import ConsentryCore
 public import ConsentryCrypto
 public import ConsentryPolicy
 public import Foundation
@@ -58,8 +58,7 @@ public final class Vault: Sendable {
             throw VaultError(.alreadyExists, "a vault already exists at `\(directory.path)`; choose another `--vault` or remove it first")
         }
         // Validate the policy before anything is written, so a bad policy leaves no half-made vault.
-        let schema: FieldSchema
-        do { schema = try FieldSchema.load(directory: policies) } catch {
+        do { _ = try FieldSchema.load(directory: policies) } catch {
             throw VaultError(.policy, "the policy in `\(policies.path)` is invalid:\n\(error.description)")
         }
         do {
@@ -74,7 +73,6 @@ public final class Vault: Sendable {
         } catch {
             throw VaultError(.storage, "could not create the vault directory `\(directory.path)`: \(error.localizedDescription)")
         }
-        _ = schema
         let master: SecretBytes
         do {
             if let supplied = masterKey.take() {
@@ -87,8 +85,7 @@ public final class Vault: Sendable {
         guard fm.createFile(atPath: dbURL.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
             throw VaultError(.storage, "could not create `\(dbURL.path)`; check that the directory is writable")
         }
-        let vault = try open(directory: directory, master: master, configuration: configuration, creating: true)
-        return vault
+        return try open(directory: directory, master: master, configuration: configuration, creating: true)
     }
 
     /// Opens the vault at `directory`.

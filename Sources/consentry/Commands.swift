@@ -24,7 +24,11 @@ struct Init: ParsableCommand {
             Output.printJSON(status)
         } else {
             print("created vault at \(vault.directory.path)")
-            print("  master key   \(ProcessInfo.processInfo.environment[Environment.masterKeyVariable] == nil ? vault.directory.appendingPathComponent(Vault.masterKeyPath).path + " (mode 0600; back it up: without it the vault cannot be read)" : "from \(Environment.masterKeyVariable) (not written to disk)")")
+            let keyFile = vault.directory.appendingPathComponent(Vault.masterKeyPath).path
+            print(
+                "  master key   "
+                    + (Environment.masterKeyIsSet
+                        ? "from \(Environment.masterKeyVariable) (not written to disk)" : "\(keyFile) (mode 0600; back it up: without it the vault cannot be read)"))
             print("  policy       \(status.policyVersion) (\(status.declaredFields) fields)")
         }
     }

@@ -13,6 +13,9 @@ enum Environment {
         ProcessInfo.processInfo.environment[vaultVariable].flatMap { $0.isEmpty ? nil : $0 } ?? "./vault"
     }
 
+    /// Whether the master key comes from the environment rather than the vault's key file.
+    static var masterKeyIsSet: Bool { getenv(masterKeyVariable).map { $0.pointee != 0 } ?? false }
+
     /// Decodes `CONSENTRY_MASTER_KEY` straight from the C environment into locked memory, or nil when unset.
     static func masterKey() throws(CryptoError) -> SecretBytes? {
         guard let raw = getenv(masterKeyVariable), raw.pointee != 0 else { return nil }

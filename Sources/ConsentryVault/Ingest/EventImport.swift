@@ -157,37 +157,15 @@ extension Vault {
         _ items: some Sequence<(line: Int, result: Result<EventRecord, FieldProblem>, dropped: [String])>, now: Int64, report: inout ImportReport
     ) throws(VaultError) {
         let limit = configuration.maxReportedRejections
-        var batch: [(line: Int, result: Result<EventRecord, FieldProblem>)] = []
-        batch.reserveCapacity(configuration.importBatchSize)
-        func flush(_ report: inout ImportReport) throws(VaultError) {
-            guard !batch.isEmpty else { return }
-            var batchReport = report
+        try inBatches(items, line: \.line, report: &report) { item, db, cache, report in
             do {
-                try db.write { db in
-                    // Look-ups are cached for one transaction only: between batches another process may
-                    // have changed or erased a subject.
-                    var subjects: [String: SubjectID] = [:]
-                    for (line, result) in batch {
-                        do {
-                            try self.store(try result.get(), now: now, db: db, subjects: &subjects, report: &batchReport)
-                        } catch let problem as FieldProblem {
-                            batchReport.reject(.init(line: line, field: problem.field, reason: problem.reason), limit: limit)
-                        }
-                    }
-                }
-            } catch {
-                throw Self.storageError(error, "import the batch starting at line \(batch[0].line) (earlier batches were committed)")
+                try self.store(try item.result.get(), now: now, db: db, subjects: &cache, report: &report)
+            } catch let problem as FieldProblem {
+                report.reject(.init(line: item.line, field: problem.field, reason: problem.reason), limit: limit)
             }
-            report = batchReport
-            batch.removeAll(keepingCapacity: true)
-        }
-        for item in items {
-            report.records += 1
+        } counting: { item, report in
             for key in item.dropped { report.droppedFields[FieldName.isValid(key) ? key : "(invalid name)", default: 0] += 1 }
-            batch.append((item.line, item.result))
-            if batch.count >= configuration.importBatchSize { try flush(&report) }
         }
-        try flush(&report)
     }
 
     private func store(_ event: EventRecord, now: Int64, db: Database, subjects: inout [String: SubjectID], report: inout ImportReport) throws {

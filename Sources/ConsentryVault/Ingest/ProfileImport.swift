@@ -141,27 +141,9 @@ extension Vault {
     func ingestProfiles(_ records: some Sequence<ProfileRecord>, source: DataSource, report: inout ImportReport) throws(VaultError) {
         let ingest: ProfileIngest
         do { ingest = try ProfileIngest(vault: self, source: source) } catch { throw VaultError(.key, error.message) }
-        var batch: [ProfileRecord] = []
-        batch.reserveCapacity(configuration.importBatchSize)
-        func flush(_ report: inout ImportReport) throws(VaultError) {
-            guard !batch.isEmpty else { return }
-            var batchReport = report
-            do {
-                try db.write { db in
-                    for record in batch { try ingest.process(record, db: db, report: &batchReport) }
-                }
-            } catch {
-                throw Self.storageError(error, "import the batch starting at line \(batch[0].line) (earlier batches were committed)")
-            }
-            report = batchReport
-            batch.removeAll(keepingCapacity: true)
+        try inBatches(records, line: \.line, report: &report) { record, db, _, report in
+            try ingest.process(record, db: db, report: &report)
         }
-        for record in records {
-            report.records += 1
-            batch.append(record)
-            if batch.count >= configuration.importBatchSize { try flush(&report) }
-        }
-        try flush(&report)
     }
 }
 

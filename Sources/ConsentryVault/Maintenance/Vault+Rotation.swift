@@ -86,7 +86,7 @@ extension Vault {
                 guard remaining == 0 else { throw VaultError(.storage, "\(remaining) data keys still use an old key-encryption key; run `consentry keys rotate` again") }
                 try db.execute(sql: "DELETE FROM kek WHERE state = 'retiring'")
             }
-            try db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+            _ = try db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
             try loadKEKs()
             return RotationReport(fromVersion: fromVersion, toVersion: toVersion, rewrapped: rewrapped, resumed: resumed)
         } catch let error as CryptoError {
