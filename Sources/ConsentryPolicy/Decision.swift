@@ -1,0 +1,245 @@
+public import ConsentryCore
+
+/// A request to act on personal data, as the gate sees it.
+public struct AccessRequest: Sendable, Hashable {
+    /// Who is acting (a user or token name); recorded, not used to decide.
+    public var actor: String
+    /// The actor's role.
+    public var role: Role
+    /// What the actor wants to do.
+    public var action: Action
+    /// Why; required for data actions, ignored for administrative ones.
+    public var purpose: Purpose?
+    /// The fields the caller declares it will read.
+    public var fields: [FieldName]
+    /// A stated reason, where the role must give one (for example a support agent reading a profile).
+    public var reason: String?
+
+    /// Creates a request.
+    public init(actor: String, role: Role, action: Action, purpose: Purpose? = nil, fields: [FieldName] = [], reason: String? = nil) {
+        self.actor = actor
+        self.role = role
+        self.action = action
+        self.purpose = purpose
+        self.fields = fields
+        self.reason = reason
+    }
+}
+
+/// The consent state of one subject for one purpose, derived from the consent ledger.
+public enum ConsentStatus: String, Sendable, Hashable, CaseIterable, Codable {
+    /// No record.
+    case none
+    /// Granted.
+    case granted
+    /// Double opt-in started, not confirmed.
+    case pending
+    /// Double opt-in confirmed.
+    case confirmed
+    /// Withdrawn after being given.
+    case withdrawn
+    /// Given with an expiry that has passed.
+    case expired
+}
+
+/// Everything about one subject that decisions depend on.
+public struct SubjectState: Sendable, Hashable {
+    /// Consent status per purpose, indexed by `Purpose.ordinal`.
+    public var consents: [ConsentStatus]
+    /// Processing is restricted (GDPR Art. 18).
+    public var restricted: Bool
+    /// Purposes the subject objected to (GDPR Art. 21), one bit per `Purpose.ordinal`.
+    var objectionMask: UInt8 = 0
+
+    /// Purposes the subject objected to (GDPR Art. 21).
+    public var objections: Set<Purpose> {
+        get { Set(Purpose.allCases.filter { objectionMask & (1 << UInt8($0.ordinal)) != 0 }) }
+        set { objectionMask = newValue.reduce(0) { $0 | (1 << UInt8($1.ordinal)) } }
+    }
+
+    /// Whether the subject objected to `purpose`.
+    @inline(__always)
+    public func objected(to purpose: Purpose) -> Bool { objectionMask & (1 << UInt8(purpose.ordinal)) != 0 }
+    /// The subject opted out of sale and sharing (CCPA/CPRA).
+    public var saleOptOut: Bool
+    /// A Global Privacy Control signal was received for the subject.
+    public var globalPrivacyControl: Bool
+
+    /// A subject with no consents and no flags.
+    public init(
+        consents: [Purpose: ConsentStatus] = [:], restricted: Bool = false, objections: Set<Purpose> = [], saleOptOut: Bool = false,
+        globalPrivacyControl: Bool = false
+    ) {
+        self.consents = Purpose.allCases.map { consents[$0] ?? .none }
+        self.restricted = restricted
+        self.objectionMask = objections.reduce(0) { $0 | (1 << UInt8($1.ordinal)) }
+        self.saleOptOut = saleOptOut
+        self.globalPrivacyControl = globalPrivacyControl
+    }
+
+    /// The consent status for `purpose`.
+    public func consent(_ purpose: Purpose) -> ConsentStatus { consents[purpose.ordinal] }
+}
+
+/// Permit or deny.
+public enum Effect: String, Sendable, Hashable, Codable {
+    /// The request may proceed.
+    case permit
+    /// The request must not proceed.
+    case deny
+}
+
+/// A machine-readable reason behind a decision. Codes are frozen: they are stored in the audit log.
+public struct DecisionReason: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// The reason codes.
+    public enum Code: String, Sendable, Hashable, Codable, CaseIterable {
+        /// A rule of the policy grants the request (detail names the rule).
+        case granted
+        /// No rule grants this role this action for this purpose.
+        case noRule = "no_rule"
+        /// A data action without a purpose.
+        case purposeRequired = "purpose_required"
+        /// The purpose is not declared in the policy.
+        case purposeUndeclared = "purpose_undeclared"
+        /// A requested field is not declared in the schema.
+        case unknownField = "unknown_field"
+        /// A requested field is not allowed for the purpose.
+        case fieldNotAllowed = "field_not_allowed"
+        /// The purpose releases aggregates only, and the action releases individual data.
+        case aggregatesOnly = "aggregates_only"
+        /// The role must state a reason for this action and did not.
+        case reasonMissing = "reason_missing"
+        /// The purpose needs consent and there is none.
+        case consentMissing = "consent_missing"
+        /// The purpose needs a confirmed double opt-in; it is only pending or unconfirmed.
+        case consentUnconfirmed = "consent_unconfirmed"
+        /// Consent was withdrawn.
+        case consentWithdrawn = "consent_withdrawn"
+        /// Consent expired.
+        case consentExpired = "consent_expired"
+        /// Processing is restricted (GDPR Art. 18).
+        case restricted
+        /// The subject objected to this purpose (GDPR Art. 21).
+        case objection
+        /// The subject opted out of sale and sharing (CCPA).
+        case optOut = "opt_out_sale_share"
+        /// A Global Privacy Control signal counts as an opt-out of sale and sharing.
+        case globalPrivacyControl = "gpc"
+        /// The policy could not be loaded: everything is denied.
+        case policyUnavailable = "policy_unavailable"
+        /// The subject does not exist.
+        case subjectNotFound = "subject_not_found"
+    }
+
+    /// The code.
+    public let code: Code
+    /// Detail for people: the rule, the field or the purpose involved (never personal data).
+    public let detail: String
+
+    /// Creates a reason.
+    public init(_ code: Code, _ detail: String = "") {
+        self.code = code
+        self.detail = detail
+    }
+
+    /// `code (detail)`.
+    public var description: String { detail.isEmpty ? code.rawValue : "\(code.rawValue) (\(detail))" }
+}
+
+/// The outcome of a decision, with every reason behind it.
+public struct Decision: Sendable, Hashable, Codable {
+    /// Permit or deny.
+    public let effect: Effect
+    /// Why: the granting rule for a permit; every failed check for a deny.
+    public let reasons: [DecisionReason]
+
+    /// Creates a decision.
+    public init(_ effect: Effect, _ reasons: [DecisionReason]) {
+        self.effect = effect
+        self.reasons = reasons
+    }
+
+    /// Whether the request may proceed.
+    public var isPermit: Bool { effect == .permit }
+
+    /// A deny with one reason.
+    public static func deny(_ code: DecisionReason.Code, _ detail: String = "") -> Decision { Decision(.deny, [DecisionReason(code, detail)]) }
+}
+
+extension Policy {
+    /// Decides a request without looking at any subject: role, action, purpose, fields and reason.
+    ///
+    /// Pure and cheap; bulk operations call it once and then ``admit(_:purpose:)`` per subject.
+    public func authorize(_ request: AccessRequest) -> Decision {
+        var reasons: [DecisionReason] = []
+        var rule = ""
+        // The final decision is a table (after Cedar, except that an error denies rather than skipping):
+        //   any failed check                → deny, with every failed check as a reason
+        //   no failed check, a granting rule → permit, with the rule as the reason
+        //   no granting rule                 → deny (deny by default)
+        if request.action.isAdministrative {
+            if granted(request.role, request.action, nil) {
+                rule = "roles.yaml: \(request.role.rawValue) administrative \(request.action.rawValue)"
+            } else {
+                reasons.append(DecisionReason(.noRule, "role `\(request.role.rawValue)` may not `\(request.action.rawValue)`"))
+            }
+        } else if let purpose = request.purpose {
+            if let spec = purposeTable[purpose.ordinal] {
+                if granted(request.role, request.action, purpose) {
+                    rule = "roles.yaml: \(request.role.rawValue) → \(purpose.rawValue): \(request.action.rawValue)"
+                } else {
+                    reasons.append(DecisionReason(.noRule, "role `\(request.role.rawValue)` may not `\(request.action.rawValue)` for `\(purpose.rawValue)`"))
+                }
+                if spec.aggregatesOnly && request.action.releasesIndividualData {
+                    reasons.append(DecisionReason(.aggregatesOnly, "`\(purpose.rawValue)` releases aggregates only"))
+                }
+                let allowed = purposeFields[purpose.ordinal]
+                for field in request.fields {
+                    guard let index = fieldIndex[field] else {
+                        reasons.append(DecisionReason(.unknownField, "`\(field)`"))
+                        continue
+                    }
+                    if !allowed.contains(index) { reasons.append(DecisionReason(.fieldNotAllowed, "`\(field)` is not allowed for `\(purpose.rawValue)`")) }
+                }
+            } else {
+                reasons.append(DecisionReason(.purposeUndeclared, "`\(purpose.rawValue)`"))
+            }
+        } else {
+            reasons.append(DecisionReason(.purposeRequired, "`\(request.action.rawValue)` needs a purpose"))
+        }
+        if reasonRequired(request.role, request.action), Normalize.trimmed(request.reason ?? "").isEmpty {
+            reasons.append(DecisionReason(.reasonMissing, "role `\(request.role.rawValue)` must state a reason to `\(request.action.rawValue)`"))
+        }
+        return reasons.isEmpty ? Decision(.permit, [DecisionReason(.granted, rule)]) : Decision(.deny, reasons)
+    }
+
+    /// Decides whether one subject's data may be used for `purpose`: consent, restriction, objection,
+    /// opt-out and Global Privacy Control. Returns nil when admitted, else the first reason to exclude.
+    @inline(__always)
+    public func admit(_ state: SubjectState, purpose: Purpose) -> DecisionReason.Code? {
+        guard let spec = purposeTable[purpose.ordinal] else { return .purposeUndeclared }
+        if state.restricted && spec.legalBasis != .legalObligation { return .restricted }
+        if spec.objectable && state.objected(to: purpose) { return .objection }
+        if spec.saleOrShare {
+            if state.saleOptOut { return .optOut }
+            if state.globalPrivacyControl { return .globalPrivacyControl }
+        }
+        switch (spec.consent, state.consents[purpose.ordinal]) {
+        case (.none, _): return nil
+        case (.explicit, .granted), (.explicit, .confirmed), (.doubleOptIn, .confirmed): return nil
+        case (_, .withdrawn): return .consentWithdrawn
+        case (_, .expired): return .consentExpired
+        case (.doubleOptIn, .granted), (_, .pending): return .consentUnconfirmed
+        case (_, .none): return .consentMissing
+        }
+    }
+
+    /// The full decision for one subject: the request checks, then (for data actions) the subject's state.
+    public func decide(_ request: AccessRequest, subject: SubjectState?) -> Decision {
+        let authorized = authorize(request)
+        guard !request.action.isAdministrative, let purpose = request.purpose, let subject else { return authorized }
+        guard let code = admit(subject, purpose: purpose) else { return authorized }
+        let reason = DecisionReason(code, "for `\(purpose.rawValue)`")
+        return authorized.isPermit ? Decision(.deny, [reason]) : Decision(.deny, authorized.reasons + [reason])
+    }
+}
