@@ -34,10 +34,11 @@ let package = Package(
             dependencies: ["ConsentryCore", .product(name: "Yams", package: "Yams")],
             swiftSettings: swiftSettings
         ),
+        .target(name: "ConsentryAudit", dependencies: ["ConsentryCore", "ConsentryCrypto"], swiftSettings: swiftSettings),
         .target(
             name: "ConsentryVault",
             dependencies: [
-                "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy",
+                "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryAudit",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
@@ -45,7 +46,7 @@ let package = Package(
         .executableTarget(
             name: "consentry",
             dependencies: [
-                "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryVault",
+                "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryAudit", "ConsentryVault",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -70,6 +71,11 @@ let package = Package(
         .testTarget(
             name: "ConsentryPolicyTests",
             dependencies: ["ConsentryPolicy", "ConsentryCore", "ConsentryTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ConsentryAuditTests",
+            dependencies: ["ConsentryAudit", "ConsentryCore", "ConsentryCrypto"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -173,7 +173,12 @@ public struct BlindIndexer: Sendable {
 
     /// A keyed hash of any text under a one-byte domain tag (0 and values above 3 are free for other uses).
     public func hash(tag: UInt8, _ text: String) -> [UInt8] {
-        var input = [tag, 0] + Array(text.utf8)
+        hash(tag: tag, bytes: Array(text.utf8))
+    }
+
+    /// A keyed hash of raw bytes under a one-byte domain tag (audit pseudonyms, subject-set digests).
+    public func hash(tag: UInt8, bytes: [UInt8]) -> [UInt8] {
+        var input = [tag, 0] + bytes
         defer { sodium_memzero(&input, input.count) }
         return [UInt8](unsafeUninitializedCapacity: Self.length) { out, count in
             key.key.withUnsafeBytes { k in

@@ -3,6 +3,8 @@ public import ConsentryCrypto
 public import ConsentryPolicy
 public import Foundation
 import GRDB
+import Synchronization
+import ConsentryAudit
 
 /// An encrypted profile vault: a directory holding `vault.sqlite`, `keys/`, `policies/`, `audit/` and `exports/`.
 ///
@@ -19,8 +21,12 @@ public final class Vault: Sendable {
     public let directory: URL
     /// The field schema loaded from the vault's `policies/fields.yaml`.
     public let schema: FieldSchema
-    /// A BLAKE2b hash of the vault's policy files; recorded with what the policy governs.
+    /// A BLAKE2b hash of the vault's policy files; recorded in every audit entry.
     public let policyVersion: String
+    /// The vault's policy, or why it failed to load; while it fails, the gate denies everything.
+    public let policy: Result<Policy, PolicyError>
+    /// The newest checkpoint written (sequence and time), so that cadence is kept across calls.
+    let checkpointState = Mutex<(sequence: Int64, time: Int64)>((0, 0))
     let db: DatabasePool
     let keys: VaultKeys
     let configuration: VaultConfiguration
@@ -31,8 +37,12 @@ public final class Vault: Sendable {
     /// The master key file, relative to the vault directory.
     public static let masterKeyPath = "keys/master.key"
 
-    private init(directory: URL, db: DatabasePool, keys: VaultKeys, schema: FieldSchema, policyVersion: String, configuration: VaultConfiguration) {
+    private init(
+        directory: URL, db: DatabasePool, keys: VaultKeys, schema: FieldSchema, policy: Result<Policy, PolicyError>, policyVersion: String,
+        configuration: VaultConfiguration
+    ) {
         self.directory = directory
+        self.policy = policy
         self.db = db
         self.keys = keys
         self.schema = schema
@@ -58,7 +68,7 @@ public final class Vault: Sendable {
             throw VaultError(.alreadyExists, "a vault already exists at `\(directory.path)`; choose another `--vault` or remove it first")
         }
         // Validate the policy before anything is written, so a bad policy leaves no half-made vault.
-        do { _ = try FieldSchema.load(directory: policies) } catch {
+        do { _ = try Policy.load(directory: policies) } catch {
             throw VaultError(.policy, "the policy in `\(policies.path)` is invalid:\n\(error.description)")
         }
         do {
@@ -142,12 +152,17 @@ public final class Vault: Sendable {
         } catch {
             throw storageError(error, "open the vault database")
         }
+        let policy = Result<Policy, PolicyError> { () throws(PolicyError) in try Policy.load(directory: policyDirectory) }
         let vault = Vault(
-            directory: directory, db: db, keys: keys, schema: schema, policyVersion: policyVersion(of: policyDirectory), configuration: configuration)
+            directory: directory, db: db, keys: keys, schema: schema, policy: policy, policyVersion: policyVersion(of: policyDirectory),
+            configuration: configuration)
         if creating {
             try vault.createFirstKEK()
+            try vault.initializeAuditFiles()
         }
         try vault.loadKEKs()
+        vault.loadCheckpointState()
+        try vault.recordPolicyIfChanged(creating: creating)
         return vault
     }
 
@@ -194,6 +209,26 @@ public final class Vault: Sendable {
             material += Array(name.utf8) + [0] + Array(String(bytes.count).utf8) + [0] + bytes
         }
         return String(Digest.hex(Digest.blake2b(material)).prefix(16))
+    }
+
+    /// Audits the policy version whenever it differs from the one last recorded (a new vault, or edited files).
+    private func recordPolicyIfChanged(creating: Bool) throws(VaultError) {
+        let recorded: String?
+        do {
+            recorded = try db.read {
+                try String.fetchOne($0, sql: "SELECT policy_version FROM audit_entry WHERE action = 'policy_loaded' ORDER BY sequence DESC LIMIT 1")
+            }
+        } catch { throw Self.storageError(error, "read the audit log") }
+        guard recorded != policyVersion else { return }
+        var reasons: [String] = []
+        if case .failure(let error) = policy { reasons = error.diagnostics.filter { $0.severity == .error }.prefix(20).map(\.description) }
+        if creating {
+            try auditAlone(AuditDraft(actor: "system", role: nil, action: .vaultCreated, decision: .permit, policyVersion: policyVersion))
+        }
+        try auditAlone(
+            AuditDraft(
+                actor: "system", role: nil, action: .policyLoaded, decision: reasons.isEmpty ? .permit : .deny,
+                reasons: reasons.isEmpty ? ["loaded"] : ["policy_unavailable"] + reasons, policyVersion: policyVersion))
     }
 
     var nowMillis: Int64 { Int64((clock.now().timeIntervalSince1970 * 1000).rounded()) }

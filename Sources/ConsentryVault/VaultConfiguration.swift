@@ -12,10 +12,23 @@ public struct VaultConfiguration: Sendable {
     public var maxReportedRejections: Int
     /// How long a writer waits for another process's write to finish, in seconds. The default is 30.
     public var busyTimeout: Double
+    /// A signed audit checkpoint is written after this many entries. The default is 1,000.
+    public var checkpointEveryEntries: Int64
+    /// … or after this many seconds with new entries. The default is 60.
+    public var checkpointEverySeconds: Double
+    /// Subjects per chunk of a gated scan: consent is re-read for each chunk, so a withdrawal takes effect
+    /// for every chunk not yet started. The default is 1,000.
+    public var scanChunkSize: Int
 
     /// Creates a configuration; every parameter has a default.
-    public init(clock: any WallClock = SystemClock(), importBatchSize: Int = 10_000, maxReportedRejections: Int = 1_000, busyTimeout: Double = 30) {
+    public init(
+        clock: any WallClock = SystemClock(), importBatchSize: Int = 10_000, maxReportedRejections: Int = 1_000, busyTimeout: Double = 30,
+        checkpointEveryEntries: Int64 = 1_000, checkpointEverySeconds: Double = 60, scanChunkSize: Int = 1_000
+    ) {
         self.clock = clock
+        self.checkpointEveryEntries = max(1, checkpointEveryEntries)
+        self.checkpointEverySeconds = checkpointEverySeconds
+        self.scanChunkSize = max(1, scanChunkSize)
         self.importBatchSize = max(1, importBatchSize)
         self.maxReportedRejections = maxReportedRejections
         self.busyTimeout = busyTimeout

@@ -20,6 +20,8 @@ public struct VaultError: Error, Sendable, CustomStringConvertible {
         case storage
         /// The database was written by a newer release or is not a Consentry vault.
         case incompatible
+        /// The policy gate denied the operation; the message gives the reasons.
+        case denied
     }
 
     /// The kind of failure.

@@ -220,7 +220,9 @@ public enum CSVText {
 
 extension Vault {
     /// Loads deterministic synthetic data (profiles, events and consents) through the normal ingest path.
-    public func loadDemoData(_ options: DemoOptions) throws(VaultError) -> DemoReport {
+    public func loadDemoData(_ options: DemoOptions, actor: String = "system", role: Role = .admin) throws(VaultError) -> DemoReport {
+        let profileAudit = try importAudit(actor: actor, role: role, what: "demo profiles")
+        let eventAudit = try importAudit(actor: actor, role: role, what: "demo events")
         let generator = DemoGenerator(options: options, now: clock.now())
         var profiles = ImportReport(file: "(demo)", kind: "profiles")
         for source in [DataSource.crm, .web, .pos] {
@@ -229,7 +231,7 @@ extension Vault {
                 guard p.source == source else { return nil }
                 return ProfileRecord(line: i + 1, values: p.values.map { (key: $0.0, value: $0.1) })
             }
-            try ingestProfiles(records, source: source, report: &profiles)
+            try ingestProfiles(records, source: source, report: &profiles, audit: profileAudit)
         }
         var events = ImportReport(file: "(demo)", kind: "events")
         let now = nowMillis
@@ -246,7 +248,7 @@ extension Vault {
             let validated = EventRecord.validate(members, now: now)
             return (state.line, validated.result, validated.dropped)
         }
-        try ingestEvents(items, now: now, report: &events)
+        try ingestEvents(items, now: now, report: &events, audit: eventAudit)
         var consentCount = 0
         do {
             var start = 0

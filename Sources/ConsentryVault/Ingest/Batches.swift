@@ -1,3 +1,4 @@
+import ConsentryAudit
 import ConsentryCore
 import GRDB
 
@@ -9,7 +10,7 @@ extension Vault {
     /// `process` gets a look-up cache that lives for one transaction only, since between batches another
     /// process may change or erase subjects.
     func inBatches<Item>(
-        _ items: some Sequence<Item>, line: (Item) -> Int, report: inout ImportReport,
+        _ items: some Sequence<Item>, line: (Item) -> Int, report: inout ImportReport, audit template: AuditDraft,
         _ process: (Item, Database, inout [String: SubjectID], inout ImportReport) throws -> Void,
         counting: (Item, inout ImportReport) -> Void = { _, _ in }
     ) throws(VaultError) {
@@ -22,12 +23,22 @@ extension Vault {
                 try db.write { db in
                     var cache: [String: SubjectID] = [:]
                     for item in batch { try process(item, db, &cache, &batchReport) }
+                    // The batch and its audit entry commit together.
+                    var entry = template
+                    entry.counts = [
+                        "records": batch.count, "inserted": batchReport.inserted - report.inserted,
+                        "merged": batchReport.merged - report.merged, "unchanged": batchReport.unchanged - report.unchanged,
+                        "duplicates": batchReport.duplicates - report.duplicates, "rejected": batchReport.rejected - report.rejected,
+                    ].filter { $0.value != 0 }
+                    entry.reasons.append("batch from line \(line(first))")
+                    _ = try audit(entry, db: db)
                 }
             } catch {
                 throw Self.storageError(error, "import the batch starting at line \(line(first)) (earlier batches were committed)")
             }
             report = batchReport
             batch.removeAll(keepingCapacity: true)
+            try checkpointIfDue()
         }
         for item in items {
             report.records += 1

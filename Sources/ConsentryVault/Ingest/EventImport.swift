@@ -1,4 +1,5 @@
-import ConsentryCore
+import ConsentryAudit
+public import ConsentryCore
 import ConsentryCrypto
 public import Foundation
 import GRDB
@@ -123,7 +124,9 @@ extension Vault {
     ///
     /// - Throws: ``VaultError`` with code `invalidInput` when the file is unusable as a whole (nothing was
     ///   changed), or `storage` when writing fails.
-    public func importEvents(from url: URL) throws(VaultError) -> ImportReport {
+    ///   `denied` when `role` may not import (the denial is audited).
+    public func importEvents(from url: URL, actor: String = "system", role: Role = .admin) throws(VaultError) -> ImportReport {
+        let template = try importAudit(actor: actor, role: role, what: "events")
         let file = try InputFile(url: url)
         var lines = LineSplitter(file.bytes)
         guard let first = lines.next() else { throw VaultError(.invalidInput, "`\(url.path)` is empty; nothing was imported") }
@@ -135,7 +138,7 @@ extension Vault {
         var report = ImportReport(file: url.path, kind: "events")
         let now = nowMillis
         let items = LineSplitter(file.bytes).lazy.map { Self.eventItem(line: $0.line, text: $0.text, now: now) }
-        try ingestEvents(items, now: now, report: &report)
+        try ingestEvents(items, now: now, report: &report, audit: template)
         return report
     }
 
@@ -154,10 +157,11 @@ extension Vault {
 
     /// Stores validated events (or records their rejections), one transaction per batch.
     func ingestEvents(
-        _ items: some Sequence<(line: Int, result: Result<EventRecord, FieldProblem>, dropped: [String])>, now: Int64, report: inout ImportReport
+        _ items: some Sequence<(line: Int, result: Result<EventRecord, FieldProblem>, dropped: [String])>, now: Int64, report: inout ImportReport,
+        audit: AuditDraft
     ) throws(VaultError) {
         let limit = configuration.maxReportedRejections
-        try inBatches(items, line: \.line, report: &report) { item, db, cache, report in
+        try inBatches(items, line: \.line, report: &report, audit: audit) { item, db, cache, report in
             do {
                 try self.store(try item.result.get(), now: now, db: db, subjects: &cache, report: &report)
             } catch let problem as FieldProblem {

@@ -1,3 +1,4 @@
+import ConsentryAudit
 public import ConsentryCore
 import ConsentryCrypto
 import ConsentryPolicy
@@ -42,7 +43,11 @@ extension Vault {
     ///
     /// - Throws: ``VaultError`` with code `invalidInput` for a file that is unusable as a whole (unreadable,
     ///   empty, not UTF-8, bad header), in which case nothing was changed; `storage` when writing fails.
-    public func importProfiles(from url: URL, source: DataSource, format: ProfileFormat) throws(VaultError) -> ImportReport {
+    ///   `denied` when `role` may not import (the denial is audited).
+    public func importProfiles(
+        from url: URL, source: DataSource, format: ProfileFormat, actor: String = "system", role: Role = .admin
+    ) throws(VaultError) -> ImportReport {
+        let template = try importAudit(actor: actor, role: role, what: "profiles from \(source.rawValue)")
         let file = try InputFile(url: url)
         var report = ImportReport(file: url.path, kind: "profiles")
         switch format {
@@ -67,7 +72,7 @@ extension Vault {
                     return ProfileRecord(line: line, values: Array(zip(header, values)).map { (key: $0.0, value: $0.1) })
                 }
             }
-            try ingestProfiles(records, source: source, report: &report)
+            try ingestProfiles(records, source: source, report: &report, audit: template)
         case .jsonl:
             var lines = LineSplitter(file.bytes)
             guard let first = lines.next() else { throw VaultError(.invalidInput, "`\(url.path)` is empty; nothing was imported") }
@@ -77,7 +82,7 @@ extension Vault {
                     "`\(url.path)` line \(first.line) is not a JSON object; a JSON Lines file has one `{...}` object per line (nothing was imported)")
             }
             let records = LineSplitter(file.bytes).lazy.map { Self.profileRecord(line: $0.line, text: $0.text) }
-            try ingestProfiles(records, source: source, report: &report)
+            try ingestProfiles(records, source: source, report: &report, audit: template)
         }
         return report
     }
@@ -138,12 +143,22 @@ extension Vault {
     }
 
     /// Runs validated records through identity resolution and storage, one transaction per batch.
-    func ingestProfiles(_ records: some Sequence<ProfileRecord>, source: DataSource, report: inout ImportReport) throws(VaultError) {
+    func ingestProfiles(_ records: some Sequence<ProfileRecord>, source: DataSource, report: inout ImportReport, audit: AuditDraft) throws(VaultError) {
         let ingest: ProfileIngest
         do { ingest = try ProfileIngest(vault: self, source: source) } catch { throw VaultError(.key, error.message) }
-        try inBatches(records, line: \.line, report: &report) { record, db, _, report in
+        try inBatches(records, line: \.line, report: &report, audit: audit) { record, db, _, report in
             try ingest.process(record, db: db, report: &report)
         }
+    }
+}
+
+extension Vault {
+    /// Authorizes an import by `role` (denials are audited) and returns the audit template of its batches.
+    func importAudit(actor: String, role: Role, what: String) throws(VaultError) -> AuditDraft {
+        let decision = try requireAdministrative(.import, actor: actor, role: role, requestID: nil)
+        var entry = draft(AccessRequest(actor: actor, role: role, action: .import), decision, requestID: nil)
+        entry.reasons.append(what)
+        return entry
     }
 }
 
@@ -254,7 +269,10 @@ final class ProfileIngest {
         scratchKey.withUnsafeMutableBytes { ConsentryCrypto.SecureRandom.fill($0) }
         defer { scratchKey.zero() }
         let statement = try db.cachedStatement(
-            sql: "INSERT INTO subject (id, kek_version, wrapped_key, key_version, fields, created_at, updated_at) VALUES (?, ?, ?, 1, ?, ?, ?)")
+            sql: """
+                INSERT INTO subject (id, kek_version, wrapped_key, key_version, fields, created_at, updated_at, audit_secret)
+                VALUES (?, ?, ?, 1, ?, ?, ?, ?)
+                """)
         while true {
             let subject = SecureRandom.subjectID()
             var packed = PackedFields()
@@ -265,7 +283,9 @@ final class ProfileIngest {
             }
             let wrapped = Sealing.wrap(scratchKey, kek: kek.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: kekVersion), nonces: nonces)
             do {
-                try statement.execute(arguments: [subject.rawValue, Int64(kekVersion), Data(wrapped), Data(packed.encoded()), now, now])
+                try statement.execute(arguments: [
+                    subject.rawValue, Int64(kekVersion), Data(wrapped), Data(packed.encoded()), now, now, Data(SecureRandom.bytes(32)),
+                ])
                 return subject
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
                 continue  // a random id collided (about 1 in 2^63 per subject): draw another

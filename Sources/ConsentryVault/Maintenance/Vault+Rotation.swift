@@ -1,4 +1,6 @@
-import ConsentryCore
+import ConsentryAudit
+public import ConsentryCore
+import ConsentryPolicy
 import ConsentryCrypto
 import Foundation
 import GRDB
@@ -22,7 +24,10 @@ extension Vault {
     /// Crash-safe: the new KEK is stored before any data key moves, each batch of re-wraps commits with
     /// the version it used, and the old KEK is deleted only when no data key needs it any more. Killed at
     /// any moment, the vault stays readable, and running the rotation again finishes the interrupted one.
-    public func rotateKeys(batchSize: Int = 1_000) throws(VaultError) -> RotationReport {
+    ///
+    /// Needs `key_admin`; the rotation's start and end are audited.
+    public func rotateKeys(batchSize: Int = 1_000, actor: String = "system", role: Role = .admin) throws(VaultError) -> RotationReport {
+        let decision = try requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
         let nonces = NonceSource()
         let now = nowMillis
         var resumed = false
@@ -88,6 +93,9 @@ extension Vault {
             }
             _ = try db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
             try loadKEKs()
+            var entry = draft(AccessRequest(actor: actor, role: role, action: .keyAdmin), decision, counts: ["rewrapped": rewrapped], requestID: nil)
+            entry.reasons.append("key-encryption key \(fromVersion) → \(toVersion)" + (resumed ? " (finished an interrupted rotation)" : ""))
+            try auditAlone(entry)
             return RotationReport(fromVersion: fromVersion, toVersion: toVersion, rewrapped: rewrapped, resumed: resumed)
         } catch let error as CryptoError {
             throw VaultError(.key, error.message)

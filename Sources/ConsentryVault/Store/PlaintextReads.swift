@@ -98,46 +98,61 @@ extension Vault {
     func scanSubjects(fields: [FieldName], only: SubjectID? = nil, _ body: (SubjectID, [String?]) throws -> Void) throws(VaultError) {
         do {
             try db.read { db in
-                var scratch = try SecretBytes(count: Sealing.keyLength)
-                defer { scratch.zero() }
-                var opener = FieldOpener(fields: fields)
-                var values = [String?](repeating: nil, count: fields.count)
-                var wrapAD = Sealing.wrapAssociatedData(subject: SubjectID(rawValue: 0), kekVersion: 0)
-                let wrapPrefix = Array("cns-wrap-v1".utf8).count
-                var kekCache: (version: UInt32, box: KeyBox)?
-                let sql = "SELECT id, kek_version, wrapped_key, key_version, fields FROM subject" + (only == nil ? "" : " WHERE id = ?")
-                let statement = try db.makeStatement(sql: sql)
-                let cursor = try Row.fetchCursor(statement, arguments: only.map { [$0.rawValue] } ?? [])
-                while let row = try cursor.next() {
-                    let subject = SubjectID(rawValue: row[0])
-                    let kekVersion = UInt32(truncatingIfNeeded: row[1] as Int64)
-                    if kekCache?.version != kekVersion {
-                        guard let box = keys.kek(kekVersion) else {
-                            throw VaultError(.key, "subject \(subject) is wrapped under key-encryption key version \(kekVersion), which the vault does not hold")
-                        }
-                        kekCache = (kekVersion, box)
-                    }
-                    wrapAD.withUnsafeMutableBytes { ad in
-                        ad.storeBytes(of: subject.rawValue.bigEndian, toByteOffset: wrapPrefix, as: Int64.self)
-                        ad.storeBytes(of: kekVersion.bigEndian, toByteOffset: wrapPrefix + 8, as: UInt32.self)
-                    }
-                    let unwrapped = try row.withUnsafeData(atIndex: 2) { data -> Bool in
-                        guard let data else { return false }
-                        return data.withUnsafeBytes { Sealing.unwrap($0, kek: kekCache!.box.key, associatedData: wrapAD, into: &scratch) }
-                    }
-                    guard unwrapped else { throw VaultError(.integrity, "the data key of subject \(subject) failed its integrity check (tampered or moved)") }
-                    opener.bind(subject: subject, keyVersion: UInt32(truncatingIfNeeded: row[3] as Int64))
-                    try row.withUnsafeData(atIndex: 4) { data in
-                        guard let data else { throw VaultError(.integrity, "subject \(subject) has no stored profile") }
-                        try data.withUnsafeBytes { (packed: UnsafeRawBufferPointer) in
-                            try opener.open(packed: packed, key: scratch, subject: subject, into: &values)
-                        }
-                    }
-                    try body(subject, values)
+                if let only {
+                    try openSubjects(db, fields: fields, filter: "WHERE id = ?", arguments: [only.rawValue]) { subject, _, values in try body(subject, values) }
+                } else {
+                    try openSubjects(db, fields: fields, filter: "", arguments: []) { subject, _, values in try body(subject, values) }
                 }
             }
         } catch {
             throw Self.storageError(error, "read subjects")
+        }
+    }
+
+    /// Decrypts `fields` of the subjects selected by `filter` (a SQL suffix on `subject`, such as
+    /// `WHERE id = ?`) inside the caller's transaction. `body` also gets the subject's audit secret.
+    func openSubjects(
+        _ db: Database, fields: [FieldName], filter: String, arguments: StatementArguments, include: (SubjectID) -> Bool = { _ in true },
+        _ body: (SubjectID, Data?, [String?]) throws -> Void
+    ) throws {
+        var scratch = try SecretBytes(count: Sealing.keyLength)
+        defer { scratch.zero() }
+        var opener = FieldOpener(fields: fields)
+        var values = [String?](repeating: nil, count: fields.count)
+        var wrapAD = Sealing.wrapAssociatedData(subject: SubjectID(rawValue: 0), kekVersion: 0)
+        let wrapPrefix = Array("cns-wrap-v1".utf8).count
+        var kekCache: (version: UInt32, box: KeyBox)?
+        let statement = try db.cachedStatement(sql: "SELECT id, kek_version, wrapped_key, key_version, fields, audit_secret FROM subject " + filter)
+        let cursor = try Row.fetchCursor(statement, arguments: arguments)
+        while let row = try cursor.next() {
+            let subject = SubjectID(rawValue: row[0])
+            // Minimization: subjects the gate excluded are never decrypted.
+            guard include(subject) else { continue }
+            let kekVersion = UInt32(truncatingIfNeeded: row[1] as Int64)
+            if kekCache?.version != kekVersion {
+                guard let box = keys.kek(kekVersion) else {
+                    throw VaultError(.key, "subject \(subject) is wrapped under key-encryption key version \(kekVersion), which the vault does not hold")
+                }
+                kekCache = (kekVersion, box)
+            }
+            wrapAD.withUnsafeMutableBytes { ad in
+                ad.storeBytes(of: subject.rawValue.bigEndian, toByteOffset: wrapPrefix, as: Int64.self)
+                ad.storeBytes(of: kekVersion.bigEndian, toByteOffset: wrapPrefix + 8, as: UInt32.self)
+            }
+            let unwrapped = try row.withUnsafeData(atIndex: 2) { data -> Bool in
+                guard let data else { return false }
+                return data.withUnsafeBytes { Sealing.unwrap($0, kek: kekCache!.box.key, associatedData: wrapAD, into: &scratch) }
+            }
+            guard unwrapped else { throw VaultError(.integrity, "the data key of subject \(subject) failed its integrity check (tampered or moved)") }
+            opener.bind(subject: subject, keyVersion: UInt32(truncatingIfNeeded: row[3] as Int64))
+            try row.withUnsafeData(atIndex: 4) { data in
+                guard let data else { throw VaultError(.integrity, "subject \(subject) has no stored profile") }
+                try data.withUnsafeBytes { (packed: UnsafeRawBufferPointer) in
+                    try opener.open(packed: packed, key: scratch, subject: subject, into: &values)
+                }
+            }
+            scratch.zero()
+            try body(subject, row[5], values)
         }
     }
 }

@@ -3,7 +3,7 @@ import GRDB
 /// The vault's database schema, as named migrations. Persisted strings (kinds, states, sources) are frozen.
 enum Schema {
     /// The identifier of the newest migration; `status` reports it as the schema version.
-    static let currentVersion = "v1-vault"
+    static let currentVersion = "v2-gate"
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -106,6 +106,68 @@ enum Schema {
                     CREATE TABLE vault_meta (
                         key TEXT PRIMARY KEY,
                         value TEXT NOT NULL
+                    ) WITHOUT ROWID;
+                    """)
+        }
+        migrator.registerMigration("v2-gate") { db in
+            try db.execute(
+                sql: """
+                    -- Each subject's audit-pseudonym secret: pseudonyms are keyed hashes of it, so erasing the
+                    -- subject row makes its past audit entries unlinkable. Rows from before this migration get
+                    -- SQLite's randomblob; new subjects get libsodium's random bytes.
+                    ALTER TABLE subject ADD COLUMN audit_secret BLOB;
+                    UPDATE subject SET audit_secret = randomblob(32) WHERE audit_secret IS NULL;
+
+                    -- Restriction (Art. 18), objection (Art. 21, per purpose), CCPA opt-out of sale/sharing and the
+                    -- Global Privacy Control signal: append-only, the newest record per flag and purpose counts.
+                    CREATE TABLE subject_flag (
+                        id INTEGER PRIMARY KEY,
+                        subject_id INTEGER NOT NULL REFERENCES subject(id) ON DELETE CASCADE,
+                        flag TEXT NOT NULL CHECK (flag IN ('restriction', 'objection', 'opt_out_sale_share', 'gpc')),
+                        purpose TEXT NOT NULL DEFAULT '',
+                        value INTEGER NOT NULL CHECK (value IN (0, 1)),
+                        time INTEGER NOT NULL,
+                        source TEXT NOT NULL,
+                        recorded_at INTEGER NOT NULL
+                    );
+                    CREATE INDEX subject_flag_subject ON subject_flag(subject_id, flag, purpose, id);
+                    CREATE TRIGGER subject_flag_append_only BEFORE UPDATE ON subject_flag
+                    BEGIN SELECT RAISE(ABORT, 'flag records are append-only'); END;
+
+                    -- The audit log: a hash chain (see audit/FORMAT.md). Rows are never updated or deleted by
+                    -- Consentry; the triggers make an accidental change fail, and `audit verify` detects a
+                    -- deliberate one made outside SQLite's rules.
+                    CREATE TABLE audit_entry (
+                        sequence INTEGER PRIMARY KEY CHECK (sequence > 0),
+                        time INTEGER NOT NULL,
+                        actor TEXT NOT NULL,
+                        role TEXT,
+                        action TEXT NOT NULL,
+                        purpose TEXT,
+                        subject TEXT,
+                        subject_count INTEGER NOT NULL,
+                        subject_set_digest TEXT,
+                        fields TEXT NOT NULL,
+                        counts TEXT NOT NULL,
+                        decision TEXT NOT NULL CHECK (decision IN ('permit', 'deny')),
+                        reasons TEXT NOT NULL,
+                        policy_version TEXT NOT NULL,
+                        consent_record_ids TEXT NOT NULL,
+                        request_id TEXT,
+                        previous_hash TEXT NOT NULL,
+                        hash TEXT NOT NULL
+                    );
+                    CREATE INDEX audit_entry_subject ON audit_entry(subject) WHERE subject IS NOT NULL;
+                    CREATE TRIGGER audit_entry_no_update BEFORE UPDATE ON audit_entry
+                    BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
+                    CREATE TRIGGER audit_entry_no_delete BEFORE DELETE ON audit_entry
+                    BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
+
+                    -- The subject set of a bulk entry (pseudonyms), covered by the entry's subject_set_digest.
+                    CREATE TABLE audit_subject (
+                        sequence INTEGER NOT NULL REFERENCES audit_entry(sequence),
+                        pseudonym TEXT NOT NULL,
+                        PRIMARY KEY (pseudonym, sequence)
                     ) WITHOUT ROWID;
                     """)
         }

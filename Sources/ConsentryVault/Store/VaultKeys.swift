@@ -9,6 +9,8 @@ final class VaultKeys: @unchecked Sendable {
     let kekWrapping: KeyBox
     let blindIndex: BlindIndexer
     let eventIDs: BlindIndexer
+    let auditPseudonyms: BlindIndexer
+    let signer: Signer
     private let lock = NSLock()
     private var keks: [UInt32: KeyBox] = [:]
     private var active: UInt32 = 0
@@ -17,6 +19,8 @@ final class VaultKeys: @unchecked Sendable {
         kekWrapping = KeyBox(try SubKeyPurpose.kekWrapping.derive(from: master))
         blindIndex = BlindIndexer(key: KeyBox(try SubKeyPurpose.blindIndex.derive(from: master)))
         eventIDs = BlindIndexer(key: KeyBox(try SubKeyPurpose.eventID.derive(from: master)))
+        auditPseudonyms = BlindIndexer(key: KeyBox(try SubKeyPurpose.auditPseudonym.derive(from: master)))
+        signer = try Signer(seed: try SubKeyPurpose.signing.derive(from: master))
     }
 
     /// The version new data keys are wrapped with.

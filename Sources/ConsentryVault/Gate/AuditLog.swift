@@ -1,0 +1,125 @@
+import ConsentryAudit
+import ConsentryCore
+import ConsentryCrypto
+import Foundation
+import GRDB
+import Synchronization
+
+/// The vault's audit sink: appends chained entries inside the caller's transaction, so that an operation
+/// and its audit entry commit together or not at all (invariant 3).
+struct DatabaseAuditSink: AuditSink {
+    let db: Database
+
+    mutating func append(_ draft: AuditDraft, time: Int64) throws -> AuditEntry {
+        let last = try Row.fetchOne(db.cachedStatement(sql: "SELECT sequence, hash FROM audit_entry ORDER BY sequence DESC LIMIT 1"))
+        let sequence = (last?[0] as Int64? ?? 0) + 1
+        let entry = AuditEntry.chain(
+            draft, sequence: sequence, time: time, previousHash: last?[1] ?? AuditEntry.genesisHash,
+            subjectSetDigest: AuditEntry.digest(ofSubjectSet: draft.subjectSet))
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO audit_entry (sequence, time, actor, role, action, purpose, subject, subject_count, subject_set_digest, fields, counts,
+                    decision, reasons, policy_version, consent_record_ids, request_id, previous_hash, hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
+            entry.sequence, entry.time, entry.actor, entry.role, entry.action, entry.purpose, entry.subject, entry.subjectCount, entry.subjectSetDigest,
+            Self.json(entry.fields), Self.json(entry.counts), entry.decision, Self.json(entry.reasons), entry.policyVersion,
+            Self.json(entry.consentRecordIDs.map(String.init)), entry.requestID, entry.previousHash, entry.hash,
+        ])
+        if !draft.subjectSet.isEmpty {
+            let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO audit_subject (sequence, pseudonym) VALUES (?, ?)")
+            for pseudonym in draft.subjectSet { try insert.execute(arguments: [sequence, pseudonym]) }
+        }
+        return entry
+    }
+
+    static func json(_ values: [String]) -> String {
+        (try? String(decoding: JSONEncoder().encode(values), as: UTF8.self)) ?? "[]"
+    }
+
+    static func json(_ values: [String: Int]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? String(decoding: encoder.encode(values), as: UTF8.self)) ?? "{}"
+    }
+
+    /// Reads an entry back from a row of `audit_entry`.
+    static func entry(_ row: Row) -> AuditEntry {
+        func list(_ column: String) -> [String] {
+            (try? JSONDecoder().decode([String].self, from: Data((row[column] as String? ?? "[]").utf8))) ?? ["<unreadable>"]
+        }
+        let counts = (try? JSONDecoder().decode([String: Int].self, from: Data((row["counts"] as String? ?? "{}").utf8))) ?? ["<unreadable>": -1]
+        return AuditEntry(
+            sequence: row["sequence"], time: row["time"], actor: row["actor"], role: row["role"], action: row["action"], purpose: row["purpose"],
+            subject: row["subject"], subjectCount: row["subject_count"], subjectSetDigest: row["subject_set_digest"], fields: list("fields"),
+            counts: counts, decision: row["decision"], reasons: list("reasons"), policyVersion: row["policy_version"],
+            consentRecordIDs: list("consent_record_ids").compactMap { Int64($0) }, requestID: row["request_id"],
+            previousHash: row["previous_hash"], hash: row["hash"])
+    }
+}
+
+extension Vault {
+    /// The file signed checkpoints are appended to.
+    var checkpointFile: CheckpointFile { CheckpointFile(url: directory.appendingPathComponent("audit/checkpoints")) }
+
+    /// The public key that verifies checkpoints and receipts (hex), also written to `audit/signing.pub`.
+    public var signingPublicKey: String { Digest.hex(keys.signer.publicKey) }
+
+    /// Appends `draft` inside the caller's transaction.
+    func audit(_ draft: AuditDraft, db: Database) throws -> AuditEntry {
+        var sink = DatabaseAuditSink(db: db)
+        return try sink.append(draft, time: nowMillis)
+    }
+
+    /// Appends an audit entry in a transaction of its own (for events with no other effect).
+    @discardableResult
+    func auditAlone(_ draft: AuditDraft) throws(VaultError) -> AuditEntry {
+        let entry: AuditEntry
+        do { entry = try db.write { try audit(draft, db: $0) } } catch { throw Self.storageError(error, "write the audit log (nothing was done)") }
+        try checkpointIfDue()
+        return entry
+    }
+
+    /// The pseudonym of a subject in the audit log: a keyed hash of its per-subject secret.
+    func pseudonym(secret: Data?) -> String {
+        Digest.hex(keys.auditPseudonyms.hash(tag: 0x20, bytes: [UInt8](secret ?? Data())).prefix(16))
+    }
+
+    /// Signs a checkpoint of the log's current end when at least `everyEntries` entries or `everySeconds`
+    /// seconds have passed since the last one (or always, with `force`). Called after commits and at shutdown.
+    public func checkpointIfDue(force: Bool = false) throws(VaultError) {
+        let last: Row?
+        do { last = try db.read { try Row.fetchOne($0, sql: "SELECT sequence, hash FROM audit_entry ORDER BY sequence DESC LIMIT 1") } } catch {
+            throw Self.storageError(error, "read the audit log")
+        }
+        let sequence: Int64 = last?[0] ?? 0
+        let previous = checkpointState.withLock { $0 }
+        let now = nowMillis
+        guard sequence > previous.sequence else { return }
+        guard force || sequence - previous.sequence >= configuration.checkpointEveryEntries
+            || now - previous.time >= Int64(configuration.checkpointEverySeconds * 1000)
+        else { return }
+        let checkpoint = Checkpoint(sequence: sequence, hash: last?[1] ?? AuditEntry.genesisHash, time: now, signer: keys.signer)
+        do { try checkpointFile.append(checkpoint) } catch { throw VaultError(.storage, error.message) }
+        checkpointState.withLock { $0 = (sequence, now) }
+    }
+
+    /// Reads the newest checkpoint (at open) so that cadence continues across processes.
+    func loadCheckpointState() {
+        let newest = checkpointFile.read()?.checkpoints.last?.checkpoint
+        checkpointState.withLock { $0 = (newest?.sequence ?? 0, newest?.time ?? 0) }
+    }
+
+    /// Writes the genesis checkpoint and the public key of a new vault.
+    func initializeAuditFiles() throws(VaultError) {
+        do {
+            try checkpointFile.append(Checkpoint(sequence: 0, hash: AuditEntry.genesisHash, time: nowMillis, signer: keys.signer))
+            try Data((signingPublicKey + "\n").utf8).write(to: directory.appendingPathComponent("audit/signing.pub"))
+        } catch let error as AuditError {
+            throw VaultError(.storage, error.message)
+        } catch {
+            throw VaultError(.storage, "could not write `audit/signing.pub`: \(error.localizedDescription)")
+        }
+    }
+}

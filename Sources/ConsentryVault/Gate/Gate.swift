@@ -1,0 +1,252 @@
+import ConsentryAudit
+public import ConsentryCore
+public import ConsentryPolicy
+import Foundation
+import GRDB
+
+/// The result of a gated read of one subject.
+public struct GateRead: Sendable {
+    /// The decision, with its reasons.
+    public let decision: Decision
+    /// The released values: only the requested fields, only on permit. Absent fields have no value stored.
+    public let values: [FieldName: String]
+    /// The subject's audit pseudonym, when the subject exists.
+    public let pseudonym: String?
+    /// The audit entry that records this read.
+    public let auditSequence: Int64
+}
+
+/// What a gated scan did. Its `--json` keys are stable.
+public struct ScanSummary: Sendable, Codable, Equatable {
+    /// Permit or deny of the request itself (role, action, purpose, fields, reason).
+    public var decision: Effect
+    /// The reasons of a denied request, or the granting rule.
+    public var reasons: [String]
+    /// Subjects in the vault when the scan started.
+    public var subjects = 0
+    /// Subjects admitted at the start.
+    public var permitted = 0
+    /// Subjects excluded at the start, by reason (`consent_missing`, `objection`, …).
+    public var excluded: [String: Int] = [:]
+    /// Subjects admitted at the start but excluded before their data was read (consent withdrawn meanwhile).
+    public var excludedDuringScan: [String: Int] = [:]
+    /// Subjects whose values were handed to the caller.
+    public var delivered = 0
+    /// The audit entries that record the scan.
+    public var auditSequences: [Int64] = []
+
+    /// One line for people: "120 delivered; 1,204 excluded: consent_missing".
+    public var exclusionSummary: String {
+        let all = excluded.merging(excludedDuringScan, uniquingKeysWith: +)
+        guard !all.isEmpty else { return "none excluded" }
+        return all.sorted { $0.value > $1.value }.map { "\($0.value.formatted()) excluded: \($0.key)" }.joined(separator: "; ")
+    }
+}
+
+/// A decision with the full trace of how it was reached, for `policy explain`.
+public struct Explanation: Sendable, Codable, Equatable {
+    /// The decision.
+    public var decision: Decision
+    /// Each check in order, with its outcome.
+    public var trace: [String]
+}
+
+extension Vault {
+    /// The loaded policy, or nil when it failed to load (every decision then denies).
+    var loadedPolicy: Policy? { try? policy.get() }
+
+    func draft(_ request: AccessRequest, _ decision: Decision, subject: String? = nil, subjectSet: [String] = [], counts: [String: Int] = [:],
+        consentIDs: [Int64] = [], requestID: String?) -> AuditDraft {
+        AuditDraft(
+            actor: request.actor, role: request.role, action: AuditAction(request.action), purpose: request.purpose, subject: subject,
+            subjectSet: subjectSet, fields: request.fields.map(\.rawValue), counts: counts, decision: decision.effect,
+            reasons: decision.reasons.map(\.description), policyVersion: policyVersion, consentRecordIDs: consentIDs, requestID: requestID)
+    }
+
+    /// Reads the requested fields of one subject through the gate.
+    ///
+    /// The decision, the audit entry and the decryption happen in one transaction: the entry is durable
+    /// before any value is returned, and if it cannot be written nothing is returned (the call throws).
+    /// A denied read returns the decision and no values.
+    /// - Throws: ``VaultError`` when the audit log or the database cannot be written or read.
+    public func read(_ request: AccessRequest, subject reference: SubjectReference, requestID: String? = nil) throws(VaultError) -> GateRead {
+        let result: GateRead
+        do {
+            result = try db.write { db -> GateRead in
+                guard let policy = loadedPolicy else {
+                    let decision = Decision.deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
+                    let entry = try audit(draft(request, decision, requestID: requestID), db: db)
+                    return GateRead(decision: decision, values: [:], pseudonym: nil, auditSequence: entry.sequence)
+                }
+                let authorized = policy.authorize(request)
+                guard let subject = try resolve(reference, db: db) else {
+                    let decision = authorized.isPermit ? Decision.deny(.subjectNotFound) : authorized
+                    let entry = try audit(draft(request, decision, requestID: requestID), db: db)
+                    return GateRead(decision: decision, values: [:], pseudonym: nil, auditSequence: entry.sequence)
+                }
+                let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
+                let derived = try derivedStates(db, from: subject.rawValue, to: subject.rawValue)[subject.rawValue] ?? DerivedState()
+                let decision = policy.decide(request, subject: derived.state)
+                let consentIDs = request.purpose.flatMap { derived.recordIDs[$0] }.map { [$0] } ?? []
+                let entry = try audit(draft(request, decision, subject: pseudonym, consentIDs: consentIDs, requestID: requestID), db: db)
+                guard decision.isPermit else { return GateRead(decision: decision, values: [:], pseudonym: pseudonym, auditSequence: entry.sequence) }
+                var values: [FieldName: String] = [:]
+                try openSubjects(db, fields: request.fields, filter: "WHERE id = ?", arguments: [subject.rawValue]) { _, _, opened in
+                    for (field, value) in zip(request.fields, opened) { if let value { values[field] = value } }
+                }
+                return GateRead(decision: decision, values: values, pseudonym: pseudonym, auditSequence: entry.sequence)
+            }
+        } catch {
+            throw Self.storageError(error, "complete the gated read (nothing was released)")
+        }
+        try checkpointIfDue()
+        return result
+    }
+
+    /// Scans every subject for a purpose through the gate, handing `body` each admitted subject's pseudonym
+    /// and the requested fields' values (in `request.fields` order). The input of segments and scores.
+    ///
+    /// The request is decided once; then each subject's consent and flags. One audit entry with the admitted
+    /// subject set is committed before any value is handed out. Subjects are then read in chunks, and each
+    /// chunk re-reads consent, so a withdrawal committed during the scan excludes the subject from every chunk
+    /// not yet read; such late exclusions are recorded in a second entry. Excluded subjects are never decrypted.
+    public func scan(_ request: AccessRequest, requestID: String? = nil, _ body: (String, [String?]) throws -> Void) throws(VaultError) -> ScanSummary {
+        guard let policy = loadedPolicy else {
+            let decision = Decision.deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
+            let entry = try auditAlone(draft(request, decision, requestID: requestID))
+            return ScanSummary(decision: .deny, reasons: decision.reasons.map(\.description), auditSequences: [entry.sequence])
+        }
+        let authorized = policy.authorize(request)
+        guard authorized.isPermit, let purpose = request.purpose else {
+            let entry = try auditAlone(draft(request, authorized, requestID: requestID))
+            return ScanSummary(decision: .deny, reasons: authorized.reasons.map(\.description), auditSequences: [entry.sequence])
+        }
+        var summary = ScanSummary(decision: .permit, reasons: authorized.reasons.map(\.description))
+        var admitted: [Int64] = []
+        do {
+            // Pass 1: decide every subject and record the admitted set before anything is decrypted.
+            let entry = try db.write { db -> AuditEntry in
+                let states = try derivedStates(db, from: 1, to: Int64.max)
+                var pseudonyms: [String] = []
+                let rows = try Row.fetchCursor(db, sql: "SELECT id, audit_secret FROM subject ORDER BY id")
+                while let row = try rows.next() {
+                    summary.subjects += 1
+                    let id: Int64 = row[0]
+                    if let reason = policy.admit(states[id]?.state ?? SubjectState(), purpose: purpose) {
+                        summary.excluded[reason.rawValue, default: 0] += 1
+                    } else {
+                        admitted.append(id)
+                        pseudonyms.append(pseudonym(secret: row[1]))
+                    }
+                }
+                summary.permitted = admitted.count
+                var counts = summary.excluded.reduce(into: ["permitted": admitted.count]) { $0["excluded.\($1.key)"] = $1.value }
+                counts["subjects"] = summary.subjects
+                return try audit(draft(request, authorized, subjectSet: pseudonyms, counts: counts, requestID: requestID), db: db)
+            }
+            summary.auditSequences.append(entry.sequence)
+            try checkpointIfDue()
+            // Pass 2: read admitted subjects chunk by chunk, re-checking consent for each chunk.
+            var start = 0
+            while start < admitted.count {
+                let chunk = admitted[start..<min(admitted.count, start + configuration.scanChunkSize)]
+                start += chunk.count
+                try db.read { db in
+                    let states = try derivedStates(db, from: chunk.first!, to: chunk.last!)
+                    var include = Set<Int64>()
+                    for id in chunk {
+                        if let reason = policy.admit(states[id]?.state ?? SubjectState(), purpose: purpose) {
+                            summary.excludedDuringScan[reason.rawValue, default: 0] += 1
+                        } else {
+                            include.insert(id)
+                        }
+                    }
+                    try openSubjects(
+                        db, fields: request.fields, filter: "WHERE id BETWEEN ? AND ? ORDER BY id", arguments: [chunk.first!, chunk.last!],
+                        include: { include.contains($0.rawValue) }
+                    ) { _, secret, values in
+                        summary.delivered += 1
+                        try body(pseudonym(secret: secret), values)
+                    }
+                }
+            }
+        } catch let error as VaultError {
+            throw error
+        } catch {
+            throw Self.storageError(error, "complete the gated scan")
+        }
+        if !summary.excludedDuringScan.isEmpty {
+            var counts = summary.excludedDuringScan.reduce(into: ["delivered": summary.delivered]) { $0["excluded_during_scan.\($1.key)"] = $1.value }
+            counts["permitted_at_start"] = summary.permitted
+            let entry = try auditAlone(draft(request, authorized, counts: counts, requestID: requestID))
+            summary.auditSequences.append(entry.sequence)
+        }
+        return summary
+    }
+
+    /// Explains the decision for a request (and, when given, one subject) step by step. The explanation is
+    /// itself audited; it releases no personal data.
+    public func explain(_ request: AccessRequest, subject reference: SubjectReference? = nil, requestID: String? = nil) throws(VaultError) -> Explanation {
+        var trace: [String] = []
+        let decision: Decision
+        var pseudonym: String?
+        if case .failure(let error) = policy {
+            trace.append("policy: failed to load (\(error.diagnostics.filter { $0.severity == .error }.count) errors) → deny")
+            decision = Decision.deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
+        } else if let policy = loadedPolicy {
+            trace.append("policy: version \(policyVersion)")
+            let authorized = policy.authorize(request)
+            trace += policy.trace(request)
+            var state: SubjectState?
+            if let reference {
+                do {
+                    try db.read { db in
+                        if let subject = try resolve(reference, db: db) {
+                            pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
+                            state = try derivedStates(db, from: subject.rawValue, to: subject.rawValue)[subject.rawValue]?.state ?? SubjectState()
+                        }
+                    }
+                } catch { throw Self.storageError(error, "read the subject's consent state") }
+                if let state, let purpose = request.purpose, !request.action.isAdministrative {
+                    trace.append("subject \(pseudonym ?? "?"): consent for `\(purpose.rawValue)` is `\(state.consent(purpose).rawValue)`"
+                        + ", restricted: \(state.restricted), objected: \(state.objected(to: purpose)), opt-out: \(state.saleOptOut), gpc: \(state.globalPrivacyControl)")
+                    let admitted = policy.admit(state, purpose: purpose)
+                    trace.append("subject rules → " + (admitted.map { "deny (\($0.rawValue))" } ?? "admit"))
+                } else if state == nil {
+                    trace.append("subject: not found → deny")
+                }
+            }
+            if reference != nil && state == nil {
+                decision = authorized.isPermit ? .deny(.subjectNotFound) : authorized
+            } else {
+                decision = policy.decide(request, subject: state)
+            }
+        } else {
+            decision = Decision.deny(.policyUnavailable)
+        }
+        trace.append("decision: \(decision.effect.rawValue)")
+        var explainDraft = draft(request, decision, subject: pseudonym, requestID: requestID)
+        explainDraft.action = .policyExplain
+        try auditAlone(explainDraft)
+        return Explanation(decision: decision, trace: trace)
+    }
+}
+
+extension Policy {
+    /// The request-level checks of ``authorize(_:)`` as readable steps.
+    func trace(_ request: AccessRequest) -> [String] {
+        var steps = ["request: actor `\(request.actor)`, role `\(request.role.rawValue)`, action `\(request.action.rawValue)`, purpose "
+            + (request.purpose.map { "`\($0.rawValue)`" } ?? "none") + ", fields " + (request.fields.isEmpty ? "none" : request.fields.map { "`\($0)`" }.joined(separator: ", "))]
+        if let purpose = request.purpose, let spec = purposes[purpose] {
+            steps.append("purpose `\(purpose.rawValue)`: legal basis `\(spec.legalBasis.rawValue)`, consent `\(spec.consent.rawValue)`, fields "
+                + spec.fields.map { "`\($0)`" }.joined(separator: ", "))
+        }
+        let decision = authorize(request)
+        if decision.isPermit {
+            steps.append("rule: \(decision.reasons.first?.detail ?? "") → permit")
+        } else {
+            for reason in decision.reasons { steps.append("check failed: \(reason.description) → deny") }
+        }
+        return steps
+    }
+}

@@ -1,0 +1,154 @@
+public import ConsentryAudit
+public import ConsentryCore
+import ConsentryPolicy
+import ConsentryCrypto
+public import Foundation
+import GRDB
+
+/// Which audit entries a query selects; every condition is optional and they combine with AND.
+public struct AuditFilter: Sendable, Hashable {
+    /// Entries about this subject (found through its pseudonym; bulk entries whose subject set holds it too).
+    public var subject: SubjectReference?
+    /// The actor.
+    public var actor: String?
+    /// The role.
+    public var role: Role?
+    /// The purpose.
+    public var purpose: Purpose?
+    /// The action (an audit action name).
+    public var action: String?
+    /// `permit` or `deny`.
+    public var decision: Effect?
+    /// From this time on (milliseconds since 1970).
+    public var since: Int64?
+    /// Until this time (exclusive).
+    public var until: Int64?
+    /// At most this many entries (newest last). The default is 1,000.
+    public var limit: Int
+
+    /// A filter; every condition defaults to "any".
+    public init(
+        subject: SubjectReference? = nil, actor: String? = nil, role: Role? = nil, purpose: Purpose? = nil, action: String? = nil, decision: Effect? = nil,
+        since: Int64? = nil, until: Int64? = nil, limit: Int = 1_000
+    ) {
+        self.subject = subject
+        self.actor = actor
+        self.role = role
+        self.purpose = purpose
+        self.action = action
+        self.decision = decision
+        self.since = since
+        self.until = until
+        self.limit = limit
+    }
+}
+
+/// The formats of `audit export`.
+public enum AuditExportFormat: String, Sendable, CaseIterable {
+    /// One JSON object per line, in the canonical form with `previous_hash` and `hash` (verifiable offline).
+    case jsonl
+    /// Comma-separated, with a header row; every cell is safe against spreadsheet formula injection.
+    case csv
+}
+
+extension Vault {
+    /// Verifies the audit log: chain, signatures and checkpoints. Needs `audit_read`; the verification
+    /// itself is audited after it ran, so it never changes what it checked.
+    public func verifyAudit(actor: String, role: Role, requestID: String? = nil) throws(VaultError) -> AuditVerification {
+        let decision = try requireAdministrative(.auditRead, actor: actor, role: role, requestID: requestID)
+        let report: AuditVerification
+        do {
+            report = try db.read { db in
+                let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit_entry ORDER BY rowid")
+                let entries = AnySequence { AnyIterator { (try? cursor.next()).flatMap { $0.map(DatabaseAuditSink.entry) } } }
+                return AuditVerifier.verify(entries: entries, checkpoints: checkpointFile.read(), publicKey: keys.signer.publicKey)
+            }
+        } catch { throw Self.storageError(error, "read the audit log") }
+        var entry = draft(AccessRequest(actor: actor, role: role, action: .auditRead), decision, requestID: requestID)
+        entry.reasons.append(report.passed ? "verify: passed" : "verify: failed at \(report.firstBadSequence ?? 0)")
+        entry.counts = ["entries": report.entriesChecked, "checkpoints": report.checkpointsChecked]
+        // A log that failed verification still gets the record that someone looked; the chain continues from its end.
+        _ = try? auditAlone(entry)
+        return report
+    }
+
+    /// Queries the audit log. Needs `audit_read`; audited.
+    public func queryAudit(_ filter: AuditFilter, actor: String, role: Role, requestID: String? = nil) throws(VaultError) -> [AuditEntry] {
+        let decision = try requireAdministrative(.auditRead, actor: actor, role: role, requestID: requestID)
+        var entries: [AuditEntry] = []
+        do {
+            try db.read { db in
+                try forEachAuditEntry(db, filter) { entries.append($0) }
+            }
+        } catch { throw Self.storageError(error, "query the audit log") }
+        var entry = draft(AccessRequest(actor: actor, role: role, action: .auditRead), decision, counts: ["returned": entries.count], requestID: requestID)
+        entry.reasons.append("query")
+        try auditAlone(entry)
+        return entries
+    }
+
+    /// Streams the audit log (or the entries `filter` selects) to `output` in `format`, with memory that
+    /// does not grow with the log. Needs `audit_read`; audited.
+    public func exportAudit(
+        _ format: AuditExportFormat, filter: AuditFilter = AuditFilter(limit: Int.max), to output: FileHandle, actor: String, role: Role, requestID: String? = nil
+    ) throws(VaultError) -> Int {
+        let decision = try requireAdministrative(.auditRead, actor: actor, role: role, requestID: requestID)
+        var count = 0
+        do {
+            try db.read { db in
+                var buffer = ""
+                if format == .csv {
+                    buffer = "sequence,time,actor,role,action,purpose,subject,subject_count,fields,counts,decision,reasons,policy_version,request_id,hash\n"
+                }
+                try forEachAuditEntry(db, filter) { entry in
+                    count += 1
+                    switch format {
+                    case .jsonl: buffer += entry.exportLine + "\n"
+                    case .csv:
+                        let cells = [
+                            String(entry.sequence), Normalize.formatTimestamp(millis: entry.time), entry.actor, entry.role ?? "", entry.action, entry.purpose ?? "",
+                            entry.subject ?? "", String(entry.subjectCount), entry.fields.joined(separator: " "),
+                            entry.counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "), entry.decision,
+                            entry.reasons.joined(separator: "; "), entry.policyVersion, entry.requestID ?? "", entry.hash,
+                        ]
+                        buffer += cells.map(CSVText.spreadsheetSafe).joined(separator: ",") + "\n"
+                    }
+                    if buffer.utf8.count > 1 << 16 {
+                        output.write(Data(buffer.utf8))
+                        buffer = ""
+                    }
+                }
+                output.write(Data(buffer.utf8))
+            }
+        } catch { throw Self.storageError(error, "export the audit log") }
+        var entry = draft(AccessRequest(actor: actor, role: role, action: .auditRead), decision, counts: ["exported": count], requestID: requestID)
+        entry.reasons.append("export: \(format.rawValue)")
+        try auditAlone(entry)
+        return count
+    }
+
+    /// Calls `body` with each entry `filter` selects, in sequence order.
+    func forEachAuditEntry(_ db: Database, _ filter: AuditFilter, _ body: (AuditEntry) throws -> Void) throws {
+        var conditions: [String] = []
+        var arguments: [any DatabaseValueConvertible] = []
+        if let reference = filter.subject {
+            guard let subject = try resolve(reference, db: db) else { return }
+            let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
+            conditions.append("(subject = ? OR sequence IN (SELECT sequence FROM audit_subject WHERE pseudonym = ?))")
+            arguments += [pseudonym, pseudonym]
+        }
+        if let actor = filter.actor { conditions.append("actor = ?"); arguments.append(actor) }
+        if let role = filter.role { conditions.append("role = ?"); arguments.append(role.rawValue) }
+        if let purpose = filter.purpose { conditions.append("purpose = ?"); arguments.append(purpose.rawValue) }
+        if let action = filter.action { conditions.append("action = ?"); arguments.append(action) }
+        if let decision = filter.decision { conditions.append("decision = ?"); arguments.append(decision.rawValue) }
+        if let since = filter.since { conditions.append("time >= ?"); arguments.append(since) }
+        if let until = filter.until { conditions.append("time < ?"); arguments.append(until) }
+        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        let limit = filter.limit == Int.max ? "" : " LIMIT \(max(0, filter.limit))"
+        let cursor = try Row.fetchCursor(
+            db, sql: "SELECT * FROM (SELECT * FROM audit_entry \(whereClause) ORDER BY sequence DESC\(limit)) ORDER BY sequence",
+            arguments: StatementArguments(arguments))
+        while let row = try cursor.next() { try body(DatabaseAuditSink.entry(row)) }
+    }
+}

@@ -1,0 +1,169 @@
+import ConsentryAudit
+public import ConsentryCore
+public import ConsentryPolicy
+import Foundation
+import GRDB
+
+/// A change to the consent ledger.
+public struct ConsentChange: Sendable, Hashable {
+    /// The purpose consented to (or withdrawn from).
+    public var purpose: Purpose
+    /// The new state.
+    public var state: ConsentState
+    /// Where it came from: `form`, `import`, `api`, `preference_centre`, …
+    public var source: String
+    /// The version of the privacy notice the subject saw.
+    public var noticeVersion: String?
+    /// A reference to the evidence (a form submission id, a signed document).
+    public var evidence: String?
+    /// When the consent expires, in milliseconds since 1970.
+    public var expiresAt: Int64?
+
+    /// Creates a change.
+    public init(purpose: Purpose, state: ConsentState, source: String, noticeVersion: String? = nil, evidence: String? = nil, expiresAt: Int64? = nil) {
+        self.purpose = purpose
+        self.state = state
+        self.source = source
+        self.noticeVersion = noticeVersion
+        self.evidence = evidence
+        self.expiresAt = expiresAt
+    }
+}
+
+/// A subject's consent history and flags, as `consent show` prints them.
+public struct ConsentHistory: Sendable, Codable, Equatable {
+    /// The subject's audit pseudonym.
+    public var subject: String
+    /// Ledger records, oldest first.
+    public var records: [ConsentRecordInfo]
+    /// Current status per purpose.
+    public var current: [String: String]
+    /// Current flags: `restriction`, `opt_out_sale_share`, `gpc`, `objection:<purpose>`.
+    public var flags: [String]
+}
+
+extension Vault {
+    /// Authorizes an administrative action or throws `denied`, auditing the denial.
+    func requireAdministrative(_ action: Action, actor: String, role: Role, requestID: String?) throws(VaultError) -> Decision {
+        let request = AccessRequest(actor: actor, role: role, action: action)
+        let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
+        guard decision.isPermit else {
+            try auditAlone(draft(request, decision, requestID: requestID))
+            throw VaultError(.denied, "denied: " + decision.reasons.map(\.description).joined(separator: "; "))
+        }
+        return decision
+    }
+
+    /// Appends a consent record for one subject. A withdrawal takes effect for every later decision,
+    /// including chunks of a scan that is already running.
+    /// - Returns: the new record's id.
+    /// - Throws: ``VaultError`` `denied` when the role may not write consent, `notFound` for an unknown subject,
+    ///   `invalidInput` for a consent on a purpose that does not rest on consent or a confirmation without a pending opt-in.
+    @discardableResult
+    public func recordConsent(
+        _ change: ConsentChange, subject reference: SubjectReference, actor: String, role: Role, requestID: String? = nil
+    ) throws(VaultError) -> Int64 {
+        let decision = try requireAdministrative(.consentWrite, actor: actor, role: role, requestID: requestID)
+        guard let spec = loadedPolicy?.purposes[change.purpose], spec.legalBasis == .consent else {
+            throw VaultError(.invalidInput, "purpose `\(change.purpose.rawValue)` does not rest on consent, so it takes no consent records")
+        }
+        let request = AccessRequest(actor: actor, role: role, action: .consentWrite, purpose: change.purpose)
+        let id: Int64
+        do {
+            id = try db.write { db -> Int64 in
+                guard let subject = try resolve(reference, db: db) else { throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id") }
+                if change.state == .confirmed {
+                    let last = try String.fetchOne(
+                        db, sql: "SELECT state FROM consent_record WHERE subject_id = ? AND purpose = ? ORDER BY id DESC LIMIT 1",
+                        arguments: [subject.rawValue, change.purpose.rawValue])
+                    guard last == ConsentState.pending.rawValue else {
+                        throw VaultError(.invalidInput, "there is no pending double opt-in for `\(change.purpose.rawValue)` to confirm; record `pending` first")
+                    }
+                }
+                try appendConsent(
+                    subject: subject, purpose: change.purpose, state: change.state, time: nowMillis, source: change.source,
+                    noticeVersion: change.noticeVersion, evidence: change.evidence, expiresAt: change.expiresAt, db: db)
+                let id = db.lastInsertedRowID
+                let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
+                var entry = draft(request, decision, subject: pseudonym, counts: [change.state.rawValue: 1], consentIDs: [id], requestID: requestID)
+                entry.reasons.append("source: \(change.source)")
+                _ = try audit(entry, db: db)
+                return id
+            }
+        } catch {
+            throw Self.storageError(error, "record the consent (nothing was written)")
+        }
+        try checkpointIfDue()
+        return id
+    }
+
+    /// Sets or clears a flag (restriction, objection to a purpose, opt-out of sale/sharing, GPC) for one subject.
+    public func recordFlag(
+        _ flag: SubjectFlag, purpose: Purpose? = nil, on: Bool, subject reference: SubjectReference, source: String, actor: String, role: Role,
+        requestID: String? = nil
+    ) throws(VaultError) {
+        let decision = try requireAdministrative(.consentWrite, actor: actor, role: role, requestID: requestID)
+        if flag == .objection && purpose == nil { throw VaultError(.invalidInput, "an objection names the purpose objected to; pass `--purpose`") }
+        if flag != .objection && purpose != nil { throw VaultError(.invalidInput, "`\(flag.rawValue)` applies to every purpose; leave out `--purpose`") }
+        do {
+            try db.write { db in
+                guard let subject = try resolve(reference, db: db) else { throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id") }
+                let now = nowMillis
+                try db.execute(
+                    sql: "INSERT INTO subject_flag (subject_id, flag, purpose, value, time, source, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    arguments: [subject.rawValue, flag.rawValue, purpose?.rawValue ?? "", on ? 1 : 0, now, source, now])
+                let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
+                var entry = draft(AccessRequest(actor: actor, role: role, action: .consentWrite, purpose: purpose), decision, subject: pseudonym, requestID: requestID)
+                entry.action = .flagWrite
+                entry.reasons += ["\(flag.rawValue): \(on ? "set" : "cleared")", "source: \(source)"]
+                _ = try audit(entry, db: db)
+            }
+        } catch {
+            throw Self.storageError(error, "record the flag (nothing was written)")
+        }
+        try checkpointIfDue()
+    }
+
+    /// A subject's consent ledger and flags, for roles that write consent or manage requests. Audited.
+    public func consentHistory(subject reference: SubjectReference, actor: String, role: Role, requestID: String? = nil) throws(VaultError) -> ConsentHistory {
+        let request = AccessRequest(actor: actor, role: role, action: .consentWrite)
+        let policy = loadedPolicy
+        let decision = [Action.consentWrite, .dsrManage].lazy.map { policy?.authorize(AccessRequest(actor: actor, role: role, action: $0)) }
+            .first { $0?.isPermit == true } ?? policy?.authorize(request) ?? .deny(.policyUnavailable)
+        guard let decision, decision.isPermit else {
+            var entry = draft(request, decision ?? .deny(.policyUnavailable), requestID: requestID)
+            entry.action = .consentRead
+            try auditAlone(entry)
+            throw VaultError(.denied, "denied: " + (decision?.reasons.map(\.description).joined(separator: "; ") ?? "policy_unavailable"))
+        }
+        do {
+            let history = try db.write { db -> ConsentHistory in
+                guard let subject = try resolve(reference, db: db) else { throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id") }
+                let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
+                let records = try Row.fetchAll(
+                    db, sql: "SELECT id, purpose, state, time, source, notice_version, evidence_ref, expires_at FROM consent_record WHERE subject_id = ? ORDER BY id",
+                    arguments: [subject.rawValue]
+                ).map { row in
+                    ConsentRecordInfo(
+                        id: row[0], purpose: row[1], state: row[2], time: Normalize.formatTimestamp(millis: row[3]), source: row[4], noticeVersion: row[5],
+                        evidence: row[6], expiresAt: (row[7] as Int64?).map { Normalize.formatTimestamp(millis: $0) })
+                }
+                let state = try derivedStates(db, from: subject.rawValue, to: subject.rawValue)[subject.rawValue]?.state ?? SubjectState()
+                var flags: [String] = []
+                if state.restricted { flags.append("restriction") }
+                if state.saleOptOut { flags.append("opt_out_sale_share") }
+                if state.globalPrivacyControl { flags.append("gpc") }
+                flags += state.objections.map { "objection:\($0.rawValue)" }.sorted()
+                var entry = draft(request, decision, subject: pseudonym, consentIDs: records.map(\.id), requestID: requestID)
+                entry.action = .consentRead
+                _ = try audit(entry, db: db)
+                let current = Dictionary(uniqueKeysWithValues: Purpose.allCases.map { ($0.rawValue, state.consent($0).rawValue) })
+                return ConsentHistory(subject: pseudonym, records: records, current: current, flags: flags)
+            }
+            try checkpointIfDue()
+            return history
+        } catch {
+            throw Self.storageError(error, "read the consent history")
+        }
+    }
+}
