@@ -1,5 +1,5 @@
 /// Permit or deny.
-public enum Effect: String, Sendable, Hashable, Codable {
+public enum Effect: String, Sendable, Hashable, Codable, CaseIterable {
     /// The request may proceed.
     case permit
     /// The request must not proceed.

@@ -154,7 +154,7 @@ public final class Vault: Sendable {
         }
         let policy = Result<Policy, PolicyError> { () throws(PolicyError) in try Policy.load(directory: policyDirectory) }
         let vault = Vault(
-            directory: directory, db: db, keys: keys, schema: schema, policy: policy, policyVersion: policyVersion(of: policyDirectory),
+            directory: directory, db: db, keys: keys, schema: schema, policy: policy, policyVersion: versionOfPolicy(at: policyDirectory),
             configuration: configuration)
         if creating {
             try vault.createFirstKEK()
@@ -201,7 +201,8 @@ public final class Vault: Sendable {
         return VaultError(.storage, "could not \(doing): \(error)")
     }
 
-    static func policyVersion(of directory: URL) -> String {
+    /// The policy version of a directory: the first 16 hex digits of BLAKE2b over its `*.yaml` files (names and contents).
+    public static func versionOfPolicy(at directory: URL) -> String {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasSuffix(".yaml") }.sorted()
         var material: [UInt8] = []
         for name in names {

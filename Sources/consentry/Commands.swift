@@ -81,6 +81,8 @@ struct Import: ParsableCommand {
 
         @OptionGroup var batch: BatchOptions
 
+        @OptionGroup var admin: AdminRoleOption
+
         func validate() throws {
             guard let source = DataSource(rawValue: source), [.crm, .web, .pos].contains(source) else {
                 throw ValidationError("unknown source `\(source)`; use `crm`, `web` or `pos`")
@@ -94,8 +96,10 @@ struct Import: ParsableCommand {
                 Output.error("cannot tell the format of `\(file)` from its extension; pass `--format csv` or `--format jsonl`")
                 throw ExitCode(64)
             }
-            let vault = try global.openVault(configuration: batch.configuration)
-            let report = try Output.guarding { try vault.importProfiles(from: url, source: DataSource(rawValue: source)!, format: format) }
+            let role = try admin.parsedRole
+            let report = try global.withVault(configuration: batch.configuration) { vault in
+                try vault.importProfiles(from: url, source: DataSource(rawValue: source)!, format: format, actor: global.actorName, role: role)
+            }
             try ImportOutput.finish(report, json: global.json)
         }
     }
@@ -111,9 +115,13 @@ struct Import: ParsableCommand {
 
         @OptionGroup var batch: BatchOptions
 
+        @OptionGroup var admin: AdminRoleOption
+
         func run() throws {
-            let vault = try global.openVault(configuration: batch.configuration)
-            let report = try Output.guarding { try vault.importEvents(from: URL(fileURLWithPath: file)) }
+            let role = try admin.parsedRole
+            let report = try global.withVault(configuration: batch.configuration) { vault in
+                try vault.importEvents(from: URL(fileURLWithPath: file), actor: global.actorName, role: role)
+            }
             try ImportOutput.finish(report, json: global.json)
         }
     }
@@ -194,7 +202,8 @@ struct Demo: ParsableCommand {
             }
             return try Vault.create(at: global.vaultURL, policies: URL(fileURLWithPath: policies), masterKey: key)
         }
-        let report = try Output.guarding { try vault.loadDemoData(options) }
+        let report = try Output.guarding { try vault.loadDemoData(options, actor: global.actorName) }
+        try? vault.checkpointIfDue(force: true)
         if global.json {
             Output.printJSON(report)
         } else {
@@ -253,9 +262,11 @@ struct Keys: ParsableCommand {
 
         @OptionGroup var global: GlobalOptions
 
+        @OptionGroup var admin: AdminRoleOption
+
         func run() throws {
-            let vault = try global.openVault()
-            let report = try Output.guarding { try vault.rotateKeys() }
+            let role = try admin.parsedRole
+            let report = try global.withVault { try $0.rotateKeys(actor: global.actorName, role: role) }
             if global.json {
                 Output.printJSON(report)
             } else {

@@ -9,6 +9,13 @@ enum Environment {
     /// The base64 master key; when set it is used instead of `<vault>/keys/master.key`.
     static let masterKeyVariable = "CONSENTRY_MASTER_KEY"
 
+    /// The login name, recorded as the actor of CLI operations unless `--actor` is given.
+    static let userVariable = "USER"
+
+    static var user: String {
+        ProcessInfo.processInfo.environment[userVariable].flatMap { $0.isEmpty ? nil : $0 } ?? "cli"
+    }
+
     static var defaultVault: String {
         ProcessInfo.processInfo.environment[vaultVariable].flatMap { $0.isEmpty ? nil : $0 } ?? "./vault"
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConsentryCore
 import ConsentryCrypto
 import ConsentryVault
 import Foundation
@@ -11,13 +12,41 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .long, help: "Print machine-readable JSON instead of text.")
     var json = false
 
+    @Option(name: .long, help: "Who is acting, as recorded in the audit log (default: $USER).")
+    var actor: String?
+
     var vaultURL: URL { URL(fileURLWithPath: vault ?? Environment.defaultVault) }
+
+    /// The actor recorded in the audit log.
+    var actorName: String { actor ?? Environment.user }
 
     /// Opens the vault, with the master key from the environment when it is set.
     func openVault(configuration: VaultConfiguration = VaultConfiguration()) throws -> Vault {
         try Output.guarding {
             let key = try Environment.masterKey()
             return try Vault.open(at: vaultURL, masterKey: key, configuration: configuration)
+        }
+    }
+
+    /// Opens the vault, runs `body`, and writes a final signed audit checkpoint (as a server does at shutdown).
+    func withVault<T>(configuration: VaultConfiguration = VaultConfiguration(), _ body: (Vault) throws -> T) throws -> T {
+        let vault = try openVault(configuration: configuration)
+        defer { try? vault.checkpointIfDue(force: true) }
+        return try Output.guarding { try body(vault) }
+    }
+}
+
+/// The role an administrative command acts in.
+struct AdminRoleOption: ParsableArguments {
+    @Option(name: .customLong("as"), help: "The role to act in (checked against the policy and audited).")
+    var role: String = "admin"
+
+    func validate() throws { _ = try parsedRole }
+
+    var parsedRole: Role {
+        get throws {
+            guard let role = Role(rawValue: role) else { throw ValidationError("unknown role `\(role)`; use one of \(Role.choiceList)") }
+            return role
         }
     }
 }
@@ -56,7 +85,7 @@ enum Output {
     static func guarding<T: ~Copyable>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch let error as VaultError {
             Self.error(error.message)
-            throw ExitCode(1)
+            throw ExitCode(error.code == .denied ? 2 : 1)
         } catch let error as CryptoError {
             Self.error(error.message)
             throw ExitCode(1)

@@ -1,0 +1,315 @@
+import ConsentryAudit
+import ConsentryCore
+import ConsentryPolicy
+import ConsentryTesting
+@testable import ConsentryVault
+import Foundation
+import GRDB
+import Testing
+
+/// A vault with ten subjects `s0…s9@example.test`; even ones have confirmed e-mail-marketing consent.
+func gateVault(configuration: VaultConfiguration = VaultConfiguration(clock: FixedClock(TestSupport.fixedNow))) throws -> Vault {
+    let directory = TestSupport.temporaryDirectory("gate").appendingPathComponent("v")
+    let vault = try Vault.create(at: directory, policies: TestSupport.policies, configuration: configuration)
+    let rows = (0..<10).map { "s\($0)@example.test,C\($0),Name\($0),Family\($0),,1990-01-0\(($0 % 9) + 1),City\($0),DE" }.joined(separator: "\n")
+    _ = try importCSV(vault, rows + "\n")
+    for i in stride(from: 0, to: 10, by: 2) {
+        try vault.recordConsent(ConsentChange(purpose: .emailMarketing, state: .pending, source: "form"), subject: .email("s\(i)@example.test"), actor: "t", role: .admin)
+        try vault.recordConsent(ConsentChange(purpose: .emailMarketing, state: .confirmed, source: "form"), subject: .email("s\(i)@example.test"), actor: "t", role: .admin)
+    }
+    return vault
+}
+
+let marketingScan = AccessRequest(actor: "mia", role: .marketer, action: .segment, purpose: .emailMarketing, fields: ["email", "first_name"])
+
+@Suite("Gate")
+struct GateTests {
+    @Test("a permitted read releases exactly the requested fields and is audited with a pseudonym")
+    func permittedRead() throws {
+        let vault = try gateVault()
+        let request = AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name", "last_name"], reason: "ticket 7")
+        let result = try vault.read(request, subject: .email("s3@example.test"))
+        #expect(result.decision.isPermit)
+        #expect(result.values == ["first_name": "Name3", "last_name": "Family3"])
+        let entry = try #require(try vault.queryAudit(AuditFilter(action: "read_profile"), actor: "t", role: .admin).last)
+        #expect(entry.sequence == result.auditSequence && entry.subject == result.pseudonym && entry.decision == "permit")
+        #expect(entry.fields == ["first_name", "last_name"])
+        #expect(!entry.exportLine.contains("Name3") && !entry.exportLine.contains("s3@example.test"))
+    }
+
+    @Test("a denied read releases nothing and says why; an unknown subject is a deny, not an error")
+    func deniedRead() throws {
+        let vault = try gateVault()
+        let wrongField = AccessRequest(actor: "c", role: .campaignService, action: .render, purpose: .emailMarketing, fields: ["birth_date"])
+        let denied = try vault.read(wrongField, subject: .email("s2@example.test"))
+        #expect(!denied.decision.isPermit && denied.values.isEmpty)
+        #expect(denied.decision.reasons.map(\.code) == [.fieldNotAllowed])
+        let noConsent = try vault.read(AccessRequest(actor: "c", role: .campaignService, action: .render, purpose: .emailMarketing, fields: ["email"]), subject: .email("s1@example.test"))
+        #expect(noConsent.decision.reasons.map(\.code) == [.consentMissing] && noConsent.values.isEmpty)
+        let unknown = try vault.read(wrongField, subject: .email("nobody@example.test"))
+        #expect(!unknown.decision.isPermit && unknown.values.isEmpty)
+    }
+
+    @Test("consent changes apply to the next decision: confirm, withdraw, objection, restriction")
+    func consentChanges() throws {
+        let vault = try gateVault()
+        let render = AccessRequest(actor: "c", role: .campaignService, action: .render, purpose: .emailMarketing, fields: ["email"])
+        #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.consentMissing])
+        try vault.recordConsent(ConsentChange(purpose: .emailMarketing, state: .pending, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .dataEngineer)
+        #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.consentUnconfirmed])
+        try vault.recordConsent(ConsentChange(purpose: .emailMarketing, state: .confirmed, source: "email-link"), subject: .email("s1@example.test"), actor: "t", role: .dataEngineer)
+        #expect(try vault.read(render, subject: .email("s1@example.test")).values == ["email": "s1@example.test"])
+        try vault.recordFlag(.objection, purpose: .emailMarketing, on: true, subject: .email("s1@example.test"), source: "letter", actor: "t", role: .admin)
+        #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.objection])
+        try vault.recordFlag(.objection, purpose: .emailMarketing, on: false, subject: .email("s1@example.test"), source: "letter", actor: "t", role: .admin)
+        try vault.recordFlag(.restriction, on: true, subject: .email("s1@example.test"), source: "dsr", actor: "t", role: .admin)
+        #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.restricted])
+        try vault.recordFlag(.restriction, on: false, subject: .email("s1@example.test"), source: "dsr", actor: "t", role: .admin)
+        try vault.recordConsent(ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("s1@example.test"), actor: "t", role: .admin)
+        #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.consentWithdrawn])
+        let history = try vault.consentHistory(subject: .email("s1@example.test"), actor: "t", role: .complianceOfficer)
+        #expect(history.records.map(\.state) == ["pending", "confirmed", "withdrawn"])
+        #expect(history.current["email_marketing"] == "withdrawn")
+    }
+
+    @Test("consent writes need a role that may write consent, and bad changes are refused")
+    func consentWriteRules() throws {
+        let vault = try gateVault()
+        let change = ConsentChange(purpose: .emailMarketing, state: .granted, source: "form")
+        #expect(throws: VaultError.self) { try vault.recordConsent(change, subject: .email("s1@example.test"), actor: "m", role: .marketer) }
+        #expect(throws: VaultError.self) {
+            try vault.recordConsent(ConsentChange(purpose: .service, state: .granted, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .admin)
+        }
+        #expect(throws: VaultError.self) {
+            try vault.recordConsent(ConsentChange(purpose: .profiling, state: .confirmed, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .admin)
+        }
+        #expect(throws: VaultError.self) { try vault.recordConsent(change, subject: .email("nobody@example.test"), actor: "t", role: .admin) }
+        let denials = try vault.queryAudit(AuditFilter(decision: .deny), actor: "t", role: .admin)
+        #expect(denials.contains { $0.actor == "m" && $0.action == "consent_write" })
+    }
+
+    @Test("a scan admits consenting subjects, counts exclusions by reason, and never decrypts excluded subjects")
+    func scan() throws {
+        let vault = try gateVault()
+        // Corrupt an excluded subject: if the scan decrypted it, it would fail with an integrity error.
+        let excluded = try #require(try vault.findSubject(.email, "s1@example.test"))
+        try vault.db.write { db in
+            try db.execute(sql: "UPDATE subject SET wrapped_key = zeroblob(73) WHERE id = ?", arguments: [excluded.rawValue])
+        }
+        var delivered: [String: [String?]] = [:]
+        let summary = try vault.scan(marketingScan) { pseudonym, values in delivered[pseudonym] = values }
+        #expect(summary.decision == .permit && summary.subjects == 10 && summary.permitted == 5 && summary.delivered == 5)
+        #expect(summary.excluded == ["consent_missing": 5])
+        #expect(Set(delivered.values.compactMap { $0[0] }) == Set(stride(from: 0, to: 10, by: 2).map { "s\($0)@example.test" }))
+        #expect(summary.exclusionSummary == "5 excluded: consent_missing")
+        let entry = try #require(try vault.queryAudit(AuditFilter(action: "segment"), actor: "t", role: .admin).last)
+        #expect(entry.subjectCount == 5 && entry.counts["excluded.consent_missing"] == 5 && entry.subjectSetDigest != nil)
+        let members = try vault.db.read { try String.fetchAll($0, sql: "SELECT pseudonym FROM audit_subject WHERE sequence = ?", arguments: [entry.sequence]) }
+        #expect(Set(members) == Set(delivered.keys))
+    }
+
+    @Test("a scan that asks for a field outside the purpose is denied as a whole and reads nothing")
+    func scanOracle() throws {
+        let vault = try gateVault()
+        var called = false
+        let request = AccessRequest(actor: "mia", role: .marketer, action: .segment, purpose: .emailMarketing, fields: ["birth_date"])
+        let summary = try vault.scan(request) { _, _ in called = true }
+        #expect(summary.decision == .deny && !called)
+        #expect(summary.reasons.first?.hasPrefix("field_not_allowed") == true)
+    }
+
+    @Test("consent withdrawn in the middle of a scan excludes the subject from the rest of it")
+    func withdrawalMidScan() throws {
+        let vault = try gateVault(configuration: VaultConfiguration(clock: FixedClock(TestSupport.fixedNow), scanChunkSize: 1))
+        let other = try Vault.open(at: vault.directory)
+        var seen: [String] = []
+        var withdrew = false
+        let summary = try vault.scan(marketingScan) { _, values in
+            seen.append(values[0] ?? "")
+            if !withdrew {
+                withdrew = true
+                // Withdraw, from another connection, the consent of every admitted subject not yet delivered.
+                for i in stride(from: 0, to: 10, by: 2) where !seen.contains("s\(i)@example.test") {
+                    try other.recordConsent(
+                        ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("s\(i)@example.test"), actor: "u", role: .admin)
+                }
+            }
+        }
+        #expect(summary.delivered == 1 && seen.count == 1)
+        #expect(summary.excludedDuringScan == ["consent_withdrawn": 4])
+        #expect(summary.auditSequences.count == 2)
+        let closing = try #require(try vault.queryAudit(AuditFilter(action: "segment"), actor: "t", role: .admin).last)
+        #expect(closing.counts["excluded_during_scan.consent_withdrawn"] == 4 && closing.counts["delivered"] == 1)
+    }
+
+    @Test("fail closed: when the audit entry cannot be written, reads and scans release nothing")
+    func auditUnwritable() throws {
+        let vault = try gateVault()
+        try vault.db.write { db in
+            try db.execute(sql: "CREATE TRIGGER simulate_full_disk BEFORE INSERT ON audit_entry BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END")
+        }
+        let request = AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "ticket 7")
+        #expect(throws: VaultError.self) { _ = try vault.read(request, subject: .email("s2@example.test")) }
+        var called = false
+        #expect(throws: VaultError.self) { _ = try vault.scan(marketingScan) { _, _ in called = true } }
+        #expect(!called)
+        #expect(throws: VaultError.self) {
+            try vault.recordConsent(ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .admin)
+        }
+        #expect(try vault.count("consent_record") == 10, "the consent write rolled back with its audit entry")
+        #expect(throws: VaultError.self) { _ = try importCSV(vault, "new@example.test,C99,,,,,,\n") }
+        #expect(try vault.findSubject(.email, "new@example.test") == nil, "the import batch rolled back with its audit entry")
+    }
+
+    @Test("fail closed: a real disk-full condition on the database fails the read")
+    func diskFull() throws {
+        let vault = try gateVault()
+        try vault.db.writeWithoutTransaction { db in
+            let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+            try db.execute(sql: "PRAGMA max_page_count = \(pages)")
+        }
+        let request = AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x")
+        var failures = 0
+        for _ in 0..<400 {
+            do { _ = try vault.read(request, subject: .email("s2@example.test")) } catch {
+                failures += 1
+                #expect(error.message.contains("disk is full"))
+                break
+            }
+        }
+        #expect(failures == 1, "filling the database must eventually fail a read, and that read releases nothing")
+    }
+
+    @Test("a broken policy makes every decision deny, and the failure is audited")
+    func brokenPolicy() throws {
+        let vault = try gateVault()
+        try Data("roles:\n  marketer: [oops\n".utf8).write(to: vault.directory.appendingPathComponent("policies/roles.yaml"))
+        let reopened = try Vault.open(at: vault.directory)
+        let read = try reopened.read(
+            AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "x"), subject: .email("s2@example.test"))
+        #expect(read.decision.reasons.map(\.code) == [.policyUnavailable] && read.values.isEmpty)
+        #expect(try reopened.scan(marketingScan) { _, _ in Issue.record("released data") }.decision == .deny)
+        #expect(throws: VaultError.self) { _ = try reopened.importEvents(from: TestSupport.writeFile("e.jsonl", "{}\n")) }
+        let loaded = try reopened.db.read { try Row.fetchOne($0, sql: "SELECT decision, reasons FROM audit_entry WHERE action = 'policy_loaded' ORDER BY sequence DESC") }
+        #expect(loaded?["decision"] == "deny")
+    }
+
+    @Test("explain traces each check and ends with the decision")
+    func explain() throws {
+        let vault = try gateVault()
+        let explanation = try vault.explain(marketingScan, subject: .email("s1@example.test"))
+        #expect(explanation.decision.reasons.map(\.code) == [.consentMissing])
+        #expect(explanation.trace.last == "decision: deny")
+        #expect(explanation.trace.contains { $0.hasPrefix("rule: roles.yaml: marketer → email_marketing: segment") })
+    }
+}
+
+@Suite("Audit verification", .serialized)
+struct AuditVerificationTests {
+    func vaultWithHistory() throws -> Vault {
+        let vault = try gateVault()
+        for i in 0..<3 {
+            _ = try vault.read(AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "r\(i)"), subject: .email("s\(i)@example.test"))
+        }
+        try vault.checkpointIfDue(force: true)
+        return vault
+    }
+
+    func verify(_ vault: Vault) throws -> AuditVerification {
+        try Vault.open(at: vault.directory).verifyAudit(actor: "auditor", role: .complianceOfficer)
+    }
+
+    /// Tampers with the database the way someone with the file would: outside Consentry, without its triggers.
+    func tamper(_ vault: Vault, _ sql: String) throws {
+        let queue = try DatabaseQueue(path: vault.directory.appendingPathComponent("vault.sqlite").path)
+        try queue.write { db in
+            try db.execute(sql: "DROP TRIGGER audit_entry_no_update; DROP TRIGGER audit_entry_no_delete")
+            try db.execute(sql: sql)
+        }
+    }
+
+    @Test("an intact log verifies")
+    func intact() throws {
+        let report = try verify(try vaultWithHistory())
+        #expect(report.passed, "\(report.problems)")
+        #expect(report.entriesChecked > 10)
+    }
+
+    @Test("an edited entry is detected and named")
+    func edited() throws {
+        let vault = try vaultWithHistory()
+        try tamper(vault, "UPDATE audit_entry SET decision = 'deny' WHERE sequence = 5")
+        let report = try verify(vault)
+        #expect(report.firstBadSequence == 5)
+    }
+
+    @Test("a deleted entry is detected and named")
+    func deleted() throws {
+        let vault = try vaultWithHistory()
+        try tamper(vault, "DELETE FROM audit_entry WHERE sequence = 7")
+        #expect(try verify(vault).firstBadSequence == 7)
+    }
+
+    @Test("reordered entries are detected")
+    func reordered() throws {
+        let vault = try vaultWithHistory()
+        try tamper(vault, "UPDATE audit_entry SET sequence = sequence + 1000 WHERE sequence IN (8, 9); UPDATE audit_entry SET sequence = 9 WHERE sequence = 1008; UPDATE audit_entry SET sequence = 8 WHERE sequence = 1009")
+        #expect(try verify(vault).firstBadSequence == 8)
+    }
+
+    @Test("an entry appended out of band is detected")
+    func appendedOutOfBand() throws {
+        let vault = try vaultWithHistory()
+        try tamper(vault, """
+            INSERT INTO audit_entry SELECT sequence + 1000, time, 'intruder', role, action, purpose, subject, subject_count, subject_set_digest, fields, counts,
+                decision, reasons, policy_version, consent_record_ids, request_id, hash, hash FROM audit_entry ORDER BY sequence DESC LIMIT 1
+            """)
+        #expect(!(try verify(vault)).passed)
+    }
+
+    @Test("a truncated tail is detected through the checkpoints")
+    func truncated() throws {
+        let vault = try vaultWithHistory()
+        let last = try vault.db.read { try Int64.fetchOne($0, sql: "SELECT max(sequence) FROM audit_entry") } ?? 0
+        try tamper(vault, "DELETE FROM audit_entry WHERE sequence > \(last - 3)")
+        let report = try verify(vault)
+        #expect(report.firstBadSequence == last - 2)
+        #expect(report.problems.contains { $0.contains("truncated or the database restored from an older copy") })
+    }
+
+    @Test("a database restored from an older copy is detected")
+    func restoredOlderCopy() throws {
+        let vault = try vaultWithHistory()
+        let file = vault.directory.appendingPathComponent("vault.sqlite")
+        _ = try vault.db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+        let backup = try Data(contentsOf: file)
+        for i in 3..<6 {
+            _ = try vault.read(AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "r"), subject: .email("s\(i)@example.test"))
+        }
+        try vault.checkpointIfDue(force: true)
+        _ = try vault.db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+        try vault.db.close()
+        try backup.write(to: file)
+        try? FileManager.default.removeItem(at: vault.directory.appendingPathComponent("vault.sqlite-wal"))
+        try? FileManager.default.removeItem(at: vault.directory.appendingPathComponent("vault.sqlite-shm"))
+        let report = try verify(vault)
+        #expect(!report.passed)
+        #expect(report.problems.contains { $0.contains("restored from an older copy") })
+    }
+
+    @Test("a removed or edited checkpoint file is detected")
+    func checkpointFile() throws {
+        let vault = try vaultWithHistory()
+        let url = vault.directory.appendingPathComponent("audit/checkpoints")
+        var text = try String(contentsOf: url, encoding: .utf8)
+        let lines = text.split(separator: "\n")
+        let lastLine = String(lines.last!)
+        var parts = lastLine.split(separator: " ").map(String.init)
+        parts[3] = String((Int64(parts[3]) ?? 0) + 1)
+        text = text.replacingOccurrences(of: lastLine, with: parts.joined(separator: " "))
+        try Data(text.utf8).write(to: url)
+        #expect(try verify(vault).problems.contains { $0.contains("invalid signature") })
+        try FileManager.default.removeItem(at: url)
+        #expect(try verify(vault).problems.contains { $0.contains("checkpoint file is missing") })
+    }
+}
