@@ -268,7 +268,8 @@ struct ScanCommand: ParsableCommand {
 
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "audit", abstract: "Verify, query and export the tamper-evident audit log.", subcommands: [Verify.self, Query.self, Export.self])
+        commandName: "audit", abstract: "Verify, query, export and report on the tamper-evident audit log.",
+        subcommands: [Verify.self, Query.self, Export.self, Report.self])
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -368,6 +369,46 @@ struct AuditCommand: ParsableCommand {
             }
             let count = try global.withVault { try $0.exportAudit(format, filter: query, to: handle, actor: global.actorName, role: role) }
             if out != nil { Output.note("exported \(count) entries to \(out!)") }
+        }
+    }
+
+    struct Report: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compliance reports: access-summary, denials, art30 (record of processing compared with the log). See audit/REPORTS.md.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var admin: AdminRoleOption
+        @Argument(help: "access-summary, denials or art30.") var name: String
+        @Option(name: .long, help: "From (YYYY-MM-DD or RFC 3339).") var since: String?
+        @Option(name: .long, help: "Until, exclusive (YYYY-MM-DD or RFC 3339).") var until: String?
+        @Option(name: .long, help: "text, json or csv.") var format = "text"
+
+        func run() throws {
+            let report: ReportName = try Parse.choice(name, "report")
+            guard ["text", "json", "csv"].contains(format) else { throw ValidationError("unknown format `\(format.prefix(32))`; use `text`, `json` or `csv`") }
+            let role = try admin.parsedRole
+            let (from, to) = (try Parse.time(since, "--since"), try Parse.time(until, "--until"))
+            let result = try global.withVault { try $0.report(report, since: from, until: to, actor: global.actorName, role: role) }
+            if global.json || format == "json" {
+                Output.printJSON(result)
+                return
+            }
+            if format == "csv" {
+                print(result.columns.joined(separator: ","))
+                for row in result.rows { print(row.map(CSVText.spreadsheetSafe).joined(separator: ",")) }
+                return
+            }
+            print("\(result.name) — generated \(result.generatedAt), policy \(result.policyVersion)" + (result.period.isEmpty ? "" : ", period \(result.period.joined(separator: " … "))"))
+            let widths = result.columns.indices.map { i in min(40, max(result.columns[i].count, result.rows.map { $0[i].count }.max() ?? 0)) }
+            func line(_ cells: [String]) -> String {
+                zip(cells, widths).map { cell, width in cell.count > width ? String(cell.prefix(width - 1)) + "…" : cell.padding(toLength: width, withPad: " ", startingAt: 0) }
+                    .joined(separator: "  ")
+            }
+            print(line(result.columns))
+            for row in result.rows { print(line(row)) }
+            if !result.findings.isEmpty {
+                print("findings:")
+                for finding in result.findings { print("  - \(finding)") }
+            }
         }
     }
 }
