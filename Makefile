@@ -25,17 +25,26 @@ test: deps
 	$(SWIFT) test --skip-build
 
 run: release
-	@BIN=.build/release/consentry; \
-	if [ ! -f "$(DEMO_VAULT)/vault.sqlite" ]; then \
-		$$BIN demo --vault "$(DEMO_VAULT)" --profiles $(DEMO_PROFILES) --policies policies || exit 1; \
+	@BIN=.build/release/consentry; V="$(DEMO_VAULT)"; \
+	if [ ! -f "$$V/vault.sqlite" ]; then \
+		$$BIN demo --vault "$$V" --profiles $(DEMO_PROFILES) --policies policies || exit 1; \
 	fi; \
-	$$BIN status --vault "$(DEMO_VAULT)"; \
-	$$BIN check --vault "$(DEMO_VAULT)"; \
+	$$BIN status --vault "$$V" && $$BIN check --vault "$$V" || exit 1; \
+	echo; echo "== a gated segment scan (marketer, email_marketing):"; \
+	$$BIN scan --vault "$$V" --as marketer --purpose email_marketing --fields email,first_name; \
+	echo; echo "== the same scan asking for a field the purpose does not allow (denied, exit 2):"; \
+	$$BIN scan --vault "$$V" --as marketer --purpose email_marketing --fields email,birth_date; \
+	echo; echo "== why a campaign render for customer C00000001 is permitted or denied:"; \
+	$$BIN policy explain --vault "$$V" --as campaign_service --action render --purpose email_marketing --customer-id C00000001 --fields email,first_name; \
+	echo; $$BIN audit verify --vault "$$V" | tail -1; \
 	echo; \
-	echo "The demo vault is in ./$(DEMO_VAULT). Try:"; \
-	echo "  $$BIN status --vault $(DEMO_VAULT) --json"; \
-	echo "  $$BIN demo --write-files /tmp/consentry-demo --profiles 10 && $$BIN import profiles /tmp/consentry-demo/profiles.csv --source crm --vault $(DEMO_VAULT)"; \
-	echo "  $$BIN keys rotate --vault $(DEMO_VAULT)"
+	echo "The demo vault is in ./$$V (5,000 synthetic customers on .example/.test domains). Try:"; \
+	echo "  $$BIN consent show --vault $$V --customer-id C00000001"; \
+	echo "  $$BIN profile show --vault $$V --as compliance_officer --purpose service --customer-id C00000001 --fields email,first_name --reason 'ticket 1'"; \
+	echo "  $$BIN consent withdraw --vault $$V --customer-id C00000001 --purpose email_marketing --source unsubscribe"; \
+	echo "  $$BIN audit report access-summary --vault $$V"; \
+	echo "  $$BIN audit report art30 --vault $$V"; \
+	echo "  $$BIN audit query --vault $$V --decision deny"
 
 bench: release
 	./Benchmarks/run.sh
