@@ -88,7 +88,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["ConsentryTesting", "ConsentryCore"],
+            dependencies: ["ConsentryTesting", "ConsentryCore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
     ],

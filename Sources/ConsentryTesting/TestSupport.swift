@@ -131,3 +131,43 @@ public enum CLI {
         return process
     }
 }
+
+/// One case of the shared decision corpus (`Tests/Fixtures/decisions.json`), run through the library and the CLI.
+public struct DecisionCase: Decodable, Sendable, CustomStringConvertible {
+    /// The subject's state in a case.
+    public struct Subject: Decodable, Sendable {
+        /// Consent status per purpose (`granted`, `pending`, `confirmed`, `withdrawn`).
+        public var consents: [String: String]
+        /// Processing restricted.
+        public var restricted: Bool?
+        /// Purposes objected to.
+        public var objections: [String]?
+    }
+
+    /// What the case is about.
+    public var name: String
+    /// The role.
+    public var role: String
+    /// The action.
+    public var action: String
+    /// The purpose.
+    public var purpose: String?
+    /// The fields.
+    public var fields: [String]?
+    /// A stated reason.
+    public var reason: String?
+    /// The subject, for data actions.
+    public var subject: Subject?
+    /// `permit` or `deny`.
+    public var decision: String
+    /// The expected reason codes, in order.
+    public var reasons: [String]
+
+    /// The case name.
+    public var description: String { name }
+
+    /// All cases of the corpus.
+    public static func corpus() throws -> [DecisionCase] {
+        try JSONDecoder().decode([DecisionCase].self, from: Data(contentsOf: TestSupport.repositoryRoot.appendingPathComponent("Tests/Fixtures/decisions.json")))
+    }
+}

@@ -254,3 +254,23 @@ struct PolicyValidationTests {
         }
     }
 }
+
+@Suite("Decision corpus (library)")
+struct DecisionCorpusTests {
+    @Test("every case of Tests/Fixtures/decisions.json decides as expected", arguments: try! DecisionCase.corpus())
+    func corpusCase(_ testCase: DecisionCase) throws {
+        let request = AccessRequest(
+            actor: "corpus", role: try #require(Role(rawValue: testCase.role)), action: try #require(Action(rawValue: testCase.action)),
+            purpose: testCase.purpose.flatMap(Purpose.init(rawValue:)), fields: (testCase.fields ?? []).compactMap(FieldName.init), reason: testCase.reason)
+        let subject = testCase.subject.map { s in
+            SubjectState(
+                consents: Dictionary(uniqueKeysWithValues: s.consents.compactMap { key, value in
+                    Purpose(rawValue: key).flatMap { p in ConsentStatus(rawValue: value).map { (p, $0) } }
+                }),
+                restricted: s.restricted ?? false, objections: Set((s.objections ?? []).compactMap(Purpose.init(rawValue:))))
+        }
+        let decision = DecisionTests.policy.decide(request, subject: subject)
+        #expect(decision.effect.rawValue == testCase.decision)
+        #expect(decision.reasons.map(\.code.rawValue) == testCase.reasons)
+    }
+}
