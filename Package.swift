@@ -53,7 +53,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "consentry-bench",
-            dependencies: ["ConsentryCore", "ConsentryVault"],
+            dependencies: ["ConsentryCore", "ConsentryPolicy", "ConsentryVault"],
             path: "Benchmarks/Sources/consentry-bench",
             swiftSettings: swiftSettings
         ),

@@ -79,9 +79,9 @@ public struct AuditDraft: Sendable, Equatable {
     public var purpose: Purpose?
     /// The subject's pseudonym (hex) for single-subject operations.
     public var subject: String?
-    /// The pseudonyms of the subjects a bulk operation released data of; stored beside the entry, and
-    /// covered by the chain through ``subjectSetDigest``.
-    public var subjectSet: [String]
+    /// The pseudonyms of the subjects a bulk operation released data of, 16 bytes each, back to back;
+    /// stored beside the entry and covered by the chain through ``subjectSetDigest``.
+    public var subjectSet: [UInt8]
     /// The fields involved.
     public var fields: [String]
     /// Counts: `permitted`, `excluded.<reason>`, `inserted`, …
@@ -99,7 +99,7 @@ public struct AuditDraft: Sendable, Equatable {
 
     /// Creates a draft.
     public init(
-        actor: String, role: Role?, action: AuditAction, purpose: Purpose? = nil, subject: String? = nil, subjectSet: [String] = [],
+        actor: String, role: Role?, action: AuditAction, purpose: Purpose? = nil, subject: String? = nil, subjectSet: [UInt8] = [],
         fields: [String] = [], counts: [String: Int] = [:], decision: Effect, reasons: [String] = [], policyVersion: String,
         consentRecordIDs: [Int64] = [], requestID: String? = nil
     ) {
@@ -226,7 +226,7 @@ public struct AuditEntry: Sendable, Equatable, Codable {
     public static func chain(_ draft: AuditDraft, sequence: Int64, time: Int64, previousHash: String, subjectSetDigest: String?) -> AuditEntry {
         var entry = AuditEntry(
             sequence: sequence, time: time, actor: draft.actor, role: draft.role?.rawValue, action: draft.action.rawValue,
-            purpose: draft.purpose?.rawValue, subject: draft.subject, subjectCount: draft.subject != nil ? 1 : draft.subjectSet.count,
+            purpose: draft.purpose?.rawValue, subject: draft.subject, subjectCount: draft.subject != nil ? 1 : draft.subjectSet.count / AuditEntry.pseudonymLength,
             subjectSetDigest: subjectSetDigest, fields: draft.fields, counts: draft.counts, decision: draft.decision.rawValue,
             reasons: draft.reasons, policyVersion: draft.policyVersion, consentRecordIDs: draft.consentRecordIDs, requestID: draft.requestID,
             previousHash: previousHash, hash: "")
@@ -234,10 +234,23 @@ public struct AuditEntry: Sendable, Equatable, Codable {
         return entry
     }
 
-    /// The digest of a subject set: BLAKE2b over the sorted pseudonyms, one per line.
-    public static func digest(ofSubjectSet pseudonyms: [String]) -> String? {
+    /// The length of a pseudonym in bytes (shown as 32 hex digits).
+    public static let pseudonymLength = 16
+
+    /// The digest of a subject set: BLAKE2b-256 over the packed pseudonyms as stored.
+    public static func digest(ofSubjectSet pseudonyms: [UInt8]) -> String? {
         guard !pseudonyms.isEmpty else { return nil }
-        return Digest.hex(Digest.blake2b(Array(pseudonyms.sorted().joined(separator: "\n").utf8)))
+        return Digest.hex(Digest.blake2b(pseudonyms))
+    }
+}
+
+/// Compact JSON for the list-valued columns of the stored log (the same text as in the canonical form).
+public enum AuditJSON {
+    /// `["a","b"]`.
+    public static func array(_ values: [String]) -> String { "[" + values.map(JSONWriter.quote).joined(separator: ",") + "]" }
+    /// `{"k":1}` with sorted keys.
+    public static func object(_ values: [String: Int]) -> String {
+        "{" + values.keys.sorted().map { JSONWriter.quote($0) + ":" + String(values[$0]!) }.joined(separator: ",") + "}"
     }
 }
 

@@ -103,7 +103,7 @@ public struct InMemoryAuditSink: AuditSink {
     /// The entries written so far.
     public private(set) var entries: [AuditEntry] = []
     /// The subject sets of bulk entries by sequence.
-    public private(set) var subjectSets: [Int64: [String]] = [:]
+    public private(set) var subjectSets: [Int64: [UInt8]] = [:]
 
     /// An empty log.
     public init() {}

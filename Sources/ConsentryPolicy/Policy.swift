@@ -89,9 +89,11 @@ public struct Policy: Sendable {
 
     // Compiled tables: flat arrays indexed by ordinals, so a decision is a few loads, no hashing.
     let fieldIndex: [FieldName: Int]
-    let purposeTable: [PurposeSpec?]
+    let purposeTable: [PurposeRule?]
     let purposeFields: [FieldSet]
     let grantTable: [Bool]
+    /// The text of each granting rule, at the same index as ``grantTable``: built once, not per decision.
+    let ruleTable: [String]
     let reasonTable: [Bool]
 
     static let actions = Action.allCases
@@ -106,7 +108,7 @@ public struct Policy: Sendable {
         var index: [FieldName: Int] = [:]
         for (i, field) in schema.fields.enumerated() { index[field.name] = i }
         fieldIndex = index
-        purposeTable = Purpose.allCases.map { purposes[$0] }
+        purposeTable = Purpose.allCases.map { purposes[$0].map(PurposeRule.init) }
         purposeFields = Purpose.allCases.map { purpose in
             var set = FieldSet()
             for field in purposes[purpose]?.fields ?? [] { if let i = index[field] { set.insert(i) } }
@@ -114,23 +116,33 @@ public struct Policy: Sendable {
         }
         let a = Self.actions.count, p = Self.purposeCount
         var grants = [Bool](repeating: false, count: Role.allCases.count * a * (p + 1))
+        var rules = [String](repeating: "", count: grants.count)
         var reasons = [Bool](repeating: false, count: Role.allCases.count * a)
         for (r, role) in Role.allCases.enumerated() {
             guard let spec = roles[role] else { continue }
-            for action in spec.administrative { grants[(r * a + action.ordinal) * (p + 1) + p] = true }
+            for action in spec.administrative {
+                grants[(r * a + action.ordinal) * (p + 1) + p] = true
+                rules[(r * a + action.ordinal) * (p + 1) + p] = "roles.yaml: \(role.rawValue) administrative \(action.rawValue)"
+            }
             for (purpose, actions) in spec.grants {
-                for action in actions { grants[(r * a + action.ordinal) * (p + 1) + purpose.ordinal] = true }
+                for action in actions {
+                    grants[(r * a + action.ordinal) * (p + 1) + purpose.ordinal] = true
+                    rules[(r * a + action.ordinal) * (p + 1) + purpose.ordinal] = "roles.yaml: \(role.rawValue) → \(purpose.rawValue): \(action.rawValue)"
+                }
             }
             for action in spec.reasonRequired { reasons[r * a + action.ordinal] = true }
         }
         grantTable = grants
+        ruleTable = rules
         reasonTable = reasons
     }
 
+    /// The granting rule's text, or nil when no rule grants `role` the `action` for `purpose` (nil: administrative).
     @inline(__always)
-    func granted(_ role: Role, _ action: Action, _ purpose: Purpose?) -> Bool {
+    func rule(_ role: Role, _ action: Action, _ purpose: Purpose?) -> String? {
         let p = Self.purposeCount
-        return grantTable[(role.ordinal * Self.actions.count + action.ordinal) * (p + 1) + (purpose?.ordinal ?? p)]
+        let index = (role.ordinal * Self.actions.count + action.ordinal) * (p + 1) + (purpose?.ordinal ?? p)
+        return grantTable[index] ? ruleTable[index] : nil
     }
 
     @inline(__always)
@@ -170,6 +182,23 @@ public struct Policy: Sendable {
         let result = body(reader, root)
         diagnostics += reader.diagnostics
         return reader.hasErrors ? nil : result
+    }
+}
+
+/// The parts of a purpose the decision function reads, as plain values (no references to retain per decision).
+struct PurposeRule: Sendable {
+    let legalBasis: LegalBasis
+    let consent: ConsentRule
+    let objectable: Bool
+    let aggregatesOnly: Bool
+    let saleOrShare: Bool
+
+    init(_ spec: PurposeSpec) {
+        legalBasis = spec.legalBasis
+        consent = spec.consent
+        objectable = spec.objectable
+        aggregatesOnly = spec.aggregatesOnly
+        saleOrShare = spec.saleOrShare
     }
 }
 

@@ -27,6 +27,10 @@ public final class Vault: Sendable {
     public let policy: Result<Policy, PolicyError>
     /// The newest checkpoint written (sequence and time), so that cadence is kept across calls.
     let checkpointState = Mutex<(sequence: Int64, time: Int64)>((0, 0))
+    /// The newest audit sequence this process appended (a hint for the checkpoint cadence).
+    let appendedSequence = Mutex<Int64>(0)
+    /// Shares write transactions (and their fsync) between concurrent gated reads.
+    let groupCommitter = GroupCommitter()
     let db: DatabasePool
     let keys: VaultKeys
     let configuration: VaultConfiguration

@@ -1,5 +1,6 @@
 import ConsentryAudit
 import ConsentryCore
+import ConsentryCrypto
 import ConsentryPolicy
 import ConsentryTesting
 @testable import ConsentryVault
@@ -104,8 +105,13 @@ struct GateTests {
         #expect(summary.exclusionSummary == "5 excluded: consent_missing")
         let entry = try #require(try vault.queryAudit(AuditFilter(action: "segment"), actor: "t", role: .admin).last)
         #expect(entry.subjectCount == 5 && entry.counts["excluded.consent_missing"] == 5 && entry.subjectSetDigest != nil)
-        let members = try vault.db.read { try String.fetchAll($0, sql: "SELECT pseudonym FROM audit_subject WHERE sequence = ?", arguments: [entry.sequence]) }
+        let packed = try #require(try vault.db.read { try Data.fetchOne($0, sql: "SELECT pseudonyms FROM audit_subject_set WHERE sequence = ?", arguments: [entry.sequence]) })
+        let members = stride(from: 0, to: packed.count, by: 16).map { Digest.hex(packed[$0..<($0 + 16)]) }
         #expect(Set(members) == Set(delivered.keys))
+        let queried = try vault.queryAudit(AuditFilter(subject: .email("s4@example.test"), action: "segment"), actor: "t", role: .admin)
+        #expect(queried.map(\.sequence).contains(entry.sequence), "a query by subject finds bulk entries whose set holds it")
+        let notIn = try vault.queryAudit(AuditFilter(subject: .email("s1@example.test"), action: "segment"), actor: "t", role: .admin)
+        #expect(!notIn.map(\.sequence).contains(entry.sequence))
     }
 
     @Test("a scan that asks for a field outside the purpose is denied as a whole and reads nothing")
@@ -311,5 +317,39 @@ struct AuditVerificationTests {
         #expect(try verify(vault).problems.contains { $0.contains("invalid signature") })
         try FileManager.default.removeItem(at: url)
         #expect(try verify(vault).problems.contains { $0.contains("checkpoint file is missing") })
+    }
+}
+
+@Suite("Group commit")
+struct GroupCommitTests {
+    @Test("concurrent gated reads share transactions, each gets its own audit entry, and the chain verifies")
+    func concurrentReads() throws {
+        let vault = try gateVault()
+        let before = try vault.count("audit_entry")
+        // One subject whose data key is corrupt: its reads fail alone, without failing the others in the batch.
+        let broken = try #require(try vault.findSubject(.email, "s9@example.test"))
+        try vault.db.write { try $0.execute(sql: "UPDATE subject SET wrapped_key = zeroblob(73) WHERE id = ?", arguments: [broken.rawValue]) }
+        let request = AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "load")
+        let lock = NSLock()
+        nonisolated(unsafe) var outcomes: [(Int, Bool)] = []
+        // Real threads, as a server's request handlers would be; the reads block while their batch commits.
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            var ok = 0
+            var failed = false
+            for i in 0..<40 {
+                let subject = (worker + i) % 10
+                do {
+                    let read = try vault.read(request, subject: .email("s\(subject)@example.test"))
+                    if read.values["first_name"] == "Name\(subject)" { ok += 1 }
+                } catch { if subject == 9 { failed = true } else { ok -= 1000 } }
+            }
+            lock.withLock { outcomes.append((ok, failed)) }
+        }
+        let succeeded = outcomes.reduce(0) { $0 + $1.0 }
+        #expect(succeeded == 8 * 40 - 8 * 4, "every read of a sound subject releases its value")
+        #expect(outcomes.contains { $0.1 }, "reads of the broken subject fail")
+        #expect(try vault.count("audit_entry") - before == succeeded, "one entry per successful read; failed reads leave none")
+        #expect(vault.groupCommitter.largestBatch >= 1)
+        #expect(try vault.verifyAudit(actor: "t", role: .admin).passed)
     }
 }

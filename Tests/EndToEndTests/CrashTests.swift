@@ -31,10 +31,17 @@ struct CrashTests {
         #expect(try CLI.run(["demo", "--write-files", files.path, "--profiles", "\(Self.profiles)", "--events-per-profile", "3"]).status == 0)
         var generator = SystemRandomNumberGenerator()
         var killedCount = 0
+        // Calibrate: kill points are drawn from the duration of a whole import on this machine, so that they
+        // land inside the import however fast it is.
+        let calibration = newVaultPath()
+        #expect(try consentry(calibration, ["init"]).status == 0)
+        let started = Date()
+        #expect(try consentry(calibration, ["import", "profiles", files.appendingPathComponent("profiles.csv").path, "--source", "crm", "--batch-size", "500"]).status == 0)
+        let duration = Date().timeIntervalSince(started)
         for run in 0..<4 {
             let vault = newVaultPath()
             #expect(try consentry(vault, ["init"]).status == 0)
-            let delay = Double.random(in: 0.05...1.5, using: &generator)
+            let delay = Double.random(in: (duration * 0.1)...(duration * 0.8), using: &generator)
             let killed = try killAfter(delay, ["import", "profiles", files.appendingPathComponent("profiles.csv").path, "--source", "crm", "--batch-size", "500", "--vault", vault.path])
             if killed { killedCount += 1 }
             let check = try consentry(vault, ["check"])
@@ -50,7 +57,7 @@ struct CrashTests {
             #expect(try statusCounts(vault)["subjects"] == Self.profiles)
             // Events killed mid-way, then resumed, end up exactly once each.
             let eventsFile = files.appendingPathComponent("events.jsonl").path
-            _ = try killAfter(Double.random(in: 0.05...0.8, using: &generator), ["import", "events", eventsFile, "--batch-size", "2000", "--vault", vault.path])
+            _ = try killAfter(Double.random(in: (duration * 0.1)...(duration * 0.8), using: &generator), ["import", "events", eventsFile, "--batch-size", "2000", "--vault", vault.path])
             let eventsAgain = try consentry(vault, ["import", "events", eventsFile, "--json"])
             #expect(eventsAgain.status == 0)
             let lines = try String(contentsOfFile: eventsFile, encoding: .utf8).split(separator: "\n").count

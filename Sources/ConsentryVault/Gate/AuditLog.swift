@@ -24,24 +24,15 @@ struct DatabaseAuditSink: AuditSink {
                 """
         ).execute(arguments: [
             entry.sequence, entry.time, entry.actor, entry.role, entry.action, entry.purpose, entry.subject, entry.subjectCount, entry.subjectSetDigest,
-            Self.json(entry.fields), Self.json(entry.counts), entry.decision, Self.json(entry.reasons), entry.policyVersion,
-            Self.json(entry.consentRecordIDs.map(String.init)), entry.requestID, entry.previousHash, entry.hash,
+            AuditJSON.array(entry.fields), AuditJSON.object(entry.counts), entry.decision, AuditJSON.array(entry.reasons), entry.policyVersion,
+            AuditJSON.array(entry.consentRecordIDs.map(String.init)), entry.requestID, entry.previousHash, entry.hash,
         ])
         if !draft.subjectSet.isEmpty {
-            let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO audit_subject (sequence, pseudonym) VALUES (?, ?)")
-            for pseudonym in draft.subjectSet { try insert.execute(arguments: [sequence, pseudonym]) }
+            try db.cachedStatement(sql: "INSERT INTO audit_subject_set (sequence, pseudonyms) VALUES (?, ?)").execute(arguments: [
+                sequence, Data(draft.subjectSet),
+            ])
         }
         return entry
-    }
-
-    static func json(_ values: [String]) -> String {
-        (try? String(decoding: JSONEncoder().encode(values), as: UTF8.self)) ?? "[]"
-    }
-
-    static func json(_ values: [String: Int]) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return (try? String(decoding: encoder.encode(values), as: UTF8.self)) ?? "{}"
     }
 
     /// Reads an entry back from a row of `audit_entry`.
@@ -69,7 +60,9 @@ extension Vault {
     /// Appends `draft` inside the caller's transaction.
     func audit(_ draft: AuditDraft, db: Database) throws -> AuditEntry {
         var sink = DatabaseAuditSink(db: db)
-        return try sink.append(draft, time: nowMillis)
+        let entry = try sink.append(draft, time: nowMillis)
+        appendedSequence.withLock { $0 = max($0, entry.sequence) }
+        return entry
     }
 
     /// Appends an audit entry in a transaction of its own (for events with no other effect).
@@ -81,14 +74,27 @@ extension Vault {
         return entry
     }
 
-    /// The pseudonym of a subject in the audit log: a keyed hash of its per-subject secret.
+    /// The pseudonym of a subject in the audit log: a keyed hash of its per-subject secret, as 32 hex digits.
     func pseudonym(secret: Data?) -> String {
-        Digest.hex(keys.auditPseudonyms.hash(tag: 0x20, bytes: [UInt8](secret ?? Data())).prefix(16))
+        Digest.hex(pseudonymBytes(secret: secret))
+    }
+
+    /// The pseudonym as its 16 bytes.
+    func pseudonymBytes(secret: Data?) -> ArraySlice<UInt8> {
+        keys.auditPseudonyms.hash(tag: 0x20, bytes: [UInt8](secret ?? Data())).prefix(AuditEntry.pseudonymLength)
     }
 
     /// Signs a checkpoint of the log's current end when at least `everyEntries` entries or `everySeconds`
     /// seconds have passed since the last one (or always, with `force`). Called after commits and at shutdown.
     public func checkpointIfDue(force: Bool = false) throws(VaultError) {
+        // Cheap test first, without touching the database: most calls are not due.
+        let known = appendedSequence.withLock { $0 }
+        let cadence = checkpointState.withLock { $0 }
+        if !force && known - cadence.sequence < configuration.checkpointEveryEntries
+            && nowMillis - cadence.time < Int64(configuration.checkpointEverySeconds * 1000)
+        {
+            return
+        }
         let last: Row?
         do { last = try db.read { try Row.fetchOne($0, sql: "SELECT sequence, hash FROM audit_entry ORDER BY sequence DESC LIMIT 1") } } catch {
             throw Self.storageError(error, "read the audit log")

@@ -49,32 +49,50 @@ extension Vault {
     /// Per purpose the newest record counts; `pending` followed by `confirmed` is confirmed; a granted or
     /// confirmed consent whose expiry has passed is expired. Per flag (and purpose, for objections) the
     /// newest record counts.
-    func derivedStates(_ db: Database, from low: Int64, to high: Int64) throws -> [Int64: DerivedState] {
+    func derivedStates(_ db: Database, from low: Int64, to high: Int64, withRecordIDs: Bool = true) throws -> [Int64: DerivedState] {
         var states: [Int64: DerivedState] = [:]
+        _ = try applyLedger(db, from: low, to: high, after: (0, 0), withRecordIDs: withRecordIDs, to: &states)
+        return states
+    }
+
+    /// SQL that maps stored purpose names to `Purpose.ordinal`, so SQLite hands back integers, not strings.
+    private static let purposeOrdinalSQL = "CASE purpose " + Purpose.allCases.map { "WHEN '\($0.rawValue)' THEN \($0.ordinal)" }.joined(separator: " ") + " ELSE -1 END"
+
+    /// Applies the ledger records of subjects `low…high` that are newer than `after` (consent id, flag id) on top of
+    /// `states`, oldest first. Because both ledgers are append-only and the newest record counts, applying the
+    /// records added since an earlier derivation brings it up to date. Returns the newest ids seen.
+    func applyLedger(
+        _ db: Database, from low: Int64, to high: Int64, after: (consent: Int64, flag: Int64), withRecordIDs: Bool, to states: inout [Int64: DerivedState]
+    ) throws -> (consent: Int64, flag: Int64) {
+        var newest = after
         let now = nowMillis
         let consents = try Row.fetchCursor(
-            db.cachedStatement(sql: "SELECT subject_id, purpose, state, expires_at, id FROM consent_record WHERE subject_id BETWEEN ? AND ? ORDER BY id"),
-            arguments: [low, high])
+            db.cachedStatement(
+                sql: """
+                    SELECT subject_id, \(Self.purposeOrdinalSQL),
+                        CASE state WHEN 'granted' THEN 1 WHEN 'pending' THEN 2 WHEN 'confirmed' THEN 3 WHEN 'withdrawn' THEN 4 ELSE 0 END,
+                        expires_at, id
+                    FROM consent_record WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY id
+                    """),
+            arguments: [low, high, after.consent])
         while let row = try consents.next() {
-            guard let purpose = Purpose(rawValue: row[1]), let recorded = ConsentState(rawValue: row[2]) else { continue }
-            let expiresAt: Int64? = row[3]
-            var status: ConsentStatus
-            switch recorded {
-            case .granted: status = .granted
-            case .withdrawn: status = .withdrawn
-            case .pending: status = .pending
-            case .confirmed: status = .confirmed
-            }
-            if let expiresAt, expiresAt <= now, status == .granted || status == .confirmed { status = .expired }
-            states[row[0], default: DerivedState()].state.consents[purpose.ordinal] = status
-            states[row[0], default: DerivedState()].recordIDs[purpose] = row[4]
+            let ordinal: Int = row[1], code: Int = row[2]
+            guard ordinal >= 0, code > 0 else { continue }
+            let purpose = Purpose.allCases[ordinal]
+            var status: ConsentStatus = [.none, .granted, .pending, .confirmed, .withdrawn][code]
+            if let expiresAt = row[3] as Int64?, expiresAt <= now, status == .granted || status == .confirmed { status = .expired }
+            let id: Int64 = row[0]
+            states[id, default: DerivedState()].state.setConsent(status, for: purpose)
+            if withRecordIDs { states[id, default: DerivedState()].recordIDs[purpose] = row[4] }
+            newest.consent = max(newest.consent, row[4])
         }
         let flags = try Row.fetchCursor(
-            db.cachedStatement(sql: "SELECT subject_id, flag, purpose, value FROM subject_flag WHERE subject_id BETWEEN ? AND ? ORDER BY id"),
-            arguments: [low, high])
+            db.cachedStatement(sql: "SELECT subject_id, flag, purpose, value, id FROM subject_flag WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY id"),
+            arguments: [low, high, after.flag])
         while let row = try flags.next() {
             let on = (row[3] as Int64) == 1
             let id: Int64 = row[0]
+            newest.flag = max(newest.flag, row[4])
             switch SubjectFlag(rawValue: row[1]) {
             case .restriction: states[id, default: DerivedState()].state.restricted = on
             case .optOutSaleShare: states[id, default: DerivedState()].state.saleOptOut = on
@@ -90,7 +108,7 @@ extension Vault {
             case nil: continue
             }
         }
-        return states
+        return newest
     }
 
     /// Resolves a reference to a subject inside a transaction.

@@ -55,7 +55,7 @@ extension Vault {
     /// The loaded policy, or nil when it failed to load (every decision then denies).
     var loadedPolicy: Policy? { try? policy.get() }
 
-    func draft(_ request: AccessRequest, _ decision: Decision, subject: String? = nil, subjectSet: [String] = [], counts: [String: Int] = [:],
+    func draft(_ request: AccessRequest, _ decision: Decision, subject: String? = nil, subjectSet: [UInt8] = [], counts: [String: Int] = [:],
         consentIDs: [Int64] = [], requestID: String?) -> AuditDraft {
         AuditDraft(
             actor: request.actor, role: request.role, action: AuditAction(request.action), purpose: request.purpose, subject: subject,
@@ -72,7 +72,7 @@ extension Vault {
     public func read(_ request: AccessRequest, subject reference: SubjectReference, requestID: String? = nil) throws(VaultError) -> GateRead {
         let result: GateRead
         do {
-            result = try db.write { db -> GateRead in
+            result = try groupCommitter.run(db) { [self] db -> GateRead in
                 guard let policy = loadedPolicy else {
                     let decision = Decision.deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
                     let entry = try audit(draft(request, decision, requestID: requestID), db: db)
@@ -123,11 +123,13 @@ extension Vault {
         }
         var summary = ScanSummary(decision: .permit, reasons: authorized.reasons.map(\.description))
         var admitted: [Int64] = []
+        var states: [Int64: DerivedState] = [:]
+        var seen: (consent: Int64, flag: Int64) = (0, 0)
         do {
             // Pass 1: decide every subject and record the admitted set before anything is decrypted.
             let entry = try db.write { db -> AuditEntry in
-                let states = try derivedStates(db, from: 1, to: Int64.max)
-                var pseudonyms: [String] = []
+                seen = try applyLedger(db, from: 1, to: Int64.max, after: (0, 0), withRecordIDs: false, to: &states)
+                var pseudonyms: [UInt8] = []
                 let rows = try Row.fetchCursor(db, sql: "SELECT id, audit_secret FROM subject ORDER BY id")
                 while let row = try rows.next() {
                     summary.subjects += 1
@@ -136,7 +138,7 @@ extension Vault {
                         summary.excluded[reason.rawValue, default: 0] += 1
                     } else {
                         admitted.append(id)
-                        pseudonyms.append(pseudonym(secret: row[1]))
+                        pseudonyms += pseudonymBytes(secret: row[1])
                     }
                 }
                 summary.permitted = admitted.count
@@ -152,7 +154,10 @@ extension Vault {
                 let chunk = admitted[start..<min(admitted.count, start + configuration.scanChunkSize)]
                 start += chunk.count
                 try db.read { db in
-                    let states = try derivedStates(db, from: chunk.first!, to: chunk.last!)
+                    // Only records appended since pass 1 can change a decision (the ledgers are append-only). The
+                    // watermark stays at pass 1: records arrive in any subject order, so a later chunk may need a
+                    // record older than one an earlier chunk applied.
+                    _ = try applyLedger(db, from: chunk.first!, to: chunk.last!, after: seen, withRecordIDs: false, to: &states)
                     var include = Set<Int64>()
                     for id in chunk {
                         if let reason = policy.admit(states[id]?.state ?? SubjectState(), purpose: purpose) {

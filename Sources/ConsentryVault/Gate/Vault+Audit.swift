@@ -133,9 +133,10 @@ extension Vault {
         var arguments: [any DatabaseValueConvertible] = []
         if let reference = filter.subject {
             guard let subject = try resolve(reference, db: db) else { return }
-            let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
-            conditions.append("(subject = ? OR sequence IN (SELECT sequence FROM audit_subject WHERE pseudonym = ?))")
-            arguments += [pseudonym, pseudonym]
+            let secret = try auditSecret(of: subject, db: db)
+            // Bulk entries hold packed 16-byte pseudonyms; a match must start on a 16-byte boundary.
+            conditions.append("(subject = ? OR sequence IN (SELECT sequence FROM audit_subject_set WHERE instr(pseudonyms, ?) % 16 = 1))")
+            arguments += [pseudonym(secret: secret), Data(pseudonymBytes(secret: secret))]
         }
         if let actor = filter.actor { conditions.append("actor = ?"); arguments.append(actor) }
         if let role = filter.role { conditions.append("role = ?"); arguments.append(role.rawValue) }

@@ -163,12 +163,14 @@ enum Schema {
                     CREATE TRIGGER audit_entry_no_delete BEFORE DELETE ON audit_entry
                     BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
 
-                    -- The subject set of a bulk entry (pseudonyms), covered by the entry's subject_set_digest.
-                    CREATE TABLE audit_subject (
-                        sequence INTEGER NOT NULL REFERENCES audit_entry(sequence),
-                        pseudonym TEXT NOT NULL,
-                        PRIMARY KEY (pseudonym, sequence)
-                    ) WITHOUT ROWID;
+                    -- The subject set of a bulk entry: 16-byte pseudonyms back to back, covered by the entry's
+                    -- subject_set_digest. One row per entry keeps a scan of a million subjects to one insert.
+                    CREATE TABLE audit_subject_set (
+                        sequence INTEGER PRIMARY KEY REFERENCES audit_entry(sequence),
+                        pseudonyms BLOB NOT NULL CHECK (length(pseudonyms) % 16 = 0)
+                    );
+                    CREATE TRIGGER audit_subject_set_no_update BEFORE UPDATE ON audit_subject_set
+                    BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
                     """)
         }
         return migrator
