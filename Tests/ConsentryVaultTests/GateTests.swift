@@ -353,3 +353,52 @@ struct GroupCommitTests {
         #expect(try vault.verifyAudit(actor: "t", role: .admin).passed)
     }
 }
+
+@Suite("Gate hooks: derived data, export, erasure")
+struct GateHookTests {
+    @Test("derived values are sealed, stored only for admitted subjects, audited as one entry, and exported")
+    func derivedAndExport() throws {
+        let vault = try gateVault()
+        let ids = try (0..<4).map { try #require(try vault.findSubject(.email, "s\($0)@example.test")) }
+        try vault.recordConsent(ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email("s0@example.test"), actor: "t", role: .admin)
+        try vault.recordConsent(ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .admin)
+        let request = AccessRequest(actor: "model", role: .analyst, action: .score, purpose: .profiling, fields: ["country"])
+        let values = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, "score-canary-\($0)") })
+        let summary = try vault.writeDerived(request, kind: "score", name: "engagement", values: values)
+        #expect(summary.written == 2 && summary.skipped == ["consent_missing": 2])
+        let raw = try vault.db.read { try Data.fetchAll($0, sql: "SELECT sealed FROM derived") }
+        #expect(raw.count == 2 && raw.allSatisfy { !TestSupport.contains($0, "score-canary") })
+        let export = try vault.exportSubject(.email("s0@example.test"), actor: "co", role: .complianceOfficer)
+        #expect(export.derived == ["score/engagement": "score-canary-0"])
+        #expect(export.profile["email"] == "s0@example.test" && export.profile["city"] == "City0")
+        #expect(export.consents.map(\.purpose).contains("profiling"))
+        #expect(export.processing.contains { $0.action == "score" }, "the processing log lists the bulk write that included the subject")
+        #expect(throws: VaultError.self) { _ = try vault.exportSubject(.email("s0@example.test"), actor: "m", role: .marketer) }
+        let denied = try vault.writeDerived(AccessRequest(actor: "m", role: .marketer, action: .score, purpose: .profiling), kind: "score", name: "x", values: values)
+        #expect(denied.decision == .deny && denied.written == 0)
+    }
+
+    @Test("after erasure no file of the vault holds the subject, the chain still verifies, and past entries are unlinkable")
+    func erasure() throws {
+        let vault = try TestSupport.makeVault()
+        _ = try importCSV(vault, "\(Canary.email),\(Canary.customerID),\(Canary.firstName),\(Canary.lastName),\(Canary.phone),1980-05-05,\(Canary.city),DE\nother@example.test,C2,Ann,Lee,,,Oslo,NO\n")
+        _ = try vault.importEvents(from: TestSupport.writeFile("e.jsonl", #"{"id":"c1","email":"\#(Canary.email)","type":"view","time":"2026-11-19T10:00:00Z","item_id":"\#(Canary.lastName)-sku"}"#))
+        try vault.recordConsent(ConsentChange(purpose: .profiling, state: .granted, source: "form", evidence: Canary.city), subject: .email(Canary.email), actor: "t", role: .admin)
+        let read = try vault.read(
+            AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x"), subject: .email(Canary.email))
+        let pseudonym = try #require(read.pseudonym)
+        let summary = try vault.eraseSubject(.email(Canary.email), actor: "co", role: .complianceOfficer)
+        #expect(summary.deleted["subject"] == 1 && summary.deleted["event"] == 1 && summary.deleted["consent_record"] == 1 && summary.deleted["identity"] == 2)
+        #expect(try vault.findSubject(.email, Canary.email) == nil)
+        #expect(try vault.check().passed)
+        #expect(try vault.verifyAudit(actor: "t", role: .admin).passed)
+        // The old pseudonym can no longer be computed from anything the vault holds: a query by the subject finds nothing.
+        #expect(try vault.queryAudit(AuditFilter(subject: .email(Canary.email)), actor: "t", role: .admin).isEmpty)
+        #expect(try vault.db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM audit_entry WHERE subject = ?", arguments: [pseudonym]) } ?? 0 >= 1)
+        try vault.db.close()
+        for file in TestSupport.files(under: vault.directory) {
+            let data = try Data(contentsOf: file)
+            for canary in Canary.forms { #expect(!TestSupport.contains(data, canary), "\(canary) left in \(file.lastPathComponent)") }
+        }
+    }
+}

@@ -140,20 +140,9 @@ extension Vault {
             let history = try db.write { db -> ConsentHistory in
                 guard let subject = try resolve(reference, db: db) else { throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id") }
                 let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
-                let records = try Row.fetchAll(
-                    db, sql: "SELECT id, purpose, state, time, source, notice_version, evidence_ref, expires_at FROM consent_record WHERE subject_id = ? ORDER BY id",
-                    arguments: [subject.rawValue]
-                ).map { row in
-                    ConsentRecordInfo(
-                        id: row[0], purpose: row[1], state: row[2], time: Normalize.formatTimestamp(millis: row[3]), source: row[4], noticeVersion: row[5],
-                        evidence: row[6], expiresAt: (row[7] as Int64?).map { Normalize.formatTimestamp(millis: $0) })
-                }
+                let records = try consentRecords(db, subject)
                 let state = try derivedStates(db, from: subject.rawValue, to: subject.rawValue)[subject.rawValue]?.state ?? SubjectState()
-                var flags: [String] = []
-                if state.restricted { flags.append("restriction") }
-                if state.saleOptOut { flags.append("opt_out_sale_share") }
-                if state.globalPrivacyControl { flags.append("gpc") }
-                flags += state.objections.map { "objection:\($0.rawValue)" }.sorted()
+                let flags = flagNames(state)
                 var entry = draft(request, decision, subject: pseudonym, consentIDs: records.map(\.id), requestID: requestID)
                 entry.action = .consentRead
                 _ = try audit(entry, db: db)
