@@ -176,6 +176,26 @@ public struct BlindIndexer: Sendable {
         hash(tag: tag, bytes: Array(text.utf8))
     }
 
+    /// Appends the first `length` bytes of the keyed hash of `bytes` under `tag` to `output`, without
+    /// intermediate allocations (for hashing every subject of a scan). Equal to a prefix of ``hash(tag:bytes:)``.
+    public func appendHash(tag: UInt8, bytes: UnsafeRawBufferPointer, length: Int, to output: inout [UInt8]) {
+        // Stack buffers for the input (tag, 0, bytes) and the digest: no heap allocation per call.
+        withUnsafeTemporaryAllocation(byteCount: bytes.count + 2 + Self.length, alignment: 8) { buffer in
+            let input = buffer.baseAddress!
+            input.storeBytes(of: tag, as: UInt8.self)
+            input.storeBytes(of: 0, toByteOffset: 1, as: UInt8.self)
+            if let base = bytes.baseAddress { (input + 2).copyMemory(from: base, byteCount: bytes.count) }
+            let digest = (input + 2 + bytes.count).assumingMemoryBound(to: UInt8.self)
+            key.key.withUnsafeBytes { k in
+                _ = crypto_generichash(
+                    digest, Self.length, input.assumingMemoryBound(to: UInt8.self), UInt64(bytes.count + 2),
+                    k.baseAddress!.assumingMemoryBound(to: UInt8.self), k.count)
+            }
+            output.append(contentsOf: UnsafeBufferPointer(start: digest, count: min(length, Self.length)))
+            sodium_memzero(input, buffer.count)
+        }
+    }
+
     /// A keyed hash of raw bytes under a one-byte domain tag (audit pseudonyms, subject-set digests).
     public func hash(tag: UInt8, bytes: [UInt8]) -> [UInt8] {
         var input = [tag, 0] + bytes
@@ -223,15 +243,19 @@ public enum Digest {
     }
 
     /// Lower-case hex of `bytes`.
-    public static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0xF)])
+    public static func hex(_ bytes: some Collection<UInt8>) -> String {
+        String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+            var i = 0
+            for b in bytes {
+                out[i] = hexDigits[Int(b >> 4)]
+                out[i + 1] = hexDigits[Int(b & 0xF)]
+                i += 2
+            }
+            return i
         }
-        return String(decoding: out, as: UTF8.self)
     }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 }
 
 extension SecureRandom {

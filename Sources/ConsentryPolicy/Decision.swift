@@ -115,6 +115,8 @@ extension Policy {
     public func authorize(_ request: AccessRequest) -> Decision {
         var reasons: [DecisionReason] = []
         var rule = ""
+        let a = Self.actions.count, p = Self.purposeCount
+        let base = (request.role.ordinal * a + request.action.ordinal) * (p + 1)
         // The final decision is a table (after Cedar, except that an error denies rather than skipping):
         //   any failed check                → deny, with every failed check as a reason
         //   no failed check, a granting rule → permit, with the rule as the reason
@@ -123,17 +125,17 @@ extension Policy {
             if let granting = self.rule(request.role, request.action, nil) {
                 rule = granting
             } else {
-                reasons.append(DecisionReason(.noRule, "role `\(request.role.rawValue)` may not `\(request.action.rawValue)`"))
+                reasons.append(DecisionReason(.noRule, noRuleText[base + p]))
             }
         } else if let purpose = request.purpose {
             if let spec = purposeTable[purpose.ordinal] {
                 if let granting = self.rule(request.role, request.action, purpose) {
                     rule = granting
                 } else {
-                    reasons.append(DecisionReason(.noRule, "role `\(request.role.rawValue)` may not `\(request.action.rawValue)` for `\(purpose.rawValue)`"))
+                    reasons.append(DecisionReason(.noRule, noRuleText[base + purpose.ordinal]))
                 }
                 if spec.aggregatesOnly && request.action.releasesIndividualData {
-                    reasons.append(DecisionReason(.aggregatesOnly, "`\(purpose.rawValue)` releases aggregates only"))
+                    reasons.append(DecisionReason(.aggregatesOnly, aggregatesOnlyText[purpose.ordinal]))
                 }
                 let allowed = purposeFields[purpose.ordinal]
                 for field in request.fields {
@@ -141,7 +143,9 @@ extension Policy {
                         reasons.append(DecisionReason(.unknownField, "`\(field)`"))
                         continue
                     }
-                    if !allowed.contains(index) { reasons.append(DecisionReason(.fieldNotAllowed, "`\(field)` is not allowed for `\(purpose.rawValue)`")) }
+                    if !allowed.contains(index) {
+                        reasons.append(DecisionReason(.fieldNotAllowed, fieldNotAllowedText[purpose.ordinal * schema.fields.count + index]))
+                    }
                 }
             } else {
                 reasons.append(DecisionReason(.purposeUndeclared, "`\(purpose.rawValue)`"))
@@ -150,7 +154,7 @@ extension Policy {
             reasons.append(DecisionReason(.purposeRequired, "`\(request.action.rawValue)` needs a purpose"))
         }
         if reasonRequired(request.role, request.action), Normalize.trimmed(request.reason ?? "").isEmpty {
-            reasons.append(DecisionReason(.reasonMissing, "role `\(request.role.rawValue)` must state a reason to `\(request.action.rawValue)`"))
+            reasons.append(DecisionReason(.reasonMissing, reasonMissingText[request.role.ordinal * a + request.action.ordinal]))
         }
         return reasons.isEmpty ? Decision(.permit, [DecisionReason(.granted, rule)]) : Decision(.deny, reasons)
     }
@@ -181,7 +185,7 @@ extension Policy {
         let authorized = authorize(request)
         guard !request.action.isAdministrative, let purpose = request.purpose, let subject else { return authorized }
         guard let code = admit(subject, purpose: purpose) else { return authorized }
-        let reason = DecisionReason(code, "for `\(purpose.rawValue)`")
+        let reason = DecisionReason(code, purposeText[purpose.ordinal])
         return authorized.isPermit ? Decision(.deny, [reason]) : Decision(.deny, authorized.reasons + [reason])
     }
 }

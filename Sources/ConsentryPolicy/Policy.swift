@@ -94,6 +94,12 @@ public struct Policy: Sendable {
     let grantTable: [Bool]
     /// The text of each granting rule, at the same index as ``grantTable``: built once, not per decision.
     let ruleTable: [String]
+    /// Denial texts, built once so that a decision formats no strings.
+    let noRuleText: [String]
+    let reasonMissingText: [String]
+    let fieldNotAllowedText: [String]
+    let purposeText: [String]
+    let aggregatesOnlyText: [String]
     let reasonTable: [Bool]
 
     static let actions = Action.allCases
@@ -134,6 +140,23 @@ public struct Policy: Sendable {
         }
         grantTable = grants
         ruleTable = rules
+        var noRule = [String](repeating: "", count: grants.count)
+        var reasonMissing = [String](repeating: "", count: Role.allCases.count * a)
+        for role in Role.allCases {
+            for action in Self.actions {
+                let base = (role.ordinal * a + action.ordinal) * (p + 1)
+                noRule[base + p] = "role `\(role.rawValue)` may not `\(action.rawValue)`"
+                for purpose in Purpose.allCases {
+                    noRule[base + purpose.ordinal] = "role `\(role.rawValue)` may not `\(action.rawValue)` for `\(purpose.rawValue)`"
+                }
+                reasonMissing[role.ordinal * a + action.ordinal] = "role `\(role.rawValue)` must state a reason to `\(action.rawValue)`"
+            }
+        }
+        noRuleText = noRule
+        reasonMissingText = reasonMissing
+        fieldNotAllowedText = Purpose.allCases.flatMap { purpose in schema.fields.map { "`\($0.name)` is not allowed for `\(purpose.rawValue)`" } }
+        purposeText = Purpose.allCases.map { "for `\($0.rawValue)`" }
+        aggregatesOnlyText = Purpose.allCases.map { "`\($0.rawValue)` releases aggregates only" }
         reasonTable = reasons
     }
 

@@ -108,6 +108,10 @@ struct GateTests {
         let packed = try #require(try vault.db.read { try Data.fetchOne($0, sql: "SELECT pseudonyms FROM audit_subject_set WHERE sequence = ?", arguments: [entry.sequence]) })
         let members = stride(from: 0, to: packed.count, by: 16).map { Digest.hex(packed[$0..<($0 + 16)]) }
         #expect(Set(members) == Set(delivered.keys))
+        // The scan's pseudonyms are the ones single reads use.
+        let s4 = try vault.read(
+            AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "x"), subject: .email("s4@example.test"))
+        #expect(delivered[try #require(s4.pseudonym)]?[0] == "s4@example.test")
         let queried = try vault.queryAudit(AuditFilter(subject: .email("s4@example.test"), action: "segment"), actor: "t", role: .admin)
         #expect(queried.map(\.sequence).contains(entry.sequence), "a query by subject finds bulk entries whose set holds it")
         let notIn = try vault.queryAudit(AuditFilter(subject: .email("s1@example.test"), action: "segment"), actor: "t", role: .admin)

@@ -1,5 +1,6 @@
 import ConsentryAudit
 public import ConsentryCore
+import ConsentryCrypto
 public import ConsentryPolicy
 import Foundation
 import GRDB
@@ -123,14 +124,14 @@ extension Vault {
         }
         var summary = ScanSummary(decision: .permit, reasons: authorized.reasons.map(\.description))
         var admitted: [Int64] = []
+        var pseudonyms: [UInt8] = []
         var states: [Int64: DerivedState] = [:]
         var seen: (consent: Int64, flag: Int64) = (0, 0)
         do {
             // Pass 1: decide every subject and record the admitted set before anything is decrypted.
             let entry = try db.write { db -> AuditEntry in
                 seen = try applyLedger(db, from: 1, to: Int64.max, after: (0, 0), withRecordIDs: false, to: &states)
-                var pseudonyms: [UInt8] = []
-                let rows = try Row.fetchCursor(db, sql: "SELECT id, audit_secret FROM subject ORDER BY id")
+                let rows = try Row.fetchCursor(db, sql: "SELECT id, audit_secret FROM subject INDEXED BY subject_audit_secret ORDER BY id")
                 while let row = try rows.next() {
                     summary.subjects += 1
                     let id: Int64 = row[0]
@@ -138,7 +139,11 @@ extension Vault {
                         summary.excluded[reason.rawValue, default: 0] += 1
                     } else {
                         admitted.append(id)
-                        pseudonyms += pseudonymBytes(secret: row[1])
+                        try row.withUnsafeData(atIndex: 1) { secret in
+                            (secret ?? Data()).withUnsafeBytes {
+                                keys.auditPseudonyms.appendHash(tag: 0x20, bytes: $0, length: AuditEntry.pseudonymLength, to: &pseudonyms)
+                            }
+                        }
                     }
                 }
                 summary.permitted = admitted.count
@@ -158,20 +163,27 @@ extension Vault {
                     // watermark stays at pass 1: records arrive in any subject order, so a later chunk may need a
                     // record older than one an earlier chunk applied.
                     _ = try applyLedger(db, from: chunk.first!, to: chunk.last!, after: seen, withRecordIDs: false, to: &states)
-                    var include = Set<Int64>()
-                    for id in chunk {
+                    // `chunk` and the rows are both in id order: walk them in step instead of hashing ids.
+                    var stillAdmitted = [Bool](repeating: false, count: chunk.count)
+                    for (offset, id) in chunk.enumerated() {
                         if let reason = policy.admit(states[id]?.state ?? SubjectState(), purpose: purpose) {
                             summary.excludedDuringScan[reason.rawValue, default: 0] += 1
                         } else {
-                            include.insert(id)
+                            stillAdmitted[offset] = true
                         }
                     }
+                    var cursor = 0
+                    let chunkStart = start - chunk.count
                     try openSubjects(
                         db, fields: request.fields, filter: "WHERE id BETWEEN ? AND ? ORDER BY id", arguments: [chunk.first!, chunk.last!],
-                        include: { include.contains($0.rawValue) }
-                    ) { _, secret, values in
+                        include: { subject in
+                            while cursor < chunk.count && chunk[chunk.startIndex + cursor] < subject.rawValue { cursor += 1 }
+                            return cursor < chunk.count && chunk[chunk.startIndex + cursor] == subject.rawValue && stillAdmitted[cursor]
+                        }
+                    ) { _, _, values in
                         summary.delivered += 1
-                        try body(pseudonym(secret: secret), values)
+                        let offset = (chunkStart + cursor) * AuditEntry.pseudonymLength
+                        try body(Digest.hex(pseudonyms[offset..<offset + AuditEntry.pseudonymLength]), values)
                     }
                 }
             }

@@ -117,6 +117,9 @@ enum Schema {
                     -- SQLite's randomblob; new subjects get libsodium's random bytes.
                     ALTER TABLE subject ADD COLUMN audit_secret BLOB;
                     UPDATE subject SET audit_secret = randomblob(32) WHERE audit_secret IS NULL;
+                    -- Covers pass 1 of a gated scan (id and pseudonym secret of every subject) without reading the
+                    -- profile blobs.
+                    CREATE INDEX subject_audit_secret ON subject(id, audit_secret);
 
                     -- Restriction (Art. 18), objection (Art. 21, per purpose), CCPA opt-out of sale/sharing and the
                     -- Global Privacy Control signal: append-only, the newest record per flag and purpose counts.
