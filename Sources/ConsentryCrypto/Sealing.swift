@@ -159,6 +159,8 @@ public enum Sealing {
 /// Keyed BLAKE2b hashes of normalized identifiers, for look-up and deduplication without storing them in clear.
 public struct BlindIndexer: Sendable {
     private let key: KeyBox
+    /// Calls `body` with the key bytes.
+    fileprivate func withKey<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { key.key.withUnsafeBytes(body) }
     /// The length of an index value in bytes.
     public static let length = 32
 
@@ -176,25 +178,9 @@ public struct BlindIndexer: Sendable {
         hash(tag: tag, bytes: Array(text.utf8))
     }
 
-    /// Appends the first `length` bytes of the keyed hash of `bytes` under `tag` to `output`, without
-    /// intermediate allocations (for hashing every subject of a scan). Equal to a prefix of ``hash(tag:bytes:)``.
-    public func appendHash(tag: UInt8, bytes: UnsafeRawBufferPointer, length: Int, to output: inout [UInt8]) {
-        // Stack buffers for the input (tag, 0, bytes) and the digest: no heap allocation per call.
-        withUnsafeTemporaryAllocation(byteCount: bytes.count + 2 + Self.length, alignment: 8) { buffer in
-            let input = buffer.baseAddress!
-            input.storeBytes(of: tag, as: UInt8.self)
-            input.storeBytes(of: 0, toByteOffset: 1, as: UInt8.self)
-            if let base = bytes.baseAddress { (input + 2).copyMemory(from: base, byteCount: bytes.count) }
-            let digest = (input + 2 + bytes.count).assumingMemoryBound(to: UInt8.self)
-            key.key.withUnsafeBytes { k in
-                _ = crypto_generichash(
-                    digest, Self.length, input.assumingMemoryBound(to: UInt8.self), UInt64(bytes.count + 2),
-                    k.baseAddress!.assumingMemoryBound(to: UInt8.self), k.count)
-            }
-            output.append(contentsOf: UnsafeBufferPointer(start: digest, count: min(length, Self.length)))
-            sodium_memzero(input, buffer.count)
-        }
-    }
+    /// A hasher that has absorbed the key once, for hashing many short inputs (every subject of a scan):
+    /// each hash then costs one BLAKE2b compression instead of two. Not shared between threads.
+    public func prefixedHasher(tag: UInt8) -> KeyedHasher { KeyedHasher(indexer: self, tag: tag) }
 
     /// A keyed hash of raw bytes under a one-byte domain tag (audit pseudonyms, subject-set digests).
     public func hash(tag: UInt8, bytes: [UInt8]) -> [UInt8] {
@@ -205,6 +191,42 @@ public struct BlindIndexer: Sendable {
                 _ = crypto_generichash(out.baseAddress!, Self.length, input, UInt64(input.count), k.baseAddress!.assumingMemoryBound(to: UInt8.self), k.count)
             }
             count = Self.length
+        }
+    }
+}
+
+/// Keyed BLAKE2b with the key (and a domain tag) absorbed once; see ``BlindIndexer/prefixedHasher(tag:)``.
+public final class KeyedHasher {
+    private let size = crypto_generichash_statebytes()
+    private let keyed: UnsafeMutableRawPointer
+    private let working: UnsafeMutableRawPointer
+
+    fileprivate init(indexer: BlindIndexer, tag: UInt8) {
+        keyed = .allocate(byteCount: size, alignment: 64)
+        working = .allocate(byteCount: size, alignment: 64)
+        indexer.withKey { key in
+            _ = crypto_generichash_init(OpaquePointer(keyed), key.baseAddress!.assumingMemoryBound(to: UInt8.self), key.count, BlindIndexer.length)
+        }
+        var prefix: (UInt8, UInt8) = (tag, 0)
+        withUnsafeBytes(of: &prefix) { _ = crypto_generichash_update(OpaquePointer(keyed), $0.baseAddress!.assumingMemoryBound(to: UInt8.self), 2) }
+    }
+
+    deinit {
+        sodium_memzero(keyed, size)
+        sodium_memzero(working, size)
+        keyed.deallocate()
+        working.deallocate()
+    }
+
+    /// Appends the first `length` bytes of the hash of `bytes` to `output`; equal to a prefix of
+    /// ``BlindIndexer/hash(tag:bytes:)`` with the same key and tag.
+    public func append(_ bytes: UnsafeRawBufferPointer, length: Int, to output: inout [UInt8]) {
+        working.copyMemory(from: keyed, byteCount: size)
+        if let base = bytes.baseAddress { _ = crypto_generichash_update(OpaquePointer(working), base.assumingMemoryBound(to: UInt8.self), UInt64(bytes.count)) }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: BlindIndexer.length) { digest in
+            _ = crypto_generichash_final(OpaquePointer(working), digest.baseAddress!, BlindIndexer.length)
+            output.append(contentsOf: digest.prefix(min(length, BlindIndexer.length)))
+            sodium_memzero(digest.baseAddress!, digest.count)
         }
     }
 }

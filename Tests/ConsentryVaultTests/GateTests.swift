@@ -98,7 +98,7 @@ struct GateTests {
             try db.execute(sql: "UPDATE subject SET wrapped_key = zeroblob(73) WHERE id = ?", arguments: [excluded.rawValue])
         }
         var delivered: [String: [String?]] = [:]
-        let summary = try vault.scan(marketingScan) { pseudonym, values in delivered[pseudonym] = values }
+        let summary = try vault.scan(marketingScan) { member, values in delivered[member.pseudonym] = values }
         #expect(summary.decision == .permit && summary.subjects == 10 && summary.permitted == 5 && summary.delivered == 5)
         #expect(summary.excluded == ["consent_missing": 5])
         #expect(Set(delivered.values.compactMap { $0[0] }) == Set(stride(from: 0, to: 10, by: 2).map { "s\($0)@example.test" }))

@@ -82,6 +82,20 @@ func rate(_ count: Double, _ seconds: Double) -> String {
     return value.formatted(.number.grouping(.automatic)).replacingOccurrences(of: ",", with: ",")
 }
 
+// `consentry-bench --scan-only VAULT` times the gated and the plain scan on an existing vault (for profiling).
+if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--scan-only" {
+    do {
+        let vault = try Vault.open(at: URL(fileURLWithPath: CommandLine.arguments[2]))
+        let fields: [FieldName] = ["email", "customer_id", "first_name", "last_name", "language"]
+        for _ in 0..<5 {
+            let (_, gated) = try time { try vault.scan(AccessRequest(actor: "bench", role: .campaignService, action: .render, purpose: .service, fields: fields)) { _, _ in } }
+            let (_, plain) = try time { try vault.check(fields: fields, structural: false) }
+            print(String(format: "gated %.3f s, plain %.3f s", gated, plain))
+        }
+    } catch { fail("\(error)") }
+    exit(0)
+}
+
 let options = Options(CommandLine.arguments)
 let work = URL(fileURLWithPath: options.work)
 let vaultURL = work.appendingPathComponent("vault")

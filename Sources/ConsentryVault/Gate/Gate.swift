@@ -17,6 +17,30 @@ public struct GateRead: Sendable {
     public let auditSequence: Int64
 }
 
+/// A subject handed out by a gated scan.
+public struct ScanMember: Sendable, Hashable {
+    /// The vault's internal random id: the handle for writing derived data back through the gate.
+    public let subject: SubjectID
+    private let high: UInt64
+    private let low: UInt64
+
+    init(subject: SubjectID, pseudonym bytes: ArraySlice<UInt8>) {
+        self.subject = subject
+        var high: UInt64 = 0, low: UInt64 = 0
+        for (i, byte) in bytes.enumerated() {
+            if i < 8 { high = high << 8 | UInt64(byte) } else { low = low << 8 | UInt64(byte) }
+        }
+        self.high = high
+        self.low = low
+    }
+
+    /// The subject's audit pseudonym (32 hex digits), as in the audit log; computed when asked for.
+    public var pseudonym: String {
+        let text = String(high, radix: 16), rest = String(low, radix: 16)
+        return String(repeating: "0", count: 16 - text.count) + text + String(repeating: "0", count: 16 - rest.count) + rest
+    }
+}
+
 /// What a gated scan did. Its `--json` keys are stable.
 public struct ScanSummary: Sendable, Codable, Equatable {
     /// Permit or deny of the request itself (role, action, purpose, fields, reason).
@@ -104,14 +128,14 @@ extension Vault {
         return result
     }
 
-    /// Scans every subject for a purpose through the gate, handing `body` each admitted subject's pseudonym
-    /// and the requested fields' values (in `request.fields` order). The input of segments and scores.
+    /// Scans every subject for a purpose through the gate, handing `body` each admitted subject (its id and
+    /// audit pseudonym) and the requested fields' values (in `request.fields` order). The input of segments and scores.
     ///
     /// The request is decided once; then each subject's consent and flags. One audit entry with the admitted
     /// subject set is committed before any value is handed out. Subjects are then read in chunks, and each
     /// chunk re-reads consent, so a withdrawal committed during the scan excludes the subject from every chunk
     /// not yet read; such late exclusions are recorded in a second entry. Excluded subjects are never decrypted.
-    public func scan(_ request: AccessRequest, requestID: String? = nil, _ body: (String, [String?]) throws -> Void) throws(VaultError) -> ScanSummary {
+    public func scan(_ request: AccessRequest, requestID: String? = nil, _ body: (ScanMember, [String?]) throws -> Void) throws(VaultError) -> ScanSummary {
         guard let policy = loadedPolicy else {
             let decision = Decision.deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
             let entry = try auditAlone(draft(request, decision, requestID: requestID))
@@ -132,6 +156,7 @@ extension Vault {
             let entry = try db.write { db -> AuditEntry in
                 seen = try applyLedger(db, from: 1, to: Int64.max, after: (0, 0), withRecordIDs: false, to: &states)
                 let rows = try Row.fetchCursor(db, sql: "SELECT id, audit_secret FROM subject INDEXED BY subject_audit_secret ORDER BY id")
+                let hasher = keys.auditPseudonyms.prefixedHasher(tag: 0x20)
                 while let row = try rows.next() {
                     summary.subjects += 1
                     let id: Int64 = row[0]
@@ -140,9 +165,7 @@ extension Vault {
                     } else {
                         admitted.append(id)
                         try row.withUnsafeData(atIndex: 1) { secret in
-                            (secret ?? Data()).withUnsafeBytes {
-                                keys.auditPseudonyms.appendHash(tag: 0x20, bytes: $0, length: AuditEntry.pseudonymLength, to: &pseudonyms)
-                            }
+                            (secret ?? Data()).withUnsafeBytes { hasher.append($0, length: AuditEntry.pseudonymLength, to: &pseudonyms) }
                         }
                     }
                 }
@@ -154,6 +177,7 @@ extension Vault {
             summary.auditSequences.append(entry.sequence)
             try checkpointIfDue()
             // Pass 2: read admitted subjects chunk by chunk, re-checking consent for each chunk.
+            var reader = try SubjectReader(fields: request.fields, keys: keys)
             var start = 0
             while start < admitted.count {
                 let chunk = admitted[start..<min(admitted.count, start + configuration.scanChunkSize)]
@@ -174,16 +198,16 @@ extension Vault {
                     }
                     var cursor = 0
                     let chunkStart = start - chunk.count
-                    try openSubjects(
-                        db, fields: request.fields, filter: "WHERE id BETWEEN ? AND ? ORDER BY id", arguments: [chunk.first!, chunk.last!],
+                    try reader.open(
+                        db, filter: "WHERE id BETWEEN ? AND ? ORDER BY id", arguments: [chunk.first!, chunk.last!],
                         include: { subject in
                             while cursor < chunk.count && chunk[chunk.startIndex + cursor] < subject.rawValue { cursor += 1 }
                             return cursor < chunk.count && chunk[chunk.startIndex + cursor] == subject.rawValue && stillAdmitted[cursor]
                         }
-                    ) { _, _, values in
+                    ) { subject, _, values in
                         summary.delivered += 1
                         let offset = (chunkStart + cursor) * AuditEntry.pseudonymLength
-                        try body(Digest.hex(pseudonyms[offset..<offset + AuditEntry.pseudonymLength]), values)
+                        try body(ScanMember(subject: subject, pseudonym: pseudonyms[offset..<offset + AuditEntry.pseudonymLength]), values)
                     }
                 }
             }

@@ -115,13 +115,36 @@ extension Vault {
         _ db: Database, fields: [FieldName], filter: String, arguments: StatementArguments, include: (SubjectID) -> Bool = { _ in true },
         _ body: (SubjectID, Data?, [String?]) throws -> Void
     ) throws {
-        var scratch = try SecretBytes(count: Sealing.keyLength)
+        var reader = try SubjectReader(fields: fields, keys: keys)
+        try reader.open(db, filter: filter, arguments: arguments, include: include, body)
+    }
+}
+
+/// Decrypts chosen fields of subjects, keeping its scratch key (in locked memory), field opener and buffers
+/// across calls, so that a scan reading many chunks sets them up once.
+struct SubjectReader: ~Copyable {
+    private var scratch: SecretBytes
+    private var opener: FieldOpener
+    private var values: [String?]
+    private var wrapAD: [UInt8]
+    private var kekCache: (version: UInt32, box: KeyBox)?
+    private let keys: VaultKeys
+    private static let wrapPrefix = Array("cns-wrap-v1".utf8).count
+
+    init(fields: [FieldName], keys: VaultKeys) throws {
+        scratch = try SecretBytes(count: Sealing.keyLength)
+        opener = FieldOpener(fields: fields)
+        values = [String?](repeating: nil, count: fields.count)
+        wrapAD = Sealing.wrapAssociatedData(subject: SubjectID(rawValue: 0), kekVersion: 0)
+        self.keys = keys
+    }
+
+    /// Opens the subjects `filter` selects and `include` admits, calling `body` with each one's values.
+    mutating func open(
+        _ db: Database, filter: String, arguments: StatementArguments, include: (SubjectID) -> Bool = { _ in true },
+        _ body: (SubjectID, Data?, [String?]) throws -> Void
+    ) throws {
         defer { scratch.zero() }
-        var opener = FieldOpener(fields: fields)
-        var values = [String?](repeating: nil, count: fields.count)
-        var wrapAD = Sealing.wrapAssociatedData(subject: SubjectID(rawValue: 0), kekVersion: 0)
-        let wrapPrefix = Array("cns-wrap-v1".utf8).count
-        var kekCache: (version: UInt32, box: KeyBox)?
         let statement = try db.cachedStatement(sql: "SELECT id, kek_version, wrapped_key, key_version, fields, audit_secret FROM subject " + filter)
         let cursor = try Row.fetchCursor(statement, arguments: arguments)
         while let row = try cursor.next() {
@@ -136,12 +159,13 @@ extension Vault {
                 kekCache = (kekVersion, box)
             }
             wrapAD.withUnsafeMutableBytes { ad in
-                ad.storeBytes(of: subject.rawValue.bigEndian, toByteOffset: wrapPrefix, as: Int64.self)
-                ad.storeBytes(of: kekVersion.bigEndian, toByteOffset: wrapPrefix + 8, as: UInt32.self)
+                ad.storeBytes(of: subject.rawValue.bigEndian, toByteOffset: Self.wrapPrefix, as: Int64.self)
+                ad.storeBytes(of: kekVersion.bigEndian, toByteOffset: Self.wrapPrefix + 8, as: UInt32.self)
             }
+            let kek = kekCache!.box
             let unwrapped = try row.withUnsafeData(atIndex: 2) { data -> Bool in
                 guard let data else { return false }
-                return data.withUnsafeBytes { Sealing.unwrap($0, kek: kekCache!.box.key, associatedData: wrapAD, into: &scratch) }
+                return data.withUnsafeBytes { Sealing.unwrap($0, kek: kek.key, associatedData: wrapAD, into: &scratch) }
             }
             guard unwrapped else { throw VaultError(.integrity, "the data key of subject \(subject) failed its integrity check (tampered or moved)") }
             opener.bind(subject: subject, keyVersion: UInt32(truncatingIfNeeded: row[3] as Int64))
