@@ -31,6 +31,8 @@ public final class Vault: Sendable {
     let appendedSequence = Mutex<Int64>(0)
     /// Shares write transactions (and their fsync) between concurrent gated reads.
     let groupCommitter = GroupCommitter()
+    /// Device and inode of the database file when it was opened; see ``checkDatabaseFile()``.
+    let databaseFileIdentity: (device: UInt64, inode: UInt64)?
     let db: DatabasePool
     let keys: VaultKeys
     let configuration: VaultConfiguration
@@ -47,6 +49,7 @@ public final class Vault: Sendable {
     ) {
         self.directory = directory
         self.policy = policy
+        self.databaseFileIdentity = Self.fileIdentity(directory.appendingPathComponent(Self.databaseFileName).path)
         self.db = db
         self.keys = keys
         self.schema = schema
@@ -234,6 +237,21 @@ public final class Vault: Sendable {
             AuditDraft(
                 actor: "system", role: nil, action: .policyLoaded, decision: reasons.isEmpty ? .permit : .deny,
                 reasons: reasons.isEmpty ? ["loaded"] : ["policy_unavailable"] + reasons, policyVersion: policyVersion))
+    }
+
+    static func fileIdentity(_ path: String) -> (device: UInt64, inode: UInt64)? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return (UInt64(info.st_dev), UInt64(info.st_ino))
+    }
+
+    /// Fails when the database file was removed or replaced since the vault was opened: SQLite would go on
+    /// writing to the orphaned file, and the audit entries written there would be lost at close.
+    func checkDatabaseFile() throws(VaultError) {
+        let now = Self.fileIdentity(directory.appendingPathComponent(Self.databaseFileName).path)
+        guard let now, let opened = databaseFileIdentity, now == opened else {
+            throw VaultError(.storage, "the vault database file was removed or replaced while the vault was open; nothing was released, reopen the vault")
+        }
     }
 
     var nowMillis: Int64 { Int64((clock.now().timeIntervalSince1970 * 1000).rounded()) }

@@ -190,6 +190,30 @@ struct GateTests {
         #expect(failures == 1, "filling the database must eventually fail a read, and that read releases nothing")
     }
 
+    @Test("fail closed: a read-only database fails the read and releases nothing")
+    func readOnly() throws {
+        let vault = try gateVault()
+        try vault.db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA query_only = ON") }
+        let request = AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x")
+        #expect(throws: VaultError.self) { _ = try vault.read(request, subject: .email("s2@example.test")) }
+        var called = false
+        #expect(throws: VaultError.self) { _ = try vault.scan(marketingScan) { _, _ in called = true } }
+        #expect(!called)
+    }
+
+    @Test("fail closed: when the database file is removed while open, reads fail instead of auditing into a lost file")
+    func fileRemoved() throws {
+        let vault = try gateVault()
+        try FileManager.default.removeItem(at: vault.directory.appendingPathComponent(Vault.databaseFileName))
+        let request = AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x")
+        do {
+            _ = try vault.read(request, subject: .email("s2@example.test"))
+            Issue.record("a read succeeded after the database file was removed")
+        } catch {
+            #expect(error.message.contains("removed or replaced"))
+        }
+    }
+
     @Test("a broken policy makes every decision deny, and the failure is audited")
     func brokenPolicy() throws {
         let vault = try gateVault()

@@ -59,6 +59,8 @@ extension Vault {
 
     /// Appends `draft` inside the caller's transaction.
     func audit(_ draft: AuditDraft, db: Database) throws -> AuditEntry {
+        // INVARIANT: no audit, no data. An entry written to a file that is no longer the vault's is no entry.
+        try checkDatabaseFile()
         var sink = DatabaseAuditSink(db: db)
         let entry = try sink.append(draft, time: nowMillis)
         appendedSequence.withLock { $0 = max($0, entry.sequence) }
