@@ -226,7 +226,8 @@ public struct AuditEntry: Sendable, Equatable, Codable {
     public static func chain(_ draft: AuditDraft, sequence: Int64, time: Int64, previousHash: String, subjectSetDigest: String?) -> AuditEntry {
         var entry = AuditEntry(
             sequence: sequence, time: time, actor: draft.actor, role: draft.role?.rawValue, action: draft.action.rawValue,
-            purpose: draft.purpose?.rawValue, subject: draft.subject, subjectCount: draft.subject != nil ? 1 : draft.subjectSet.count / AuditEntry.pseudonymLength,
+            purpose: draft.purpose?.rawValue, subject: draft.subject,
+            subjectCount: draft.subject != nil ? 1 : draft.subjectSet.count / AuditEntry.pseudonymLength,
             subjectSetDigest: subjectSetDigest, fields: draft.fields, counts: draft.counts, decision: draft.decision.rawValue,
             reasons: draft.reasons, policyVersion: draft.policyVersion, consentRecordIDs: draft.consentRecordIDs, requestID: draft.requestID,
             previousHash: previousHash, hash: "")

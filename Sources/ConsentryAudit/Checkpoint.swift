@@ -42,7 +42,8 @@ public struct Checkpoint: Sendable, Equatable, Codable {
     public init?(line: String) {
         let parts = line.split(separator: " ", omittingEmptySubsequences: false)
         guard parts.count == 5, parts[0] == "v1", let sequence = Int64(parts[1]), sequence >= 0, parts[2].count == 64,
-            parts[2].allSatisfy({ $0.isHexDigit && !$0.isUppercase }), let time = Int64(parts[3]), let signature = Data(base64Encoded: String(parts[4]))
+            parts[2].allSatisfy({ $0.isHexDigit && !$0.isUppercase }), let time = Int64(parts[3]),
+            let signature = Data(base64Encoded: String(parts[4]))
         else { return nil }
         self.init(sequence: sequence, hash: String(parts[2]), time: time, signature: [UInt8](signature))
     }

@@ -53,7 +53,8 @@ public enum AuditVerifier {
             if entry.computedHash() != entry.hash {
                 report.problem(entry.sequence, "entry \(entry.sequence) does not match its hash (edited)")
             } else if entry.previousHash != previousHash {
-                report.problem(entry.sequence, "entry \(entry.sequence) does not link to the entry before it (inserted, reordered or a neighbour deleted)")
+                report.problem(
+                    entry.sequence, "entry \(entry.sequence) does not link to the entry before it (inserted, reordered or a neighbour deleted)")
             }
             hashes[entry.sequence] = entry.hash
             previousHash = entry.hash
@@ -77,7 +78,8 @@ public enum AuditVerifier {
             if checkpoint.sequence > report.lastSequence {
                 report.problem(
                     report.lastSequence + 1,
-                    "the log ends at entry \(report.lastSequence) but a checkpoint covers entry \(checkpoint.sequence): the tail was truncated or the database restored from an older copy")
+                    "the log ends at entry \(report.lastSequence) but a checkpoint covers entry \(checkpoint.sequence): the tail was truncated or the database restored from an older copy"
+                )
             } else if let hash = hashes[checkpoint.sequence], hash != checkpoint.hash {
                 report.problem(checkpoint.sequence, "entry \(checkpoint.sequence) differs from the checkpoint taken of it (rewritten)")
             } else {

@@ -21,7 +21,8 @@ public enum MasterKey {
         }
         let fd = open(url.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw CryptoError(.keyUnavailable, "could not create `\(url.path)`: \(String(cString: strerror(errno))); a vault's key is never overwritten")
+            throw CryptoError(
+                .keyUnavailable, "could not create `\(url.path)`: \(String(cString: strerror(errno))); a vault's key is never overwritten")
         }
         defer { close(fd) }
         let written = key.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }

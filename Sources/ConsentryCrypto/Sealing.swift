@@ -1,5 +1,5 @@
-public import ConsentryCore
 import CSodium
+public import ConsentryCore
 
 /// A supply of random 24-byte nonces drawn from the system's random source in blocks, so that sealing
 /// many values does not cost one system call each. Not shared between threads: give each worker its own.
@@ -124,7 +124,9 @@ public enum Sealing {
         let length = sealed.count - overhead
         var failed = false
         let text = String(unsafeUninitializedCapacity: max(length, 1)) { buffer in
-            let opened = associatedData.withUnsafeBytes { ad in open(sealed, key: key, associatedData: ad, into: UnsafeMutableRawPointer(buffer.baseAddress!)) }
+            let opened = associatedData.withUnsafeBytes { ad in
+                open(sealed, key: key, associatedData: ad, into: UnsafeMutableRawPointer(buffer.baseAddress!))
+            }
             guard let opened else {
                 failed = true
                 return 0
@@ -188,7 +190,8 @@ public struct BlindIndexer: Sendable {
         defer { sodium_memzero(&input, input.count) }
         return [UInt8](unsafeUninitializedCapacity: Self.length) { out, count in
             key.key.withUnsafeBytes { k in
-                _ = crypto_generichash(out.baseAddress!, Self.length, input, UInt64(input.count), k.baseAddress!.assumingMemoryBound(to: UInt8.self), k.count)
+                _ = crypto_generichash(
+                    out.baseAddress!, Self.length, input, UInt64(input.count), k.baseAddress!.assumingMemoryBound(to: UInt8.self), k.count)
             }
             count = Self.length
         }
@@ -222,7 +225,9 @@ public final class KeyedHasher {
     /// ``BlindIndexer/hash(tag:bytes:)`` with the same key and tag.
     public func append(_ bytes: UnsafeRawBufferPointer, length: Int, to output: inout [UInt8]) {
         working.copyMemory(from: keyed, byteCount: size)
-        if let base = bytes.baseAddress { _ = crypto_generichash_update(OpaquePointer(working), base.assumingMemoryBound(to: UInt8.self), UInt64(bytes.count)) }
+        if let base = bytes.baseAddress {
+            _ = crypto_generichash_update(OpaquePointer(working), base.assumingMemoryBound(to: UInt8.self), UInt64(bytes.count))
+        }
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: BlindIndexer.length) { digest in
             _ = crypto_generichash_final(OpaquePointer(working), digest.baseAddress!, BlindIndexer.length)
             output.append(contentsOf: digest.prefix(min(length, BlindIndexer.length)))

@@ -80,7 +80,8 @@ public struct FieldSchema: Sendable {
         let url = directory.appendingPathComponent(fileName)
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw PolicyError([
-                PolicyDiagnostic(.error, file: fileName, line: 0, column: 0, message: "cannot read `\(url.path)`",
+                PolicyDiagnostic(
+                    .error, file: fileName, line: 0, column: 0, message: "cannot read `\(url.path)`",
                     hint: "point `--policies` at a directory holding fields.yaml, or copy the default `policies/` folder")
             ])
         }
@@ -102,13 +103,16 @@ public struct FieldSchema: Sendable {
                 if let spec = readField(entry, reader) { fields.append(spec) }
             }
             if fields.isEmpty && !reader.hasErrors {
-                reader.error(fieldsEntry.value, "no fields are declared", hint: "declare at least `email` or `customer_id` so subjects can be identified")
+                reader.error(
+                    fieldsEntry.value, "no fields are declared", hint: "declare at least `email` or `customer_id` so subjects can be identified")
             }
         } else {
             reader.error(root, "missing the `fields` mapping", hint: "add `fields:` with one entry per profile field")
         }
         if !fields.isEmpty, !fields.contains(where: { $0.name == "email" || $0.name == "customer_id" }) {
-            reader.error(root, "neither `email` nor `customer_id` is declared", hint: "declare at least one of them so imported records can be matched to subjects")
+            reader.error(
+                root, "neither `email` nor `customer_id` is declared",
+                hint: "declare at least one of them so imported records can be matched to subjects")
         }
         if let merge = top.first(where: { $0.key == "merge" }), let entries = reader.mapping(merge.value, "`merge`") {
             reader.rejectUnknownKeys(entries, allowed: ["source_precedence"], in: "`merge`")
@@ -129,7 +133,9 @@ public struct FieldSchema: Sendable {
 
     private static func readField(_ entry: (key: String, keyNode: Node, value: Node), _ reader: YAMLReader) -> FieldSpec? {
         guard let name = FieldName(entry.key) else {
-            reader.error(entry.keyNode, "`\(entry.key)` is not a valid field name", hint: "use lower-case letters, digits and `_`, starting with a letter, at most 64 characters")
+            reader.error(
+                entry.keyNode, "`\(entry.key)` is not a valid field name",
+                hint: "use lower-case letters, digits and `_`, starting with a letter, at most 64 characters")
             return nil
         }
         guard let entries = reader.mapping(entry.value, "field `\(name)`") else { return nil }
@@ -137,7 +143,9 @@ public struct FieldSchema: Sendable {
         let typeNode = entries.first { $0.key == "type" }
         let classNode = entries.first { $0.key == "class" }
         if typeNode == nil { reader.error(entry.keyNode, "field `\(name)` has no `type`", hint: "add `type:` with one of \(FieldType.choiceList)") }
-        if classNode == nil { reader.error(entry.keyNode, "field `\(name)` has no `class`", hint: "add `class:` with one of \(FieldClass.choiceList)") }
+        if classNode == nil {
+            reader.error(entry.keyNode, "field `\(name)` has no `class`", hint: "add `class:` with one of \(FieldClass.choiceList)")
+        }
         let type = typeNode.flatMap { reader.choice($0.value, "field type", as: FieldType.self) }
         let fieldClass = classNode.flatMap { reader.choice($0.value, "field class", as: FieldClass.self) }
         let blindIndex = entries.first { $0.key == "blind_index" }.flatMap { reader.bool($0.value, "`blind_index`") } ?? false
@@ -146,13 +154,18 @@ public struct FieldSchema: Sendable {
         let spec = FieldSpec(name: name, type: type, fieldClass: fieldClass, blindIndex: blindIndex, description: description)
         let expected: [String: FieldType] = ["email": .email, "phone": .phone, "customer_id": .string]
         if let required = expected[name.rawValue], required != type {
-            reader.error(entry.value, "field `\(name)` must have type `\(required.rawValue)`", hint: "it is a look-up identity; change its type to `\(required.rawValue)`")
+            reader.error(
+                entry.value, "field `\(name)` must have type `\(required.rawValue)`",
+                hint: "it is a look-up identity; change its type to `\(required.rawValue)`")
         }
         if blindIndex && spec.identityKind == nil {
-            reader.error(entry.value, "`blind_index` is only supported on `email`, `phone` and `customer_id`", hint: "remove `blind_index` from field `\(name)`")
+            reader.error(
+                entry.value, "`blind_index` is only supported on `email`, `phone` and `customer_id`",
+                hint: "remove `blind_index` from field `\(name)`")
         }
         if let category = SpecialCategory.category(ofName: name.rawValue), fieldClass != .special {
-            reader.warning(entry.keyNode, "field `\(name)` looks like special-category data (\(category)) but has class `\(fieldClass.rawValue)`",
+            reader.warning(
+                entry.keyNode, "field `\(name)` looks like special-category data (\(category)) but has class `\(fieldClass.rawValue)`",
                 hint: "declare it with `class: special` if it is, so that purposes must name it explicitly")
         }
         return spec

@@ -9,12 +9,15 @@ extension Policy {
         for role in Role.allCases {
             guard let spec = roles[role] else { continue }
             for action in spec.administrative.sorted(by: { $0.rawValue < $1.rawValue }) {
-                policies.append("permit(principal, action == Action::\"\(action.rawValue)\", resource) when { context.role == \"\(role.rawValue)\" };")
+                policies.append(
+                    "permit(principal, action == Action::\"\(action.rawValue)\", resource) when { context.role == \"\(role.rawValue)\" };")
             }
             for (purpose, actions) in spec.grants.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
                 guard let purposeSpec = purposes[purpose] else { continue }
                 let fields = "[" + purposeSpec.fields.map { "\"\($0)\"" }.joined(separator: ", ") + "]"
-                var conditions = ["context.role == \"\(role.rawValue)\"", "context.purpose == \"\(purpose.rawValue)\"", "\(fields).containsAll(context.fields)"]
+                var conditions = [
+                    "context.role == \"\(role.rawValue)\"", "context.purpose == \"\(purpose.rawValue)\"", "\(fields).containsAll(context.fields)",
+                ]
                 if purposeSpec.legalBasis != .legalObligation { conditions.append("!context.restricted") }
                 if purposeSpec.objectable { conditions.append("!context.objected") }
                 if purposeSpec.saleOrShare { conditions += ["!context.opt_out", "!context.gpc"] }
@@ -27,7 +30,8 @@ extension Policy {
                     var all = conditions
                     if spec.reasonRequired.contains(action) { all.append("context.has_reason") }
                     if purposeSpec.aggregatesOnly && action.releasesIndividualData { continue }
-                    policies.append("permit(principal, action == Action::\"\(action.rawValue)\", resource) when { \(all.joined(separator: " && ")) };")
+                    policies.append(
+                        "permit(principal, action == Action::\"\(action.rawValue)\", resource) when { \(all.joined(separator: " && ")) };")
                 }
             }
         }

@@ -133,7 +133,8 @@ public struct Policy: Sendable {
             for (purpose, actions) in spec.grants {
                 for action in actions {
                     grants[(r * a + action.ordinal) * (p + 1) + purpose.ordinal] = true
-                    rules[(r * a + action.ordinal) * (p + 1) + purpose.ordinal] = "roles.yaml: \(role.rawValue) → \(purpose.rawValue): \(action.rawValue)"
+                    rules[(r * a + action.ordinal) * (p + 1) + purpose.ordinal] =
+                        "roles.yaml: \(role.rawValue) → \(purpose.rawValue): \(action.rawValue)"
                 }
             }
             for action in spec.reasonRequired { reasons[r * a + action.ordinal] = true }
@@ -194,8 +195,10 @@ public struct Policy: Sendable {
     ) -> T? {
         let reader = YAMLReader(file: name)
         guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent(name).path) else {
-            diagnostics.append(PolicyDiagnostic(.error, file: name, line: 0, column: 0, message: "cannot read `\(directory.appendingPathComponent(name).path)`",
-                hint: "every policy directory needs fields.yaml, purposes.yaml and roles.yaml; copy them from the default `policies/` folder"))
+            diagnostics.append(
+                PolicyDiagnostic(
+                    .error, file: name, line: 0, column: 0, message: "cannot read `\(directory.appendingPathComponent(name).path)`",
+                    hint: "every policy directory needs fields.yaml, purposes.yaml and roles.yaml; copy them from the default `policies/` folder"))
             return nil
         }
         guard let root = reader.parse(data) else {

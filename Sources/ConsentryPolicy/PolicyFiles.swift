@@ -19,7 +19,8 @@ enum PolicyFiles {
             guard let keys = reader.mapping(item.value, "purpose `\(purpose.rawValue)`") else { continue }
             let what = "purpose `\(purpose.rawValue)`"
             reader.rejectUnknownKeys(
-                keys, allowed: ["description", "legal_basis", "consent", "objectable", "aggregates_only", "sale_or_share", "fields", "retention"], in: what)
+                keys, allowed: ["description", "legal_basis", "consent", "objectable", "aggregates_only", "sale_or_share", "fields", "retention"],
+                in: what)
             func value(_ key: String) -> Node? { keys.first { $0.key == key }?.value }
             guard let basisNode = value("legal_basis") else {
                 reader.error(item.keyNode, "\(what) has no legal basis", hint: "add `legal_basis:` with one of \(LegalBasis.choiceList)")
@@ -32,10 +33,12 @@ enum PolicyFiles {
                 consent = rule
             }
             if basis == .consent && consent == .none {
-                reader.error(item.keyNode, "\(what) is based on consent but has no consent rule", hint: "add `consent: explicit` or `consent: double_opt_in`")
+                reader.error(
+                    item.keyNode, "\(what) is based on consent but has no consent rule", hint: "add `consent: explicit` or `consent: double_opt_in`")
             }
             if basis != .consent && consent != .none {
-                reader.error(value("consent"), "\(what) has a consent rule but its legal basis is `\(basis.rawValue)`",
+                reader.error(
+                    value("consent"), "\(what) has a consent rule but its legal basis is `\(basis.rawValue)`",
                     hint: "remove `consent:` or change `legal_basis` to `consent`")
             }
             var fields: [FieldName] = []
@@ -46,7 +49,9 @@ enum PolicyFiles {
                         continue
                     }
                     if let schema, schema[name] == nil {
-                        reader.error(fieldNode, "\(what) uses field `\(name)`, which fields.yaml does not declare", hint: "declare it in fields.yaml or remove it here")
+                        reader.error(
+                            fieldNode, "\(what) uses field `\(name)`, which fields.yaml does not declare",
+                            hint: "declare it in fields.yaml or remove it here")
                         continue
                     }
                     if fields.contains(field) {
@@ -60,11 +65,14 @@ enum PolicyFiles {
             }
             var retention = 0
             if let node = value("retention") {
-                if let days = retentionDays(node.string ?? "") { retention = days } else {
+                if let days = retentionDays(node.string ?? "") {
+                    retention = days
+                } else {
                     reader.error(node, "retention `\(node.string ?? "")` is not a duration", hint: "write a number and a unit: `30d`, `6m` or `2y`")
                 }
             } else {
-                reader.error(item.keyNode, "\(what) has no retention period", hint: "add `retention:` such as `2y` (storage limitation, GDPR Art. 5(1)(e))")
+                reader.error(
+                    item.keyNode, "\(what) has no retention period", hint: "add `retention:` such as `2y` (storage limitation, GDPR Art. 5(1)(e))")
             }
             let flags = ["objectable", "aggregates_only", "sale_or_share"].map { key in value(key).flatMap { reader.bool($0, "`\(key)`") } ?? false }
             result[purpose] = PurposeSpec(
@@ -72,7 +80,8 @@ enum PolicyFiles {
                 consent: consent, objectable: flags[0], aggregatesOnly: flags[1], saleOrShare: flags[2], fields: fields, retentionDays: retention)
         }
         for purpose in Purpose.allCases where result[purpose] == nil && !reader.hasErrors {
-            reader.warning(entry.value, "purpose `\(purpose.rawValue)` is not declared, so every use of it is denied", hint: "declare it if it is used")
+            reader.warning(
+                entry.value, "purpose `\(purpose.rawValue)` is not declared, so every use of it is denied", hint: "declare it if it is used")
         }
         return result
     }
@@ -116,7 +125,8 @@ enum PolicyFiles {
             }
             let administrative = actions(value("administrative"), "`administrative` of \(what)")
             for action in administrative where !action.isAdministrative {
-                reader.error(value("administrative"), "`\(action.rawValue)` in \(what) is a data action and needs a purpose",
+                reader.error(
+                    value("administrative"), "`\(action.rawValue)` in \(what) is a data action and needs a purpose",
                     hint: "list it under `purposes:` for the purposes it serves")
             }
             var grants: [Purpose: Set<Action>] = [:]
@@ -127,12 +137,14 @@ enum PolicyFiles {
                         continue
                     }
                     if let purposes, purposes[purpose] == nil {
-                        reader.error(grant.keyNode, "\(what) is granted purpose `\(purpose.rawValue)`, which purposes.yaml does not declare",
+                        reader.error(
+                            grant.keyNode, "\(what) is granted purpose `\(purpose.rawValue)`, which purposes.yaml does not declare",
                             hint: "declare the purpose in purposes.yaml or remove the grant")
                     }
                     let granted = actions(grant.value, "actions of \(what) for `\(purpose.rawValue)`")
                     for action in granted where action.isAdministrative {
-                        reader.error(grant.value, "`\(action.rawValue)` is administrative and is not granted per purpose",
+                        reader.error(
+                            grant.value, "`\(action.rawValue)` is administrative and is not granted per purpose",
                             hint: "list it under `administrative:` of \(what)")
                     }
                     grants[purpose] = granted.filter { !$0.isAdministrative }

@@ -14,11 +14,13 @@ final class YAMLReader {
     var hasErrors: Bool { diagnostics.contains { $0.severity == .error } }
 
     func error(_ node: Node?, _ message: String, hint: String) {
-        diagnostics.append(PolicyDiagnostic(.error, file: file, line: node?.mark?.line ?? 0, column: node?.mark?.column ?? 0, message: message, hint: hint))
+        diagnostics.append(
+            PolicyDiagnostic(.error, file: file, line: node?.mark?.line ?? 0, column: node?.mark?.column ?? 0, message: message, hint: hint))
     }
 
     func warning(_ node: Node?, _ message: String, hint: String) {
-        diagnostics.append(PolicyDiagnostic(.warning, file: file, line: node?.mark?.line ?? 0, column: node?.mark?.column ?? 0, message: message, hint: hint))
+        diagnostics.append(
+            PolicyDiagnostic(.warning, file: file, line: node?.mark?.line ?? 0, column: node?.mark?.column ?? 0, message: message, hint: hint))
     }
 
     /// Parses `data` as one YAML document; records an error (with the parser's position) and returns nil on failure.
@@ -40,7 +42,10 @@ final class YAMLReader {
         } catch let yamlError as YamlError {
             switch yamlError {
             case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-                diagnostics.append(PolicyDiagnostic(.error, file: file, line: mark.line, column: mark.column, message: "YAML syntax error: \(problem)", hint: "fix the YAML at this position"))
+                diagnostics.append(
+                    PolicyDiagnostic(
+                        .error, file: file, line: mark.line, column: mark.column, message: "YAML syntax error: \(problem)",
+                        hint: "fix the YAML at this position"))
             default:
                 error(nil, "YAML syntax error", hint: "check the file with a YAML linter")
             }
@@ -76,7 +81,8 @@ final class YAMLReader {
     /// Reports keys of `entries` that are not in `allowed`.
     func rejectUnknownKeys(_ entries: [(key: String, keyNode: Node, value: Node)], allowed: [String], in what: String) {
         for entry in entries where !allowed.contains(entry.key) {
-            error(entry.keyNode, "unknown key `\(entry.key)` in \(what)", hint: "allowed keys are " + allowed.map { "`\($0)`" }.joined(separator: ", "))
+            error(
+                entry.keyNode, "unknown key `\(entry.key)` in \(what)", hint: "allowed keys are " + allowed.map { "`\($0)`" }.joined(separator: ", "))
         }
     }
 

@@ -6,7 +6,8 @@ public import Foundation
 /// Not shipped.
 public enum TestSupport {
     /// The repository root, found from this file's location.
-    public static let repositoryRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    public static let repositoryRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     /// The shipped default policy directory.
     public static var policies: URL { repositoryRoot.appendingPathComponent("policies") }
@@ -111,7 +112,8 @@ public enum CLI {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
     }
 
     /// Starts `consentry` with `arguments` without waiting, with pipes for its output.
@@ -168,6 +170,7 @@ public struct DecisionCase: Decodable, Sendable, CustomStringConvertible {
 
     /// All cases of the corpus.
     public static func corpus() throws -> [DecisionCase] {
-        try JSONDecoder().decode([DecisionCase].self, from: Data(contentsOf: TestSupport.repositoryRoot.appendingPathComponent("Tests/Fixtures/decisions.json")))
+        try JSONDecoder().decode(
+            [DecisionCase].self, from: Data(contentsOf: TestSupport.repositoryRoot.appendingPathComponent("Tests/Fixtures/decisions.json")))
     }
 }

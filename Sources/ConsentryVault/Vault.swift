@@ -1,10 +1,10 @@
+import ConsentryAudit
 import ConsentryCore
 public import ConsentryCrypto
 public import ConsentryPolicy
 public import Foundation
 import GRDB
 import Synchronization
-import ConsentryAudit
 
 /// An encrypted profile vault: a directory holding `vault.sqlite`, `keys/`, `policies/`, `audit/` and `exports/`.
 ///
@@ -80,7 +80,8 @@ public final class Vault: Sendable {
         }
         do {
             for sub in ["", "keys", "audit", "exports", "policies"] {
-                try fm.createDirectory(at: directory.appendingPathComponent(sub), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                try fm.createDirectory(
+                    at: directory.appendingPathComponent(sub), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             }
             for name in try fm.contentsOfDirectory(atPath: policies.path) where name.hasSuffix(".yaml") || name == "README.md" {
                 let target = directory.appendingPathComponent("policies").appendingPathComponent(name)
@@ -116,7 +117,8 @@ public final class Vault: Sendable {
         at directory: URL, masterKey: consuming SecretBytes? = nil, configuration: VaultConfiguration = VaultConfiguration()
     ) throws(VaultError) -> Vault {
         guard FileManager.default.fileExists(atPath: directory.appendingPathComponent(databaseFileName).path) else {
-            throw VaultError(.notFound, "no vault at `\(directory.path)`; create one with `consentry init --vault \(directory.path)` or pass `--vault`")
+            throw VaultError(
+                .notFound, "no vault at `\(directory.path)`; create one with `consentry init --vault \(directory.path)` or pass `--vault`")
         }
         let master: SecretBytes
         do {
@@ -129,7 +131,9 @@ public final class Vault: Sendable {
         return try open(directory: directory, master: master, configuration: configuration, creating: false)
     }
 
-    private static func open(directory: URL, master: consuming SecretBytes, configuration: VaultConfiguration, creating: Bool) throws(VaultError) -> Vault {
+    private static func open(directory: URL, master: consuming SecretBytes, configuration: VaultConfiguration, creating: Bool) throws(VaultError)
+        -> Vault
+    {
         let policyDirectory = directory.appendingPathComponent("policies")
         let schema: FieldSchema
         do { schema = try FieldSchema.load(directory: policyDirectory) } catch {
@@ -186,7 +190,8 @@ public final class Vault: Sendable {
             let secureDelete = try Int.fetchOne(db, sql: "PRAGMA secure_delete")
             let foreignKeys = try Int.fetchOne(db, sql: "PRAGMA foreign_keys")
             guard synchronous == 2, secureDelete == 1, foreignKeys == 1 else {
-                throw VaultError(.storage, "the database connection refused the required settings (synchronous=FULL, secure_delete=ON, foreign_keys=ON)")
+                throw VaultError(
+                    .storage, "the database connection refused the required settings (synchronous=FULL, secure_delete=ON, foreign_keys=ON)")
             }
         }
         return config
@@ -201,7 +206,8 @@ public final class Vault: Sendable {
             case .SQLITE_FULL: return VaultError(.storage, "could not \(doing): the disk is full; free space and retry (nothing was half-written)")
             case .SQLITE_READONLY: return VaultError(.storage, "could not \(doing): the vault is read-only; check the files' permissions")
             case .SQLITE_CORRUPT, .SQLITE_NOTADB: return VaultError(.integrity, "could not \(doing): the database file is damaged or not a vault")
-            case .SQLITE_BUSY, .SQLITE_LOCKED: return VaultError(.storage, "could not \(doing): another process holds the vault; retry when it is done")
+            case .SQLITE_BUSY, .SQLITE_LOCKED:
+                return VaultError(.storage, "could not \(doing): another process holds the vault; retry when it is done")
             default: return VaultError(.storage, "could not \(doing): \(reason)")
             }
         }
@@ -250,7 +256,8 @@ public final class Vault: Sendable {
     func checkDatabaseFile() throws(VaultError) {
         let now = Self.fileIdentity(directory.appendingPathComponent(Self.databaseFileName).path)
         guard let now, let opened = databaseFileIdentity, now == opened else {
-            throw VaultError(.storage, "the vault database file was removed or replaced while the vault was open; nothing was released, reopen the vault")
+            throw VaultError(
+                .storage, "the vault database file was removed or replaced while the vault was open; nothing was released, reopen the vault")
         }
     }
 
@@ -264,7 +271,8 @@ public final class Vault: Sendable {
             let wrapped = keys.wrapKEK(kek, version: 1, nonces: NonceSource(blockNonces: 1))
             let now = nowMillis
             try db.write { db in
-                try db.execute(sql: "INSERT INTO kek (version, wrapped, state, created_at) VALUES (1, ?, 'active', ?)", arguments: [Data(wrapped), now])
+                try db.execute(
+                    sql: "INSERT INTO kek (version, wrapped, state, created_at) VALUES (1, ?, 'active', ?)", arguments: [Data(wrapped), now])
                 try db.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('created_at', ?), ('format', '1')", arguments: [String(now)])
             }
         } catch let error as CryptoError {
@@ -290,7 +298,8 @@ public final class Vault: Sendable {
             guard let box else {
                 throw VaultError(
                     .key,
-                    "the master key does not open key-encryption key version \(version); check CONSENTRY_MASTER_KEY or `\(Self.masterKeyPath)` (or the key table was tampered with)")
+                    "the master key does not open key-encryption key version \(version); check CONSENTRY_MASTER_KEY or `\(Self.masterKeyPath)` (or the key table was tampered with)"
+                )
             }
             unwrapped[version] = box
             if (row["state"] as String) == "active" { active = version }

@@ -28,7 +28,8 @@ struct Init: ParsableCommand {
             print(
                 "  master key   "
                     + (Environment.masterKeyIsSet
-                        ? "from \(Environment.masterKeyVariable) (not written to disk)" : "\(keyFile) (mode 0600; back it up: without it the vault cannot be read)"))
+                        ? "from \(Environment.masterKeyVariable) (not written to disk)"
+                        : "\(keyFile) (mode 0600; back it up: without it the vault cannot be read)"))
             print("  policy       \(status.policyVersion) (\(status.declaredFields) fields)")
         }
     }
@@ -53,7 +54,9 @@ struct Status: ParsableCommand {
         print("events           \(status.events)")
         print("consent records  \(status.consentRecords)")
         print("derived records  \(status.derivedRecords)")
-        print("key version      \(status.keyVersion)" + (status.keyRotationPending ? " (rotation interrupted: run `consentry keys rotate` to finish it)" : ""))
+        print(
+            "key version      \(status.keyVersion)"
+                + (status.keyRotationPending ? " (rotation interrupted: run `consentry keys rotate` to finish it)" : ""))
         print("schema version   \(status.schemaVersion)")
         print("policy version   \(status.policyVersion) (\(status.declaredFields) fields declared)")
     }
@@ -134,7 +137,9 @@ enum ImportOutput {
             Output.printJSON(report)
         } else {
             print(summary(report))
-            for rejection in report.rejections { Output.note("\(report.file):\(rejection.line): " + (rejection.field.map { "field `\($0)`: " } ?? "") + rejection.reason) }
+            for rejection in report.rejections {
+                Output.note("\(report.file):\(rejection.line): " + (rejection.field.map { "field `\($0)`: " } ?? "") + rejection.reason)
+            }
             if report.rejected > report.rejections.count { Output.note("… and \(report.rejected - report.rejections.count) more rejected records") }
         }
         if report.rejected > 0 { throw ExitCode(3) }
@@ -149,8 +154,9 @@ enum ImportOutput {
         }
         lines.append("  rejected   \(report.rejected)")
         if !report.droppedFields.isEmpty {
-            lines.append("  dropped fields (not declared in policies/fields.yaml, not stored): "
-                + report.droppedFields.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }.joined(separator: ", "))
+            lines.append(
+                "  dropped fields (not declared in policies/fields.yaml, not stored): "
+                    + report.droppedFields.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }.joined(separator: ", "))
         }
         return lines.joined(separator: "\n")
     }
@@ -159,7 +165,8 @@ enum ImportOutput {
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fill a vault with deterministic synthetic customers, events and consents (creating the vault if absent).",
-        discussion: "All data is fictitious, on .example and .test domains. With --write-files the data is written as profiles.csv and events.jsonl instead.")
+        discussion:
+            "All data is fictitious, on .example and .test domains. With --write-files the data is written as profiles.csv and events.jsonl instead.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -270,7 +277,9 @@ struct Keys: ParsableCommand {
             if global.json {
                 Output.printJSON(report)
             } else {
-                print("key-encryption key rotated from version \(report.fromVersion) to \(report.toVersion)" + (report.resumed ? " (finished an interrupted rotation)" : ""))
+                print(
+                    "key-encryption key rotated from version \(report.fromVersion) to \(report.toVersion)"
+                        + (report.resumed ? " (finished an interrupted rotation)" : ""))
                 print("  data keys re-wrapped  \(report.rewrapped)")
             }
         }

@@ -14,7 +14,9 @@ struct SubjectOptions: ParsableArguments {
     var customerID: String?
 
     func validate() throws {
-        guard (email == nil) != (customerID == nil) else { throw ValidationError("name the subject with exactly one of `--email` or `--customer-id`") }
+        guard (email == nil) != (customerID == nil) else {
+            throw ValidationError("name the subject with exactly one of `--email` or `--customer-id`")
+        }
     }
 
     var reference: SubjectReference { email.map(SubjectReference.email) ?? .customerID(customerID ?? "") }
@@ -69,11 +71,15 @@ struct PolicyCommand: ParsableCommand {
                     Output.printJSON(["version": version, "warnings": policy.warnings.map(\.description).joined(separator: "\n")])
                 } else {
                     for warning in policy.warnings { Output.note(warning.description) }
-                    print("policy ok: version \(version), \(policy.schema.fields.count) fields, \(policy.purposes.count) purposes, \(policy.roles.count) roles")
+                    print(
+                        "policy ok: version \(version), \(policy.schema.fields.count) fields, \(policy.purposes.count) purposes, \(policy.roles.count) roles"
+                    )
                 }
             } catch {
                 for diagnostic in error.diagnostics { Output.note(diagnostic.description) }
-                Output.error("the policy in `\(directory)` has \(error.diagnostics.filter { $0.severity == .error }.count) error(s); every decision denies until they are fixed")
+                Output.error(
+                    "the policy in `\(directory)` has \(error.diagnostics.filter { $0.severity == .error }.count) error(s); every decision denies until they are fixed"
+                )
                 throw ExitCode(1)
             }
         }
@@ -171,8 +177,9 @@ struct ConsentCommand: ParsableCommand {
             }
             print("subject \(history.subject)")
             for record in history.records {
-                print("  #\(record.id) \(record.time) \(record.purpose) \(record.state) (source \(record.source)"
-                    + (record.noticeVersion.map { ", notice \($0)" } ?? "") + (record.expiresAt.map { ", expires \($0)" } ?? "") + ")")
+                print(
+                    "  #\(record.id) \(record.time) \(record.purpose) \(record.state) (source \(record.source)"
+                        + (record.noticeVersion.map { ", notice \($0)" } ?? "") + (record.expiresAt.map { ", expires \($0)" } ?? "") + ")")
             }
             print("current: " + history.current.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
             print("flags: " + (history.flags.isEmpty ? "none" : history.flags.joined(separator: ", ")))
@@ -222,7 +229,8 @@ struct ProfileCommand: ParsableCommand {
                 fields: try Parse.fields(fields), reason: reason)
             let result = try global.withVault { try $0.read(request, subject: subject.reference) }
             guard result.decision.isPermit else {
-                Output.error("denied: " + result.decision.reasons.map(\.description).joined(separator: "; ") + " (audit entry \(result.auditSequence))")
+                Output.error(
+                    "denied: " + result.decision.reasons.map(\.description).joined(separator: "; ") + " (audit entry \(result.auditSequence))")
                 throw ExitCode(2)
             }
             if global.json {
@@ -305,9 +313,12 @@ struct AuditCommand: ParsableCommand {
         @Option(name: .long, help: "At most this many entries (the newest).") var limit: Int?
 
         func filter(defaultLimit: Int) throws -> AuditFilter {
-            if let action, AuditAction(rawValue: action) == nil { throw ValidationError("unknown action `\(action.prefix(64))`; use one of \(AuditAction.choiceList)") }
+            if let action, AuditAction(rawValue: action) == nil {
+                throw ValidationError("unknown action `\(action.prefix(64))`; use one of \(AuditAction.choiceList)")
+            }
             return AuditFilter(
-                subject: subject.reference, actor: byActor, role: try role.map { try Parse.choice($0, "role") }, purpose: try purpose.map { try Parse.choice($0, "purpose") },
+                subject: subject.reference, actor: byActor, role: try role.map { try Parse.choice($0, "role") },
+                purpose: try purpose.map { try Parse.choice($0, "purpose") },
                 action: action, decision: try decision.map { try Parse.choice($0, "decision") }, since: try Parse.time(since, "--since"),
                 until: try Parse.time(until, "--until"), limit: limit ?? defaultLimit)
         }
@@ -334,10 +345,12 @@ struct AuditCommand: ParsableCommand {
                 return
             }
             for e in entries {
-                print("#\(e.sequence) \(Normalize.formatTimestamp(millis: e.time)) \(e.actor) (\(e.role ?? "system")) \(e.action)"
-                    + (e.purpose.map { " for \($0)" } ?? "") + " → \(e.decision)" + (e.subject.map { " subject \($0)" } ?? "")
-                    + (e.subjectCount > 1 ? " subjects \(e.subjectCount)" : "") + (e.fields.isEmpty ? "" : " fields \(e.fields.joined(separator: ","))")
-                    + (e.reasons.isEmpty ? "" : " [\(e.reasons.joined(separator: "; "))]"))
+                print(
+                    "#\(e.sequence) \(Normalize.formatTimestamp(millis: e.time)) \(e.actor) (\(e.role ?? "system")) \(e.action)"
+                        + (e.purpose.map { " for \($0)" } ?? "") + " → \(e.decision)" + (e.subject.map { " subject \($0)" } ?? "")
+                        + (e.subjectCount > 1 ? " subjects \(e.subjectCount)" : "")
+                        + (e.fields.isEmpty ? "" : " fields \(e.fields.joined(separator: ","))")
+                        + (e.reasons.isEmpty ? "" : " [\(e.reasons.joined(separator: "; "))]"))
             }
             Output.note("\(entries.count) entries")
         }
@@ -360,7 +373,8 @@ struct AuditCommand: ParsableCommand {
             if let out {
                 let fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
                 guard fd >= 0 else {
-                    Output.error("cannot create `\(out)`: \(String(cString: strerror(errno))); choose a new file name (existing files are never overwritten)")
+                    Output.error(
+                        "cannot create `\(out)`: \(String(cString: strerror(errno))); choose a new file name (existing files are never overwritten)")
                     throw ExitCode(1)
                 }
                 handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
@@ -384,7 +398,9 @@ struct AuditCommand: ParsableCommand {
 
         func run() throws {
             let report: ReportName = try Parse.choice(name, "report")
-            guard ["text", "json", "csv"].contains(format) else { throw ValidationError("unknown format `\(format.prefix(32))`; use `text`, `json` or `csv`") }
+            guard ["text", "json", "csv"].contains(format) else {
+                throw ValidationError("unknown format `\(format.prefix(32))`; use `text`, `json` or `csv`")
+            }
             let role = try admin.parsedRole
             let (from, to) = (try Parse.time(since, "--since"), try Parse.time(until, "--until"))
             let result = try global.withVault { try $0.report(report, since: from, until: to, actor: global.actorName, role: role) }
@@ -397,11 +413,15 @@ struct AuditCommand: ParsableCommand {
                 for row in result.rows { print(row.map(CSVText.spreadsheetSafe).joined(separator: ",")) }
                 return
             }
-            print("\(result.name) — generated \(result.generatedAt), policy \(result.policyVersion)" + (result.period.isEmpty ? "" : ", period \(result.period.joined(separator: " … "))"))
+            print(
+                "\(result.name) — generated \(result.generatedAt), policy \(result.policyVersion)"
+                    + (result.period.isEmpty ? "" : ", period \(result.period.joined(separator: " … "))"))
             let widths = result.columns.indices.map { i in min(40, max(result.columns[i].count, result.rows.map { $0[i].count }.max() ?? 0)) }
             func line(_ cells: [String]) -> String {
-                zip(cells, widths).map { cell, width in cell.count > width ? String(cell.prefix(width - 1)) + "…" : cell.padding(toLength: width, withPad: " ", startingAt: 0) }
-                    .joined(separator: "  ")
+                zip(cells, widths).map { cell, width in
+                    cell.count > width ? String(cell.prefix(width - 1)) + "…" : cell.padding(toLength: width, withPad: " ", startingAt: 0)
+                }
+                .joined(separator: "  ")
             }
             print(line(result.columns))
             for row in result.rows { print(line(row)) }

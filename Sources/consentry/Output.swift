@@ -53,7 +53,8 @@ struct AdminRoleOption: ParsableArguments {
 
 /// The transaction size of imports.
 struct BatchOptions: ParsableArguments {
-    @Option(name: .long, help: "Records per transaction (1-100000). Smaller batches hold the write lock for less time; a crash loses at most one batch.")
+    @Option(
+        name: .long, help: "Records per transaction (1-100000). Smaller batches hold the write lock for less time; a crash loses at most one batch.")
     var batchSize = 10_000
 
     func validate() throws {

@@ -17,7 +17,8 @@ struct AuditChainTests {
         for i in 0..<count {
             _ = try sink.append(
                 AuditDraft(
-                    actor: "actor-\(i % 3)", role: .marketer, action: .segment, purpose: .emailMarketing, subjectSet: [UInt8](repeating: UInt8(i), count: 32),
+                    actor: "actor-\(i % 3)", role: .marketer, action: .segment, purpose: .emailMarketing,
+                    subjectSet: [UInt8](repeating: UInt8(i), count: 32),
                     fields: ["email"], counts: ["permitted": 2, "excluded.consent_missing": i], decision: .permit, reasons: ["granted"],
                     policyVersion: "v1"), time: 1_000 + Int64(i))
         }

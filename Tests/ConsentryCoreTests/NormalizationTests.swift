@@ -10,11 +10,13 @@ struct NormalizationTests {
         #expect(try Normalize.email("ＡＬＩＣＥ@example.com") == "alice@example.com")
     }
 
-    @Test("look-alike and malformed e-mail addresses are refused without echoing them", arguments: [
-        "аlice@example.com",  // Cyrillic а
-        "alice", "alice@", "@example.com", "a@@example.com", "alice@example", "al..ice@example.com", ".alice@example.com",
-        "alice@-example.com", "alice@example.c0m", "ali ce@example.com", "",
-    ])
+    @Test(
+        "look-alike and malformed e-mail addresses are refused without echoing them",
+        arguments: [
+            "аlice@example.com",  // Cyrillic а
+            "alice", "alice@", "@example.com", "a@@example.com", "alice@example", "al..ice@example.com", ".alice@example.com",
+            "alice@-example.com", "alice@example.c0m", "ali ce@example.com", "",
+        ])
     func emailRejected(_ input: String) {
         #expect(throws: ValueError.self) { try Normalize.email(input) }
         do { _ = try Normalize.email(input) } catch {
@@ -109,10 +111,12 @@ struct VocabularyTests {
         #expect(!dumped.contains("canary"))
     }
 
-    @Test("special-category names are recognized by whole words", arguments: [
-        ("religion", "religion"), ("health_status", "health"), ("sexual_orientation", "sexual orientation"), ("gps_lat", "precise geolocation"),
-        ("ethnic_origin", "ethnicity"), ("trade_union_member", "trade-union membership"),
-    ])
+    @Test(
+        "special-category names are recognized by whole words",
+        arguments: [
+            ("religion", "religion"), ("health_status", "health"), ("sexual_orientation", "sexual orientation"), ("gps_lat", "precise geolocation"),
+            ("ethnic_origin", "ethnicity"), ("trade_union_member", "trade-union membership"),
+        ])
     func specialCategories(_ name: String, _ category: String) {
         #expect(SpecialCategory.category(ofName: name) == category)
     }
@@ -125,7 +129,10 @@ struct VocabularyTests {
     @Test("persisted raw values are frozen")
     func frozenRawValues() {
         #expect(Purpose.allCases.map(\.rawValue) == ["service", "email_marketing", "personalization", "profiling", "analytics", "sale_share"])
-        #expect(EventType.allCases.map(\.rawValue) == ["view", "cart_add", "cart_remove", "purchase", "email_sent", "email_open", "email_click", "unsubscribe"])
+        #expect(
+            EventType.allCases.map(\.rawValue) == [
+                "view", "cart_add", "cart_remove", "purchase", "email_sent", "email_open", "email_click", "unsubscribe",
+            ])
         #expect(IdentityKind.allCases.map(\.tag) == [1, 2, 3])
     }
 }

@@ -10,12 +10,16 @@ struct SealingTests {
     let field: FieldName = "email"
 
     func sealSample(_ key: borrowing SecretBytes, nonces: NonceSource = NonceSource()) -> [UInt8] {
-        Sealing.seal("canary-7f3a@example.test", key: key, associatedData: Sealing.fieldAssociatedData(subject: subject, field: field, keyVersion: 1), nonces: nonces)
+        Sealing.seal(
+            "canary-7f3a@example.test", key: key, associatedData: Sealing.fieldAssociatedData(subject: subject, field: field, keyVersion: 1),
+            nonces: nonces)
     }
 
     func open(_ sealed: [UInt8], _ key: borrowing SecretBytes, subject: SubjectID? = nil, field: FieldName? = nil, version: UInt32 = 1) -> String? {
         sealed.withUnsafeBytes {
-            Sealing.openString($0, key: key, associatedData: Sealing.fieldAssociatedData(subject: subject ?? self.subject, field: field ?? self.field, keyVersion: version))
+            Sealing.openString(
+                $0, key: key,
+                associatedData: Sealing.fieldAssociatedData(subject: subject ?? self.subject, field: field ?? self.field, keyVersion: version))
         }
     }
 
@@ -76,15 +80,23 @@ struct SealingTests {
     func wrapping() throws {
         let kek = try SecretBytes.random(count: 32)
         let dataKey = try SecretBytes.random(count: 32)
-        let wrapped = Sealing.wrap(dataKey, kek: kek, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: 1), nonces: NonceSource())
+        let wrapped = Sealing.wrap(
+            dataKey, kek: kek, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: 1), nonces: NonceSource())
         var out = try SecretBytes(count: 32)
-        #expect(wrapped.withUnsafeBytes { Sealing.unwrap($0, kek: kek, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: 1), into: &out) })
+        #expect(
+            wrapped.withUnsafeBytes {
+                Sealing.unwrap($0, kek: kek, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: 1), into: &out)
+            })
         let same = out.constantTimeEquals(dataKey)
         #expect(same)
-        #expect(!wrapped.withUnsafeBytes { Sealing.unwrap($0, kek: kek, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: 2), into: &out) })
-        #expect(!wrapped.withUnsafeBytes {
-            Sealing.unwrap($0, kek: kek, associatedData: Sealing.wrapAssociatedData(subject: SubjectID(rawValue: 9), kekVersion: 1), into: &out)
-        })
+        #expect(
+            !wrapped.withUnsafeBytes {
+                Sealing.unwrap($0, kek: kek, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: 2), into: &out)
+            })
+        #expect(
+            !wrapped.withUnsafeBytes {
+                Sealing.unwrap($0, kek: kek, associatedData: Sealing.wrapAssociatedData(subject: SubjectID(rawValue: 9), kekVersion: 1), into: &out)
+            })
     }
 }
 

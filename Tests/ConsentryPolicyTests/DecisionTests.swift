@@ -32,9 +32,13 @@ struct ReferenceModel {
         } else {
             failures.insert(.purposeRequired)
         }
-        if role?.reasonRequired.contains(request.action) == true && (request.reason ?? "").allSatisfy({ $0 == " " }) { failures.insert(.reasonMissing) }
+        if role?.reasonRequired.contains(request.action) == true && (request.reason ?? "").allSatisfy({ $0 == " " }) {
+            failures.insert(.reasonMissing)
+        }
         if !failures.isEmpty { return (.deny, failures) }
-        guard !request.action.isAdministrative, let purpose = request.purpose, let spec = policy.purposes[purpose] else { return (.permit, [.granted]) }
+        guard !request.action.isAdministrative, let purpose = request.purpose, let spec = policy.purposes[purpose] else {
+            return (.permit, [.granted])
+        }
         // Subject rules, in the documented order of precedence.
         if subject.restricted && spec.legalBasis != .legalObligation { return (.deny, [.restricted]) }
         if spec.objectable && subject.objections.contains(purpose) { return (.deny, [.objection]) }
@@ -94,7 +98,10 @@ struct DecisionTests {
     @Test("function-level access: roles cannot use actions they lack")
     func functionLevel() {
         #expect(Self.policy.authorize(AccessRequest(actor: "m", role: .marketer, action: .auditRead)).reasons.map(\.code) == [.noRule])
-        #expect(Self.policy.authorize(AccessRequest(actor: "a", role: .analyst, action: .render, purpose: .personalization)).reasons.map(\.code) == [.noRule])
+        #expect(
+            Self.policy.authorize(AccessRequest(actor: "a", role: .analyst, action: .render, purpose: .personalization)).reasons.map(\.code) == [
+                .noRule
+            ])
         #expect(Self.policy.authorize(AccessRequest(actor: "c", role: .complianceOfficer, action: .auditRead)).isPermit)
     }
 
@@ -144,7 +151,9 @@ struct DecisionTests {
             let purpose: Purpose? = rng.below(10) == 0 ? nil : Purpose.allCases[rng.below(Purpose.allCases.count)]
             let requestFields = (0..<rng.below(4)).map { _ in fields[rng.below(fields.count)] }
             let reason: String? = [nil, "", "  ", "ticket 1"][rng.below(4)]
-            let request = AccessRequest(actor: "p", role: Role.allCases[rng.below(Role.allCases.count)], action: action, purpose: purpose, fields: requestFields, reason: reason)
+            let request = AccessRequest(
+                actor: "p", role: Role.allCases[rng.below(Role.allCases.count)], action: action, purpose: purpose, fields: requestFields,
+                reason: reason)
             var consents: [Purpose: ConsentStatus] = [:]
             for p in Purpose.allCases where rng.below(2) == 0 { consents[p] = statuses[rng.below(statuses.count)] }
             let subject = SubjectState(
@@ -261,12 +270,14 @@ struct DecisionCorpusTests {
     func corpusCase(_ testCase: DecisionCase) throws {
         let request = AccessRequest(
             actor: "corpus", role: try #require(Role(rawValue: testCase.role)), action: try #require(Action(rawValue: testCase.action)),
-            purpose: testCase.purpose.flatMap(Purpose.init(rawValue:)), fields: (testCase.fields ?? []).compactMap(FieldName.init), reason: testCase.reason)
+            purpose: testCase.purpose.flatMap(Purpose.init(rawValue:)), fields: (testCase.fields ?? []).compactMap(FieldName.init),
+            reason: testCase.reason)
         let subject = testCase.subject.map { s in
             SubjectState(
-                consents: Dictionary(uniqueKeysWithValues: s.consents.compactMap { key, value in
-                    Purpose(rawValue: key).flatMap { p in ConsentStatus(rawValue: value).map { (p, $0) } }
-                }),
+                consents: Dictionary(
+                    uniqueKeysWithValues: s.consents.compactMap { key, value in
+                        Purpose(rawValue: key).flatMap { p in ConsentStatus(rawValue: value).map { (p, $0) } }
+                    }),
                 restricted: s.restricted ?? false, objections: Set((s.objections ?? []).compactMap(Purpose.init(rawValue:))))
         }
         let decision = DecisionTests.policy.decide(request, subject: subject)

@@ -97,9 +97,11 @@ struct FieldSchemaTests {
 
     @Test("identity fields must have their identity types and at least one identity must exist")
     func identities() {
-        #expect(diagnostics("fields:\n  email:\n    type: string\n    class: contact\n").map(\.message).contains("field `email` must have type `email`"))
-        #expect(diagnostics("fields:\n  city:\n    type: string\n    class: demographic\n").map(\.message)
-            == ["neither `email` nor `customer_id` is declared"])
+        #expect(
+            diagnostics("fields:\n  email:\n    type: string\n    class: contact\n").map(\.message).contains("field `email` must have type `email`"))
+        #expect(
+            diagnostics("fields:\n  city:\n    type: string\n    class: demographic\n").map(\.message)
+                == ["neither `email` nor `customer_id` is declared"])
     }
 
     @Test("a field that looks special-category but is not declared special gets a warning, not an error")

@@ -60,7 +60,9 @@ struct AccessControlTests {
                 }
                 """)
             #expect(probe.status != 0, "compiled from outside the vault module: \(line)")
-            #expect(probe.output.contains("inaccessible due to 'internal' protection level") || probe.output.contains("cannot find"), "\(line): \(probe.output)")
+            #expect(
+                probe.output.contains("inaccessible due to 'internal' protection level") || probe.output.contains("cannot find"),
+                "\(line): \(probe.output)")
         }
     }
 }

@@ -1,9 +1,10 @@
 import ConsentryCore
 import ConsentryTesting
-@testable import ConsentryVault
 import Foundation
 import GRDB
 import Testing
+
+@testable import ConsentryVault
 
 @Suite("Event import")
 struct EventImportTests {
@@ -55,7 +56,8 @@ struct EventImportTests {
         _ = try importEvents(vault, #"{"id":"e-1","email":"e@example.test","type":"view","time":"2026-11-19T10:00:00Z","item_id":"a"}"#)
         let report = try importEvents(vault, #"{"id":"e-1","email":"e@example.test","type":"view","time":"2026-11-19T10:00:00Z","item_id":"b"}"#)
         #expect(report.rejected == 1)
-        #expect(report.rejections.first == .init(line: 1, field: "id", reason: "was already imported for a different event; give each event its own id"))
+        #expect(
+            report.rejections.first == .init(line: 1, field: "id", reason: "was already imported for a different event; give each event its own id"))
     }
 
     @Test("bad events are rejected with line, field and reason")
@@ -97,7 +99,8 @@ struct EventImportTests {
     @Test("unknown keys are dropped and reported, never stored")
     func droppedKeys() throws {
         let vault = try vaultWithProfiles()
-        let report = try importEvents(vault, #"{"id":"d1","email":"e@example.test","type":"unsubscribe","time":"2026-11-19T10:00:00Z","ip":"203.0.113.9"}"#)
+        let report = try importEvents(
+            vault, #"{"id":"d1","email":"e@example.test","type":"unsubscribe","time":"2026-11-19T10:00:00Z","ip":"203.0.113.9"}"#)
         #expect(report.inserted == 1)
         #expect(report.droppedFields == ["ip": 1])
     }
@@ -106,7 +109,10 @@ struct EventImportTests {
     func deepNesting() throws {
         let vault = try vaultWithProfiles()
         let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
-        let report = try importEvents(vault, #"{"id":"n1","email":"e@example.test","type":"view","time":"2026-11-19T10:00:00Z","item_id":"a"}"# + "\n{\"id\":\"n2\",\"x\":" + deep + "}\n")
+        let report = try importEvents(
+            vault,
+            #"{"id":"n1","email":"e@example.test","type":"view","time":"2026-11-19T10:00:00Z","item_id":"a"}"# + "\n{\"id\":\"n2\",\"x\":" + deep
+                + "}\n")
         #expect(report.inserted == 1 && report.rejected == 1)
         #expect(report.rejections.first?.reason.contains("nested deeper than 32 levels") == true)
     }

@@ -3,10 +3,11 @@ import ConsentryCore
 import ConsentryCrypto
 import ConsentryPolicy
 import ConsentryTesting
-@testable import ConsentryVault
 import Foundation
 import GRDB
 import Testing
+
+@testable import ConsentryVault
 
 /// A vault with ten subjects `s0…s9@example.test`; even ones have confirmed e-mail-marketing consent.
 func gateVault(configuration: VaultConfiguration = VaultConfiguration(clock: FixedClock(TestSupport.fixedNow))) throws -> Vault {
@@ -15,8 +16,11 @@ func gateVault(configuration: VaultConfiguration = VaultConfiguration(clock: Fix
     let rows = (0..<10).map { "s\($0)@example.test,C\($0),Name\($0),Family\($0),,1990-01-0\(($0 % 9) + 1),City\($0),DE" }.joined(separator: "\n")
     _ = try importCSV(vault, rows + "\n")
     for i in stride(from: 0, to: 10, by: 2) {
-        try vault.recordConsent(ConsentChange(purpose: .emailMarketing, state: .pending, source: "form"), subject: .email("s\(i)@example.test"), actor: "t", role: .admin)
-        try vault.recordConsent(ConsentChange(purpose: .emailMarketing, state: .confirmed, source: "form"), subject: .email("s\(i)@example.test"), actor: "t", role: .admin)
+        try vault.recordConsent(
+            ConsentChange(purpose: .emailMarketing, state: .pending, source: "form"), subject: .email("s\(i)@example.test"), actor: "t", role: .admin)
+        try vault.recordConsent(
+            ConsentChange(purpose: .emailMarketing, state: .confirmed, source: "form"), subject: .email("s\(i)@example.test"), actor: "t",
+            role: .admin)
     }
     return vault
 }
@@ -28,7 +32,8 @@ struct GateTests {
     @Test("a permitted read releases exactly the requested fields and is audited with a pseudonym")
     func permittedRead() throws {
         let vault = try gateVault()
-        let request = AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name", "last_name"], reason: "ticket 7")
+        let request = AccessRequest(
+            actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name", "last_name"], reason: "ticket 7")
         let result = try vault.read(request, subject: .email("s3@example.test"))
         #expect(result.decision.isPermit)
         #expect(result.values == ["first_name": "Name3", "last_name": "Family3"])
@@ -45,7 +50,9 @@ struct GateTests {
         let denied = try vault.read(wrongField, subject: .email("s2@example.test"))
         #expect(!denied.decision.isPermit && denied.values.isEmpty)
         #expect(denied.decision.reasons.map(\.code) == [.fieldNotAllowed])
-        let noConsent = try vault.read(AccessRequest(actor: "c", role: .campaignService, action: .render, purpose: .emailMarketing, fields: ["email"]), subject: .email("s1@example.test"))
+        let noConsent = try vault.read(
+            AccessRequest(actor: "c", role: .campaignService, action: .render, purpose: .emailMarketing, fields: ["email"]),
+            subject: .email("s1@example.test"))
         #expect(noConsent.decision.reasons.map(\.code) == [.consentMissing] && noConsent.values.isEmpty)
         let unknown = try vault.read(wrongField, subject: .email("nobody@example.test"))
         #expect(!unknown.decision.isPermit && unknown.values.isEmpty)
@@ -56,17 +63,25 @@ struct GateTests {
         let vault = try gateVault()
         let render = AccessRequest(actor: "c", role: .campaignService, action: .render, purpose: .emailMarketing, fields: ["email"])
         #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.consentMissing])
-        try vault.recordConsent(ConsentChange(purpose: .emailMarketing, state: .pending, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .dataEngineer)
+        try vault.recordConsent(
+            ConsentChange(purpose: .emailMarketing, state: .pending, source: "form"), subject: .email("s1@example.test"), actor: "t",
+            role: .dataEngineer)
         #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.consentUnconfirmed])
-        try vault.recordConsent(ConsentChange(purpose: .emailMarketing, state: .confirmed, source: "email-link"), subject: .email("s1@example.test"), actor: "t", role: .dataEngineer)
+        try vault.recordConsent(
+            ConsentChange(purpose: .emailMarketing, state: .confirmed, source: "email-link"), subject: .email("s1@example.test"), actor: "t",
+            role: .dataEngineer)
         #expect(try vault.read(render, subject: .email("s1@example.test")).values == ["email": "s1@example.test"])
-        try vault.recordFlag(.objection, purpose: .emailMarketing, on: true, subject: .email("s1@example.test"), source: "letter", actor: "t", role: .admin)
+        try vault.recordFlag(
+            .objection, purpose: .emailMarketing, on: true, subject: .email("s1@example.test"), source: "letter", actor: "t", role: .admin)
         #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.objection])
-        try vault.recordFlag(.objection, purpose: .emailMarketing, on: false, subject: .email("s1@example.test"), source: "letter", actor: "t", role: .admin)
+        try vault.recordFlag(
+            .objection, purpose: .emailMarketing, on: false, subject: .email("s1@example.test"), source: "letter", actor: "t", role: .admin)
         try vault.recordFlag(.restriction, on: true, subject: .email("s1@example.test"), source: "dsr", actor: "t", role: .admin)
         #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.restricted])
         try vault.recordFlag(.restriction, on: false, subject: .email("s1@example.test"), source: "dsr", actor: "t", role: .admin)
-        try vault.recordConsent(ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("s1@example.test"), actor: "t", role: .admin)
+        try vault.recordConsent(
+            ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("s1@example.test"), actor: "t",
+            role: .admin)
         #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.consentWithdrawn])
         let history = try vault.consentHistory(subject: .email("s1@example.test"), actor: "t", role: .complianceOfficer)
         #expect(history.records.map(\.state) == ["pending", "confirmed", "withdrawn"])
@@ -79,10 +94,12 @@ struct GateTests {
         let change = ConsentChange(purpose: .emailMarketing, state: .granted, source: "form")
         #expect(throws: VaultError.self) { try vault.recordConsent(change, subject: .email("s1@example.test"), actor: "m", role: .marketer) }
         #expect(throws: VaultError.self) {
-            try vault.recordConsent(ConsentChange(purpose: .service, state: .granted, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .admin)
+            try vault.recordConsent(
+                ConsentChange(purpose: .service, state: .granted, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .admin)
         }
         #expect(throws: VaultError.self) {
-            try vault.recordConsent(ConsentChange(purpose: .profiling, state: .confirmed, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .admin)
+            try vault.recordConsent(
+                ConsentChange(purpose: .profiling, state: .confirmed, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .admin)
         }
         #expect(throws: VaultError.self) { try vault.recordConsent(change, subject: .email("nobody@example.test"), actor: "t", role: .admin) }
         let denials = try vault.queryAudit(AuditFilter(decision: .deny), actor: "t", role: .admin)
@@ -105,12 +122,16 @@ struct GateTests {
         #expect(summary.exclusionSummary == "5 excluded: consent_missing")
         let entry = try #require(try vault.queryAudit(AuditFilter(action: "segment"), actor: "t", role: .admin).last)
         #expect(entry.subjectCount == 5 && entry.counts["excluded.consent_missing"] == 5 && entry.subjectSetDigest != nil)
-        let packed = try #require(try vault.db.read { try Data.fetchOne($0, sql: "SELECT pseudonyms FROM audit_subject_set WHERE sequence = ?", arguments: [entry.sequence]) })
+        let packed = try #require(
+            try vault.db.read {
+                try Data.fetchOne($0, sql: "SELECT pseudonyms FROM audit_subject_set WHERE sequence = ?", arguments: [entry.sequence])
+            })
         let members = stride(from: 0, to: packed.count, by: 16).map { Digest.hex(packed[$0..<($0 + 16)]) }
         #expect(Set(members) == Set(delivered.keys))
         // The scan's pseudonyms are the ones single reads use.
         let s4 = try vault.read(
-            AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "x"), subject: .email("s4@example.test"))
+            AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "x"),
+            subject: .email("s4@example.test"))
         #expect(delivered[try #require(s4.pseudonym)]?[0] == "s4@example.test")
         let queried = try vault.queryAudit(AuditFilter(subject: .email("s4@example.test"), action: "segment"), actor: "t", role: .admin)
         #expect(queried.map(\.sequence).contains(entry.sequence), "a query by subject finds bulk entries whose set holds it")
@@ -141,7 +162,8 @@ struct GateTests {
                 // Withdraw, from another connection, the consent of every admitted subject not yet delivered.
                 for i in stride(from: 0, to: 10, by: 2) where !seen.contains("s\(i)@example.test") {
                     try other.recordConsent(
-                        ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("s\(i)@example.test"), actor: "u", role: .admin)
+                        ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("s\(i)@example.test"),
+                        actor: "u", role: .admin)
                 }
             }
         }
@@ -156,15 +178,18 @@ struct GateTests {
     func auditUnwritable() throws {
         let vault = try gateVault()
         try vault.db.write { db in
-            try db.execute(sql: "CREATE TRIGGER simulate_full_disk BEFORE INSERT ON audit_entry BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END")
+            try db.execute(
+                sql: "CREATE TRIGGER simulate_full_disk BEFORE INSERT ON audit_entry BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END")
         }
-        let request = AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "ticket 7")
+        let request = AccessRequest(
+            actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "ticket 7")
         #expect(throws: VaultError.self) { _ = try vault.read(request, subject: .email("s2@example.test")) }
         var called = false
         #expect(throws: VaultError.self) { _ = try vault.scan(marketingScan) { _, _ in called = true } }
         #expect(!called)
         #expect(throws: VaultError.self) {
-            try vault.recordConsent(ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .admin)
+            try vault.recordConsent(
+                ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .admin)
         }
         #expect(try vault.count("consent_record") == 10, "the consent write rolled back with its audit entry")
         #expect(throws: VaultError.self) { _ = try importCSV(vault, "new@example.test,C99,,,,,,\n") }
@@ -178,7 +203,8 @@ struct GateTests {
             let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
             try db.execute(sql: "PRAGMA max_page_count = \(pages)")
         }
-        let request = AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x")
+        let request = AccessRequest(
+            actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x")
         var failures = 0
         for _ in 0..<400 {
             do { _ = try vault.read(request, subject: .email("s2@example.test")) } catch {
@@ -194,7 +220,8 @@ struct GateTests {
     func readOnly() throws {
         let vault = try gateVault()
         try vault.db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA query_only = ON") }
-        let request = AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x")
+        let request = AccessRequest(
+            actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x")
         #expect(throws: VaultError.self) { _ = try vault.read(request, subject: .email("s2@example.test")) }
         var called = false
         #expect(throws: VaultError.self) { _ = try vault.scan(marketingScan) { _, _ in called = true } }
@@ -205,7 +232,8 @@ struct GateTests {
     func fileRemoved() throws {
         let vault = try gateVault()
         try FileManager.default.removeItem(at: vault.directory.appendingPathComponent(Vault.databaseFileName))
-        let request = AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x")
+        let request = AccessRequest(
+            actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x")
         do {
             _ = try vault.read(request, subject: .email("s2@example.test"))
             Issue.record("a read succeeded after the database file was removed")
@@ -220,11 +248,14 @@ struct GateTests {
         try Data("roles:\n  marketer: [oops\n".utf8).write(to: vault.directory.appendingPathComponent("policies/roles.yaml"))
         let reopened = try Vault.open(at: vault.directory)
         let read = try reopened.read(
-            AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "x"), subject: .email("s2@example.test"))
+            AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "x"),
+            subject: .email("s2@example.test"))
         #expect(read.decision.reasons.map(\.code) == [.policyUnavailable] && read.values.isEmpty)
         #expect(try reopened.scan(marketingScan) { _, _ in Issue.record("released data") }.decision == .deny)
         #expect(throws: VaultError.self) { _ = try reopened.importEvents(from: TestSupport.writeFile("e.jsonl", "{}\n")) }
-        let loaded = try reopened.db.read { try Row.fetchOne($0, sql: "SELECT decision, reasons FROM audit_entry WHERE action = 'policy_loaded' ORDER BY sequence DESC") }
+        let loaded = try reopened.db.read {
+            try Row.fetchOne($0, sql: "SELECT decision, reasons FROM audit_entry WHERE action = 'policy_loaded' ORDER BY sequence DESC")
+        }
         #expect(loaded?["decision"] == "deny")
     }
 
@@ -243,7 +274,9 @@ struct AuditVerificationTests {
     func vaultWithHistory() throws -> Vault {
         let vault = try gateVault()
         for i in 0..<3 {
-            _ = try vault.read(AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "r\(i)"), subject: .email("s\(i)@example.test"))
+            _ = try vault.read(
+                AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "r\(i)"),
+                subject: .email("s\(i)@example.test"))
         }
         try vault.checkpointIfDue(force: true)
         return vault
@@ -287,14 +320,19 @@ struct AuditVerificationTests {
     @Test("reordered entries are detected")
     func reordered() throws {
         let vault = try vaultWithHistory()
-        try tamper(vault, "UPDATE audit_entry SET sequence = sequence + 1000 WHERE sequence IN (8, 9); UPDATE audit_entry SET sequence = 9 WHERE sequence = 1008; UPDATE audit_entry SET sequence = 8 WHERE sequence = 1009")
+        try tamper(
+            vault,
+            "UPDATE audit_entry SET sequence = sequence + 1000 WHERE sequence IN (8, 9); UPDATE audit_entry SET sequence = 9 WHERE sequence = 1008; UPDATE audit_entry SET sequence = 8 WHERE sequence = 1009"
+        )
         #expect(try verify(vault).firstBadSequence == 8)
     }
 
     @Test("an entry appended out of band is detected")
     func appendedOutOfBand() throws {
         let vault = try vaultWithHistory()
-        try tamper(vault, """
+        try tamper(
+            vault,
+            """
             INSERT INTO audit_entry SELECT sequence + 1000, time, 'intruder', role, action, purpose, subject, subject_count, subject_set_digest, fields, counts,
                 decision, reasons, policy_version, consent_record_ids, request_id, hash, hash FROM audit_entry ORDER BY sequence DESC LIMIT 1
             """)
@@ -318,7 +356,9 @@ struct AuditVerificationTests {
         _ = try vault.db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
         let backup = try Data(contentsOf: file)
         for i in 3..<6 {
-            _ = try vault.read(AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "r"), subject: .email("s\(i)@example.test"))
+            _ = try vault.read(
+                AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "r"),
+                subject: .email("s\(i)@example.test"))
         }
         try vault.checkpointIfDue(force: true)
         _ = try vault.db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
@@ -357,7 +397,8 @@ struct GroupCommitTests {
         // One subject whose data key is corrupt: its reads fail alone, without failing the others in the batch.
         let broken = try #require(try vault.findSubject(.email, "s9@example.test"))
         try vault.db.write { try $0.execute(sql: "UPDATE subject SET wrapped_key = zeroblob(73) WHERE id = ?", arguments: [broken.rawValue]) }
-        let request = AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "load")
+        let request = AccessRequest(
+            actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "load")
         let lock = NSLock()
         nonisolated(unsafe) var outcomes: [(Int, Bool)] = []
         // Real threads, as a server's request handlers would be; the reads block while their batch commits.
@@ -388,8 +429,10 @@ struct GateHookTests {
     func derivedAndExport() throws {
         let vault = try gateVault()
         let ids = try (0..<4).map { try #require(try vault.findSubject(.email, "s\($0)@example.test")) }
-        try vault.recordConsent(ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email("s0@example.test"), actor: "t", role: .admin)
-        try vault.recordConsent(ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .admin)
+        try vault.recordConsent(
+            ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email("s0@example.test"), actor: "t", role: .admin)
+        try vault.recordConsent(
+            ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .admin)
         let request = AccessRequest(actor: "model", role: .analyst, action: .score, purpose: .profiling, fields: ["country"])
         let values = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, "score-canary-\($0)") })
         let summary = try vault.writeDerived(request, kind: "score", name: "engagement", values: values)
@@ -402,27 +445,40 @@ struct GateHookTests {
         #expect(export.consents.map(\.purpose).contains("profiling"))
         #expect(export.processing.contains { $0.action == "score" }, "the processing log lists the bulk write that included the subject")
         #expect(throws: VaultError.self) { _ = try vault.exportSubject(.email("s0@example.test"), actor: "m", role: .marketer) }
-        let denied = try vault.writeDerived(AccessRequest(actor: "m", role: .marketer, action: .score, purpose: .profiling), kind: "score", name: "x", values: values)
+        let denied = try vault.writeDerived(
+            AccessRequest(actor: "m", role: .marketer, action: .score, purpose: .profiling), kind: "score", name: "x", values: values)
         #expect(denied.decision == .deny && denied.written == 0)
     }
 
     @Test("after erasure no file of the vault holds the subject, the chain still verifies, and past entries are unlinkable")
     func erasure() throws {
         let vault = try TestSupport.makeVault()
-        _ = try importCSV(vault, "\(Canary.email),\(Canary.customerID),\(Canary.firstName),\(Canary.lastName),\(Canary.phone),1980-05-05,\(Canary.city),DE\nother@example.test,C2,Ann,Lee,,,Oslo,NO\n")
-        _ = try vault.importEvents(from: TestSupport.writeFile("e.jsonl", #"{"id":"c1","email":"\#(Canary.email)","type":"view","time":"2026-11-19T10:00:00Z","item_id":"\#(Canary.lastName)-sku"}"#))
-        try vault.recordConsent(ConsentChange(purpose: .profiling, state: .granted, source: "form", evidence: Canary.city), subject: .email(Canary.email), actor: "t", role: .admin)
+        _ = try importCSV(
+            vault,
+            "\(Canary.email),\(Canary.customerID),\(Canary.firstName),\(Canary.lastName),\(Canary.phone),1980-05-05,\(Canary.city),DE\nother@example.test,C2,Ann,Lee,,,Oslo,NO\n"
+        )
+        _ = try vault.importEvents(
+            from: TestSupport.writeFile(
+                "e.jsonl", #"{"id":"c1","email":"\#(Canary.email)","type":"view","time":"2026-11-19T10:00:00Z","item_id":"\#(Canary.lastName)-sku"}"#)
+        )
+        try vault.recordConsent(
+            ConsentChange(purpose: .profiling, state: .granted, source: "form", evidence: Canary.city), subject: .email(Canary.email), actor: "t",
+            role: .admin)
         let read = try vault.read(
-            AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x"), subject: .email(Canary.email))
+            AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x"),
+            subject: .email(Canary.email))
         let pseudonym = try #require(read.pseudonym)
         let summary = try vault.eraseSubject(.email(Canary.email), actor: "co", role: .complianceOfficer)
-        #expect(summary.deleted["subject"] == 1 && summary.deleted["event"] == 1 && summary.deleted["consent_record"] == 1 && summary.deleted["identity"] == 2)
+        #expect(
+            summary.deleted["subject"] == 1 && summary.deleted["event"] == 1 && summary.deleted["consent_record"] == 1
+                && summary.deleted["identity"] == 2)
         #expect(try vault.findSubject(.email, Canary.email) == nil)
         #expect(try vault.check().passed)
         #expect(try vault.verifyAudit(actor: "t", role: .admin).passed)
         // The old pseudonym can no longer be computed from anything the vault holds: a query by the subject finds nothing.
         #expect(try vault.queryAudit(AuditFilter(subject: .email(Canary.email)), actor: "t", role: .admin).isEmpty)
-        #expect(try vault.db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM audit_entry WHERE subject = ?", arguments: [pseudonym]) } ?? 0 >= 1)
+        #expect(
+            try vault.db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM audit_entry WHERE subject = ?", arguments: [pseudonym]) } ?? 0 >= 1)
         try vault.db.close()
         for file in TestSupport.files(under: vault.directory) {
             let data = try Data(contentsOf: file)

@@ -1,8 +1,9 @@
 import ConsentryCore
 import ConsentryTesting
-@testable import ConsentryVault
 import Foundation
 import Testing
+
+@testable import ConsentryVault
 
 @Suite("Profile import")
 struct ProfileImportTests {
@@ -42,7 +43,9 @@ struct ProfileImportTests {
         #expect(report.rejected == 6)
         #expect(report.rejections.map(\.line) == [3, 4, 5, 6, 7, 9])
         #expect(report.rejections[0] == .init(line: 3, field: "email", reason: "not a valid e-mail address: expected exactly one `@`"))
-        #expect(report.rejections[1] == .init(line: 4, field: "birth_date", reason: "not a valid date: expected ISO 8601 `YYYY-MM-DD` with a real month and day"))
+        #expect(
+            report.rejections[1]
+                == .init(line: 4, field: "birth_date", reason: "not a valid date: expected ISO 8601 `YYYY-MM-DD` with a real month and day"))
         #expect(report.rejections[2].reason == "has 2 values but the header has 8 columns; check for a missing or extra comma")
         #expect(report.rejections[3].reason.hasPrefix("the record has neither a valid `email` nor a `customer_id`"))
         #expect(report.rejections[4].field == "first_name")
@@ -75,7 +78,9 @@ struct ProfileImportTests {
     @Test("a JSON Lines record with an undeclared special-category key is rejected")
     func refusesSpecialCategoryJSONL() throws {
         let vault = try TestSupport.makeVault()
-        let url = TestSupport.writeFile("p.jsonl", "{\"email\":\"a@example.test\",\"health_condition\":\"x\"}\n{\"email\":\"b@example.test\",\"city\":\"Oslo\",\"vip\":true,\"age\":41}\n")
+        let url = TestSupport.writeFile(
+            "p.jsonl",
+            "{\"email\":\"a@example.test\",\"health_condition\":\"x\"}\n{\"email\":\"b@example.test\",\"city\":\"Oslo\",\"vip\":true,\"age\":41}\n")
         let report = try vault.importProfiles(from: url, source: .web, format: .jsonl)
         #expect(report.inserted == 1 && report.rejected == 1)
         #expect(report.rejections.first?.field == "health_condition")

@@ -1,10 +1,11 @@
 import ConsentryCore
 import ConsentryCrypto
 import ConsentryTesting
-@testable import ConsentryVault
 import Foundation
 import GRDB
 import Testing
+
+@testable import ConsentryVault
 
 @Suite("Vault storage")
 struct StorageTests {
@@ -19,8 +20,10 @@ struct StorageTests {
     func connectionSettings() throws {
         let vault = try TestSupport.makeVault()
         let reader = try vault.db.read { db in
-            [try String.fetchOne(db, sql: "PRAGMA journal_mode"), try String.fetchOne(db, sql: "PRAGMA synchronous"),
-             try String.fetchOne(db, sql: "PRAGMA secure_delete"), try String.fetchOne(db, sql: "PRAGMA foreign_keys")]
+            [
+                try String.fetchOne(db, sql: "PRAGMA journal_mode"), try String.fetchOne(db, sql: "PRAGMA synchronous"),
+                try String.fetchOne(db, sql: "PRAGMA secure_delete"), try String.fetchOne(db, sql: "PRAGMA foreign_keys"),
+            ]
         }
         #expect(reader == ["wal", "2", "1", "1"])
         let writer = try vault.db.write { db in
@@ -81,7 +84,9 @@ struct StorageTests {
         let canary = try #require(try vault.findSubject(.email, Canary.email))
         let other = try #require(try vault.findSubject(.email, "other@example.test"))
         try vault.db.write { db in
-            try db.execute(sql: "UPDATE subject SET fields = (SELECT fields FROM subject WHERE id = ?) WHERE id = ?", arguments: [canary.rawValue, other.rawValue])
+            try db.execute(
+                sql: "UPDATE subject SET fields = (SELECT fields FROM subject WHERE id = ?) WHERE id = ?",
+                arguments: [canary.rawValue, other.rawValue])
         }
         #expect(throws: VaultError.self) { try vault.readFields(of: other, fields: ["first_name"]) }
         let report = try vault.check()
@@ -94,7 +99,9 @@ struct StorageTests {
         let canary = try #require(try vault.findSubject(.email, Canary.email))
         let other = try #require(try vault.findSubject(.email, "other@example.test"))
         try vault.db.write { db in
-            try db.execute(sql: "UPDATE subject SET wrapped_key = (SELECT wrapped_key FROM subject WHERE id = ?) WHERE id = ?", arguments: [canary.rawValue, other.rawValue])
+            try db.execute(
+                sql: "UPDATE subject SET wrapped_key = (SELECT wrapped_key FROM subject WHERE id = ?) WHERE id = ?",
+                arguments: [canary.rawValue, other.rawValue])
         }
         #expect(throws: VaultError.self) { try vault.readFields(of: other, fields: ["first_name"]) }
     }
@@ -145,10 +152,13 @@ struct StorageTests {
     func cascades() throws {
         let vault = try canaryVault()
         let subject = try #require(try vault.findSubject(.email, Canary.email))
-        _ = try vault.importEvents(from: TestSupport.writeFile("e.jsonl", #"{"id":"c1","email":"\#(Canary.email)","type":"unsubscribe","time":"2026-11-19T10:00:00Z"}"#))
+        _ = try vault.importEvents(
+            from: TestSupport.writeFile("e.jsonl", #"{"id":"c1","email":"\#(Canary.email)","type":"unsubscribe","time":"2026-11-19T10:00:00Z"}"#))
         try vault.db.write { db in
             try vault.appendConsent(subject: subject, purpose: .profiling, state: .granted, time: 1, source: "form", db: db)
-            try db.execute(sql: "INSERT INTO derived (subject_id, kind, name, sealed, updated_at) VALUES (?, 'score', 'engagement', x'00', 0)", arguments: [subject.rawValue])
+            try db.execute(
+                sql: "INSERT INTO derived (subject_id, kind, name, sealed, updated_at) VALUES (?, 'score', 'engagement', x'00', 0)",
+                arguments: [subject.rawValue])
             try db.execute(sql: "DELETE FROM subject WHERE id = ?", arguments: [subject.rawValue])
         }
         for table in ["event", "consent_record", "derived"] { #expect(try vault.count(table) == 0, "\(table)") }
@@ -184,7 +194,9 @@ struct RotationTests {
         let kek = try SecretBytes.random(count: 32)
         try vault.db.write { db in
             try db.execute(sql: "UPDATE kek SET state = 'retiring'")
-            try db.execute(sql: "INSERT INTO kek (version, wrapped, state, created_at) VALUES (2, ?, 'active', 0)", arguments: [Data(vault.keys.wrapKEK(kek, version: 2, nonces: nonces))])
+            try db.execute(
+                sql: "INSERT INTO kek (version, wrapped, state, created_at) VALUES (2, ?, 'active', 0)",
+                arguments: [Data(vault.keys.wrapKEK(kek, version: 2, nonces: nonces))])
         }
         try vault.loadKEKs()
         _ = try vault.loadDemoData(DemoOptions(profiles: 40, eventsPerProfile: 0))  // 10 new subjects go straight to version 2

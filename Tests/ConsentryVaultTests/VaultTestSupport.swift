@@ -1,9 +1,10 @@
 import ConsentryCore
 import ConsentryPolicy
 import ConsentryTesting
-@testable import ConsentryVault
 import Foundation
 import GRDB
+
+@testable import ConsentryVault
 
 extension Vault {
     /// All values of one subject found by e-mail, for assertions (tests are inside the door).

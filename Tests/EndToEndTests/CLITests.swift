@@ -33,7 +33,8 @@ struct CLITests {
         #expect(imported.stdout.contains("inserted   1 new subjects"))
         #expect(imported.stdout.contains("shoe_size (1)"), "values of rejected rows are not counted as dropped")
         #expect(imported.stderr.contains("crm.csv:3: field `email`: not a valid e-mail address"))
-        let events = TestSupport.writeFile("ev.jsonl", #"{"id":"e1","email":"\#(Canary.email)","type":"view","time":"2026-11-19T10:00:00Z","item_id":"sku-1"}"# + "\n")
+        let events = TestSupport.writeFile(
+            "ev.jsonl", #"{"id":"e1","email":"\#(Canary.email)","type":"view","time":"2026-11-19T10:00:00Z","item_id":"sku-1"}"# + "\n")
         let eventResult = try consentry(vault, ["import", "events", events.path, "--json"])
         #expect(eventResult.status == 0)
         #expect(eventResult.stdout.contains("\"inserted\" : 1"))

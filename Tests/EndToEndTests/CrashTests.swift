@@ -36,13 +36,21 @@ struct CrashTests {
         let calibration = newVaultPath()
         #expect(try consentry(calibration, ["init"]).status == 0)
         let started = Date()
-        #expect(try consentry(calibration, ["import", "profiles", files.appendingPathComponent("profiles.csv").path, "--source", "crm", "--batch-size", "500"]).status == 0)
+        #expect(
+            try consentry(
+                calibration, ["import", "profiles", files.appendingPathComponent("profiles.csv").path, "--source", "crm", "--batch-size", "500"]
+            ).status == 0)
         let duration = Date().timeIntervalSince(started)
         for run in 0..<4 {
             let vault = newVaultPath()
             #expect(try consentry(vault, ["init"]).status == 0)
             let delay = Double.random(in: (duration * 0.1)...(duration * 0.8), using: &generator)
-            let killed = try killAfter(delay, ["import", "profiles", files.appendingPathComponent("profiles.csv").path, "--source", "crm", "--batch-size", "500", "--vault", vault.path])
+            let killed = try killAfter(
+                delay,
+                [
+                    "import", "profiles", files.appendingPathComponent("profiles.csv").path, "--source", "crm", "--batch-size", "500", "--vault",
+                    vault.path,
+                ])
             if killed { killedCount += 1 }
             let check = try consentry(vault, ["check"])
             #expect(check.status == 0, "run \(run) (killed after \(delay)s): \(check.stdout) \(check.stderr)")
@@ -57,7 +65,9 @@ struct CrashTests {
             #expect(try statusCounts(vault)["subjects"] == Self.profiles)
             // Events killed mid-way, then resumed, end up exactly once each.
             let eventsFile = files.appendingPathComponent("events.jsonl").path
-            _ = try killAfter(Double.random(in: (duration * 0.1)...(duration * 0.8), using: &generator), ["import", "events", eventsFile, "--batch-size", "2000", "--vault", vault.path])
+            _ = try killAfter(
+                Double.random(in: (duration * 0.1)...(duration * 0.8), using: &generator),
+                ["import", "events", eventsFile, "--batch-size", "2000", "--vault", vault.path])
             let eventsAgain = try consentry(vault, ["import", "events", eventsFile, "--json"])
             #expect(eventsAgain.status == 0)
             let lines = try String(contentsOfFile: eventsFile, encoding: .utf8).split(separator: "\n").count

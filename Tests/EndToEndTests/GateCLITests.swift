@@ -11,7 +11,8 @@ struct GateCLITests {
         #expect(try consentry(vault, ["init"]).status == 0)
         let csv = TestSupport.writeFile(
             "p.csv",
-            "email,customer_id,first_name,last_name,city,country\n\(Canary.email),\(Canary.customerID),\(Canary.firstName),\(Canary.lastName),\(Canary.city),DE\nother@example.test,C2,Ann,Lee,Oslo,NO\n")
+            "email,customer_id,first_name,last_name,city,country\n\(Canary.email),\(Canary.customerID),\(Canary.firstName),\(Canary.lastName),\(Canary.city),DE\nother@example.test,C2,Ann,Lee,Oslo,NO\n"
+        )
         #expect(try consentry(vault, ["import", "profiles", csv.path, "--source", "crm"]).status == 0)
         return vault
     }
@@ -21,13 +22,16 @@ struct GateCLITests {
         let vault = try vault()
         if let subject = testCase.subject {
             for (purpose, state) in subject.consents.sorted(by: { $0.key < $1.key }) {
-                let steps = state == "confirmed" ? ["pending", "confirm"] : [state == "granted" ? "grant" : state == "withdrawn" ? "withdraw" : state]
+                let steps =
+                    state == "confirmed" ? ["pending", "confirm"] : [state == "granted" ? "grant" : state == "withdrawn" ? "withdraw" : state]
                 for step in steps {
                     let r = try consentry(vault, ["consent", step, "--email", Canary.email, "--purpose", purpose])
                     #expect(r.status == 0, "\(r.stderr)")
                 }
             }
-            if subject.restricted == true { #expect(try consentry(vault, ["consent", "flag", "--email", Canary.email, "--set", "restriction"]).status == 0) }
+            if subject.restricted == true {
+                #expect(try consentry(vault, ["consent", "flag", "--email", Canary.email, "--set", "restriction"]).status == 0)
+            }
             for purpose in subject.objections ?? [] {
                 #expect(try consentry(vault, ["consent", "flag", "--email", Canary.email, "--set", "objection", "--purpose", purpose]).status == 0)
             }
@@ -49,18 +53,25 @@ struct GateCLITests {
     @Test("a gated read prints released values; a denial exits 2; nothing else prints personal data")
     func gatedRead() throws {
         let vault = try vault()
-        let denied = try consentry(vault, ["profile", "show", "--as", "compliance_officer", "--purpose", "service", "--email", Canary.email, "--fields", "first_name"])
+        let denied = try consentry(
+            vault, ["profile", "show", "--as", "compliance_officer", "--purpose", "service", "--email", Canary.email, "--fields", "first_name"])
         #expect(denied.status == 2 && denied.stderr.contains("reason_missing"))
         #expect(!denied.stdout.contains(Canary.firstName))
         let read = try consentry(
-            vault, ["profile", "show", "--as", "compliance_officer", "--purpose", "service", "--email", Canary.email, "--fields", "first_name", "--reason", "ticket 1"])
+            vault,
+            [
+                "profile", "show", "--as", "compliance_officer", "--purpose", "service", "--email", Canary.email, "--fields", "first_name",
+                "--reason", "ticket 1",
+            ])
         #expect(read.status == 0 && read.stdout.contains(Canary.firstName) && !read.stdout.contains(Canary.city))
         let scan = try consentry(vault, ["scan", "--as", "marketer", "--purpose", "email_marketing", "--fields", "email", "--members"])
         #expect(scan.status == 0 && scan.stdout.contains("0 of 2 subjects included; 2 excluded: consent_missing"))
         let oracle = try consentry(vault, ["scan", "--as", "marketer", "--purpose", "email_marketing", "--fields", "birth_date"])
         #expect(oracle.status == 2)
         let queried = try consentry(vault, ["audit", "query", "--email", Canary.email])
-        #expect(queried.status == 0 && queried.stdout.contains("read_profile for service → deny") && queried.stdout.contains("read_profile for service → permit"))
+        #expect(
+            queried.status == 0 && queried.stdout.contains("read_profile for service → deny")
+                && queried.stdout.contains("read_profile for service → permit"))
         for result in [denied, scan, oracle, queried] {
             for canary in Canary.forms { #expect(!result.stdout.contains(canary) && !result.stderr.contains(canary)) }
         }
@@ -79,7 +90,8 @@ struct GateCLITests {
             try FileManager.default.copyItem(at: TestSupport.policies.appendingPathComponent(name), to: directory.appendingPathComponent(name))
         }
         #expect(try CLI.run(["policy", "check", directory.path]).status == 0)
-        try Data("roles:\n  marketer:\n    purposes:\n      email_marketing: [segment, teleport]\n".utf8).write(to: directory.appendingPathComponent("roles.yaml"))
+        try Data("roles:\n  marketer:\n    purposes:\n      email_marketing: [segment, teleport]\n".utf8).write(
+            to: directory.appendingPathComponent("roles.yaml"))
         let result = try CLI.run(["policy", "check", directory.path])
         #expect(result.status == 1)
         #expect(result.stderr.contains("roles.yaml:4:34: error: unknown action `teleport`"))
@@ -88,7 +100,8 @@ struct GateCLITests {
     @Test("audit export CSV defuses formulas planted in actor names")
     func csvInjection() throws {
         let vault = try vault()
-        _ = try consentry(vault, ["scan", "--as", "marketer", "--purpose", "analytics", "--fields", "country", "--actor", "=HYPERLINK(\"http://x\")"])
+        _ = try consentry(
+            vault, ["scan", "--as", "marketer", "--purpose", "analytics", "--fields", "country", "--actor", "=HYPERLINK(\"http://x\")"])
         let result = try consentry(vault, ["audit", "export", "--format", "csv"])
         #expect(result.status == 0)
         #expect(result.stdout.contains("\"'=HYPERLINK(\"\"http://x\"\")\""))

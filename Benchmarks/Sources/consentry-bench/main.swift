@@ -30,7 +30,10 @@ struct Options {
             case "--repeats": repeats = max(1, Int(value) ?? repeats)
             case "--peer": peer = value
             case "--read-seconds": readSeconds = max(0.5, Double(value) ?? readSeconds)
-            default: fail("unknown option `\(flag)`; use --profiles, --events-per-profile, --work, --baseline, --policies, --peer, --out, --repeats, --read-seconds")
+            default:
+                fail(
+                    "unknown option `\(flag)`; use --profiles, --events-per-profile, --work, --baseline, --policies, --peer, --out, --repeats, --read-seconds"
+                )
             }
         }
     }
@@ -86,7 +89,8 @@ func rate(_ count: Double, _ seconds: Double) -> String {
 if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--reads-only" {
     do {
         let vault = try Vault.open(at: URL(fileURLWithPath: CommandLine.arguments[2]))
-        let request = AccessRequest(actor: "bench", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email", "first_name"], reason: "bench")
+        let request = AccessRequest(
+            actor: "bench", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email", "first_name"], reason: "bench")
         let deadline = Date().addingTimeInterval(3)
         let lock = NSLock()
         nonisolated(unsafe) var total = 0
@@ -94,7 +98,9 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--reads-only" 
             var done = 0, i = worker
             while Date() < deadline {
                 i += 7
-                if (try? vault.read(request, subject: .customerID("C\(String(format: "%08d", i % 100_000))")))?.decision.isPermit == true { done += 1 }
+                if (try? vault.read(request, subject: .customerID("C\(String(format: "%08d", i % 100_000))")))?.decision.isPermit == true {
+                    done += 1
+                }
             }
             lock.withLock { total += done }
         }
@@ -109,7 +115,9 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--scan-only" {
         let vault = try Vault.open(at: URL(fileURLWithPath: CommandLine.arguments[2]))
         let fields: [FieldName] = ["email", "customer_id", "first_name", "last_name", "language"]
         for _ in 0..<5 {
-            let (_, gated) = try time { try vault.scan(AccessRequest(actor: "bench", role: .campaignService, action: .render, purpose: .service, fields: fields)) { _, _ in } }
+            let (_, gated) = try time {
+                try vault.scan(AccessRequest(actor: "bench", role: .campaignService, action: .render, purpose: .service, fields: fields)) { _, _ in }
+            }
             let (_, plain) = try time { try vault.check(fields: fields, structural: false) }
             print(String(format: "gated %.3f s, plain %.3f s", gated, plain))
         }
@@ -193,11 +201,14 @@ do {
     try Data(policy.cedarText.utf8).write(to: cedarFile)
     try JSONSerialization.data(withJSONObject: peerCases).write(to: casesFile)
     let peer = runBaseline(options.peer, [cedarFile.path, casesFile.path, "5"], interpreter: "python3")
-    guard peer["disagreements"] == 0 else { fail("Cedar disagreed with Consentry on \(Int(peer["disagreements"] ?? -1)) requests; the comparison is void") }
+    guard peer["disagreements"] == 0 else {
+        fail("Cedar disagreed with Consentry on \(Int(peer["disagreements"] ?? -1)) requests; the comparison is void")
+    }
     let peerRate = (peer["decisions"] ?? .nan) / (peer["seconds"] ?? .nan)
 
     print("measuring audited gated reads (1 and 50 callers) …")
-    let readRequest = AccessRequest(actor: "bench", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email", "first_name"], reason: "bench")
+    let readRequest = AccessRequest(
+        actor: "bench", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email", "first_name"], reason: "bench")
     func readLoad(threads: Int) -> Double {
         let deadline = Date().addingTimeInterval(options.readSeconds)
         let counter = NSLock()
@@ -210,7 +221,11 @@ do {
                 var i = worker
                 while Date() < deadline {
                     i += 7
-                    if (try? vault.read(readRequest, subject: .customerID("C\(String(format: "%08d", i % options.profiles))")))?.decision.isPermit == true { done += 1 }
+                    if (try? vault.read(readRequest, subject: .customerID("C\(String(format: "%08d", i % options.profiles))")))?.decision.isPermit
+                        == true
+                    {
+                        done += 1
+                    }
                 }
                 counter.withLock { total += done }
                 group.leave()

@@ -146,7 +146,10 @@ public struct DemoGenerator: Sendable {
             case ..<0.69: event += [("type", "cart_remove"), ("item_id", cart.last ?? item), ("category", category)]
             case ..<0.75:
                 let amount = Double(1_999 + r.below(18_000)) / 100
-                event += [("type", "purchase"), ("item_id", cart.popLast() ?? item), ("category", category), ("amount", String(format: "%.2f", amount)), ("currency", currency)]
+                event += [
+                    ("type", "purchase"), ("item_id", cart.popLast() ?? item), ("category", category), ("amount", String(format: "%.2f", amount)),
+                    ("currency", currency),
+                ]
             case ..<0.88: event += [("type", "email_sent"), ("campaign_id", "camp-\(r.below(12))")]
             case ..<0.95: event += [("type", "email_open"), ("campaign_id", "camp-\(r.below(12))")]
             case ..<0.995: event += [("type", "email_click"), ("campaign_id", "camp-\(r.below(12))")]
@@ -190,9 +193,11 @@ public struct DemoGenerator: Sendable {
             let values = Dictionary(profile(i).values, uniquingKeysWith: { a, _ in a })
             csv += columns.map { CSVText.quote(values[$0] ?? "") }.joined(separator: ",") + "\n"
             for event in events(i) {
-                jsonl += "{" + event.map { key, value in
-                    key == "amount" ? "\"\(key)\":\(value)" : "\"\(key)\":\"\(value)\""
-                }.joined(separator: ",") + "}\n"
+                jsonl +=
+                    "{"
+                    + event.map { key, value in
+                        key == "amount" ? "\"\(key)\":\(value)" : "\"\(key)\":\"\(value)\""
+                    }.joined(separator: ",") + "}\n"
             }
         }
         try Data(csv.utf8).write(to: profilesURL)
@@ -259,10 +264,14 @@ extension Vault {
                     for i in start..<end {
                         let hash = keys.blindIndex.index(.customerID, "C\(String(format: "%08d", i))")
                         guard let subject = try ProfileIngest.lookup(.customerID, hash, db: db) else { continue }
-                        let already = try Int.fetchOne(db, sql: "SELECT count(*) FROM consent_record WHERE subject_id = ? AND source = 'demo'", arguments: [subject.rawValue]) ?? 0
+                        let already =
+                            try Int.fetchOne(
+                                db, sql: "SELECT count(*) FROM consent_record WHERE subject_id = ? AND source = 'demo'", arguments: [subject.rawValue]
+                            ) ?? 0
                         guard already == 0 else { continue }
                         for record in generator.consents(i) {
-                            try appendConsent(subject: subject, purpose: record.purpose, state: record.state, time: record.time, source: "demo", db: db)
+                            try appendConsent(
+                                subject: subject, purpose: record.purpose, state: record.state, time: record.time, source: "demo", db: db)
                             written += 1
                         }
                     }

@@ -23,7 +23,8 @@ struct DatabaseAuditSink: AuditSink {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(arguments: [
-            entry.sequence, entry.time, entry.actor, entry.role, entry.action, entry.purpose, entry.subject, entry.subjectCount, entry.subjectSetDigest,
+            entry.sequence, entry.time, entry.actor, entry.role, entry.action, entry.purpose, entry.subject, entry.subjectCount,
+            entry.subjectSetDigest,
             AuditJSON.array(entry.fields), AuditJSON.object(entry.counts), entry.decision, AuditJSON.array(entry.reasons), entry.policyVersion,
             AuditJSON.array(entry.consentRecordIDs.map(String.init)), entry.requestID, entry.previousHash, entry.hash,
         ])
@@ -105,8 +106,9 @@ extension Vault {
         let previous = checkpointState.withLock { $0 }
         let now = nowMillis
         guard sequence > previous.sequence else { return }
-        guard force || sequence - previous.sequence >= configuration.checkpointEveryEntries
-            || now - previous.time >= Int64(configuration.checkpointEverySeconds * 1000)
+        guard
+            force || sequence - previous.sequence >= configuration.checkpointEveryEntries
+                || now - previous.time >= Int64(configuration.checkpointEverySeconds * 1000)
         else { return }
         let checkpoint = Checkpoint(sequence: sequence, hash: last?[1] ?? AuditEntry.genesisHash, time: now, signer: keys.signer)
         do { try checkpointFile.append(checkpoint) } catch { throw VaultError(.storage, error.message) }

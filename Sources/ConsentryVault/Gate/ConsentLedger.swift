@@ -1,6 +1,6 @@
 public import ConsentryCore
-public import ConsentryPolicy
 import ConsentryCrypto
+public import ConsentryPolicy
 import Foundation
 import GRDB
 
@@ -56,13 +56,15 @@ extension Vault {
     }
 
     /// SQL that maps stored purpose names to `Purpose.ordinal`, so SQLite hands back integers, not strings.
-    private static let purposeOrdinalSQL = "CASE purpose " + Purpose.allCases.map { "WHEN '\($0.rawValue)' THEN \($0.ordinal)" }.joined(separator: " ") + " ELSE -1 END"
+    private static let purposeOrdinalSQL =
+        "CASE purpose " + Purpose.allCases.map { "WHEN '\($0.rawValue)' THEN \($0.ordinal)" }.joined(separator: " ") + " ELSE -1 END"
 
     /// Applies the ledger records of subjects `low…high` that are newer than `after` (consent id, flag id) on top of
     /// `states`, oldest first. Because both ledgers are append-only and the newest record counts, applying the
     /// records added since an earlier derivation brings it up to date. Returns the newest ids seen.
     func applyLedger(
-        _ db: Database, from low: Int64, to high: Int64, after: (consent: Int64, flag: Int64), withRecordIDs: Bool, to states: inout [Int64: DerivedState]
+        _ db: Database, from low: Int64, to high: Int64, after: (consent: Int64, flag: Int64), withRecordIDs: Bool,
+        to states: inout [Int64: DerivedState]
     ) throws -> (consent: Int64, flag: Int64) {
         var newest = after
         let now = nowMillis
@@ -87,7 +89,8 @@ extension Vault {
             newest.consent = max(newest.consent, row[4])
         }
         let flags = try Row.fetchCursor(
-            db.cachedStatement(sql: "SELECT subject_id, flag, purpose, value, id FROM subject_flag WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY id"),
+            db.cachedStatement(
+                sql: "SELECT subject_id, flag, purpose, value, id FROM subject_flag WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY id"),
             arguments: [low, high, after.flag])
         while let row = try flags.next() {
             let on = (row[3] as Int64) == 1
@@ -115,7 +118,8 @@ extension Vault {
     func resolve(_ reference: SubjectReference, db: Database) throws -> SubjectID? {
         switch reference {
         case .subject(let id):
-            return try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM subject WHERE id = ?"), arguments: [id.rawValue]).map(SubjectID.init(rawValue:))
+            return try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM subject WHERE id = ?"), arguments: [id.rawValue]).map(
+                SubjectID.init(rawValue:))
         case .email(let raw):
             guard let value = try? Normalize.email(raw) else { return nil }
             return try ProfileIngest.lookup(.email, keys.blindIndex.index(.email, value), db: db)

@@ -80,8 +80,10 @@ extension Vault {
     /// The loaded policy, or nil when it failed to load (every decision then denies).
     var loadedPolicy: Policy? { try? policy.get() }
 
-    func draft(_ request: AccessRequest, _ decision: Decision, subject: String? = nil, subjectSet: [UInt8] = [], counts: [String: Int] = [:],
-        consentIDs: [Int64] = [], requestID: String?) -> AuditDraft {
+    func draft(
+        _ request: AccessRequest, _ decision: Decision, subject: String? = nil, subjectSet: [UInt8] = [], counts: [String: Int] = [:],
+        consentIDs: [Int64] = [], requestID: String?
+    ) -> AuditDraft {
         AuditDraft(
             actor: request.actor, role: request.role, action: AuditAction(request.action), purpose: request.purpose, subject: subject,
             subjectSet: subjectSet, fields: request.fields.map(\.rawValue), counts: counts, decision: decision.effect,
@@ -135,7 +137,9 @@ extension Vault {
     /// subject set is committed before any value is handed out. Subjects are then read in chunks, and each
     /// chunk re-reads consent, so a withdrawal committed during the scan excludes the subject from every chunk
     /// not yet read; such late exclusions are recorded in a second entry. Excluded subjects are never decrypted.
-    public func scan(_ request: AccessRequest, requestID: String? = nil, _ body: (ScanMember, [String?]) throws -> Void) throws(VaultError) -> ScanSummary {
+    public func scan(_ request: AccessRequest, requestID: String? = nil, _ body: (ScanMember, [String?]) throws -> Void) throws(VaultError)
+        -> ScanSummary
+    {
         guard let policy = loadedPolicy else {
             let decision = Decision.deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
             let entry = try auditAlone(draft(request, decision, requestID: requestID))
@@ -227,7 +231,9 @@ extension Vault {
 
     /// Explains the decision for a request (and, when given, one subject) step by step. The explanation is
     /// itself audited; it releases no personal data.
-    public func explain(_ request: AccessRequest, subject reference: SubjectReference? = nil, requestID: String? = nil) throws(VaultError) -> Explanation {
+    public func explain(_ request: AccessRequest, subject reference: SubjectReference? = nil, requestID: String? = nil) throws(VaultError)
+        -> Explanation
+    {
         var trace: [String] = []
         let decision: Decision
         var pseudonym: String?
@@ -249,8 +255,10 @@ extension Vault {
                     }
                 } catch { throw Self.storageError(error, "read the subject's consent state") }
                 if let state, let purpose = request.purpose, !request.action.isAdministrative {
-                    trace.append("subject \(pseudonym ?? "?"): consent for `\(purpose.rawValue)` is `\(state.consent(purpose).rawValue)`"
-                        + ", restricted: \(state.restricted), objected: \(state.objected(to: purpose)), opt-out: \(state.saleOptOut), gpc: \(state.globalPrivacyControl)")
+                    trace.append(
+                        "subject \(pseudonym ?? "?"): consent for `\(purpose.rawValue)` is `\(state.consent(purpose).rawValue)`"
+                            + ", restricted: \(state.restricted), objected: \(state.objected(to: purpose)), opt-out: \(state.saleOptOut), gpc: \(state.globalPrivacyControl)"
+                    )
                     let admitted = policy.admit(state, purpose: purpose)
                     trace.append("subject rules → " + (admitted.map { "deny (\($0.rawValue))" } ?? "admit"))
                 } else if state == nil {
@@ -276,11 +284,15 @@ extension Vault {
 extension Policy {
     /// The request-level checks of ``authorize(_:)`` as readable steps.
     func trace(_ request: AccessRequest) -> [String] {
-        var steps = ["request: actor `\(request.actor)`, role `\(request.role.rawValue)`, action `\(request.action.rawValue)`, purpose "
-            + (request.purpose.map { "`\($0.rawValue)`" } ?? "none") + ", fields " + (request.fields.isEmpty ? "none" : request.fields.map { "`\($0)`" }.joined(separator: ", "))]
+        var steps = [
+            "request: actor `\(request.actor)`, role `\(request.role.rawValue)`, action `\(request.action.rawValue)`, purpose "
+                + (request.purpose.map { "`\($0.rawValue)`" } ?? "none") + ", fields "
+                + (request.fields.isEmpty ? "none" : request.fields.map { "`\($0)`" }.joined(separator: ", "))
+        ]
         if let purpose = request.purpose, let spec = purposes[purpose] {
-            steps.append("purpose `\(purpose.rawValue)`: legal basis `\(spec.legalBasis.rawValue)`, consent `\(spec.consent.rawValue)`, fields "
-                + spec.fields.map { "`\($0)`" }.joined(separator: ", "))
+            steps.append(
+                "purpose `\(purpose.rawValue)`: legal basis `\(spec.legalBasis.rawValue)`, consent `\(spec.consent.rawValue)`, fields "
+                    + spec.fields.map { "`\($0)`" }.joined(separator: ", "))
         }
         let decision = authorize(request)
         if decision.isPermit {

@@ -1,7 +1,7 @@
 public import ConsentryAudit
 public import ConsentryCore
-import ConsentryPolicy
 import ConsentryCrypto
+import ConsentryPolicy
 public import Foundation
 import GRDB
 
@@ -28,7 +28,8 @@ public struct AuditFilter: Sendable, Hashable {
 
     /// A filter; every condition defaults to "any".
     public init(
-        subject: SubjectReference? = nil, actor: String? = nil, role: Role? = nil, purpose: Purpose? = nil, action: String? = nil, decision: Effect? = nil,
+        subject: SubjectReference? = nil, actor: String? = nil, role: Role? = nil, purpose: Purpose? = nil, action: String? = nil,
+        decision: Effect? = nil,
         since: Int64? = nil, until: Int64? = nil, limit: Int = 1_000
     ) {
         self.subject = subject
@@ -81,7 +82,8 @@ extension Vault {
                 try forEachAuditEntry(db, filter) { entries.append($0) }
             }
         } catch { throw Self.storageError(error, "query the audit log") }
-        var entry = draft(AccessRequest(actor: actor, role: role, action: .auditRead), decision, counts: ["returned": entries.count], requestID: requestID)
+        var entry = draft(
+            AccessRequest(actor: actor, role: role, action: .auditRead), decision, counts: ["returned": entries.count], requestID: requestID)
         entry.reasons.append("query")
         try auditAlone(entry)
         return entries
@@ -90,7 +92,8 @@ extension Vault {
     /// Streams the audit log (or the entries `filter` selects) to `output` in `format`, with memory that
     /// does not grow with the log. Needs `audit_read`; audited.
     public func exportAudit(
-        _ format: AuditExportFormat, filter: AuditFilter = AuditFilter(limit: Int.max), to output: FileHandle, actor: String, role: Role, requestID: String? = nil
+        _ format: AuditExportFormat, filter: AuditFilter = AuditFilter(limit: Int.max), to output: FileHandle, actor: String, role: Role,
+        requestID: String? = nil
     ) throws(VaultError) -> Int {
         let decision = try requireAdministrative(.auditRead, actor: actor, role: role, requestID: requestID)
         var count = 0
@@ -98,7 +101,8 @@ extension Vault {
             try db.read { db in
                 var buffer = ""
                 if format == .csv {
-                    buffer = "sequence,time,actor,role,action,purpose,subject,subject_count,fields,counts,decision,reasons,policy_version,request_id,hash\n"
+                    buffer =
+                        "sequence,time,actor,role,action,purpose,subject,subject_count,fields,counts,decision,reasons,policy_version,request_id,hash\n"
                 }
                 try forEachAuditEntry(db, filter) { entry in
                     count += 1
@@ -106,7 +110,8 @@ extension Vault {
                     case .jsonl: buffer += entry.exportLine + "\n"
                     case .csv:
                         let cells = [
-                            String(entry.sequence), Normalize.formatTimestamp(millis: entry.time), entry.actor, entry.role ?? "", entry.action, entry.purpose ?? "",
+                            String(entry.sequence), Normalize.formatTimestamp(millis: entry.time), entry.actor, entry.role ?? "", entry.action,
+                            entry.purpose ?? "",
                             entry.subject ?? "", String(entry.subjectCount), entry.fields.joined(separator: " "),
                             entry.counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "), entry.decision,
                             entry.reasons.joined(separator: "; "), entry.policyVersion, entry.requestID ?? "", entry.hash,

@@ -20,7 +20,8 @@ public struct ConsentChange: Sendable, Hashable {
     public var expiresAt: Int64?
 
     /// Creates a change.
-    public init(purpose: Purpose, state: ConsentState, source: String, noticeVersion: String? = nil, evidence: String? = nil, expiresAt: Int64? = nil) {
+    public init(purpose: Purpose, state: ConsentState, source: String, noticeVersion: String? = nil, evidence: String? = nil, expiresAt: Int64? = nil)
+    {
         self.purpose = purpose
         self.state = state
         self.source = source
@@ -71,13 +72,16 @@ extension Vault {
         let id: Int64
         do {
             id = try db.write { db -> Int64 in
-                guard let subject = try resolve(reference, db: db) else { throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id") }
+                guard let subject = try resolve(reference, db: db) else {
+                    throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id")
+                }
                 if change.state == .confirmed {
                     let last = try String.fetchOne(
                         db, sql: "SELECT state FROM consent_record WHERE subject_id = ? AND purpose = ? ORDER BY id DESC LIMIT 1",
                         arguments: [subject.rawValue, change.purpose.rawValue])
                     guard last == ConsentState.pending.rawValue else {
-                        throw VaultError(.invalidInput, "there is no pending double opt-in for `\(change.purpose.rawValue)` to confirm; record `pending` first")
+                        throw VaultError(
+                            .invalidInput, "there is no pending double opt-in for `\(change.purpose.rawValue)` to confirm; record `pending` first")
                     }
                 }
                 try appendConsent(
@@ -104,16 +108,22 @@ extension Vault {
     ) throws(VaultError) {
         let decision = try requireAdministrative(.consentWrite, actor: actor, role: role, requestID: requestID)
         if flag == .objection && purpose == nil { throw VaultError(.invalidInput, "an objection names the purpose objected to; pass `--purpose`") }
-        if flag != .objection && purpose != nil { throw VaultError(.invalidInput, "`\(flag.rawValue)` applies to every purpose; leave out `--purpose`") }
+        if flag != .objection && purpose != nil {
+            throw VaultError(.invalidInput, "`\(flag.rawValue)` applies to every purpose; leave out `--purpose`")
+        }
         do {
             try db.write { db in
-                guard let subject = try resolve(reference, db: db) else { throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id") }
+                guard let subject = try resolve(reference, db: db) else {
+                    throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id")
+                }
                 let now = nowMillis
                 try db.execute(
                     sql: "INSERT INTO subject_flag (subject_id, flag, purpose, value, time, source, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     arguments: [subject.rawValue, flag.rawValue, purpose?.rawValue ?? "", on ? 1 : 0, now, source, now])
                 let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
-                var entry = draft(AccessRequest(actor: actor, role: role, action: .consentWrite, purpose: purpose), decision, subject: pseudonym, requestID: requestID)
+                var entry = draft(
+                    AccessRequest(actor: actor, role: role, action: .consentWrite, purpose: purpose), decision, subject: pseudonym,
+                    requestID: requestID)
                 entry.action = .flagWrite
                 entry.reasons += ["\(flag.rawValue): \(on ? "set" : "cleared")", "source: \(source)"]
                 _ = try audit(entry, db: db)
@@ -125,10 +135,13 @@ extension Vault {
     }
 
     /// A subject's consent ledger and flags, for roles that write consent or manage requests. Audited.
-    public func consentHistory(subject reference: SubjectReference, actor: String, role: Role, requestID: String? = nil) throws(VaultError) -> ConsentHistory {
+    public func consentHistory(subject reference: SubjectReference, actor: String, role: Role, requestID: String? = nil) throws(VaultError)
+        -> ConsentHistory
+    {
         let request = AccessRequest(actor: actor, role: role, action: .consentWrite)
         let policy = loadedPolicy
-        let decision = [Action.consentWrite, .dsrManage].lazy.map { policy?.authorize(AccessRequest(actor: actor, role: role, action: $0)) }
+        let decision =
+            [Action.consentWrite, .dsrManage].lazy.map { policy?.authorize(AccessRequest(actor: actor, role: role, action: $0)) }
             .first { $0?.isPermit == true } ?? policy?.authorize(request) ?? .deny(.policyUnavailable)
         guard let decision, decision.isPermit else {
             var entry = draft(request, decision ?? .deny(.policyUnavailable), requestID: requestID)
@@ -138,7 +151,9 @@ extension Vault {
         }
         do {
             let history = try db.write { db -> ConsentHistory in
-                guard let subject = try resolve(reference, db: db) else { throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id") }
+                guard let subject = try resolve(reference, db: db) else {
+                    throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id")
+                }
                 let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
                 let records = try consentRecords(db, subject)
                 let state = try derivedStates(db, from: subject.rawValue, to: subject.rawValue)[subject.rawValue]?.state ?? SubjectState()

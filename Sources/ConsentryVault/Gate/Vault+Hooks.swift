@@ -100,14 +100,18 @@ extension Vault {
                 defer { scratch.zero() }
                 let nonces = NonceSource()
                 let upsert = try db.cachedStatement(
-                    sql: "INSERT INTO derived (subject_id, kind, name, sealed, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject_id, kind, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at")
+                    sql:
+                        "INSERT INTO derived (subject_id, kind, name, sealed, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject_id, kind, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at"
+                )
                 for id in ids {
                     if let reason = policy.admit(states[id.rawValue]?.state ?? SubjectState(), purpose: purpose) {
                         skipped[reason.rawValue, default: 0] += 1
                         continue
                     }
-                    guard let row = try Row.fetchOne(
-                        db.cachedStatement(sql: "SELECT kek_version, wrapped_key, key_version, audit_secret FROM subject WHERE id = ?"), arguments: [id.rawValue])
+                    guard
+                        let row = try Row.fetchOne(
+                            db.cachedStatement(sql: "SELECT kek_version, wrapped_key, key_version, audit_secret FROM subject WHERE id = ?"),
+                            arguments: [id.rawValue])
                     else {
                         skipped[DecisionReason.Code.subjectNotFound.rawValue, default: 0] += 1
                         continue
@@ -115,12 +119,14 @@ extension Vault {
                     let kekVersion = UInt32(row[0] as Int64)
                     guard let kek = keys.kek(kekVersion),
                         (row[1] as Data).withUnsafeBytes({
-                            Sealing.unwrap($0, kek: kek.key, associatedData: Sealing.wrapAssociatedData(subject: id, kekVersion: kekVersion), into: &scratch)
+                            Sealing.unwrap(
+                                $0, kek: kek.key, associatedData: Sealing.wrapAssociatedData(subject: id, kekVersion: kekVersion), into: &scratch)
                         })
                     else { throw VaultError(.integrity, "the data key of subject \(id) failed its integrity check") }
                     let sealed = Sealing.seal(
                         values[id]!, key: scratch,
-                        associatedData: Sealing.derivedAssociatedData(subject: id, kind: kind, name: name, keyVersion: UInt32(row[2] as Int64)), nonces: nonces)
+                        associatedData: Sealing.derivedAssociatedData(subject: id, kind: kind, name: name, keyVersion: UInt32(row[2] as Int64)),
+                        nonces: nonces)
                     scratch.zero()
                     try upsert.execute(arguments: [id.rawValue, kind, name, Data(sealed), nowMillis])
                     pseudonyms += pseudonymBytes(secret: row[3])
@@ -143,7 +149,9 @@ extension Vault {
     /// Everything held about one subject (profile, identities, consents, flags, events, derived data and the
     /// processing log), for access and portability requests. Needs `export` for the purpose (`service` in the
     /// default policy); audited in the same transaction as the read.
-    public func exportSubject(_ reference: SubjectReference, actor: String, role: Role, purpose: Purpose = .service, reason: String? = nil, requestID: String? = nil)
+    public func exportSubject(
+        _ reference: SubjectReference, actor: String, role: Role, purpose: Purpose = .service, reason: String? = nil, requestID: String? = nil
+    )
         throws(VaultError) -> SubjectExport
     {
         let request = AccessRequest(actor: actor, role: role, action: .export, purpose: purpose, reason: reason)
@@ -159,11 +167,14 @@ extension Vault {
         }
         do {
             return try db.write { db -> SubjectExport in
-                guard let subject = try resolve(reference, db: db) else { throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id") }
+                guard let subject = try resolve(reference, db: db) else {
+                    throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id")
+                }
                 let secret = try auditSecret(of: subject, db: db)
                 let pseudonym = self.pseudonym(secret: secret)
                 var export = SubjectExport(
-                    subject: pseudonym, profile: [:], provenance: [:], identities: [], consents: [], flags: [], events: [], derived: [:], processing: [])
+                    subject: pseudonym, profile: [:], provenance: [:], identities: [], consents: [], flags: [], events: [], derived: [:],
+                    processing: [])
                 let fields = schema.fields.map(\.name)
                 try openSubjects(db, fields: fields, filter: "WHERE id = ?", arguments: [subject.rawValue]) { _, _, values in
                     for (field, value) in zip(fields, values) { if let value { export.profile[field.rawValue] = value } }
@@ -171,7 +182,9 @@ extension Vault {
                 if let blob = try Data.fetchOne(db, sql: "SELECT fields FROM subject WHERE id = ?", arguments: [subject.rawValue]),
                     let packed = blob.withUnsafeBytes({ PackedFields.decode($0) })
                 {
-                    for entry in packed.entries { export.provenance[entry.name] = "\(entry.source.rawValue) at \(Normalize.formatTimestamp(millis: entry.observedAt))" }
+                    for entry in packed.entries {
+                        export.provenance[entry.name] = "\(entry.source.rawValue) at \(Normalize.formatTimestamp(millis: entry.observedAt))"
+                    }
                 }
                 export.identities = try String.fetchAll(
                     db, sql: "SELECT kind FROM identity WHERE subject_id = ? UNION ALL SELECT kind FROM shared_identity WHERE subject_id = ?",
@@ -184,16 +197,19 @@ extension Vault {
                     arguments: [subject.rawValue]
                 ).map { row in
                     SubjectExport.Event(
-                        type: row[0], time: Normalize.formatTimestamp(millis: row[1]), itemID: row[2], category: row[3], amount: row[4], currency: row[5],
+                        type: row[0], time: Normalize.formatTimestamp(millis: row[1]), itemID: row[2], category: row[3], amount: row[4],
+                        currency: row[5],
                         campaignID: row[6])
                 }
                 var scratch = try SecretBytes(count: Sealing.keyLength)
                 defer { scratch.zero() }
-                let keyRow = try Row.fetchOne(db, sql: "SELECT kek_version, wrapped_key, key_version FROM subject WHERE id = ?", arguments: [subject.rawValue])!
+                let keyRow = try Row.fetchOne(
+                    db, sql: "SELECT kek_version, wrapped_key, key_version FROM subject WHERE id = ?", arguments: [subject.rawValue])!
                 let kekVersion = UInt32(keyRow[0] as Int64)
                 guard let kek = keys.kek(kekVersion),
                     (keyRow[1] as Data).withUnsafeBytes({
-                        Sealing.unwrap($0, kek: kek.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: kekVersion), into: &scratch)
+                        Sealing.unwrap(
+                            $0, kek: kek.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: kekVersion), into: &scratch)
                     })
                 else { throw VaultError(.integrity, "the data key of subject \(subject) failed its integrity check") }
                 for row in try Row.fetchAll(db, sql: "SELECT kind, name, sealed FROM derived WHERE subject_id = ?", arguments: [subject.rawValue]) {
@@ -205,7 +221,9 @@ extension Vault {
                     export.derived["\(kind)/\(name)"] = value
                 }
                 try forEachAuditEntry(db, AuditFilter(subject: .subject(subject), limit: Int.max)) { export.processing.append($0) }
-                var entry = draft(request, authorized, subject: pseudonym, counts: ["events": export.events.count, "fields": export.profile.count], requestID: requestID)
+                var entry = draft(
+                    request, authorized, subject: pseudonym, counts: ["events": export.events.count, "fields": export.profile.count],
+                    requestID: requestID)
                 entry.fields = export.profile.keys.sorted()
                 _ = try audit(entry, db: db)
                 return export
@@ -222,7 +240,9 @@ extension Vault {
     ///
     /// Data-subject requests build on this hook: verification, suppression of re-imports, retention exceptions and
     /// signed receipts belong to them.
-    public func eraseSubject(_ reference: SubjectReference, actor: String, role: Role, purpose: Purpose = .service, reason: String? = nil, requestID: String? = nil)
+    public func eraseSubject(
+        _ reference: SubjectReference, actor: String, role: Role, purpose: Purpose = .service, reason: String? = nil, requestID: String? = nil
+    )
         throws(VaultError) -> ErasureSummary
     {
         let request = AccessRequest(actor: actor, role: role, action: .erase, purpose: purpose, reason: reason)
@@ -234,11 +254,14 @@ extension Vault {
         let summary: ErasureSummary
         do {
             summary = try db.write { db -> ErasureSummary in
-                guard let subject = try resolve(reference, db: db) else { throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id") }
+                guard let subject = try resolve(reference, db: db) else {
+                    throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id")
+                }
                 let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
                 var deleted: [String: Int] = [:]
                 for table in ["identity", "shared_identity", "event", "consent_record", "subject_flag", "derived"] {
-                    deleted[table] = try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table) WHERE subject_id = ?", arguments: [subject.rawValue]) ?? 0
+                    deleted[table] =
+                        try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table) WHERE subject_id = ?", arguments: [subject.rawValue]) ?? 0
                 }
                 try db.execute(sql: "DELETE FROM subject WHERE id = ?", arguments: [subject.rawValue])
                 deleted["subject"] = db.changesCount
@@ -258,7 +281,9 @@ extension Vault {
 
     func consentRecords(_ db: Database, _ subject: SubjectID) throws -> [ConsentRecordInfo] {
         try Row.fetchAll(
-            db, sql: "SELECT id, purpose, state, time, source, notice_version, evidence_ref, expires_at FROM consent_record WHERE subject_id = ? ORDER BY id",
+            db,
+            sql:
+                "SELECT id, purpose, state, time, source, notice_version, evidence_ref, expires_at FROM consent_record WHERE subject_id = ? ORDER BY id",
             arguments: [subject.rawValue]
         ).map { row in
             ConsentRecordInfo(

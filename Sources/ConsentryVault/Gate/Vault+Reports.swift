@@ -34,7 +34,8 @@ public enum ReportName: String, Sendable, CaseIterable {
 
 extension Vault {
     /// Generates a compliance report. Needs `audit_read`; audited.
-    public func report(_ name: ReportName, since: Int64? = nil, until: Int64? = nil, actor: String, role: Role) throws(VaultError) -> ComplianceReport {
+    public func report(_ name: ReportName, since: Int64? = nil, until: Int64? = nil, actor: String, role: Role) throws(VaultError) -> ComplianceReport
+    {
         let decision = try requireAdministrative(.auditRead, actor: actor, role: role, requestID: nil)
         var report = ComplianceReport(
             name: name.rawValue, generatedAt: Normalize.formatTimestamp(millis: nowMillis), policyVersion: policyVersion,
@@ -73,8 +74,12 @@ extension Vault {
             }
         }
         report.columns = ["actor", "role", "purpose", "action", "permits", "denials", "subjects", "fields"]
-        report.rows = tallies.sorted { ($0.key.actor, $0.key.purpose, $0.key.action) < ($1.key.actor, $1.key.purpose, $1.key.action) }.map { key, tally in
-            [key.actor, key.role, key.purpose, key.action, String(tally.permits), String(tally.denials), String(tally.subjects), tally.fields.sorted().joined(separator: " ")]
+        report.rows = tallies.sorted { ($0.key.actor, $0.key.purpose, $0.key.action) < ($1.key.actor, $1.key.purpose, $1.key.action) }.map {
+            key, tally in
+            [
+                key.actor, key.role, key.purpose, key.action, String(tally.permits), String(tally.denials), String(tally.subjects),
+                tally.fields.sorted().joined(separator: " "),
+            ]
         }
     }
 
@@ -96,13 +101,17 @@ extension Vault {
         }
         report.columns = ["role", "action", "purpose", "reason", "count", "actors", "last"]
         report.rows = tallies.sorted { $0.value.count > $1.value.count }.map { key, tally in
-            [key.role, key.action, key.purpose, key.reason, String(tally.count), tally.actors.sorted().joined(separator: " "), Normalize.formatTimestamp(millis: tally.last)]
+            [
+                key.role, key.action, key.purpose, key.reason, String(tally.count), tally.actors.sorted().joined(separator: " "),
+                Normalize.formatTimestamp(millis: tally.last),
+            ]
         }
     }
 
     private func art30(_ db: Database, _ filter: AuditFilter, _ report: inout ComplianceReport) throws {
         report.columns = [
-            "purpose", "description", "legal_basis", "consent", "data_categories", "fields", "roles", "retention_days", "observed_uses", "observed_fields",
+            "purpose", "description", "legal_basis", "consent", "data_categories", "fields", "roles", "retention_days", "observed_uses",
+            "observed_fields",
         ]
         guard let policy = loadedPolicy else {
             report.findings.append("the policy failed to load; no record of processing can be generated until it is fixed")
@@ -119,7 +128,9 @@ extension Vault {
         }
         for purpose in Purpose.allCases {
             guard let spec = policy.purposes[purpose] else {
-                if observed[purpose.rawValue] != nil { report.findings.append("`\(purpose.rawValue)` was used but the current policy does not declare it") }
+                if observed[purpose.rawValue] != nil {
+                    report.findings.append("`\(purpose.rawValue)` was used but the current policy does not declare it")
+                }
                 continue
             }
             let classes = Set(spec.fields.compactMap { policy.schema[$0.rawValue]?.fieldClass.rawValue }).sorted()
@@ -132,14 +143,18 @@ extension Vault {
             ])
             let undeclaredFields = seen.fields.subtracting(spec.fields.map(\.rawValue))
             if !undeclaredFields.isEmpty {
-                report.findings.append("`\(purpose.rawValue)` used fields the policy does not declare for it: \(undeclaredFields.sorted().joined(separator: ", "))")
+                report.findings.append(
+                    "`\(purpose.rawValue)` used fields the policy does not declare for it: \(undeclaredFields.sorted().joined(separator: ", "))")
             }
             let ungranted = seen.roles.subtracting(roles)
             if !ungranted.isEmpty {
-                report.findings.append("`\(purpose.rawValue)` was used by roles the current policy does not grant it: \(ungranted.sorted().joined(separator: ", "))")
+                report.findings.append(
+                    "`\(purpose.rawValue)` was used by roles the current policy does not grant it: \(ungranted.sorted().joined(separator: ", "))")
             }
             if seen.versions.contains(where: { $0 != policyVersion }) {
-                report.findings.append("`\(purpose.rawValue)` was used under earlier policy versions: \(seen.versions.subtracting([policyVersion]).sorted().joined(separator: ", "))")
+                report.findings.append(
+                    "`\(purpose.rawValue)` was used under earlier policy versions: \(seen.versions.subtracting([policyVersion]).sorted().joined(separator: ", "))"
+                )
             }
             if seen.uses == 0 { report.findings.append("`\(purpose.rawValue)` is declared but was not used in the period") }
         }

@@ -83,11 +83,17 @@ extension EventRecord {
             throw FieldProblem(field: nil, reason: "the event has neither `email` nor `customer_id`; add one so it can be linked to a subject")
         }
         guard let typeText = strings["type"] else { throw FieldProblem(field: "type", reason: "is required; use one of \(EventType.choiceList)") }
-        guard let type = EventType(rawValue: typeText) else { throw FieldProblem(field: "type", reason: "is not a known event type; use one of \(EventType.choiceList)") }
+        guard let type = EventType(rawValue: typeText) else {
+            throw FieldProblem(field: "type", reason: "is not a known event type; use one of \(EventType.choiceList)")
+        }
         self.type = type
-        guard let timeText = strings["time"] else { throw FieldProblem(field: "time", reason: "is required, as RFC 3339 such as `2026-11-20T10:00:00Z`") }
+        guard let timeText = strings["time"] else {
+            throw FieldProblem(field: "time", reason: "is required, as RFC 3339 such as `2026-11-20T10:00:00Z`")
+        }
         do { time = try Normalize.timestampMillis(timeText) } catch { throw FieldProblem(field: "time", reason: error.message) }
-        guard time <= now + 86_400_000 else { throw FieldProblem(field: "time", reason: "is more than a day in the future; check the source system's clock") }
+        guard time <= now + 86_400_000 else {
+            throw FieldProblem(field: "time", reason: "is more than a day in the future; check the source system's clock")
+        }
         itemID = try text("item_id")
         category = try text("category")
         campaignID = try text("campaign_id")
@@ -143,7 +149,8 @@ extension Vault {
     }
 
     /// Parses and validates one event line, keeping the names of keys that are not stored.
-    static func eventItem(line: Int, text: ArraySlice<UInt8>, now: Int64) -> (line: Int, result: Result<EventRecord, FieldProblem>, dropped: [String]) {
+    static func eventItem(line: Int, text: ArraySlice<UInt8>, now: Int64) -> (line: Int, result: Result<EventRecord, FieldProblem>, dropped: [String])
+    {
         let parsed: JSONLine.Value
         do { parsed = try JSONLine.parse(text) } catch {
             return (line, .failure(FieldProblem(field: nil, reason: "invalid JSON at column \(error.column): \(error.reason)")), [])
@@ -198,7 +205,8 @@ extension Vault {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING
                 """)
         try insert.execute(arguments: [
-            key, digest, subject.rawValue, event.type.rawValue, event.time, event.itemID, event.category, event.amount, event.currency, event.campaignID, now,
+            key, digest, subject.rawValue, event.type.rawValue, event.time, event.itemID, event.category, event.amount, event.currency,
+            event.campaignID, now,
         ])
         if db.changesCount == 1 {
             report.inserted += 1

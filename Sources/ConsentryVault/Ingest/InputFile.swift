@@ -15,10 +15,13 @@ struct InputFile {
         do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
             throw VaultError(.invalidInput, "cannot read `\(url.path)`: the file does not exist or is not readable")
         }
-        guard data.count <= Self.maximumSize else { throw VaultError(.invalidInput, "`\(url.path)` is larger than 4 GiB; split it into smaller files") }
+        guard data.count <= Self.maximumSize else {
+            throw VaultError(.invalidInput, "`\(url.path)` is larger than 4 GiB; split it into smaller files")
+        }
         var bytes = [UInt8](data)
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
-        guard bytes.contains(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\t") }) else {
+        guard bytes.contains(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\t") })
+        else {
             throw VaultError(.invalidInput, "`\(url.path)` is empty; nothing was imported")
         }
         if let line = Self.firstNULLine(bytes) {

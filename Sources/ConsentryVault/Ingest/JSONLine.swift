@@ -78,7 +78,9 @@ struct JSONLine {
         if bytes[index] == UInt8(ascii: "-") { index += 1 }
         func digits(_ p: inout JSONLine) -> Int {
             var count = 0
-            while p.index < p.bytes.endIndex, p.bytes[p.index] >= UInt8(ascii: "0"), p.bytes[p.index] <= UInt8(ascii: "9") { p.index += 1; count += 1 }
+            while p.index < p.bytes.endIndex, p.bytes[p.index] >= UInt8(ascii: "0"), p.bytes[p.index] <= UInt8(ascii: "9") {
+                p.index += 1; count += 1
+            }
             return count
         }
         let intStart = index

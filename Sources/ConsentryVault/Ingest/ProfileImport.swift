@@ -67,7 +67,9 @@ extension Vault {
                     guard values.count == header.count else {
                         return ProfileRecord(
                             line: line, values: [],
-                            problem: FieldProblem(field: nil, reason: "has \(values.count) values but the header has \(header.count) columns; check for a missing or extra comma"))
+                            problem: FieldProblem(
+                                field: nil,
+                                reason: "has \(values.count) values but the header has \(header.count) columns; check for a missing or extra comma"))
                     }
                     return ProfileRecord(line: line, values: Array(zip(header, values)).map { (key: $0.0, value: $0.1) })
                 }
@@ -91,7 +93,8 @@ extension Vault {
     static func profileRecord(line: Int, text: ArraySlice<UInt8>) -> ProfileRecord {
         let value: JSONLine.Value
         do { value = try JSONLine.parse(text) } catch {
-            return ProfileRecord(line: line, values: [], problem: FieldProblem(field: nil, reason: "invalid JSON at column \(error.column): \(error.reason)"))
+            return ProfileRecord(
+                line: line, values: [], problem: FieldProblem(field: nil, reason: "invalid JSON at column \(error.column): \(error.reason)"))
         }
         guard case .object(let members) = value else {
             return ProfileRecord(line: line, values: [], problem: FieldProblem(field: nil, reason: "expected a JSON object `{...}`"))
@@ -103,7 +106,8 @@ extension Vault {
             case .bool(let b): record.values.append((key, b ? "true" : "false"))
             case .null: continue
             case .array, .object:
-                record.problem = record.problem ?? FieldProblem(field: String(key.prefix(64)), reason: "must be a string, number or boolean, not a list or object")
+                record.problem =
+                    record.problem ?? FieldProblem(field: String(key.prefix(64)), reason: "must be a string, number or boolean, not a list or object")
             }
         }
         return record
@@ -115,7 +119,9 @@ extension Vault {
             var reason = ""
             if case .malformed(_, let why)? = record { reason = " (\(why))" }
             throw VaultError(
-                .invalidInput, "`\(path)` line 1: the header row is malformed\(reason); the first line must list field names separated by commas (nothing was imported)")
+                .invalidInput,
+                "`\(path)` line 1: the header row is malformed\(reason); the first line must list field names separated by commas (nothing was imported)"
+            )
         }
         var names: [String] = []
         for (index, column) in raw.enumerated() {
@@ -123,7 +129,8 @@ extension Vault {
             guard name == Self.recordTimeColumn || FieldName.isValid(name) else {
                 throw VaultError(
                     .invalidInput,
-                    "`\(path)` line 1, column \(index + 1): the header `\(column.prefix(40))` is not a field name; use lower-case names from policies/fields.yaml (nothing was imported)")
+                    "`\(path)` line 1, column \(index + 1): the header `\(column.prefix(40))` is not a field name; use lower-case names from policies/fields.yaml (nothing was imported)"
+                )
             }
             guard !names.contains(name) else {
                 throw VaultError(.invalidInput, "`\(path)` line 1: the column `\(name)` appears twice; remove one (nothing was imported)")
@@ -131,19 +138,23 @@ extension Vault {
             if schema[name] == nil, let category = SpecialCategory.category(ofName: name) {
                 throw VaultError(
                     .invalidInput,
-                    "`\(path)` line 1: the column `\(name)` looks like special-category data (\(category)) and is not declared; special-category data is only imported when policies/fields.yaml declares it with `class: special` (nothing was imported)")
+                    "`\(path)` line 1: the column `\(name)` looks like special-category data (\(category)) and is not declared; special-category data is only imported when policies/fields.yaml declares it with `class: special` (nothing was imported)"
+                )
             }
             names.append(name)
         }
         guard names.contains("email") || names.contains("customer_id") else {
             throw VaultError(
-                .invalidInput, "`\(path)` line 1: the header has neither an `email` nor a `customer_id` column, so no record could be matched to a subject (nothing was imported)")
+                .invalidInput,
+                "`\(path)` line 1: the header has neither an `email` nor a `customer_id` column, so no record could be matched to a subject (nothing was imported)"
+            )
         }
         return names
     }
 
     /// Runs validated records through identity resolution and storage, one transaction per batch.
-    func ingestProfiles(_ records: some Sequence<ProfileRecord>, source: DataSource, report: inout ImportReport, audit: AuditDraft) throws(VaultError) {
+    func ingestProfiles(_ records: some Sequence<ProfileRecord>, source: DataSource, report: inout ImportReport, audit: AuditDraft) throws(VaultError)
+    {
         let ingest: ProfileIngest
         do { ingest = try ProfileIngest(vault: self, source: source) } catch { throw VaultError(.key, error.message) }
         try inBatches(records, line: \.line, report: &report, audit: audit) { record, db, _, report in
@@ -207,7 +218,9 @@ final class ProfileIngest {
                 if let category = SpecialCategory.category(ofName: key) {
                     throw FieldProblem(
                         field: String(key.prefix(64)),
-                        reason: "looks like special-category data (\(category)) and is not declared; declare it in policies/fields.yaml with `class: special` to import it")
+                        reason:
+                            "looks like special-category data (\(category)) and is not declared; declare it in policies/fields.yaml with `class: special` to import it"
+                    )
                 }
                 dropped.append(key)
                 continue
@@ -220,7 +233,8 @@ final class ProfileIngest {
         }
         for key in dropped { report.droppedFields[FieldName.isValid(key) ? key : "(invalid name)", default: 0] += 1 }
         guard identities[.email] != nil || identities[.customerID] != nil else {
-            throw FieldProblem(field: nil, reason: "the record has neither a valid `email` nor a `customer_id`; add one so it can be matched to a subject")
+            throw FieldProblem(
+                field: nil, reason: "the record has neither a valid `email` nor a `customer_id`; add one so it can be matched to a subject")
         }
         var hashes: [IdentityKind: [UInt8]] = [:]
         for (kind, value) in identities { hashes[kind] = vault.keys.blindIndex.index(kind, value) }
@@ -278,10 +292,12 @@ final class ProfileIngest {
             var packed = PackedFields()
             for (spec, value) in values {
                 let sealed = Sealing.seal(
-                    value, key: scratchKey, associatedData: Sealing.fieldAssociatedData(subject: subject, field: spec.name, keyVersion: 1), nonces: nonces)
+                    value, key: scratchKey, associatedData: Sealing.fieldAssociatedData(subject: subject, field: spec.name, keyVersion: 1),
+                    nonces: nonces)
                 packed.entries.append(.init(name: spec.name.rawValue, source: source, observedAt: observedAt, sealed: sealed))
             }
-            let wrapped = Sealing.wrap(scratchKey, kek: kek.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: kekVersion), nonces: nonces)
+            let wrapped = Sealing.wrap(
+                scratchKey, kek: kek.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: kekVersion), nonces: nonces)
             do {
                 try statement.execute(arguments: [
                     subject.rawValue, Int64(kekVersion), Data(wrapped), Data(packed.encoded()), now, now, Data(SecureRandom.bytes(32)),
@@ -296,7 +312,10 @@ final class ProfileIngest {
     /// Merges values into an existing subject. Per field, a value from a higher-precedence source wins;
     /// among equal precedence the newer (or equally new) value wins. Returns whether any value changed.
     private func merge(into subject: SubjectID, values: [(spec: FieldSpec, value: String)], observedAt: Int64, db: Database) throws -> Bool {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT kek_version, wrapped_key, key_version, fields FROM subject WHERE id = ?"), arguments: [subject.rawValue])
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT kek_version, wrapped_key, key_version, fields FROM subject WHERE id = ?"),
+                arguments: [subject.rawValue])
         else { throw VaultError(.integrity, "identity of subject \(subject) points to no subject row") }
         let kekVersion = UInt32(row[0] as Int64)
         let keyVersion = UInt32(row[2] as Int64)
@@ -329,12 +348,15 @@ final class ProfileIngest {
                     packed.entries[index].observedAt = observedAt
                 } else {
                     packed.entries[index] = .init(
-                        name: spec.name.rawValue, source: source, observedAt: observedAt, sealed: Sealing.seal(value, key: scratchKey, associatedData: ad, nonces: nonces))
+                        name: spec.name.rawValue, source: source, observedAt: observedAt,
+                        sealed: Sealing.seal(value, key: scratchKey, associatedData: ad, nonces: nonces))
                     changed = true
                 }
             } else {
                 packed.entries.append(
-                    .init(name: spec.name.rawValue, source: source, observedAt: observedAt, sealed: Sealing.seal(value, key: scratchKey, associatedData: ad, nonces: nonces)))
+                    .init(
+                        name: spec.name.rawValue, source: source, observedAt: observedAt,
+                        sealed: Sealing.seal(value, key: scratchKey, associatedData: ad, nonces: nonces)))
                 changed = true
                 touched = true
             }

@@ -1,7 +1,7 @@
 import ConsentryAudit
 public import ConsentryCore
-import ConsentryPolicy
 import ConsentryCrypto
+import ConsentryPolicy
 import Foundation
 import GRDB
 
@@ -63,19 +63,28 @@ extension Vault {
             while true {
                 let moved = try db.write { db -> Int in
                     let rows = try Row.fetchAll(
-                        db, sql: "SELECT id, kek_version, wrapped_key FROM subject WHERE kek_version <> ? LIMIT ?", arguments: [Int64(target), batchSize])
+                        db, sql: "SELECT id, kek_version, wrapped_key FROM subject WHERE kek_version <> ? LIMIT ?",
+                        arguments: [Int64(target), batchSize])
                     let update = try db.cachedStatement(sql: "UPDATE subject SET kek_version = ?, wrapped_key = ? WHERE id = ?")
                     for row in rows {
                         let subject = SubjectID(rawValue: row[0])
                         let version = UInt32(row[1] as Int64)
                         guard let oldKEK = keys.kek(version) else {
-                            throw VaultError(.key, "subject \(subject) is wrapped under key-encryption key version \(version), which the vault does not hold")
+                            throw VaultError(
+                                .key, "subject \(subject) is wrapped under key-encryption key version \(version), which the vault does not hold")
                         }
                         let ok = (row[2] as Data).withUnsafeBytes {
-                            Sealing.unwrap($0, kek: oldKEK.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: version), into: &scratch)
+                            Sealing.unwrap(
+                                $0, kek: oldKEK.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: version), into: &scratch
+                            )
                         }
-                        guard ok else { throw VaultError(.integrity, "the data key of subject \(subject) failed its integrity check; nothing of this batch was changed") }
-                        let wrapped = Sealing.wrap(scratch, kek: targetKEK.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: target), nonces: nonces)
+                        guard ok else {
+                            throw VaultError(
+                                .integrity, "the data key of subject \(subject) failed its integrity check; nothing of this batch was changed")
+                        }
+                        let wrapped = Sealing.wrap(
+                            scratch, kek: targetKEK.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: target),
+                            nonces: nonces)
                         scratch.zero()
                         try update.execute(arguments: [Int64(target), Data(wrapped), subject.rawValue])
                     }
@@ -88,7 +97,9 @@ extension Vault {
             // wrapped copies leave the WAL too (secure_delete overwrites them in the main file).
             try db.write { db in
                 let remaining = try Int.fetchOne(db, sql: "SELECT count(*) FROM subject WHERE kek_version <> ?", arguments: [Int64(target)]) ?? 0
-                guard remaining == 0 else { throw VaultError(.storage, "\(remaining) data keys still use an old key-encryption key; run `consentry keys rotate` again") }
+                guard remaining == 0 else {
+                    throw VaultError(.storage, "\(remaining) data keys still use an old key-encryption key; run `consentry keys rotate` again")
+                }
                 try db.execute(sql: "DELETE FROM kek WHERE state = 'retiring'")
             }
             _ = try db.writeWithoutTransaction { try $0.checkpoint(.truncate) }

@@ -42,7 +42,8 @@ extension Vault {
                 let created = try String.fetchOne(db, sql: "SELECT value FROM vault_meta WHERE key = 'created_at'").flatMap(Int64.init)
                 let migrations = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid")
                 return VaultStatus(
-                    path: directory.path, subjects: try count("subject"), identities: try count("identity") + count("shared_identity"), events: try count("event"),
+                    path: directory.path, subjects: try count("subject"), identities: try count("identity") + count("shared_identity"),
+                    events: try count("event"),
                     consentRecords: try count("consent_record"), derivedRecords: try count("derived"), keyVersion: Int(keys.activeVersion),
                     keyRotationPending: try count("kek") > 1, schemaVersion: migrations.last ?? "none", policyVersion: policyVersion,
                     declaredFields: schema.fields.count, createdAt: created.map { Normalize.formatTimestamp(millis: $0) })

@@ -61,7 +61,8 @@ struct FieldOpener {
             return true
         }
         if let failure {
-            throw VaultError(.integrity, "field `\(failure)` of subject \(subject) failed its integrity check (tampered, moved, or sealed under another key)")
+            throw VaultError(
+                .integrity, "field `\(failure)` of subject \(subject) failed its integrity check (tampered, moved, or sealed under another key)")
         }
         guard wellFormed else { throw VaultError(.integrity, "the stored profile of subject \(subject) is malformed") }
     }
@@ -99,7 +100,9 @@ extension Vault {
         do {
             try db.read { db in
                 if let only {
-                    try openSubjects(db, fields: fields, filter: "WHERE id = ?", arguments: [only.rawValue]) { subject, _, values in try body(subject, values) }
+                    try openSubjects(db, fields: fields, filter: "WHERE id = ?", arguments: [only.rawValue]) { subject, _, values in
+                        try body(subject, values)
+                    }
                 } else {
                     try openSubjects(db, fields: fields, filter: "", arguments: []) { subject, _, values in try body(subject, values) }
                 }
@@ -154,7 +157,8 @@ struct SubjectReader: ~Copyable {
             let kekVersion = UInt32(truncatingIfNeeded: row[1] as Int64)
             if kekCache?.version != kekVersion {
                 guard let box = keys.kek(kekVersion) else {
-                    throw VaultError(.key, "subject \(subject) is wrapped under key-encryption key version \(kekVersion), which the vault does not hold")
+                    throw VaultError(
+                        .key, "subject \(subject) is wrapped under key-encryption key version \(kekVersion), which the vault does not hold")
                 }
                 kekCache = (kekVersion, box)
             }

@@ -44,7 +44,9 @@ final class VaultKeys: @unchecked Sendable {
     /// Unwraps a stored KEK; nil when it does not open (wrong master key or tampering).
     func unwrapKEK(_ wrapped: [UInt8], version: UInt32) throws(CryptoError) -> KeyBox? {
         var kek = try SecretBytes(count: Sealing.keyLength)
-        let ok = wrapped.withUnsafeBytes { Sealing.unwrap($0, kek: kekWrapping.key, associatedData: Sealing.kekAssociatedData(version: version), into: &kek) }
+        let ok = wrapped.withUnsafeBytes {
+            Sealing.unwrap($0, kek: kekWrapping.key, associatedData: Sealing.kekAssociatedData(version: version), into: &kek)
+        }
         return ok ? KeyBox(kek) : nil
     }
 }
