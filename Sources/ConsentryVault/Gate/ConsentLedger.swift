@@ -114,19 +114,39 @@ extension Vault {
         return newest
     }
 
-    /// Resolves a reference to a subject inside a transaction.
-    func resolve(_ reference: SubjectReference, db: Database) throws -> SubjectID? {
+    /// A reference made ready for look-up: normalized and hashed, which needs no database.
+    enum IdentityLookup {
+        case subject(SubjectID)
+        case hash(IdentityKind, [UInt8])
+        case invalid
+    }
+
+    func identityLookup(_ reference: SubjectReference) -> IdentityLookup {
         switch reference {
+        case .subject(let id): return .subject(id)
+        case .email(let raw):
+            guard let value = try? Normalize.email(raw) else { return .invalid }
+            return .hash(.email, keys.blindIndex.index(.email, value))
+        case .customerID(let raw):
+            guard let value = try? Normalize.customerID(raw) else { return .invalid }
+            return .hash(.customerID, keys.blindIndex.index(.customerID, value))
+        }
+    }
+
+    /// Resolves a prepared look-up inside a transaction.
+    func resolve(_ lookup: IdentityLookup, db: Database) throws -> SubjectID? {
+        switch lookup {
         case .subject(let id):
             return try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM subject WHERE id = ?"), arguments: [id.rawValue]).map(
                 SubjectID.init(rawValue:))
-        case .email(let raw):
-            guard let value = try? Normalize.email(raw) else { return nil }
-            return try ProfileIngest.lookup(.email, keys.blindIndex.index(.email, value), db: db)
-        case .customerID(let raw):
-            guard let value = try? Normalize.customerID(raw) else { return nil }
-            return try ProfileIngest.lookup(.customerID, keys.blindIndex.index(.customerID, value), db: db)
+        case .hash(let kind, let hash): return try ProfileIngest.lookup(kind, hash, db: db)
+        case .invalid: return nil
         }
+    }
+
+    /// Resolves a reference to a subject inside a transaction.
+    func resolve(_ reference: SubjectReference, db: Database) throws -> SubjectID? {
+        try resolve(identityLookup(reference), db: db)
     }
 
     func auditSecret(of subject: SubjectID, db: Database) throws -> Data? {

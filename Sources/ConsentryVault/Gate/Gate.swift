@@ -98,15 +98,19 @@ extension Vault {
     /// - Throws: ``VaultError`` when the audit log or the database cannot be written or read.
     public func read(_ request: AccessRequest, subject reference: SubjectReference, requestID: String? = nil) throws(VaultError) -> GateRead {
         let result: GateRead
+        // Work that needs no database (the request-level decision, normalizing and hashing the identifier) is
+        // done before queueing, so the shared writer thread spends its time only on what needs the transaction.
+        let authorizedUpFront = loadedPolicy?.authorize(request)
+        let lookup = identityLookup(reference)
         do {
-            result = try groupCommitter.run(db) { [self] db -> GateRead in
-                guard let policy = loadedPolicy else {
+            result = try groupCommitter.run(db) { [self] db, scratch -> GateRead in
+                guard let policy = loadedPolicy, let authorizedUpFront else {
                     let decision = Decision.deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
                     let entry = try audit(draft(request, decision, requestID: requestID), db: db)
                     return GateRead(decision: decision, values: [:], pseudonym: nil, auditSequence: entry.sequence)
                 }
-                let authorized = policy.authorize(request)
-                guard let subject = try resolve(reference, db: db) else {
+                let authorized = authorizedUpFront
+                guard let subject = try resolve(lookup, db: db) else {
                     let decision = authorized.isPermit ? Decision.deny(.subjectNotFound) : authorized
                     let entry = try audit(draft(request, decision, requestID: requestID), db: db)
                     return GateRead(decision: decision, values: [:], pseudonym: nil, auditSequence: entry.sequence)
@@ -118,7 +122,8 @@ extension Vault {
                 let entry = try audit(draft(request, decision, subject: pseudonym, consentIDs: consentIDs, requestID: requestID), db: db)
                 guard decision.isPermit else { return GateRead(decision: decision, values: [:], pseudonym: pseudonym, auditSequence: entry.sequence) }
                 var values: [FieldName: String] = [:]
-                try openSubjects(db, fields: request.fields, filter: "WHERE id = ?", arguments: [subject.rawValue]) { _, _, opened in
+                var reader = SubjectReader(fields: request.fields, keys: keys)
+                try reader.open(db, scratch: &scratch, filter: "WHERE id = ?", arguments: [subject.rawValue]) { _, _, opened in
                     for (field, value) in zip(request.fields, opened) { if let value { values[field] = value } }
                 }
                 return GateRead(decision: decision, values: values, pseudonym: pseudonym, auditSequence: entry.sequence)
@@ -181,7 +186,8 @@ extension Vault {
             summary.auditSequences.append(entry.sequence)
             try checkpointIfDue()
             // Pass 2: read admitted subjects chunk by chunk, re-checking consent for each chunk.
-            var reader = try SubjectReader(fields: request.fields, keys: keys)
+            var reader = SubjectReader(fields: request.fields, keys: keys)
+            var scratch = try SecretBytes(count: Sealing.keyLength)
             var start = 0
             while start < admitted.count {
                 let chunk = admitted[start..<min(admitted.count, start + configuration.scanChunkSize)]
@@ -203,7 +209,7 @@ extension Vault {
                     var cursor = 0
                     let chunkStart = start - chunk.count
                     try reader.open(
-                        db, filter: "WHERE id BETWEEN ? AND ? ORDER BY id", arguments: [chunk.first!, chunk.last!],
+                        db, scratch: &scratch, filter: "WHERE id BETWEEN ? AND ? ORDER BY id", arguments: [chunk.first!, chunk.last!],
                         include: { subject in
                             while cursor < chunk.count && chunk[chunk.startIndex + cursor] < subject.rawValue { cursor += 1 }
                             return cursor < chunk.count && chunk[chunk.startIndex + cursor] == subject.rawValue && stillAdmitted[cursor]

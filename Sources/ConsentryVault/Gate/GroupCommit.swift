@@ -1,3 +1,4 @@
+import ConsentryCrypto
 import Foundation
 import GRDB
 
@@ -10,10 +11,10 @@ import GRDB
 final class GroupCommitter: @unchecked Sendable {
     // @unchecked: `queue`, `leaderActive` and each job's `result` are only touched under `condition`.
     private final class Job {
-        let work: (Database) throws -> GateRead
+        let work: (Database, inout SecretBytes) throws -> GateRead
         var staged: Result<GateRead, any Error>?
         var result: Result<GateRead, any Error>?
-        init(_ work: @escaping (Database) throws -> GateRead) { self.work = work }
+        init(_ work: @escaping (Database, inout SecretBytes) throws -> GateRead) { self.work = work }
     }
 
     private let condition = NSCondition()
@@ -22,7 +23,8 @@ final class GroupCommitter: @unchecked Sendable {
     /// Reads committed together, for the benchmark's report; not used for decisions.
     private(set) var largestBatch = 0
 
-    func run(_ pool: DatabasePool, _ work: @escaping (Database) throws -> GateRead) throws -> GateRead {
+    /// Runs `work` in a shared transaction; `work` gets a scratch key in locked memory, allocated once per batch.
+    func run(_ pool: DatabasePool, _ work: @escaping (Database, inout SecretBytes) throws -> GateRead) throws -> GateRead {
         let job = Job(work)
         condition.lock()
         queue.append(job)
@@ -37,12 +39,13 @@ final class GroupCommitter: @unchecked Sendable {
             largestBatch = max(largestBatch, batch.count)
             condition.unlock()
             let outcome = Result<Void, any Error> {
+                var scratch = try SecretBytes(count: Sealing.keyLength)
                 try pool.write { db in
                     for job in batch {
                         do {
                             var value: GateRead?
                             try db.inSavepoint {
-                                value = try job.work(db)
+                                value = try job.work(db, &scratch)
                                 return .commit
                             }
                             job.staged = .success(value!)

@@ -118,15 +118,16 @@ extension Vault {
         _ db: Database, fields: [FieldName], filter: String, arguments: StatementArguments, include: (SubjectID) -> Bool = { _ in true },
         _ body: (SubjectID, Data?, [String?]) throws -> Void
     ) throws {
-        var reader = try SubjectReader(fields: fields, keys: keys)
-        try reader.open(db, filter: filter, arguments: arguments, include: include, body)
+        var scratch = try SecretBytes(count: Sealing.keyLength)
+        var reader = SubjectReader(fields: fields, keys: keys)
+        try reader.open(db, scratch: &scratch, filter: filter, arguments: arguments, include: include, body)
     }
 }
 
-/// Decrypts chosen fields of subjects, keeping its scratch key (in locked memory), field opener and buffers
-/// across calls, so that a scan reading many chunks sets them up once.
-struct SubjectReader: ~Copyable {
-    private var scratch: SecretBytes
+/// Decrypts chosen fields of subjects, keeping its field opener and buffers across calls, so that a scan
+/// reading many chunks sets them up once. The caller lends the scratch key (locked memory), which is zeroed
+/// after every subject.
+struct SubjectReader {
     private var opener: FieldOpener
     private var values: [String?]
     private var wrapAD: [UInt8]
@@ -134,8 +135,7 @@ struct SubjectReader: ~Copyable {
     private let keys: VaultKeys
     private static let wrapPrefix = Array("cns-wrap-v1".utf8).count
 
-    init(fields: [FieldName], keys: VaultKeys) throws {
-        scratch = try SecretBytes(count: Sealing.keyLength)
+    init(fields: [FieldName], keys: VaultKeys) {
         opener = FieldOpener(fields: fields)
         values = [String?](repeating: nil, count: fields.count)
         wrapAD = Sealing.wrapAssociatedData(subject: SubjectID(rawValue: 0), kekVersion: 0)
@@ -144,7 +144,7 @@ struct SubjectReader: ~Copyable {
 
     /// Opens the subjects `filter` selects and `include` admits, calling `body` with each one's values.
     mutating func open(
-        _ db: Database, filter: String, arguments: StatementArguments, include: (SubjectID) -> Bool = { _ in true },
+        _ db: Database, scratch: inout SecretBytes, filter: String, arguments: StatementArguments, include: (SubjectID) -> Bool = { _ in true },
         _ body: (SubjectID, Data?, [String?]) throws -> Void
     ) throws {
         defer { scratch.zero() }
