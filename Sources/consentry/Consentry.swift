@@ -1,6 +1,10 @@
 import ArgumentParser
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The `consentry` command-line tool.
 @main
 struct Consentry: AsyncParsableCommand {
@@ -13,10 +17,37 @@ struct Consentry: AsyncParsableCommand {
             Environment: CONSENTRY_VAULT (default vault directory), CONSENTRY_MASTER_KEY (base64 master key; \
             overrides <vault>/keys/master.key), USER (the actor recorded in the audit log unless --actor is given).
             """,
-        version: "0.1.0",
+        version: "0.2.0",
         subcommands: [
             Init.self, Status.self, Import.self, Demo.self, Check.self, Keys.self, PolicyCommand.self, ConsentCommand.self, ProfileCommand.self,
             ScanCommand.self, AuditCommand.self,
         ]
     )
+
+    /// Hardens the process before any key is loaded, then runs the command.
+    static func main() async {
+        ProcessHardening.apply()
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+enum ProcessHardening {
+    /// No core files (they could hold values being processed; key memory is also excluded from dumps by
+    /// libsodium), and files this process creates are private (0600 and 0700).
+    static func apply() {
+        #if canImport(Glibc)
+            var noCore = rlimit(rlim_cur: 0, rlim_max: 0)
+            _ = setrlimit(Int32(RLIMIT_CORE.rawValue), &noCore)
+        #endif
+        umask(0o077)
+    }
 }

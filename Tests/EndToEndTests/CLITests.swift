@@ -119,3 +119,18 @@ struct CLITests {
         #expect(events.status == 0, "\(events.stderr)")
     }
 }
+
+@Suite("Process hardening")
+struct HardeningTests {
+    @Test("files the binary creates are private even under a permissive umask")
+    func privateFiles() throws {
+        let directory = TestSupport.temporaryDirectory("umask")
+        // `demo --write-files` creates files through Foundation, which honours the process umask.
+        let result = try CLI.run(["demo", "--write-files", directory.path, "--profiles", "2"])
+        #expect(result.status == 0)
+        for name in ["profiles.csv", "events.jsonl"] {
+            let mode = try FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(name).path)[.posixPermissions] as? Int
+            #expect(mode.map { $0 & 0o077 } == 0, "\(name) is readable by group or others: \(String(mode ?? 0, radix: 8))")
+        }
+    }
+}
