@@ -288,6 +288,19 @@ public final class Vault: Sendable {
         do { rows = try db.read { try Row.fetchAll($0, sql: "SELECT version, wrapped, state FROM kek ORDER BY version") } } catch {
             throw Self.storageError(error, "read the key-encryption keys")
         }
+        try installKEKs(rows)
+    }
+
+    /// Makes sure the KEKs held in memory match the stored ones, inside the caller's transaction: another
+    /// process may have rotated the keys since this vault was opened. Call it before wrapping or unwrapping.
+    func refreshKEKs(_ db: Database) throws {
+        let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT version, wrapped, state FROM kek ORDER BY version"))
+        let active = rows.first { ($0["state"] as String) == "active" }.map { UInt32($0["version"] as Int64) }
+        if active == keys.activeVersion, rows.allSatisfy({ keys.kek(UInt32($0["version"] as Int64)) != nil }) { return }
+        try installKEKs(rows)
+    }
+
+    private func installKEKs(_ rows: [Row]) throws(VaultError) {
         var unwrapped: [UInt32: KeyBox] = [:]
         var active: UInt32 = 0
         for row in rows {

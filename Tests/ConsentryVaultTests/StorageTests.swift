@@ -1,5 +1,6 @@
 import ConsentryCore
 import ConsentryCrypto
+import ConsentryPolicy
 import ConsentryTesting
 import Foundation
 import GRDB
@@ -207,5 +208,25 @@ struct RotationTests {
         #expect(report.resumed && report.fromVersion == 1 && report.toVersion == 2 && report.rewrapped == 30)
         #expect(try reopened.status().keyRotationPending == false)
         #expect(try reopened.check().subjectsChecked == 40)
+    }
+}
+
+@Suite("Key rotation by another process")
+struct ConcurrentRotationTests {
+    @Test("an import after another process rotated the keys wraps new subjects under the current key-encryption key")
+    func importAfterForeignRotation() throws {
+        let vault = try TestSupport.makeVault()
+        _ = try importCSV(vault, "a@example.test,C1,,,,,,\n")
+        let other = try Vault.open(at: vault.directory)
+        _ = try other.rotateKeys()
+        _ = try importCSV(vault, "b@example.test,C2,,,,,,\n")
+        let derived = try vault.writeDerived(
+            AccessRequest(actor: "t", role: .analyst, action: .score, purpose: .analytics), kind: "score", name: "x",
+            values: [try #require(try vault.findSubject(.email, "a@example.test")): "1"])
+        #expect(derived.decision == .permit)
+        let reopened = try Vault.open(at: vault.directory)
+        let report = try reopened.check()
+        #expect(report.passed, "\(report.problems)")
+        #expect(report.subjectsChecked == 2)
     }
 }

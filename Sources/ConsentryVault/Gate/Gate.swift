@@ -122,7 +122,7 @@ extension Vault {
                 let entry = try audit(draft(request, decision, subject: pseudonym, consentIDs: consentIDs, requestID: requestID), db: db)
                 guard decision.isPermit else { return GateRead(decision: decision, values: [:], pseudonym: pseudonym, auditSequence: entry.sequence) }
                 var values: [FieldName: String] = [:]
-                var reader = SubjectReader(fields: request.fields, keys: keys)
+                var reader = SubjectReader(fields: request.fields, vault: self)
                 try reader.open(db, scratch: &scratch, filter: "WHERE id = ?", arguments: [subject.rawValue]) { _, _, opened in
                     for (field, value) in zip(request.fields, opened) { if let value { values[field] = value } }
                 }
@@ -186,7 +186,7 @@ extension Vault {
             summary.auditSequences.append(entry.sequence)
             try checkpointIfDue()
             // Pass 2: read admitted subjects chunk by chunk, re-checking consent for each chunk.
-            var reader = SubjectReader(fields: request.fields, keys: keys)
+            var reader = SubjectReader(fields: request.fields, vault: self)
             var scratch = try SecretBytes(count: Sealing.keyLength)
             var start = 0
             while start < admitted.count {

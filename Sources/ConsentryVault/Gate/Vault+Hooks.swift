@@ -88,6 +88,7 @@ extension Vault {
         }
         do {
             let summary = try db.write { db -> DerivedWriteSummary in
+                try refreshKEKs(db)
                 var written = 0
                 var skipped: [String: Int] = [:]
                 var pseudonyms: [UInt8] = []
@@ -170,6 +171,7 @@ extension Vault {
                 guard let subject = try resolve(reference, db: db) else {
                     throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id")
                 }
+                try refreshKEKs(db)
                 let secret = try auditSecret(of: subject, db: db)
                 let pseudonym = self.pseudonym(secret: secret)
                 var export = SubjectExport(

@@ -21,6 +21,7 @@ extension Vault {
             var batchReport = report
             do {
                 try db.write { db in
+                    try refreshKEKs(db)
                     var cache: [String: SubjectID] = [:]
                     for item in batch { try process(item, db, &cache, &batchReport) }
                     // The batch and its audit entry commit together.

@@ -119,7 +119,7 @@ extension Vault {
         _ body: (SubjectID, Data?, [String?]) throws -> Void
     ) throws {
         var scratch = try SecretBytes(count: Sealing.keyLength)
-        var reader = SubjectReader(fields: fields, keys: keys)
+        var reader = SubjectReader(fields: fields, vault: self)
         try reader.open(db, scratch: &scratch, filter: filter, arguments: arguments, include: include, body)
     }
 }
@@ -133,13 +133,16 @@ struct SubjectReader {
     private var wrapAD: [UInt8]
     private var kekCache: (version: UInt32, box: KeyBox)?
     private let keys: VaultKeys
+    /// The vault, to reload KEKs after a rotation by another process.
+    private let vaultForRefresh: Vault?
     private static let wrapPrefix = Array("cns-wrap-v1".utf8).count
 
-    init(fields: [FieldName], keys: VaultKeys) {
+    init(fields: [FieldName], vault: Vault) {
+        self.vaultForRefresh = vault
         opener = FieldOpener(fields: fields)
         values = [String?](repeating: nil, count: fields.count)
         wrapAD = Sealing.wrapAssociatedData(subject: SubjectID(rawValue: 0), kekVersion: 0)
-        self.keys = keys
+        self.keys = vault.keys
     }
 
     /// Opens the subjects `filter` selects and `include` admits, calling `body` with each one's values.
@@ -156,6 +159,8 @@ struct SubjectReader {
             guard include(subject) else { continue }
             let kekVersion = UInt32(truncatingIfNeeded: row[1] as Int64)
             if kekCache?.version != kekVersion {
+                // A version this process has not seen: another process rotated the keys.
+                if keys.kek(kekVersion) == nil { try vaultForRefresh?.refreshKEKs(db) }
                 guard let box = keys.kek(kekVersion) else {
                     throw VaultError(
                         .key, "subject \(subject) is wrapped under key-encryption key version \(kekVersion), which the vault does not hold")
