@@ -62,9 +62,21 @@ public struct CheckpointFile: Sendable {
 
     /// Appends one checkpoint and flushes it to disk (the file is created 0600 if absent).
     public func append(_ checkpoint: Checkpoint) throws(AuditError) {
+        try appendExclusively { checkpoint }
+    }
+
+    /// Holds an exclusive lock on the file while `make` builds the checkpoint (typically from the log's current
+    /// end) and it is appended, so that checkpoints written by several processes never go backwards.
+    /// `make` returns nil when there is nothing to checkpoint.
+    public func appendExclusively(_ make: () throws -> Checkpoint?) throws(AuditError) {
         let fd = open(url.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw AuditError(.unwritable, "cannot write the checkpoint file `\(url.path)`: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
+        guard flock(fd, LOCK_EX) == 0 else { throw AuditError(.unwritable, "cannot lock the checkpoint file `\(url.path)`") }
+        defer { flock(fd, LOCK_UN) }
+        let made: Checkpoint?
+        do { made = try make() } catch { throw AuditError(.unwritable, "cannot read the end of the audit log for a checkpoint") }
+        guard let checkpoint = made else { return }
         let bytes = Array((checkpoint.line + "\n").utf8)
         guard write(fd, bytes, bytes.count) == bytes.count, fsync(fd) == 0 else {
             throw AuditError(.unwritable, "cannot write the checkpoint file `\(url.path)`: \(String(cString: strerror(errno)))")

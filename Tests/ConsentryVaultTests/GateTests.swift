@@ -486,3 +486,23 @@ struct GateHookTests {
         }
     }
 }
+
+@Suite("Checkpoints from several writers")
+struct ConcurrentCheckpointTests {
+    @Test("checkpoints written concurrently by two vault instances never go backwards, and the log verifies")
+    func concurrentCheckpoints() throws {
+        let first = try gateVault()
+        let second = try Vault.open(at: first.directory)
+        let request = AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "x")
+        DispatchQueue.concurrentPerform(iterations: 6) { worker in
+            let vault = worker % 2 == 0 ? first : second
+            for i in 0..<25 {
+                _ = try? vault.read(request, subject: .email("s\((worker + i) % 10)@example.test"))
+                try? vault.checkpointIfDue(force: true)
+            }
+        }
+        let report = try first.verifyAudit(actor: "t", role: .admin)
+        #expect(report.passed, "\(report.problems)")
+        #expect(report.checkpointsChecked > 10)
+    }
+}

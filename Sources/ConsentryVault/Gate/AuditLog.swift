@@ -98,21 +98,26 @@ extension Vault {
         {
             return
         }
-        let last: Row?
-        do { last = try db.read { try Row.fetchOne($0, sql: "SELECT sequence, hash FROM audit_entry ORDER BY sequence DESC LIMIT 1") } } catch {
-            throw Self.storageError(error, "read the audit log")
+        // The log's end is read while the checkpoint file is locked, so that checkpoints written by several
+        // processes are appended in the order of the sequences they cover.
+        do {
+            try checkpointFile.appendExclusively { () throws -> Checkpoint? in
+                let last = try db.read { try Row.fetchOne($0, sql: "SELECT sequence, hash FROM audit_entry ORDER BY sequence DESC LIMIT 1") }
+                let sequence: Int64 = last?[0] ?? 0
+                let previous = checkpointState.withLock { $0 }
+                let newest = checkpointFile.read()?.checkpoints.last?.checkpoint.sequence ?? 0
+                let now = nowMillis
+                guard sequence > max(previous.sequence, newest) else { return nil }
+                guard
+                    force || sequence - previous.sequence >= configuration.checkpointEveryEntries
+                        || now - previous.time >= Int64(configuration.checkpointEverySeconds * 1000)
+                else { return nil }
+                checkpointState.withLock { $0 = (sequence, now) }
+                return Checkpoint(sequence: sequence, hash: last?[1] ?? AuditEntry.genesisHash, time: now, signer: keys.signer)
+            }
+        } catch {
+            throw VaultError(.storage, error.message)
         }
-        let sequence: Int64 = last?[0] ?? 0
-        let previous = checkpointState.withLock { $0 }
-        let now = nowMillis
-        guard sequence > previous.sequence else { return }
-        guard
-            force || sequence - previous.sequence >= configuration.checkpointEveryEntries
-                || now - previous.time >= Int64(configuration.checkpointEverySeconds * 1000)
-        else { return }
-        let checkpoint = Checkpoint(sequence: sequence, hash: last?[1] ?? AuditEntry.genesisHash, time: now, signer: keys.signer)
-        do { try checkpointFile.append(checkpoint) } catch { throw VaultError(.storage, error.message) }
-        checkpointState.withLock { $0 = (sequence, now) }
     }
 
     /// Reads the newest checkpoint (at open) so that cadence continues across processes.
