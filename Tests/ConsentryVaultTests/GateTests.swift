@@ -506,3 +506,17 @@ struct ConcurrentCheckpointTests {
         #expect(report.checkpointsChecked > 10)
     }
 }
+
+@Suite("Demo data is audited")
+struct DemoAuditTests {
+    @Test("the demo's imports and consent writes are in the audit log, and the log verifies")
+    func demoAudited() throws {
+        let vault = try TestSupport.makeVault()
+        let report = try vault.loadDemoData(DemoOptions(profiles: 40, eventsPerProfile: 2))
+        let entries = try vault.queryAudit(AuditFilter(limit: 1_000), actor: "t", role: .admin)
+        let consentWrites = entries.filter { $0.action == "consent_write" }.reduce(0) { $0 + ($1.counts["records"] ?? 0) }
+        #expect(consentWrites == report.consentRecords && consentWrites > 0)
+        #expect(entries.contains { $0.action == "import" && $0.reasons.contains("demo profiles") })
+        #expect(try vault.verifyAudit(actor: "t", role: .admin).passed)
+    }
+}

@@ -1,5 +1,7 @@
+import ConsentryAudit
 public import ConsentryCore
 import ConsentryCrypto
+import ConsentryPolicy
 public import Foundation
 import GRDB
 
@@ -228,6 +230,7 @@ extension Vault {
     public func loadDemoData(_ options: DemoOptions, actor: String = "system", role: Role = .admin) throws(VaultError) -> DemoReport {
         let profileAudit = try importAudit(actor: actor, role: role, what: "demo profiles")
         let eventAudit = try importAudit(actor: actor, role: role, what: "demo events")
+        let consentDecision = try requireAdministrative(.consentWrite, actor: actor, role: role, requestID: nil)
         let generator = DemoGenerator(options: options, now: clock.now())
         var profiles = ImportReport(file: "(demo)", kind: "profiles")
         for source in [DataSource.crm, .web, .pos] {
@@ -274,6 +277,14 @@ extension Vault {
                                 subject: subject, purpose: record.purpose, state: record.state, time: record.time, source: "demo", db: db)
                             written += 1
                         }
+                    }
+                    // Consent writes are administrative changes: the batch and its entry commit together.
+                    if written > 0 {
+                        var entry = draft(
+                            AccessRequest(actor: actor, role: role, action: .consentWrite), consentDecision, counts: ["records": written],
+                            requestID: nil)
+                        entry.reasons.append("source: demo")
+                        _ = try audit(entry, db: db)
                     }
                     return written
                 }
