@@ -31,6 +31,8 @@ public enum AuditAction: String, Sendable, Hashable, CaseIterable, Codable {
     case flagWrite = "flag_write"
     /// A subject's consent history was read.
     case consentRead = "consent_read"
+    /// Every sealed value was opened to check its integrity (no value left the vault).
+    case integrityCheck = "integrity_check"
     /// The audit log was read, queried, exported or verified.
     case auditRead = "audit_read"
     /// A vault was created.

@@ -245,7 +245,8 @@ struct Check: ParsableCommand {
                 names?.append(name)
             }
         }
-        let report = try Output.guarding { try vault.check(fields: names) }
+        let report = try Output.guarding { try vault.check(fields: names, actor: global.actorName) }
+        try? vault.checkpointIfDue(force: true)
         if global.json {
             Output.printJSON(report)
         } else {

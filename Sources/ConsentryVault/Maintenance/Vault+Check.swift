@@ -1,3 +1,4 @@
+import ConsentryAudit
 public import ConsentryCore
 import ConsentryCrypto
 import ConsentryPolicy
@@ -30,7 +31,9 @@ extension Vault {
     /// - Parameters:
     ///   - fields: the fields to open; nil opens every declared field.
     ///   - structural: also run SQLite's `quick_check` and `foreign_key_check`.
-    public func check(fields: [FieldName]? = nil, structural: Bool = true) throws(VaultError) -> CheckReport {
+    /// - Parameter actor: when given, the check is recorded in the audit log as `integrity_check` by this actor
+    ///   in the `admin` role (the CLI always records it).
+    public func check(fields: [FieldName]? = nil, structural: Bool = true, actor: String? = nil) throws(VaultError) -> CheckReport {
         var report = CheckReport()
         let names = fields ?? schema.fields.map(\.name)
         // Scan subject by subject so that one bad subject does not hide the others.
@@ -69,6 +72,15 @@ extension Vault {
             } catch {
                 report.databaseCheck = "failed: \(Self.storageError(error, "check the database").message)"
             }
+        }
+        if let actor {
+            var entry = AuditDraft(
+                actor: actor, role: .admin, action: .integrityCheck, fields: names.map(\.rawValue),
+                counts: ["subjects": report.subjectsChecked, "values": report.valuesOpened, "problems": report.problems.count],
+                decision: .permit, reasons: [report.passed ? "passed" : "failed"], policyVersion: policyVersion)
+            entry.subject = nil
+            // A damaged vault may not take the entry; the report must still reach the operator.
+            do { try auditAlone(entry) } catch { report.problems.append("the check could not be recorded in the audit log: \(error.message)") }
         }
         return report
     }
