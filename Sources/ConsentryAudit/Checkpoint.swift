@@ -83,6 +83,18 @@ public struct CheckpointFile: Sendable {
         }
     }
 
+    /// The newest well-formed checkpoint, read from the end of the file only (the file grows for the vault's
+    /// whole life); nil when there is none.
+    public func newest() -> Checkpoint? {
+        guard let handle = FileHandle(forReadingAtPath: url.path) else { return nil }
+        defer { try? handle.close() }
+        guard let size = try? handle.seekToEnd(), size > 0 else { return nil }
+        let window: UInt64 = 4096
+        try? handle.seek(toOffset: size > window ? size - window : 0)
+        guard let data = try? handle.readToEnd() else { return nil }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").reversed().lazy.compactMap { Checkpoint(line: String($0)) }.first
+    }
+
     /// Reads every checkpoint; nil when the file does not exist. A malformed line is returned as a problem.
     public func read() -> (checkpoints: [(line: Int, checkpoint: Checkpoint)], problems: [String])? {
         guard let data = FileManager.default.contents(atPath: url.path) else { return nil }

@@ -129,3 +129,19 @@ struct AuditChainTests {
         #expect(entry.exportLine.hasSuffix(",\"hash\":\"\(entry.hash)\"}"))
     }
 }
+
+@Suite("Checkpoint file")
+struct CheckpointFileTests {
+    @Test("the newest checkpoint is found from the end of a long file")
+    func newestFromTail() throws {
+        let signer = try Signer(seed: try SecretBytes.random(count: 32))
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("cp-\(UUID().uuidString)")
+        let file = CheckpointFile(url: url)
+        #expect(file.newest() == nil)
+        for sequence in 0..<500 {
+            try file.append(Checkpoint(sequence: Int64(sequence), hash: String(repeating: "a", count: 64), time: Int64(sequence), signer: signer))
+        }
+        #expect(file.newest()?.sequence == 499)
+        #expect(file.read()?.checkpoints.count == 500)
+    }
+}

@@ -105,7 +105,7 @@ extension Vault {
                 let last = try db.read { try Row.fetchOne($0, sql: "SELECT sequence, hash FROM audit_entry ORDER BY sequence DESC LIMIT 1") }
                 let sequence: Int64 = last?[0] ?? 0
                 let previous = checkpointState.withLock { $0 }
-                let newest = checkpointFile.read()?.checkpoints.last?.checkpoint.sequence ?? 0
+                let newest = checkpointFile.newest()?.sequence ?? 0
                 let now = nowMillis
                 guard sequence > max(previous.sequence, newest) else { return nil }
                 guard
@@ -122,7 +122,7 @@ extension Vault {
 
     /// Reads the newest checkpoint (at open) so that cadence continues across processes.
     func loadCheckpointState() {
-        let newest = checkpointFile.read()?.checkpoints.last?.checkpoint
+        let newest = checkpointFile.newest()
         checkpointState.withLock { $0 = (newest?.sequence ?? 0, newest?.time ?? 0) }
     }
 
