@@ -117,6 +117,7 @@ extension Policy {
         var rule = ""
         let a = Self.actions.count, p = Self.purposeCount
         let base = (request.role.ordinal * a + request.action.ordinal) * (p + 1)
+        // INVARIANT: deny by default, deny on error.
         // The final decision is a table (after Cedar, except that an error denies rather than skipping):
         //   any failed check                → deny, with every failed check as a reason
         //   no failed check, a granting rule → permit, with the rule as the reason

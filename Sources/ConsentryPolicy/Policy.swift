@@ -172,6 +172,9 @@ public struct Policy: Sendable {
     @inline(__always)
     func reasonRequired(_ role: Role, _ action: Action) -> Bool { reasonTable[role.ordinal * Self.actions.count + action.ordinal] }
 
+    // INVARIANT: minimization is structural. A purpose's field set is checked here against fields.yaml when the
+    // policy loads, and against every request in `authorize`.
+
     /// The fields `purpose` may use.
     public func fields(for purpose: Purpose) -> [FieldName] { purposes[purpose]?.fields ?? [] }
 

@@ -119,6 +119,8 @@ extension Vault {
                 let derived = try derivedStates(db, from: subject.rawValue, to: subject.rawValue)[subject.rawValue] ?? DerivedState()
                 let decision = policy.decide(request, subject: derived.state)
                 let consentIDs = request.purpose.flatMap { derived.recordIDs[$0] }.map { [$0] } ?? []
+                // INVARIANT: no audit, no data. The entry is written in this transaction before anything is
+                // decrypted, and the caller gets the values only after the transaction commits.
                 let entry = try audit(draft(request, decision, subject: pseudonym, consentIDs: consentIDs, requestID: requestID), db: db)
                 guard decision.isPermit else { return GateRead(decision: decision, values: [:], pseudonym: pseudonym, auditSequence: entry.sequence) }
                 var values: [FieldName: String] = [:]
@@ -162,6 +164,7 @@ extension Vault {
         var seen: (consent: Int64, flag: Int64) = (0, 0)
         do {
             // Pass 1: decide every subject and record the admitted set before anything is decrypted.
+            // INVARIANT: no audit, no data; and minimization: only admitted subjects are ever opened (pass 2's `include`).
             let entry = try db.write { db -> AuditEntry in
                 seen = try applyLedger(db, from: 1, to: Int64.max, after: (0, 0), withRecordIDs: false, to: &states)
                 let rows = try Row.fetchCursor(db, sql: "SELECT id, audit_secret FROM subject INDEXED BY subject_audit_secret ORDER BY id")

@@ -265,6 +265,8 @@ extension Vault {
                     deleted[table] =
                         try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table) WHERE subject_id = ?", arguments: [subject.rawValue]) ?? 0
                 }
+                // INVARIANT: erasure is final. The row holds the wrapped data key and the pseudonym secret;
+                // deleting it crypto-shreds every sealed value and unlinks past audit entries.
                 try db.execute(sql: "DELETE FROM subject WHERE id = ?", arguments: [subject.rawValue])
                 deleted["subject"] = db.changesCount
                 var entry = draft(request, authorized, subject: pseudonym, counts: deleted.mapKeys { "deleted.\($0)" }, requestID: requestID)

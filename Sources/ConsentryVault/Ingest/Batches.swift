@@ -20,6 +20,8 @@ extension Vault {
             guard let first = batch.first else { return }
             var batchReport = report
             do {
+                // INVARIANT: nothing half-written. A batch's subjects, their identities and its audit entry
+                // commit together or not at all.
                 try db.write { db in
                     try refreshKEKs(db)
                     var cache: [String: SubjectID] = [:]
