@@ -60,11 +60,14 @@ extension Vault {
             var scratch = try SecretBytes(count: Sealing.keyLength)
             defer { scratch.zero() }
             var rewrapped = 0
+            // Page through subjects by id (the primary key), re-wrapping those not yet under the target.
+            var after: Int64 = 0
             while true {
-                let moved = try db.write { db -> Int in
-                    let rows = try Row.fetchAll(
-                        db, sql: "SELECT id, kek_version, wrapped_key FROM subject WHERE kek_version <> ? LIMIT ?",
-                        arguments: [Int64(target), batchSize])
+                let (scanned, moved) = try db.write { db -> (Int, Int) in
+                    let page = try Row.fetchAll(
+                        db, sql: "SELECT id, kek_version, wrapped_key FROM subject WHERE id > ? ORDER BY id LIMIT ?", arguments: [after, batchSize])
+                    after = page.last?[0] ?? after
+                    let rows = page.filter { ($0[1] as Int64) != Int64(target) }
                     let update = try db.cachedStatement(sql: "UPDATE subject SET kek_version = ?, wrapped_key = ? WHERE id = ?")
                     for row in rows {
                         let subject = SubjectID(rawValue: row[0])
@@ -88,10 +91,10 @@ extension Vault {
                         scratch.zero()
                         try update.execute(arguments: [Int64(target), Data(wrapped), subject.rawValue])
                     }
-                    return rows.count
+                    return (page.count, rows.count)
                 }
                 rewrapped += moved
-                if moved < batchSize { break }
+                if scanned < batchSize { break }
             }
             // Step 3: retire the old KEKs once nothing references them, then checkpoint so that their
             // wrapped copies leave the WAL too (secure_delete overwrites them in the main file).
