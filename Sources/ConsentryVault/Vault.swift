@@ -103,6 +103,17 @@ public final class Vault: Sendable {
         guard fm.createFile(atPath: dbURL.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
             throw VaultError(.storage, "could not create `\(dbURL.path)`; check that the directory is writable")
         }
+        // 16 KB pages: a quarter of the write calls for imports and checkpoints than SQLite's default 4 KB. The page
+        // size can only be chosen before the database turns to WAL, so it is set here, before the pool opens it.
+        do {
+            let setup = try DatabaseQueue(path: dbURL.path)
+            try setup.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA user_version = 1")
+            }
+            try setup.close()
+        } catch {
+            throw Self.storageError(error, "create the vault database")
+        }
         return try open(directory: directory, master: master, configuration: configuration, creating: true)
     }
 

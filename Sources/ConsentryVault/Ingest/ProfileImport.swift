@@ -152,13 +152,32 @@ extension Vault {
         return names
     }
 
-    /// Runs validated records through identity resolution and storage, one transaction per batch.
+    /// Runs records through identity resolution and storage, one transaction per batch.
+    ///
+    /// Two stages on two threads: a preparer validates, normalizes, hashes and seals each record as a would-be new
+    /// subject (nothing that needs the database), while this thread resolves identities and writes. A bounded queue
+    /// between them keeps memory flat.
     func ingestProfiles(_ records: some Sequence<ProfileRecord>, source: DataSource, report: inout ImportReport, audit: AuditDraft) throws(VaultError)
     {
         let ingest: ProfileIngest
-        do { ingest = try ProfileIngest(vault: self, source: source) } catch { throw VaultError(.key, error.message) }
-        try inBatches(records, line: \.line, report: &report, audit: audit) { record, db, _, report in
-            try ingest.process(record, db: db, report: &report)
+        let preparer: ProfilePreparer
+        do {
+            ingest = try ProfileIngest(vault: self, source: source)
+            preparer = try ProfilePreparer(vault: self, source: source, now: ingest.now)
+        } catch { throw VaultError(.key, error.message) }
+        let queue = BoundedQueue<PreparedProfile>(capacity: 4_096)
+        let input = UncheckedBox(AnyIterator(records.makeIterator()))
+        let producer = Thread {
+            while let record = input.value.next() {
+                guard queue.put(preparer.prepare(record)) else { break }
+            }
+            queue.close()
+        }
+        producer.start()
+        // Whatever happens below, stop the preparer and wait for it before returning.
+        defer { queue.cancelAndDrain() }
+        try inBatches(AnySequence { AnyIterator { queue.take() } }, line: \.line, report: &report, audit: audit) { prepared, db, _, report in
+            try ingest.apply(prepared, db: db, report: &report)
         }
     }
 }
@@ -190,69 +209,53 @@ final class ProfileIngest {
         self.limit = vault.configuration.maxReportedRejections
     }
 
-    /// Validates, resolves and stores one record. A `FieldProblem` rejects the record; a database error aborts the batch.
-    func process(_ record: ProfileRecord, db: Database, report: inout ImportReport) throws {
-        do {
-            try store(record, db: db, report: &report)
-        } catch let problem as FieldProblem {
-            report.reject(.init(line: record.line, field: problem.field, reason: problem.reason), limit: limit)
+    /// Resolves and stores one prepared record. A `FieldProblem` rejects the record; a database error aborts the batch.
+    func apply(_ prepared: PreparedProfile, db: Database, report: inout ImportReport) throws {
+        for key in prepared.dropped { report.droppedFields[FieldName.isValid(key) ? key : "(invalid name)", default: 0] += 1 }
+        if let problem = prepared.problem {
+            report.reject(.init(line: prepared.line, field: problem.field, reason: problem.reason), limit: limit)
+            return
         }
-    }
-
-    private func store(_ record: ProfileRecord, db: Database, report: inout ImportReport) throws {
-        if let problem = record.problem { throw problem }
-        var values: [(spec: FieldSpec, value: String)] = []
-        var observedAt = now
-        var identities: [IdentityKind: String] = [:]
-        var dropped: [String] = []
-        for (key, raw) in record.values {
-            if key == Vault.recordTimeColumn {
-                guard !Normalize.trimmed(raw).isEmpty else { continue }
-                do { observedAt = try Normalize.timestampMillis(raw) } catch { throw FieldProblem(field: key, reason: error.message) }
-                if observedAt > now + 86_400_000 {
-                    throw FieldProblem(field: key, reason: "is more than a day in the future; check the source system's clock")
-                }
-                continue
-            }
-            guard let spec = vault.schema[key] else {
-                if let category = SpecialCategory.category(ofName: key) {
-                    throw FieldProblem(
-                        field: String(key.prefix(64)),
-                        reason:
-                            "looks like special-category data (\(category)) and is not declared; declare it in policies/fields.yaml with `class: special` to import it"
-                    )
-                }
-                dropped.append(key)
-                continue
-            }
-            guard !Normalize.trimmed(raw).isEmpty else { continue }  // a missing value is never stored as if real
-            let value: String
-            do { value = try Normalize.value(raw, as: spec.type) } catch { throw FieldProblem(field: key, reason: error.message) }
-            if let kind = spec.identityKind { identities[kind] = value }
-            values.append((spec, value))
-        }
-        for key in dropped { report.droppedFields[FieldName.isValid(key) ? key : "(invalid name)", default: 0] += 1 }
-        guard identities[.email] != nil || identities[.customerID] != nil else {
-            throw FieldProblem(
-                field: nil, reason: "the record has neither a valid `email` nor a `customer_id`; add one so it can be matched to a subject")
-        }
-        var hashes: [IdentityKind: [UInt8]] = [:]
-        for (kind, value) in identities { hashes[kind] = vault.keys.blindIndex.index(kind, value) }
+        let hashes = prepared.hashes
         let byEmail = try hashes[.email].flatMap { try Self.lookup(.email, $0, db: db) }
         let byCustomer = try hashes[.customerID].flatMap { try Self.lookup(.customerID, $0, db: db) }
         if let byEmail, let byCustomer, byEmail != byCustomer {
-            throw FieldProblem(
-                field: nil,
-                reason: "the `email` and the `customer_id` belong to two different subjects; correct the record or merge the subjects first")
+            report.reject(
+                .init(
+                    line: prepared.line, field: nil,
+                    reason: "the `email` and the `customer_id` belong to two different subjects; correct the record or merge the subjects first"),
+                limit: limit)
+            return
         }
         if let existing = byEmail ?? byCustomer {
-            let changed = try merge(into: existing, values: values, observedAt: observedAt, db: db)
+            let changed = try merge(into: existing, values: prepared.values, observedAt: prepared.observedAt, db: db)
             if changed { report.merged += 1 } else { report.unchanged += 1 }
             try insertIdentities(hashes, subject: existing, db: db)
         } else {
-            let subject = try insertSubject(values: values, observedAt: observedAt, db: db)
+            let subject = try insertPrepared(prepared, db: db)
             try insertIdentities(hashes, subject: subject, db: db)
             report.inserted += 1
+        }
+    }
+
+    /// Inserts the subject the preparer sealed; seals again here if the key-encryption key changed since (another
+    /// process rotated the keys) or the random id is taken.
+    private func insertPrepared(_ prepared: PreparedProfile, db: Database) throws -> SubjectID {
+        guard let fresh = prepared.fresh, fresh.kekVersion == vault.keys.activeVersion else {
+            return try insertSubject(values: prepared.values, observedAt: prepared.observedAt, db: db)
+        }
+        let statement = try db.cachedStatement(
+            sql: """
+                INSERT INTO subject (id, kek_version, wrapped_key, key_version, fields, created_at, updated_at, audit_secret)
+                VALUES (?, ?, ?, 1, ?, ?, ?, ?)
+                """)
+        do {
+            try statement.execute(arguments: [
+                fresh.id.rawValue, Int64(fresh.kekVersion), Data(fresh.wrapped), Data(fresh.packed), now, now, Data(fresh.auditSecret),
+            ])
+            return fresh.id
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
+            return try insertSubject(values: prepared.values, observedAt: prepared.observedAt, db: db)
         }
     }
 
