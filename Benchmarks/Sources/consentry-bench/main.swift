@@ -310,9 +310,10 @@ do {
         - Profiles/s counts subjects created. Each costs one subject row (random id) and three blind-index rows keyed by
           random hashes, plus their child indexes: about seven random B-tree inserts, against one sequential insert per
           plain row in the C baseline, before any parsing, validation, hashing or sealing (eleven XChaCha20-Poly1305
-          seals and three keyed BLAKE2b hashes per profile). The import runs on one thread.
-        - Next steps toward the profile target: prepare records (parse, normalize, hash, seal under a fresh data key) on
-          a second core while the first writes, and bind statement arguments without intermediate boxing.
+          seals and three keyed BLAKE2b hashes per profile). Records are prepared (parsed, normalized, hashed, sealed)
+          on one core while the other writes; the writer (SQLite's B-trees and the kernel's page writes, every page
+          written to the WAL and again at checkpoint) is the bound. Next steps: bind statement arguments without
+          intermediate boxing, and fewer, larger checkpoints during bulk imports.
         - Audited gated reads: each read is a write transaction on SQLite's single writer (decision, audit entry, decrypt,
           commit). Group commit shares the fsync among concurrent reads, but the per-read work (blind-index look-up,
           consent derivation, audit chaining, key unwrap and decrypt) still runs on that one thread, so 50 callers on
