@@ -238,24 +238,29 @@ final class ProfileIngest {
         }
     }
 
-    /// Inserts the subject the preparer sealed; seals again here if the key-encryption key changed since (another
-    /// process rotated the keys) or the random id is taken.
+    /// Inserts the subject the preparer sealed. Seals it again here if the key-encryption key changed since
+    /// (another process rotated the keys) or, about once in 2^63 subjects, the random id is taken.
     private func insertPrepared(_ prepared: PreparedProfile, db: Database) throws -> SubjectID {
-        guard let fresh = prepared.fresh, fresh.kekVersion == vault.keys.activeVersion else {
-            return try insertSubject(values: prepared.values, observedAt: prepared.observedAt, db: db)
-        }
         let statement = try db.cachedStatement(
             sql: """
                 INSERT INTO subject (id, kek_version, wrapped_key, key_version, fields, created_at, updated_at, audit_secret)
                 VALUES (?, ?, ?, 1, ?, ?, ?, ?)
                 """)
-        do {
-            try statement.execute(arguments: [
-                fresh.id.rawValue, Int64(fresh.kekVersion), Data(fresh.wrapped), Data(fresh.packed), now, now, Data(fresh.auditSecret),
-            ])
-            return fresh.id
-        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
-            return try insertSubject(values: prepared.values, observedAt: prepared.observedAt, db: db)
+        var candidate = prepared.fresh
+        while true {
+            if candidate?.kekVersion != vault.keys.activeVersion {
+                candidate = NewSubject.seal(
+                    prepared.values, observedAt: prepared.observedAt, source: source, keys: vault.keys, scratch: &scratchKey, nonces: nonces)
+            }
+            guard let fresh = candidate else { throw VaultError(.key, "the active key-encryption key is not loaded") }
+            do {
+                try statement.execute(arguments: [
+                    fresh.id.rawValue, Int64(fresh.kekVersion), Data(fresh.wrapped), Data(fresh.packed), now, now, Data(fresh.auditSecret),
+                ])
+                return fresh.id
+            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
+                candidate = nil  // the random id is taken: seal again under a new one
+            }
         }
     }
 
@@ -276,38 +281,6 @@ final class ProfileIngest {
                 try shared.execute(arguments: [Data(hash), subject.rawValue, kind.rawValue, source.rawValue, now])
             } else {
                 try unique.execute(arguments: [Data(hash), kind.rawValue, subject.rawValue, source.rawValue, now])
-            }
-        }
-    }
-
-    private func insertSubject(values: [(spec: FieldSpec, value: String)], observedAt: Int64, db: Database) throws -> SubjectID {
-        let kekVersion = vault.keys.activeVersion
-        guard let kek = vault.keys.kek(kekVersion) else { throw VaultError(.key, "the active key-encryption key is not loaded") }
-        scratchKey.withUnsafeMutableBytes { ConsentryCrypto.SecureRandom.fill($0) }
-        defer { scratchKey.zero() }
-        let statement = try db.cachedStatement(
-            sql: """
-                INSERT INTO subject (id, kek_version, wrapped_key, key_version, fields, created_at, updated_at, audit_secret)
-                VALUES (?, ?, ?, 1, ?, ?, ?, ?)
-                """)
-        while true {
-            let subject = SecureRandom.subjectID()
-            var packed = PackedFields()
-            for (spec, value) in values {
-                let sealed = Sealing.seal(
-                    value, key: scratchKey, associatedData: Sealing.fieldAssociatedData(subject: subject, field: spec.name, keyVersion: 1),
-                    nonces: nonces)
-                packed.entries.append(.init(name: spec.name.rawValue, source: source, observedAt: observedAt, sealed: sealed))
-            }
-            let wrapped = Sealing.wrap(
-                scratchKey, kek: kek.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: kekVersion), nonces: nonces)
-            do {
-                try statement.execute(arguments: [
-                    subject.rawValue, Int64(kekVersion), Data(wrapped), Data(packed.encoded()), now, now, Data(SecureRandom.bytes(32)),
-                ])
-                return subject
-            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
-                continue  // a random id collided (about 1 in 2^63 per subject): draw another
             }
         }
     }

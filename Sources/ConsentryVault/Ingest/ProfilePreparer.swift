@@ -91,22 +91,32 @@ final class ProfilePreparer: @unchecked Sendable {
         for (kind, value) in identities { prepared.hashes[kind] = vault.keys.blindIndex.index(kind, value) }
     }
 
-    /// Seals the values as a new subject under a fresh data key; nil when the active KEK is not at hand.
     private func seal(_ values: [(spec: FieldSpec, value: String)], observedAt: Int64) -> FreshSubject? {
-        let kekVersion = vault.keys.activeVersion
-        guard let kek = vault.keys.kek(kekVersion) else { return nil }
-        scratchKey.withUnsafeMutableBytes { SecureRandom.fill($0) }
-        defer { scratchKey.zero() }
+        NewSubject.seal(values, observedAt: observedAt, source: source, keys: vault.keys, scratch: &scratchKey, nonces: nonces)
+    }
+}
+
+/// Sealing a new subject: one place for the preparer and the writer's fallback.
+enum NewSubject {
+    /// Seals `values` as a new subject under a fresh random data key (in `scratch`, zeroed afterwards), wrapped by the
+    /// active key-encryption key; nil when that key is not at hand.
+    static func seal(
+        _ values: [(spec: FieldSpec, value: String)], observedAt: Int64, source: DataSource, keys: VaultKeys, scratch: inout SecretBytes,
+        nonces: NonceSource
+    ) -> FreshSubject? {
+        let kekVersion = keys.activeVersion
+        guard let kek = keys.kek(kekVersion) else { return nil }
+        scratch.withUnsafeMutableBytes { SecureRandom.fill($0) }
+        defer { scratch.zero() }
         let subject = SecureRandom.subjectID()
         var packed = PackedFields()
         for (spec, value) in values {
             let sealed = Sealing.seal(
-                value, key: scratchKey, associatedData: Sealing.fieldAssociatedData(subject: subject, field: spec.name, keyVersion: 1), nonces: nonces
-            )
+                value, key: scratch, associatedData: Sealing.fieldAssociatedData(subject: subject, field: spec.name, keyVersion: 1), nonces: nonces)
             packed.entries.append(.init(name: spec.name.rawValue, source: source, observedAt: observedAt, sealed: sealed))
         }
         let wrapped = Sealing.wrap(
-            scratchKey, kek: kek.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: kekVersion), nonces: nonces)
+            scratch, kek: kek.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: kekVersion), nonces: nonces)
         return FreshSubject(id: subject, kekVersion: kekVersion, wrapped: wrapped, packed: packed.encoded(), auditSecret: SecureRandom.bytes(32))
     }
 }
