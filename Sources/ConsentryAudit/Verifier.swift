@@ -1,5 +1,3 @@
-public import ConsentryCore
-
 /// The result of `audit verify`.
 public struct AuditVerification: Sendable, Codable, Equatable {
     /// Entries whose hash and link were checked.

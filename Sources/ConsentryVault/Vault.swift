@@ -302,6 +302,18 @@ public final class Vault: Sendable {
         try installKEKs(rows)
     }
 
+    /// Unwraps the data key of `subject`, wrapped under key-encryption key `kekVersion`, into `scratch`.
+    /// - Throws: `key` when that KEK is not held, `integrity` when the wrapped key does not open (tampered or moved).
+    func unwrapDataKey(of subject: SubjectID, kekVersion: UInt32, wrapped: Data, into scratch: inout SecretBytes) throws(VaultError) {
+        guard let kek = keys.kek(kekVersion) else {
+            throw VaultError(.key, "subject \(subject) is wrapped under key-encryption key version \(kekVersion), which the vault does not hold")
+        }
+        let ad = Sealing.wrapAssociatedData(subject: subject, kekVersion: kekVersion)
+        guard wrapped.withUnsafeBytes({ Sealing.unwrap($0, kek: kek.key, associatedData: ad, into: &scratch) }) else {
+            throw VaultError(.integrity, "the data key of subject \(subject) failed its integrity check (tampered or moved)")
+        }
+    }
+
     /// Makes sure the KEKs held in memory match the stored ones, inside the caller's transaction: another
     /// process may have rotated the keys since this vault was opened. Call it before wrapping or unwrapping.
     func refreshKEKs(_ db: Database) throws {

@@ -233,20 +233,19 @@ struct Check: ParsableCommand {
     var fields: String?
 
     func run() throws {
-        let vault = try global.openVault()
-        var names: [FieldName]?
-        if let fields {
-            names = []
-            for raw in fields.split(separator: ",").map({ String($0).trimmingCharacters(in: .whitespaces) }) {
-                guard let name = FieldName(raw), vault.schema[raw] != nil else {
-                    Output.error("`\(raw.prefix(64))` is not a declared field; see policies/fields.yaml")
-                    throw ExitCode(64)
+        let report = try global.withVault { vault -> CheckReport in
+            let names = try fields.map { list in
+                try list.split(separator: ",").map { item -> FieldName in
+                    let raw = String(item).trimmingCharacters(in: .whitespaces)
+                    guard let name = FieldName(raw), vault.schema[raw] != nil else {
+                        Output.error("`\(raw.prefix(64))` is not a declared field; see policies/fields.yaml")
+                        throw ExitCode(64)
+                    }
+                    return name
                 }
-                names?.append(name)
             }
+            return try vault.check(fields: names, actor: global.actorName)
         }
-        let report = try Output.guarding { try vault.check(fields: names, actor: global.actorName) }
-        try? vault.checkpointIfDue(force: true)
         if global.json {
             Output.printJSON(report)
         } else {

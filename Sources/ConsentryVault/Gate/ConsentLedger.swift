@@ -1,6 +1,6 @@
 public import ConsentryCore
 import ConsentryCrypto
-public import ConsentryPolicy
+import ConsentryPolicy
 import Foundation
 import GRDB
 

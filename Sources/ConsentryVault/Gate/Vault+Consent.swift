@@ -1,6 +1,6 @@
 import ConsentryAudit
 public import ConsentryCore
-public import ConsentryPolicy
+import ConsentryPolicy
 import Foundation
 import GRDB
 
@@ -48,11 +48,16 @@ extension Vault {
     func requireAdministrative(_ action: Action, actor: String, role: Role, requestID: String?) throws(VaultError) -> Decision {
         let request = AccessRequest(actor: actor, role: role, action: action)
         let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
-        guard decision.isPermit else {
-            try auditAlone(draft(request, decision, requestID: requestID))
-            throw VaultError(.denied, "denied: " + decision.reasons.map(\.description).joined(separator: "; "))
-        }
+        guard decision.isPermit else { try refuse(request, decision, requestID: requestID) }
         return decision
+    }
+
+    /// Audits a denied request (recorded as `action` when given) and throws `denied` with the decision's reasons.
+    func refuse(_ request: AccessRequest, _ decision: Decision, as action: AuditAction? = nil, requestID: String?) throws(VaultError) -> Never {
+        var entry = draft(request, decision, requestID: requestID)
+        if let action { entry.action = action }
+        try auditAlone(entry)
+        throw VaultError(.denied, "denied: " + decision.reasons.map(\.description).joined(separator: "; "))
     }
 
     /// Appends a consent record for one subject. A withdrawal takes effect for every later decision,
@@ -139,16 +144,12 @@ extension Vault {
         -> ConsentHistory
     {
         let request = AccessRequest(actor: actor, role: role, action: .consentWrite)
-        let policy = loadedPolicy
+        // Roles that write consent or manage data-subject requests may read it.
+        let writeDecision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
         let decision =
-            [Action.consentWrite, .dsrManage].lazy.map { policy?.authorize(AccessRequest(actor: actor, role: role, action: $0)) }
-            .first { $0?.isPermit == true } ?? policy?.authorize(request) ?? .deny(.policyUnavailable)
-        guard let decision, decision.isPermit else {
-            var entry = draft(request, decision ?? .deny(.policyUnavailable), requestID: requestID)
-            entry.action = .consentRead
-            try auditAlone(entry)
-            throw VaultError(.denied, "denied: " + (decision?.reasons.map(\.description).joined(separator: "; ") ?? "policy_unavailable"))
-        }
+            writeDecision.isPermit
+            ? writeDecision : loadedPolicy?.authorize(AccessRequest(actor: actor, role: role, action: .dsrManage)) ?? writeDecision
+        guard decision.isPermit else { try refuse(request, writeDecision, as: .consentRead, requestID: requestID) }
         do {
             let history = try db.write { db -> ConsentHistory in
                 guard let subject = try resolve(reference, db: db) else {

@@ -117,13 +117,7 @@ extension Vault {
                         skipped[DecisionReason.Code.subjectNotFound.rawValue, default: 0] += 1
                         continue
                     }
-                    let kekVersion = UInt32(row[0] as Int64)
-                    guard let kek = keys.kek(kekVersion),
-                        (row[1] as Data).withUnsafeBytes({
-                            Sealing.unwrap(
-                                $0, kek: kek.key, associatedData: Sealing.wrapAssociatedData(subject: id, kekVersion: kekVersion), into: &scratch)
-                        })
-                    else { throw VaultError(.integrity, "the data key of subject \(id) failed its integrity check") }
+                    try unwrapDataKey(of: id, kekVersion: UInt32(row[0] as Int64), wrapped: row[1], into: &scratch)
                     let sealed = Sealing.seal(
                         values[id]!, key: scratch,
                         associatedData: Sealing.derivedAssociatedData(subject: id, kind: kind, name: name, keyVersion: UInt32(row[2] as Int64)),
@@ -156,35 +150,35 @@ extension Vault {
         throws(VaultError) -> SubjectExport
     {
         let request = AccessRequest(actor: actor, role: role, action: .export, purpose: purpose, reason: reason)
-        guard let policy = loadedPolicy else {
-            try auditAlone(draft(request, .deny(.policyUnavailable), requestID: requestID))
-            throw VaultError(.denied, "denied: policy_unavailable")
-        }
         // The export is the subject's own data: the purpose's field list does not limit it, so only the role's grant is checked.
-        let authorized = policy.authorize(request)
-        guard authorized.isPermit else {
-            try auditAlone(draft(request, authorized, requestID: requestID))
-            throw VaultError(.denied, "denied: " + authorized.reasons.map(\.description).joined(separator: "; "))
-        }
+        let authorized = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
+        guard authorized.isPermit else { try refuse(request, authorized, requestID: requestID) }
         do {
             return try db.write { db -> SubjectExport in
                 guard let subject = try resolve(reference, db: db) else {
                     throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id")
                 }
                 try refreshKEKs(db)
-                let secret = try auditSecret(of: subject, db: db)
-                let pseudonym = self.pseudonym(secret: secret)
+                // One read of the subject's row and one unwrap of its data key serve the profile and the derived data.
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT kek_version, wrapped_key, key_version, fields, audit_secret FROM subject WHERE id = ?",
+                    arguments: [subject.rawValue])!
+                let keyVersion = UInt32(row[2] as Int64)
+                let pseudonym = self.pseudonym(secret: row[4])
                 var export = SubjectExport(
                     subject: pseudonym, profile: [:], provenance: [:], identities: [], consents: [], flags: [], events: [], derived: [:],
                     processing: [])
+                var scratch = try SecretBytes(count: Sealing.keyLength)
+                defer { scratch.zero() }
+                try unwrapDataKey(of: subject, kekVersion: UInt32(row[0] as Int64), wrapped: row[1], into: &scratch)
                 let fields = schema.fields.map(\.name)
-                try openSubjects(db, fields: fields, filter: "WHERE id = ?", arguments: [subject.rawValue]) { _, _, values in
+                var opener = FieldOpener(fields: fields)
+                opener.bind(subject: subject, keyVersion: keyVersion)
+                var values = [String?](repeating: nil, count: fields.count)
+                try (row[3] as Data).withUnsafeBytes { (packed: UnsafeRawBufferPointer) in
+                    try opener.open(packed: packed, key: scratch, subject: subject, into: &values)
                     for (field, value) in zip(fields, values) { if let value { export.profile[field.rawValue] = value } }
-                }
-                if let blob = try Data.fetchOne(db, sql: "SELECT fields FROM subject WHERE id = ?", arguments: [subject.rawValue]),
-                    let packed = blob.withUnsafeBytes({ PackedFields.decode($0) })
-                {
-                    for entry in packed.entries {
+                    for entry in PackedFields.decode(packed)?.entries ?? [] {
                         export.provenance[entry.name] = "\(entry.source.rawValue) at \(Normalize.formatTimestamp(millis: entry.observedAt))"
                     }
                 }
@@ -203,20 +197,9 @@ extension Vault {
                         currency: row[5],
                         campaignID: row[6])
                 }
-                var scratch = try SecretBytes(count: Sealing.keyLength)
-                defer { scratch.zero() }
-                let keyRow = try Row.fetchOne(
-                    db, sql: "SELECT kek_version, wrapped_key, key_version FROM subject WHERE id = ?", arguments: [subject.rawValue])!
-                let kekVersion = UInt32(keyRow[0] as Int64)
-                guard let kek = keys.kek(kekVersion),
-                    (keyRow[1] as Data).withUnsafeBytes({
-                        Sealing.unwrap(
-                            $0, kek: kek.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: kekVersion), into: &scratch)
-                    })
-                else { throw VaultError(.integrity, "the data key of subject \(subject) failed its integrity check") }
                 for row in try Row.fetchAll(db, sql: "SELECT kind, name, sealed FROM derived WHERE subject_id = ?", arguments: [subject.rawValue]) {
                     let kind: String = row[0], name: String = row[1]
-                    let ad = Sealing.derivedAssociatedData(subject: subject, kind: kind, name: name, keyVersion: UInt32(keyRow[2] as Int64))
+                    let ad = Sealing.derivedAssociatedData(subject: subject, kind: kind, name: name, keyVersion: keyVersion)
                     guard let value = (row[2] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
                         throw VaultError(.integrity, "derived value `\(kind)/\(name)` of subject \(subject) failed its integrity check")
                     }
@@ -249,10 +232,7 @@ extension Vault {
     {
         let request = AccessRequest(actor: actor, role: role, action: .erase, purpose: purpose, reason: reason)
         let authorized = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
-        guard authorized.isPermit else {
-            try auditAlone(draft(request, authorized, requestID: requestID))
-            throw VaultError(.denied, "denied: " + authorized.reasons.map(\.description).joined(separator: "; "))
-        }
+        guard authorized.isPermit else { try refuse(request, authorized, requestID: requestID) }
         let summary: ErasureSummary
         do {
             summary = try db.write { db -> ErasureSummary in

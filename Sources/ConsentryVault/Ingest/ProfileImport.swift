@@ -293,15 +293,9 @@ final class ProfileIngest {
                 db.cachedStatement(sql: "SELECT kek_version, wrapped_key, key_version, fields FROM subject WHERE id = ?"),
                 arguments: [subject.rawValue])
         else { throw VaultError(.integrity, "identity of subject \(subject) points to no subject row") }
-        let kekVersion = UInt32(row[0] as Int64)
         let keyVersion = UInt32(row[2] as Int64)
-        guard let kek = vault.keys.kek(kekVersion) else { throw VaultError(.key, "key-encryption key version \(kekVersion) is not loaded") }
-        let wrapped = row[1] as Data
-        let unwrapped = wrapped.withUnsafeBytes {
-            Sealing.unwrap($0, kek: kek.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: kekVersion), into: &scratchKey)
-        }
         defer { scratchKey.zero() }
-        guard unwrapped else { throw VaultError(.integrity, "the data key of subject \(subject) failed its integrity check; run `consentry check`") }
+        try vault.unwrapDataKey(of: subject, kekVersion: UInt32(row[0] as Int64), wrapped: row[1], into: &scratchKey)
         guard var packed = (row[3] as Data).withUnsafeBytes({ PackedFields.decode($0) }) else {
             throw VaultError(.integrity, "the stored profile of subject \(subject) is malformed; run `consentry check`")
         }

@@ -71,20 +71,8 @@ extension Vault {
                     let update = try db.cachedStatement(sql: "UPDATE subject SET kek_version = ?, wrapped_key = ? WHERE id = ?")
                     for row in rows {
                         let subject = SubjectID(rawValue: row[0])
-                        let version = UInt32(row[1] as Int64)
-                        guard let oldKEK = keys.kek(version) else {
-                            throw VaultError(
-                                .key, "subject \(subject) is wrapped under key-encryption key version \(version), which the vault does not hold")
-                        }
-                        let ok = (row[2] as Data).withUnsafeBytes {
-                            Sealing.unwrap(
-                                $0, kek: oldKEK.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: version), into: &scratch
-                            )
-                        }
-                        guard ok else {
-                            throw VaultError(
-                                .integrity, "the data key of subject \(subject) failed its integrity check; nothing of this batch was changed")
-                        }
+                        // A failure rolls back this batch: nothing of it is changed.
+                        try unwrapDataKey(of: subject, kekVersion: UInt32(row[1] as Int64), wrapped: row[2], into: &scratch)
                         let wrapped = Sealing.wrap(
                             scratch, kek: targetKEK.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: target),
                             nonces: nonces)
