@@ -197,3 +197,36 @@ struct CSVOutputTests {
         #expect(cell.hasPrefix("'") || cell.hasPrefix("\"'"))
     }
 }
+
+@Suite("Import errors carry no personal data")
+struct ImportErrorPrivacyTests {
+    @Test("a CSV file that lost its header row gets an error that does not echo the first record")
+    func headerlessCSV() throws {
+        let vault = try TestSupport.makeVault()
+        let url = TestSupport.writeFile("noheader.csv", "\(Canary.email),\(Canary.customerID),\(Canary.firstName)\n")
+        do {
+            _ = try vault.importProfiles(from: url, source: .crm, format: .csv)
+            Issue.record("imported a file without a header")
+        } catch {
+            #expect(error.message.contains("is not a field name") && error.message.contains("add a header row"))
+            for canary in Canary.forms { #expect(!error.message.contains(canary), "\(canary) in the error") }
+        }
+    }
+
+    @Test("a duplicate key that is data (an e-mail address) is not echoed in the rejection")
+    func duplicateDataKey() throws {
+        let vault = try TestSupport.makeVault()
+        let line = #"{"email":"x@example.test","\#(Canary.email)":1,"\#(Canary.email)":2}"#
+        let report = try vault.importProfiles(
+            from: TestSupport.writeFile("dup.jsonl", "{\"email\":\"y@example.test\"}\n" + line + "\n"), source: .web, format: .jsonl)
+        #expect(report.rejected == 1)
+        let reason = report.rejections.first?.reason ?? ""
+        #expect(reason.contains("duplicate key"))
+        #expect(!reason.contains(Canary.email))
+        let named = try vault.importProfiles(
+            from: TestSupport.writeFile(
+                "dup2.jsonl", "{\"email\":\"w@example.test\"}\n" + #"{"email":"z@example.test","city":"A","city":"B"}"# + "\n"),
+            source: .web, format: .jsonl)
+        #expect(named.rejections.first?.reason.contains("duplicate key `city`") == true)
+    }
+}

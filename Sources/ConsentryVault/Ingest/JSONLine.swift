@@ -1,3 +1,5 @@
+import ConsentryCore
+
 /// A strict parser for one JSON value, used for JSON Lines input. It rejects what RFC 8259 rejects
 /// (trailing commas, comments, control characters in strings, lone surrogates), duplicate keys and
 /// nesting deeper than ``maximumDepth``.
@@ -176,6 +178,11 @@ struct JSONLine {
         }
     }
 
+    /// Names a duplicate key only when it is a field name: in objects keyed by data (an e-mail address, say) the key is data.
+    private static func duplicateKey(_ key: String) -> String {
+        FieldName.isValid(key) ? "duplicate key `\(key)`" : "duplicate key"
+    }
+
     private mutating func object(depth: Int) throws(SyntaxError) -> Value {
         index += 1
         var members: [(String, Value)] = []
@@ -189,9 +196,9 @@ struct JSONLine {
             let key = try string()
             if members.count >= 16 {
                 if keys == nil { keys = Set(members.map(\.0)) }
-                guard keys!.insert(key).inserted else { throw fail("duplicate key `\(key.prefix(64))`") }
+                guard keys!.insert(key).inserted else { throw fail(Self.duplicateKey(key)) }
             } else {
-                guard !members.contains(where: { $0.0 == key }) else { throw fail("duplicate key `\(key.prefix(64))`") }
+                guard !members.contains(where: { $0.0 == key }) else { throw fail(Self.duplicateKey(key)) }
             }
             skipSpace()
             guard index < bytes.endIndex, bytes[index] == UInt8(ascii: ":") else { throw fail("expected `:` after a key") }

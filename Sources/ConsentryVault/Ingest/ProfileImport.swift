@@ -129,7 +129,7 @@ extension Vault {
             guard name == Self.recordTimeColumn || FieldName.isValid(name) else {
                 throw VaultError(
                     .invalidInput,
-                    "`\(path)` line 1, column \(index + 1): the header `\(column.prefix(40))` is not a field name; use lower-case names from policies/fields.yaml (nothing was imported)"
+                    "`\(path)` line 1, column \(index + 1): the header is not a field name; use lower-case names from policies/fields.yaml, and if the first line holds data, add a header row (nothing was imported)"
                 )
             }
             guard !names.contains(name) else {
