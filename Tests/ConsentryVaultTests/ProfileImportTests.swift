@@ -230,3 +230,16 @@ struct ImportErrorPrivacyTests {
         #expect(named.rejections.first?.reason.contains("duplicate key `city`") == true)
     }
 }
+
+@Suite("Rejections name keys only when they are field names")
+struct KeyNamingTests {
+    @Test("a nested value under a data-like key is rejected without naming the key")
+    func nestedUnderDataKey() throws {
+        let vault = try TestSupport.makeVault()
+        let text = "{\"email\":\"y@example.test\"}\n" + #"{"email":"x@example.test","\#(Canary.email)":{"a":1}}"# + "\n"
+        let report = try vault.importProfiles(from: TestSupport.writeFile("nested.jsonl", text), source: .web, format: .jsonl)
+        #expect(report.rejected == 1)
+        #expect(report.rejections.first?.field == "(invalid name)")
+        #expect(!(report.rejections.first?.description.contains(Canary.email) ?? true))
+    }
+}

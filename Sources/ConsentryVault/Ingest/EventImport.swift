@@ -175,7 +175,7 @@ extension Vault {
                 report.reject(.init(line: item.line, field: problem.field, reason: problem.reason), limit: limit)
             }
         } counting: { item, report in
-            for key in item.dropped { report.droppedFields[FieldName.isValid(key) ? key : "(invalid name)", default: 0] += 1 }
+            for key in item.dropped { report.droppedFields[FieldProblem.name(ofKey: key), default: 0] += 1 }
         }
     }
 

@@ -1,3 +1,4 @@
+import ConsentryCore
 import Foundation
 
 /// A whole input file checked for the problems that make it unusable as a whole: unreadable, empty,
@@ -79,4 +80,8 @@ struct InputFile {
 struct FieldProblem: Error {
     let field: String?
     let reason: String
+
+    /// How a key from the input is named in a rejection: as itself when it is a field name, else not at all,
+    /// since a key that is not a name may be data (an e-mail address used as a key).
+    static func name(ofKey key: String) -> String { FieldName.isValid(key) ? key : "(invalid name)" }
 }

@@ -107,7 +107,8 @@ extension Vault {
             case .null: continue
             case .array, .object:
                 record.problem =
-                    record.problem ?? FieldProblem(field: String(key.prefix(64)), reason: "must be a string, number or boolean, not a list or object")
+                    record.problem
+                    ?? FieldProblem(field: FieldProblem.name(ofKey: key), reason: "must be a string, number or boolean, not a list or object")
             }
         }
         return record
@@ -211,7 +212,7 @@ final class ProfileIngest {
 
     /// Resolves and stores one prepared record. A `FieldProblem` rejects the record; a database error aborts the batch.
     func apply(_ prepared: PreparedProfile, db: Database, report: inout ImportReport) throws {
-        for key in prepared.dropped { report.droppedFields[FieldName.isValid(key) ? key : "(invalid name)", default: 0] += 1 }
+        for key in prepared.dropped { report.droppedFields[FieldProblem.name(ofKey: key), default: 0] += 1 }
         if let problem = prepared.problem {
             report.reject(.init(line: prepared.line, field: problem.field, reason: problem.reason), limit: limit)
             return

@@ -69,7 +69,7 @@ final class ProfilePreparer: @unchecked Sendable {
             guard let spec = vault.schema[key] else {
                 if let category = SpecialCategory.category(ofName: key) {
                     throw FieldProblem(
-                        field: String(key.prefix(64)),
+                        field: FieldProblem.name(ofKey: key),
                         reason:
                             "looks like special-category data (\(category)) and is not declared; declare it in policies/fields.yaml with `class: special` to import it"
                     )
