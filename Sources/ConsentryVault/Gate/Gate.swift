@@ -115,7 +115,9 @@ extension Vault {
                     let entry = try audit(draft(request, decision, requestID: requestID), db: db)
                     return GateRead(decision: decision, values: [:], pseudonym: nil, auditSequence: entry.sequence)
                 }
-                let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
+                // One read of the row serves the pseudonym now and the decryption after the audit entry.
+                guard let row = try subjectRow(subject, db: db) else { throw VaultError(.integrity, "subject \(subject) has no row") }
+                let pseudonym = self.pseudonym(secret: row["audit_secret"])
                 let derived = try derivedStates(db, from: subject.rawValue, to: subject.rawValue)[subject.rawValue] ?? DerivedState()
                 let decision = policy.decide(request, subject: derived.state)
                 let consentIDs = request.purpose.flatMap { derived.recordIDs[$0] }.map { [$0] } ?? []
@@ -124,10 +126,9 @@ extension Vault {
                 let entry = try audit(draft(request, decision, subject: pseudonym, consentIDs: consentIDs, requestID: requestID), db: db)
                 guard decision.isPermit else { return GateRead(decision: decision, values: [:], pseudonym: pseudonym, auditSequence: entry.sequence) }
                 var values: [FieldName: String] = [:]
-                var reader = SubjectReader(fields: request.fields, vault: self)
-                try reader.open(db, scratch: &scratch, filter: "WHERE id = ?", arguments: [subject.rawValue]) { _, _, opened in
-                    for (field, value) in zip(request.fields, opened) { if let value { values[field] = value } }
-                }
+                defer { scratch.zero() }
+                let opened = try openFields(request.fields, of: subject, row: row, db: db, scratch: &scratch)
+                for (field, value) in zip(request.fields, opened) { if let value { values[field] = value } }
                 return GateRead(decision: decision, values: values, pseudonym: pseudonym, auditSequence: entry.sequence)
             }
         } catch {

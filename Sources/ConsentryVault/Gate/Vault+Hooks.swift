@@ -160,27 +160,20 @@ extension Vault {
                 }
                 try refreshKEKs(db)
                 // One read of the subject's row and one unwrap of its data key serve the profile and the derived data.
-                let row = try Row.fetchOne(
-                    db, sql: "SELECT kek_version, wrapped_key, key_version, fields, audit_secret FROM subject WHERE id = ?",
-                    arguments: [subject.rawValue])!
-                let keyVersion = UInt32(row[2] as Int64)
-                let pseudonym = self.pseudonym(secret: row[4])
+                guard let row = try subjectRow(subject, db: db) else { throw VaultError(.integrity, "subject \(subject) has no row") }
+                let keyVersion = UInt32(row["key_version"] as Int64)
+                let pseudonym = self.pseudonym(secret: row["audit_secret"])
                 var export = SubjectExport(
                     subject: pseudonym, profile: [:], provenance: [:], identities: [], consents: [], flags: [], events: [], derived: [:],
                     processing: [])
                 var scratch = try SecretBytes(count: Sealing.keyLength)
                 defer { scratch.zero() }
-                try unwrapDataKey(of: subject, kekVersion: UInt32(row[0] as Int64), wrapped: row[1], into: &scratch)
                 let fields = schema.fields.map(\.name)
-                var opener = FieldOpener(fields: fields)
-                opener.bind(subject: subject, keyVersion: keyVersion)
-                var values = [String?](repeating: nil, count: fields.count)
-                try (row[3] as Data).withUnsafeBytes { (packed: UnsafeRawBufferPointer) in
-                    try opener.open(packed: packed, key: scratch, subject: subject, into: &values)
-                    for (field, value) in zip(fields, values) { if let value { export.profile[field.rawValue] = value } }
-                    for entry in PackedFields.decode(packed)?.entries ?? [] {
-                        export.provenance[entry.name] = "\(entry.source.rawValue) at \(Normalize.formatTimestamp(millis: entry.observedAt))"
-                    }
+                for (field, value) in zip(fields, try openFields(fields, of: subject, row: row, db: db, scratch: &scratch)) {
+                    if let value { export.profile[field.rawValue] = value }
+                }
+                for entry in (row["fields"] as Data).withUnsafeBytes({ PackedFields.decode($0) })?.entries ?? [] {
+                    export.provenance[entry.name] = "\(entry.source.rawValue) at \(Normalize.formatTimestamp(millis: entry.observedAt))"
                 }
                 export.identities = try String.fetchAll(
                     db, sql: "SELECT kind FROM identity WHERE subject_id = ? UNION ALL SELECT kind FROM shared_identity WHERE subject_id = ?",

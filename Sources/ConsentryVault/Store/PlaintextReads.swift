@@ -83,6 +83,29 @@ extension Vault {
         do { return try db.read { try ProfileIngest.lookup(kind, hash, db: $0) } } catch { throw Self.storageError(error, "look up a subject") }
     }
 
+    /// One subject's key material and sealed profile, fetched once for ``openFields(_:of:row:db:scratch:)``.
+    func subjectRow(_ subject: SubjectID, db: Database) throws -> Row? {
+        try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT kek_version, wrapped_key, key_version, fields, audit_secret FROM subject WHERE id = ?"),
+            arguments: [subject.rawValue])
+    }
+
+    /// Decrypts `fields` of one subject from its fetched row (see ``subjectRow(_:db:)``), in `fields` order;
+    /// absent fields are nil. Reloads the KEKs when another process has rotated them. The subject's data key is
+    /// left in `scratch` (for derived data); the caller zeroes it.
+    func openFields(_ fields: [FieldName], of subject: SubjectID, row: Row, db: Database, scratch: inout SecretBytes) throws -> [String?] {
+        let kekVersion = UInt32(row["kek_version"] as Int64)
+        if keys.kek(kekVersion) == nil { try refreshKEKs(db) }
+        try unwrapDataKey(of: subject, kekVersion: kekVersion, wrapped: row["wrapped_key"], into: &scratch)
+        var opener = FieldOpener(fields: fields)
+        opener.bind(subject: subject, keyVersion: UInt32(row["key_version"] as Int64))
+        var values = [String?](repeating: nil, count: fields.count)
+        try (row["fields"] as Data).withUnsafeBytes { (packed: UnsafeRawBufferPointer) in
+            try opener.open(packed: packed, key: scratch, subject: subject, into: &values)
+        }
+        return values
+    }
+
     /// Decrypts `fields` of one subject; absent fields are missing from the result. Nil when the subject does not exist.
     func readFields(of subject: SubjectID, fields: [FieldName]) throws(VaultError) -> [FieldName: String]? {
         var result: [FieldName: String]?
