@@ -43,10 +43,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(name: "ConsentryRights", dependencies: ["ConsentryCore", "ConsentryVault"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "consentry",
             dependencies: [
-                "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryAudit", "ConsentryVault",
+                "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryAudit", "ConsentryVault", "ConsentryRights",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -84,6 +85,11 @@ let package = Package(
                 "ConsentryVault", "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ConsentryRightsTests",
+            dependencies: ["ConsentryRights", "ConsentryVault", "ConsentryCore", "ConsentryTesting", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

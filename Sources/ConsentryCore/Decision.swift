@@ -42,6 +42,8 @@ public struct DecisionReason: Sendable, Hashable, Codable, CustomStringConvertib
         case optOut = "opt_out_sale_share"
         /// A Global Privacy Control signal counts as an opt-out of sale and sharing.
         case globalPrivacyControl = "gpc"
+        /// The subject limited the use of sensitive personal information (CPRA) and the request reads a special-category field.
+        case sensitiveLimited = "sensitive_limited"
         /// The policy could not be loaded: everything is denied.
         case policyUnavailable = "policy_unavailable"
         /// The subject does not exist.

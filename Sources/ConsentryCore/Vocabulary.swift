@@ -136,6 +136,8 @@ public enum DataSource: String, Sendable, Hashable, CaseIterable, Codable {
     case api
     /// Synthetic demo data.
     case demo
+    /// A correction made at the subject's request (a rectification request).
+    case rectification
 }
 
 /// The state a consent record sets for one subject and purpose.
@@ -194,4 +196,55 @@ public enum IdentityKind: String, Sendable, Hashable, CaseIterable, Codable {
         case .customerID: 3
         }
     }
+}
+
+/// The kinds of data-subject request. Stored names are frozen.
+public enum RequestType: String, Sendable, Hashable, CaseIterable, Codable {
+    /// Access to the data held (GDPR Art. 15, CCPA right to know, LGPD Art. 18 II).
+    case access
+    /// A machine-readable copy to take elsewhere (GDPR Art. 20, LGPD Art. 18 V).
+    case portability
+    /// Erasure (GDPR Art. 17, CCPA right to delete, LGPD Art. 18 VI).
+    case erasure
+    /// Correction of inaccurate data (GDPR Art. 16, CPRA right to correct, LGPD Art. 18 III).
+    case rectification
+    /// Restriction of processing (GDPR Art. 18).
+    case restriction
+    /// Objection to processing for profiling or direct marketing (GDPR Art. 21, LGPD Art. 18 § 2).
+    case objection
+    /// Opt-out of sale and sharing (CCPA/CPRA).
+    case optOutSaleShare = "opt_out_sale_share"
+    /// Limit the use of sensitive personal information (CPRA).
+    case limitSensitive = "limit_sensitive"
+}
+
+/// The law a request is made under; it sets the deadlines.
+public enum Regime: String, Sendable, Hashable, CaseIterable, Codable {
+    /// EU/EEA General Data Protection Regulation.
+    case gdpr
+    /// California Consumer Privacy Act as amended by the CPRA.
+    case ccpa
+    /// Brazil's Lei Geral de Proteção de Dados.
+    case lgpd
+}
+
+/// Where a data-subject request stands. Stored names are frozen.
+public enum RequestStatus: String, Sendable, Hashable, CaseIterable, Codable {
+    /// Opened; no verification code issued yet.
+    case received
+    /// A verification code was issued and not yet entered.
+    case verifying
+    /// The requester proved control of the address on file.
+    case verified
+    /// Fulfilment started (an export or erasure was interrupted and may be retried).
+    case inProgress = "in_progress"
+    /// The deadline was extended (with a reason); work goes on.
+    case extended
+    /// Answered.
+    case completed
+    /// Refused, with a reason.
+    case rejected
+
+    /// Whether the request is closed (completed or rejected).
+    public var isClosed: Bool { self == .completed || self == .rejected }
 }

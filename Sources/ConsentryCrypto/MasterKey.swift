@@ -89,6 +89,8 @@ public enum SubKeyPurpose: String, Sendable, CaseIterable {
     case signing = "cnsSIGN_"
     /// Keys the suppression list of erased identities (kept separate from the blind index).
     case suppression = "cnsSUPPR"
+    /// Seals the identifiers and details of data-subject requests and keys the hashes of their verification codes.
+    case requests = "cnsDSRQ_"
 
     /// Derives this purpose's 32-byte sub-key from `master`.
     public func derive(from master: borrowing SecretBytes) throws(CryptoError) -> SecretBytes {

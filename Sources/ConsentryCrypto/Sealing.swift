@@ -184,6 +184,20 @@ public struct BlindIndexer: Sendable {
     /// each hash then costs one BLAKE2b compression instead of two. Not shared between threads.
     public func prefixedHasher(tag: UInt8) -> KeyedHasher { KeyedHasher(indexer: self, tag: tag) }
 
+    /// A 32-byte key derived from this indexer's key under `tag` and `context`, written straight into locked memory.
+    public func deriveKey(tag: UInt8, context: String) throws(CryptoError) -> SecretBytes {
+        var out = try SecretBytes(count: Self.length)
+        let input = [tag, 1] + Array(context.utf8)
+        out.withUnsafeMutableBytes { o in
+            key.key.withUnsafeBytes { k in
+                _ = crypto_generichash(
+                    o.baseAddress!.assumingMemoryBound(to: UInt8.self), o.count, input, UInt64(input.count),
+                    k.baseAddress!.assumingMemoryBound(to: UInt8.self), k.count)
+            }
+        }
+        return out
+    }
+
     /// A keyed hash of raw bytes under a one-byte domain tag (audit pseudonyms, subject-set digests).
     public func hash(tag: UInt8, bytes: [UInt8]) -> [UInt8] {
         var input = [tag, 0] + bytes
@@ -267,6 +281,12 @@ public enum Digest {
             _ = crypto_generichash(out.baseAddress!, 32, bytes, UInt64(bytes.count), nil, 0)
             count = 32
         }
+    }
+
+    /// Whether two byte strings are equal, in time that does not depend on where they differ.
+    public static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        Sodium.ensureInitialized()
+        return a.count == b.count && sodium_memcmp(a, b, a.count) == 0
     }
 
     /// Lower-case hex of `bytes`.

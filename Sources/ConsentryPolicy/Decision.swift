@@ -81,12 +81,16 @@ public struct SubjectState: Sendable, Hashable {
     public var saleOptOut: Bool
     /// A Global Privacy Control signal was received for the subject.
     public var globalPrivacyControl: Bool
+    /// The subject limited the use of sensitive personal information (CPRA): special-category fields are
+    /// released only to purposes necessary for the service (contract or legal obligation).
+    public var limitSensitive: Bool = false
 
     /// A subject with no consents and no flags.
     public init(
         consents: [Purpose: ConsentStatus] = [:], restricted: Bool = false, objections: Set<Purpose> = [], saleOptOut: Bool = false,
-        globalPrivacyControl: Bool = false
+        globalPrivacyControl: Bool = false, limitSensitive: Bool = false
     ) {
+        self.limitSensitive = limitSensitive
         self.restricted = restricted
         self.objectionMask = objections.reduce(0) { $0 | (1 << UInt8($1.ordinal)) }
         self.saleOptOut = saleOptOut
@@ -109,6 +113,11 @@ public struct SubjectState: Sendable, Hashable {
 }
 
 extension Policy {
+    /// Whether any of `fields` is of class `special` (GDPR Art. 9, CPRA sensitive personal information).
+    public func touchesSpecialCategory(_ fields: [FieldName]) -> Bool {
+        fields.contains { fieldIndex[$0].map(specialFields.contains) ?? false }
+    }
+
     /// Decides a request without looking at any subject: role, action, purpose, fields and reason.
     ///
     /// Pure and cheap; bulk operations call it once and then ``admit(_:purpose:)`` per subject.
@@ -163,9 +172,11 @@ extension Policy {
     /// Decides whether one subject's data may be used for `purpose`: consent, restriction, objection,
     /// opt-out and Global Privacy Control. Returns nil when admitted, else the first reason to exclude.
     @inline(__always)
-    public func admit(_ state: SubjectState, purpose: Purpose) -> DecisionReason.Code? {
+    /// `sensitive` says whether the request reads a special-category field (see ``touchesSpecialCategory(_:)``).
+    public func admit(_ state: SubjectState, purpose: Purpose, sensitive: Bool = false) -> DecisionReason.Code? {
         guard let spec = purposeTable[purpose.ordinal] else { return .purposeUndeclared }
-        if state.restricted && spec.legalBasis != .legalObligation { return .restricted }
+        if state.restricted && !spec.allowedWhenRestricted { return .restricted }
+        if sensitive && state.limitSensitive && !spec.necessaryForService { return .sensitiveLimited }
         if spec.objectable && state.objected(to: purpose) { return .objection }
         if spec.saleOrShare {
             if state.saleOptOut { return .optOut }
@@ -185,7 +196,7 @@ extension Policy {
     public func decide(_ request: AccessRequest, subject: SubjectState?) -> Decision {
         let authorized = authorize(request)
         guard !request.action.isAdministrative, let purpose = request.purpose, let subject else { return authorized }
-        guard let code = admit(subject, purpose: purpose) else { return authorized }
+        guard let code = admit(subject, purpose: purpose, sensitive: touchesSpecialCategory(request.fields)) else { return authorized }
         let reason = DecisionReason(code, purposeText[purpose.ordinal])
         return authorized.isPermit ? Decision(.deny, [reason]) : Decision(.deny, authorized.reasons + [reason])
     }

@@ -18,7 +18,7 @@ extension Policy {
                 var conditions = [
                     "context.role == \"\(role.rawValue)\"", "context.purpose == \"\(purpose.rawValue)\"", "\(fields).containsAll(context.fields)",
                 ]
-                if purposeSpec.legalBasis != .legalObligation { conditions.append("!context.restricted") }
+                if !purposeSpec.allowedWhenRestricted && purposeSpec.legalBasis != .legalObligation { conditions.append("!context.restricted") }
                 if purposeSpec.objectable { conditions.append("!context.objected") }
                 if purposeSpec.saleOrShare { conditions += ["!context.opt_out", "!context.gpc"] }
                 switch purposeSpec.consent {

@@ -28,6 +28,9 @@ public struct PurposeSpec: Sendable, Hashable {
     public let aggregatesOnly: Bool
     /// Whether it is a sale or sharing of personal information (CCPA opt-out and Global Privacy Control apply).
     public let saleOrShare: Bool
+    /// Whether it may go on while the subject's processing is restricted (GDPR Art. 18(2)); purposes based on a
+    /// legal obligation always may.
+    public let allowedWhenRestricted: Bool
     /// The fields the purpose may use.
     public let fields: [FieldName]
     /// How long data kept for this purpose may be kept, in days.
@@ -86,11 +89,15 @@ public struct Policy: Sendable {
     public let roles: [Role: RoleSpec]
     /// Warnings from loading (the policy loaded anyway).
     public let warnings: [PolicyDiagnostic]
+    /// How data-subject requests are handled (`rights.yaml`, or the defaults).
+    public let rights: RightsPolicy
 
     // Compiled tables: flat arrays indexed by ordinals, so a decision is a few loads, no hashing.
     let fieldIndex: [FieldName: Int]
     let purposeTable: [PurposeRule?]
     let purposeFields: [FieldSet]
+    /// The fields of class `special`.
+    let specialFields: FieldSet
     let grantTable: [Bool]
     /// The text of each granting rule, at the same index as ``grantTable``: built once, not per decision.
     let ruleTable: [String]
@@ -106,8 +113,12 @@ public struct Policy: Sendable {
     static let purposeCount = Purpose.allCases.count
 
     /// Builds a policy from validated parts.
-    init(schema: FieldSchema, purposes: [Purpose: PurposeSpec], roles: [Role: RoleSpec], warnings: [PolicyDiagnostic]) {
+    init(
+        schema: FieldSchema, purposes: [Purpose: PurposeSpec], roles: [Role: RoleSpec], rights: RightsPolicy = RightsPolicy(),
+        warnings: [PolicyDiagnostic]
+    ) {
         self.schema = schema
+        self.rights = rights
         self.purposes = purposes
         self.roles = roles
         self.warnings = warnings
@@ -120,6 +131,9 @@ public struct Policy: Sendable {
             for field in purposes[purpose]?.fields ?? [] { if let i = index[field] { set.insert(i) } }
             return set
         }
+        var special = FieldSet()
+        for (i, field) in schema.fields.enumerated() where field.fieldClass == .special { special.insert(i) }
+        specialFields = special
         let a = Self.actions.count, p = Self.purposeCount
         var grants = [Bool](repeating: false, count: Role.allCases.count * a * (p + 1))
         var rules = [String](repeating: "", count: grants.count)
@@ -178,7 +192,7 @@ public struct Policy: Sendable {
     /// The fields `purpose` may use.
     public func fields(for purpose: Purpose) -> [FieldName] { purposes[purpose]?.fields ?? [] }
 
-    /// Loads and validates `fields.yaml`, `purposes.yaml` and `roles.yaml` from `directory`.
+    /// Loads and validates `fields.yaml`, `purposes.yaml`, `roles.yaml` and the optional `rights.yaml` from `directory`.
     /// - Throws: ``PolicyError`` with every error found in any file, each with file, line and a fix hint.
     public static func load(directory: URL) throws(PolicyError) -> Policy {
         var diagnostics: [PolicyDiagnostic] = []
@@ -186,11 +200,15 @@ public struct Policy: Sendable {
         do { schema = try FieldSchema.load(directory: directory) } catch { diagnostics += error.diagnostics }
         let purposes = readFile(directory, purposesFile, &diagnostics) { reader, root in PolicyFiles.purposes(reader, root, schema) }
         let roles = readFile(directory, rolesFile, &diagnostics) { reader, root in PolicyFiles.roles(reader, root, purposes) }
+        var rights: RightsPolicy? = RightsPolicy()
+        if FileManager.default.fileExists(atPath: directory.appendingPathComponent(RightsPolicy.file).path) {
+            rights = readFile(directory, RightsPolicy.file, &diagnostics) { reader, root in RightsPolicy.parse(reader, root) }
+        }
         diagnostics += schema?.warnings ?? []
-        guard let schema, let purposes, let roles, !diagnostics.contains(where: { $0.severity == .error }) else {
+        guard let schema, let purposes, let roles, let rights, !diagnostics.contains(where: { $0.severity == .error }) else {
             throw PolicyError(diagnostics.filter { $0.severity == .error } + diagnostics.filter { $0.severity == .warning })
         }
-        return Policy(schema: schema, purposes: purposes, roles: roles, warnings: diagnostics)
+        return Policy(schema: schema, purposes: purposes, roles: roles, rights: rights, warnings: diagnostics)
     }
 
     private static func readFile<T>(
@@ -221,6 +239,9 @@ struct PurposeRule: Sendable {
     let objectable: Bool
     let aggregatesOnly: Bool
     let saleOrShare: Bool
+    let allowedWhenRestricted: Bool
+    /// Contract and legal obligation: the uses of sensitive data a CPRA limit request leaves allowed.
+    let necessaryForService: Bool
 
     init(_ spec: PurposeSpec) {
         legalBasis = spec.legalBasis
@@ -228,6 +249,8 @@ struct PurposeRule: Sendable {
         objectable = spec.objectable
         aggregatesOnly = spec.aggregatesOnly
         saleOrShare = spec.saleOrShare
+        allowedWhenRestricted = spec.allowedWhenRestricted || spec.legalBasis == .legalObligation
+        necessaryForService = spec.legalBasis == .contract || spec.legalBasis == .legalObligation
     }
 }
 

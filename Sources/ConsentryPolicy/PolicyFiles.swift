@@ -19,7 +19,11 @@ enum PolicyFiles {
             guard let keys = reader.mapping(item.value, "purpose `\(purpose.rawValue)`") else { continue }
             let what = "purpose `\(purpose.rawValue)`"
             reader.rejectUnknownKeys(
-                keys, allowed: ["description", "legal_basis", "consent", "objectable", "aggregates_only", "sale_or_share", "fields", "retention"],
+                keys,
+                allowed: [
+                    "description", "legal_basis", "consent", "objectable", "aggregates_only", "sale_or_share", "allowed_when_restricted", "fields",
+                    "retention",
+                ],
                 in: what)
             func value(_ key: String) -> Node? { keys.first { $0.key == key }?.value }
             guard let basisNode = value("legal_basis") else {
@@ -74,10 +78,13 @@ enum PolicyFiles {
                 reader.error(
                     item.keyNode, "\(what) has no retention period", hint: "add `retention:` such as `2y` (storage limitation, GDPR Art. 5(1)(e))")
             }
-            let flags = ["objectable", "aggregates_only", "sale_or_share"].map { key in value(key).flatMap { reader.bool($0, "`\(key)`") } ?? false }
+            let flags = ["objectable", "aggregates_only", "sale_or_share", "allowed_when_restricted"].map { key in
+                value(key).flatMap { reader.bool($0, "`\(key)`") } ?? false
+            }
             result[purpose] = PurposeSpec(
                 purpose: purpose, description: value("description").flatMap { reader.string($0, "`description`") } ?? "", legalBasis: basis,
-                consent: consent, objectable: flags[0], aggregatesOnly: flags[1], saleOrShare: flags[2], fields: fields, retentionDays: retention)
+                consent: consent, objectable: flags[0], aggregatesOnly: flags[1], saleOrShare: flags[2], allowedWhenRestricted: flags[3],
+                fields: fields, retentionDays: retention)
         }
         for purpose in Purpose.allCases where result[purpose] == nil && !reader.hasErrors {
             reader.warning(

@@ -153,6 +153,7 @@ enum ImportOutput {
             lines += ["  inserted   \(report.inserted)", "  duplicates \(report.duplicates) (already imported, skipped)"]
         }
         lines.append("  rejected   \(report.rejected)")
+        if report.suppressed > 0 { lines.append("    of which \(report.suppressed) erased at the subject's request (suppressed)") }
         if !report.droppedFields.isEmpty {
             lines.append(
                 "  dropped fields (not declared in policies/fields.yaml, not stored): "

@@ -40,7 +40,11 @@ struct ReferenceModel {
             return (.permit, [.granted])
         }
         // Subject rules, in the documented order of precedence.
-        if subject.restricted && spec.legalBasis != .legalObligation { return (.deny, [.restricted]) }
+        if subject.restricted && spec.legalBasis != .legalObligation && !spec.allowedWhenRestricted { return (.deny, [.restricted]) }
+        let special = request.fields.contains { policy.schema[$0.rawValue]?.fieldClass == .special }
+        if special && subject.limitSensitive && spec.legalBasis != .contract && spec.legalBasis != .legalObligation {
+            return (.deny, [.sensitiveLimited])
+        }
         if spec.objectable && subject.objections.contains(purpose) { return (.deny, [.objection]) }
         if spec.saleOrShare && subject.saleOptOut { return (.deny, [.optOut]) }
         if spec.saleOrShare && subject.globalPrivacyControl { return (.deny, [.globalPrivacyControl]) }
@@ -123,7 +127,8 @@ struct DecisionTests {
         #expect(p.admit(SubjectState(), purpose: .personalization) == .consentMissing)
         #expect(p.admit(SubjectState(consents: [.personalization: .granted]), purpose: .personalization) == nil)
         #expect(p.admit(SubjectState(consents: [.personalization: .granted], restricted: true), purpose: .personalization) == .restricted)
-        #expect(p.admit(SubjectState(restricted: true), purpose: .service) == .restricted)
+        #expect(p.admit(SubjectState(restricted: true), purpose: .service) == nil, "service is allowed when restricted")
+        #expect(p.admit(SubjectState(restricted: true), purpose: .analytics) == .restricted)
         #expect(p.admit(SubjectState(objections: [.analytics]), purpose: .analytics) == .objection)
         #expect(p.admit(SubjectState(objections: [.service]), purpose: .service) == nil, "service is not objectable")
         #expect(p.admit(SubjectState(consents: [.saleShare: .granted], saleOptOut: true), purpose: .saleShare) == .optOut)
@@ -158,7 +163,7 @@ struct DecisionTests {
             for p in Purpose.allCases where rng.below(2) == 0 { consents[p] = statuses[rng.below(statuses.count)] }
             let subject = SubjectState(
                 consents: consents, restricted: rng.below(8) == 0, objections: Set(Purpose.allCases.filter { _ in rng.below(6) == 0 }),
-                saleOptOut: rng.below(5) == 0, globalPrivacyControl: rng.below(5) == 0)
+                saleOptOut: rng.below(5) == 0, globalPrivacyControl: rng.below(5) == 0, limitSensitive: rng.below(5) == 0)
             let real = Self.policy.decide(request, subject: subject)
             let expected = model.decide(request, subject)
             #expect(real.effect == expected.0, "\(request) \(subject)")

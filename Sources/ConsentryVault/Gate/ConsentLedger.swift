@@ -14,6 +14,8 @@ public enum SubjectFlag: String, Sendable, Hashable, CaseIterable, Codable {
     case optOutSaleShare = "opt_out_sale_share"
     /// A Global Privacy Control signal.
     case gpc
+    /// A limit on the use of sensitive personal information (CPRA).
+    case limitSensitive = "limit_sensitive"
 }
 
 /// One record of the consent ledger, as shown by `consent show` (no personal data but the subject's id).
@@ -100,6 +102,7 @@ extension Vault {
             case .restriction: states[id, default: DerivedState()].state.restricted = on
             case .optOutSaleShare: states[id, default: DerivedState()].state.saleOptOut = on
             case .gpc: states[id, default: DerivedState()].state.globalPrivacyControl = on
+            case .limitSensitive: states[id, default: DerivedState()].state.limitSensitive = on
             case .objection:
                 if let purpose = Purpose(rawValue: row[2]) {
                     if on {
@@ -117,6 +120,7 @@ extension Vault {
     /// A reference made ready for look-up: normalized and hashed, which needs no database.
     enum IdentityLookup {
         case subject(SubjectID)
+        case request(String)
         case hash(IdentityKind, [UInt8])
         case invalid
     }
@@ -124,6 +128,7 @@ extension Vault {
     func identityLookup(_ reference: SubjectReference) -> IdentityLookup {
         switch reference {
         case .subject(let id): return .subject(id)
+        case .request(let id): return RequestIDs.isValid(id) ? .request(id) : .invalid
         case .email(let raw):
             guard let value = try? Normalize.email(raw) else { return .invalid }
             return .hash(.email, keys.blindIndex.index(.email, value))
@@ -140,6 +145,20 @@ extension Vault {
             return try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM subject WHERE id = ?"), arguments: [id.rawValue]).map(
                 SubjectID.init(rawValue:))
         case .hash(let kind, let hash): return try ProfileIngest.lookup(kind, hash, db: db)
+        case .request(let id):
+            // INVARIANT: a verification unlocks its own request's subject only, and only while the request is open.
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: "SELECT subject_id FROM dsr_request WHERE id = ? AND verified_at IS NOT NULL AND status NOT IN ('completed', 'rejected')",
+                    arguments: [id])
+            else { return nil }
+            if let bound = row[0] as Int64? { return try resolve(SubjectReference.subject(SubjectID(rawValue: bound)), db: db) }
+            // No subject matched when the request was opened; one may have been imported since.
+            guard let sealed = try openRequestData(id, db: db) else { return nil }
+            let found = try [sealed.email.map(SubjectReference.email), sealed.customerID.map(SubjectReference.customerID)].compactMap { $0 }
+                .compactMap { try resolve($0, db: db) }
+            return Set(found).count == 1 ? found.first : nil
         case .invalid: return nil
         }
     }
@@ -162,4 +181,6 @@ public enum SubjectReference: Sendable, Hashable {
     case customerID(String)
     /// By the vault's internal id.
     case subject(SubjectID)
+    /// The subject of a verified, open data-subject request.
+    case request(String)
 }

@@ -159,6 +159,7 @@ extension Vault {
             return ScanSummary(decision: .deny, reasons: authorized.reasons.map(\.description), auditSequences: [entry.sequence])
         }
         var summary = ScanSummary(decision: .permit, reasons: authorized.reasons.map(\.description))
+        let sensitive = policy.touchesSpecialCategory(request.fields)
         var admitted: [Int64] = []
         var pseudonyms: [UInt8] = []
         var states: [Int64: DerivedState] = [:]
@@ -173,7 +174,7 @@ extension Vault {
                 while let row = try rows.next() {
                     summary.subjects += 1
                     let id: Int64 = row[0]
-                    if let reason = policy.admit(states[id]?.state ?? SubjectState(), purpose: purpose) {
+                    if let reason = policy.admit(states[id]?.state ?? SubjectState(), purpose: purpose, sensitive: sensitive) {
                         summary.excluded[reason.rawValue, default: 0] += 1
                     } else {
                         admitted.append(id)
@@ -204,7 +205,7 @@ extension Vault {
                     // `chunk` and the rows are both in id order: walk them in step instead of hashing ids.
                     var stillAdmitted = [Bool](repeating: false, count: chunk.count)
                     for (offset, id) in chunk.enumerated() {
-                        if let reason = policy.admit(states[id]?.state ?? SubjectState(), purpose: purpose) {
+                        if let reason = policy.admit(states[id]?.state ?? SubjectState(), purpose: purpose, sensitive: sensitive) {
                             summary.excludedDuringScan[reason.rawValue, default: 0] += 1
                         } else {
                             stillAdmitted[offset] = true
@@ -268,8 +269,9 @@ extension Vault {
                     trace.append(
                         "subject \(pseudonym ?? "?"): consent for `\(purpose.rawValue)` is `\(state.consent(purpose).rawValue)`"
                             + ", restricted: \(state.restricted), objected: \(state.objected(to: purpose)), opt-out: \(state.saleOptOut), gpc: \(state.globalPrivacyControl)"
+                            + ", limit-sensitive: \(state.limitSensitive)"
                     )
-                    let admitted = policy.admit(state, purpose: purpose)
+                    let admitted = policy.admit(state, purpose: purpose, sensitive: policy.touchesSpecialCategory(request.fields))
                     trace.append("subject rules → " + (admitted.map { "deny (\($0.rawValue))" } ?? "admit"))
                 } else if state == nil {
                     trace.append("subject: not found → deny")

@@ -54,7 +54,81 @@ public struct SubjectExport: Sendable, Codable, Equatable {
     /// Derived data (`kind/name` → value): segment memberships, scores, recommendations.
     public var derived: [String: String]
     /// The processing log: audit entries about the subject (single-subject entries and bulk entries whose set holds them).
-    public var processing: [AuditEntry]
+    public var processing: [ProcessingRecord]
+}
+
+/// One use of a subject's data, from the audit log, as shown to the subject: when, which role, for which purpose,
+/// which fields, and the decision. Names of the staff involved are left out.
+public struct ProcessingRecord: Sendable, Codable, Equatable {
+    /// The audit entry's sequence number.
+    public var sequence: Int64
+    /// When (RFC 3339).
+    public var time: String
+    /// The role that acted.
+    public var role: String?
+    /// What was done (`read_profile`, `segment`, `render`, …).
+    public var action: String
+    /// The purpose.
+    public var purpose: String?
+    /// The fields involved.
+    public var fields: [String]
+    /// `permit` or `deny`.
+    public var decision: String
+    /// The decision's reasons.
+    public var reasons: [String]
+
+    init(_ entry: AuditEntry) {
+        sequence = entry.sequence
+        time = Normalize.formatTimestamp(millis: entry.time)
+        role = entry.role
+        action = entry.action
+        purpose = entry.purpose
+        fields = entry.fields
+        decision = entry.decision
+        reasons = entry.reasons
+    }
+}
+
+/// Receives a subject's data from ``Vault/exportSubject(_:actor:role:purpose:reason:requestID:into:)``, section by
+/// section in this order: profile fields, identities, consents, flags, events, derived data, processing log.
+public protocol SubjectExportSink {
+    /// Called first, with the subject's audit pseudonym.
+    mutating func begin(subject pseudonym: String) throws
+    /// One profile field with where it came from and when the source observed it.
+    mutating func profileField(_ name: String, value: String, source: String, observedAt: String) throws
+    /// One identifier kind the subject can be found by, and the source that supplied it.
+    mutating func identity(kind: String, source: String) throws
+    /// One consent ledger record.
+    mutating func consent(_ record: ConsentRecordInfo) throws
+    /// One current flag (`restriction`, `objection:<purpose>`, …).
+    mutating func flag(_ name: String) throws
+    /// One behavioral event.
+    mutating func event(_ event: SubjectExport.Event) throws
+    /// One derived value.
+    mutating func derived(kind: String, name: String, value: String) throws
+    /// One use of the subject's data, from the audit log.
+    mutating func processing(_ record: ProcessingRecord) throws
+    /// Called last.
+    mutating func finish() throws
+}
+
+/// Collects an export in memory (small subjects, tests).
+struct InMemoryExportSink: SubjectExportSink {
+    var export = SubjectExport(
+        subject: "", profile: [:], provenance: [:], identities: [], consents: [], flags: [], events: [], derived: [:], processing: [])
+
+    mutating func begin(subject pseudonym: String) { export.subject = pseudonym }
+    mutating func profileField(_ name: String, value: String, source: String, observedAt: String) {
+        export.profile[name] = value
+        export.provenance[name] = "\(source) at \(observedAt)"
+    }
+    mutating func identity(kind: String, source: String) { export.identities.append(kind) }
+    mutating func consent(_ record: ConsentRecordInfo) { export.consents.append(record) }
+    mutating func flag(_ name: String) { export.flags.append(name) }
+    mutating func event(_ event: SubjectExport.Event) { export.events.append(event) }
+    mutating func derived(kind: String, name: String, value: String) { export.derived["\(kind)/\(name)"] = value }
+    mutating func processing(_ record: ProcessingRecord) { export.processing.append(record) }
+    mutating func finish() {}
 }
 
 /// What an erasure removed.
@@ -149,12 +223,26 @@ extension Vault {
     )
         throws(VaultError) -> SubjectExport
     {
+        var sink = InMemoryExportSink()
+        _ = try exportSubject(reference, actor: actor, role: role, purpose: purpose, reason: reason, requestID: requestID, into: &sink)
+        return sink.export
+    }
+
+    /// Streams everything held about one subject into `sink`, section by section, reading events and audit entries
+    /// through cursors so that memory does not grow with the subject's history. The audit entry is written in the
+    /// same transaction before the first value reaches the sink; if the sink throws, the transaction (and the entry)
+    /// is rolled back and the caller must discard what the sink wrote.
+    /// - Returns: how many items of each kind were exported.
+    public func exportSubject<Sink: SubjectExportSink>(
+        _ reference: SubjectReference, actor: String, role: Role, purpose: Purpose = .service, reason: String? = nil, requestID: String? = nil,
+        into sink: inout Sink
+    ) throws(VaultError) -> [String: Int] {
         let request = AccessRequest(actor: actor, role: role, action: .export, purpose: purpose, reason: reason)
         // The export is the subject's own data: the purpose's field list does not limit it, so only the role's grant is checked.
         let authorized = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
         guard authorized.isPermit else { try refuse(request, authorized, requestID: requestID) }
         do {
-            return try db.write { db -> SubjectExport in
+            return try db.write { db -> [String: Int] in
                 guard let subject = try resolve(reference, db: db) else {
                     throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id")
                 }
@@ -163,48 +251,72 @@ extension Vault {
                 guard let row = try subjectRow(subject, db: db) else { throw VaultError(.integrity, "subject \(subject) has no row") }
                 let keyVersion = UInt32(row["key_version"] as Int64)
                 let pseudonym = self.pseudonym(secret: row["audit_secret"])
-                var export = SubjectExport(
-                    subject: pseudonym, profile: [:], provenance: [:], identities: [], consents: [], flags: [], events: [], derived: [:],
-                    processing: [])
+                let packed = (row["fields"] as Data).withUnsafeBytes({ PackedFields.decode($0) })?.entries ?? []
+                let events = try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE subject_id = ?", arguments: [subject.rawValue]) ?? 0
+                // INVARIANT: no audit, no data. The entry precedes the first value handed to the sink.
+                var entry = draft(request, authorized, subject: pseudonym, counts: ["events": events, "fields": packed.count], requestID: requestID)
+                entry.fields = packed.map(\.name).sorted()
+                _ = try audit(entry, db: db)
+
+                var counts: [String: Int] = [:]
+                try sink.begin(subject: pseudonym)
                 var scratch = try SecretBytes(count: Sealing.keyLength)
                 defer { scratch.zero() }
                 let fields = schema.fields.map(\.name)
+                let provenance = Dictionary(packed.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
                 for (field, value) in zip(fields, try openFields(fields, of: subject, row: row, db: db, scratch: &scratch)) {
-                    if let value { export.profile[field.rawValue] = value }
+                    guard let value else { continue }
+                    let origin = provenance[field.rawValue]
+                    try sink.profileField(
+                        field.rawValue, value: value, source: origin?.source.rawValue ?? "",
+                        observedAt: origin.map { Normalize.formatTimestamp(millis: $0.observedAt) } ?? "")
+                    counts["fields", default: 0] += 1
                 }
-                for entry in (row["fields"] as Data).withUnsafeBytes({ PackedFields.decode($0) })?.entries ?? [] {
-                    export.provenance[entry.name] = "\(entry.source.rawValue) at \(Normalize.formatTimestamp(millis: entry.observedAt))"
-                }
-                export.identities = try String.fetchAll(
-                    db, sql: "SELECT kind FROM identity WHERE subject_id = ? UNION ALL SELECT kind FROM shared_identity WHERE subject_id = ?",
+                for row in try Row.fetchAll(
+                    db,
+                    sql:
+                        "SELECT kind, source FROM identity WHERE subject_id = ? UNION ALL SELECT kind, source FROM shared_identity WHERE subject_id = ?",
                     arguments: [subject.rawValue, subject.rawValue])
-                export.consents = try consentRecords(db, subject)
-                let state = try derivedStates(db, from: subject.rawValue, to: subject.rawValue)[subject.rawValue]?.state ?? SubjectState()
-                export.flags = flagNames(state)
-                export.events = try Row.fetchAll(
-                    db, sql: "SELECT type, time, item_id, category, amount, currency, campaign_id FROM event WHERE subject_id = ? ORDER BY time",
-                    arguments: [subject.rawValue]
-                ).map { row in
-                    SubjectExport.Event(
-                        type: row[0], time: Normalize.formatTimestamp(millis: row[1]), itemID: row[2], category: row[3], amount: row[4],
-                        currency: row[5],
-                        campaignID: row[6])
+                {
+                    try sink.identity(kind: row[0], source: row[1])
+                    counts["identities", default: 0] += 1
                 }
-                for row in try Row.fetchAll(db, sql: "SELECT kind, name, sealed FROM derived WHERE subject_id = ?", arguments: [subject.rawValue]) {
+                for record in try consentRecords(db, subject) {
+                    try sink.consent(record)
+                    counts["consents", default: 0] += 1
+                }
+                let state = try derivedStates(db, from: subject.rawValue, to: subject.rawValue)[subject.rawValue]?.state ?? SubjectState()
+                for flag in flagNames(state) {
+                    try sink.flag(flag)
+                    counts["flags", default: 0] += 1
+                }
+                let cursor = try Row.fetchCursor(
+                    db, sql: "SELECT type, time, item_id, category, amount, currency, campaign_id FROM event WHERE subject_id = ? ORDER BY time, id",
+                    arguments: [subject.rawValue])
+                while let row = try cursor.next() {
+                    try sink.event(
+                        SubjectExport.Event(
+                            type: row[0], time: Normalize.formatTimestamp(millis: row[1]), itemID: row[2], category: row[3], amount: row[4],
+                            currency: row[5], campaignID: row[6]))
+                    counts["events", default: 0] += 1
+                }
+                let derived = try Row.fetchCursor(
+                    db, sql: "SELECT kind, name, sealed FROM derived WHERE subject_id = ? ORDER BY kind, name", arguments: [subject.rawValue])
+                while let row = try derived.next() {
                     let kind: String = row[0], name: String = row[1]
                     let ad = Sealing.derivedAssociatedData(subject: subject, kind: kind, name: name, keyVersion: keyVersion)
                     guard let value = (row[2] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
                         throw VaultError(.integrity, "derived value `\(kind)/\(name)` of subject \(subject) failed its integrity check")
                     }
-                    export.derived["\(kind)/\(name)"] = value
+                    try sink.derived(kind: kind, name: name, value: value)
+                    counts["derived", default: 0] += 1
                 }
-                try forEachAuditEntry(db, AuditFilter(subject: .subject(subject), limit: Int.max)) { export.processing.append($0) }
-                var entry = draft(
-                    request, authorized, subject: pseudonym, counts: ["events": export.events.count, "fields": export.profile.count],
-                    requestID: requestID)
-                entry.fields = export.profile.keys.sorted()
-                _ = try audit(entry, db: db)
-                return export
+                try forEachAuditEntry(db, AuditFilter(subject: .subject(subject), limit: Int.max)) {
+                    try sink.processing(ProcessingRecord($0))
+                    counts["processing", default: 0] += 1
+                }
+                try sink.finish()
+                return counts
             }
         } catch {
             throw Self.storageError(error, "export the subject (nothing was released)")
@@ -216,8 +328,8 @@ extension Vault {
     /// events, consents, flags and derived data; then checkpoints the WAL so that freed pages are overwritten.
     /// Needs `erase` for the purpose (`service` in the default policy); audited in the same transaction.
     ///
-    /// Data-subject requests build on this hook: verification, suppression of re-imports, retention exceptions and
-    /// signed receipts belong to them.
+    /// This is the bare hook; ``eraseForRequest(_:actor:role:)`` adds verification, suppression of re-imports,
+    /// retention exceptions and a signed receipt.
     public func eraseSubject(
         _ reference: SubjectReference, actor: String, role: Role, purpose: Purpose = .service, reason: String? = nil, requestID: String? = nil
     )
@@ -233,15 +345,7 @@ extension Vault {
                     throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id")
                 }
                 let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
-                var deleted: [String: Int] = [:]
-                for table in ["identity", "shared_identity", "event", "consent_record", "subject_flag", "derived"] {
-                    deleted[table] =
-                        try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table) WHERE subject_id = ?", arguments: [subject.rawValue]) ?? 0
-                }
-                // INVARIANT: erasure is final. The row holds the wrapped data key and the pseudonym secret;
-                // deleting it crypto-shreds every sealed value and unlinks past audit entries.
-                try db.execute(sql: "DELETE FROM subject WHERE id = ?", arguments: [subject.rawValue])
-                deleted["subject"] = db.changesCount
+                let deleted = try eraseRows(of: subject, db: db)
                 var entry = draft(request, authorized, subject: pseudonym, counts: deleted.mapKeys { "deleted.\($0)" }, requestID: requestID)
                 entry.reasons.append("erased: data key destroyed")
                 let audited = try audit(entry, db: db)
@@ -274,6 +378,7 @@ extension Vault {
         if state.restricted { flags.append("restriction") }
         if state.saleOptOut { flags.append("opt_out_sale_share") }
         if state.globalPrivacyControl { flags.append("gpc") }
+        if state.limitSensitive { flags.append("limit_sensitive") }
         return flags + state.objections.map { "objection:\($0.rawValue)" }.sorted()
     }
 }

@@ -38,6 +38,8 @@ public struct ImportReport: Sendable, Codable, Equatable {
     public var unchanged = 0
     /// Events already imported with the same id and content (skipped, idempotent).
     public var duplicates = 0
+    /// Records refused because their e-mail address or customer id belongs to an erased subject (counted in ``rejected`` too).
+    public var suppressed = 0
     /// Records rejected; see ``rejections``.
     public var rejected = 0
     /// Undeclared fields that were not stored, by name, with how many values were dropped.

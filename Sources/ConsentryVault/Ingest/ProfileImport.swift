@@ -201,6 +201,8 @@ final class ProfileIngest {
     let nonces = NonceSource()
     var scratchKey: SecretBytes
     let limit: Int
+    /// Whether the suppression list has entries (looked up once per import; most vaults have none to check).
+    var suppressionActive: Bool?
 
     init(vault: Vault, source: DataSource) throws(CryptoError) {
         self.vault = vault
@@ -215,6 +217,17 @@ final class ProfileIngest {
         for key in prepared.dropped { report.droppedFields[FieldProblem.name(ofKey: key), default: 0] += 1 }
         if let problem = prepared.problem {
             report.reject(.init(line: prepared.line, field: problem.field, reason: problem.reason), limit: limit)
+            return
+        }
+        if try isSuppressed(prepared, db: db) {
+            report.suppressed += 1
+            report.reject(
+                .init(
+                    line: prepared.line, field: nil,
+                    reason:
+                        "the subject with this e-mail address or customer id was erased at their request, so the record is not imported (see docs/rights.md)"
+                ),
+                limit: limit)
             return
         }
         let hashes = prepared.hashes
@@ -265,6 +278,20 @@ final class ProfileIngest {
         }
     }
 
+    /// Whether the record's e-mail address or customer id is on the suppression list of erased subjects.
+    private func isSuppressed(_ prepared: PreparedProfile, db: Database) throws -> Bool {
+        if suppressionActive == nil {
+            suppressionActive = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM suppression)") ?? false
+        }
+        guard suppressionActive == true else { return false }
+        let statement = try db.cachedStatement(sql: "SELECT 1 FROM suppression WHERE hash = ?")
+        for (spec, value) in prepared.values {
+            guard let kind = spec.identityKind, kind != .phone else { continue }
+            if try Int.fetchOne(statement, arguments: [Data(vault.keys.suppression.index(kind, value))]) != nil { return true }
+        }
+        return false
+    }
+
     static func lookup(_ kind: IdentityKind, _ hash: [UInt8], db: Database) throws -> SubjectID? {
         let statement = try db.cachedStatement(
             sql: kind == .phone ? "SELECT subject_id FROM shared_identity WHERE hash = ? LIMIT 1" : "SELECT subject_id FROM identity WHERE hash = ?")
@@ -308,7 +335,13 @@ final class ProfileIngest {
             if let index = packed.entries.firstIndex(where: { $0.name == spec.name.rawValue }) {
                 let old = packed.entries[index]
                 let oldRank = vault.schema.rank(of: old.source)
-                guard newRank < oldRank || (newRank == oldRank && observedAt >= old.observedAt) else { continue }
+                // A value corrected at the subject's request yields only to a newer observation, whatever its source,
+                // so re-importing the stale value from the source system does not undo the rectification.
+                if old.source == .rectification {
+                    guard observedAt > old.observedAt else { continue }
+                } else {
+                    guard newRank < oldRank || (newRank == oldRank && observedAt >= old.observedAt) else { continue }
+                }
                 let oldValue = old.sealed.withUnsafeBytes { Sealing.openString($0, key: scratchKey, associatedData: ad) }
                 guard let oldValue else {
                     throw VaultError(.integrity, "field `\(spec.name)` of subject \(subject) failed its integrity check; run `consentry check`")

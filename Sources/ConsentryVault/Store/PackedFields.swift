@@ -25,6 +25,7 @@ struct PackedFields {
         case .pos: 3
         case .api: 4
         case .demo: 5
+        case .rectification: 6
         }
     }
 
@@ -35,6 +36,7 @@ struct PackedFields {
         case 3: .pos
         case 4: .api
         case 5: .demo
+        case 6: .rectification
         default: nil
         }
     }

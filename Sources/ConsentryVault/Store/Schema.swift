@@ -3,7 +3,7 @@ import GRDB
 /// The vault's database schema, as named migrations. Persisted strings (kinds, states, sources) are frozen.
 enum Schema {
     /// The identifier of the newest migration; `status` reports it as the schema version.
-    static let currentVersion = "v3-lean-subject"
+    static let currentVersion = "v4-rights"
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -180,6 +180,81 @@ enum Schema {
             // Rotation pages through subjects by id, and `kek_version <> ?` cannot use this index anyway;
             // dropping it saves every import one random-keyed B-tree insert per subject.
             try db.execute(sql: "DROP INDEX IF EXISTS subject_kek")
+        }
+        migrator.registerMigration("v4-rights") { db in
+            try db.execute(
+                sql: """
+                    -- The CPRA limit on sensitive personal information joins the flags; SQLite cannot change a CHECK
+                    -- constraint in place, so the table is rebuilt with its rows, index and trigger.
+                    CREATE TABLE subject_flag_v4 (
+                        id INTEGER PRIMARY KEY,
+                        subject_id INTEGER NOT NULL REFERENCES subject(id) ON DELETE CASCADE,
+                        flag TEXT NOT NULL CHECK (flag IN ('restriction', 'objection', 'opt_out_sale_share', 'gpc', 'limit_sensitive')),
+                        purpose TEXT NOT NULL DEFAULT '',
+                        value INTEGER NOT NULL CHECK (value IN (0, 1)),
+                        time INTEGER NOT NULL,
+                        source TEXT NOT NULL,
+                        recorded_at INTEGER NOT NULL
+                    );
+                    INSERT INTO subject_flag_v4 SELECT id, subject_id, flag, purpose, value, time, source, recorded_at FROM subject_flag;
+                    DROP TABLE subject_flag;
+                    ALTER TABLE subject_flag_v4 RENAME TO subject_flag;
+                    CREATE INDEX subject_flag_subject ON subject_flag(subject_id, flag, purpose, id);
+                    CREATE TRIGGER subject_flag_append_only BEFORE UPDATE ON subject_flag
+                    BEGIN SELECT RAISE(ABORT, 'flag records are append-only'); END;
+
+                    -- Data-subject requests. `subject_id` has no foreign key on purpose: the record outlives an
+                    -- erasure (kept 24 months), and the erasure sets it to NULL so no row references the subject.
+                    -- The requester's identifiers and the request details are sealed under the requests key and
+                    -- deleted when the identifier retention ends; reasons and outcomes stay in clear (no personal data).
+                    CREATE TABLE dsr_request (
+                        id TEXT PRIMARY KEY,
+                        type TEXT NOT NULL,
+                        regime TEXT NOT NULL,
+                        status TEXT NOT NULL CHECK (status IN ('received', 'verifying', 'verified', 'in_progress', 'completed', 'rejected',
+                            'extended')),
+                        subject_id INTEGER,
+                        identifiers BLOB,
+                        details BLOB,
+                        received_at INTEGER NOT NULL,
+                        confirm_due_at INTEGER,
+                        due_at INTEGER NOT NULL,
+                        extended_due_at INTEGER,
+                        extension_reason TEXT,
+                        rejection_reason TEXT,
+                        code_hash BLOB,
+                        code_expires_at INTEGER,
+                        code_attempts INTEGER NOT NULL DEFAULT 0,
+                        verified_at INTEGER,
+                        completed_at INTEGER,
+                        outcome TEXT,
+                        receipt TEXT,
+                        export_file TEXT,
+                        idempotency_key TEXT UNIQUE,
+                        updated_at INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE INDEX dsr_request_status ON dsr_request(status, due_at);
+                    CREATE INDEX dsr_request_subject ON dsr_request(subject_id) WHERE subject_id IS NOT NULL;
+
+                    -- Erased identifiers, as keyed hashes under their own key (not the look-up key), so a later import
+                    -- of the same e-mail or customer id is refused instead of recreating the subject.
+                    CREATE TABLE suppression (
+                        hash BLOB PRIMARY KEY CHECK (length(hash) = 32),
+                        kind TEXT NOT NULL CHECK (kind IN ('email', 'customer_id', 'phone')),
+                        created_at INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+
+                    -- Records an erasure keeps for a legal obligation (rights.yaml `erasure.retain`), with no link to
+                    -- the erased subject, the reason, and the day they may be deleted.
+                    CREATE TABLE retained_record (
+                        id INTEGER PRIMARY KEY,
+                        kind TEXT NOT NULL,
+                        reason TEXT NOT NULL,
+                        retain_until INTEGER NOT NULL,
+                        data TEXT NOT NULL,
+                        created_at INTEGER NOT NULL
+                    );
+                    """)
         }
         return migrator
     }

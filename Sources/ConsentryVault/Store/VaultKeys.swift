@@ -11,6 +11,11 @@ final class VaultKeys: @unchecked Sendable {
     let eventIDs: BlindIndexer
     let auditPseudonyms: BlindIndexer
     let signer: Signer
+    let suppression: BlindIndexer
+    /// Seals request identifiers and details.
+    let requestSealing: KeyBox
+    /// Keys verification-code hashes (a different sub-key use than sealing, so derived from it under a tag).
+    let requestCodes: BlindIndexer
     private let lock = NSLock()
     private var keks: [UInt32: KeyBox] = [:]
     private var active: UInt32 = 0
@@ -21,6 +26,11 @@ final class VaultKeys: @unchecked Sendable {
         eventIDs = BlindIndexer(key: KeyBox(try SubKeyPurpose.eventID.derive(from: master)))
         auditPseudonyms = BlindIndexer(key: KeyBox(try SubKeyPurpose.auditPseudonym.derive(from: master)))
         signer = try Signer(seed: try SubKeyPurpose.signing.derive(from: master))
+        suppression = BlindIndexer(key: KeyBox(try SubKeyPurpose.suppression.derive(from: master)))
+        let requests = KeyBox(try SubKeyPurpose.requests.derive(from: master))
+        // One context, two keys: the code key is a keyed hash of the sealing key under its own tag.
+        requestCodes = BlindIndexer(key: KeyBox(try BlindIndexer(key: requests).deriveKey(tag: 0x30, context: "verification codes")))
+        requestSealing = requests
     }
 
     /// The version new data keys are wrapped with.

@@ -1,0 +1,315 @@
+public import ConsentryCore
+public import ConsentryVault
+public import Foundation
+
+/// Answers data-subject requests on a vault: the lifecycle (open, verify, fulfil, reject, extend), deadlines per
+/// regime, and the fulfilment of each type through the gate. Every step is audited by the vault.
+///
+/// ```swift
+/// let desk = RightsDesk(vault: vault, actor: "dpo", role: .complianceOfficer)
+/// let (request, code) = try desk.open(.access, regime: .gdpr, identifiers: RequestIdentifiers(email: "a@example.test"))
+/// _ = try desk.verify(request.id, code: code)
+/// let done = try desk.fulfil(request.id)
+/// ```
+public struct RightsDesk: Sendable {
+    /// The vault.
+    public let vault: Vault
+    /// Who acts (recorded in the audit log).
+    public let actor: String
+    /// The role acted in; needs `dsr_manage`, and the gate grants for each fulfilment (`export`, `erase`, `rectify`
+    /// for `service`, `consent_write` for flags).
+    public let role: Role
+
+    /// Creates a desk.
+    public init(vault: Vault, actor: String, role: Role) {
+        self.vault = vault
+        self.actor = actor
+        self.role = role
+    }
+
+    /// What a request asks for beyond its type: corrected values (rectification), purposes objected to, free text.
+    public struct Details: Sendable, Codable, Equatable {
+        /// Corrected field values, for a rectification.
+        public var set: [String: String]?
+        /// Purposes objected to, for an objection (default `profiling` and `email_marketing`).
+        public var purposes: [String]?
+        /// Free text from the requester.
+        public var text: String?
+
+        /// Creates details.
+        public init(set: [String: String]? = nil, purposes: [String]? = nil, text: String? = nil) {
+            self.set = set
+            self.purposes = purposes
+            self.text = text
+        }
+    }
+
+    /// Opens a request and issues its verification code. The code is returned once, to be sent to the subject's address
+    /// on file (the CLI prints it when no mail is configured).
+    public func open(
+        _ type: RequestType, regime: Regime, identifiers: RequestIdentifiers, details: Details = Details(), idempotencyKey: String? = nil
+    ) throws(VaultError) -> (record: RequestRecord, code: String?) {
+        try validate(type, details)
+        try housekeeping()
+        let detailText: String?
+        do { detailText = details == Details() ? nil : String(decoding: try JSONEncoder().encode(details), as: UTF8.self) } catch {
+            throw VaultError(.invalidInput, "the request details could not be encoded")
+        }
+        let record = try vault.openRequest(
+            type: type, regime: regime, identifiers: identifiers, details: detailText, idempotencyKey: idempotencyKey, actor: actor, role: role
+        ) { Deadlines.of(type, regime, receivedAt: $0) }
+        // A replayed idempotency key returns the request as it stands; its code was handed out the first time.
+        guard record.status == .received else { return (record, nil) }
+        let issued = try vault.issueVerificationCode(record.id, actor: actor, role: role)
+        return (issued.record, issued.code)
+    }
+
+    private func validate(_ type: RequestType, _ details: Details) throws(VaultError) {
+        if type == .rectification && (details.set ?? [:]).isEmpty {
+            throw VaultError(.invalidInput, "a rectification request names the corrected values: pass `--set field=value` (repeatable)")
+        }
+        if type != .rectification && details.set != nil {
+            throw VaultError(.invalidInput, "`--set` belongs to rectification requests only")
+        }
+        if let purposes = details.purposes {
+            guard type == .objection else { throw VaultError(.invalidInput, "`--purpose` belongs to objection requests only") }
+            for purpose in purposes where Purpose(rawValue: purpose) == nil {
+                throw VaultError(.invalidInput, "unknown purpose `\(purpose)`; use one of \(Purpose.choiceList)")
+            }
+        }
+    }
+
+    /// Issues a new verification code (the old one stops working).
+    public func reissueCode(_ id: String) throws(VaultError) -> (record: RequestRecord, code: String) {
+        try vault.issueVerificationCode(id, actor: actor, role: role)
+    }
+
+    /// Checks a verification code.
+    public func verify(_ id: String, code: String) throws(VaultError) -> (record: RequestRecord, check: CodeCheck) {
+        try vault.checkVerificationCode(id, code: code, actor: actor, role: role)
+    }
+
+    /// One request.
+    public func show(_ id: String) throws(VaultError) -> RequestRecord { try vault.request(id, actor: actor, role: role) }
+
+    /// Requests, ordered by the deadline in force. `overdue` keeps open requests past it; `dueWithinDays` open requests
+    /// due within that many days from now (overdue ones included).
+    public func list(status: RequestStatus? = nil, overdue: Bool = false, dueWithinDays: Int? = nil) throws(VaultError) -> [RequestRecord] {
+        try housekeeping()
+        let now = vault.currentTimeMillis
+        return try vault.requests(status: status, actor: actor, role: role).filter { record in
+            if overdue && (record.status.isClosed || record.effectiveDueAt >= now) { return false }
+            if let days = dueWithinDays, record.status.isClosed || record.effectiveDueAt > now + Int64(days) * 86_400_000 { return false }
+            return true
+        }.sorted { ($0.effectiveDueAt, $0.id) < ($1.effectiveDueAt, $1.id) }
+    }
+
+    /// Rejects a request (manifestly unfounded, identity not verified, an exemption applies) with a reason.
+    public func reject(_ id: String, reason: String) throws(VaultError) -> RequestRecord {
+        let reason = try Self.reasonText(reason)
+        let now = vault.currentTimeMillis
+        return try vault.updateRequest(id, actor: actor, role: role) { record throws(VaultError) in
+            guard !record.status.isClosed else { throw VaultError(.invalidInput, "request \(id) is already \(record.status.rawValue)") }
+            record.status = .rejected
+            record.rejectionReason = reason
+            record.completedAt = now
+            return "rejected"
+        }
+    }
+
+    /// Extends the deadline once, where the regime allows it, with a reason (to be told to the subject).
+    public func extend(_ id: String, reason: String) throws(VaultError) -> RequestRecord {
+        let reason = try Self.reasonText(reason)
+        return try vault.updateRequest(id, actor: actor, role: role) { record throws(VaultError) in
+            guard !record.status.isClosed else { throw VaultError(.invalidInput, "request \(id) is already \(record.status.rawValue)") }
+            guard record.extendedDueAt == nil else { throw VaultError(.invalidInput, "request \(id) was already extended; a deadline extends once") }
+            guard let extended = Deadlines.extended(record.type, record.regime, receivedAt: record.receivedAt) else {
+                throw VaultError(
+                    .invalidInput,
+                    "\(record.regime.rawValue.uppercased()) allows no extension for a \(record.type.rawValue) request; answer by the due date")
+            }
+            record.extendedDueAt = extended
+            record.extensionReason = reason
+            // Before verification the status stays (verifying goes on); afterwards it shows the extension.
+            if record.status == .verified || record.status == .inProgress { record.status = .extended }
+            return "extended"
+        }
+    }
+
+    static func reasonText(_ reason: String) throws(VaultError) -> String {
+        let text = reason.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty, text.count <= 500 else {
+            throw VaultError(.invalidInput, "give a reason of 1 to 500 characters (it is kept with the request for 24 months; no personal data)")
+        }
+        return text
+    }
+
+    /// What ``fulfil(_:format:)`` did.
+    public struct Fulfilment: Sendable {
+        /// The request as it stands afterwards.
+        public var record: RequestRecord
+        /// The export written (access, portability), relative to the vault directory.
+        public var exportFile: String?
+        /// The signed receipt (erasure).
+        public var receipt: SignedReceipt?
+        /// The checks made right after an erasure.
+        public var verification: ErasureVerification?
+    }
+
+    /// Fulfils a verified request: writes the export (access, portability), erases (erasure), corrects (rectification)
+    /// or sets the flag (restriction, objection, opt-out, limit-sensitive), then completes it.
+    public func fulfil(_ id: String, format: ExportFormat = .json) throws(VaultError) -> Fulfilment {
+        let current = try vault.request(id, actor: actor, role: role)
+        guard current.verifiedAt != nil, [.verified, .inProgress, .extended].contains(current.status) else {
+            throw VaultError(
+                .invalidInput,
+                current.status.isClosed
+                    ? "request \(id) is already \(current.status.rawValue)"
+                    : "request \(id) is \(current.status.rawValue); verify the requester first with `consentry dsr verify \(id) --code …`")
+        }
+        let details =
+            try vault.requestDetails(id, actor: actor, role: role).flatMap { try? JSONDecoder().decode(Details.self, from: Data($0.utf8)) }
+            ?? Details()
+        switch current.type {
+        case .erasure:
+            let erased = try vault.eraseForRequest(id, actor: actor, role: role)
+            let verification = try vault.verifyErasure(id, actor: actor, role: role)
+            let record = try vault.updateRequest(id, actor: actor, role: role) { record throws(VaultError) in
+                record.outcome = Self.json([
+                    "deleted": erased.receipt.receipt.deleted, "verification": verification.passed ? ["passed": 1] : ["failed": 1],
+                ])
+                return "erasure checked: \(verification.passed ? "passed" : "FAILED")"
+            }
+            return Fulfilment(record: record, receipt: erased.receipt, verification: verification)
+        case .access, .portability:
+            _ = try vault.updateRequest(id, actor: actor, role: role) { record throws(VaultError) in
+                record.status = .inProgress
+                return "export started"
+            }
+            let (file, counts) = try writeExport(current, format: format)
+            let record = try vault.updateRequest(id, actor: actor, role: role) { record throws(VaultError) in
+                record.status = .completed
+                record.completedAt = vault.currentTimeMillis
+                record.exportFile = file
+                record.outcome = Self.json(counts)
+                return "completed: export (\(format.rawValue))"
+            }
+            return Fulfilment(record: record, exportFile: file)
+        case .rectification:
+            let changed = try rectify(id, details.set ?? [:])
+            return Fulfilment(
+                record: try complete(id, outcome: ["changed": changed.count], step: "completed: rectified \(changed.joined(separator: ", "))"))
+        case .restriction:
+            return Fulfilment(record: try setFlags(id, [(.restriction, nil)]))
+        case .objection:
+            let purposes = (details.purposes ?? [Purpose.profiling.rawValue, Purpose.emailMarketing.rawValue]).compactMap(Purpose.init(rawValue:))
+            return Fulfilment(record: try setFlags(id, purposes.map { (.objection, $0) }))
+        case .optOutSaleShare:
+            return Fulfilment(record: try setFlags(id, [(.optOutSaleShare, nil)]))
+        case .limitSensitive:
+            return Fulfilment(record: try setFlags(id, [(.limitSensitive, nil)]))
+        }
+    }
+
+    private func setFlags(_ id: String, _ flags: [(SubjectFlag, Purpose?)]) throws(VaultError) -> RequestRecord {
+        var set = 0
+        for (flag, purpose) in flags where try setFlag(id, flag, purpose) { set += 1 }
+        let names = flags.map { flag, purpose in purpose.map { "\(flag.rawValue):\($0.rawValue)" } ?? flag.rawValue }.joined(separator: ", ")
+        return try complete(id, outcome: ["flags_set": set], step: set == 0 ? "completed: no subject held" : "completed: \(names) set")
+    }
+
+    /// Sets one flag on the request's subject; false when no subject is held (nothing to flag).
+    private func setFlag(_ id: String, _ flag: SubjectFlag, _ purpose: Purpose?) throws(VaultError) -> Bool {
+        do {
+            try vault.recordFlag(flag, purpose: purpose, on: true, subject: .request(id), source: "dsr", actor: actor, role: role, requestID: id)
+            return true
+        } catch let error where error.code == .notFound {
+            return false
+        }
+    }
+
+    /// Corrects the request's subject; no fields change when no subject is held.
+    private func rectify(_ id: String, _ values: [String: String]) throws(VaultError) -> [String] {
+        do {
+            return try vault.rectify(.request(id), values: values, actor: actor, role: role, requestID: id)
+        } catch let error where error.code == .notFound {
+            return []
+        }
+    }
+
+    private func complete(_ id: String, outcome: [String: Int], step: String) throws(VaultError) -> RequestRecord {
+        let now = vault.currentTimeMillis
+        return try vault.updateRequest(id, actor: actor, role: role) { record throws(VaultError) in
+            record.status = .completed
+            record.completedAt = now
+            record.outcome = Self.json(outcome)
+            return step
+        }
+    }
+
+    /// Writes the export under a temporary dot-name and renames it when complete, so a failed export leaves no
+    /// partial file where a download would find it.
+    private func writeExport(_ record: RequestRecord, format: ExportFormat) throws(VaultError) -> (String, [String: Int]) {
+        let exports = vault.exportsDirectory
+        let name = "\(record.id)-\(UUID().uuidString.prefix(8).lowercased())" + (format == .json ? ".json" : "-csv")
+        let partial = exports.appendingPathComponent("." + name)
+        let header = [
+            "id": record.id, "type": record.type.rawValue, "regime": record.regime.rawValue,
+            "received_at": ISO8601.format(record.receivedAt), "exported_at": ISO8601.format(vault.currentTimeMillis),
+        ]
+        let counts: [String: Int]
+        do {
+            try FileManager.default.createDirectory(at: exports, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            switch format {
+            case .json:
+                var writer = JSONExportWriter(file: try BufferedFile(creating: partial), header: header)
+                counts = try export(record.id, into: &writer)
+            case .csv:
+                try FileManager.default.createDirectory(at: partial, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+                var writer = try CSVExportWriter(folder: partial, header: header)
+                counts = try export(record.id, into: &writer)
+            }
+            try FileManager.default.moveItem(at: partial, to: exports.appendingPathComponent(name))
+        } catch {
+            try? FileManager.default.removeItem(at: partial)
+            if let error = error as? VaultError { throw error }
+            throw VaultError(.storage, "could not write the export: \(error.localizedDescription)")
+        }
+        return ("exports/" + name, counts)
+    }
+
+    /// Streams the request's subject into `writer`; a request that matches no subject gets the empty document.
+    private func export<Writer: ExportDocument>(_ id: String, into writer: inout Writer) throws -> [String: Int] {
+        var missing = false
+        var counts: [String: Int] = [:]
+        do {
+            counts = try vault.exportSubject(.request(id), actor: actor, role: role, requestID: id, into: &writer)
+        } catch {
+            guard error.code == .notFound else { throw error }
+            missing = true
+        }
+        if missing { try writer.nothingHeld() }
+        return counts
+    }
+
+    /// Re-checks a completed erasure (see ``Vault/verifyErasure(_:actor:role:)``).
+    public func verifyErasure(_ id: String) throws(VaultError) -> ErasureVerification {
+        try vault.verifyErasure(id, actor: actor, role: role)
+    }
+
+    /// Applies the request retention of `rights.yaml`; run before every listing and opening.
+    public func housekeeping() throws(VaultError) {
+        try vault.expireRequestData(actor: actor, role: role)
+    }
+
+    static func json(_ value: some Encodable) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+}
+
+/// RFC 3339 timestamps with milliseconds, UTC.
+enum ISO8601 {
+    static func format(_ millis: Int64) -> String { Normalize.formatTimestamp(millis: millis) }
+}

@@ -1,0 +1,392 @@
+import ConsentryAudit
+public import ConsentryCore
+import ConsentryCrypto
+import ConsentryPolicy
+public import Foundation
+import GRDB
+
+/// What an erasure did, as signed in its receipt. Holds no personal data and no subject id or pseudonym:
+/// the receipt proves the erasure without linking the request to anything the subject did before.
+public struct ErasureReceipt: Sendable, Codable, Equatable {
+    /// Data kept for a legal obligation, detached from the subject.
+    public struct Retained: Sendable, Codable, Equatable {
+        /// What was kept (`purchase_events`).
+        public var kind: String
+        /// How many records.
+        public var count: Int
+        /// The legal reason from `rights.yaml`.
+        public var reason: String
+        /// The day they may be deleted (YYYY-MM-DD).
+        public var until: String
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case kind, regime, deleted, retained, suppressed
+        case requestID = "request_id"
+        case receivedAt = "received_at"
+        case erasedAt = "erased_at"
+        case auditSequence = "audit_sequence"
+        case publicKey = "public_key"
+    }
+
+    /// Always `erasure`.
+    public var kind: String
+    /// The request.
+    public var requestID: String
+    /// The law it was made under.
+    public var regime: String
+    /// When the request was received (RFC 3339).
+    public var receivedAt: String
+    /// When the erasure committed (RFC 3339).
+    public var erasedAt: String
+    /// Rows and files deleted per kind (`subject`, `identity`, `event`, `consent_record`, `derived`, `export_file`, …).
+    public var deleted: [String: Int]
+    /// What was kept, and why.
+    public var retained: [Retained]
+    /// The identifier kinds entered on the suppression list (keyed hashes only).
+    public var suppressed: [String]
+    /// The audit entry of the erasure.
+    public var auditSequence: Int64
+    /// The vault's signing key (hex), which `audit/signing.pub` also holds.
+    public var publicKey: String
+}
+
+/// A receipt with its Ed25519 signature over the receipt's canonical JSON (sorted keys, no extra whitespace).
+public struct SignedReceipt: Sendable, Codable, Equatable {
+    /// The receipt.
+    public var receipt: ErasureReceipt
+    /// The signature (hex).
+    public var signature: String
+
+    /// The bytes that are signed.
+    static func canonical(_ receipt: ErasureReceipt) throws -> [UInt8] {
+        [UInt8](try JSONEncoder.sorted.encode(receipt))
+    }
+
+    /// The receipt as one line of JSON, as stored and printed.
+    public var json: String {
+        (try? JSONEncoder.sorted.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    /// Checks a receipt file's signature against `publicKey` (hex). A changed byte in the receipt, or a receipt signed
+    /// by another vault, fails.
+    public static func verify(_ data: Data, publicKey: String) -> Bool {
+        guard let signed = try? JSONDecoder().decode(SignedReceipt.self, from: data), let key = hexBytes(publicKey),
+            let signature = hexBytes(signed.signature), let message = try? canonical(signed.receipt)
+        else { return false }
+        return signed.receipt.publicKey == publicKey.lowercased() && Signer.verify(signature, of: message, publicKey: key)
+    }
+
+    static func hexBytes(_ text: String) -> [UInt8]? {
+        let chars = Array(text.utf8)
+        guard chars.count % 2 == 0, !chars.isEmpty else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(chars.count / 2)
+        var i = 0
+        while i < chars.count {
+            guard let high = hexValue(chars[i]), let low = hexValue(chars[i + 1]) else { return nil }
+            out.append(high << 4 | low)
+            i += 2
+        }
+        return out
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
+
+/// The result of `dsr verify-erasure`: each check with whether it passed. Details never hold identifiers.
+public struct ErasureVerification: Sendable, Codable, Equatable {
+    /// One check.
+    public struct Check: Sendable, Codable, Equatable {
+        /// What was checked.
+        public var name: String
+        /// Whether nothing of the subject was found.
+        public var passed: Bool
+        /// Where something was found (table or file name), or what was searched.
+        public var detail: String
+    }
+
+    /// Every check, in order.
+    public var checks: [Check]
+    /// Whether all passed.
+    public var passed: Bool { checks.allSatisfy(\.passed) }
+}
+
+extension Vault {
+    /// Tables whose rows belong to a subject; deleting the subject row cascades to them.
+    static let subjectTables = ["identity", "shared_identity", "event", "consent_record", "subject_flag", "derived"]
+
+    /// Deletes a subject and everything that references it, inside the caller's transaction: counts per table, then
+    /// the subject row (the wrapped data key and the pseudonym secret go with it), then the link from its requests,
+    /// then its export files. Returns the counts.
+    func eraseRows(of subject: SubjectID, db: Database) throws -> [String: Int] {
+        var deleted: [String: Int] = [:]
+        for table in Self.subjectTables {
+            deleted[table] = try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table) WHERE subject_id = ?", arguments: [subject.rawValue]) ?? 0
+        }
+        // INVARIANT: erasure is final. The row holds the wrapped data key and the pseudonym secret;
+        // deleting it crypto-shreds every sealed value and unlinks past audit entries.
+        try db.execute(sql: "DELETE FROM subject WHERE id = ?", arguments: [subject.rawValue])
+        deleted["subject"] = db.changesCount
+        let requests = try String.fetchAll(db, sql: "SELECT id FROM dsr_request WHERE subject_id = ?", arguments: [subject.rawValue])
+        try db.execute(sql: "UPDATE dsr_request SET subject_id = NULL WHERE subject_id = ?", arguments: [subject.rawValue])
+        deleted["export_file"] = removeExportFiles(ofRequests: requests)
+        return deleted
+    }
+
+    /// Fulfils a verified erasure request: keeps what `rights.yaml` retains for a legal obligation (detached from the
+    /// subject), enters the identifiers on the suppression list, deletes the subject and everything that references it
+    /// (crypto-shredding its data key and pseudonym secret), completes the request with a signed receipt, and
+    /// truncates the WAL so that old page copies are overwritten. One transaction: the subject is wholly present or
+    /// wholly gone for every concurrent import, scan, read or render.
+    ///
+    /// Needs `dsr_manage` and `erase` for `service`.
+    public func eraseForRequest(_ id: String, actor: String, role: Role) throws(VaultError) -> (record: RequestRecord, receipt: SignedReceipt) {
+        let manage = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
+        let request = AccessRequest(actor: actor, role: role, action: .erase, purpose: .service)
+        let authorized = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
+        guard authorized.isPermit else { try refuse(request, authorized, requestID: id) }
+        let rights = loadedPolicy?.rights ?? RightsPolicy()
+        let result: (RequestRecord, SignedReceipt)
+        do {
+            result = try db.write { db -> (RequestRecord, SignedReceipt) in
+                let record = try loadRequest(id, db: db)
+                guard record.type == .erasure else {
+                    throw VaultError(.invalidInput, "request \(id) is a \(record.type.rawValue) request, not an erasure")
+                }
+                guard record.verifiedAt != nil, [.verified, .inProgress, .extended].contains(record.status) else {
+                    throw VaultError(.invalidInput, "request \(id) is \(record.status.rawValue); an erasure needs a verified, open request")
+                }
+                let sealed = try openRequestData(id, db: db) ?? SealedRequestData()
+                let subject = try resolve(SubjectReference.request(id), db: db)
+                let now = nowMillis
+                // Every identifier the subject is known by: what the request gave and what the profile holds.
+                var known: [IdentityKind: Set<String>] = [:]
+                if let email = sealed.email, let value = try? Normalize.email(email) { known[.email, default: []].insert(value) }
+                if let customer = sealed.customerID, let value = try? Normalize.customerID(customer) { known[.customerID, default: []].insert(value) }
+                var deleted: [String: Int] = [:]
+                var retained: [ErasureReceipt.Retained] = []
+                if let subject {
+                    let indexed = schema.fields.filter { $0.identityKind != nil }
+                    guard let row = try subjectRow(subject, db: db) else { throw VaultError(.integrity, "subject \(subject) has no row") }
+                    var scratch = try SecretBytes(count: Sealing.keyLength)
+                    defer { scratch.zero() }
+                    for (spec, value) in zip(indexed, try openFields(indexed.map(\.name), of: subject, row: row, db: db, scratch: &scratch)) {
+                        if let value, let kind = spec.identityKind { known[kind, default: []].insert(value) }
+                    }
+                    for rule in rights.retain {
+                        retained.append(try retain(rule, of: subject, now: now, db: db))
+                    }
+                    deleted = try eraseRows(of: subject, db: db)
+                }
+                deleted["export_file", default: 0] += removeExportFiles(ofRequests: [id])
+                var suppressed: [String] = []
+                if rights.suppressReimport {
+                    // Phone numbers may be shared by a household, so only e-mail and customer id are suppressed.
+                    for kind in [IdentityKind.email, .customerID] {
+                        for value in known[kind] ?? [] {
+                            try db.execute(
+                                sql: "INSERT OR IGNORE INTO suppression (hash, kind, created_at) VALUES (?, ?, ?)",
+                                arguments: [Data(keys.suppression.index(kind, value)), kind.rawValue, now])
+                        }
+                        if known[kind]?.isEmpty == false { suppressed.append(kind.rawValue) }
+                    }
+                }
+                var entry = draft(request, authorized, counts: deleted.mapKeys { "deleted.\($0)" }, requestID: id)
+                for item in retained { entry.counts["retained.\(item.kind)"] = item.count }
+                entry.reasons.append(subject == nil ? "erased: no subject held" : "erased: data key destroyed")
+                let audited = try audit(entry, db: db)
+                let receipt = ErasureReceipt(
+                    kind: "erasure", requestID: id, regime: record.regime.rawValue, receivedAt: Normalize.formatTimestamp(millis: record.receivedAt),
+                    erasedAt: Normalize.formatTimestamp(millis: now), deleted: deleted, retained: retained, suppressed: suppressed,
+                    auditSequence: audited.sequence, publicKey: signingPublicKey)
+                let signed = SignedReceipt(receipt: receipt, signature: Digest.hex(keys.signer.sign(try SignedReceipt.canonical(receipt))))
+                // The identifiers stay sealed (with the former id) for `verify-erasure` until the identifier retention ends.
+                var keep = sealed
+                keep.erasedSubject = subject?.rawValue
+                keep.known = known.flatMap { kind, values in values.map { "\(kind.rawValue):\($0)" } }.sorted()
+                let outcome = String(decoding: try JSONEncoder.sorted.encode(["deleted": deleted]), as: UTF8.self)
+                try db.execute(
+                    sql: """
+                        UPDATE dsr_request SET status = 'completed', completed_at = ?, outcome = ?, receipt = ?, identifiers = ?, subject_id = NULL,
+                            updated_at = ? WHERE id = ?
+                        """, arguments: [now, outcome, signed.json, try sealRequestData(keep, id: id), now, id])
+                try auditRequestStep(id, "completed: erasure", decision: manage, actor: actor, role: role, db: db)
+                return (try loadRequest(id, db: db), signed)
+            }
+            // Freed pages were zeroed by secure_delete in the database file; truncating the WAL removes the old copies there.
+            _ = try db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+        } catch {
+            throw Self.storageError(error, "erase the subject of request \(id) (nothing was erased)")
+        }
+        try checkpointIfDue(force: true)
+        return result
+    }
+
+    /// Copies the records a retention rule keeps into `retained_record`, without the subject's id.
+    private func retain(_ rule: RightsPolicy.Retention, of subject: SubjectID, now: Int64, db: Database) throws -> ErasureReceipt.Retained {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let until = calendar.date(byAdding: .year, value: rule.years, to: Date(timeIntervalSince1970: Double(now) / 1000))!
+        let untilMillis = Int64(until.timeIntervalSince1970 * 1000)
+        var count = 0
+        switch rule.kind {
+        case .purchaseEvents:
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT time, item_id, category, amount, currency FROM event WHERE subject_id = ? AND type = 'purchase' ORDER BY time",
+                arguments: [subject.rawValue])
+            let insert = try db.cachedStatement(
+                sql: "INSERT INTO retained_record (kind, reason, retain_until, data, created_at) VALUES (?, ?, ?, ?, ?)")
+            while let row = try rows.next() {
+                var data: [String: String] = ["time": Normalize.formatTimestamp(millis: row[0])]
+                if let item = row[1] as String? { data["item_id"] = item }
+                if let category = row[2] as String? { data["category"] = category }
+                if let amount = row[3] as Double? { data["amount"] = String(amount) }
+                if let currency = row[4] as String? { data["currency"] = currency }
+                try insert.execute(arguments: [
+                    rule.kind.rawValue, rule.reason, untilMillis, String(decoding: try JSONEncoder.sorted.encode(data), as: UTF8.self), now,
+                ])
+                count += 1
+            }
+        }
+        return ErasureReceipt.Retained(
+            kind: rule.kind.rawValue, count: count, reason: rule.reason, until: String(Normalize.formatTimestamp(millis: untilMillis).prefix(10)))
+    }
+
+    /// Re-checks a completed erasure: no blind-index look-up finds the subject's identifiers, no row references its
+    /// former id, and no file in the vault directory (database, WAL, shared memory, exports, audit) holds any of its
+    /// known identifiers in plain, lower-cased or base64 form. Audited.
+    ///
+    /// Possible while the request's sealed identifiers are kept (`keep_identifiers_days` after completion).
+    public func verifyErasure(_ id: String, actor: String, role: Role) throws(VaultError) -> ErasureVerification {
+        let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
+        var verification = ErasureVerification(checks: [])
+        var needles: [[UInt8]] = []
+        do {
+            try db.read { db in
+                let record = try loadRequest(id, db: db)
+                guard record.type == .erasure, record.status == .completed else {
+                    throw VaultError(.invalidInput, "request \(id) is not a completed erasure")
+                }
+                guard let sealed = try openRequestData(id, db: db) else {
+                    throw VaultError(
+                        .invalidInput,
+                        "the identifiers of request \(id) were deleted when the identifier retention ended; the receipt records what the erasure did")
+                }
+                var found: [String] = []
+                for item in sealed.known ?? [] {
+                    let parts = item.split(separator: ":", maxSplits: 1).map(String.init)
+                    guard parts.count == 2, let kind = IdentityKind(rawValue: parts[0]) else { continue }
+                    if try ProfileIngest.lookup(kind, keys.blindIndex.index(kind, parts[1]), db: db) != nil { found.append(kind.rawValue) }
+                    for form in [parts[1], parts[1].lowercased(), Data(parts[1].utf8).base64EncodedString()] {
+                        let bytes = Array(form.utf8)
+                        if bytes.count >= 4 && !needles.contains(bytes) { needles.append(bytes) }
+                    }
+                }
+                verification.checks.append(
+                    .init(
+                        name: "blind-index look-ups", passed: found.isEmpty,
+                        detail: found.isEmpty
+                            ? "\((sealed.known ?? []).count) identifiers looked up, none found" : "still found by " + found.joined(separator: ", ")))
+                var referencing: [String] = []
+                if let former = sealed.erasedSubject {
+                    for table in Self.subjectTables + ["dsr_request"] {
+                        if try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table) WHERE subject_id = ?", arguments: [former]) ?? 0 > 0 {
+                            referencing.append(table)
+                        }
+                    }
+                    if try Int.fetchOne(db, sql: "SELECT count(*) FROM subject WHERE id = ?", arguments: [former]) ?? 0 > 0 {
+                        referencing.append("subject")
+                    }
+                }
+                verification.checks.append(
+                    .init(
+                        name: "rows referencing the subject", passed: referencing.isEmpty,
+                        detail: referencing.isEmpty ? "no table references the former id" : "referenced in " + referencing.joined(separator: ", ")))
+            }
+        } catch {
+            throw Self.storageError(error, "verify the erasure")
+        }
+        let hits = Self.filesContaining(needles, under: directory, skipping: ["keys"])
+        verification.checks.append(
+            .init(
+                name: "raw files", passed: hits.isEmpty,
+                detail: hits.isEmpty
+                    ? "no file in the vault directory holds the identifiers (plain, lower-cased, base64)" : "found in " + hits.joined(separator: ", ")
+            ))
+        do {
+            try db.write { db in
+                try auditRequestStep(
+                    id, "erasure verification: \(verification.passed ? "passed" : "FAILED")", decision: decision, actor: actor, role: role, db: db)
+            }
+        } catch {
+            throw Self.storageError(error, "audit the verification")
+        }
+        try checkpointIfDue()
+        return verification
+    }
+
+    /// Relative paths of regular files under `root` (not under `skipping`) that contain any of `needles`. Files are
+    /// read in chunks with an overlap, so memory stays flat whatever their size.
+    static func filesContaining(_ needles: [[UInt8]], under root: URL, skipping: Set<String>) -> [String] {
+        guard !needles.isEmpty, let walker = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey]) else {
+            return []
+        }
+        let overlap = (needles.map(\.count).max() ?? 1) - 1
+        var hits: [String] = []
+        let rootPath = root.standardizedFileURL.path
+        for case let url as URL in walker {
+            let path = url.standardizedFileURL.path
+            let relative = path.hasPrefix(rootPath + "/") ? String(path.dropFirst(rootPath.count + 1)) : url.lastPathComponent
+            if let first = relative.split(separator: "/").first, skipping.contains(String(first)) { continue }
+            guard (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true,
+                let handle = try? FileHandle(forReadingFrom: url)
+            else { continue }
+            defer { try? handle.close() }
+            var carry: [UInt8] = []
+            var hit = false
+            while !hit, let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+                let window = carry + [UInt8](chunk)
+                hit = needles.contains { window.containsBytes($0) }
+                carry = Array(window.suffix(overlap))
+            }
+            if hit { hits.append(relative) }
+        }
+        return hits.sorted()
+    }
+}
+
+extension JSONEncoder {
+    /// Sorted keys, no escaped slashes: stable output for stored JSON.
+    static var sorted: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Whether `needle` occurs in the array.
+    func containsBytes(_ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty, needle.count <= count else { return false }
+        let first = needle[0]
+        var i = 0
+        let last = count - needle.count
+        return withUnsafeBufferPointer { hay in
+            needle.withUnsafeBufferPointer { n in
+                while i <= last {
+                    if hay[i] == first && memcmp(hay.baseAddress! + i, n.baseAddress!, n.count) == 0 { return true }
+                    i += 1
+                }
+                return false
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import ConsentryAudit
+public import ConsentryCore
+import ConsentryCrypto
+import ConsentryPolicy
+import Foundation
+import GRDB
+
+extension Vault {
+    /// Corrects profile fields of one subject (a rectification request). Each value is validated and normalized as an
+    /// import would, sealed anew, and marked with source `rectification`; the old ciphertext is overwritten in place
+    /// (secure_delete) and the WAL truncated, so the old value is kept nowhere. A changed e-mail, phone or customer id
+    /// moves its blind index too. Needs `rectify` for `service`; audited with the names of the changed fields.
+    /// - Returns: the fields whose value changed.
+    public func rectify(
+        _ reference: SubjectReference, values: [String: String], actor: String, role: Role, requestID: String? = nil
+    ) throws(VaultError) -> [String] {
+        let request = AccessRequest(actor: actor, role: role, action: .rectify, purpose: .service)
+        let authorized = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
+        guard authorized.isPermit else { try refuse(request, authorized, requestID: requestID) }
+        guard !values.isEmpty else { throw VaultError(.invalidInput, "a rectification names at least one field and its corrected value") }
+        var normalized: [(spec: FieldSpec, value: String)] = []
+        for (name, raw) in values.sorted(by: { $0.key < $1.key }) {
+            guard let spec = schema[name] else {
+                throw VaultError(
+                    .invalidInput,
+                    "`\(name)` is not a field of this vault; fields.yaml declares \(schema.fields.map { "`\($0.name)`" }.joined(separator: ", "))")
+            }
+            do { normalized.append((spec, try Normalize.value(raw, as: spec.type))) } catch {
+                throw VaultError(.invalidInput, "field `\(name)`: \(error.message)")
+            }
+        }
+        let changed: [String]
+        do {
+            changed = try db.write { db -> [String] in
+                guard let subject = try resolve(reference, db: db) else {
+                    throw VaultError(.notFound, "no subject matches; check the e-mail address, customer id or request")
+                }
+                try refreshKEKs(db)
+                guard let row = try subjectRow(subject, db: db),
+                    var packed = (row["fields"] as Data).withUnsafeBytes({ PackedFields.decode($0) })
+                else { throw VaultError(.integrity, "the stored profile of subject \(subject) is malformed; run `consentry check`") }
+                let keyVersion = UInt32(row["key_version"] as Int64)
+                var scratch = try SecretBytes(count: Sealing.keyLength)
+                defer { scratch.zero() }
+                try unwrapDataKey(of: subject, kekVersion: UInt32(row["kek_version"] as Int64), wrapped: row["wrapped_key"], into: &scratch)
+                let nonces = NonceSource(blockNonces: 4)
+                let now = nowMillis
+                var changed: [String] = []
+                for (spec, value) in normalized {
+                    let ad = Sealing.fieldAssociatedData(subject: subject, field: spec.name, keyVersion: keyVersion)
+                    let entry = PackedFields.Entry(
+                        name: spec.name.rawValue, source: .rectification, observedAt: now,
+                        sealed: Sealing.seal(value, key: scratch, associatedData: ad, nonces: nonces))
+                    if let index = packed.entries.firstIndex(where: { $0.name == spec.name.rawValue }) {
+                        let old = packed.entries[index].sealed.withUnsafeBytes { Sealing.openString($0, key: scratch, associatedData: ad) }
+                        packed.entries[index] = entry
+                        if old == value { continue }
+                    } else {
+                        packed.entries.append(entry)
+                    }
+                    changed.append(spec.name.rawValue)
+                    if let kind = spec.identityKind { try moveIdentity(kind, to: value, of: subject, now: now, db: db) }
+                }
+                try db.execute(
+                    sql: "UPDATE subject SET fields = ?, updated_at = ? WHERE id = ?", arguments: [Data(packed.encoded()), now, subject.rawValue])
+                var entry = draft(
+                    request, authorized, subject: pseudonym(secret: row["audit_secret"]), counts: ["changed": changed.count], requestID: requestID)
+                entry.fields = changed
+                entry.reasons.append("rectified")
+                _ = try audit(entry, db: db)
+                return changed
+            }
+            _ = try db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+        } catch {
+            throw Self.storageError(error, "rectify the subject (nothing was changed)")
+        }
+        try checkpointIfDue()
+        return changed
+    }
+
+    /// Replaces the subject's blind index of `kind` with the one of `value`; refuses a value that identifies another subject.
+    private func moveIdentity(_ kind: IdentityKind, to value: String, of subject: SubjectID, now: Int64, db: Database) throws {
+        let hash = Data(keys.blindIndex.index(kind, value))
+        if kind == .phone {
+            try db.execute(sql: "DELETE FROM shared_identity WHERE subject_id = ? AND kind = 'phone'", arguments: [subject.rawValue])
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO shared_identity (hash, subject_id, kind, source, created_at) VALUES (?, ?, 'phone', 'rectification', ?)",
+                arguments: [hash, subject.rawValue, now])
+            return
+        }
+        if let owner = try ProfileIngest.lookup(kind, [UInt8](hash), db: db), owner != subject {
+            throw VaultError(.invalidInput, "the corrected `\(kind.rawValue)` belongs to another subject; resolve the duplicate first")
+        }
+        try db.execute(sql: "DELETE FROM identity WHERE subject_id = ? AND kind = ?", arguments: [subject.rawValue, kind.rawValue])
+        try db.execute(
+            sql: "INSERT INTO identity (hash, kind, subject_id, source, created_at) VALUES (?, ?, ?, 'rectification', ?)",
+            arguments: [hash, kind.rawValue, subject.rawValue, now])
+    }
+}

@@ -1,0 +1,427 @@
+import ConsentryAudit
+public import ConsentryCore
+import ConsentryCrypto
+import ConsentryPolicy
+public import Foundation
+import GRDB
+
+/// A data-subject request as stored: its lifecycle and deadlines. Holds no personal data; the requester's
+/// identifiers and the details are sealed in the vault and never part of this record.
+public struct RequestRecord: Sendable, Codable, Equatable {
+    /// `dsr_` and 16 hex digits, random.
+    public var id: String
+    /// The kind of request.
+    public var type: RequestType
+    /// The law it is made under.
+    public var regime: Regime
+    /// Where it stands.
+    public var status: RequestStatus
+    /// Whether the identifiers matched a subject in the vault when the request was opened or last acted on.
+    public var subjectFound: Bool
+    /// When it was received (ms since 1970).
+    public var receivedAt: Int64
+    /// CCPA: when receipt must be confirmed by (ms).
+    public var confirmDueAt: Int64?
+    /// When the answer is due (ms), before any extension.
+    public var dueAt: Int64
+    /// The extended deadline (ms), once extended.
+    public var extendedDueAt: Int64?
+    /// Why it was extended.
+    public var extensionReason: String?
+    /// Why it was rejected.
+    public var rejectionReason: String?
+    /// When the current verification code expires (ms).
+    public var codeExpiresAt: Int64?
+    /// Wrong codes entered for the current code.
+    public var codeAttempts: Int
+    /// When the requester was verified (ms).
+    public var verifiedAt: Int64?
+    /// When it was completed or rejected (ms).
+    public var completedAt: Int64?
+    /// What fulfilment did (JSON written by the fulfilment).
+    public var outcome: String?
+    /// The signed erasure receipt (JSON).
+    public var receipt: String?
+    /// The export file, relative to the vault directory.
+    public var exportFile: String?
+    /// Whether the requester's identifiers are still held (sealed); they are deleted when the identifier retention ends.
+    public var identifiersKept: Bool
+    /// Last change (ms).
+    public var updatedAt: Int64
+
+    /// The deadline in force: the extended one when extended.
+    public var effectiveDueAt: Int64 { extendedDueAt ?? dueAt }
+}
+
+/// The identifiers a request was opened with. Personal data: sealed at rest, never logged.
+public struct RequestIdentifiers: Sendable, Codable, Equatable {
+    /// The e-mail address the subject gave.
+    public var email: String?
+    /// The customer id the subject gave.
+    public var customerID: String?
+
+    /// Creates identifiers.
+    public init(email: String? = nil, customerID: String? = nil) {
+        self.email = email
+        self.customerID = customerID
+    }
+}
+
+/// The outcome of entering a verification code.
+public enum CodeCheck: Sendable, Equatable {
+    /// The code was right: the request is verified.
+    case verified
+    /// Wrong code; this many attempts remain.
+    case wrong(remaining: Int)
+    /// The code expired; issue a new one.
+    case expired
+    /// Too many wrong codes; issue a new one.
+    case locked
+}
+
+/// What the vault keeps sealed for a request: the identifiers given, and after an erasure the subject's former id
+/// and known identifier values, which `verify-erasure` searches for.
+struct SealedRequestData: Codable {
+    var email: String?
+    var customerID: String?
+    var details: String?
+    var erasedSubject: Int64?
+    var known: [String]?
+}
+
+extension Vault {
+    /// The vault's clock, in milliseconds since 1970 (a fixed clock in tests).
+    public var currentTimeMillis: Int64 { nowMillis }
+
+    static let requestColumns = """
+        id, type, regime, status, subject_id, identifiers IS NOT NULL AS kept, received_at, confirm_due_at, due_at, extended_due_at,
+        extension_reason, rejection_reason, code_expires_at, code_attempts, verified_at, completed_at, outcome, receipt, export_file, updated_at
+        """
+
+    static func requestRecord(_ row: Row) throws -> RequestRecord {
+        guard let type = RequestType(rawValue: row["type"]), let regime = Regime(rawValue: row["regime"]),
+            let status = RequestStatus(rawValue: row["status"])
+        else { throw VaultError(.integrity, "request \(row["id"] as String? ?? "?") has an unknown type, regime or status") }
+        return RequestRecord(
+            id: row["id"], type: type, regime: regime, status: status, subjectFound: (row["subject_id"] as Int64?) != nil,
+            receivedAt: row["received_at"], confirmDueAt: row["confirm_due_at"], dueAt: row["due_at"], extendedDueAt: row["extended_due_at"],
+            extensionReason: row["extension_reason"], rejectionReason: row["rejection_reason"], codeExpiresAt: row["code_expires_at"],
+            codeAttempts: row["code_attempts"], verifiedAt: row["verified_at"], completedAt: row["completed_at"], outcome: row["outcome"],
+            receipt: row["receipt"], exportFile: row["export_file"], identifiersKept: row["kept"], updatedAt: row["updated_at"])
+    }
+
+    func loadRequest(_ id: String, db: Database) throws -> RequestRecord {
+        guard RequestIDs.isValid(id),
+            let row = try Row.fetchOne(db, sql: "SELECT \(Self.requestColumns) FROM dsr_request WHERE id = ?", arguments: [id])
+        else { throw VaultError(.notFound, "no request `\(id)`; `consentry dsr list` shows the requests") }
+        return try Self.requestRecord(row)
+    }
+
+    func sealRequestData(_ data: SealedRequestData, id: String) throws -> Data {
+        let json = try JSONEncoder().encode(data)
+        return Data(
+            Sealing.seal(
+                String(decoding: json, as: UTF8.self), key: keys.requestSealing.key, associatedData: Array("dsr|\(id)".utf8),
+                nonces: NonceSource(blockNonces: 1)))
+    }
+
+    func openRequestData(_ id: String, db: Database) throws -> SealedRequestData? {
+        guard let sealed = try Data.fetchOne(db, sql: "SELECT identifiers FROM dsr_request WHERE id = ?", arguments: [id]) else { return nil }
+        guard let text = sealed.withUnsafeBytes({ Sealing.openString($0, key: keys.requestSealing.key, associatedData: Array("dsr|\(id)".utf8)) })
+        else { throw VaultError(.integrity, "the sealed identifiers of request \(id) failed their integrity check") }
+        return try JSONDecoder().decode(SealedRequestData.self, from: Data(text.utf8))
+    }
+
+    /// Audits a step of a request's lifecycle inside the caller's transaction. Entries name the request, never the subject:
+    /// after an erasure nothing links the request to the subject's earlier audit entries.
+    @discardableResult
+    func auditRequestStep(_ id: String, _ step: String, decision: Decision, actor: String, role: Role, db: Database) throws -> AuditEntry {
+        var entry = draft(AccessRequest(actor: actor, role: role, action: .dsrManage), decision, requestID: id)
+        entry.reasons.append(step)
+        return try audit(entry, db: db)
+    }
+
+    /// Opens a data-subject request: resolves the identifiers to a subject (if any), seals them, and audits it.
+    ///
+    /// With an `idempotencyKey` already used, returns the request it opened instead of opening another.
+    /// - Parameters:
+    ///   - deadlines: the due date and (CCPA) the confirmation date for a request received at the given time.
+    /// - Throws: ``VaultError`` `invalidInput` when no identifier is given, one is malformed, or the two name different subjects.
+    public func openRequest(
+        type: RequestType, regime: Regime, identifiers: RequestIdentifiers, details: String?, idempotencyKey: String? = nil,
+        actor: String, role: Role, deadlines: (Int64) -> (due: Int64, confirmBy: Int64?)
+    ) throws(VaultError) -> RequestRecord {
+        let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: nil)
+        var lookups: [IdentityLookup] = []
+        if let email = identifiers.email {
+            guard case .hash = identityLookup(.email(email)) else {
+                throw VaultError(.invalidInput, "`--email` is not a valid e-mail address; give the address the subject uses with the vault")
+            }
+            lookups.append(identityLookup(.email(email)))
+        }
+        if let customerID = identifiers.customerID {
+            guard case .hash = identityLookup(.customerID(customerID)) else {
+                throw VaultError(.invalidInput, "`--customer-id` is empty or malformed; give the id as the source systems write it")
+            }
+            lookups.append(identityLookup(.customerID(customerID)))
+        }
+        guard !lookups.isEmpty else { throw VaultError(.invalidInput, "a request names the subject: pass `--email` and/or `--customer-id`") }
+        if let key = idempotencyKey, key.isEmpty || key.count > 200 {
+            throw VaultError(.invalidInput, "the idempotency key must be 1 to 200 characters")
+        }
+        let record: RequestRecord
+        do {
+            record = try db.write { db -> RequestRecord in
+                if let key = idempotencyKey,
+                    let existing = try String.fetchOne(db, sql: "SELECT id FROM dsr_request WHERE idempotency_key = ?", arguments: [key])
+                {
+                    return try loadRequest(existing, db: db)
+                }
+                let subjects = Set(try lookups.compactMap { try resolve($0, db: db) })
+                guard subjects.count <= 1 else {
+                    throw VaultError(
+                        .invalidInput, "the e-mail address and the customer id belong to two different subjects; open one request for each")
+                }
+                let id = RequestIDs.new()
+                let now = nowMillis
+                let due = deadlines(now)
+                let sealed = try sealRequestData(
+                    SealedRequestData(email: identifiers.email, customerID: identifiers.customerID, details: details), id: id)
+                try db.execute(
+                    sql: """
+                        INSERT INTO dsr_request (id, type, regime, status, subject_id, identifiers, received_at, confirm_due_at, due_at,
+                            idempotency_key, updated_at)
+                        VALUES (?, ?, ?, 'received', ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        id, type.rawValue, regime.rawValue, subjects.first?.rawValue, sealed, now, due.confirmBy, due.due, idempotencyKey, now,
+                    ])
+                try auditRequestStep(
+                    id, "opened: \(type.rawValue) under \(regime.rawValue)\(subjects.isEmpty ? "; no subject matches" : "")", decision: decision,
+                    actor: actor, role: role, db: db)
+                return try loadRequest(id, db: db)
+            }
+        } catch {
+            throw Self.storageError(error, "open the request (nothing was stored)")
+        }
+        try checkpointIfDue()
+        return record
+    }
+
+    /// One request.
+    public func request(_ id: String, actor: String, role: Role) throws(VaultError) -> RequestRecord {
+        _ = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
+        do { return try db.read { try loadRequest(id, db: $0) } } catch { throw Self.storageError(error, "read the request") }
+    }
+
+    /// Requests, oldest first, optionally only those in one status.
+    public func requests(status: RequestStatus? = nil, actor: String, role: Role) throws(VaultError) -> [RequestRecord] {
+        _ = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: nil)
+        do {
+            return try db.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: "SELECT \(Self.requestColumns) FROM dsr_request \(status == nil ? "" : "WHERE status = ?") ORDER BY received_at, id",
+                    arguments: status.map { [$0.rawValue] } ?? []
+                ).map(Self.requestRecord)
+            }
+        } catch { throw Self.storageError(error, "list the requests") }
+    }
+
+    /// Changes a request in one transaction with its audit entry. `body` gets the current record and returns the
+    /// step to audit; the vault stores the status, deadline, reasons, outcome and export file it sets.
+    ///
+    /// Fail closed: a request cannot become `in_progress` or `completed` unless it was verified, whatever `body` does.
+    public func updateRequest(
+        _ id: String, actor: String, role: Role, _ body: (inout RequestRecord) throws(VaultError) -> String
+    ) throws(VaultError) -> RequestRecord {
+        let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
+        let record: RequestRecord
+        do {
+            record = try db.write { db -> RequestRecord in
+                var record = try loadRequest(id, db: db)
+                let step = try body(&record)
+                if (record.status == .inProgress || record.status == .completed) && record.verifiedAt == nil {
+                    throw VaultError(.invalidInput, "request \(id) is not verified; enter the verification code with `consentry dsr verify` first")
+                }
+                record.updatedAt = nowMillis
+                try db.execute(
+                    sql: """
+                        UPDATE dsr_request SET status = ?, extended_due_at = ?, extension_reason = ?, rejection_reason = ?, completed_at = ?,
+                            outcome = ?, export_file = ?, updated_at = ? WHERE id = ?
+                        """,
+                    arguments: [
+                        record.status.rawValue, record.extendedDueAt, record.extensionReason, record.rejectionReason, record.completedAt,
+                        record.outcome, record.exportFile, record.updatedAt, id,
+                    ])
+                try auditRequestStep(id, step, decision: decision, actor: actor, role: role, db: db)
+                return try loadRequest(id, db: db)
+            }
+        } catch {
+            throw Self.storageError(error, "update request \(id) (nothing was changed)")
+        }
+        try checkpointIfDue()
+        return record
+    }
+
+    /// Issues a new one-time verification code for a request (any earlier code stops working) and returns it once.
+    /// Only its keyed hash is stored; it expires after `rights.yaml` `code_ttl_hours`.
+    public func issueVerificationCode(_ id: String, actor: String, role: Role) throws(VaultError) -> (record: RequestRecord, code: String) {
+        let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
+        let ttl = Int64(loadedPolicy?.rights.codeTTLHours ?? 24) * 3_600_000
+        // 8 decimal digits from 64 random bits: the modulo bias is below 10^-11.
+        let random = SecureRandom.bytes(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let code = String(format: "%08llu", random % 100_000_000)
+        let record: RequestRecord
+        do {
+            record = try db.write { db -> RequestRecord in
+                let current = try loadRequest(id, db: db)
+                guard current.status == .received || current.status == .verifying else {
+                    throw VaultError(.invalidInput, "request \(id) is \(current.status.rawValue); only a request awaiting verification takes a code")
+                }
+                let subject = try Int64.fetchOne(db, sql: "SELECT subject_id FROM dsr_request WHERE id = ?", arguments: [id]) ?? 0
+                try db.execute(
+                    sql:
+                        "UPDATE dsr_request SET status = 'verifying', code_hash = ?, code_expires_at = ?, code_attempts = 0, updated_at = ? WHERE id = ?",
+                    arguments: [Data(codeHash(id: id, subject: subject, code: code)), nowMillis + ttl, nowMillis, id])
+                try auditRequestStep(id, "verification code issued", decision: decision, actor: actor, role: role, db: db)
+                return try loadRequest(id, db: db)
+            }
+        } catch {
+            throw Self.storageError(error, "issue a verification code (none was issued)")
+        }
+        try checkpointIfDue()
+        return (record, code)
+    }
+
+    /// The code's keyed hash binds the request and the subject it was issued for: a code never verifies another request.
+    private func codeHash(id: String, subject: Int64, code: String) -> [UInt8] {
+        keys.requestCodes.hash(tag: 0x31, "\(id)|\(subject)|\(code)")
+    }
+
+    /// Checks a verification code. A wrong code counts an attempt (audited); after `max_attempts` the code is locked.
+    public func checkVerificationCode(_ id: String, code: String, actor: String, role: Role) throws(VaultError) -> (
+        record: RequestRecord, check: CodeCheck
+    ) {
+        let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
+        let maxAttempts = loadedPolicy?.rights.maxAttempts ?? 5
+        let result: (RequestRecord, CodeCheck)
+        do {
+            result = try db.write { db -> (RequestRecord, CodeCheck) in
+                let current = try loadRequest(id, db: db)
+                guard current.status == .verifying,
+                    let row = try Row.fetchOne(db, sql: "SELECT code_hash, subject_id FROM dsr_request WHERE id = ?", arguments: [id]),
+                    let stored = row[0] as Data?
+                else {
+                    throw VaultError(
+                        .invalidInput,
+                        "request \(id) is \(current.status.rawValue) and has no code outstanding; `consentry dsr code \(id)` issues one")
+                }
+                let check: CodeCheck
+                if current.codeAttempts >= maxAttempts {
+                    check = .locked
+                } else if let expires = current.codeExpiresAt, nowMillis >= expires {
+                    check = .expired
+                } else if Digest.equal([UInt8](stored), codeHash(id: id, subject: row[1] ?? 0, code: code)) {
+                    check = .verified
+                    try db.execute(
+                        sql: "UPDATE dsr_request SET status = 'verified', verified_at = ?, code_hash = NULL, updated_at = ? WHERE id = ?",
+                        arguments: [nowMillis, nowMillis, id])
+                } else {
+                    check = .wrong(remaining: max(0, maxAttempts - current.codeAttempts - 1))
+                    try db.execute(
+                        sql: "UPDATE dsr_request SET code_attempts = code_attempts + 1, updated_at = ? WHERE id = ?", arguments: [nowMillis, id])
+                }
+                let step: String
+                switch check {
+                case .verified: step = "identity verified"
+                case .wrong(let remaining): step = "wrong verification code; \(remaining) attempts left"
+                case .expired: step = "verification code expired"
+                case .locked: step = "verification code locked after \(maxAttempts) wrong attempts"
+                }
+                try auditRequestStep(id, step, decision: decision, actor: actor, role: role, db: db)
+                return (try loadRequest(id, db: db), check)
+            }
+        } catch {
+            throw Self.storageError(error, "check the verification code")
+        }
+        try checkpointIfDue()
+        return result
+    }
+
+    /// The details given when the request was opened (personal data: the caller must not log them).
+    public func requestDetails(_ id: String, actor: String, role: Role) throws(VaultError) -> String? {
+        _ = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
+        do { return try db.read { try openRequestData(id, db: $0)?.details } } catch { throw Self.storageError(error, "read the request") }
+    }
+
+    /// Housekeeping run by every `dsr` command: deletes the sealed identifiers of requests closed longer than
+    /// `keep_identifiers_days`, and the records (and export files) of requests closed longer than `keep_records_months`.
+    /// - Returns: (identifiers deleted, records deleted).
+    @discardableResult
+    public func expireRequestData(actor: String, role: Role) throws(VaultError) -> (identifiers: Int, records: Int) {
+        let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: nil)
+        let rights = loadedPolicy?.rights ?? RightsPolicy()
+        let now = nowMillis
+        let identifierCutoff = now - Int64(rights.keepIdentifiersDays) * 86_400_000
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let recordCutoff =
+            calendar.date(byAdding: .month, value: -rights.keepRecordsMonths, to: Date(timeIntervalSince1970: Double(now) / 1000))
+            .map { Int64($0.timeIntervalSince1970 * 1000) } ?? 0
+        let result: (Int, Int)
+        var files: [String] = []
+        do {
+            result = try db.write { db -> (Int, Int) in
+                try db.execute(
+                    sql: """
+                        UPDATE dsr_request SET identifiers = NULL, details = NULL, updated_at = ?
+                        WHERE status IN ('completed', 'rejected') AND completed_at < ? AND identifiers IS NOT NULL
+                        """, arguments: [now, identifierCutoff])
+                let shredded = db.changesCount
+                files = try String.fetchAll(
+                    db, sql: "SELECT id FROM dsr_request WHERE status IN ('completed', 'rejected') AND completed_at < ?", arguments: [recordCutoff])
+                try db.execute(
+                    sql: "DELETE FROM dsr_request WHERE status IN ('completed', 'rejected') AND completed_at < ?", arguments: [recordCutoff])
+                let deleted = db.changesCount
+                if shredded + deleted > 0 {
+                    var entry = draft(AccessRequest(actor: actor, role: role, action: .dsrManage), decision, requestID: nil)
+                    entry.counts = ["identifiers_deleted": shredded, "records_deleted": deleted]
+                    entry.reasons.append(
+                        "request retention: identifiers after \(rights.keepIdentifiersDays) days, records after \(rights.keepRecordsMonths) months")
+                    _ = try audit(entry, db: db)
+                }
+                return (shredded, deleted)
+            }
+        } catch {
+            throw Self.storageError(error, "apply the request retention")
+        }
+        _ = removeExportFiles(ofRequests: files)
+        try checkpointIfDue()
+        return result
+    }
+
+    /// The directory export files are written to.
+    public var exportsDirectory: URL { directory.appendingPathComponent("exports") }
+
+    /// Deletes the export files (and folders) of the given requests; returns how many entries were removed.
+    func removeExportFiles(ofRequests ids: [String]) -> Int {
+        guard !ids.isEmpty, let names = try? FileManager.default.contentsOfDirectory(atPath: exportsDirectory.path) else { return 0 }
+        var removed = 0
+        for name in names where ids.contains(where: { name.hasPrefix($0 + "-") || name.hasPrefix("." + $0 + "-") }) {
+            if (try? FileManager.default.removeItem(at: exportsDirectory.appendingPathComponent(name))) != nil { removed += 1 }
+        }
+        return removed
+    }
+}
+
+/// Request ids: `dsr_` and 16 random hex digits, safe in file names and URLs.
+public enum RequestIDs {
+    /// A new random id.
+    public static func new() -> String { "dsr_" + Digest.hex(SecureRandom.bytes(8)) }
+
+    /// Whether `id` has the form of a request id (checked before it is used in a query or a file name).
+    public static func isValid(_ id: String) -> Bool {
+        id.count == 20 && id.hasPrefix("dsr_") && id.dropFirst(4).allSatisfy { $0.isHexDigit && !$0.isUppercase }
+    }
+}
