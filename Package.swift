@@ -89,7 +89,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ConsentryRightsTests",
-            dependencies: ["ConsentryRights", "ConsentryVault", "ConsentryCore", "ConsentryTesting", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "ConsentryRights", "ConsentryVault", "ConsentryCore", "ConsentryPolicy", "ConsentryAudit", "ConsentryTesting",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

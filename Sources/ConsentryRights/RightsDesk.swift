@@ -68,6 +68,7 @@ public struct RightsDesk: Sendable {
         if type == .rectification && (details.set ?? [:]).isEmpty {
             throw VaultError(.invalidInput, "a rectification request names the corrected values: pass `--set field=value` (repeatable)")
         }
+        if type == .rectification { try vault.validateCorrections(details.set ?? [:]) }
         if type != .rectification && details.set != nil {
             throw VaultError(.invalidInput, "`--set` belongs to rectification requests only")
         }

@@ -97,9 +97,9 @@ public enum CLI {
         return TestSupport.repositoryRoot.appendingPathComponent(".build/debug/consentry")
     }
 
-    /// Runs `consentry` with `arguments` and waits for it.
-    public static func run(_ arguments: [String], environment: [String: String] = [:], directory: URL? = nil) throws -> Result {
-        let process = try start(arguments, environment: environment, directory: directory)
+    /// Runs `consentry` with `arguments` (and `input` on standard input) and waits for it.
+    public static func run(_ arguments: [String], environment: [String: String] = [:], directory: URL? = nil, input: String? = nil) throws -> Result {
+        let process = try start(arguments, environment: environment, directory: directory, input: input)
         let out = process.standardOutput as! Pipe, err = process.standardError as! Pipe
         // Read both pipes before waiting so a full pipe cannot block the child.
         nonisolated(unsafe) var errData = Data()
@@ -117,7 +117,9 @@ public enum CLI {
     }
 
     /// Starts `consentry` with `arguments` without waiting, with pipes for its output.
-    public static func start(_ arguments: [String], environment: [String: String] = [:], directory: URL? = nil) throws -> Process {
+    public static func start(_ arguments: [String], environment: [String: String] = [:], directory: URL? = nil, input: String? = nil) throws
+        -> Process
+    {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -129,7 +131,11 @@ public enum CLI {
         process.currentDirectoryURL = directory ?? TestSupport.repositoryRoot
         process.standardOutput = Pipe()
         process.standardError = Pipe()
+        let stdin = Pipe()
+        process.standardInput = stdin
         try process.run()
+        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+        try stdin.fileHandleForWriting.close()
         return process
     }
 }

@@ -1,7 +1,7 @@
 import ConsentryAudit
 public import ConsentryCore
 import ConsentryCrypto
-import ConsentryPolicy
+public import ConsentryPolicy
 import Foundation
 import GRDB
 
@@ -17,18 +17,7 @@ extension Vault {
         let request = AccessRequest(actor: actor, role: role, action: .rectify, purpose: .service)
         let authorized = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
         guard authorized.isPermit else { try refuse(request, authorized, requestID: requestID) }
-        guard !values.isEmpty else { throw VaultError(.invalidInput, "a rectification names at least one field and its corrected value") }
-        var normalized: [(spec: FieldSpec, value: String)] = []
-        for (name, raw) in values.sorted(by: { $0.key < $1.key }) {
-            guard let spec = schema[name] else {
-                throw VaultError(
-                    .invalidInput,
-                    "`\(name)` is not a field of this vault; fields.yaml declares \(schema.fields.map { "`\($0.name)`" }.joined(separator: ", "))")
-            }
-            do { normalized.append((spec, try Normalize.value(raw, as: spec.type))) } catch {
-                throw VaultError(.invalidInput, "field `\(name)`: \(error.message)")
-            }
-        }
+        let normalized = try validateCorrections(values)
         let changed: [String]
         do {
             changed = try db.write { db -> [String] in
@@ -76,6 +65,27 @@ extension Vault {
         }
         try checkpointIfDue()
         return changed
+    }
+
+    /// Checks corrected values as an import would: each names a declared field and is valid for its type.
+    /// - Returns: the normalized values, in field-name order.
+    /// - Throws: ``VaultError`` `invalidInput` naming the field and what is wrong (never the value).
+    @discardableResult
+    public func validateCorrections(_ values: [String: String]) throws(VaultError) -> [(spec: FieldSpec, value: String)] {
+        guard !values.isEmpty else { throw VaultError(.invalidInput, "a rectification names at least one field and its corrected value") }
+        var normalized: [(spec: FieldSpec, value: String)] = []
+        for (name, raw) in values.sorted(by: { $0.key < $1.key }) {
+            guard let spec = schema[name] else {
+                throw VaultError(
+                    .invalidInput,
+                    "`\(name.prefix(64))` is not a field of this vault; fields.yaml declares \(schema.fields.map { "`\($0.name)`" }.joined(separator: ", "))"
+                )
+            }
+            do { normalized.append((spec, try Normalize.value(raw, as: spec.type))) } catch {
+                throw VaultError(.invalidInput, "field `\(name)`: \(error.message)")
+            }
+        }
+        return normalized
     }
 
     /// Replaces the subject's blind index of `kind` with the one of `value`; refuses a value that identifies another subject.
