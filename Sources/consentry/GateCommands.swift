@@ -7,10 +7,10 @@ import Foundation
 
 /// `--email` or `--customer-id`: which subject a command is about.
 struct SubjectOptions: ParsableArguments {
-    @Option(name: .long, help: "The subject's e-mail address.")
+    @Option(name: .long, help: "The subject's e-mail address (`-`: read it from standard input, keeping it out of the process list).")
     var email: String?
 
-    @Option(name: .customLong("customer-id"), help: "The subject's customer id.")
+    @Option(name: .customLong("customer-id"), help: "The subject's customer id (`-`: read it from standard input).")
     var customerID: String?
 
     func validate() throws {
@@ -19,8 +19,18 @@ struct SubjectOptions: ParsableArguments {
         }
     }
 
-    var reference: SubjectReference { email.map(SubjectReference.email) ?? .customerID(customerID ?? "") }
-    var optionalReference: SubjectReference? { email.map(SubjectReference.email) ?? customerID.map(SubjectReference.customerID) }
+    /// The subject named, reading a value given as `-` from standard input.
+    var reference: SubjectReference {
+        get throws {
+            if let email { return .email(try StandardInput.valueOrLine(email) ?? "") }
+            return .customerID(try StandardInput.valueOrLine(customerID) ?? "")
+        }
+    }
+
+    /// The subject named, if any.
+    var optionalReference: SubjectReference? {
+        get throws { email == nil && customerID == nil ? nil : try reference }
+    }
 }
 
 /// Parses vocabulary values given on the command line, with errors that list the choices.
@@ -95,14 +105,16 @@ struct PolicyCommand: ParsableCommand {
         @Option(name: .long, help: "The purpose (for data actions).") var purpose: String?
         @Option(name: .long, help: "Comma-separated fields.") var fields: String?
         @Option(name: .long, help: "A stated reason.") var reason: String?
-        @Option(name: .long, help: "The subject's e-mail address, to include its consent state.") var email: String?
+        @Option(name: .long, help: "The subject's e-mail address, to include its consent state (`-`: from standard input).") var email: String?
         @Option(name: .customLong("customer-id"), help: "The subject's customer id.") var customerID: String?
 
         func run() throws {
             let request = AccessRequest(
                 actor: global.actorName, role: try Parse.choice(role, "role"), action: try Parse.choice(action, "action"),
                 purpose: try purpose.map { try Parse.choice($0, "purpose") }, fields: try Parse.fields(fields), reason: reason)
-            let subject = email.map(SubjectReference.email) ?? customerID.map(SubjectReference.customerID)
+            let subject =
+                try (StandardInput.valueOrLine(email)).map(SubjectReference.email)
+                ?? (StandardInput.valueOrLine(customerID)).map(SubjectReference.customerID)
             let explanation = try global.withVault { try $0.explain(request, subject: subject) }
             if global.json {
                 Output.printJSON(explanation)
@@ -133,7 +145,7 @@ struct ConsentCommand: ParsableCommand {
                 purpose: try Parse.choice(purpose, "purpose"), state: state, source: try Normalize.text(source, maxLength: 64), noticeVersion: notice,
                 evidence: evidence, expiresAt: try Parse.time(expires, "--expires"))
             let role = try admin.parsedRole
-            let id = try global.withVault { try $0.recordConsent(change, subject: subject.reference, actor: global.actorName, role: role) }
+            let id = try global.withVault { try $0.recordConsent(change, subject: try subject.reference, actor: global.actorName, role: role) }
             if global.json { Output.printJSON(["record_id": id]) } else { print("consent record \(id): \(purpose) \(state.rawValue)") }
         }
     }
@@ -170,7 +182,7 @@ struct ConsentCommand: ParsableCommand {
 
         func run() throws {
             let role = try admin.parsedRole
-            let history = try global.withVault { try $0.consentHistory(subject: subject.reference, actor: global.actorName, role: role) }
+            let history = try global.withVault { try $0.consentHistory(subject: try subject.reference, actor: global.actorName, role: role) }
             if global.json {
                 Output.printJSON(history)
                 return
@@ -202,7 +214,8 @@ struct ConsentCommand: ParsableCommand {
             let purpose: Purpose? = try purpose.map { try Parse.choice($0, "purpose") }
             let role = try admin.parsedRole
             try global.withVault {
-                try $0.recordFlag(flag, purpose: purpose, on: !clear, subject: subject.reference, source: source, actor: global.actorName, role: role)
+                try $0.recordFlag(
+                    flag, purpose: purpose, on: !clear, subject: try subject.reference, source: source, actor: global.actorName, role: role)
             }
             print("\(flag.rawValue)" + (purpose.map { " for \($0.rawValue)" } ?? "") + (clear ? " cleared" : " set"))
         }
@@ -227,7 +240,7 @@ struct ProfileCommand: ParsableCommand {
             let request = AccessRequest(
                 actor: global.actorName, role: try Parse.choice(role, "role"), action: .readProfile, purpose: try Parse.choice(purpose, "purpose"),
                 fields: try Parse.fields(fields), reason: reason)
-            let result = try global.withVault { try $0.read(request, subject: subject.reference) }
+            let result = try global.withVault { try $0.read(request, subject: try subject.reference) }
             guard result.decision.isPermit else {
                 Output.error(
                     "denied: " + result.decision.reasons.map(\.description).joined(separator: "; ") + " (audit entry \(result.auditSequence))")
@@ -317,7 +330,7 @@ struct AuditCommand: ParsableCommand {
                 throw ValidationError("unknown action `\(action.prefix(64))`; use one of \(AuditAction.choiceList)")
             }
             return AuditFilter(
-                subject: subject.reference, actor: byActor, role: try role.map { try Parse.choice($0, "role") },
+                subject: try subject.reference, actor: byActor, role: try role.map { try Parse.choice($0, "role") },
                 purpose: try purpose.map { try Parse.choice($0, "purpose") },
                 action: action, decision: try decision.map { try Parse.choice($0, "decision") }, since: try Parse.time(since, "--since"),
                 until: try Parse.time(until, "--until"), limit: limit ?? defaultLimit)
@@ -325,9 +338,14 @@ struct AuditCommand: ParsableCommand {
     }
 
     struct OptionalSubject: ParsableArguments {
-        @Option(name: .long, help: "Only entries about the subject with this e-mail address.") var email: String?
+        @Option(name: .long, help: "Only entries about the subject with this e-mail address (`-`: from standard input).") var email: String?
         @Option(name: .customLong("customer-id"), help: "Only entries about the subject with this customer id.") var customerID: String?
-        var reference: SubjectReference? { email.map(SubjectReference.email) ?? customerID.map(SubjectReference.customerID) }
+        var reference: SubjectReference? {
+            get throws {
+                try (StandardInput.valueOrLine(email)).map(SubjectReference.email)
+                    ?? (StandardInput.valueOrLine(customerID)).map(SubjectReference.customerID)
+            }
+        }
     }
 
     struct Query: ParsableCommand {

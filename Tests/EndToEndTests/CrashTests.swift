@@ -94,4 +94,46 @@ struct CrashTests {
         let status = try consentry(vault, ["status", "--json"])
         #expect(status.stdout.contains("\"key_rotation_pending\" : false"))
     }
+
+    @Test("killing an erasure at random points leaves the subject wholly present or wholly gone; a re-run completes it")
+    func killDuringErasure() throws {
+        var generator = SystemRandomNumberGenerator()
+        var duration = 0.0
+        var killedCount = 0
+        for run in 0..<5 {
+            let vault = newVaultPath()
+            #expect(try consentry(vault, ["demo", "--profiles", "300"]).status == 0)
+            let csv = TestSupport.writeFile(
+                "c.csv", "email,customer_id,first_name,city\n\(Canary.email),\(Canary.customerID),\(Canary.firstName),\(Canary.city)\n")
+            #expect(try consentry(vault, ["import", "profiles", csv.path, "--source", "crm"]).status == 0)
+            let opened = try CLI.run(
+                ["dsr", "open", "--type", "erasure", "--regime", "gdpr", "--email", "-", "--json", "--vault", vault.path], input: Canary.email)
+            let object = try JSONSerialization.jsonObject(with: Data(opened.stdout.utf8)) as? [String: Any] ?? [:]
+            let id = try #require(object["id"] as? String), code = try #require(object["code"] as? String)
+            #expect(try consentry(vault, ["dsr", "verify", id, "--code", code]).status == 0)
+            let subjectsBefore = try statusCounts(vault)["subjects"] ?? -1
+            let arguments = ["dsr", "fulfil", id, "--vault", vault.path]
+            if run == 0 {
+                // Calibrate on an unkilled run: kill points are drawn from its duration.
+                let started = Date()
+                #expect(try CLI.run(arguments).status == 0)
+                duration = Date().timeIntervalSince(started)
+                continue
+            }
+            if try killAfter(Double.random(in: 0...duration, using: &generator), arguments) { killedCount += 1 }
+            #expect(try consentry(vault, ["check"]).status == 0, "run \(run)")
+            #expect(try consentry(vault, ["audit", "verify"]).status == 0, "run \(run)")
+            let show = try consentry(vault, ["dsr", "show", id, "--json"])
+            let status = (try JSONSerialization.jsonObject(with: Data(show.stdout.utf8)) as? [String: Any])?["status"] as? String
+            let subjects = try statusCounts(vault)["subjects"] ?? -1
+            if status == "completed" {
+                #expect(subjects == subjectsBefore - 1, "run \(run): completed but the subject is present")
+            } else {
+                #expect(subjects == subjectsBefore, "run \(run): not completed but the subject is partly gone")
+                #expect(try consentry(vault, ["dsr", "fulfil", id]).status == 0, "run \(run): the re-run completes it")
+            }
+            #expect(try consentry(vault, ["dsr", "verify-erasure", id]).status == 0, "run \(run)")
+        }
+        #expect(killedCount > 0, "no run was killed; the test proved nothing")
+    }
 }

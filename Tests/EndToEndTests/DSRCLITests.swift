@@ -66,7 +66,7 @@ struct DSRCLITests {
             #expect(done.status == 0 && done.stdout.contains("completed"), "\(type): \(done.stderr)")
             outputs += [done.stdout, done.stderr]
         }
-        let flags = try consentry(vault, ["consent", "show", "--email", Canary.email, "--as", "compliance_officer"])
+        let flags = try CLI.run(["consent", "show", "--email", "-", "--as", "compliance_officer", "--vault", vault.path], input: Canary.email + "\n")
         #expect(flags.stdout.contains("restriction") && flags.stdout.contains("objection:profiling") && flags.stdout.contains("limit_sensitive"))
 
         let erasure = try openVerified(vault, ["--type", "erasure", "--regime", "ccpa"], outputs: &outputs)
