@@ -54,7 +54,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "consentry-bench",
-            dependencies: ["ConsentryCore", "ConsentryPolicy", "ConsentryVault"],
+            dependencies: ["ConsentryCore", "ConsentryPolicy", "ConsentryVault", "ConsentryRights"],
             path: "Benchmarks/Sources/consentry-bench",
             swiftSettings: swiftSettings
         ),

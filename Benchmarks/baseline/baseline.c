@@ -8,6 +8,12 @@
  *   baseline insert DB_PATH ROWS
  *       Inserts ROWS plain rows (integer key, 100-byte blob) in transactions of 10,000 into a new WAL
  *       database with synchronous=FULL: the cost of storing rows with nothing else to do.
+ *   baseline delete DB_PATH COUNT
+ *       Deletes COUNT rows of the database `insert` made, one durable transaction each with secure_delete on,
+ *       each followed by a WAL checkpoint(TRUNCATE): the floor under an erasure. Prints median and p99 seconds.
+ *   baseline export VAULT_DIR OUT_PATH
+ *       Streams every event row of the subject with the most events to OUT_PATH as JSON lines with stdio:
+ *       the floor under an access export of that subject's events.
  *
  * It reads the master key from VAULT_DIR/keys/master.key and never prints key material or values.
  */
@@ -18,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static double now(void) {
     struct timespec ts;
@@ -130,10 +137,77 @@ static int insert_mode(const char *path, long rows) {
     return 0;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int delete_mode(const char *path, long count) {
+    sqlite3 *db;
+    if (sqlite3_open(path, &db) != SQLITE_OK) return 1;
+    sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA secure_delete=ON", NULL, NULL, NULL);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "DELETE FROM t WHERE id = ?", -1, &st, NULL);
+    double *times = calloc(count, sizeof(double));
+    for (long i = 0; i < count; i++) {
+        double start = now();
+        sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        sqlite3_bind_int64(st, 1, 1 + (i * 7919) % 1000000);
+        sqlite3_step(st);
+        sqlite3_reset(st);
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+        sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+        times[i] = now() - start;
+    }
+    qsort(times, count, sizeof(double), cmp_double);
+    printf("{\"deletes\": %ld, \"median\": %.6f, \"p99\": %.6f}\n", count, times[count / 2], times[(count * 99) / 100 < count ? (count * 99) / 100 : count - 1]);
+    free(times);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return 0;
+}
+
+static int export_mode(const char *dir, const char *out_path) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/vault.sqlite", dir);
+    sqlite3 *db;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return 1;
+    sqlite3_stmt *top, *st;
+    sqlite3_prepare_v2(db, "SELECT subject_id FROM event GROUP BY subject_id ORDER BY count(*) DESC LIMIT 1", -1, &top, NULL);
+    if (sqlite3_step(top) != SQLITE_ROW) return 1;
+    sqlite3_int64 subject = sqlite3_column_int64(top, 0);
+    sqlite3_finalize(top);
+    double start = now();
+    FILE *out = fopen(out_path, "w");
+    if (!out) return 1;
+    sqlite3_prepare_v2(db, "SELECT type, time, item_id, category, amount, currency, campaign_id FROM event WHERE subject_id = ? ORDER BY time, id",
+        -1, &st, NULL);
+    sqlite3_bind_int64(st, 1, subject);
+    long rows = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        fprintf(out, "{\"type\":\"%s\",\"time\":%lld,\"item_id\":\"%s\",\"category\":\"%s\",\"amount\":%g,\"currency\":\"%s\"}\n",
+            (const char *)sqlite3_column_text(st, 0), (long long)sqlite3_column_int64(st, 1),
+            sqlite3_column_text(st, 2) ? (const char *)sqlite3_column_text(st, 2) : "",
+            sqlite3_column_text(st, 3) ? (const char *)sqlite3_column_text(st, 3) : "", sqlite3_column_double(st, 4),
+            sqlite3_column_text(st, 5) ? (const char *)sqlite3_column_text(st, 5) : "");
+        rows++;
+    }
+    fflush(out);
+    fsync(fileno(out));
+    fclose(out);
+    double seconds = now() - start;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    printf("{\"rows\": %ld, \"seconds\": %.6f}\n", rows, seconds);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (sodium_init() < 0) return 1;
     if (argc == 4 && strcmp(argv[1], "read") == 0) return read_mode(argv[2], argv[3]);
     if (argc == 4 && strcmp(argv[1], "insert") == 0) return insert_mode(argv[2], atol(argv[3]));
-    fprintf(stderr, "usage: baseline read VAULT_DIR FIELDS | baseline insert DB_PATH ROWS\n");
+    if (argc == 4 && strcmp(argv[1], "delete") == 0) return delete_mode(argv[2], atol(argv[3]));
+    if (argc == 4 && strcmp(argv[1], "export") == 0) return export_mode(argv[2], argv[3]);
+    fprintf(stderr, "usage: baseline read VAULT_DIR FIELDS | insert DB_PATH ROWS | delete DB_PATH COUNT | export VAULT_DIR OUT\n");
     return 64;
 }

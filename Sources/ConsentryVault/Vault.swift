@@ -162,7 +162,7 @@ public final class Vault: Sendable {
                 try db.execute(sql: "PRAGMA synchronous = FULL")
                 // Imports insert into indexes keyed by random hashes: a larger page cache keeps them in memory,
                 // and a larger checkpoint threshold makes fewer, bigger checkpoints.
-                try db.execute(sql: "PRAGMA cache_size = -131072; PRAGMA wal_autocheckpoint = 8192")
+                try db.execute(sql: "PRAGMA cache_size = -\(Self.writerCacheKiB); PRAGMA wal_autocheckpoint = 8192")
                 return try Int.fetchOne(db, sql: "PRAGMA synchronous")
             }
             guard writerSynchronous == 2 else { throw VaultError(.storage, "the database writer refused synchronous=FULL") }
@@ -271,6 +271,9 @@ public final class Vault: Sendable {
                 .storage, "the vault database file was removed or replaced while the vault was open; nothing was released, reopen the vault")
         }
     }
+
+    /// The writer connection's page cache, in KiB.
+    static let writerCacheKiB = 131_072
 
     var nowMillis: Int64 { Int64((clock.now().timeIntervalSince1970 * 1000).rounded()) }
 

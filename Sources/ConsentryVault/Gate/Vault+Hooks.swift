@@ -243,6 +243,10 @@ extension Vault {
         guard authorized.isPermit else { try refuse(request, authorized, requestID: requestID) }
         do {
             return try db.write { db -> [String: Int] in
+                // The writer's page cache is large for imports; while an export walks a long history it is held
+                // small, so that memory stays flat however many events the subject has.
+                try db.execute(sql: "PRAGMA cache_size = -4096")
+                defer { try? db.execute(sql: "PRAGMA cache_size = -\(Self.writerCacheKiB)") }
                 guard let subject = try resolve(reference, db: db) else {
                     throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id")
                 }
