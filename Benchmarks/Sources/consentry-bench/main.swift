@@ -6,10 +6,6 @@ import ConsentryRights
 import ConsentryVault
 import Foundation
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 struct Options {
     var profiles = 100_000
     var eventsPerProfile = 10.0
@@ -90,6 +86,13 @@ func rate(_ count: Double, _ seconds: Double) -> String {
     return value.formatted(.number.grouping(.automatic)).replacingOccurrences(of: ",", with: ",")
 }
 
+/// The process's peak resident memory in KiB (`VmHWM` of /proc/self/status).
+func peakResidentKiB() -> Int {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
+    return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1
+}
+
 /// Opens a data-subject request for `email` and verifies it through the desk; returns its id.
 func verifiedRequest(_ desk: RightsDesk, _ type: RequestType, _ identifiers: RequestIdentifiers) throws -> String {
     let opened = try desk.open(type, regime: .gdpr, identifiers: identifiers)
@@ -104,17 +107,16 @@ if CommandLine.arguments.count == 4, CommandLine.arguments[1] == "--export-only"
         let vault = try Vault.open(at: URL(fileURLWithPath: CommandLine.arguments[2]))
         let desk = RightsDesk(vault: vault, actor: "bench", role: .complianceOfficer)
         let id = try verifiedRequest(desk, .access, RequestIdentifiers(email: CommandLine.arguments[3]))
-        var before = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &before)
+        // VmHWM, not getrusage: Linux carries ru_maxrss over from the parent across fork and exec, VmHWM belongs to this image.
+        let before = peakResidentKiB()
         let (done, seconds) = try time { try desk.fulfil(id) }
-        var after = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &after)
+        let after = peakResidentKiB()
         let events = done.record.outcome.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Int] }?["events"] ?? -1
         let size =
             (try? FileManager.default.attributesOfItem(atPath: vault.directory.appendingPathComponent(done.exportFile ?? "").path)[.size] as? Int)
             ?? -1
         print(
-            "{\"seconds\": \(seconds), \"events\": \(events), \"bytes\": \(size), \"maxrss_kb_before\": \(before.ru_maxrss), \"maxrss_kb\": \(after.ru_maxrss)}"
+            "{\"seconds\": \(seconds), \"events\": \(events), \"bytes\": \(size), \"maxrss_kb_before\": \(before), \"maxrss_kb\": \(after)}"
         )
     } catch { fail("\(error)") }
     exit(0)
