@@ -6,7 +6,7 @@ SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 DEMO_VAULT ?= demo-vault
 DEMO_PROFILES ?= 5000
 
-.PHONY: deps build release test run bench format clean
+.PHONY: deps test-peers build release test run bench format clean
 
 deps:
 	@if ! pkg-config --exists libsodium sqlite3 2>/dev/null; then \
@@ -14,13 +14,18 @@ deps:
 		$(SUDO) apt-get update && $(SUDO) apt-get install -y libsodium-dev libsqlite3-dev pkg-config; \
 	fi
 
+# Peer implementations the conformance tests compare against (from PyPI), installed only when missing.
+test-peers:
+	@python3 -c "import liquid, markupsafe" 2>/dev/null || python3 -m pip install --quiet "python-liquid==2.3.6" markupsafe \
+		|| python3 -m pip install --quiet --break-system-packages "python-liquid==2.3.6" markupsafe
+
 build: deps
 	$(SWIFT) build
 
 release: deps
 	$(SWIFT) build -c release --product consentry
 
-test: deps
+test: deps test-peers
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
@@ -36,6 +41,9 @@ run: release
 	$$BIN scan --vault "$$V" --as marketer --purpose email_marketing --fields email,birth_date; \
 	echo; echo "== why a campaign render for customer C00000001 is permitted or denied:"; \
 	$$BIN policy explain --vault "$$V" --as campaign_service --action render --purpose email_marketing --customer-id C00000001 --fields email,first_name; \
+	echo; echo "== templates/welcome.html registered for email_marketing, rendered for customer C00000002 through the gate:"; \
+	$$BIN template register welcome templates/welcome.html --purpose email_marketing --vault "$$V" || exit 1; \
+	echo C00000002 | $$BIN render welcome --vault "$$V" --customer-id - --as campaign_service || true; \
 	echo; $$BIN audit verify --vault "$$V" | tail -1; \
 	echo; \
 	echo "The demo vault is in ./$$V (5,000 synthetic customers on .example/.test domains). Try:"; \
@@ -44,7 +52,8 @@ run: release
 	echo "  $$BIN consent withdraw --vault $$V --customer-id C00000001 --purpose email_marketing --source unsubscribe"; \
 	echo "  $$BIN audit report access-summary --vault $$V"; \
 	echo "  $$BIN audit report art30 --vault $$V"; \
-	echo "  $$BIN audit query --vault $$V --decision deny"
+	echo "  $$BIN audit query --vault $$V --decision deny"; \
+	echo "  echo C00000001 | $$BIN dsr open --vault $$V --type access --regime gdpr --customer-id -"
 
 bench: release
 	./Benchmarks/run.sh

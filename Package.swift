@@ -44,11 +44,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "ConsentryRights", dependencies: ["ConsentryCore", "ConsentryVault"], swiftSettings: swiftSettings),
+        // The gate's request and decision types live in ConsentryPolicy; personalization uses them, never the store.
+        .target(
+            name: "ConsentryPersonalization", dependencies: ["ConsentryCore", "ConsentryPolicy", "ConsentryVault"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "consentry",
             dependencies: [
                 "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryAudit", "ConsentryVault", "ConsentryRights",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ConsentryPersonalization", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -93,6 +96,11 @@ let package = Package(
                 "ConsentryRights", "ConsentryVault", "ConsentryCore", "ConsentryPolicy", "ConsentryAudit", "ConsentryTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ConsentryPersonalizationTests",
+            dependencies: ["ConsentryPersonalization", "ConsentryVault", "ConsentryCore", "ConsentryPolicy", "ConsentryAudit", "ConsentryTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -47,6 +47,8 @@ public enum AuditAction: String, Sendable, Hashable, CaseIterable, Codable {
     case dsrManage = "dsr_manage"
     /// An API token was created or revoked.
     case tokenAdmin = "token_admin"
+    /// A template was registered for a purpose.
+    case templateAdmin = "template_admin"
 
     /// The audit action of a policy action.
     public init(_ action: Action) {
@@ -65,6 +67,7 @@ public enum AuditAction: String, Sendable, Hashable, CaseIterable, Codable {
         case .policyAdmin: self = .policyLoaded
         case .keyAdmin: self = .keysRotated
         case .dsrManage: self = .dsrManage
+        case .templateAdmin: self = .templateAdmin
         }
     }
 }

@@ -49,6 +49,7 @@ extension Action {
         case .policyAdmin: 11
         case .keyAdmin: 12
         case .dsrManage: 13
+        case .templateAdmin: 14
         }
     }
 }

@@ -122,6 +122,8 @@ public enum Action: String, Sendable, Hashable, CaseIterable, Codable {
     case keyAdmin = "key_admin"
     /// Manage data-subject requests.
     case dsrManage = "dsr_manage"
+    /// Register personalization templates (each bound to a purpose).
+    case templateAdmin = "template_admin"
 }
 
 /// Where a record came from.

@@ -55,7 +55,7 @@ extension Action {
     /// Whether the action is administrative (not tied to a purpose or a subject's consent).
     public var isAdministrative: Bool {
         switch self {
-        case .import, .consentWrite, .auditRead, .policyAdmin, .keyAdmin, .dsrManage: true
+        case .import, .consentWrite, .auditRead, .policyAdmin, .keyAdmin, .dsrManage, .templateAdmin: true
         case .readProfile, .segment, .score, .recommend, .render, .export, .erase, .rectify: false
         }
     }

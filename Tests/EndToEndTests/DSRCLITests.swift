@@ -124,3 +124,41 @@ struct DSRCLITests {
         }
     }
 }
+
+/// Templates through the binary: fields, offline preview, registration refusals, a gated render.
+@Suite("templates through the binary", .serialized)
+struct TemplateCLITests {
+    @Test("fields, preview, register (refusing forbidden fields), list, and a gated render that needs consent")
+    func templates() throws {
+        let vault = newVaultPath()
+        #expect(try consentry(vault, ["init"]).status == 0)
+        let csv = TestSupport.writeFile("p.csv", "email,first_name,loyalty_tier\n\(Canary.email),\(Canary.firstName),gold\n")
+        #expect(try consentry(vault, ["import", "profiles", csv.path, "--source", "crm"]).status == 0)
+        let welcome = TestSupport.repositoryRoot.appendingPathComponent("templates/welcome.html").path
+        let fields = try CLI.run(["template", "fields", welcome])
+        #expect(fields.status == 0 && fields.stdout == "email\nfirst_name\nlanguage\nloyalty_tier\n")
+        let context = TestSupport.writeFile("ctx.json", #"{"first_name": "ada", "campaign": {"name": "<Winter>"}}"#)
+        let preview = try CLI.run(["template", "render", welcome, "--context", context.path])
+        #expect(preview.status == 0 && preview.stdout.contains("Hello Ada!") && preview.stdout.contains("&lt;Winter&gt;"))
+        let bad = TestSupport.writeFile("bad.txt", "Hi\n  {{ first_name | shout }}")
+        let broken = try CLI.run(["template", "fields", bad.path])
+        #expect(broken.status == 1 && broken.stderr.contains("bad.txt:2:19: unknown filter `shout`"))
+
+        let birthday = TestSupport.writeFile("birthday.txt", "Happy birthday {{ first_name }}, born {{ birth_date }}")
+        let refused = try consentry(vault, ["template", "register", "birthday", birthday.path, "--purpose", "email_marketing"])
+        #expect(refused.status == 2 && refused.stderr.contains("birth_date"))
+        let registered = try consentry(vault, ["template", "register", "welcome", welcome, "--purpose", "email_marketing"])
+        #expect(registered.status == 0 && registered.stdout.contains("version 1"))
+        #expect(try consentry(vault, ["template", "list"]).stdout.contains("welcome  v1  email_marketing  html"))
+
+        let noConsent = try CLI.run(["render", "welcome", "--email", "-", "--vault", vault.path], input: Canary.email)
+        #expect(noConsent.status == 2 && noConsent.stderr.contains("consent_missing") && !noConsent.stdout.contains(Canary.firstName))
+        for step in ["pending", "confirm"] {
+            #expect(try consentry(vault, ["consent", step, "--email", Canary.email, "--purpose", "email_marketing"]).status == 0)
+        }
+        let rendered = try CLI.run(["render", "welcome", "--email", "-", "--vault", vault.path], input: Canary.email)
+        #expect(rendered.status == 0 && rendered.stdout.contains("Hello \(Canary.firstName)!") && rendered.stdout.contains("gold member"))
+        #expect(rendered.stderr.contains("no value for language"))
+        #expect(try consentry(vault, ["audit", "query", "--action", "render"]).stdout.contains("permit"))
+    }
+}

@@ -3,7 +3,7 @@ import GRDB
 /// The vault's database schema, as named migrations. Persisted strings (kinds, states, sources) are frozen.
 enum Schema {
     /// The identifier of the newest migration; `status` reports it as the schema version.
-    static let currentVersion = "v4-rights"
+    static let currentVersion = "v5-templates"
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -254,6 +254,23 @@ enum Schema {
                         data TEXT NOT NULL,
                         created_at INTEGER NOT NULL
                     );
+                    """)
+        }
+        migrator.registerMigration("v5-templates") { db in
+            try db.execute(
+                sql: """
+                    -- Registered templates: the source, the purpose they are bound to, and the profile fields they read
+                    -- (extracted when registered; a render asks the gate for exactly these). No personal data.
+                    CREATE TABLE template (
+                        name TEXT PRIMARY KEY,
+                        purpose TEXT NOT NULL,
+                        format TEXT NOT NULL CHECK (format IN ('html', 'text')),
+                        source TEXT NOT NULL,
+                        fields TEXT NOT NULL,
+                        version INTEGER NOT NULL CHECK (version > 0),
+                        registered_by TEXT NOT NULL,
+                        registered_at INTEGER NOT NULL
+                    ) WITHOUT ROWID;
                     """)
         }
         return migrator

@@ -1,0 +1,187 @@
+import Foundation
+
+/// The filters templates may use, with Liquid's semantics (Shopify's reference implementation) where Liquid has them.
+enum LiquidFilters {
+    /// Every supported filter with the number of arguments it accepts.
+    static let arity: [String: ClosedRange<Int>] = [
+        "default": 1...2, "upcase": 0...0, "downcase": 0...0, "capitalize": 0...0, "escape": 0...0, "truncate": 0...2, "date": 1...1,
+        "plus": 1...1, "minus": 1...1, "times": 1...1, "round": 0...1, "size": 0...0, "first": 0...0, "last": 0...0, "join": 0...1,
+        "money": 0...1,
+    ]
+
+    static func apply(_ name: String, _ input: LiquidValue, _ args: [LiquidValue], now: Date) -> LiquidValue {
+        switch name {
+        case "default":
+            let allowFalse = args.count > 1 && args[1].isTruthy
+            if input == .null || input.isEmpty || (!allowFalse && input == .bool(false)) { return args.first ?? .null }
+            return input
+        case "upcase": return .string(input.text.uppercased())
+        case "downcase": return .string(input.text.lowercased())
+        case "capitalize":
+            let text = input.text
+            guard let first = text.first else { return .string("") }
+            return .string(first.uppercased() + text.dropFirst().lowercased())
+        case "escape": return .string(escapeHTML(input.text))
+        case "truncate":
+            let text = input.text
+            let length = args.first.map { Int($0.doubleValue) } ?? 50
+            let ellipsis = args.count > 1 ? args[1].text : "..."
+            guard text.count > length else { return .string(text) }
+            return .string(String(text.prefix(max(0, length - ellipsis.count))) + ellipsis)
+        case "date": return date(input, format: args.first?.text ?? "", now: now)
+        case "plus", "minus", "times": return arithmetic(name, input.number, (args.first ?? .null).number)
+        case "round":
+            let places = args.first.map { Int($0.doubleValue) } ?? 0
+            switch input.number {
+            case .int(let i): return .int(i)
+            case .double(let d):
+                // Half away from zero, as Ruby rounds.
+                if places <= 0 { return .int(Int(d.rounded(.toNearestOrAwayFromZero))) }
+                let scale = pow(10, Double(places))
+                return .double((d * scale).rounded(.toNearestOrAwayFromZero) / scale)
+            default: return .int(0)
+            }
+        case "size":
+            switch input {
+            case .string(let s): return .int(s.count)
+            case .array(let a): return .int(a.count)
+            case .object(let o): return .int(o.count)
+            default: return .int(0)
+            }
+        case "first":
+            if case .array(let a) = input { return a.first ?? .null }
+            return .null
+        case "last":
+            if case .array(let a) = input { return a.last ?? .null }
+            return .null
+        case "join":
+            let separator = args.first?.text ?? " "
+            if case .array(let a) = input { return .string(a.map(\.text).joined(separator: separator)) }
+            return input
+        case "money":
+            // Not a Liquid filter: two decimals, optionally followed by a currency code.
+            let amount = String(format: "%.2f", input.doubleValue)
+            guard let currency = args.first?.text, !currency.isEmpty else { return .string(amount) }
+            return .string("\(amount) \(currency)")
+        default: return input
+        }
+    }
+
+    static func escapeHTML(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for c in text {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+
+    private static func arithmetic(_ op: String, _ a: LiquidValue, _ b: LiquidValue) -> LiquidValue {
+        if case .int(let x) = a, case .int(let y) = b {
+            let (result, overflow): (Int, Bool) =
+                op == "plus" ? x.addingReportingOverflow(y) : op == "minus" ? x.subtractingReportingOverflow(y) : x.multipliedReportingOverflow(by: y)
+            if !overflow { return .int(result) }
+        }
+        let x = a.doubleValue, y = b.doubleValue
+        return .double(op == "plus" ? x + y : op == "minus" ? x - y : x * y)
+    }
+
+    // MARK: - date
+
+    private static let utc = TimeZone(identifier: "UTC")!
+
+    private static func parseDate(_ input: LiquidValue, now: Date) -> Date? {
+        switch input {
+        case .int(let seconds): return Date(timeIntervalSince1970: Double(seconds))
+        case .double(let seconds): return Date(timeIntervalSince1970: seconds)
+        case .string(let text):
+            let t = text.trimmingCharacters(in: .whitespaces)
+            if t == "now" || t == "today" { return now }
+            if let seconds = Int(t) { return Date(timeIntervalSince1970: Double(seconds)) }
+            let iso = ISO8601DateFormatter()
+            for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime], [.withFullDate]] {
+                iso.formatOptions = options
+                if let date = iso.date(from: t) { return date }
+            }
+            let formatter = DateFormatter()
+            formatter.locale = Locale(identifier: "en_US_POSIX")
+            formatter.timeZone = utc
+            for format in ["yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd HH:mm"] {
+                formatter.dateFormat = format
+                if let date = formatter.date(from: t) { return date }
+            }
+            return nil
+        default: return nil
+        }
+    }
+
+    private static let monthNames = [
+        "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December",
+    ]
+    private static let dayNames = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+
+    /// strftime in UTC. An input that is not a date, or an empty format, returns the input unchanged (as Liquid does).
+    static func date(_ input: LiquidValue, format: String, now: Date) -> LiquidValue {
+        guard !format.isEmpty, let date = parseDate(input, now: now) else { return input }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = utc
+        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second, .weekday], from: date)
+        let dayOfYear = calendar.ordinality(of: .day, in: .year, for: date) ?? 1
+        var out = ""
+        var chars = format.makeIterator()
+        func pad(_ v: Int, _ width: Int = 2, _ padding: Character = "0") -> String {
+            let s = String(v)
+            return String(repeating: padding, count: max(0, width - s.count)) + s
+        }
+        while let ch = chars.next() {
+            guard ch == "%" else {
+                out.append(ch)
+                continue
+            }
+            guard var spec = chars.next() else {
+                out.append("%")
+                break
+            }
+            var noPad = false
+            if spec == "-", let next = chars.next() {
+                noPad = true
+                spec = next
+            }
+            let hour = c.hour ?? 0
+            switch spec {
+            case "Y": out += String(c.year ?? 0)
+            case "y": out += pad((c.year ?? 0) % 100)
+            case "m": out += noPad ? String(c.month ?? 0) : pad(c.month ?? 0)
+            case "d": out += noPad ? String(c.day ?? 0) : pad(c.day ?? 0)
+            case "e": out += noPad ? String(c.day ?? 0) : pad(c.day ?? 0, 2, " ")
+            case "H": out += noPad ? String(hour) : pad(hour)
+            case "I": out += noPad ? String((hour + 11) % 12 + 1) : pad((hour + 11) % 12 + 1)
+            case "l": out += noPad ? String((hour + 11) % 12 + 1) : pad((hour + 11) % 12 + 1, 2, " ")
+            case "M": out += pad(c.minute ?? 0)
+            case "S": out += pad(c.second ?? 0)
+            case "p": out += hour < 12 ? "AM" : "PM"
+            case "P": out += hour < 12 ? "am" : "pm"
+            case "b", "h": out += String(monthNames[(c.month ?? 1) - 1].prefix(3))
+            case "B": out += monthNames[(c.month ?? 1) - 1]
+            case "a": out += String(dayNames[(c.weekday ?? 1) - 1].prefix(3))
+            case "A": out += dayNames[(c.weekday ?? 1) - 1]
+            case "j": out += noPad ? String(dayOfYear) : pad(dayOfYear, 3)
+            case "F": out += "\(c.year ?? 0)-\(pad(c.month ?? 0))-\(pad(c.day ?? 0))"
+            case "T": out += "\(pad(hour)):\(pad(c.minute ?? 0)):\(pad(c.second ?? 0))"
+            case "Z": out += "UTC"
+            case "z": out += "+0000"
+            case "s": out += String(Int(date.timeIntervalSince1970))
+            case "%": out += "%"
+            default: out += "%" + (noPad ? "-" : "") + String(spec)
+            }
+        }
+        return .string(out)
+    }
+}

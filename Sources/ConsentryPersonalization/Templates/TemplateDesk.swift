@@ -1,0 +1,90 @@
+public import ConsentryCore
+public import ConsentryPolicy
+public import ConsentryVault
+public import Foundation
+
+/// The result of a gated render.
+public struct RenderResult: Sendable {
+    /// The gate's decision (a deny releases nothing and renders nothing).
+    public let decision: Decision
+    /// The rendered message, on permit.
+    public let output: String?
+    /// The template and its version.
+    public let template: String
+    /// The registration version rendered.
+    public let version: Int
+    /// Fields the gate released with a value.
+    public let released: [String]
+    /// Fields the template reads that the subject has no value for: the template's defaults were used.
+    public let missing: [String]
+    /// The audit entry of the read.
+    public let auditSequence: Int64
+}
+
+/// Templates on a vault: strict compilation against the vault's fields, purpose-bound registration, gated rendering.
+public struct TemplateDesk: Sendable {
+    /// The vault.
+    public let vault: Vault
+    /// Who acts.
+    public let actor: String
+    /// The role acted in: `template_admin` to register; `render` for the template's purpose to render.
+    public let role: Role
+
+    /// Creates a desk.
+    public init(vault: Vault, actor: String, role: Role) {
+        self.vault = vault
+        self.actor = actor
+        self.role = role
+    }
+
+    /// Compiles `source` strictly against the vault's profile fields.
+    public func compile(_ source: String, format: LiquidTemplate.Format) throws(TemplateError) -> LiquidTemplate {
+        try LiquidTemplate(source: source, format: format, profileFields: Set(vault.profileFieldNames))
+    }
+
+    /// Compiles and registers a template for `purpose`; refused when it reads a field the purpose does not allow.
+    /// - Throws: ``VaultError`` `invalidInput` with the template error's line and column, or `denied` from the gate.
+    public func register(name: String, purpose: Purpose, format: LiquidTemplate.Format, source: String) throws(VaultError) -> StoredTemplate {
+        let template: LiquidTemplate
+        do { template = try compile(source, format: format) } catch {
+            throw VaultError(.invalidInput, "the template does not compile: \(error)")
+        }
+        return try vault.registerTemplate(
+            name: name, purpose: purpose, format: format.rawValue, source: source, fields: template.fields, actor: actor, role: role)
+    }
+
+    /// Renders a registered template for one subject: the gate decides on the template's purpose and fields, audits, and
+    /// releases only those fields; values the subject lacks fall back to the template's defaults.
+    /// - Parameters:
+    ///   - campaign: the `campaign` namespace (name, subject line, links) supplied by the caller.
+    ///   - recommendations: the `recommendations` namespace (items with `id`, `category`, `score`).
+    ///   - segments: the `segments` namespace (names of segments the subject is in).
+    public func render(
+        _ name: String, subject: SubjectReference, campaign: [String: LiquidValue] = [:], recommendations: [LiquidValue] = [],
+        segments: [String] = [], requestID: String? = nil, now: Date = Date()
+    ) throws(VaultError) -> RenderResult {
+        guard let stored = try vault.template(named: name) else {
+            throw VaultError(.notFound, "no template `\(name.prefix(64))`; `consentry template list` shows the registered ones")
+        }
+        let template: LiquidTemplate
+        do { template = try compile(stored.source, format: stored.format == "html" ? .html : .text) } catch {
+            throw VaultError(.integrity, "template `\(name)` no longer compiles against the vault's fields (\(error)); register it again")
+        }
+        let request = AccessRequest(
+            actor: actor, role: role, action: .render, purpose: stored.purpose, fields: template.fields.compactMap(FieldName.init))
+        let read = try vault.read(request, subject: subject, requestID: requestID)
+        guard read.decision.isPermit else {
+            return RenderResult(
+                decision: read.decision, output: nil, template: name, version: stored.version, released: [], missing: [],
+                auditSequence: read.auditSequence)
+        }
+        var context: [String: LiquidValue] = [
+            "campaign": .object(campaign), "recommendations": .array(recommendations), "segments": .array(segments.map(LiquidValue.string)),
+        ]
+        for (field, value) in read.values { context[field.rawValue] = .string(value) }
+        let released = read.values.keys.map(\.rawValue).sorted()
+        return RenderResult(
+            decision: read.decision, output: template.render(context, now: now), template: name, version: stored.version, released: released,
+            missing: template.fields.filter { !released.contains($0) }, auditSequence: read.auditSequence)
+    }
+}

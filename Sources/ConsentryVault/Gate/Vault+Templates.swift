@@ -1,0 +1,113 @@
+import ConsentryAudit
+public import ConsentryCore
+public import ConsentryPolicy
+import Foundation
+import GRDB
+
+/// A registered template, as stored.
+public struct StoredTemplate: Sendable, Codable, Equatable {
+    /// Its name.
+    public var name: String
+    /// The purpose it is bound to.
+    public var purpose: Purpose
+    /// `html` or `text`.
+    public var format: String
+    /// The source.
+    public var source: String
+    /// The profile fields it reads.
+    public var fields: [String]
+    /// Increases with each registration under the same name.
+    public var version: Int
+    /// When it was last registered (ms).
+    public var registeredAt: Int64
+}
+
+extension Vault {
+    /// The names of the profile fields `fields.yaml` declares.
+    public var profileFieldNames: [String] { schema.fields.map(\.name.rawValue) }
+
+    /// The fields `purpose` may use, or nil when the policy does not load or does not declare the purpose.
+    public func allowedFields(for purpose: Purpose) -> [String]? {
+        guard let spec = loadedPolicy?.purposes[purpose] else { return nil }
+        return spec.fields.map(\.rawValue)
+    }
+
+    /// Stores a template under `name` for `purpose`. Refuses (and audits the refusal) when the role may not register
+    /// templates or when the template reads a field the purpose does not allow, so a template cannot become an
+    /// oracle on a field its purpose may not see.
+    /// - Parameter fields: the profile fields the template reads, extracted from its source by the caller.
+    @discardableResult
+    public func registerTemplate(
+        name: String, purpose: Purpose, format: String, source: String, fields: [String], actor: String, role: Role
+    ) throws(VaultError) -> StoredTemplate {
+        guard FieldName.isValid(name) else {
+            throw VaultError(.invalidInput, "template names are lower-case identifiers such as `welcome_mail` (letters, digits, `_`)")
+        }
+        guard format == "html" || format == "text" else { throw VaultError(.invalidInput, "a template's format is `html` or `text`") }
+        guard source.utf8.count <= 256 * 1024 else { throw VaultError(.invalidInput, "the template is larger than 256 KiB") }
+        let decision = try requireAdministrative(.templateAdmin, actor: actor, role: role, requestID: nil)
+        let request = AccessRequest(actor: actor, role: role, action: .templateAdmin, purpose: purpose, fields: fields.compactMap(FieldName.init))
+        guard let allowed = allowedFields(for: purpose) else {
+            try refuse(request, .deny(.purposeUndeclared, "`\(purpose.rawValue)`"), requestID: nil)
+        }
+        let forbidden = fields.filter { !allowed.contains($0) }
+        if !forbidden.isEmpty {
+            try refuse(
+                request,
+                Decision(.deny, forbidden.map { DecisionReason(.fieldNotAllowed, "`\($0)` is not allowed for `\(purpose.rawValue)`") }),
+                requestID: nil)
+        }
+        do {
+            let stored = try db.write { db -> StoredTemplate in
+                let version = (try Int.fetchOne(db, sql: "SELECT version FROM template WHERE name = ?", arguments: [name]) ?? 0) + 1
+                let now = nowMillis
+                let fieldList = String(decoding: try JSONEncoder().encode(fields.sorted()), as: UTF8.self)
+                try db.execute(
+                    sql: """
+                        INSERT INTO template (name, purpose, format, source, fields, version, registered_by, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (name) DO UPDATE SET purpose = excluded.purpose, format = excluded.format, source = excluded.source,
+                            fields = excluded.fields, version = excluded.version, registered_by = excluded.registered_by,
+                            registered_at = excluded.registered_at
+                        """, arguments: [name, purpose.rawValue, format, source, fieldList, version, actor, now])
+                var entry = draft(request, decision, requestID: nil)
+                entry.reasons.append("template `\(name)` version \(version) registered")
+                _ = try audit(entry, db: db)
+                return StoredTemplate(
+                    name: name, purpose: purpose, format: format, source: source, fields: fields.sorted(), version: version, registeredAt: now)
+            }
+            try checkpointIfDue()
+            return stored
+        } catch {
+            throw Self.storageError(error, "register the template (nothing was stored)")
+        }
+    }
+
+    /// A registered template, or nil.
+    public func template(named name: String) throws(VaultError) -> StoredTemplate? {
+        guard FieldName.isValid(name) else { return nil }
+        do {
+            return try db.read { db in
+                try Row.fetchOne(db, sql: "SELECT * FROM template WHERE name = ?", arguments: [name]).map(Self.storedTemplate)
+            }
+        } catch {
+            throw Self.storageError(error, "read the template")
+        }
+    }
+
+    /// Every registered template, by name.
+    public func templates() throws(VaultError) -> [StoredTemplate] {
+        do {
+            return try db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM template ORDER BY name").map(Self.storedTemplate) }
+        } catch {
+            throw Self.storageError(error, "list the templates")
+        }
+    }
+
+    static func storedTemplate(_ row: Row) throws -> StoredTemplate {
+        guard let purpose = Purpose(rawValue: row["purpose"]) else { throw VaultError(.integrity, "a stored template names an unknown purpose") }
+        let fields = (try? JSONDecoder().decode([String].self, from: Data((row["fields"] as String).utf8))) ?? []
+        return StoredTemplate(
+            name: row["name"], purpose: purpose, format: row["format"], source: row["source"], fields: fields, version: row["version"],
+            registeredAt: row["registered_at"])
+    }
+}

@@ -1,0 +1,101 @@
+import ConsentryAudit
+import ConsentryCore
+import ConsentryPolicy
+import ConsentryTesting
+import ConsentryVault
+import Foundation
+import Testing
+
+@testable import ConsentryPersonalization
+
+@Suite("templates through the gate")
+struct TemplateGateTests {
+    /// A vault with the canary subject (confirmed e-mail-marketing consent) and one without consent.
+    func vault() throws -> Vault {
+        let vault = try TestSupport.makeVault()
+        let csv = """
+            email,customer_id,first_name,birth_date,loyalty_tier,language
+            \(Canary.email),\(Canary.customerID),\(Canary.firstName),1990-03-05,gold,de
+            noconsent@example.test,NC-1,Nora,1991-01-01,silver,en
+
+            """
+        _ = try vault.importProfiles(from: TestSupport.writeFile("p.csv", csv), source: .crm, format: .csv)
+        for state in [ConsentState.pending, .confirmed] {
+            try vault.recordConsent(
+                ConsentChange(purpose: .emailMarketing, state: state, source: "form"), subject: .email(Canary.email), actor: "t", role: .admin)
+        }
+        return vault
+    }
+
+    static let welcome =
+        "Hello {{ first_name | default: 'there' }} ({{ loyalty_tier }}), {{ campaign.name }}{% for s in segments %} [{{ s }}]{% endfor %}"
+
+    @Test("register extracts the fields; a render releases only them, renders, and is audited")
+    func registerAndRender() throws {
+        let vault = try vault()
+        let marketer = TemplateDesk(vault: vault, actor: "mia", role: .marketer)
+        let stored = try marketer.register(name: "welcome", purpose: .emailMarketing, format: .text, source: Self.welcome)
+        #expect(stored.fields == ["first_name", "loyalty_tier"] && stored.version == 1)
+        let campaign = TemplateDesk(vault: vault, actor: "esp", role: .campaignService)
+        let result = try campaign.render(
+            "welcome", subject: .email(Canary.email), campaign: ["name": .string("Winter")], segments: ["vip"])
+        #expect(result.output == "Hello \(Canary.firstName) (gold), Winter [vip]")
+        #expect(result.released == ["first_name", "loyalty_tier"] && result.missing.isEmpty)
+        let entry = try #require(try vault.queryAudit(AuditFilter(action: "render"), actor: "t", role: .admin).last)
+        #expect(entry.sequence == result.auditSequence && entry.fields == ["first_name", "loyalty_tier"] && entry.purpose == "email_marketing")
+        #expect(try marketer.register(name: "welcome", purpose: .emailMarketing, format: .text, source: Self.welcome).version == 2)
+    }
+
+    @Test("a template reading a field its purpose does not allow is refused, and the refusal is audited")
+    func forbiddenField() throws {
+        let vault = try vault()
+        let marketer = TemplateDesk(vault: vault, actor: "mia", role: .marketer)
+        #expect(throws: VaultError.self) {
+            try marketer.register(name: "birthday", purpose: .emailMarketing, format: .text, source: "Happy {{ birth_date | date: '%d %B' }}")
+        }
+        let denial = try #require(try vault.queryAudit(AuditFilter(action: "template_admin"), actor: "t", role: .admin).last)
+        #expect(denial.decision == "deny" && denial.reasons.contains { $0.contains("birth_date") })
+        #expect(try vault.templates().isEmpty)
+        // A syntax error is reported with line and column, and nothing is stored.
+        do {
+            _ = try marketer.register(name: "broken", purpose: .emailMarketing, format: .text, source: "ok\n{% if %}")
+            Issue.record("a broken template was registered")
+        } catch {
+            #expect(error.code == .invalidInput && error.message.contains("line 2, column"))
+        }
+        // Roles without template_admin may not register.
+        #expect(throws: VaultError.self) {
+            try TemplateDesk(vault: vault, actor: "a", role: .analyst).register(
+                name: "x", purpose: .emailMarketing, format: .text, source: "{{ first_name }}")
+        }
+    }
+
+    @Test("no consent, no render; a withdrawal stops the next render; missing values fall back to defaults")
+    func consent() throws {
+        let vault = try vault()
+        _ = try TemplateDesk(vault: vault, actor: "mia", role: .marketer).register(
+            name: "welcome", purpose: .emailMarketing, format: .html, source: Self.welcome)
+        let campaign = TemplateDesk(vault: vault, actor: "esp", role: .campaignService)
+        let denied = try campaign.render("welcome", subject: .email("noconsent@example.test"))
+        #expect(denied.output == nil && denied.decision.reasons.map(\.code) == [.consentMissing])
+        #expect(try campaign.render("welcome", subject: .email(Canary.email)).output != nil)
+        try vault.recordConsent(
+            ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email(Canary.email), actor: "t", role: .admin
+        )
+        let after = try campaign.render("welcome", subject: .email(Canary.email))
+        #expect(after.output == nil && after.decision.reasons.map(\.code) == [.consentWithdrawn])
+        // A marketer may segment but not render.
+        let marketer = try TemplateDesk(vault: vault, actor: "mia", role: .marketer).render("welcome", subject: .email("noconsent@example.test"))
+        #expect(marketer.decision.reasons.map(\.code).contains(.noRule))
+    }
+
+    @Test("a subject without a value gets the template's default")
+    func defaults() throws {
+        let vault = try TestSupport.makeVault()
+        _ = try vault.importProfiles(from: TestSupport.writeFile("p.csv", "email,customer_id\nbare@example.test,B-1\n"), source: .crm, format: .csv)
+        _ = try TemplateDesk(vault: vault, actor: "mia", role: .marketer).register(
+            name: "service_note", purpose: .service, format: .text, source: "Dear {{ first_name | default: 'customer' }}")
+        let result = try TemplateDesk(vault: vault, actor: "esp", role: .campaignService).render("service_note", subject: .email("bare@example.test"))
+        #expect(result.output == "Dear customer" && result.missing == ["first_name"])
+    }
+}
