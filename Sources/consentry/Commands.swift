@@ -1,6 +1,7 @@
 import ArgumentParser
 import ConsentryCore
 import ConsentryCrypto
+import ConsentryPersonalization
 import ConsentryPolicy
 import ConsentryVault
 import Foundation
@@ -122,9 +123,23 @@ struct Import: ParsableCommand {
 
         func run() throws {
             let role = try admin.parsedRole
-            let report = try global.withVault(configuration: batch.configuration) { vault in
-                try vault.importEvents(from: URL(fileURLWithPath: file), actor: global.actorName, role: role)
+            let (report, note) = try global.withVault(configuration: batch.configuration) { vault -> (ImportReport, String?) in
+                let report = try vault.importEvents(from: URL(fileURLWithPath: file), actor: global.actorName, role: role)
+                // Segments that read events are brought up to date for the subjects that received new ones, each in the
+                // role that defined it; a failure here leaves the committed import alone.
+                do {
+                    let updated = try SegmentDesk(vault: vault, actor: global.actorName, role: role).refresh(subjects: report.touchedSubjects)
+                    guard !updated.isEmpty else { return (report, nil) }
+                    return (
+                        report,
+                        "segments updated for \(report.touchedSubjects.count) subjects: "
+                            + updated.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value) members among them)" }.joined(separator: ", ")
+                    )
+                } catch {
+                    return (report, "segments were not updated (run `consentry segment run` later): \((error as? VaultError)?.message ?? "\(error)")")
+                }
             }
+            if let note { Output.note(note) }
             try ImportOutput.finish(report, json: global.json)
         }
     }

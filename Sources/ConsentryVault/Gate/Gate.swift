@@ -17,6 +17,38 @@ public struct GateRead: Sendable {
     public let auditSequence: Int64
 }
 
+/// One behavioral event as a gated scan hands it out.
+public struct BehaviorEvent: Sendable, Hashable {
+    /// The type.
+    public let type: EventType
+    /// When (ms since 1970).
+    public let time: Int64
+    /// The item.
+    public let itemID: String?
+    /// The category.
+    public let category: String?
+    /// The amount.
+    public let amount: Double?
+    /// The currency.
+    public let currency: String?
+    /// The campaign.
+    public let campaignID: String?
+
+    /// Creates an event (tests and offline evaluation).
+    public init(
+        type: EventType, time: Int64, itemID: String? = nil, category: String? = nil, amount: Double? = nil, currency: String? = nil,
+        campaignID: String? = nil
+    ) {
+        self.type = type
+        self.time = time
+        self.itemID = itemID
+        self.category = category
+        self.amount = amount
+        self.currency = currency
+        self.campaignID = campaignID
+    }
+}
+
 /// A subject handed out by a gated scan.
 public struct ScanMember: Sendable, Hashable {
     /// The vault's internal random id: the handle for writing derived data back through the gate.
@@ -148,6 +180,23 @@ extension Vault {
     public func scan(_ request: AccessRequest, requestID: String? = nil, _ body: (ScanMember, [String?]) throws -> Void) throws(VaultError)
         -> ScanSummary
     {
+        try gatedScan(request, only: nil, eventsSince: nil, requestID: requestID) { member, values, _ in try body(member, values) }
+    }
+
+    /// A gated scan that also hands out each admitted subject's behavioral events since `eventsSince` (ms; nil: all),
+    /// oldest first, optionally limited to the subjects in `only` (incremental segment updates). Decided, audited and
+    /// re-checked per chunk exactly as ``scan(_:requestID:_:)``; events of excluded subjects are never handed out.
+    public func scanBehavior(
+        _ request: AccessRequest, eventsSince: Int64?, only: Set<SubjectID>? = nil, requestID: String? = nil,
+        _ body: (ScanMember, [String?], [BehaviorEvent]) throws -> Void
+    ) throws(VaultError) -> ScanSummary {
+        try gatedScan(request, only: only, eventsSince: eventsSince ?? Int64.min, requestID: requestID, body)
+    }
+
+    private func gatedScan(
+        _ request: AccessRequest, only: Set<SubjectID>?, eventsSince: Int64?, requestID: String?,
+        _ body: (ScanMember, [String?], [BehaviorEvent]) throws -> Void
+    ) throws(VaultError) -> ScanSummary {
         guard let policy = loadedPolicy else {
             let decision = Decision.deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
             let entry = try auditAlone(draft(request, decision, requestID: requestID))
@@ -172,8 +221,9 @@ extension Vault {
                 let rows = try Row.fetchCursor(db, sql: "SELECT id, audit_secret FROM subject INDEXED BY subject_audit_secret ORDER BY id")
                 let hasher = keys.auditPseudonyms.prefixedHasher(tag: 0x20)
                 while let row = try rows.next() {
-                    summary.subjects += 1
                     let id: Int64 = row[0]
+                    if let only, !only.contains(SubjectID(rawValue: id)) { continue }
+                    summary.subjects += 1
                     if let reason = policy.admit(states[id]?.state ?? SubjectState(), purpose: purpose, sensitive: sensitive) {
                         summary.excluded[reason.rawValue, default: 0] += 1
                     } else {
@@ -213,6 +263,21 @@ extension Vault {
                     }
                     var cursor = 0
                     let chunkStart = start - chunk.count
+                    var events: [Int64: [BehaviorEvent]] = [:]
+                    if let eventsSince {
+                        let rows = try Row.fetchCursor(
+                            db.cachedStatement(
+                                sql: """
+                                    SELECT subject_id, type, time, item_id, category, amount, currency, campaign_id FROM event
+                                    WHERE subject_id BETWEEN ? AND ? AND time >= ? ORDER BY subject_id, time, id
+                                    """), arguments: [chunk.first!, chunk.last!, eventsSince])
+                        while let row = try rows.next() {
+                            guard let type = EventType(rawValue: row[1]) else { continue }
+                            events[row[0], default: []].append(
+                                BehaviorEvent(
+                                    type: type, time: row[2], itemID: row[3], category: row[4], amount: row[5], currency: row[6], campaignID: row[7]))
+                        }
+                    }
                     try reader.open(
                         db, scratch: &scratch, filter: "WHERE id BETWEEN ? AND ? ORDER BY id", arguments: [chunk.first!, chunk.last!],
                         include: { subject in
@@ -222,7 +287,9 @@ extension Vault {
                     ) { subject, _, values in
                         summary.delivered += 1
                         let offset = (chunkStart + cursor) * AuditEntry.pseudonymLength
-                        try body(ScanMember(subject: subject, pseudonym: pseudonyms[offset..<offset + AuditEntry.pseudonymLength]), values)
+                        try body(
+                            ScanMember(subject: subject, pseudonym: pseudonyms[offset..<offset + AuditEntry.pseudonymLength]), values,
+                            events[subject.rawValue] ?? [])
                     }
                 }
             }

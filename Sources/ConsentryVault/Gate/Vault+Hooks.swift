@@ -145,8 +145,12 @@ extension Vault {
     ///
     /// The request needs a data action granted for the purpose; each subject is admitted again at write time,
     /// so a withdrawal since the computation means its value is not stored.
+    ///
+    /// With `replaceAll`, every stored value of `kind/name` is removed first (a segment's new member list replaces the
+    /// old); `removing` removes the values of those subjects only (an incremental update of some subjects).
     public func writeDerived(
-        _ request: AccessRequest, kind: String, name: String, values: [SubjectID: String], requestID: String? = nil
+        _ request: AccessRequest, kind: String, name: String, values: [SubjectID: String], replaceAll: Bool = false,
+        removing: Set<SubjectID> = [], requestID: String? = nil
     ) throws(VaultError) -> DerivedWriteSummary {
         guard FieldName.isValid(kind), FieldName.isValid(name) else {
             throw VaultError(.invalidInput, "derived data kind and name must be lower-case identifiers such as `score` and `engagement`")
@@ -163,6 +167,16 @@ extension Vault {
         do {
             let summary = try db.write { db -> DerivedWriteSummary in
                 try refreshKEKs(db)
+                var removed = 0
+                if replaceAll {
+                    try db.execute(sql: "DELETE FROM derived WHERE kind = ? AND name = ?", arguments: [kind, name])
+                    removed = db.changesCount
+                }
+                for subject in removing where values[subject] == nil {
+                    try db.execute(
+                        sql: "DELETE FROM derived WHERE subject_id = ? AND kind = ? AND name = ?", arguments: [subject.rawValue, kind, name])
+                    removed += db.changesCount
+                }
                 var written = 0
                 var skipped: [String: Int] = [:]
                 var pseudonyms: [UInt8] = []
@@ -181,6 +195,9 @@ extension Vault {
                 for id in ids {
                     if let reason = policy.admit(states[id.rawValue]?.state ?? SubjectState(), purpose: purpose) {
                         skipped[reason.rawValue, default: 0] += 1
+                        // A value computed before the subject's consent changed must not outlive it.
+                        try db.execute(
+                            sql: "DELETE FROM derived WHERE subject_id = ? AND kind = ? AND name = ?", arguments: [id.rawValue, kind, name])
                         continue
                     }
                     guard
@@ -203,6 +220,7 @@ extension Vault {
                 }
                 var counts = skipped.reduce(into: ["written": written]) { $0["skipped.\($1.key)"] = $1.value }
                 counts["requested"] = values.count
+                if removed > 0 { counts["removed"] = removed }
                 var entry = draft(request, authorized, subjectSet: pseudonyms, counts: counts, requestID: requestID)
                 entry.reasons.append("derived: \(kind)/\(name)")
                 let audited = try audit(entry, db: db)

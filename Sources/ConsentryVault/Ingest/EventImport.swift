@@ -210,6 +210,7 @@ extension Vault {
         ])
         if db.changesCount == 1 {
             report.inserted += 1
+            report.touchedSubjects.insert(subject)
             return
         }
         let stored = try Data.fetchOne(db.cachedStatement(sql: "SELECT digest FROM event WHERE key = ?"), arguments: [key])

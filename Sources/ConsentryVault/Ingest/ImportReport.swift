@@ -1,3 +1,5 @@
+public import ConsentryCore
+
 /// What an import did: counts, dropped fields, and every rejected record with its line, field and reason.
 ///
 /// The `--json` output of `consentry import` is this structure; its keys are stable.
@@ -46,6 +48,12 @@ public struct ImportReport: Sendable, Codable, Equatable {
     public var droppedFields: [String: Int] = [:]
     /// The first rejections (up to the configured limit), in file order.
     public var rejections: [Rejection] = []
+    /// Subjects that received new events, for incremental segment updates. Internal ids: never printed.
+    public var touchedSubjects: Set<SubjectID> = []
+
+    enum CodingKeys: String, CodingKey {
+        case file, kind, records, inserted, merged, unchanged, duplicates, suppressed, rejected, droppedFields, rejections
+    }
 
     /// Creates an empty report.
     public init(file: String, kind: String) {

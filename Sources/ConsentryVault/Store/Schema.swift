@@ -3,7 +3,7 @@ import GRDB
 /// The vault's database schema, as named migrations. Persisted strings (kinds, states, sources) are frozen.
 enum Schema {
     /// The identifier of the newest migration; `status` reports it as the schema version.
-    static let currentVersion = "v5-templates"
+    static let currentVersion = "v6-segments"
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -270,6 +270,24 @@ enum Schema {
                         version INTEGER NOT NULL CHECK (version > 0),
                         registered_by TEXT NOT NULL,
                         registered_at INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    """)
+        }
+        migrator.registerMigration("v6-segments") { db in
+            try db.execute(
+                sql: """
+                    -- Segment definitions: the rule (canonical text), the purpose it serves, the profile fields it reads, and
+                    -- the role that defined it (incremental updates act in that role). Memberships are derived data.
+                    CREATE TABLE segment (
+                        name TEXT PRIMARY KEY,
+                        purpose TEXT NOT NULL,
+                        rule TEXT NOT NULL,
+                        fields TEXT NOT NULL,
+                        reads_events INTEGER NOT NULL CHECK (reads_events IN (0, 1)),
+                        role TEXT NOT NULL,
+                        version INTEGER NOT NULL CHECK (version > 0),
+                        defined_by TEXT NOT NULL,
+                        defined_at INTEGER NOT NULL
                     ) WITHOUT ROWID;
                     """)
         }

@@ -1,0 +1,128 @@
+import ArgumentParser
+import ConsentryCore
+import ConsentryPersonalization
+import ConsentryVault
+import Foundation
+
+/// `consentry segment …`: behavioral segments bound to a purpose.
+struct SegmentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "segment", abstract: "Segments: define a rule for a purpose, run it through the gate, compare two. See docs/segments.md.",
+        subcommands: [Define.self, List.self, Run.self, Overlap.self])
+
+    /// The role (`segment` for the purpose; default marketer).
+    struct RoleOption: ParsableArguments {
+        @Option(name: .customLong("as"), help: "The role (default: marketer).") var role = "marketer"
+    }
+
+    static func desk(_ vault: Vault, _ global: GlobalOptions, _ role: RoleOption) throws -> SegmentDesk {
+        SegmentDesk(vault: vault, actor: global.actorName, role: try Parse.choice(role.role, "role"))
+    }
+
+    struct Define: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Define or redefine a segment from a text rule or a JSON rule file.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var role: RoleOption
+        @Argument(help: "The segment's name (lower-case identifier).") var name: String
+        @Option(name: .long, help: "The purpose it serves.") var purpose: String
+        @Option(name: .long, help: "The rule in text form, e.g. 'event(view, category = \"running\").within(7d) and engagement >= 10'.")
+        var rule: String?
+        @Option(name: .customLong("rule-file"), help: "A file with the rule: text, or JSON when it ends in .json.") var ruleFile: String?
+
+        func run() throws {
+            let purpose: Purpose = try Parse.choice(purpose, "purpose")
+            let parsed: SegmentRule
+            do {
+                switch (rule, ruleFile) {
+                case (let text?, nil): parsed = try SegmentRule(text: text)
+                case (nil, let file?):
+                    guard let data = FileManager.default.contents(atPath: file) else {
+                        Output.error("cannot read `\(file)`")
+                        throw ExitCode(1)
+                    }
+                    if file.hasSuffix(".json") {
+                        guard let object = try? JSONSerialization.jsonObject(with: data) else {
+                            Output.error("`\(file)` is not valid JSON")
+                            throw ExitCode(1)
+                        }
+                        parsed = try SegmentRule(json: object)
+                    } else {
+                        parsed = try SegmentRule(text: String(decoding: data, as: UTF8.self))
+                    }
+                default: throw ValidationError("give the rule with exactly one of `--rule` or `--rule-file`")
+                }
+            } catch let error as RuleError {
+                Output.error("the rule does not parse: \(ruleFile.map { "\($0): " } ?? "")\(error)")
+                throw ExitCode(1)
+            }
+            let stored = try global.withVault { vault in
+                try SegmentCommand.desk(vault, global, role).define(name: name, purpose: purpose, rule: parsed)
+            }
+            if global.json {
+                Output.printJSON(stored)
+            } else {
+                print("defined `\(stored.name)` version \(stored.version) for \(purpose.rawValue): \(stored.rule)")
+                print(
+                    "reads: \(stored.fields.isEmpty ? "no profile fields" : stored.fields.joined(separator: ", "))\(stored.readsEvents ? " and events" : "")"
+                )
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List segment definitions.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            let segments = try global.withVault { try $0.segments() }
+            if global.json {
+                Output.printJSON(segments)
+                return
+            }
+            if segments.isEmpty { print("no segments") }
+            for s in segments { print("\(s.name)  v\(s.version)  \(s.purpose.rawValue)  \(s.rule)") }
+        }
+    }
+
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a segment through the gate: members (pseudonymous ids), count, and who was excluded and why; stores the memberships.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var role: RoleOption
+        @Argument(help: "The segment.") var name: String
+        @Flag(name: .long, help: "Print the members' pseudonymous ids.") var members = false
+
+        func run() throws {
+            let result = try global.withVault { vault in try SegmentCommand.desk(vault, global, role).run(name) }
+            guard result.decision == .permit else {
+                Output.error("denied: " + result.reasons.joined(separator: "; "))
+                throw ExitCode(2)
+            }
+            if global.json {
+                Output.printJSON(result)
+                return
+            }
+            print("\(result.members.count.formatted()) members of \(result.evaluated.formatted()) subjects evaluated")
+            let excluded = result.excluded.sorted { $0.value > $1.value }.map { "\($0.value.formatted()) \($0.key)" }
+            print("excluded by the gate before evaluation: \(excluded.isEmpty ? "none" : excluded.joined(separator: ", "))")
+            if members { for member in result.members { print(member) } }
+        }
+    }
+
+    struct Overlap: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "How many subjects two segments share (both run through the gate).")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var role: RoleOption
+        @Argument(help: "The first segment.") var first: String
+        @Argument(help: "The second segment.") var second: String
+
+        func run() throws {
+            let overlap = try global.withVault { vault in try SegmentCommand.desk(vault, global, role).overlap(first, second) }
+            if global.json {
+                Output.printJSON(["a": Double(overlap.a), "b": Double(overlap.b), "both": Double(overlap.both), "jaccard": overlap.jaccard])
+            } else {
+                print("\(first): \(overlap.a)  \(second): \(overlap.b)  both: \(overlap.both)  jaccard: \(String(format: "%.3f", overlap.jaccard))")
+            }
+        }
+    }
+}

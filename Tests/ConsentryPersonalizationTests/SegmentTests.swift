@@ -1,0 +1,219 @@
+import ConsentryAudit
+import ConsentryCore
+import ConsentryPolicy
+import ConsentryTesting
+import ConsentryVault
+import Foundation
+import Testing
+
+@testable import ConsentryPersonalization
+
+/// A fixed "now" (2026-11-20T12:00:00Z) and helpers for events at "n days ago".
+let segmentNow = Int64(TestSupport.fixedNow.timeIntervalSince1970 * 1000)
+func daysAgo(_ days: Double) -> Int64 { segmentNow - Int64(days * 86_400_000) }
+
+@Suite("segment rules")
+struct SegmentRuleTests {
+    @Test("text rules parse to the canonical form, which round-trips through text and JSON")
+    func roundTrip() throws {
+        let sources = [
+            #"event(view, category = "running").within(7d) and not event(purchase).within(7d) and engagement >= 10"#,
+            #"(country = "DE" or country = "AT") and loyalty_tier in ["gold", "platinum"]"#,
+            #"event(purchase, amount >= 50).within(90d).count >= 2 or event(purchase).within(30d).sum > 100"#,
+            #"event(purchase).since > 30d and segment(vip)"#,
+            #"not (signup_date < "2025-01-01")"#,
+        ]
+        for source in sources {
+            let rule = try SegmentRule(text: source)
+            #expect(try SegmentRule(text: rule.text) == rule, "\(rule.text)")
+            #expect(try SegmentRule(json: rule.json) == rule, "\(rule.text)")
+        }
+        #expect(try SegmentRule(text: "a = 1 and b = 2 or c = 3").text == "(a = 1 and b = 2) or c = 3", "and binds tighter than or")
+    }
+
+    @Test("errors name the line and column (text) or the JSON path")
+    func errors() {
+        let cases: [(String, Int, Int, String)] = [
+            ("event(vieww)", 1, 7, "unknown event type `vieww`"),
+            ("country = ", 1, 11, "expected a value"),
+            ("country ~ \"DE\"", 1, 9, "unexpected character"),
+            ("event(view).within(7)", 1, 20, "`within` takes a duration"),
+            ("country = \"DE\"\n  and\n  event(view).count >= \"x\"", 3, 24, "compared with a number"),
+            ("country = \"DE\" country = \"AT\"", 1, 16, "join conditions"),
+        ]
+        for (text, line, column, message) in cases {
+            do {
+                _ = try SegmentRule(text: text)
+                Issue.record("`\(text)` parsed")
+            } catch {
+                #expect(error.line == line && error.column == column && error.message.contains(message), "\(text): \(error.description)")
+            }
+        }
+        do {
+            _ = try SegmentRule(json: ["and": [["field": "country", "op": "~", "value": "DE"]]])
+            Issue.record("bad JSON parsed")
+        } catch {
+            #expect(error.message.hasPrefix("$.and[0]:"))
+        }
+    }
+
+    @Test("evaluation matches hand-computed memberships, including window edges")
+    func evaluation() throws {
+        let e = SegmentEvaluator(now: segmentNow)
+        let runner: [BehaviorEvent] = [
+            BehaviorEvent(type: .view, time: daysAgo(7), category: "running"),  // exactly on the 7-day edge: inside
+            BehaviorEvent(type: .purchase, time: daysAgo(7.001), amount: 60, currency: "EUR"),  // just outside 7 days
+            BehaviorEvent(type: .purchase, time: daysAgo(20), amount: 55, currency: "EUR"),
+        ]
+        let browse = try SegmentRule(text: #"event(view, category = "running").within(7d) and not event(purchase).within(7d)"#)
+        #expect(e.holds(browse, profile: [:], events: runner))
+        #expect(!e.holds(browse, profile: [:], events: runner + [BehaviorEvent(type: .purchase, time: daysAgo(1))]))
+        #expect(!e.holds(browse, profile: [:], events: [BehaviorEvent(type: .view, time: daysAgo(7.0001), category: "running")]))
+        #expect(!e.holds(browse, profile: [:], events: [BehaviorEvent(type: .view, time: daysAgo(1), category: "tennis")]))
+        #expect(e.holds(try SegmentRule(text: "event(purchase, amount >= 50).within(30d).count >= 2"), profile: [:], events: runner))
+        #expect(!e.holds(try SegmentRule(text: "event(purchase, amount >= 56).within(30d).count >= 2"), profile: [:], events: runner))
+        #expect(e.holds(try SegmentRule(text: "event(purchase).sum = 115"), profile: [:], events: runner))
+        #expect(e.holds(try SegmentRule(text: "event(purchase).since > 7d"), profile: [:], events: runner))
+        #expect(!e.holds(try SegmentRule(text: "event(purchase).since > 8d"), profile: [:], events: runner))
+        #expect(e.holds(try SegmentRule(text: "event(purchase).since > 8d"), profile: [:], events: []), "no purchase ever: infinitely long ago")
+        #expect(!e.holds(try SegmentRule(text: "event(purchase).since < 8d"), profile: [:], events: []))
+        // Profile attributes: text, numbers, dates, `in`, and a missing value that makes every comparison false.
+        let profile = ["country": "DE", "loyalty_tier": "gold", "signup_date": "2024-05-01"]
+        #expect(e.holds(try SegmentRule(text: #"country in ["AT", "DE"] and signup_date < "2025-01-01""#), profile: profile, events: []))
+        #expect(!e.holds(try SegmentRule(text: #"city = "Berlin""#), profile: profile, events: []))
+        #expect(!e.holds(try SegmentRule(text: #"city != "Berlin""#), profile: profile, events: []))
+        #expect(e.holds(try SegmentRule(text: #"not city = "Berlin""#), profile: profile, events: []))
+        // Engagement: open 1, click 3, cart_add 5, purchase 10, halved every 30 days.
+        let engaged = [BehaviorEvent(type: .purchase, time: segmentNow), BehaviorEvent(type: .emailClick, time: daysAgo(30))]
+        #expect(e.holds(try SegmentRule(text: "engagement >= 11.5"), profile: [:], events: engaged))
+        #expect(!e.holds(try SegmentRule(text: "engagement > 11.5"), profile: [:], events: engaged))
+        // References.
+        let withVIP = SegmentEvaluator(now: segmentNow, segments: ["vip": try SegmentRule(text: #"loyalty_tier = "gold""#)])
+        #expect(withVIP.holds(try SegmentRule(text: "segment(vip) and country = \"DE\""), profile: profile, events: []))
+    }
+
+    @Test("property: `not` complements, and `and`/`or` agree with set intersection and union over random subjects")
+    func algebra() throws {
+        var rng = SystemRandomNumberGenerator()
+        let a = try SegmentRule(text: #"event(view, category = "running").within(10d)"#)
+        let b = try SegmentRule(text: "event(purchase).within(20d).count >= 2")
+        let e = SegmentEvaluator(now: segmentNow)
+        for _ in 0..<500 {
+            let events = (0..<Int.random(in: 0..<6, using: &rng)).map { _ in
+                BehaviorEvent(
+                    type: Bool.random(using: &rng) ? .view : .purchase, time: daysAgo(Double.random(in: 0..<30, using: &rng)),
+                    category: ["running", "tennis"].randomElement(using: &rng))
+            }
+            let (x, y) = (e.holds(a, profile: [:], events: events), e.holds(b, profile: [:], events: events))
+            #expect(e.holds(.not(a), profile: [:], events: events) == !x)
+            #expect(e.holds(.and([a, b]), profile: [:], events: events) == (x && y))
+            #expect(e.holds(.or([a, b]), profile: [:], events: events) == (x || y))
+        }
+    }
+}
+
+@Suite("segments through the gate")
+struct SegmentGateTests {
+    /// Four subjects: two with confirmed e-mail-marketing consent (one a running browser), one without consent, one withdrawn.
+    func vault() throws -> (Vault, FixedClock) {
+        let clock = FixedClock(TestSupport.fixedNow)
+        let vault = try TestSupport.makeVault(clock: clock)
+        let csv = """
+            email,customer_id,country
+            run@example.test,R-1,DE
+            calm@example.test,C-1,DE
+            none@example.test,N-1,DE
+            gone@example.test,G-1,AT
+
+            """
+        _ = try vault.importProfiles(from: TestSupport.writeFile("p.csv", csv), source: .crm, format: .csv)
+        for email in ["run@example.test", "calm@example.test", "gone@example.test"] {
+            for state in [ConsentState.pending, .confirmed] {
+                try vault.recordConsent(
+                    ConsentChange(purpose: .emailMarketing, state: state, source: "form"), subject: .email(email), actor: "t", role: .admin)
+            }
+        }
+        try vault.recordConsent(
+            ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("gone@example.test"), actor: "t",
+            role: .admin)
+        let events = [
+            #"{"id":"1","email":"run@example.test","type":"view","item_id":"shoe-1","category":"running","time":"2026-11-18T10:00:00Z"}"#,
+            #"{"id":"2","email":"none@example.test","type":"view","item_id":"shoe-1","category":"running","time":"2026-11-18T10:00:00Z"}"#,
+            #"{"id":"3","email":"gone@example.test","type":"view","item_id":"shoe-1","category":"running","time":"2026-11-18T10:00:00Z"}"#,
+        ].joined(separator: "\n")
+        let report = try vault.importEvents(from: TestSupport.writeFile("e.jsonl", events + "\n"))
+        #expect(report.inserted == 3, "\(report.rejections)")
+        return (vault, clock)
+    }
+
+    static let browsers = #"event(view, category = "running").within(7d) and not event(purchase).within(7d)"#
+
+    @Test("a run evaluates only admitted subjects, returns members as pseudonyms, stores them as derived data, and audits")
+    func run() throws {
+        let (vault, _) = try vault()
+        let desk = SegmentDesk(vault: vault, actor: "mia", role: .marketer)
+        let stored = try desk.define(name: "running_browsers", purpose: .emailMarketing, rule: try SegmentRule(text: Self.browsers))
+        #expect(stored.readsEvents && stored.fields.isEmpty)
+        let run = try desk.run("running_browsers", now: TestSupport.fixedNow)
+        #expect(run.decision == .permit && run.evaluated == 2 && run.members.count == 1 && run.stored == 1)
+        #expect(run.excluded == ["consent_missing": 1, "consent_withdrawn": 1], "the subjects without consent never reach the rule")
+        #expect(run.members.allSatisfy { $0.count == 32 && $0.allSatisfy(\.isHexDigit) })
+        let export = try vault.exportSubject(.email("run@example.test"), actor: "t", role: .complianceOfficer)
+        #expect(export.derived.keys.contains("segment/running_browsers"), "memberships are in the subject's export")
+        #expect(try vault.queryAudit(AuditFilter(action: "segment"), actor: "t", role: .admin).contains { $0.subjectCount == 2 })
+    }
+
+    @Test("definitions are refused for a forbidden field, an unknown reference, a cycle and a role without the grant")
+    func refusals() throws {
+        let (vault, _) = try vault()
+        let desk = SegmentDesk(vault: vault, actor: "mia", role: .marketer)
+        #expect(throws: VaultError.self) {
+            try desk.define(name: "old", purpose: .emailMarketing, rule: try SegmentRule(text: #"birth_date < "1970-01-01""#))
+        }
+        #expect(throws: VaultError.self) { try desk.define(name: "ref", purpose: .emailMarketing, rule: try SegmentRule(text: "segment(nothing)")) }
+        _ = try desk.define(name: "a", purpose: .emailMarketing, rule: try SegmentRule(text: #"country = "DE""#))
+        _ = try desk.define(name: "b", purpose: .emailMarketing, rule: try SegmentRule(text: "segment(a)"))
+        #expect(throws: VaultError.self) { try desk.define(name: "a", purpose: .emailMarketing, rule: try SegmentRule(text: "segment(b)")) }
+        #expect(throws: VaultError.self) { try desk.define(name: "c", purpose: .emailMarketing, rule: try SegmentRule(text: "segment(c)")) }
+        #expect(throws: VaultError.self) { try desk.define(name: "shoe", purpose: .emailMarketing, rule: try SegmentRule(text: #"shoe_size = "9""#)) }
+        let analyst = SegmentDesk(vault: vault, actor: "al", role: .analyst)
+        #expect(throws: VaultError.self) { try analyst.define(name: "x", purpose: .emailMarketing, rule: try SegmentRule(text: #"country = "DE""#)) }
+        #expect(try vault.segments().map(\.name) == ["a", "b"])
+    }
+
+    @Test("new events update memberships incrementally; a withdrawal removes the subject at the next update")
+    func incremental() throws {
+        let (vault, _) = try vault()
+        let desk = SegmentDesk(vault: vault, actor: "mia", role: .marketer)
+        _ = try desk.define(name: "running_browsers", purpose: .emailMarketing, rule: try SegmentRule(text: Self.browsers))
+        _ = try desk.run("running_browsers", now: TestSupport.fixedNow)
+        // `calm` browses running shoes: the import touches only `calm`, and the update adds it without a full re-scan.
+        let view = #"{"id":"4","email":"calm@example.test","type":"view","item_id":"shoe-1","category":"running","time":"2026-11-20T09:00:00Z"}"#
+        let report = try vault.importEvents(from: TestSupport.writeFile("v.jsonl", view + "\n"))
+        #expect(report.touchedSubjects.count == 1)
+        #expect(try desk.refresh(subjects: report.touchedSubjects, now: TestSupport.fixedNow) == ["running_browsers": 1])
+        #expect(try members(vault) == 2)
+        // `run` buys: the purchase removes it from the segment.
+        let buy = #"{"id":"5","email":"run@example.test","type":"purchase","amount":80,"currency":"EUR","time":"2026-11-20T10:00:00Z"}"#
+        let second = try vault.importEvents(from: TestSupport.writeFile("b.jsonl", buy + "\n"))
+        _ = try desk.refresh(subjects: second.touchedSubjects, now: TestSupport.fixedNow)
+        #expect(try members(vault) == 1)
+        // `calm` withdraws; its next event's update drops the stored membership.
+        try vault.recordConsent(
+            ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("calm@example.test"), actor: "t",
+            role: .admin)
+        let again = #"{"id":"6","email":"calm@example.test","type":"view","item_id":"shoe-1","category":"running","time":"2026-11-20T11:00:00Z"}"#
+        _ = try desk.refresh(
+            subjects: try vault.importEvents(from: TestSupport.writeFile("c.jsonl", again + "\n")).touchedSubjects, now: TestSupport.fixedNow)
+        #expect(try members(vault) == 0)
+    }
+
+    /// Stored members of `running_browsers` (counted from derived data, as tests may).
+    func members(_ vault: Vault) throws -> Int {
+        var count = 0
+        for email in ["run@example.test", "calm@example.test", "none@example.test", "gone@example.test"] {
+            if try vault.exportSubject(.email(email), actor: "t", role: .complianceOfficer).derived["segment/running_browsers"] != nil { count += 1 }
+        }
+        return count
+    }
+}
