@@ -41,9 +41,17 @@ run: release
 	$$BIN scan --vault "$$V" --as marketer --purpose email_marketing --fields email,birth_date; \
 	echo; echo "== why a campaign render for customer C00000001 is permitted or denied:"; \
 	$$BIN policy explain --vault "$$V" --as campaign_service --action render --purpose email_marketing --customer-id C00000001 --fields email,first_name; \
+	echo; echo "== a segment of running-gear browsers who did not buy (marketer, email_marketing):"; \
+	$$BIN segment define running_browsers --vault "$$V" --purpose email_marketing \
+		--rule 'event(view, category = "running").within(30d) and not event(purchase).within(7d)' >/dev/null || exit 1; \
+	$$BIN segment run running_browsers --vault "$$V" || exit 1; \
 	echo; echo "== templates/welcome.html registered for email_marketing, rendered for customer C00000002 through the gate:"; \
 	$$BIN template register welcome templates/welcome.html --purpose email_marketing --vault "$$V" || exit 1; \
 	echo C00000002 | $$BIN render welcome --vault "$$V" --customer-id - --as campaign_service || true; \
+	echo; echo "== recommendations (personalization) and templates/picks.html rendered with them for customer C00000003:"; \
+	$$BIN recommend --vault "$$V" --evaluate || exit 1; \
+	$$BIN template register picks templates/picks.html --purpose personalization --vault "$$V" >/dev/null || exit 1; \
+	echo C00000003 | $$BIN render picks --vault "$$V" --customer-id - || true; \
 	echo; $$BIN audit verify --vault "$$V" | tail -1; \
 	echo; \
 	echo "The demo vault is in ./$$V (5,000 synthetic customers on .example/.test domains). Try:"; \
@@ -52,6 +60,7 @@ run: release
 	echo "  $$BIN consent withdraw --vault $$V --customer-id C00000001 --purpose email_marketing --source unsubscribe"; \
 	echo "  $$BIN audit report access-summary --vault $$V"; \
 	echo "  $$BIN audit report art30 --vault $$V"; \
+	echo "  $$BIN score engagement --vault $$V   (and: score rfm, segment overlap, template list)"; \
 	echo "  $$BIN audit query --vault $$V --decision deny"; \
 	echo "  echo C00000001 | $$BIN dsr open --vault $$V --type access --regime gdpr --customer-id -"
 

@@ -20,7 +20,8 @@ struct Consentry: AsyncParsableCommand {
         version: "0.2.0",
         subcommands: [
             Init.self, Status.self, Import.self, Demo.self, Check.self, Keys.self, PolicyCommand.self, ConsentCommand.self, ProfileCommand.self,
-            ScanCommand.self, AuditCommand.self, DSRCommand.self, TemplateCommand.self, RenderCommand.self, SegmentCommand.self,
+            ScanCommand.self, AuditCommand.self, DSRCommand.self, TemplateCommand.self, RenderCommand.self, SegmentCommand.self, ScoreCommand.self,
+            RecommendCommand.self,
         ]
     )
 

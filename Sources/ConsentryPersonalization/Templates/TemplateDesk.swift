@@ -72,14 +72,21 @@ public struct TemplateDesk: Sendable {
         }
         let request = AccessRequest(
             actor: actor, role: role, action: .render, purpose: stored.purpose, fields: template.fields.compactMap(FieldName.init))
-        let read = try vault.read(request, subject: subject, requestID: requestID)
+        let read = try vault.read(request, subject: subject, includeDerived: true, requestID: requestID)
         guard read.decision.isPermit else {
             return RenderResult(
                 decision: read.decision, output: nil, template: name, version: stored.version, released: [], missing: [],
                 auditSequence: read.auditSequence)
         }
+        // Segments the subject is in and recommendations come from derived data of the template's purpose, unless given.
+        let storedSegments = read.derived.keys.filter { $0.hasPrefix("segment/") }.map { String($0.dropFirst(8)) }.sorted()
+        var storedRecommendations: [LiquidValue] = []
+        if let json = read.derived["recommendation/top"], let items = try? JSONSerialization.jsonObject(with: Data(json.utf8)) {
+            if case .array(let list) = LiquidValue(json: items) { storedRecommendations = list }
+        }
         var context: [String: LiquidValue] = [
-            "campaign": .object(campaign), "recommendations": .array(recommendations), "segments": .array(segments.map(LiquidValue.string)),
+            "campaign": .object(campaign), "recommendations": .array(recommendations.isEmpty ? storedRecommendations : recommendations),
+            "segments": .array((segments.isEmpty ? storedSegments : segments).map(LiquidValue.string)),
         ]
         for (field, value) in read.values { context[field.rawValue] = .string(value) }
         let released = read.values.keys.map(\.rawValue).sorted()

@@ -15,6 +15,9 @@ public struct GateRead: Sendable {
     public let pseudonym: String?
     /// The audit entry that records this read.
     public let auditSequence: Int64
+    /// Derived data of the request's purpose (`kind/name` → value), when asked for: memberships of segments defined for
+    /// the purpose, and (for `personalization`) the subject's recommendations.
+    public var derived: [String: String] = [:]
 }
 
 /// One behavioral event as a gated scan hands it out.
@@ -128,7 +131,12 @@ extension Vault {
     /// before any value is returned, and if it cannot be written nothing is returned (the call throws).
     /// A denied read returns the decision and no values.
     /// - Throws: ``VaultError`` when the audit log or the database cannot be written or read.
-    public func read(_ request: AccessRequest, subject reference: SubjectReference, requestID: String? = nil) throws(VaultError) -> GateRead {
+    ///
+    /// With `includeDerived`, a permitted read also releases the derived data computed for the request's purpose
+    /// (see ``GateRead/derived``); derived data of other purposes (profiling scores, say) never leaves this way.
+    public func read(
+        _ request: AccessRequest, subject reference: SubjectReference, includeDerived: Bool = false, requestID: String? = nil
+    ) throws(VaultError) -> GateRead {
         let result: GateRead
         // Work that needs no database (the request-level decision, normalizing and hashing the identifier) is
         // done before queueing, so the shared writer thread spends its time only on what needs the transaction.
@@ -155,13 +163,35 @@ extension Vault {
                 let consentIDs = request.purpose.flatMap { derived.recordIDs[$0] }.map { [$0] } ?? []
                 // INVARIANT: no audit, no data. The entry is written in this transaction before anything is
                 // decrypted, and the caller gets the values only after the transaction commits.
-                let entry = try audit(draft(request, decision, subject: pseudonym, consentIDs: consentIDs, requestID: requestID), db: db)
+                var readEntry = draft(request, decision, subject: pseudonym, consentIDs: consentIDs, requestID: requestID)
+                if includeDerived { readEntry.reasons.append("with derived data of the purpose") }
+                let entry = try audit(readEntry, db: db)
                 guard decision.isPermit else { return GateRead(decision: decision, values: [:], pseudonym: pseudonym, auditSequence: entry.sequence) }
                 var values: [FieldName: String] = [:]
                 defer { scratch.zero() }
                 let opened = try openFields(request.fields, of: subject, row: row, db: db, scratch: &scratch)
                 for (field, value) in zip(request.fields, opened) { if let value { values[field] = value } }
-                return GateRead(decision: decision, values: values, pseudonym: pseudonym, auditSequence: entry.sequence)
+                var result = GateRead(decision: decision, values: values, pseudonym: pseudonym, auditSequence: entry.sequence)
+                if includeDerived, let purpose = request.purpose {
+                    // INVARIANT: derived data leaves only for the purpose it was computed for.
+                    let rows = try Row.fetchAll(
+                        db.cachedStatement(
+                            sql: """
+                                SELECT kind, name, sealed FROM derived WHERE subject_id = ? AND (
+                                    (kind = 'segment' AND name IN (SELECT name FROM segment WHERE purpose = ?))
+                                    OR (kind = 'recommendation' AND ? = 'personalization'))
+                                """), arguments: [subject.rawValue, purpose.rawValue, purpose.rawValue])
+                    let keyVersion = UInt32(row["key_version"] as Int64)
+                    for derivedRow in rows {
+                        let kind: String = derivedRow[0], name: String = derivedRow[1]
+                        let ad = Sealing.derivedAssociatedData(subject: subject, kind: kind, name: name, keyVersion: keyVersion)
+                        guard let value = (derivedRow[2] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
+                            throw VaultError(.integrity, "derived value `\(kind)/\(name)` of subject \(subject) failed its integrity check")
+                        }
+                        result.derived["\(kind)/\(name)"] = value
+                    }
+                }
+                return result
             }
         } catch {
             throw Self.storageError(error, "complete the gated read (nothing was released)")

@@ -1,0 +1,117 @@
+import ArgumentParser
+import ConsentryCore
+import ConsentryPersonalization
+import ConsentryVault
+import Foundation
+
+/// `consentry score …`: scores under the purpose `profiling`.
+struct ScoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "score", abstract: "Scores about subjects under `profiling`, stored as sealed derived data. See docs/scores.md.",
+        subcommands: [EngagementScore.self, RFMScore.self])
+
+    struct RoleOption: ParsableArguments {
+        @Option(name: .customLong("as"), help: "The role (needs `score` for profiling; default: analyst).") var role = "analyst"
+    }
+
+    static func report(_ run: ScoreRun, json: Bool) throws {
+        guard run.decision == .permit else {
+            Output.error("denied: " + run.reasons.joined(separator: "; "))
+            throw ExitCode(2)
+        }
+        if json {
+            Output.printJSON(run)
+            return
+        }
+        print("\(run.score): \(run.scored.formatted()) subjects scored")
+        let excluded = run.excluded.sorted { $0.value > $1.value }.map { "\($0.value.formatted()) \($0.key)" }
+        print("excluded by the gate: \(excluded.isEmpty ? "none" : excluded.joined(separator: ", "))")
+        for (key, value) in run.distribution.sorted(by: { $0.key < $1.key }) {
+            print(
+                "  \(key.padding(toLength: 16, withPad: " ", startingAt: 0)) \(value == value.rounded() ? String(Int(value)) : String(format: "%.2f", value))"
+            )
+        }
+    }
+
+    struct EngagementScore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "engagement",
+            abstract: "Weighted events with time decay (default: open 1, click 3, cart_add 5, purchase 10; half-life 30 days).")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var role: RoleOption
+        @Option(name: .long, help: "Weights as type=weight pairs, e.g. email_open=1,email_click=3,cart_add=5,purchase=10.") var weights: String?
+        @Option(name: .customLong("half-life"), help: "Days after which an event counts half (default 30).") var halfLife = 30.0
+
+        func run() throws {
+            var engagement = Engagement(halfLifeDays: halfLife)
+            guard halfLife > 0 else { throw ValidationError("`--half-life` must be a positive number of days") }
+            if let weights {
+                var parsed: [String: Double] = [:]
+                for pair in weights.split(separator: ",") {
+                    let parts = pair.split(separator: "=")
+                    guard parts.count == 2, let type = EventType(rawValue: String(parts[0])), let weight = Double(parts[1]) else {
+                        throw ValidationError("`--weights` takes type=number pairs; types are \(EventType.choiceList)")
+                    }
+                    parsed[type.rawValue] = weight
+                }
+                engagement.weights = parsed
+            }
+            let role: Role = try Parse.choice(role.role, "role")
+            let run = try global.withVault { vault in try ScoreDesk(vault: vault, actor: global.actorName, role: role).engagement(engagement) }
+            try ScoreCommand.report(run, json: global.json)
+        }
+    }
+
+    struct RFMScore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rfm", abstract: "Recency, frequency and monetary quintiles (1–5) with labels such as champions and at_risk.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var role: RoleOption
+
+        func run() throws {
+            let role: Role = try Parse.choice(role.role, "role")
+            let run = try global.withVault { vault in try ScoreDesk(vault: vault, actor: global.actorName, role: role).rfm() }
+            try ScoreCommand.report(run, json: global.json)
+        }
+    }
+}
+
+/// `consentry recommend`: item-item recommendations under `personalization`.
+struct RecommendCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recommend",
+        abstract: "Item-item collaborative filtering over views and purchases; stores each subject's top items for renders.")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .customLong("as"), help: "The role (needs `recommend` for personalization; default: campaign_service).")
+    var role = "campaign_service"
+    @Option(name: .long, help: "Items per subject (1-50).") var top = 5
+    @Flag(name: .long, help: "Also report Precision@k and Recall@k on held-out interactions.") var evaluate = false
+
+    func run() throws {
+        guard (1...50).contains(top) else { throw ValidationError("`--top` must be between 1 and 50") }
+        let role: Role = try Parse.choice(role, "role")
+        let run = try global.withVault { vault in
+            try RecommendationDesk(vault: vault, actor: global.actorName, role: role).run(count: top, evaluate: evaluate)
+        }
+        guard run.decision == .permit else {
+            Output.error("denied: " + run.reasons.joined(separator: "; "))
+            throw ExitCode(2)
+        }
+        if global.json {
+            Output.printJSON(run)
+            return
+        }
+        print("recommendations stored for \(run.stored.formatted()) subjects (\(run.items.formatted()) items in the model)")
+        let excluded = run.excluded.sorted { $0.value > $1.value }.map { "\($0.value.formatted()) \($0.key)" }
+        print("excluded by the gate: \(excluded.isEmpty ? "none" : excluded.joined(separator: ", "))")
+        if let e = run.evaluation {
+            print("offline evaluation, most recent item of \(e.subjects.formatted()) subjects held out:")
+            for k in e.precision.keys.sorted() {
+                print(
+                    String(
+                        format: "  k=%-3d precision %.4f  recall %.4f   (popular items: precision %.4f)", k, e.precision[k] ?? 0, e.recall[k] ?? 0,
+                        e.popularPrecision[k] ?? 0))
+            }
+        }
+    }
+}
