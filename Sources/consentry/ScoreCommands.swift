@@ -115,3 +115,72 @@ struct RecommendCommand: ParsableCommand {
         }
     }
 }
+
+/// `consentry model …`: models under `profiling`.
+struct ModelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "model", abstract: "Train and list models under `profiling` (propensity to purchase, clusters).",
+        subcommands: [Train.self, List.self])
+
+    struct Train: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Train `propensity` (logistic regression, 70/15/15 split, test ROC-AUC, precision, recall) or `clusters` (K-Means, k by silhouette).")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var role: ScoreCommand.RoleOption
+        @Argument(help: "propensity or clusters") var model: String
+
+        func run() throws {
+            let role: Role = try Parse.choice(role.role, "role")
+            switch model {
+            case "propensity":
+                let report = try global.withVault { vault in try ModelDesk(vault: vault, actor: global.actorName, role: role).trainPropensity() }
+                if global.json {
+                    Output.printJSON(report)
+                    return
+                }
+                print(
+                    "propensity model version \(report.version): train \(report.train), validation \(report.validation), test \(report.test) subjects"
+                )
+                print(
+                    String(
+                        format: "test ROC-AUC %.3f; at threshold %.2f (best F1 on validation): precision %.3f, recall %.3f; base rate %.3f",
+                        report.auc, report.threshold, report.precision, report.recall, report.positiveRate))
+                print("scored \(report.scored.formatted()) subjects (score/propensity); excluded by the gate: \(Self.excluded(report.excluded))")
+            case "clusters":
+                let report = try global.withVault { vault in try ModelDesk(vault: vault, actor: global.actorName, role: role).cluster() }
+                if global.json {
+                    Output.printJSON(report)
+                    return
+                }
+                let scores = report.silhouettes.sorted { $0.key < $1.key }.map { "k=\($0.key): \(String(format: "%.3f", $0.value))" }
+                print("clusters version \(report.version): k = \(report.k) by silhouette (\(scores.joined(separator: ", ")))")
+                for (label, size) in report.sizes.sorted(by: { $0.value > $1.value }) {
+                    print("  \(label.padding(toLength: 34, withPad: " ", startingAt: 0)) \(size.formatted())")
+                }
+                print("scored \(report.scored.formatted()) subjects (score/cluster); excluded by the gate: \(Self.excluded(report.excluded))")
+            default: throw ValidationError("unknown model `\(model.prefix(40))`; use `propensity` or `clusters`")
+            }
+        }
+
+        static func excluded(_ counts: [String: Int]) -> String {
+            counts.isEmpty ? "none" : counts.sorted { $0.value > $1.value }.map { "\($0.value.formatted()) \($0.key)" }.joined(separator: ", ")
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stored model versions with their metrics.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            let models = try global.withVault { try $0.models() }
+            if global.json {
+                Output.printJSON(
+                    models.map { ["name": $0.name, "version": String($0.version), "purpose": $0.purpose.rawValue, "metrics": $0.metrics] })
+                return
+            }
+            if models.isEmpty { print("no models") }
+            for m in models { print("\(m.name) v\(m.version)  \(Normalize.formatTimestamp(millis: m.trainedAt))  \(m.metrics)") }
+        }
+    }
+}

@@ -3,7 +3,7 @@ import GRDB
 /// The vault's database schema, as named migrations. Persisted strings (kinds, states, sources) are frozen.
 enum Schema {
     /// The identifier of the newest migration; `status` reports it as the schema version.
-    static let currentVersion = "v6-segments"
+    static let currentVersion = "v7-models"
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -288,6 +288,22 @@ enum Schema {
                         version INTEGER NOT NULL CHECK (version > 0),
                         defined_by TEXT NOT NULL,
                         defined_at INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    """)
+        }
+        migrator.registerMigration("v7-models") { db in
+            try db.execute(
+                sql: """
+                    -- Trained models with their metrics: parameters only (weights, centroids, scalers), no personal data.
+                    CREATE TABLE model (
+                        name TEXT NOT NULL,
+                        version INTEGER NOT NULL CHECK (version > 0),
+                        purpose TEXT NOT NULL,
+                        metrics TEXT NOT NULL,
+                        parameters TEXT NOT NULL,
+                        trained_by TEXT NOT NULL,
+                        trained_at INTEGER NOT NULL,
+                        PRIMARY KEY (name, version)
                     ) WITHOUT ROWID;
                     """)
         }
