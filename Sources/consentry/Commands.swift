@@ -129,6 +129,11 @@ struct Import: ParsableCommand {
                 // role that defined it; a failure here leaves the committed import alone.
                 do {
                     let updated = try SegmentDesk(vault: vault, actor: global.actorName, role: role).refresh(subjects: report.touchedSubjects)
+                    let fired = try TriggerDesk(vault: vault, actor: global.actorName, role: role).check(subjects: report.touchedSubjects)
+                        .filter { $0.fired > 0 }
+                    if !fired.isEmpty {
+                        Output.note("triggers fired: " + fired.map { "\($0.trigger) \($0.fired)" }.joined(separator: ", "))
+                    }
                     guard !updated.isEmpty else { return (report, nil) }
                     return (
                         report,

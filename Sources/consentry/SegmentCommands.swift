@@ -126,3 +126,94 @@ struct SegmentCommand: ParsableCommand {
         }
     }
 }
+
+/// `consentry trigger …`: behavioral triggers and their queue.
+struct TriggerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trigger", abstract: "Triggers (cart_abandoned, viewed_not_purchased, browse_abandoned): define, check, read the queue.",
+        subcommands: [Define.self, Check.self, Queue.self, Ack.self])
+
+    struct Define: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Define a trigger for a purpose.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The trigger's name.") var name: String
+        @Option(name: .long, help: "cart_abandoned, viewed_not_purchased or browse_abandoned.") var kind: String
+        @Option(name: .long, help: "The purpose its messages serve.") var purpose: String
+        @Option(name: .long, help: "Delay before it fires, such as 5m, 2h or 1d (default per kind: 5m, 1d, 1h).") var after: String?
+        @Option(name: .customLong("as"), help: "The role (needs `segment` for the purpose; default: marketer).") var role = "marketer"
+
+        func run() throws {
+            let kind: TriggerKind = try Parse.choice(kind, "trigger kind")
+            let purpose: Purpose = try Parse.choice(purpose, "purpose")
+            let role: Role = try Parse.choice(role, "role")
+            var delay: Int64?
+            if let after {
+                guard let unit = ["m": Int64(60_000), "h": 3_600_000, "d": 86_400_000][String(after.suffix(1))], let count = Int64(after.dropLast()),
+                    count > 0
+                else { throw ValidationError("`--after` takes a number and a unit: 5m, 2h or 1d") }
+                delay = count * unit
+            }
+            let definition = try global.withVault { vault in
+                try TriggerDesk(vault: vault, actor: global.actorName, role: role).define(name: name, kind: kind, purpose: purpose, delay: delay)
+            }
+            if global.json {
+                Output.printJSON(definition)
+            } else {
+                print(
+                    "defined `\(definition.name)`: \(definition.kind) for \(definition.purpose.rawValue), fires after \(definition.delay / 60_000) minutes"
+                )
+            }
+        }
+    }
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Queue every occurrence whose delay has passed (run it on a schedule; imports check the subjects they touch).")
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            let results = try global.withVault { vault in try TriggerDesk(vault: vault, actor: global.actorName, role: .admin).check() }
+            if global.json {
+                Output.printJSON(results)
+                return
+            }
+            if results.isEmpty { print("no triggers") }
+            for r in results { print("\(r.trigger): \(r.fired) fired, \(r.duplicates) already queued, \(r.skipped) withheld (consent)") }
+        }
+    }
+
+    struct Queue: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Pending queue entries: entry id, trigger, subject pseudonym, item. Render with `consentry render NAME --trigger ID`.")
+        @OptionGroup var global: GlobalOptions
+        @Option(name: .long, help: "Only this trigger.") var trigger: String?
+        @Option(name: .long, help: "At most this many entries per trigger (default 100).") var limit = 100
+        @Option(name: .customLong("as"), help: "The role (needs `render` for the purpose; default: campaign_service).") var role = "campaign_service"
+
+        func run() throws {
+            let role: Role = try Parse.choice(role, "role")
+            let entries = try global.withVault { vault in
+                try TriggerDesk(vault: vault, actor: global.actorName, role: role).queue(trigger: trigger, limit: limit)
+            }
+            if global.json {
+                Output.printJSON(entries)
+                return
+            }
+            if entries.isEmpty { print("queue empty") }
+            for e in entries { print("\(e.id)  \(e.trigger)  \(e.subject)  \(e.item ?? "-")  fired \(e.firedAt)") }
+        }
+    }
+
+    struct Ack: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ack", abstract: "Mark a queue entry handled.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The entry id.") var id: Int64
+        @Option(name: .customLong("as"), help: "The role (default: campaign_service).") var role = "campaign_service"
+
+        func run() throws {
+            let role: Role = try Parse.choice(role, "role")
+            try global.withVault { vault in try TriggerDesk(vault: vault, actor: global.actorName, role: role).acknowledge(id) }
+            if !global.json { print("acknowledged \(id)") }
+        }
+    }
+}

@@ -139,8 +139,24 @@ struct RenderCommand: ParsableCommand {
         commandName: "render", abstract: "Render a registered template for one subject through the gate (audited); prints the message.")
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The template's name.") var name: String
-    @OptionGroup var subject: SubjectOptions
+    @Option(name: .long, help: "The subject's e-mail address (`-`: read it from standard input).") var email: String?
+    @Option(name: .customLong("customer-id"), help: "The subject's customer id (`-`: read it from standard input).") var customerID: String?
+    @Option(name: .long, help: "A trigger queue entry id: render for its subject without naming them.") var trigger: Int64?
     @Option(name: .customLong("as"), help: "The role (default: campaign_service).") var role = "campaign_service"
+
+    func validate() throws {
+        guard [email != nil, customerID != nil, trigger != nil].filter({ $0 }).count == 1 else {
+            throw ValidationError("name the subject with exactly one of `--email`, `--customer-id` or `--trigger`")
+        }
+    }
+
+    var reference: SubjectReference {
+        get throws {
+            if let trigger { return .triggerEntry(trigger) }
+            if let email { return .email(try StandardInput.valueOrLine(email) ?? "") }
+            return .customerID(try StandardInput.valueOrLine(customerID) ?? "")
+        }
+    }
     @Option(name: .long, help: "A JSON file with the `campaign` namespace (name, subject, links).") var campaign: String?
 
     func run() throws {
@@ -156,7 +172,7 @@ struct RenderCommand: ParsableCommand {
             campaignValues = object.mapValues { LiquidValue(json: $0) }
         }
         let result = try global.withVault { vault in
-            try TemplateDesk(vault: vault, actor: global.actorName, role: role).render(name, subject: try subject.reference, campaign: campaignValues)
+            try TemplateDesk(vault: vault, actor: global.actorName, role: role).render(name, subject: try reference, campaign: campaignValues)
         }
         guard let output = result.output else {
             Output.error("denied: " + result.decision.reasons.map(\.description).joined(separator: "; ") + " (audit entry \(result.auditSequence))")

@@ -121,6 +121,7 @@ extension Vault {
     enum IdentityLookup {
         case subject(SubjectID)
         case request(String)
+        case triggerEntry(Int64)
         case hash(IdentityKind, [UInt8])
         case invalid
     }
@@ -129,6 +130,7 @@ extension Vault {
         switch reference {
         case .subject(let id): return .subject(id)
         case .request(let id): return RequestIDs.isValid(id) ? .request(id) : .invalid
+        case .triggerEntry(let id): return .triggerEntry(id)
         case .email(let raw):
             guard let value = try? Normalize.email(raw) else { return .invalid }
             return .hash(.email, keys.blindIndex.index(.email, value))
@@ -159,6 +161,8 @@ extension Vault {
             let found = try [sealed.email.map(SubjectReference.email), sealed.customerID.map(SubjectReference.customerID)].compactMap { $0 }
                 .compactMap { try resolve($0, db: db) }
             return Set(found).count == 1 ? found.first : nil
+        case .triggerEntry(let id):
+            return try Int64.fetchOne(db, sql: "SELECT subject_id FROM trigger_queue WHERE id = ?", arguments: [id]).map(SubjectID.init(rawValue:))
         case .invalid: return nil
         }
     }
@@ -183,4 +187,6 @@ public enum SubjectReference: Sendable, Hashable {
     case subject(SubjectID)
     /// The subject of a verified, open data-subject request.
     case request(String)
+    /// The subject of a queued trigger entry (a campaign platform renders for it without learning an identifier).
+    case triggerEntry(Int64)
 }

@@ -3,7 +3,7 @@ import GRDB
 /// The vault's database schema, as named migrations. Persisted strings (kinds, states, sources) are frozen.
 enum Schema {
     /// The identifier of the newest migration; `status` reports it as the schema version.
-    static let currentVersion = "v7-models"
+    static let currentVersion = "v8-triggers"
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -305,6 +305,37 @@ enum Schema {
                         trained_at INTEGER NOT NULL,
                         PRIMARY KEY (name, version)
                     ) WITHOUT ROWID;
+                    """)
+        }
+        migrator.registerMigration("v8-triggers") { db in
+            try db.execute(
+                sql: """
+                    -- Trigger definitions: a kind (cart_abandoned, viewed_not_purchased, browse_abandoned), the purpose its
+                    -- messages serve, the delay before it fires, and the role that defined it.
+                    CREATE TABLE trigger_def (
+                        name TEXT PRIMARY KEY,
+                        kind TEXT NOT NULL,
+                        purpose TEXT NOT NULL,
+                        delay_ms INTEGER NOT NULL CHECK (delay_ms > 0),
+                        role TEXT NOT NULL,
+                        defined_by TEXT NOT NULL,
+                        defined_at INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    -- Fired triggers waiting for the campaign platform. `occurrence` is a keyed hash of the trigger, the
+                    -- subject and the event that caused it, so an occurrence fires at most once. The item and category
+                    -- are sealed with the subject's key; the row goes with the subject on erasure.
+                    CREATE TABLE trigger_queue (
+                        id INTEGER PRIMARY KEY,
+                        trigger TEXT NOT NULL,
+                        subject_id INTEGER NOT NULL REFERENCES subject(id) ON DELETE CASCADE,
+                        occurrence BLOB NOT NULL UNIQUE,
+                        payload BLOB NOT NULL,
+                        occurred_at INTEGER NOT NULL,
+                        fired_at INTEGER NOT NULL,
+                        acknowledged_at INTEGER
+                    );
+                    CREATE INDEX trigger_queue_pending ON trigger_queue(trigger, id) WHERE acknowledged_at IS NULL;
+                    CREATE INDEX trigger_queue_subject ON trigger_queue(subject_id);
                     """)
         }
         return migrator

@@ -1,0 +1,263 @@
+import ConsentryAudit
+public import ConsentryCore
+import ConsentryCrypto
+public import ConsentryPolicy
+import Foundation
+import GRDB
+
+/// A trigger definition.
+public struct TriggerDefinition: Sendable, Codable, Equatable {
+    /// Its name.
+    public var name: String
+    /// `cart_abandoned`, `viewed_not_purchased` or `browse_abandoned`.
+    public var kind: String
+    /// The purpose its messages serve.
+    public var purpose: Purpose
+    /// How long after the causing event it fires if nothing cancels it (ms).
+    public var delay: Int64
+    /// The role that defined it; checks act in this role.
+    public var role: Role
+    /// When it was defined (ms): events before this never fire it.
+    public var definedAt: Int64
+}
+
+/// One occurrence found by a trigger check, before it is queued.
+public struct TriggerOccurrence: Sendable, Hashable {
+    /// The subject.
+    public var subject: SubjectID
+    /// What identifies the occurrence for this subject and trigger (for at-most-once firing).
+    public var key: String
+    /// When the causing event happened (ms).
+    public var occurredAt: Int64
+    /// The item involved, if any.
+    public var item: String?
+    /// Its category, if known.
+    public var category: String?
+
+    /// Creates an occurrence.
+    public init(subject: SubjectID, key: String, occurredAt: Int64, item: String? = nil, category: String? = nil) {
+        self.subject = subject
+        self.key = key
+        self.occurredAt = occurredAt
+        self.item = item
+        self.category = category
+    }
+}
+
+/// A fired trigger in the queue, as the campaign platform reads it.
+public struct QueuedTrigger: Sendable, Codable, Equatable {
+    /// The queue entry (pass it to `render --trigger` to render for its subject).
+    public var id: Int64
+    /// The trigger.
+    public var trigger: String
+    /// The subject's audit pseudonym.
+    public var subject: String
+    /// The item involved.
+    public var item: String?
+    /// Its category.
+    public var category: String?
+    /// When the causing event happened (RFC 3339).
+    public var occurredAt: String
+    /// When it fired (RFC 3339).
+    public var firedAt: String
+}
+
+extension Vault {
+    /// Defines a trigger. The role needs `segment` for the purpose (a trigger is a behavioral segment in time). Audited.
+    @discardableResult
+    public func defineTrigger(name: String, kind: String, purpose: Purpose, delay: Int64, actor: String, role: Role) throws(VaultError)
+        -> TriggerDefinition
+    {
+        guard FieldName.isValid(name) else { throw VaultError(.invalidInput, "trigger names are lower-case identifiers") }
+        let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: purpose)
+        let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
+        guard decision.isPermit else { try refuse(request, decision, requestID: nil) }
+        let now = nowMillis
+        do {
+            try db.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO trigger_def (name, kind, purpose, delay_ms, role, defined_by, defined_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, purpose = excluded.purpose, delay_ms = excluded.delay_ms,
+                            role = excluded.role, defined_by = excluded.defined_by
+                        """, arguments: [name, kind, purpose.rawValue, delay, role.rawValue, actor, now])
+                var entry = draft(request, decision, requestID: nil)
+                entry.reasons.append("trigger `\(name)` (\(kind)) defined")
+                _ = try audit(entry, db: db)
+            }
+        } catch {
+            throw Self.storageError(error, "define the trigger (nothing was stored)")
+        }
+        return try triggerDefinitions().first { $0.name == name }!
+    }
+
+    /// Every trigger definition.
+    public func triggerDefinitions() throws(VaultError) -> [TriggerDefinition] {
+        do {
+            return try db.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM trigger_def ORDER BY name").compactMap { row in
+                    guard let purpose = Purpose(rawValue: row["purpose"]), let role = Role(rawValue: row["role"]) else { return nil }
+                    return TriggerDefinition(
+                        name: row["name"], kind: row["kind"], purpose: purpose, delay: row["delay_ms"], role: role, definedAt: row["defined_at"])
+                }
+            }
+        } catch {
+            throw Self.storageError(error, "read the triggers")
+        }
+    }
+
+    /// Queues occurrences of `trigger`. Each subject's consent is checked again as it fires (a withdrawal since the
+    /// check means no entry); an occurrence already queued is not queued again. One audit entry holds the subject set.
+    /// - Returns: (fired, already fired, skipped by the gate).
+    @discardableResult
+    public func enqueueTriggers(_ trigger: TriggerDefinition, occurrences: [TriggerOccurrence], actor: String) throws(VaultError) -> (
+        fired: Int, duplicates: Int, skipped: Int
+    ) {
+        guard !occurrences.isEmpty else { return (0, 0, 0) }
+        let request = AccessRequest(actor: actor, role: trigger.role, action: .segment, purpose: trigger.purpose)
+        guard let policy = loadedPolicy else { throw VaultError(.policy, "the policy does not load; nothing fired") }
+        let authorized = policy.authorize(request)
+        guard authorized.isPermit else { try refuse(request, authorized, requestID: nil) }
+        do {
+            let result = try db.write { db -> (Int, Int, Int) in
+                try refreshKEKs(db)
+                var states: [Int64: DerivedState] = [:]
+                let ids = occurrences.map(\.subject.rawValue)
+                _ = try applyLedger(db, from: ids.min()!, to: ids.max()!, after: (0, 0), withRecordIDs: false, to: &states)
+                var fired = 0, duplicates = 0, skipped = 0
+                var pseudonyms: [UInt8] = []
+                var scratch = try SecretBytes(count: Sealing.keyLength)
+                defer { scratch.zero() }
+                let nonces = NonceSource()
+                let now = nowMillis
+                for occurrence in occurrences {
+                    let subject = occurrence.subject
+                    // INVARIANT: consent is re-checked when the trigger fires, not only when it was found.
+                    if policy.admit(states[subject.rawValue]?.state ?? SubjectState(), purpose: trigger.purpose) != nil {
+                        skipped += 1
+                        continue
+                    }
+                    guard let row = try subjectRow(subject, db: db) else {
+                        skipped += 1
+                        continue
+                    }
+                    let key = Data(keys.eventIDs.hash(tag: 0x40, "\(trigger.name)|\(subject.rawValue)|\(occurrence.key)"))
+                    if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM trigger_queue WHERE occurrence = ?)", arguments: [key]) == true {
+                        duplicates += 1
+                        continue
+                    }
+                    try unwrapDataKey(of: subject, kekVersion: UInt32(row["kek_version"] as Int64), wrapped: row["wrapped_key"], into: &scratch)
+                    var payload: [String: String] = [:]
+                    payload["item"] = occurrence.item
+                    payload["category"] = occurrence.category
+                    let sealed = Sealing.seal(
+                        String(decoding: try JSONEncoder.sorted.encode(payload), as: UTF8.self), key: scratch,
+                        associatedData: Sealing.derivedAssociatedData(
+                            subject: subject, kind: "trigger", name: trigger.name, keyVersion: UInt32(row["key_version"] as Int64)),
+                        nonces: nonces)
+                    scratch.zero()
+                    try db.execute(
+                        sql: "INSERT INTO trigger_queue (trigger, subject_id, occurrence, payload, occurred_at, fired_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        arguments: [trigger.name, subject.rawValue, key, Data(sealed), occurrence.occurredAt, now])
+                    pseudonyms += pseudonymBytes(secret: row["audit_secret"])
+                    fired += 1
+                }
+                var entry = draft(
+                    request, authorized, subjectSet: pseudonyms, counts: ["fired": fired, "duplicates": duplicates, "skipped": skipped],
+                    requestID: nil)
+                entry.reasons.append("trigger `\(trigger.name)` fired")
+                _ = try audit(entry, db: db)
+                return (fired, duplicates, skipped)
+            }
+            try checkpointIfDue()
+            return result
+        } catch {
+            throw Self.storageError(error, "queue the trigger (nothing was queued)")
+        }
+    }
+
+    /// Pending queue entries (oldest first), for a role that may render for the trigger's purpose. Audited with the set
+    /// of subjects released; entries of subjects whose consent was withdrawn since they fired are withheld.
+    public func triggerQueue(trigger name: String? = nil, limit: Int = 100, actor: String, role: Role) throws(VaultError) -> [QueuedTrigger] {
+        guard let policy = loadedPolicy else { throw VaultError(.policy, "the policy does not load; nothing is released") }
+        var result: [QueuedTrigger] = []
+        for trigger in try triggerDefinitions() where name == nil || trigger.name == name {
+            let request = AccessRequest(actor: actor, role: role, action: .render, purpose: trigger.purpose)
+            let authorized = policy.authorize(request)
+            guard authorized.isPermit else {
+                if name != nil { try refuse(request, authorized, requestID: nil) }
+                continue
+            }
+            do {
+                let entries = try db.write { db -> [QueuedTrigger] in
+                    let rows = try Row.fetchAll(
+                        db,
+                        sql: """
+                            SELECT q.id, q.subject_id, q.payload, q.occurred_at, q.fired_at, s.kek_version, s.wrapped_key, s.key_version, s.audit_secret
+                            FROM trigger_queue q JOIN subject s ON s.id = q.subject_id
+                            WHERE q.trigger = ? AND q.acknowledged_at IS NULL ORDER BY q.id LIMIT ?
+                            """, arguments: [trigger.name, max(1, min(limit, 10_000))])
+                    guard !rows.isEmpty else { return [] }
+                    try refreshKEKs(db)
+                    var states: [Int64: DerivedState] = [:]
+                    let ids = rows.map { $0["subject_id"] as Int64 }
+                    _ = try applyLedger(db, from: ids.min()!, to: ids.max()!, after: (0, 0), withRecordIDs: false, to: &states)
+                    var scratch = try SecretBytes(count: Sealing.keyLength)
+                    defer { scratch.zero() }
+                    var out: [QueuedTrigger] = []
+                    var pseudonyms: [UInt8] = []
+                    for row in rows {
+                        let subject = SubjectID(rawValue: row["subject_id"])
+                        guard policy.admit(states[subject.rawValue]?.state ?? SubjectState(), purpose: trigger.purpose) == nil else { continue }
+                        try unwrapDataKey(of: subject, kekVersion: UInt32(row["kek_version"] as Int64), wrapped: row["wrapped_key"], into: &scratch)
+                        let ad = Sealing.derivedAssociatedData(
+                            subject: subject, kind: "trigger", name: trigger.name, keyVersion: UInt32(row["key_version"] as Int64))
+                        guard let text = (row["payload"] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
+                            throw VaultError(.integrity, "a queued trigger of subject \(subject) failed its integrity check")
+                        }
+                        scratch.zero()
+                        let payload = (try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))) ?? [:]
+                        let secret: Data? = row["audit_secret"]
+                        pseudonyms += pseudonymBytes(secret: secret)
+                        out.append(
+                            QueuedTrigger(
+                                id: row["id"], trigger: trigger.name, subject: pseudonym(secret: secret), item: payload["item"],
+                                category: payload["category"],
+                                occurredAt: Normalize.formatTimestamp(millis: row["occurred_at"]),
+                                firedAt: Normalize.formatTimestamp(millis: row["fired_at"])))
+                    }
+                    var entry = draft(request, authorized, subjectSet: pseudonyms, counts: ["released": out.count], requestID: nil)
+                    entry.reasons.append("trigger queue `\(trigger.name)` read")
+                    _ = try audit(entry, db: db)
+                    return out
+                }
+                result += entries
+            } catch {
+                throw Self.storageError(error, "read the trigger queue")
+            }
+        }
+        return result
+    }
+
+    /// Marks a queue entry handled. Needs `render` for the trigger's purpose.
+    public func acknowledgeTrigger(_ id: Int64, actor: String, role: Role) throws(VaultError) {
+        let definitions = try triggerDefinitions()
+        do {
+            try db.write { db in
+                guard let name = try String.fetchOne(db, sql: "SELECT trigger FROM trigger_queue WHERE id = ?", arguments: [id]),
+                    let trigger = definitions.first(where: { $0.name == name })
+                else { throw VaultError(.notFound, "no queued trigger \(id)") }
+                let request = AccessRequest(actor: actor, role: role, action: .render, purpose: trigger.purpose)
+                let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
+                var entry = draft(request, decision, requestID: nil)
+                entry.reasons.append("trigger queue entry \(id) acknowledged")
+                _ = try audit(entry, db: db)
+                guard decision.isPermit else { throw VaultError(.denied, "denied: " + decision.reasons.map(\.description).joined(separator: "; ")) }
+                try db.execute(
+                    sql: "UPDATE trigger_queue SET acknowledged_at = ? WHERE id = ? AND acknowledged_at IS NULL", arguments: [nowMillis, id])
+            }
+        } catch {
+            throw Self.storageError(error, "acknowledge the trigger")
+        }
+    }
+}
