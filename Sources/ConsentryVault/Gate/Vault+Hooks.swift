@@ -333,6 +333,22 @@ extension Vault {
                     try sink.derived(kind: kind, name: name, value: value)
                     counts["derived", default: 0] += 1
                 }
+                // Experiment arms and fired triggers are derived data too, kept in their own tables.
+                for row in try Row.fetchAll(
+                    db, sql: "SELECT experiment, arm FROM experiment_assignment WHERE subject_id = ? ORDER BY experiment",
+                    arguments: [subject.rawValue])
+                {
+                    try sink.derived(kind: "experiment", name: row[0], value: row[1])
+                    counts["derived", default: 0] += 1
+                }
+                for row in try Row.fetchAll(
+                    db, sql: "SELECT trigger, fired_at, acknowledged_at FROM trigger_queue WHERE subject_id = ? ORDER BY id",
+                    arguments: [subject.rawValue])
+                {
+                    let state = (row[2] as Int64?) == nil ? "pending" : "handled"
+                    try sink.derived(kind: "trigger", name: row[0], value: "fired \(Normalize.formatTimestamp(millis: row[1])) (\(state))")
+                    counts["derived", default: 0] += 1
+                }
                 try forEachAuditEntry(db, AuditFilter(subject: .subject(subject), limit: Int.max)) {
                     try sink.processing(ProcessingRecord($0))
                     counts["processing", default: 0] += 1

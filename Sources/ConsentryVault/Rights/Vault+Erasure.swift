@@ -121,7 +121,10 @@ public struct ErasureVerification: Sendable, Codable, Equatable {
 
 extension Vault {
     /// Tables whose rows belong to a subject; deleting the subject row cascades to them.
-    static let subjectTables = ["identity", "shared_identity", "event", "consent_record", "subject_flag", "derived", "trigger_queue"]
+    static let subjectTables = [
+        "identity", "shared_identity", "event", "consent_record", "subject_flag", "derived", "trigger_queue", "experiment_assignment",
+        "experiment_outcome",
+    ]
 
     /// Deletes a subject and everything that references it, inside the caller's transaction: counts per table, then
     /// the subject row (the wrapped data key and the pseudonym secret go with it), then the link from its requests,

@@ -3,7 +3,7 @@ import GRDB
 /// The vault's database schema, as named migrations. Persisted strings (kinds, states, sources) are frozen.
 enum Schema {
     /// The identifier of the newest migration; `status` reports it as the schema version.
-    static let currentVersion = "v8-triggers"
+    static let currentVersion = "v9-experiments"
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -336,6 +336,42 @@ enum Schema {
                     );
                     CREATE INDEX trigger_queue_pending ON trigger_queue(trigger, id) WHERE acknowledged_at IS NULL;
                     CREATE INDEX trigger_queue_subject ON trigger_queue(subject_id);
+                    """)
+        }
+        migrator.registerMigration("v9-experiments") { db in
+            try db.execute(
+                sql: """
+                    -- Experiments: arms with weights and a holdout share, for one purpose.
+                    CREATE TABLE experiment (
+                        name TEXT PRIMARY KEY,
+                        purpose TEXT NOT NULL,
+                        arms TEXT NOT NULL,
+                        holdout REAL NOT NULL CHECK (holdout >= 0 AND holdout < 1),
+                        role TEXT NOT NULL,
+                        created_by TEXT NOT NULL,
+                        created_at INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    -- Which arm each subject is in, and what happened: linked by the random subject id, removed with the
+                    -- subject on erasure, part of the subject's export.
+                    CREATE TABLE experiment_assignment (
+                        experiment TEXT NOT NULL REFERENCES experiment(name) ON DELETE CASCADE,
+                        subject_id INTEGER NOT NULL REFERENCES subject(id) ON DELETE CASCADE,
+                        arm TEXT NOT NULL,
+                        assigned_at INTEGER NOT NULL,
+                        PRIMARY KEY (experiment, subject_id)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX experiment_assignment_subject ON experiment_assignment(subject_id);
+                    CREATE TABLE experiment_outcome (
+                        id INTEGER PRIMARY KEY,
+                        key BLOB NOT NULL UNIQUE,
+                        experiment TEXT NOT NULL REFERENCES experiment(name) ON DELETE CASCADE,
+                        subject_id INTEGER NOT NULL REFERENCES subject(id) ON DELETE CASCADE,
+                        kind TEXT NOT NULL CHECK (kind IN ('send', 'open', 'click', 'conversion', 'revenue')),
+                        value REAL NOT NULL,
+                        time INTEGER NOT NULL
+                    );
+                    CREATE INDEX experiment_outcome_subject ON experiment_outcome(subject_id);
+                    CREATE INDEX experiment_outcome_experiment ON experiment_outcome(experiment, kind);
                     """)
         }
         return migrator

@@ -1,0 +1,243 @@
+import ConsentryAudit
+public import ConsentryCore
+import ConsentryCrypto
+public import ConsentryPolicy
+import Foundation
+import GRDB
+
+/// An experiment definition.
+public struct ExperimentDefinition: Sendable, Codable, Equatable {
+    /// One arm.
+    public struct Arm: Sendable, Codable, Equatable {
+        /// Its name.
+        public var name: String
+        /// Its share of the non-holdout subjects (weights are normalized).
+        public var weight: Double
+
+        /// Creates an arm.
+        public init(name: String, weight: Double) {
+            self.name = name
+            self.weight = weight
+        }
+    }
+
+    /// The experiment's name.
+    public var name: String
+    /// The purpose its messages serve.
+    public var purpose: Purpose
+    /// The arms.
+    public var arms: [Arm]
+    /// The share of subjects held out (sent nothing), 0 ≤ holdout < 1.
+    public var holdout: Double
+    /// The role that created it.
+    public var role: Role
+
+    /// Creates a definition.
+    public init(name: String, purpose: Purpose, arms: [Arm], holdout: Double, role: Role) {
+        self.name = name
+        self.purpose = purpose
+        self.arms = arms
+        self.holdout = holdout
+        self.role = role
+    }
+}
+
+/// One outcome to record: what happened to a subject in an experiment.
+public struct ExperimentOutcome: Sendable {
+    /// The source's id of the outcome (idempotency).
+    public var id: String
+    /// The subject.
+    public var subject: SubjectReference
+    /// `send`, `open`, `click`, `conversion` or `revenue`.
+    public var kind: String
+    /// 1 for counts; the amount for revenue.
+    public var value: Double
+    /// When (ms).
+    public var time: Int64
+
+    /// Creates an outcome.
+    public init(id: String, subject: SubjectReference, kind: String, value: Double, time: Int64) {
+        self.id = id
+        self.subject = subject
+        self.kind = kind
+        self.value = value
+        self.time = time
+    }
+}
+
+/// Aggregated counts of one arm (no subject-level data).
+public struct ArmCounts: Sendable, Codable, Equatable {
+    /// Subjects assigned.
+    public var assigned: Int
+    /// Subjects with at least one outcome of each kind (`send`, `open`, `click`, `conversion`).
+    public var reached: [String: Int]
+    /// Sum of revenue.
+    public var revenue: Double
+    /// Sum of squared per-subject revenue (for the variance of revenue per recipient).
+    public var revenueSquares: Double
+}
+
+extension Vault {
+    /// Creates an experiment for `purpose`; the role needs `segment` for it. Audited.
+    public func createExperiment(_ definition: ExperimentDefinition, actor: String) throws(VaultError) {
+        guard FieldName.isValid(definition.name) else { throw VaultError(.invalidInput, "experiment names are lower-case identifiers") }
+        guard definition.arms.count >= 2, definition.arms.allSatisfy({ $0.weight > 0 && FieldName.isValid($0.name) && $0.name != "holdout" }),
+            Set(definition.arms.map(\.name)).count == definition.arms.count
+        else {
+            throw VaultError(.invalidInput, "an experiment has at least two arms with distinct lower-case names (not `holdout`) and positive weights")
+        }
+        guard (0..<1).contains(definition.holdout) else { throw VaultError(.invalidInput, "the holdout share is at least 0 and below 1") }
+        let request = AccessRequest(actor: actor, role: definition.role, action: .segment, purpose: definition.purpose)
+        let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
+        guard decision.isPermit else { try refuse(request, decision, requestID: nil) }
+        do {
+            try db.write { db in
+                guard try Int.fetchOne(db, sql: "SELECT count(*) FROM experiment WHERE name = ?", arguments: [definition.name]) == 0 else {
+                    throw VaultError(
+                        .alreadyExists, "experiment `\(definition.name)` exists; experiments are not redefined (assignments depend on them)")
+                }
+                try db.execute(
+                    sql: "INSERT INTO experiment (name, purpose, arms, holdout, role, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    arguments: [
+                        definition.name, definition.purpose.rawValue, String(decoding: try JSONEncoder.sorted.encode(definition.arms), as: UTF8.self),
+                        definition.holdout, definition.role.rawValue, actor, nowMillis,
+                    ])
+                var entry = draft(request, decision, requestID: nil)
+                entry.reasons.append("experiment `\(definition.name)` created")
+                _ = try audit(entry, db: db)
+            }
+        } catch {
+            throw Self.storageError(error, "create the experiment (nothing was stored)")
+        }
+    }
+
+    /// An experiment, or nil.
+    public func experiment(_ name: String) throws(VaultError) -> ExperimentDefinition? {
+        do {
+            return try db.read { db in
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM experiment WHERE name = ?", arguments: [name]),
+                    let purpose = Purpose(rawValue: row["purpose"]), let role = Role(rawValue: row["role"])
+                else { return nil }
+                let arms = (try? JSONDecoder().decode([ExperimentDefinition.Arm].self, from: Data((row["arms"] as String).utf8))) ?? []
+                return ExperimentDefinition(name: name, purpose: purpose, arms: arms, holdout: row["holdout"], role: role)
+            }
+        } catch {
+            throw Self.storageError(error, "read the experiment")
+        }
+    }
+
+    /// Stores assignments (subject → arm) of an experiment; subjects already assigned keep their arm.
+    public func storeAssignments(_ experiment: ExperimentDefinition, _ arms: [SubjectID: String], actor: String, role: Role) throws(VaultError) -> Int
+    {
+        let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose)
+        let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
+        guard decision.isPermit else { try refuse(request, decision, requestID: nil) }
+        do {
+            return try db.write { db -> Int in
+                let insert = try db.cachedStatement(
+                    sql: "INSERT OR IGNORE INTO experiment_assignment (experiment, subject_id, arm, assigned_at) VALUES (?, ?, ?, ?)")
+                var added = 0
+                let now = nowMillis
+                for (subject, arm) in arms {
+                    try insert.execute(arguments: [experiment.name, subject.rawValue, arm, now])
+                    added += db.changesCount
+                }
+                var entry = draft(request, decision, counts: ["assigned": added, "considered": arms.count], requestID: nil)
+                entry.reasons.append("experiment `\(experiment.name)` assignments")
+                _ = try audit(entry, db: db)
+                return added
+            }
+        } catch {
+            throw Self.storageError(error, "store the assignments")
+        }
+    }
+
+    /// Records outcomes (idempotent by id); an outcome of a subject not assigned to the experiment is rejected.
+    /// - Returns: (recorded, duplicates, rejected with reasons by line index).
+    public func recordOutcomes(_ experiment: ExperimentDefinition, _ outcomes: [ExperimentOutcome], actor: String, role: Role) throws(VaultError) -> (
+        recorded: Int, duplicates: Int, rejected: [(Int, String)]
+    ) {
+        let decision = try requireAdministrative(.import, actor: actor, role: role, requestID: nil)
+        do {
+            return try db.write { db in
+                var recorded = 0, duplicates = 0
+                var rejected: [(Int, String)] = []
+                for (index, outcome) in outcomes.enumerated() {
+                    guard ["send", "open", "click", "conversion", "revenue"].contains(outcome.kind) else {
+                        rejected.append((index, "`kind` must be send, open, click, conversion or revenue"))
+                        continue
+                    }
+                    guard let subject = try resolve(outcome.subject, db: db) else {
+                        rejected.append((index, "matches no subject; check the e-mail address or customer id"))
+                        continue
+                    }
+                    guard
+                        try Int.fetchOne(
+                            db, sql: "SELECT count(*) FROM experiment_assignment WHERE experiment = ? AND subject_id = ?",
+                            arguments: [experiment.name, subject.rawValue]) == 1
+                    else {
+                        rejected.append((index, "the subject is not assigned to `\(experiment.name)`; run `experiment assign` first"))
+                        continue
+                    }
+                    let key = Data(keys.eventIDs.hash(tag: 0x50, "\(experiment.name)|\(outcome.id)"))
+                    try db.execute(
+                        sql: "INSERT OR IGNORE INTO experiment_outcome (key, experiment, subject_id, kind, value, time) VALUES (?, ?, ?, ?, ?, ?)",
+                        arguments: [key, experiment.name, subject.rawValue, outcome.kind, outcome.value, outcome.time])
+                    if db.changesCount == 1 { recorded += 1 } else { duplicates += 1 }
+                }
+                var entry = draft(
+                    AccessRequest(actor: actor, role: role, action: .import), decision,
+                    counts: ["recorded": recorded, "duplicates": duplicates, "rejected": rejected.count], requestID: nil)
+                entry.reasons.append("experiment `\(experiment.name)` outcomes")
+                _ = try audit(entry, db: db)
+                return (recorded, duplicates, rejected)
+            }
+        } catch {
+            throw Self.storageError(error, "record the outcomes (nothing was recorded)")
+        }
+    }
+
+    /// Aggregated counts per arm for a report. The role needs `segment` for the experiment's purpose; only counts leave.
+    public func experimentCounts(_ experiment: ExperimentDefinition, actor: String, role: Role) throws(VaultError) -> [String: ArmCounts] {
+        let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose)
+        let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
+        guard decision.isPermit else { try refuse(request, decision, requestID: nil) }
+        do {
+            return try db.write { db in
+                var result: [String: ArmCounts] = [:]
+                for row in try Row.fetchAll(
+                    db, sql: "SELECT arm, count(*) FROM experiment_assignment WHERE experiment = ? GROUP BY arm", arguments: [experiment.name])
+                {
+                    result[row[0]] = ArmCounts(assigned: row[1], reached: [:], revenue: 0, revenueSquares: 0)
+                }
+                for row in try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT a.arm, o.kind, count(DISTINCT o.subject_id) FROM experiment_outcome o
+                        JOIN experiment_assignment a ON a.experiment = o.experiment AND a.subject_id = o.subject_id
+                        WHERE o.experiment = ? AND o.kind <> 'revenue' GROUP BY a.arm, o.kind
+                        """, arguments: [experiment.name])
+                {
+                    result[row[0], default: ArmCounts(assigned: 0, reached: [:], revenue: 0, revenueSquares: 0)].reached[row[1]] = row[2]
+                }
+                for row in try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT a.arm, sum(t.total), sum(t.total * t.total) FROM (
+                            SELECT subject_id, sum(value) AS total FROM experiment_outcome WHERE experiment = ? AND kind = 'revenue' GROUP BY subject_id
+                        ) t JOIN experiment_assignment a ON a.experiment = ? AND a.subject_id = t.subject_id GROUP BY a.arm
+                        """, arguments: [experiment.name, experiment.name])
+                {
+                    result[row[0]]?.revenue = row[1] ?? 0
+                    result[row[0]]?.revenueSquares = row[2] ?? 0
+                }
+                var entry = draft(request, decision, counts: ["arms": result.count], requestID: nil)
+                entry.reasons.append("experiment `\(experiment.name)` report (aggregates only)")
+                _ = try audit(entry, db: db)
+                return result
+            }
+        } catch {
+            throw Self.storageError(error, "read the experiment's counts")
+        }
+    }
+}
