@@ -57,7 +57,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "consentry-bench",
-            dependencies: ["ConsentryCore", "ConsentryPolicy", "ConsentryVault", "ConsentryRights"],
+            dependencies: ["ConsentryCore", "ConsentryPolicy", "ConsentryVault", "ConsentryRights", "ConsentryPersonalization"],
             path: "Benchmarks/Sources/consentry-bench",
             swiftSettings: swiftSettings
         ),

@@ -94,6 +94,24 @@ struct TemplateTests {
         }
     }
 
+    @Test("property: the date filter agrees with Foundation's calendar from 1900 to 2100")
+    func dateProperty() {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            let seconds = Int.random(in: -2_208_988_800...4_102_444_800, using: &rng)
+            let date = Date(timeIntervalSince1970: Double(seconds))
+            let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second, .weekday], from: date)
+            let dayOfYear = calendar.ordinality(of: .day, in: .year, for: date)!
+            let expected = String(
+                format: "%04d-%02d-%02d %02d:%02d:%02d %03d %d", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!, dayOfYear, c.weekday! - 1)
+            let days = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+            let rendered = LiquidFilters.date(.int(seconds), format: "%Y-%m-%d %H:%M:%S %j %A", now: Date()).text
+            #expect(rendered == String(expected.dropLast(1)) + days[c.weekday! - 1], "\(seconds)")
+        }
+    }
+
     @Test("hostile input: deep nesting, a huge range, and a template-shaped profile value stay inert")
     func hostile() throws {
         let deep = String(repeating: "{% if true %}", count: 200) + "x" + String(repeating: "{% endif %}", count: 200)

@@ -1,6 +1,7 @@
 // consentry-bench: measures import throughput and the decrypt-and-read scan against a C baseline measured
 // in the same run, and writes the results to BENCHMARKS.md. Performance is measured here, never in tests.
 import ConsentryCore
+import ConsentryPersonalization
 import ConsentryPolicy
 import ConsentryRights
 import ConsentryVault
@@ -290,6 +291,55 @@ do {
     }
     let scanOverhead = (median(gatedRuns) / median(plainRuns) - 1) * 100
 
+    // Personalization: segment evaluation, incremental updates, recommendations, template rendering.
+    print("measuring segments, recommendations and templates …")
+    // The demo's consents, so that the gate admits subjects as it would in a real vault.
+    try vault.loadDemoConsents(DemoOptions(profiles: options.profiles, seed: 2026, eventsPerProfile: options.eventsPerProfile))
+    let segmentDesk = SegmentDesk(vault: vault, actor: "bench", role: .marketer)
+    let segmentRule = try SegmentRule(
+        text: #"event(view, category = "running").within(30d) and not event(purchase).within(7d) and engagement >= 5"#)
+    _ = try segmentDesk.define(name: "bench_runners", purpose: .emailMarketing, rule: segmentRule)
+    var segmentRuns: [Double] = []
+    var segmentResult: SegmentRun?
+    for _ in 0..<3 {
+        let (result, seconds) = try time { try segmentDesk.run("bench_runners", store: false) }
+        segmentRuns.append(seconds)
+        segmentResult = result
+    }
+    let (_, storedSegmentSeconds) = try time { try segmentDesk.run("bench_runners", store: true) }
+    let evaluated = Double(segmentResult?.evaluated ?? 0)
+    var incrementalRuns: [Double] = []
+    for i in 0..<20 {
+        let line =
+            #"{"id":"bench-inc-\#(i)","customer_id":"C\#(String(format: "%08d", i * 37))","type":"view","item_id":"run-001","category":"running","time":"\#(Normalize.formatTimestamp(millis: Int64(Date().timeIntervalSince1970 * 1000) - 60_000))"}"#
+        let file = work.appendingPathComponent("incremental.jsonl")
+        try Data((line + "\n").utf8).write(to: file)
+        let report = try vault.importEvents(from: file)
+        let (_, seconds) = try time { try segmentDesk.refresh(subjects: report.touchedSubjects) }
+        incrementalRuns.append(seconds)
+    }
+    let (recommendations, recommendSeconds) = try time {
+        try RecommendationDesk(vault: vault, actor: "bench", role: .campaignService).run(count: 5, evaluate: false)
+    }
+    let templateDirectory = URL(fileURLWithPath: options.policies).deletingLastPathComponent().appendingPathComponent("Benchmarks/templates")
+    let liquidSource = try String(contentsOf: templateDirectory.appendingPathComponent("bench.liquid"), encoding: .utf8)
+    let contextObject =
+        try JSONSerialization.jsonObject(with: Data(contentsOf: templateDirectory.appendingPathComponent("context.json"))) as? [String: Any] ?? [:]
+    let context = contextObject.mapValues { LiquidValue(json: $0) }
+    let benchTemplate = try LiquidTemplate(source: liquidSource, format: .html, profileFields: Set(vault.profileFieldNames))
+    var rendered = 0
+    let renderStart = Date()
+    while Date().timeIntervalSince(renderStart) < 3 {
+        for _ in 0..<200 { rendered += benchTemplate.render(context).isEmpty ? 0 : 1 }
+    }
+    let renderRate = Double(rendered) / Date().timeIntervalSince(renderStart)
+    let templatePeers = runBaseline(
+        options.peer.replacingOccurrences(of: "cedar_peer.py", with: "template_peer.py"),
+        [
+            templateDirectory.appendingPathComponent("bench.liquid").path, templateDirectory.appendingPathComponent("bench.jinja").path,
+            templateDirectory.appendingPathComponent("context.json").path, "3",
+        ], interpreter: "python3")
+
     // Data-subject requests: erasure latency in the full vault, and exports of a long history in a vault of their own.
     print("measuring erasures …")
     let erasures = 100
@@ -402,6 +452,20 @@ do {
         Cedar agreed with Consentry on all 10,000 requests before it was timed; the Cedar text is generated from the compiled
         policy (`Policy.cedarText`). The gated scan derives every subject's consent state, records the admitted subject set in
         one audit entry (a pseudonym per subject), then decrypts in chunks that re-read consent.
+
+        ## Personalization
+
+        | what | result | comparison | target |
+        |---|---:|---:|---:|
+        | segment `\(segmentRule.text)` over \(Int(subjects).formatted()) subjects and their events (gated scan, events of the last 365 days), median of 3 | \(rate(evaluated, median(segmentRuns))) subjects evaluated/s (\(String(format: "%.2f", median(segmentRuns))) s for \(Int(evaluated).formatted()) admitted; \(segmentResult?.members.count ?? 0) members) | C decrypt baseline (above): \(rate(subjects, median(cRuns))) subjects/s | — |
+        | the same run storing memberships (sealed derived data) | \(String(format: "%.2f", storedSegmentSeconds)) s | — | — |
+        | incremental update after a one-event import (the touched subject only, all event segments) | \(String(format: "%.1f", median(incrementalRuns) * 1000)) ms median, \(String(format: "%.1f", (incrementalRuns.max() ?? 0) * 1000)) ms max of 20 | full run: \(String(format: "%.0f", median(segmentRuns) * 1000)) ms | — |
+        | item-item recommendations for every admitted subject (top 5, stored) | \(String(format: "%.2f", recommendSeconds)) s for \(recommendations.stored.formatted()) subjects, \(recommendations.items) items | — | — |
+        | 20-line HTML template with a loop, filters and escaping (`Benchmarks/templates/bench.liquid`), one core | \(rate(renderRate, 1)) renders/s | python-liquid 2.3.6: \(rate(templatePeers["liquid"] ?? .nan, 1))/s (**\(String(format: "%.1f", renderRate / (templatePeers["liquid"] ?? .nan)))×**); Jinja2: \(rate(templatePeers["jinja2"] ?? .nan, 1))/s (**\(String(format: "%.1f", renderRate / (templatePeers["jinja2"] ?? .nan)))×**) | ≥ 10× python-liquid, ≥ 3× Jinja2 |
+
+        The segment run decides every subject's consent first (pass 1, audited with the admitted set), then reads the admitted
+        subjects' events chunk by chunk and evaluates the rule; the C baseline only decrypts five fields per subject. The
+        incremental update runs one gated scan limited to the touched subjects per event-based segment.
 
         ## Data-subject requests
 

@@ -1,3 +1,4 @@
+import ConsentryCore
 import Foundation
 
 /// The filters templates may use, with Liquid's semantics (Shopify's reference implementation) where Liquid has them.
@@ -95,31 +96,35 @@ enum LiquidFilters {
 
     // MARK: - date
 
-    private static let utc = TimeZone(identifier: "UTC")!
-
-    private static func parseDate(_ input: LiquidValue, now: Date) -> Date? {
+    /// Seconds since 1970 of a date input: Unix seconds, `now`/`today`, `YYYY-MM-DD`, or an RFC 3339 time.
+    private static func parseSeconds(_ input: LiquidValue, now: Date) -> Int64? {
         switch input {
-        case .int(let seconds): return Date(timeIntervalSince1970: Double(seconds))
-        case .double(let seconds): return Date(timeIntervalSince1970: seconds)
+        case .int(let seconds): return Int64(seconds)
+        case .double(let seconds): return Int64(seconds.rounded(.down))
         case .string(let text):
             let t = text.trimmingCharacters(in: .whitespaces)
-            if t == "now" || t == "today" { return now }
-            if let seconds = Int(t) { return Date(timeIntervalSince1970: Double(seconds)) }
-            let iso = ISO8601DateFormatter()
-            for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime], [.withFullDate]] {
-                iso.formatOptions = options
-                if let date = iso.date(from: t) { return date }
-            }
-            let formatter = DateFormatter()
-            formatter.locale = Locale(identifier: "en_US_POSIX")
-            formatter.timeZone = utc
-            for format in ["yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd HH:mm"] {
-                formatter.dateFormat = format
-                if let date = formatter.date(from: t) { return date }
+            if t == "now" || t == "today" { return Int64(now.timeIntervalSince1970.rounded(.down)) }
+            if let seconds = Int64(t) { return seconds }
+            if t.count == 10, let millis = try? Normalize.timestampMillis(t + "T00:00:00Z") { return millis / 1000 }
+            if let millis = try? Normalize.timestampMillis(t.replacingOccurrences(of: " ", with: "T")) {
+                return Int64((Double(millis) / 1000).rounded(.down))
             }
             return nil
         default: return nil
         }
+    }
+
+    /// Civil date from days since 1970-01-01 (proleptic Gregorian).
+    private static func civil(_ days: Int64) -> (year: Int, month: Int, day: Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (Int(yoe + era * 400 + (month <= 2 ? 1 : 0)), Int(month), Int(day))
     }
 
     private static let monthNames = [
@@ -129,11 +134,20 @@ enum LiquidFilters {
 
     /// strftime in UTC. An input that is not a date, or an empty format, returns the input unchanged (as Liquid does).
     static func date(_ input: LiquidValue, format: String, now: Date) -> LiquidValue {
-        guard !format.isEmpty, let date = parseDate(input, now: now) else { return input }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = utc
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second, .weekday], from: date)
-        let dayOfYear = calendar.ordinality(of: .day, in: .year, for: date) ?? 1
+        guard !format.isEmpty, let seconds = parseSeconds(input, now: now) else { return input }
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secondOfDay = Int(seconds - days * 86_400)
+        let (year, month, day) = civil(days)
+        let weekday = Int(((days + 4) % 7 + 7) % 7)  // 0 = Sunday; 1970-01-01 was a Thursday
+        let dayOfYear =
+            Int(
+                days
+                    - { () -> Int64 in
+                        let y = Int64(year) - 1
+                        // Days from 1970-01-01 to January 1 of `year`.
+                        return 365 * (y - 1969) + (y / 4 - 1969 / 4) - (y / 100 - 1969 / 100) + (y / 400 - 1969 / 400)
+                    }()) + 1
+        let c = (year: year, month: month, day: day, hour: secondOfDay / 3600, minute: secondOfDay / 60 % 60, second: secondOfDay % 60)
         var out = ""
         var chars = format.makeIterator()
         func pad(_ v: Int, _ width: Int = 2, _ padding: Character = "0") -> String {
@@ -154,30 +168,30 @@ enum LiquidFilters {
                 noPad = true
                 spec = next
             }
-            let hour = c.hour ?? 0
+            let hour = c.hour
             switch spec {
-            case "Y": out += String(c.year ?? 0)
-            case "y": out += pad((c.year ?? 0) % 100)
-            case "m": out += noPad ? String(c.month ?? 0) : pad(c.month ?? 0)
-            case "d": out += noPad ? String(c.day ?? 0) : pad(c.day ?? 0)
-            case "e": out += noPad ? String(c.day ?? 0) : pad(c.day ?? 0, 2, " ")
+            case "Y": out += String(c.year)
+            case "y": out += pad(c.year % 100)
+            case "m": out += noPad ? String(c.month) : pad(c.month)
+            case "d": out += noPad ? String(c.day) : pad(c.day)
+            case "e": out += noPad ? String(c.day) : pad(c.day, 2, " ")
             case "H": out += noPad ? String(hour) : pad(hour)
             case "I": out += noPad ? String((hour + 11) % 12 + 1) : pad((hour + 11) % 12 + 1)
             case "l": out += noPad ? String((hour + 11) % 12 + 1) : pad((hour + 11) % 12 + 1, 2, " ")
-            case "M": out += pad(c.minute ?? 0)
-            case "S": out += pad(c.second ?? 0)
+            case "M": out += pad(c.minute)
+            case "S": out += pad(c.second)
             case "p": out += hour < 12 ? "AM" : "PM"
             case "P": out += hour < 12 ? "am" : "pm"
-            case "b", "h": out += String(monthNames[(c.month ?? 1) - 1].prefix(3))
-            case "B": out += monthNames[(c.month ?? 1) - 1]
-            case "a": out += String(dayNames[(c.weekday ?? 1) - 1].prefix(3))
-            case "A": out += dayNames[(c.weekday ?? 1) - 1]
+            case "b", "h": out += String(monthNames[c.month - 1].prefix(3))
+            case "B": out += monthNames[c.month - 1]
+            case "a": out += String(dayNames[weekday].prefix(3))
+            case "A": out += dayNames[weekday]
             case "j": out += noPad ? String(dayOfYear) : pad(dayOfYear, 3)
-            case "F": out += "\(c.year ?? 0)-\(pad(c.month ?? 0))-\(pad(c.day ?? 0))"
-            case "T": out += "\(pad(hour)):\(pad(c.minute ?? 0)):\(pad(c.second ?? 0))"
+            case "F": out += "\(c.year)-\(pad(c.month))-\(pad(c.day))"
+            case "T": out += "\(pad(hour)):\(pad(c.minute)):\(pad(c.second))"
             case "Z": out += "UTC"
             case "z": out += "+0000"
-            case "s": out += String(Int(date.timeIntervalSince1970))
+            case "s": out += String(seconds)
             case "%": out += "%"
             default: out += "%" + (noPad ? "-" : "") + String(spec)
             }

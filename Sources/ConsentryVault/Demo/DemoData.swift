@@ -230,7 +230,7 @@ extension Vault {
     public func loadDemoData(_ options: DemoOptions, actor: String = "system", role: Role = .admin) throws(VaultError) -> DemoReport {
         let profileAudit = try importAudit(actor: actor, role: role, what: "demo profiles")
         let eventAudit = try importAudit(actor: actor, role: role, what: "demo events")
-        let consentDecision = try requireAdministrative(.consentWrite, actor: actor, role: role, requestID: nil)
+        _ = try requireAdministrative(.consentWrite, actor: actor, role: role, requestID: nil)
         let generator = DemoGenerator(options: options, now: clock.now())
         var profiles = ImportReport(file: "(demo)", kind: "profiles")
         for source in [DataSource.crm, .web, .pos] {
@@ -257,6 +257,20 @@ extension Vault {
             return (state.line, validated.result, validated.dropped)
         }
         try ingestEvents(items, now: now, report: &events, audit: eventAudit)
+        let consentCount = try loadDemoConsents(options, generator: generator, actor: actor, role: role)
+        return DemoReport(profiles: profiles, events: events, consentRecords: consentCount)
+    }
+
+    /// Writes the demo consents of `options` for subjects already in the vault (the demo's customer ids), in batches,
+    /// skipping subjects that have demo consents: for benchmarks that import the demo files and then need consents.
+    /// - Returns: the records written.
+    @discardableResult
+    public func loadDemoConsents(_ options: DemoOptions, actor: String = "system", role: Role = .admin) throws(VaultError) -> Int {
+        try loadDemoConsents(options, generator: DemoGenerator(options: options, now: clock.now()), actor: actor, role: role)
+    }
+
+    private func loadDemoConsents(_ options: DemoOptions, generator: DemoGenerator, actor: String, role: Role) throws(VaultError) -> Int {
+        let consentDecision = try requireAdministrative(.consentWrite, actor: actor, role: role, requestID: nil)
         var consentCount = 0
         do {
             var start = 0
@@ -293,7 +307,7 @@ extension Vault {
         } catch {
             throw Self.storageError(error, "write demo consents")
         }
-        return DemoReport(profiles: profiles, events: events, consentRecords: consentCount)
+        return consentCount
     }
 
     /// Appends one consent record to the ledger (the ledger's rules come with the gate).
