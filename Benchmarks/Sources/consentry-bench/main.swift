@@ -123,6 +123,23 @@ if CommandLine.arguments.count == 4, CommandLine.arguments[1] == "--export-only"
     exit(0)
 }
 
+// `consentry-bench --templates-only DIR` renders Benchmarks/templates/bench.liquid for 3 seconds (for profiling).
+if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--templates-only" {
+    let directory = URL(fileURLWithPath: CommandLine.arguments[2])
+    do {
+        let source = try String(contentsOf: directory.appendingPathComponent("bench.liquid"), encoding: .utf8)
+        let object =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("context.json"))) as? [String: Any] ?? [:]
+        let template = try LiquidTemplate(source: source, format: .html, profileFields: ["first_name", "loyalty_tier", "signup_date", "city"])
+        let context = object.mapValues { LiquidValue(json: $0) }
+        var rendered = 0
+        let start = Date()
+        while Date().timeIntervalSince(start) < 3 { for _ in 0..<200 { rendered += template.render(context).isEmpty ? 0 : 1 } }
+        print("\(Int(Double(rendered) / Date().timeIntervalSince(start))) renders/s")
+    } catch { fail("\(error)") }
+    exit(0)
+}
+
 // `consentry-bench --reads-only VAULT` runs 50 threads of audited gated reads for 3 seconds (for profiling).
 if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--reads-only" {
     do {

@@ -10,28 +10,28 @@ enum LiquidFilters {
         "money": 0...1,
     ]
 
-    static func apply(_ name: String, _ input: LiquidValue, _ args: [LiquidValue], now: Date) -> LiquidValue {
-        switch name {
-        case "default":
+    static func apply(_ filter: LiquidFilter, _ input: LiquidValue, _ args: [LiquidValue], now: Date) -> LiquidValue {
+        switch filter {
+        case .default:
             let allowFalse = args.count > 1 && args[1].isTruthy
             if input == .null || input.isEmpty || (!allowFalse && input == .bool(false)) { return args.first ?? .null }
             return input
-        case "upcase": return .string(input.text.uppercased())
-        case "downcase": return .string(input.text.lowercased())
-        case "capitalize":
+        case .upcase: return .string(input.text.uppercased())
+        case .downcase: return .string(input.text.lowercased())
+        case .capitalize:
             let text = input.text
             guard let first = text.first else { return .string("") }
             return .string(first.uppercased() + text.dropFirst().lowercased())
-        case "escape": return .string(escapeHTML(input.text))
-        case "truncate":
+        case .escape: return .string(escapeHTML(input.text))
+        case .truncate:
             let text = input.text
             let length = args.first.map { Int($0.doubleValue) } ?? 50
             let ellipsis = args.count > 1 ? args[1].text : "..."
             guard text.count > length else { return .string(text) }
             return .string(String(text.prefix(max(0, length - ellipsis.count))) + ellipsis)
-        case "date": return date(input, format: args.first?.text ?? "", now: now)
-        case "plus", "minus", "times": return arithmetic(name, input.number, (args.first ?? .null).number)
-        case "round":
+        case .date: return date(input, format: args.first?.text ?? "", now: now)
+        case .plus, .minus, .times: return arithmetic(filter.rawValue, input.number, (args.first ?? .null).number)
+        case .round:
             let places = args.first.map { Int($0.doubleValue) } ?? 0
             switch input.number {
             case .int(let i): return .int(i)
@@ -42,46 +42,48 @@ enum LiquidFilters {
                 return .double((d * scale).rounded(.toNearestOrAwayFromZero) / scale)
             default: return .int(0)
             }
-        case "size":
+        case .size:
             switch input {
             case .string(let s): return .int(s.count)
             case .array(let a): return .int(a.count)
             case .object(let o): return .int(o.count)
             default: return .int(0)
             }
-        case "first":
+        case .first:
             if case .array(let a) = input { return a.first ?? .null }
             return .null
-        case "last":
+        case .last:
             if case .array(let a) = input { return a.last ?? .null }
             return .null
-        case "join":
+        case .join:
             let separator = args.first?.text ?? " "
             if case .array(let a) = input { return .string(a.map(\.text).joined(separator: separator)) }
             return input
-        case "money":
+        case .money:
             // Not a Liquid filter: two decimals, optionally followed by a currency code.
             let amount = String(format: "%.2f", input.doubleValue)
             guard let currency = args.first?.text, !currency.isEmpty else { return .string(amount) }
             return .string("\(amount) \(currency)")
-        default: return input
         }
     }
 
     static func escapeHTML(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for c in text {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(c)
+        // Bytes, not Characters: the five characters are ASCII, and most values contain none of them.
+        let utf8 = text.utf8
+        guard utf8.contains(where: { $0 == 0x26 || $0 == 0x3C || $0 == 0x3E || $0 == 0x22 || $0 == 0x27 }) else { return text }
+        var out: [UInt8] = []
+        out.reserveCapacity(utf8.count + 16)
+        for byte in utf8 {
+            switch byte {
+            case 0x26: out += Array("&amp;".utf8)
+            case 0x3C: out += Array("&lt;".utf8)
+            case 0x3E: out += Array("&gt;".utf8)
+            case 0x22: out += Array("&quot;".utf8)
+            case 0x27: out += Array("&#39;".utf8)
+            default: out.append(byte)
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     private static func arithmetic(_ op: String, _ a: LiquidValue, _ b: LiquidValue) -> LiquidValue {

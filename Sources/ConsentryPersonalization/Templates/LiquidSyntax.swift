@@ -45,6 +45,20 @@ struct FilterCall: Sendable {
     var name: String
     var arguments: [Expression]
     var at: Position
+    /// The filter, resolved once when parsed (nil: unknown, which the strict check reports).
+    var filter: LiquidFilter?
+
+    init(name: String, arguments: [Expression], at: Position) {
+        self.name = name
+        self.arguments = arguments
+        self.at = at
+        filter = LiquidFilter(rawValue: name)
+    }
+}
+
+/// The supported filters.
+enum LiquidFilter: String, Sendable, CaseIterable {
+    case `default`, upcase, downcase, capitalize, escape, truncate, date, plus, minus, times, round, size, first, last, join, money
 }
 
 /// An expression with filters.

@@ -163,7 +163,8 @@ struct Renderer {
     var globals: [String: LiquidValue]
     let escape: Bool
     let now: Date
-    var scopes: [[String: LiquidValue]] = []
+    /// Loop frames, innermost last: the loop variable's value and the position for `forloop`, built lazily.
+    var frames: [(variable: String, item: LiquidValue, index: Int, length: Int)] = []
 
     init(globals: [String: LiquidValue], escape: Bool, now: Date) {
         self.globals = globals
@@ -211,27 +212,46 @@ struct Renderer {
                     continue
                 }
                 for (i, item) in items.enumerated() {
-                    let forloop: [String: LiquidValue] = [
-                        "index": .int(i + 1), "index0": .int(i), "rindex": .int(items.count - i), "rindex0": .int(items.count - i - 1),
-                        "first": .bool(i == 0), "last": .bool(i == items.count - 1), "length": .int(items.count),
-                    ]
-                    scopes.append([variable: item, "forloop": .object(forloop)])
+                    frames.append((variable, item, i, items.count))
                     render(body, into: &out)
-                    scopes.removeLast()
+                    frames.removeLast()
                 }
             }
         }
     }
 
     func lookup(_ name: String) -> LiquidValue {
-        for scope in scopes.reversed() { if let value = scope[name] { return value } }
+        for frame in frames.reversed() where frame.variable == name { return frame.item }
+        if name == "forloop", let frame = frames.last {
+            return .object([
+                "index": .int(frame.index + 1), "index0": .int(frame.index), "rindex": .int(frame.length - frame.index),
+                "rindex0": .int(frame.length - frame.index - 1), "first": .bool(frame.index == 0), "last": .bool(frame.index == frame.length - 1),
+                "length": .int(frame.length),
+            ])
+        }
         return globals[name] ?? .null
+    }
+
+    /// `forloop.<key>` without building the object.
+    func forloop(_ key: String) -> LiquidValue? {
+        guard let frame = frames.last else { return nil }
+        switch key {
+        case "index": return .int(frame.index + 1)
+        case "index0": return .int(frame.index)
+        case "rindex": return .int(frame.length - frame.index)
+        case "rindex0": return .int(frame.length - frame.index - 1)
+        case "first": return .bool(frame.index == 0)
+        case "last": return .bool(frame.index == frame.length - 1)
+        case "length": return .int(frame.length)
+        default: return nil
+        }
     }
 
     func evaluate(_ expression: FilteredExpression) -> LiquidValue {
         var value = evaluate(expression.base)
-        for filter in expression.filters {
-            value = LiquidFilters.apply(filter.name, value, filter.arguments.map(evaluate), now: now)
+        for call in expression.filters {
+            guard let filter = call.filter else { continue }
+            value = LiquidFilters.apply(filter, value, call.arguments.isEmpty ? [] : call.arguments.map(evaluate), now: now)
         }
         return value
     }
@@ -247,6 +267,11 @@ struct Renderer {
             guard high >= low, high - low < 100_000 else { return .array([]) }
             return .array((low...high).map { .int($0) })
         case .path(let root, let segments, _):
+            if root == "forloop", segments.count == 1, case .key(let key) = segments[0], !frames.contains(where: { $0.variable == "forloop" }),
+                let value = forloop(key)
+            {
+                return value
+            }
             var value = lookup(root)
             for segment in segments {
                 switch segment {

@@ -103,6 +103,7 @@ public struct TriggerDesk: Sendable {
     /// before a trigger was defined, or older than a week, never fire it. Each check scans through the gate in the role
     /// that defined the trigger, and consent is checked again as each occurrence is queued.
     public func check(subjects: Set<SubjectID>? = nil, now: Date = Date()) throws(VaultError) -> [TriggerCheck] {
+        if let subjects, subjects.isEmpty { return [] }
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         var results: [TriggerCheck] = []
         for trigger in try vault.triggerDefinitions() {

@@ -247,8 +247,21 @@ extension Vault {
             // Pass 1: decide every subject and record the admitted set before anything is decrypted.
             // INVARIANT: no audit, no data; and minimization: only admitted subjects are ever opened (pass 2's `include`).
             let entry = try db.write { db -> AuditEntry in
-                seen = try applyLedger(db, from: 1, to: Int64.max, after: (0, 0), withRecordIDs: false, to: &states)
-                let rows = try Row.fetchCursor(db, sql: "SELECT id, audit_secret FROM subject INDEXED BY subject_audit_secret ORDER BY id")
+                let rows: RowCursor
+                if let only {
+                    // A few subjects (an incremental update): their ledgers and rows only, not the whole vault.
+                    let ids = only.map(\.rawValue).sorted()
+                    seen = (0, 0)
+                    for id in ids {
+                        let newest = try applyLedger(db, from: id, to: id, after: (0, 0), withRecordIDs: false, to: &states)
+                        seen = (max(seen.consent, newest.consent), max(seen.flag, newest.flag))
+                    }
+                    rows = try Row.fetchCursor(
+                        db, sql: "SELECT id, audit_secret FROM subject WHERE id IN (\(ids.map { String($0) }.joined(separator: ","))) ORDER BY id")
+                } else {
+                    seen = try applyLedger(db, from: 1, to: Int64.max, after: (0, 0), withRecordIDs: false, to: &states)
+                    rows = try Row.fetchCursor(db, sql: "SELECT id, audit_secret FROM subject INDEXED BY subject_audit_secret ORDER BY id")
+                }
                 let hasher = keys.auditPseudonyms.prefixedHasher(tag: 0x20)
                 while let row = try rows.next() {
                     let id: Int64 = row[0]
