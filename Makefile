@@ -5,6 +5,10 @@ SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 DEMO_VAULT ?= demo-vault
 DEMO_PROFILES ?= 5000
+# `make run SERVE=0` prepares everything and prints how to call it without starting the server.
+SERVE ?= 1
+HOST ?= 127.0.0.1
+PORT ?= 8080
 
 .PHONY: deps test-peers build release test run bench format clean
 
@@ -53,16 +57,32 @@ run: release
 	$$BIN template register picks templates/picks.html --purpose personalization --vault "$$V" >/dev/null || exit 1; \
 	echo C00000003 | $$BIN render picks --vault "$$V" --customer-id - || true; \
 	echo; $$BIN audit verify --vault "$$V" | tail -1; \
+	ADMIN=$$($$BIN token create --vault "$$V" --role admin --name demo-admin 2>/dev/null); \
+	COMPLIANCE=$$($$BIN token create --vault "$$V" --role compliance_officer --name demo-compliance 2>/dev/null); \
+	MARKETER=$$($$BIN token create --vault "$$V" --role marketer --name demo-marketer 2>/dev/null); \
+	ANALYST=$$($$BIN token create --vault "$$V" --role analyst --name demo-analyst 2>/dev/null); \
+	ENGINEER=$$($$BIN token create --vault "$$V" --role data_engineer --name demo-engineer 2>/dev/null); \
+	CAMPAIGN=$$($$BIN token create --vault "$$V" --role campaign_service --name demo-campaign 2>/dev/null); \
+	echo; echo "The demo vault is in ./$$V (5,000 synthetic customers on .example/.test domains)."; \
+	echo "API tokens, one per role (shown once; only their hashes are stored):"; \
+	echo "  admin               $$ADMIN"; \
+	echo "  compliance_officer  $$COMPLIANCE"; \
+	echo "  marketer            $$MARKETER"; \
+	echo "  analyst             $$ANALYST"; \
+	echo "  data_engineer       $$ENGINEER"; \
+	echo "  campaign_service    $$CAMPAIGN"; \
+	echo; echo "Try, in another terminal:"; \
+	echo "  # a gated render at send time (campaign platform):"; \
+	echo "  curl -s -X POST http://$(HOST):$(PORT)/v1/render -H 'Authorization: Bearer $$CAMPAIGN' -H 'Content-Type: application/json' -d '{\"template\": \"welcome\", \"subject\": {\"customer_id\": \"C00000002\"}}'"; \
+	echo "  # a segment run (marketer): members as pseudonyms, exclusions with reasons:"; \
+	echo "  curl -s -X POST http://$(HOST):$(PORT)/v1/segments/running_browsers/run -H 'Authorization: Bearer $$MARKETER'"; \
+	echo "  # an audit report (compliance officer):"; \
+	echo "  curl -s http://$(HOST):$(PORT)/v1/audit/reports/access-summary -H 'Authorization: Bearer $$COMPLIANCE'"; \
+	echo "  (the API contract: curl -s http://$(HOST):$(PORT)/openapi.yaml; the CLI works too: $$BIN --help)"; \
 	echo; \
-	echo "The demo vault is in ./$$V (5,000 synthetic customers on .example/.test domains). Try:"; \
-	echo "  $$BIN consent show --vault $$V --customer-id C00000001"; \
-	echo "  $$BIN profile show --vault $$V --as compliance_officer --purpose service --customer-id C00000001 --fields email,first_name --reason 'ticket 1'"; \
-	echo "  $$BIN consent withdraw --vault $$V --customer-id C00000001 --purpose email_marketing --source unsubscribe"; \
-	echo "  $$BIN audit report access-summary --vault $$V"; \
-	echo "  $$BIN audit report art30 --vault $$V"; \
-	echo "  $$BIN score engagement --vault $$V   (and: score rfm, segment overlap, template list)"; \
-	echo "  $$BIN audit query --vault $$V --decision deny"; \
-	echo "  echo C00000001 | $$BIN dsr open --vault $$V --type access --regime gdpr --customer-id -"
+	if [ "$(SERVE)" = "1" ]; then echo "Serving on http://$(HOST):$(PORT); Ctrl-C stops it (a final audit checkpoint is written)."; \
+		exec $$BIN serve --vault "$$V" --host $(HOST) --port $(PORT); \
+	else echo "SERVE=0: not starting the server; start it with: $$BIN serve --vault $$V"; fi
 
 bench: release
 	./Benchmarks/run.sh

@@ -20,6 +20,10 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .target(name: "ConsentryCore", swiftSettings: swiftSettings),
@@ -47,11 +51,21 @@ let package = Package(
         // The gate's request and decision types live in ConsentryPolicy; personalization uses them, never the store.
         .target(
             name: "ConsentryPersonalization", dependencies: ["ConsentryCore", "ConsentryPolicy", "ConsentryVault"], swiftSettings: swiftSettings),
+        .target(
+            name: "ConsentryServer",
+            dependencies: [
+                "ConsentryCore", "ConsentryPolicy", "ConsentryAudit", "ConsentryVault", "ConsentryRights", "ConsentryPersonalization",
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            resources: [.copy("openapi.yaml")],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "consentry",
             dependencies: [
                 "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryAudit", "ConsentryVault", "ConsentryRights",
-                "ConsentryPersonalization", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ConsentryPersonalization", "ConsentryServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -21,7 +21,8 @@ struct Consentry: AsyncParsableCommand {
         subcommands: [
             Init.self, Status.self, Import.self, Demo.self, Check.self, Keys.self, PolicyCommand.self, ConsentCommand.self, ProfileCommand.self,
             ScanCommand.self, AuditCommand.self, DSRCommand.self, TemplateCommand.self, RenderCommand.self, SegmentCommand.self, ScoreCommand.self,
-            RecommendCommand.self, ModelCommand.self, TriggerCommand.self, SendTimeCommand.self, ExperimentCommand.self,
+            RecommendCommand.self, ModelCommand.self, TriggerCommand.self, SendTimeCommand.self, ExperimentCommand.self, ServeCommand.self,
+            TokenCommand.self,
         ]
     )
 

@@ -220,3 +220,16 @@ extension Vault {
         report.duplicates += 1
     }
 }
+
+extension Vault {
+    /// Imports events given as JSON objects in memory (the HTTP API's batch ingest), with the same validation,
+    /// idempotency and audit as a file import. `lines` are the objects' JSON texts; rejections name their position.
+    public func importEvents(json lines: [Data], source label: String, actor: String, role: Role) throws(VaultError) -> ImportReport {
+        let template = try importAudit(actor: actor, role: role, what: "events (\(label))")
+        var report = ImportReport(file: label, kind: "events")
+        let now = nowMillis
+        let items = lines.enumerated().lazy.map { index, data in Self.eventItem(line: index + 1, text: ArraySlice(data), now: now) }
+        try ingestEvents(items, now: now, report: &report, audit: template)
+        return report
+    }
+}

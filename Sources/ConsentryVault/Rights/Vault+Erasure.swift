@@ -326,7 +326,7 @@ extension Vault {
             ))
         do {
             try db.write { db in
-                try auditRequestStep(
+                _ = try auditRequestStep(
                     id, "erasure verification: \(verification.passed ? "passed" : "FAILED")", decision: decision, actor: actor, role: role, db: db)
             }
         } catch {

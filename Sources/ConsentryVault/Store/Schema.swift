@@ -3,7 +3,7 @@ import GRDB
 /// The vault's database schema, as named migrations. Persisted strings (kinds, states, sources) are frozen.
 enum Schema {
     /// The identifier of the newest migration; `status` reports it as the schema version.
-    static let currentVersion = "v9-experiments"
+    static let currentVersion = "v10-tokens"
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -372,6 +372,22 @@ enum Schema {
                     );
                     CREATE INDEX experiment_outcome_subject ON experiment_outcome(subject_id);
                     CREATE INDEX experiment_outcome_experiment ON experiment_outcome(experiment, kind);
+                    """)
+        }
+        migrator.registerMigration("v10-tokens") { db in
+            try db.execute(
+                sql: """
+                    -- API tokens: the public id, a keyed hash of the secret (the token itself is shown once), the role.
+                    CREATE TABLE api_token (
+                        id TEXT PRIMARY KEY,
+                        name TEXT NOT NULL,
+                        role TEXT NOT NULL,
+                        secret_hash BLOB NOT NULL CHECK (length(secret_hash) = 32),
+                        created_at INTEGER NOT NULL,
+                        expires_at INTEGER,
+                        revoked_at INTEGER,
+                        last_used_at INTEGER
+                    ) WITHOUT ROWID;
                     """)
         }
         return migrator

@@ -16,6 +16,8 @@ final class VaultKeys: @unchecked Sendable {
     let requestSealing: KeyBox
     /// Keys verification-code hashes (a different sub-key use than sealing, so derived from it under a tag).
     let requestCodes: BlindIndexer
+    /// Keys the hashes of API token secrets.
+    let tokenHashes: BlindIndexer
     private let lock = NSLock()
     private var keks: [UInt32: KeyBox] = [:]
     private var active: UInt32 = 0
@@ -30,6 +32,7 @@ final class VaultKeys: @unchecked Sendable {
         let requests = KeyBox(try SubKeyPurpose.requests.derive(from: master))
         // One context, two keys: the code key is a keyed hash of the sealing key under its own tag.
         requestCodes = BlindIndexer(key: KeyBox(try BlindIndexer(key: requests).deriveKey(tag: 0x30, context: "verification codes")))
+        tokenHashes = BlindIndexer(key: KeyBox(try BlindIndexer(key: requests).deriveKey(tag: 0x32, context: "api tokens")))
         requestSealing = requests
     }
 

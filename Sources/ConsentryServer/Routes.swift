@@ -1,0 +1,194 @@
+import ConsentryCore
+import ConsentryPersonalization
+import ConsentryPolicy
+import ConsentryRights
+import ConsentryVault
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// Runs blocking vault work off the server's event loops.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+/// The `/v1` routes. Each takes its actor and role from the token, never from the body.
+struct Routes: Sendable {
+    let vault: Vault
+
+    func register(_ group: RouterGroup<ServerContext>) {
+        let vault = self.vault
+        group.post("render") { request, context -> Response in
+            let body = try await Body.read(request, allowed: ["template", "subject", "campaign"], required: ["template", "subject"])
+            let name = try body.string("template", max: 64)!
+            let subject = try body.subject()
+            guard body.object["campaign"] == nil || body.object["campaign"] is [String: Any] else {
+                throw Problem(.unprocessableContent, "validation", "`campaign` must be an object", pointer: "/campaign")
+            }
+            let campaign = (body.object["campaign"] as? [String: Any] ?? [:]).mapValues { LiquidValue(json: $0) }
+            let result = try await blocking {
+                try TemplateDesk(vault: vault, actor: context.actor, role: context.role).render(name, subject: subject, campaign: campaign)
+            }
+            guard let output = result.output else { throw Self.denied(result.decision) }
+            var response: [String: Any] = [
+                "template": result.template, "version": result.version, "output": output, "released_fields": result.released,
+                "audit_sequence": result.auditSequence,
+            ]
+            // Missing data falls back to the template's defaults, and the response says so.
+            if !result.missing.isEmpty { response["fallback"] = ["defaults_used_for": result.missing] }
+            return Server.json(response)
+        }
+        group.post("profiles/read") { request, context -> Response in
+            let body = try await Body.read(request, allowed: ["subject", "purpose", "fields", "reason"], required: ["subject", "purpose", "fields"])
+            let purpose = try body.choice("purpose", as: Purpose.self)!
+            guard let names = body.object["fields"] as? [String], !names.isEmpty, names.count <= 64 else {
+                throw Problem(.unprocessableContent, "validation", "`fields` is a list of 1 to 64 field names", pointer: "/fields")
+            }
+            let fields = try names.map { name -> FieldName in
+                guard let field = FieldName(name) else {
+                    throw Problem(.unprocessableContent, "validation", "`\(name.prefix(40))` is not a field name", pointer: "/fields")
+                }
+                return field
+            }
+            let request = AccessRequest(
+                actor: context.actor, role: context.role, action: .readProfile, purpose: purpose, fields: fields, reason: try body.string("reason"))
+            let subject = try body.subject()
+            let read = try await blocking { try vault.read(request, subject: subject) }
+            guard read.decision.isPermit else { throw Self.denied(read.decision) }
+            return Server.json([
+                "subject": read.pseudonym ?? "", "values": Dictionary(uniqueKeysWithValues: read.values.map { ($0.key.rawValue, $0.value) }),
+                "audit_sequence": read.auditSequence,
+            ])
+        }
+        group.post("events") { request, context -> Response in
+            let body = try await Body.read(request, allowed: ["events"], required: ["events"])
+            guard let events = body.object["events"] as? [[String: Any]], !events.isEmpty, events.count <= 1_000 else {
+                throw Problem(.unprocessableContent, "validation", "`events` is a list of 1 to 1,000 event objects", pointer: "/events")
+            }
+            let lines = try events.map { try JSONSerialization.data(withJSONObject: $0) }
+            let gpc = request.headers[HTTPField.Name("Sec-GPC")!] == "1"
+            let report = try await blocking { () -> ImportReport in
+                let report = try vault.importEvents(json: lines, source: "api", actor: context.actor, role: context.role)
+                _ = try? SegmentDesk(vault: vault, actor: context.actor, role: context.role).refresh(subjects: report.touchedSubjects)
+                _ = try? TriggerDesk(vault: vault, actor: context.actor, role: context.role).check(subjects: report.touchedSubjects)
+                return report
+            }
+            // A Global Privacy Control signal on the request is recorded for the subjects it carried events of.
+            if gpc {
+                for subject in report.touchedSubjects {
+                    try await blocking {
+                        try vault.recordFlag(.gpc, on: true, subject: .subject(subject), source: "sec-gpc", actor: context.actor, role: context.role)
+                    }
+                }
+            }
+            return Server.json(report, status: report.rejected > 0 ? HTTPResponse.Status(code: 207, reasonPhrase: "Multi-Status") : .ok)
+        }
+        group.post("consent") { request, context -> Response in
+            let body = try await Body.read(
+                request, allowed: ["subject", "purpose", "state", "source", "notice_version"], required: ["subject", "purpose", "state"])
+            let change = ConsentChange(
+                purpose: try body.choice("purpose", as: Purpose.self)!, state: try body.choice("state", as: ConsentState.self)!,
+                source: try body.string("source", max: 64) ?? "api", noticeVersion: try body.string("notice_version", max: 64))
+            let subject = try body.subject()
+            let id = try await blocking { try vault.recordConsent(change, subject: subject, actor: context.actor, role: context.role) }
+            return Server.json(["record_id": id], status: .created)
+        }
+        group.post("segments/:name/run") { _, context -> Response in
+            let name = try context.parameters.require("name")
+            let run = try await blocking { try SegmentDesk(vault: vault, actor: context.actor, role: context.role).run(name) }
+            guard run.decision == .permit else { throw Problem(.forbidden, "forbidden", "denied: " + run.reasons.joined(separator: "; ")) }
+            return Server.json(run)
+        }
+        group.get("triggers/queue") { _, context -> Response in
+            let entries = try await blocking { try TriggerDesk(vault: vault, actor: context.actor, role: context.role).queue() }
+            return Server.json(entries)
+        }
+        group.post("triggers/:id/ack") { _, context -> Response in
+            guard let id = Int64(try context.parameters.require("id")) else { throw Problem(.notFound, "not_found", "no such queue entry") }
+            try await blocking { try TriggerDesk(vault: vault, actor: context.actor, role: context.role).acknowledge(id) }
+            return Server.json(["acknowledged": id])
+        }
+        group.post("dsr") { request, context -> Response in
+            let body = try await Body.read(request, allowed: ["type", "regime", "email", "customer_id", "details"], required: ["type", "regime"])
+            let type = try body.choice("type", as: RequestType.self)!, regime = try body.choice("regime", as: Regime.self)!
+            let identifiers = RequestIdentifiers(email: try body.string("email", max: 320), customerID: try body.string("customer_id", max: 128))
+            let details = RightsDesk.Details(text: try body.string("details", max: 2000))
+            let idempotency = request.headers[HTTPField.Name("Idempotency-Key")!]
+            let opened = try await blocking {
+                try RightsDesk(vault: vault, actor: context.actor, role: context.role).open(
+                    type, regime: regime, identifiers: identifiers, details: details, idempotencyKey: idempotency)
+            }
+            var response = Self.request(opened.record)
+            // No mail is configured: the code goes back to the caller, who sends it to the address on file.
+            if let code = opened.code { response["verification_code"] = code }
+            return Server.json(response, status: .created)
+        }
+        group.get("dsr/:id") { _, context -> Response in
+            let id = try context.parameters.require("id")
+            let record = try await blocking { try RightsDesk(vault: vault, actor: context.actor, role: context.role).show(id) }
+            return Server.json(Self.request(record))
+        }
+        group.post("dsr/:id/verify") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            let body = try await Body.read(request, allowed: ["code"], required: ["code"])
+            let code = try body.string("code", max: 16)!
+            let result = try await blocking { try RightsDesk(vault: vault, actor: context.actor, role: context.role).verify(id, code: code) }
+            guard result.check == .verified else { throw Problem(.unprocessableContent, "validation", "the code was not accepted (\(result.check))") }
+            return Server.json(Self.request(result.record))
+        }
+        group.post("dsr/:id/fulfil") { _, context -> Response in
+            let id = try context.parameters.require("id")
+            let done = try await blocking { try RightsDesk(vault: vault, actor: context.actor, role: context.role).fulfil(id) }
+            var response = Self.request(done.record)
+            if let receipt = done.receipt { response["receipt"] = (try? JSONSerialization.jsonObject(with: Data(receipt.json.utf8))) ?? [:] }
+            return Server.json(response)
+        }
+        group.get("audit/verify") { _, context -> Response in
+            let result = try await blocking { try vault.verifyAudit(actor: context.actor, role: context.role) }
+            return Server.json(result)
+        }
+        group.get("audit/reports/:name") { _, context -> Response in
+            guard let name = ReportName(rawValue: try context.parameters.require("name")) else {
+                throw Problem(.notFound, "not_found", "no such report; use access-summary, denials or art30")
+            }
+            let report = try await blocking { try vault.report(name, actor: context.actor, role: context.role) }
+            return Server.json(report)
+        }
+        group.post("policy/explain") { request, context -> Response in
+            let body = try await Body.read(request, allowed: ["action", "purpose", "fields", "reason", "subject"], required: ["action"])
+            let fields = try (body.object["fields"] as? [String] ?? []).map { name -> FieldName in
+                guard let field = FieldName(name) else {
+                    throw Problem(.unprocessableContent, "validation", "`\(name.prefix(40))` is not a field name", pointer: "/fields")
+                }
+                return field
+            }
+            // The role is the token's: a caller cannot ask as another role.
+            let access = AccessRequest(
+                actor: context.actor, role: context.role, action: try body.choice("action", as: Action.self)!,
+                purpose: try body.choice("purpose", as: Purpose.self),
+                fields: fields, reason: try body.string("reason"))
+            let subject = body.object["subject"] == nil ? nil : try body.subject()
+            let explanation = try await blocking { try vault.explain(access, subject: subject) }
+            return Server.json(explanation)
+        }
+    }
+
+    static func denied(_ decision: Decision) -> Problem {
+        Problem(
+            .forbidden, "forbidden", "denied: " + decision.reasons.map(\.description).joined(separator: "; "),
+            reasons: decision.reasons.map(\.code.rawValue))
+    }
+
+    static func request(_ record: RequestRecord) -> [String: Any] {
+        var out: [String: Any] = [
+            "id": record.id, "type": record.type.rawValue, "regime": record.regime.rawValue, "status": record.status.rawValue,
+            "received_at": Normalize.formatTimestamp(millis: record.receivedAt), "due": Normalize.formatTimestamp(millis: record.effectiveDueAt),
+            "verified": record.verifiedAt != nil,
+        ]
+        if let file = record.exportFile { out["export_file"] = file }
+        if let outcome = record.outcome { out["outcome"] = outcome }
+        return out
+    }
+}

@@ -1,0 +1,190 @@
+public import ConsentryCore
+import ConsentryPersonalization
+import ConsentryPolicy
+import ConsentryRights
+public import ConsentryVault
+public import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The request context: who the bearer token says is calling.
+struct ServerContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    /// The token's name, recorded as the actor of the gate's decisions.
+    var actor = ""
+    /// The token's role.
+    var role = Role.marketer
+
+    init(source: Source) { coreContext = .init(source: source) }
+    var maxUploadSize: Int { Server.bodyLimit }
+}
+
+/// Authenticates `Authorization: Bearer …` against the vault's token store (constant-time) for every `/v1` route.
+struct AuthMiddleware: RouterMiddleware {
+    let vault: Vault
+
+    func handle(_ request: Request, context: ServerContext, next: (Request, ServerContext) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "), header.count < 200 else {
+            throw Problem(.unauthorized, "unauthorized", "send `Authorization: Bearer <token>`; `consentry token create` makes one")
+        }
+        switch vault.authenticate(token: String(header.dropFirst(7))) {
+        case .success(let identity):
+            var context = context
+            context.actor = "token:" + identity.name
+            context.role = identity.role
+            return try await next(request, context)
+        case .failure(let refusal):
+            throw Problem(.unauthorized, "unauthorized", "the token is \(refusal.rawValue); create a new one with `consentry token create`")
+        }
+    }
+}
+
+/// The HTTP API (docs/api.md, `/openapi.yaml`): every route authenticates a token, and every data route goes through the gate.
+public enum Server {
+    /// The largest request body accepted.
+    public static let bodyLimit = 256 * 1024
+    /// The deepest JSON nesting accepted.
+    static let depthLimit = 16
+
+    /// The OpenAPI document served at `/openapi.yaml`.
+    public static var openAPI: Data? {
+        Bundle.module.url(forResource: "openapi", withExtension: "yaml").flatMap { try? Data(contentsOf: $0) }
+    }
+
+    /// Serves `vault` on `host:port` until SIGINT or SIGTERM; then writes a final signed audit checkpoint.
+    public static func run(vault: Vault, host: String, port: Int, onReady: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+        var logger = Logger(label: "consentry")
+        logger.logLevel = .info
+        let app = Application(
+            router: router(vault),
+            configuration: .init(address: .hostname(host, port: port), serverName: "consentry"),
+            onServerRunning: { channel in onReady(channel.localAddress?.port ?? port) },
+            logger: logger)
+        try await app.runService()
+        try? vault.checkpointIfDue(force: true)
+    }
+
+    static func router(_ vault: Vault) -> Router<ServerContext> {
+        let router = Router(context: ServerContext.self)
+        router.add(middleware: ProblemMiddleware())
+        router.get("healthz") { _, _ in json(["status": "ok"]) }
+        router.get("readyz") { _, _ -> Response in
+            guard (try? vault.checkpointIfDue()) != nil, vault.allowedFields(for: .service) != nil else {
+                throw Problem(.serviceUnavailable, "unavailable", "the vault's policy does not load or the audit log cannot be written")
+            }
+            return json(["status": "ready"])
+        }
+        router.get("openapi.yaml") { _, _ -> Response in
+            guard let data = openAPI else { throw Problem(.internalServerError, "internal", "the API document is missing from the build") }
+            return Response(status: .ok, headers: [.contentType: "application/yaml"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        }
+        let v1 = router.group("v1").add(middleware: AuthMiddleware(vault: vault))
+        Routes(vault: vault).register(v1)
+        return router
+    }
+
+    static func json(_ value: Any, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// A validated JSON request body: an object whose keys are all expected.
+struct Body {
+    let object: [String: Any]
+
+    /// Reads and checks the body: content type, size, UTF-8, nesting depth, an object, and no unknown keys (so no caller
+    /// can set roles, ids or consent it was not asked for).
+    static func read(_ request: Request, allowed: Set<String>, required: Set<String> = []) async throws -> Body {
+        guard let type = request.headers[.contentType], type.lowercased().hasPrefix("application/json") else {
+            throw Problem(.unsupportedMediaType, "unsupported_media_type", "send the body as `Content-Type: application/json`")
+        }
+        let buffer: ByteBuffer
+        do { buffer = try await request.body.collect(upTo: Server.bodyLimit) } catch {
+            throw Problem(.contentTooLarge, "too_large", "the request body is larger than \(Server.bodyLimit / 1024) KiB")
+        }
+        let bytes = Array(buffer.readableBytesView)
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            throw Problem(.unprocessableContent, "validation", "the body is not valid UTF-8")
+        }
+        var depth = 0, inString = false, escaped = false
+        for byte in bytes {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                if depth > Server.depthLimit {
+                    throw Problem(.unprocessableContent, "validation", "the body nests deeper than \(Server.depthLimit) levels")
+                }
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
+            default: break
+            }
+        }
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
+            throw Problem(.unprocessableContent, "validation", "the body must be one JSON object")
+        }
+        for key in object.keys.sorted() where !allowed.contains(key) {
+            throw Problem(
+                .unprocessableContent, "validation", "unknown field `\(key.prefix(40))`; allowed: \(allowed.sorted().joined(separator: ", "))",
+                pointer: "/\(key.prefix(40))")
+        }
+        for key in required.sorted() where object[key] == nil {
+            throw Problem(.unprocessableContent, "validation", "`\(key)` is required", pointer: "/\(key)")
+        }
+        return Body(object: object)
+    }
+
+    func string(_ key: String, max: Int = 1024) throws -> String? {
+        guard let value = object[key] else { return nil }
+        guard let text = value as? String, text.count <= max else {
+            throw Problem(.unprocessableContent, "validation", "`\(key)` must be text of at most \(max) characters", pointer: "/\(key)")
+        }
+        return text
+    }
+
+    func choice<T: RawRepresentable & CaseIterable>(_ key: String, as: T.Type) throws -> T? where T.RawValue == String {
+        guard let text = try string(key, max: 64) else { return nil }
+        guard let value = T(rawValue: text) else {
+            throw Problem(.unprocessableContent, "validation", "`\(key)` must be one of \(T.choiceList)", pointer: "/\(key)")
+        }
+        return value
+    }
+
+    /// `subject`: {"email"} | {"customer_id"} | {"trigger"} (exactly one).
+    func subject(_ key: String = "subject") throws -> SubjectReference {
+        guard let object = object[key] as? [String: Any], object.count == 1, let (name, value) = object.first else {
+            throw Problem(
+                .unprocessableContent, "validation", "`\(key)` is an object with exactly one of `email`, `customer_id` or `trigger`",
+                pointer: "/\(key)")
+        }
+        switch (name, value) {
+        case ("email", let text as String) where text.count <= 320: return .email(text)
+        case ("customer_id", let text as String) where text.count <= 128: return .customerID(text)
+        case ("trigger", let id as NSNumber): return .triggerEntry(id.int64Value)
+        default:
+            throw Problem(
+                .unprocessableContent, "validation", "`\(key).\(name.prefix(40))` is not a valid subject reference",
+                pointer: "/\(key)/\(name.prefix(40))")
+        }
+    }
+}

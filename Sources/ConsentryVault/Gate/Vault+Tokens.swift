@@ -1,0 +1,134 @@
+import ConsentryAudit
+public import ConsentryCore
+import ConsentryCrypto
+public import ConsentryPolicy
+import Foundation
+import GRDB
+
+/// An API token as listed (never its secret).
+public struct TokenInfo: Sendable, Codable, Equatable {
+    /// The public id (`tok_` and 12 hex digits), also the token's prefix.
+    public var id: String
+    /// A name for people (the integration it belongs to); recorded as the actor of its requests.
+    public var name: String
+    /// The role its requests act in.
+    public var role: Role
+    /// When it was created (RFC 3339).
+    public var createdAt: String
+    /// When it expires (RFC 3339), if it does.
+    public var expiresAt: String?
+    /// When it was revoked (RFC 3339).
+    public var revokedAt: String?
+    /// When it was last used (RFC 3339).
+    public var lastUsedAt: String?
+}
+
+/// Why a token was refused.
+public enum TokenRefusal: String, Sendable, Error {
+    /// Not of the form `cns_<id>_<secret>`, unknown, or the secret does not match.
+    case invalid
+    /// Past its expiry.
+    case expired
+    /// Revoked.
+    case revoked
+}
+
+extension Vault {
+    /// Creates a token for `role`; returns it once (`cns_<id>_<secret>`). Only a keyed hash of the secret is stored.
+    /// Needs `key_admin`; audited as `token_admin`.
+    public func createToken(name: String, role tokenRole: Role, expiresAt: Int64?, actor: String, role: Role) throws(VaultError) -> (
+        token: String, info: TokenInfo
+    ) {
+        let decision = try requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
+        let trimmed = name.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty, trimmed.count <= 64, trimmed.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw VaultError(.invalidInput, "a token name is 1 to 64 letters, digits, `-`, `_` or `.` (it is recorded as the actor of its requests)")
+        }
+        let id = "tok_" + Digest.hex(SecureRandom.bytes(6))
+        let secret = Data(SecureRandom.bytes(32)).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(
+            of: "/", with: "_"
+        )
+        .replacingOccurrences(of: "=", with: "")
+        let now = nowMillis
+        do {
+            try db.write { db in
+                try db.execute(
+                    sql: "INSERT INTO api_token (id, name, role, secret_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [id, trimmed, tokenRole.rawValue, Data(keys.tokenHashes.hash(tag: 0x60, "\(id)|\(secret)")), now, expiresAt])
+                var entry = draft(AccessRequest(actor: actor, role: role, action: .keyAdmin), decision, requestID: nil)
+                entry.action = .tokenAdmin
+                entry.reasons.append("token \(id) created for role \(tokenRole.rawValue)")
+                _ = try audit(entry, db: db)
+            }
+        } catch {
+            throw Self.storageError(error, "create the token (nothing was stored)")
+        }
+        return (
+            "cns_\(id)_\(secret)",
+            TokenInfo(
+                id: id, name: trimmed, role: tokenRole, createdAt: Normalize.formatTimestamp(millis: now),
+                expiresAt: expiresAt.map { Normalize.formatTimestamp(millis: $0) }, revokedAt: nil, lastUsedAt: nil)
+        )
+    }
+
+    /// Every token (without secrets). Needs `key_admin`.
+    public func tokens(actor: String, role: Role) throws(VaultError) -> [TokenInfo] {
+        _ = try requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
+        do {
+            return try db.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM api_token ORDER BY created_at").compactMap { row in
+                    guard let tokenRole = Role(rawValue: row["role"]) else { return nil }
+                    return TokenInfo(
+                        id: row["id"], name: row["name"], role: tokenRole, createdAt: Normalize.formatTimestamp(millis: row["created_at"]),
+                        expiresAt: (row["expires_at"] as Int64?).map { Normalize.formatTimestamp(millis: $0) },
+                        revokedAt: (row["revoked_at"] as Int64?).map { Normalize.formatTimestamp(millis: $0) },
+                        lastUsedAt: (row["last_used_at"] as Int64?).map { Normalize.formatTimestamp(millis: $0) })
+                }
+            }
+        } catch {
+            throw Self.storageError(error, "list the tokens")
+        }
+    }
+
+    /// Revokes a token at once. Needs `key_admin`; audited.
+    public func revokeToken(_ id: String, actor: String, role: Role) throws(VaultError) {
+        let decision = try requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
+        do {
+            try db.write { db in
+                try db.execute(sql: "UPDATE api_token SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", arguments: [nowMillis, id])
+                guard db.changesCount == 1 else {
+                    throw VaultError(.notFound, "no active token `\(id.prefix(40))`; `consentry token list` shows them")
+                }
+                var entry = draft(AccessRequest(actor: actor, role: role, action: .keyAdmin), decision, requestID: nil)
+                entry.action = .tokenAdmin
+                entry.reasons.append("token \(id) revoked")
+                _ = try audit(entry, db: db)
+            }
+        } catch {
+            throw Self.storageError(error, "revoke the token")
+        }
+    }
+
+    /// Checks a presented token in constant time against its stored hash; returns its name and role.
+    public func authenticate(token: String) -> Result<(name: String, role: Role), TokenRefusal> {
+        let parts = token.split(separator: "_", maxSplits: 3, omittingEmptySubsequences: false)
+        // cns_tok_<12 hex>_<secret>
+        guard parts.count == 4, parts[0] == "cns", parts[1] == "tok", parts[2].count == 12, parts[2].allSatisfy(\.isHexDigit) else {
+            return .failure(.invalid)
+        }
+        let id = "tok_" + parts[2], secret = String(parts[3])
+        let presented = keys.tokenHashes.hash(tag: 0x60, "\(id)|\(secret)")
+        do {
+            return try db.read { db -> Result<(name: String, role: Role), TokenRefusal> in
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM api_token WHERE id = ?", arguments: [id]),
+                    Digest.equal([UInt8](row["secret_hash"] as Data), presented), let role = Role(rawValue: row["role"])
+                else { return .failure(.invalid) }
+                if (row["revoked_at"] as Int64?) != nil { return .failure(.revoked) }
+                if let expires = row["expires_at"] as Int64?, expires <= nowMillis { return .failure(.expired) }
+                return .success((row["name"], role))
+            }
+        } catch {
+            return .failure(.invalid)
+        }
+    }
+}

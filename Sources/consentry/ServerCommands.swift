@@ -1,0 +1,95 @@
+import ArgumentParser
+import ConsentryCore
+import ConsentryServer
+import ConsentryVault
+import Foundation
+
+/// `consentry serve`: the HTTP API.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Serve the gated HTTP API (docs/api.md) until SIGINT or SIGTERM; a final audit checkpoint is written.")
+    @OptionGroup var global: GlobalOptions
+    @Option(name: .long, help: "The address to listen on (default 127.0.0.1).") var host = "127.0.0.1"
+    @Option(name: .long, help: "The port (default 8080; 0 picks a free one, printed when ready).") var port = 8080
+
+    func run() async throws {
+        guard (0...65535).contains(port) else { throw ValidationError("`--port` must be between 0 and 65535") }
+        let vault = try global.openVault()
+        let host = self.host
+        try await Server.run(vault: vault, host: host, port: port) { actual in
+            // Straight to the file descriptor: a process reading the port from a pipe must not wait for a buffer to fill.
+            FileHandle.standardOutput.write(Data("consentry: serving \(vault.directory.path) on http://\(host):\(actual)\n".utf8))
+        }
+    }
+}
+
+/// `consentry token …`: API tokens.
+struct TokenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token", abstract: "API tokens: each carries one role; only a keyed hash is stored.",
+        subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a token for a role and print it once.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var admin: AdminRoleOption
+        @Option(name: .customLong("role"), help: "The role the token's requests act in.") var tokenRole: String
+        @Option(name: .long, help: "A name for the integration (recorded as the actor of its requests).") var name: String
+        @Option(name: .long, help: "Lifetime such as 30d or 12h (default: no expiry).") var expires: String?
+
+        func run() throws {
+            let tokenRole: Role = try Parse.choice(tokenRole, "role")
+            var expiresAt: Int64?
+            if let expires {
+                guard let unit = ["h": Int64(3_600_000), "d": 86_400_000][String(expires.suffix(1))], let count = Int64(expires.dropLast()), count > 0
+                else {
+                    throw ValidationError("`--expires` takes a number and a unit: 12h or 30d")
+                }
+                expiresAt = Int64(Date().timeIntervalSince1970 * 1000) + count * unit
+            }
+            let role = try admin.parsedRole
+            let created = try global.withVault { vault in
+                try vault.createToken(name: name, role: tokenRole, expiresAt: expiresAt, actor: global.actorName, role: role)
+            }
+            if global.json {
+                Output.printJSON(["token": created.token, "id": created.info.id, "role": tokenRole.rawValue])
+            } else {
+                print(created.token)
+                Output.note("token \(created.info.id) for role \(tokenRole.rawValue): shown once; store it in the caller's secret store")
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List tokens (never their secrets).")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var admin: AdminRoleOption
+
+        func run() throws {
+            let role = try admin.parsedRole
+            let tokens = try global.withVault { try $0.tokens(actor: global.actorName, role: role) }
+            if global.json {
+                Output.printJSON(tokens)
+                return
+            }
+            if tokens.isEmpty { print("no tokens") }
+            for t in tokens {
+                let state = t.revokedAt != nil ? "revoked" : t.expiresAt.map { "expires \($0)" } ?? "active"
+                print("\(t.id)  \(t.name)  \(t.role.rawValue)  \(state)")
+            }
+        }
+    }
+
+    struct Revoke: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a token at once.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var admin: AdminRoleOption
+        @Argument(help: "The token id (tok_…).") var id: String
+
+        func run() throws {
+            let role = try admin.parsedRole
+            try global.withVault { try $0.revokeToken(id, actor: global.actorName, role: role) }
+            if !global.json { print("revoked \(id)") }
+        }
+    }
+}

@@ -1,0 +1,218 @@
+import ConsentryCore
+import ConsentryTesting
+import ConsentryVault
+import Foundation
+import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// The HTTP API through the built binary on a loopback port.
+@Suite("HTTP API", .serialized)
+struct ServerTests {
+    /// A running `consentry serve` on a free port, with a token per role.
+    final class Running: @unchecked Sendable {
+        let process: Process
+        let port: Int
+        let vault: URL
+        var tokens: [String: String] = [:]
+
+        init(vault: URL) throws {
+            self.vault = vault
+            process = try CLI.start(["serve", "--vault", vault.path, "--port", "0"])
+            let out = process.standardOutput as! Pipe
+            var line = Data()
+            let deadline = Date().addingTimeInterval(30)
+            while !line.contains(UInt8(ascii: "\n")) && Date() < deadline {
+                let chunk = out.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                line += chunk
+            }
+            let text = String(decoding: line, as: UTF8.self)
+            guard let range = text.range(of: #":(\d+)\n"#, options: .regularExpression) else { throw CLIError("the server did not start: \(text)") }
+            port = Int(text[range].dropFirst().dropLast())!
+        }
+
+        struct CLIError: Error { let message: String; init(_ m: String) { message = m } }
+
+        func call(
+            _ method: String, _ path: String, token: String? = nil, body: Data? = nil, contentType: String? = "application/json",
+            headers: [String: String] = [:]
+        )
+            throws -> (status: Int, json: [String: Any], text: String)
+        {
+            var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+            request.httpMethod = method
+            request.httpBody = body
+            if let contentType, body != nil { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
+            if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+            for (key, value) in headers { request.setValue(value, forHTTPHeaderField: key) }
+            let semaphore = DispatchSemaphore(value: 0)
+            nonisolated(unsafe) var result: (Int, Data) = (0, Data())
+            URLSession.shared.dataTask(with: request) { data, response, _ in
+                result = ((response as? HTTPURLResponse)?.statusCode ?? 0, data ?? Data())
+                semaphore.signal()
+            }.resume()
+            semaphore.wait()
+            let json = (try? JSONSerialization.jsonObject(with: result.1)) as? [String: Any] ?? [:]
+            return (result.0, json, String(decoding: result.1, as: UTF8.self))
+        }
+
+        func post(_ path: String, as role: String, _ object: [String: Any]) throws -> (status: Int, json: [String: Any], text: String) {
+            try call("POST", path, token: tokens[role], body: try JSONSerialization.data(withJSONObject: object))
+        }
+
+        func stop() -> Int32 {
+            process.terminate()  // SIGTERM: graceful shutdown
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+    }
+
+    /// A vault with the canary subject (consented to e-mail marketing), a template, a segment, and a token per role.
+    func start() throws -> Running {
+        let vault = newVaultPath()
+        #expect(try consentry(vault, ["init"]).status == 0)
+        let csv = TestSupport.writeFile("p.csv", "email,customer_id,first_name\n\(Canary.email),\(Canary.customerID),\(Canary.firstName)\n")
+        #expect(try consentry(vault, ["import", "profiles", csv.path, "--source", "crm"]).status == 0)
+        for step in ["pending", "confirm"] {
+            #expect(try consentry(vault, ["consent", step, "--email", Canary.email, "--purpose", "email_marketing"]).status == 0)
+        }
+        let template = TestSupport.writeFile("t.txt", "Hi {{ first_name }} {{ campaign.name }} {{ language | default: 'en' }}")
+        #expect(try consentry(vault, ["template", "register", "hello", template.path, "--purpose", "email_marketing"]).status == 0)
+        #expect(try consentry(vault, ["segment", "define", "everyone", "--purpose", "email_marketing", "--rule", #"first_name != "x""#]).status == 0)
+        var tokens: [String: String] = [:]
+        for role in ["admin", "compliance_officer", "data_engineer", "marketer", "analyst", "campaign_service"] {
+            let created = try consentry(vault, ["token", "create", "--role", role, "--name", "t-\(role)"])
+            #expect(created.status == 0)
+            tokens[role] = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let running = try Running(vault: vault)
+        running.tokens = tokens
+        return running
+    }
+
+    @Test("health, the OpenAPI document, a gated render with fallback, and a graceful shutdown with a final checkpoint")
+    func basics() throws {
+        let server = try start()
+        #expect(try server.call("GET", "/healthz").json["status"] as? String == "ok")
+        #expect(try server.call("GET", "/readyz").status == 200)
+        let document = try server.call("GET", "/openapi.yaml")
+        #expect(document.status == 200 && document.text.hasPrefix("openapi: 3.1.0"))
+        let render = try server.post(
+            "/v1/render", as: "campaign_service", ["template": "hello", "subject": ["email": Canary.email], "campaign": ["name": "Winter"]])
+        #expect(render.status == 200 && render.json["output"] as? String == "Hi \(Canary.firstName) Winter en")
+        #expect((render.json["fallback"] as? [String: Any])?["defaults_used_for"] as? [String] == ["language"])
+        let checkpoints = try String(contentsOf: server.vault.appendingPathComponent("audit/checkpoints"), encoding: .utf8).split(separator: "\n")
+            .count
+        #expect(server.stop() == 0)
+        let after = try String(contentsOf: server.vault.appendingPathComponent("audit/checkpoints"), encoding: .utf8).split(separator: "\n").count
+        #expect(after > checkpoints, "shutdown writes a final signed checkpoint")
+        #expect(try consentry(server.vault, ["audit", "verify"]).status == 0)
+    }
+
+    @Test("authentication: no token, a malformed, wrong, revoked or expired token are 401 problems")
+    func authentication() throws {
+        let server = try start()
+        defer { _ = server.stop() }
+        let body = try JSONSerialization.data(withJSONObject: ["template": "hello", "subject": ["email": Canary.email]])
+        #expect(try server.call("POST", "/v1/render", body: body).status == 401)
+        #expect(try server.call("POST", "/v1/render", token: "nonsense", body: body).status == 401)
+        var forged = server.tokens["campaign_service"]!
+        forged.removeLast()
+        forged += forged.hasSuffix("A") ? "B" : "A"
+        #expect(try server.call("POST", "/v1/render", token: forged, body: body).status == 401)
+        let id = String(server.tokens["marketer"]!.split(separator: "_")[1...2].joined(separator: "_"))
+        #expect(try consentry(server.vault, ["token", "revoke", id]).status == 0)
+        let revoked = try server.call("POST", "/v1/segments/everyone/run", token: server.tokens["marketer"], body: Data("{}".utf8))
+        #expect(revoked.status == 401 && revoked.json["detail"] as? String == "the token is revoked; create a new one with `consentry token create`")
+        let vault = try Vault.open(at: server.vault)
+        let expired = try vault.createToken(name: "old", role: .campaignService, expiresAt: 1, actor: "t", role: .admin).token
+        #expect(try server.call("POST", "/v1/render", token: expired, body: body).status == 401)
+        let problem = try server.call("POST", "/v1/render", body: body)
+        #expect(problem.json["type"] as? String == "https://consentry.dev/problems/unauthorized" && problem.json["request_id"] != nil)
+    }
+
+    @Test("hostile bodies: wrong type, too large, deeply nested, malformed, not UTF-8, unknown fields, wrong types")
+    func hostileBodies() throws {
+        let server = try start()
+        defer { _ = server.stop() }
+        let token = server.tokens["campaign_service"]
+        let good = try JSONSerialization.data(withJSONObject: ["template": "hello", "subject": ["email": Canary.email]])
+        #expect(try server.call("POST", "/v1/render", token: token, body: good, contentType: "text/plain").status == 415)
+        let huge = Data(#"{"template": ""#.utf8) + Data(repeating: UInt8(ascii: "a"), count: 300 * 1024) + Data(#""}"#.utf8)
+        #expect(try server.call("POST", "/v1/render", token: token, body: huge).status == 413)
+        let deep = Data((String(repeating: "[", count: 40) + String(repeating: "]", count: 40)).utf8)
+        #expect(try server.call("POST", "/v1/render", token: token, body: deep).status == 422)
+        #expect(try server.call("POST", "/v1/render", token: token, body: Data("{\"template\": ".utf8)).status == 422)
+        #expect(try server.call("POST", "/v1/render", token: token, body: Data([0x7B, 0xFF, 0xFE, 0x7D])).status == 422)
+        let unknown = try server.post(
+            "/v1/render", as: "campaign_service", ["template": "hello", "subject": ["email": Canary.email], "role": "admin"])
+        #expect(unknown.status == 422 && unknown.json["pointer"] as? String == "/role")
+        let wrongType = try server.post("/v1/render", as: "campaign_service", ["template": 5, "subject": ["email": Canary.email]])
+        #expect(wrongType.status == 422 && wrongType.json["pointer"] as? String == "/template")
+        let twoSubjects = try server.post(
+            "/v1/render", as: "campaign_service", ["template": "hello", "subject": ["email": Canary.email, "customer_id": "x"]])
+        #expect(twoSubjects.status == 422)
+        #expect(try server.call("GET", "/v1/nothing", token: token).status == 404)
+    }
+
+    @Test("the role table: every endpoint allows exactly the roles the policy grants")
+    func roleTable() throws {
+        let server = try start()
+        defer { _ = server.stop() }
+        let render: [String: Any] = ["template": "hello", "subject": ["email": Canary.email]]
+        let read: [String: Any] = ["subject": ["email": Canary.email], "purpose": "service", "fields": ["first_name"], "reason": "ticket 1"]
+        let consent: [String: Any] = ["subject": ["email": Canary.email], "purpose": "personalization", "state": "granted"]
+        let dsr: [String: Any] = ["type": "access", "regime": "gdpr", "email": Canary.email]
+        let events: [String: Any] = [
+            "events": [["id": "e1", "email": Canary.email, "type": "view", "item_id": "sku", "time": "2026-11-20T10:00:00Z"]]
+        ]
+        let explain: [String: Any] = ["action": "render", "purpose": "email_marketing", "fields": ["email"]]
+        // endpoint → (method, path, body, roles that succeed)
+        let table: [(String, String, [String: Any]?, Set<String>)] = [
+            ("POST", "/v1/render", render, ["campaign_service"]),
+            ("POST", "/v1/profiles/read", read, ["compliance_officer"]),
+            ("POST", "/v1/consent", consent, ["admin", "compliance_officer", "data_engineer"]),
+            ("POST", "/v1/dsr", dsr, ["admin", "compliance_officer"]),
+            ("POST", "/v1/events", events, ["admin", "data_engineer"]),
+            ("POST", "/v1/segments/everyone/run", [:], ["marketer", "campaign_service"]),
+            ("GET", "/v1/audit/verify", nil, ["admin", "compliance_officer"]),
+            ("GET", "/v1/triggers/queue", nil, ["admin", "compliance_officer", "data_engineer", "marketer", "analyst", "campaign_service"]),
+            ("POST", "/v1/policy/explain", explain, ["admin", "compliance_officer", "data_engineer", "marketer", "analyst", "campaign_service"]),
+        ]
+        for (method, path, body, allowed) in table {
+            for (role, token) in server.tokens.sorted(by: { $0.key < $1.key }) {
+                let data = try body.map { try JSONSerialization.data(withJSONObject: $0) }
+                let result = try server.call(method, path, token: token, body: data)
+                if allowed.contains(role) {
+                    #expect((200..<300).contains(result.status), "\(role) \(method) \(path): \(result.text)")
+                } else {
+                    #expect(result.status == 403, "\(role) \(method) \(path) should be denied: \(result.status) \(result.text)")
+                }
+            }
+        }
+        // Nothing the server printed holds a canary.
+        _ = server.stop()
+        let out = (server.process.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile()
+        let err = (server.process.standardError as! Pipe).fileHandleForReading.readDataToEndOfFile()
+        for form in Canary.forms {
+            #expect(!TestSupport.contains(out, form) && !TestSupport.contains(err, form), "the server log holds a canary form")
+        }
+    }
+
+    @Test("events with Sec-GPC: 1 record the signal; sale and sharing is then denied")
+    func globalPrivacyControl() throws {
+        let server = try start()
+        defer { _ = server.stop() }
+        let events: [String: Any] = [
+            "events": [["id": "g1", "email": Canary.email, "type": "view", "item_id": "sku", "time": "2026-11-20T10:00:00Z"]]
+        ]
+        let result = try server.call(
+            "POST", "/v1/events", token: server.tokens["data_engineer"], body: try JSONSerialization.data(withJSONObject: events),
+            headers: ["Sec-GPC": "1"])
+        #expect(result.status == 200 && result.json["inserted"] as? Int == 1)
+        #expect(try consentry(server.vault, ["consent", "show", "--email", Canary.email]).stdout.contains("gpc"))
+    }
+}
