@@ -68,7 +68,14 @@ public enum Server {
 
     static func router(_ vault: Vault) -> Router<ServerContext> {
         let router = Router(context: ServerContext.self)
+        let metrics = ServerMetrics()
+        // Metrics see the final status, problems included, so they wrap the problem middleware.
+        router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: ProblemMiddleware())
+        router.get("metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.text)))
+        }
         router.get("healthz") { _, _ in json(["status": "ok"]) }
         router.get("readyz") { _, _ -> Response in
             guard (try? vault.checkpointIfDue()) != nil, vault.allowedFields(for: .service) != nil else {

@@ -104,6 +104,9 @@ struct ServerTests {
             "/v1/render", as: "campaign_service", ["template": "hello", "subject": ["email": Canary.email], "campaign": ["name": "Winter"]])
         #expect(render.status == 200 && render.json["output"] as? String == "Hi \(Canary.firstName) Winter en")
         #expect((render.json["fallback"] as? [String: Any])?["defaults_used_for"] as? [String] == ["language"])
+        let metrics = try server.call("GET", "/metrics")
+        #expect(metrics.status == 200 && metrics.text.contains(#"consentry_http_requests_total{method="POST",route="/v1/render",status="200"} 1"#))
+        #expect(!metrics.text.contains(Canary.email))
         let checkpoints = try String(contentsOf: server.vault.appendingPathComponent("audit/checkpoints"), encoding: .utf8).split(separator: "\n")
             .count
         #expect(server.stop() == 0)
