@@ -77,7 +77,7 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return problem.response(requestID: requestID)
         } catch let error as VaultError {
             return Problem.from(error).response(requestID: requestID)
-        } catch let error as HTTPResponseError {
+        } catch let error as any HTTPResponseError {
             let status = error.status
             let type: String
             switch status {
