@@ -20,8 +20,9 @@ deps:
 
 # Peer implementations the conformance tests compare against (from PyPI), installed only when missing.
 test-peers:
-	@python3 -c "import liquid, markupsafe" 2>/dev/null || python3 -m pip install --quiet "python-liquid==2.3.6" markupsafe \
-		|| python3 -m pip install --quiet --break-system-packages "python-liquid==2.3.6" markupsafe
+	@python3 -c "import liquid, markupsafe, yaml, openapi_spec_validator" 2>/dev/null \
+		|| python3 -m pip install --quiet "python-liquid==2.3.6" markupsafe pyyaml "openapi-spec-validator==0.9.0" \
+		|| python3 -m pip install --quiet --break-system-packages "python-liquid==2.3.6" markupsafe pyyaml "openapi-spec-validator==0.9.0"
 
 build: deps
 	$(SWIFT) build

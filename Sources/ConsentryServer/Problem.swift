@@ -17,6 +17,8 @@ public struct Problem: Error, Sendable {
     public var pointer: String?
     /// Reason codes of a gate decision.
     public var reasons: [String] = []
+    /// Seconds to wait before retrying (429).
+    public var retryAfter: Int?
 
     /// Creates a problem.
     public init(_ status: HTTPResponse.Status, _ type: String, _ detail: String, pointer: String? = nil, reasons: [String] = []) {
@@ -32,6 +34,7 @@ public struct Problem: Error, Sendable {
         "unauthorized": "Authentication required", "forbidden": "Denied by the policy gate", "not_found": "Not found",
         "too_large": "Request body too large", "unsupported_media_type": "Unsupported content type", "validation": "Invalid request",
         "conflict": "Conflict", "unavailable": "Service unavailable", "internal": "Internal error", "method_not_allowed": "Method not allowed",
+        "rate_limited": "Too many requests",
     ]
 
     /// The problem as a response with `application/problem+json`.
@@ -45,6 +48,7 @@ public struct Problem: Error, Sendable {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         var headers: HTTPFields = [.contentType: "application/problem+json", ProblemMiddleware<ServerContext>.header: requestID]
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer realm=\"consentry\"" }
+        if let retryAfter { headers[.retryAfter] = String(max(1, retryAfter)) }
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 

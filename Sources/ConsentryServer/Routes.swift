@@ -145,6 +145,82 @@ struct Routes: Sendable {
             if let receipt = done.receipt { response["receipt"] = (try? JSONSerialization.jsonObject(with: Data(receipt.json.utf8))) ?? [:] }
             return Server.json(response)
         }
+        group.post("consent/history") { request, context -> Response in
+            let body = try await Body.read(request, allowed: ["subject"], required: ["subject"])
+            let subject = try body.subject()
+            let history = try await blocking { try vault.consentHistory(subject: subject, actor: context.actor, role: context.role) }
+            return Server.json(history)
+        }
+        group.post("templates") { request, context -> Response in
+            let body = try await Body.read(request, allowed: ["name", "purpose", "format", "source"], required: ["name", "purpose", "source"])
+            let name = try body.string("name", max: 64)!, source = try body.string("source", max: 256 * 1024)!
+            let purpose = try body.choice("purpose", as: Purpose.self)!
+            let format = try body.choice("format", as: LiquidTemplate.Format.self) ?? .html
+            let stored = try await blocking {
+                try TemplateDesk(vault: vault, actor: context.actor, role: context.role).register(
+                    name: name, purpose: purpose, format: format, source: source)
+            }
+            return Server.json(
+                ["name": stored.name, "version": stored.version, "purpose": stored.purpose.rawValue, "fields": stored.fields], status: .created)
+        }
+        group.post("segments") { request, context -> Response in
+            let body = try await Body.read(request, allowed: ["name", "purpose", "rule"], required: ["name", "purpose", "rule"])
+            let name = try body.string("name", max: 64)!
+            let purpose = try body.choice("purpose", as: Purpose.self)!
+            let rule: SegmentRule
+            do {
+                if let text = body.object["rule"] as? String {
+                    rule = try SegmentRule(text: text)
+                } else {
+                    rule = try SegmentRule(json: body.object["rule"]!)
+                }
+            } catch {
+                throw Problem(.unprocessableContent, "validation", "the rule does not parse: \(error)", pointer: "/rule")
+            }
+            let stored = try await blocking {
+                try SegmentDesk(vault: vault, actor: context.actor, role: context.role).define(name: name, purpose: purpose, rule: rule)
+            }
+            return Server.json(["name": stored.name, "version": stored.version, "rule": stored.rule, "fields": stored.fields], status: .created)
+        }
+        group.post("recommendations/run") { _, context -> Response in
+            let run = try await blocking { try RecommendationDesk(vault: vault, actor: context.actor, role: context.role).run() }
+            guard run.decision == .permit else { throw Problem(.forbidden, "forbidden", "denied: " + run.reasons.joined(separator: "; ")) }
+            return Server.json(run)
+        }
+        group.post("sendtime") { request, context -> Response in
+            let body = try await Body.read(request, allowed: ["subject"], required: ["subject"])
+            let subject = try body.subject()
+            let result = try await blocking { try SendTimeDesk(vault: vault, actor: context.actor, role: context.role).show(subject) }
+            guard result.decision.isPermit else { throw Self.denied(result.decision) }
+            guard let time = result.time else {
+                throw Problem(.notFound, "not_found", "no send time computed for this subject; run `consentry sendtime compute`")
+            }
+            return Server.json(["hour_of_week": time.hourOfWeek, "label": time.label, "source": time.source, "evidence": time.evidence])
+        }
+        group.get("experiments/:name/report") { _, context -> Response in
+            let name = try context.parameters.require("name")
+            let report = try await blocking { try ExperimentDesk(vault: vault, actor: context.actor, role: context.role).report(name) }
+            return Server.json(report)
+        }
+        group.get("dsr/:id/receipt") { _, context -> Response in
+            let id = try context.parameters.require("id")
+            let record = try await blocking { try RightsDesk(vault: vault, actor: context.actor, role: context.role).show(id) }
+            guard let receipt = record.receipt else { throw Problem(.notFound, "not_found", "only a completed erasure has a receipt") }
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: receipt)))
+        }
+        group.get("dsr/:id/export") { _, context -> Response in
+            let id = try context.parameters.require("id")
+            let record = try await blocking { try RightsDesk(vault: vault, actor: context.actor, role: context.role).show(id) }
+            // The file name comes from the stored record (generated by the vault), never from the URL.
+            guard let file = record.exportFile, file.hasSuffix(".json"), !file.contains(".."),
+                let data = FileManager.default.contents(atPath: vault.directory.appendingPathComponent(file).path)
+            else {
+                throw Problem(.notFound, "not_found", "no JSON export for this request (CSV exports are folders; fetch them from the vault host)")
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "application/json", .contentDisposition: "attachment; filename=\"\(id).json\""],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        }
         group.get("audit/verify") { _, context -> Response in
             let result = try await blocking { try vault.verifyAudit(actor: context.actor, role: context.role) }
             return Server.json(result)

@@ -8,6 +8,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import Synchronization
 
 /// The request context: who the bearer token says is calling.
 struct ServerContext: RequestContext {
@@ -21,9 +22,34 @@ struct ServerContext: RequestContext {
     var maxUploadSize: Int { Server.bodyLimit }
 }
 
-/// Authenticates `Authorization: Bearer …` against the vault's token store (constant-time) for every `/v1` route.
+/// A token bucket per API token: `rate` requests per second on average, bursts of twice that.
+final class RateLimiter: Sendable {
+    let rate: Double
+    private let buckets = Mutex([String: (tokens: Double, at: Double)]())
+
+    init(rate: Double) { self.rate = rate }
+
+    /// Whether `key` may make a request now; when not, the seconds until it may.
+    func admit(_ key: String) -> Double? {
+        guard rate > 0 else { return nil }
+        let now = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+        return buckets.withLock { buckets -> Double? in
+            var bucket = buckets[key] ?? (2 * rate, now)
+            bucket.tokens = min(2 * rate, bucket.tokens + (now - bucket.at) * rate)
+            bucket.at = now
+            defer { buckets[key] = bucket }
+            guard bucket.tokens >= 1 else { return (1 - bucket.tokens) / rate }
+            bucket.tokens -= 1
+            return nil
+        }
+    }
+}
+
+/// Authenticates `Authorization: Bearer …` against the vault's token store (constant-time) for every `/v1` route,
+/// then applies the token's rate limit.
 struct AuthMiddleware: RouterMiddleware {
     let vault: Vault
+    let limiter: RateLimiter
 
     func handle(_ request: Request, context: ServerContext, next: (Request, ServerContext) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer "), header.count < 200 else {
@@ -31,6 +57,12 @@ struct AuthMiddleware: RouterMiddleware {
         }
         switch vault.authenticate(token: String(header.dropFirst(7))) {
         case .success(let identity):
+            if let wait = limiter.admit(identity.name) {
+                var problem = Problem(
+                    .tooManyRequests, "rate_limited", "more than \(Int(limiter.rate)) requests per second for this token; retry later")
+                problem.retryAfter = Int(wait.rounded(.up))
+                throw problem
+            }
             var context = context
             context.actor = "token:" + identity.name
             context.role = identity.role
@@ -54,11 +86,14 @@ public enum Server {
     }
 
     /// Serves `vault` on `host:port` until SIGINT or SIGTERM; then writes a final signed audit checkpoint.
-    public static func run(vault: Vault, host: String, port: Int, onReady: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+    /// - Parameter rateLimit: requests per second per token (bursts of twice that); 0 turns the limit off.
+    public static func run(
+        vault: Vault, host: String, port: Int, rateLimit: Double = 100, onReady: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws {
         var logger = Logger(label: "consentry")
         logger.logLevel = .info
         let app = Application(
-            router: router(vault),
+            router: router(vault, limiter: RateLimiter(rate: rateLimit)),
             configuration: .init(address: .hostname(host, port: port), serverName: "consentry"),
             onServerRunning: { channel in onReady(channel.localAddress?.port ?? port) },
             logger: logger)
@@ -66,7 +101,7 @@ public enum Server {
         try? vault.checkpointIfDue(force: true)
     }
 
-    static func router(_ vault: Vault) -> Router<ServerContext> {
+    static func router(_ vault: Vault, limiter: RateLimiter) -> Router<ServerContext> {
         let router = Router(context: ServerContext.self)
         let metrics = ServerMetrics()
         // Metrics see the final status, problems included, so they wrap the problem middleware.
@@ -87,7 +122,7 @@ public enum Server {
             guard let data = openAPI else { throw Problem(.internalServerError, "internal", "the API document is missing from the build") }
             return Response(status: .ok, headers: [.contentType: "application/yaml"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
         }
-        let v1 = router.group("v1").add(middleware: AuthMiddleware(vault: vault))
+        let v1 = router.group("v1").add(middleware: AuthMiddleware(vault: vault, limiter: limiter))
         Routes(vault: vault).register(v1)
         return router
     }

@@ -11,12 +11,15 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Option(name: .long, help: "The address to listen on (default 127.0.0.1).") var host = "127.0.0.1"
     @Option(name: .long, help: "The port (default 8080; 0 picks a free one, printed when ready).") var port = 8080
+    @Option(name: .customLong("rate-limit"), help: "Requests per second per token, bursts of twice that (default 100; 0: no limit).")
+    var rateLimit = 100.0
 
     func run() async throws {
         guard (0...65535).contains(port) else { throw ValidationError("`--port` must be between 0 and 65535") }
         let vault = try global.openVault()
         let host = self.host
-        try await Server.run(vault: vault, host: host, port: port) { actual in
+        guard rateLimit >= 0 else { throw ValidationError("`--rate-limit` must be 0 or more") }
+        try await Server.run(vault: vault, host: host, port: port, rateLimit: rateLimit) { actual in
             // Straight to the file descriptor: a process reading the port from a pipe must not wait for a buffer to fill.
             FileHandle.standardOutput.write(Data("consentry: serving \(vault.directory.path) on http://\(host):\(actual)\n".utf8))
         }

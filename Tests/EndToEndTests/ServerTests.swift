@@ -18,9 +18,9 @@ struct ServerTests {
         let vault: URL
         var tokens: [String: String] = [:]
 
-        init(vault: URL) throws {
+        init(vault: URL, arguments: [String] = ["--rate-limit", "0"]) throws {
             self.vault = vault
-            process = try CLI.start(["serve", "--vault", vault.path, "--port", "0"])
+            process = try CLI.start(["serve", "--vault", vault.path, "--port", "0"] + arguments)
             let out = process.standardOutput as! Pipe
             var line = Data()
             let deadline = Date().addingTimeInterval(30)
@@ -71,7 +71,7 @@ struct ServerTests {
     }
 
     /// A vault with the canary subject (consented to e-mail marketing), a template, a segment, and a token per role.
-    func start() throws -> Running {
+    func start(arguments: [String] = ["--rate-limit", "0"]) throws -> Running {
         let vault = newVaultPath()
         #expect(try consentry(vault, ["init"]).status == 0)
         let csv = TestSupport.writeFile("p.csv", "email,customer_id,first_name\n\(Canary.email),\(Canary.customerID),\(Canary.firstName)\n")
@@ -88,7 +88,7 @@ struct ServerTests {
             #expect(created.status == 0)
             tokens[role] = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         }
-        let running = try Running(vault: vault)
+        let running = try Running(vault: vault, arguments: arguments)
         running.tokens = tokens
         return running
     }
@@ -184,6 +184,13 @@ struct ServerTests {
             ("GET", "/v1/audit/verify", nil, ["admin", "compliance_officer"]),
             ("GET", "/v1/triggers/queue", nil, ["admin", "compliance_officer", "data_engineer", "marketer", "analyst", "campaign_service"]),
             ("POST", "/v1/policy/explain", explain, ["admin", "compliance_officer", "data_engineer", "marketer", "analyst", "campaign_service"]),
+            ("POST", "/v1/consent/history", ["subject": ["email": Canary.email]], ["admin", "compliance_officer", "data_engineer"]),
+            (
+                "POST", "/v1/templates", ["name": "t2", "purpose": "email_marketing", "format": "text", "source": "{{ first_name }}"],
+                ["admin", "marketer"]
+            ),
+            ("POST", "/v1/segments", ["name": "s2", "purpose": "email_marketing", "rule": #"first_name != "y""#], ["marketer", "campaign_service"]),
+            ("GET", "/v1/audit/reports/denials", nil, ["admin", "compliance_officer"]),
         ]
         for (method, path, body, allowed) in table {
             for (role, token) in server.tokens.sorted(by: { $0.key < $1.key }) {
@@ -203,6 +210,78 @@ struct ServerTests {
         for form in Canary.forms {
             #expect(!TestSupport.contains(out, form) && !TestSupport.contains(err, form), "the server log holds a canary form")
         }
+    }
+
+    @Test("the served OpenAPI document validates, and every operation it lists exists on the server (no drift)")
+    func contract() throws {
+        let server = try start()
+        defer { _ = server.stop() }
+        let document = try server.call("GET", "/openapi.yaml")
+        let file = TestSupport.writeFile("openapi.yaml", document.text)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", TestSupport.repositoryRoot.appendingPathComponent("Tests/peer/validate_openapi.py").path, file.path]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0, "the document does not validate (or `make test-peers` was not run): \(errors.suffix(400))")
+        let operations = try #require(try JSONSerialization.jsonObject(with: data) as? [[String]])
+        #expect(operations.count >= 20)
+        for operation in operations {
+            let path = operation[1].replacingOccurrences(of: "{name}", with: "x").replacingOccurrences(of: "{id}", with: "1")
+            let result = try server.call(operation[0], path, body: operation[0] == "POST" ? Data("{}".utf8) : nil)
+            // Without a token every /v1 operation must answer 401 (it exists); public ones answer 200.
+            #expect(result.status == (path.hasPrefix("/v1/") ? 401 : 200), "\(operation[0]) \(operation[1]) answered \(result.status)")
+        }
+    }
+
+    @Test("a token over its rate limit gets 429 with Retry-After; other tokens are unaffected")
+    func rateLimit() throws {
+        let server = try start(arguments: ["--rate-limit", "2"])
+        defer { _ = server.stop() }
+        var statuses: [Int] = []
+        for _ in 0..<8 { statuses.append(try server.call("GET", "/v1/triggers/queue", token: server.tokens["marketer"]).status) }
+        #expect(statuses.prefix(4).allSatisfy { $0 == 200 } && statuses.contains(429), "\(statuses)")
+        let limited = try server.call("GET", "/v1/triggers/queue", token: server.tokens["marketer"])
+        #expect(limited.status == 429 && limited.json["type"] as? String == "https://consentry.dev/problems/rate_limited")
+        #expect(try server.call("GET", "/v1/triggers/queue", token: server.tokens["analyst"]).status == 200)
+    }
+
+    @Test("a data-subject request over the API: open, verify, fulfil, download the export; an erasure's receipt")
+    func dataSubjectRequests() throws {
+        let server = try start()
+        defer { _ = server.stop() }
+        let opened = try server.call(
+            "POST", "/v1/dsr", token: server.tokens["compliance_officer"],
+            body: try JSONSerialization.data(withJSONObject: ["type": "access", "regime": "gdpr", "email": Canary.email]),
+            headers: ["Idempotency-Key": "req-1"])
+        #expect(opened.status == 201)
+        let id = try #require(opened.json["id"] as? String), code = try #require(opened.json["verification_code"] as? String)
+        let again = try server.call(
+            "POST", "/v1/dsr", token: server.tokens["compliance_officer"],
+            body: try JSONSerialization.data(withJSONObject: ["type": "access", "regime": "gdpr", "email": Canary.email]),
+            headers: ["Idempotency-Key": "req-1"])
+        #expect(again.json["id"] as? String == id && again.json["verification_code"] == nil, "the retry returns the first request")
+        #expect(try server.post("/v1/dsr/\(id)/verify", as: "compliance_officer", ["code": code]).status == 200)
+        #expect(try server.post("/v1/dsr/\(id)/fulfil", as: "compliance_officer", [:]).status == 200)
+        let export = try server.call("GET", "/v1/dsr/\(id)/export", token: server.tokens["compliance_officer"])
+        #expect(export.status == 200 && export.text.contains(Canary.firstName))
+        #expect(try server.call("GET", "/v1/dsr/\(id)/export", token: server.tokens["marketer"]).status == 403)
+        let erasure = try server.post("/v1/dsr", as: "compliance_officer", ["type": "erasure", "regime": "ccpa", "email": Canary.email])
+        let erasureID = try #require(erasure.json["id"] as? String)
+        _ = try server.post(
+            "/v1/dsr/\(erasureID)/verify", as: "compliance_officer", ["code": try #require(erasure.json["verification_code"] as? String)])
+        let erased = try server.post("/v1/dsr/\(erasureID)/fulfil", as: "compliance_officer", [:])
+        #expect(erased.status == 200 && erased.json["receipt"] != nil)
+        let receipt = try server.call("GET", "/v1/dsr/\(erasureID)/receipt", token: server.tokens["compliance_officer"])
+        #expect(receipt.status == 200 && receipt.json["signature"] != nil)
+        #expect(
+            try server.call("GET", "/v1/dsr/\(id)/export", token: server.tokens["compliance_officer"]).status == 404, "the erasure deleted the export"
+        )
     }
 
     @Test("events with Sec-GPC: 1 record the signal; sale and sharing is then denied")
