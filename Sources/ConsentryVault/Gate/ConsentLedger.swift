@@ -70,13 +70,17 @@ extension Vault {
     ) throws -> (consent: Int64, flag: Int64) {
         var newest = after
         let now = nowMillis
+        // Only the order within one subject's purpose (or flag) matters: the newest record wins. A whole-vault pass
+        // reads the table in rowid order (one sequential scan); a range of subjects reads their index entries, or
+        // SQLite would walk every record of the ledger to find a single subject's.
+        let whole = low <= 1 && high == Int64.max
         let consents = try Row.fetchCursor(
             db.cachedStatement(
                 sql: """
                     SELECT subject_id, \(Self.purposeOrdinalSQL),
                         CASE state WHEN 'granted' THEN 1 WHEN 'pending' THEN 2 WHEN 'confirmed' THEN 3 WHEN 'withdrawn' THEN 4 ELSE 0 END,
                         expires_at, id
-                    FROM consent_record WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY id
+                    FROM consent_record WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY \(whole ? "id" : "subject_id, purpose, id")
                     """),
             arguments: [low, high, after.consent])
         while let row = try consents.next() {
@@ -92,7 +96,10 @@ extension Vault {
         }
         let flags = try Row.fetchCursor(
             db.cachedStatement(
-                sql: "SELECT subject_id, flag, purpose, value, id FROM subject_flag WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY id"),
+                sql: """
+                    SELECT subject_id, flag, purpose, value, id FROM subject_flag WHERE subject_id BETWEEN ? AND ? AND id > ?
+                    ORDER BY \(whole ? "id" : "subject_id, flag, purpose, id")
+                    """),
             arguments: [low, high, after.flag])
         while let row = try flags.next() {
             let on = (row[3] as Int64) == 1
