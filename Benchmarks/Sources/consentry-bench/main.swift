@@ -140,6 +140,35 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--templates-on
     exit(0)
 }
 
+// `consentry-bench --api-only VAULT` serves VAULT with the release binary and renders `bench_mail` over 50 connections
+// for 5 seconds (for profiling; the template and data come from a full run).
+if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--api-only" {
+    do {
+        let vault = try Vault.open(at: URL(fileURLWithPath: CommandLine.arguments[2]))
+        let token = try vault.createToken(name: "api-only", role: .campaignService, expiresAt: nil, actor: "bench", role: .admin).token
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("consentry")
+        server.arguments = ["serve", "--vault", CommandLine.arguments[2], "--port", "0", "--rate-limit", "0"]
+        let out = Pipe()
+        server.standardOutput = out
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) { line += out.fileHandleForReading.availableData }
+        let port = Int(String(decoding: line, as: UTF8.self).split(separator: ":").last!.trimmingCharacters(in: .whitespacesAndNewlines))!
+        let load = LoadGenerator.run(port: port, connections: 50, seconds: 5) { worker, n in
+            let body = #"{"template":"bench_mail","subject":{"customer_id":"C\#(String(format: "%08d", (worker * 7919 + n * 13) % 100_000))"}}"#
+            return Array(
+                "POST /v1/render HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                    .utf8)
+        }
+        server.terminate()
+        server.waitUntilExit()
+        print("\(Int(load.rate)) renders/s, p50 \(load.percentile(0.5) * 1000) ms, statuses \(load.statuses)")
+    } catch { fail("\(error)") }
+    exit(0)
+}
+
 // `consentry-bench --reads-only VAULT` runs 50 threads of audited gated reads for 3 seconds (for profiling).
 if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--reads-only" {
     do {

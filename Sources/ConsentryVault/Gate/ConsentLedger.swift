@@ -70,10 +70,10 @@ extension Vault {
     ) throws -> (consent: Int64, flag: Int64) {
         var newest = after
         let now = nowMillis
-        // Only the order within one subject's purpose (or flag) matters: the newest record wins. A whole-vault pass
-        // reads the table in rowid order (one sequential scan); a range of subjects reads their index entries, or
-        // SQLite would walk every record of the ledger to find a single subject's.
-        let whole = low <= 1 && high == Int64.max
+        // Only the order within one subject's purpose (or flag) matters: the newest record wins. One subject's records
+        // are read through the per-subject index (in rowid order SQLite would walk the whole ledger to find them);
+        // a range of subjects is read in rowid order from `after`, one sequential pass that skips what was applied.
+        let whole = low != high
         let consents = try Row.fetchCursor(
             db.cachedStatement(
                 sql: """
