@@ -520,3 +520,21 @@ struct DemoAuditTests {
         #expect(try vault.verifyAudit(actor: "t", role: .admin).passed)
     }
 }
+
+@Suite("ledger queries")
+struct LedgerQueryTests {
+    /// One subject's consent state is read on every gated read: its ledger query must go through the per-subject index,
+    /// not walk the whole ledger in record order (which made reads slow once the ledger was large).
+    @Test("one subject's ledger is read through the per-subject indexes; ranges scan in record order from the watermark")
+    func plans() throws {
+        let vault = try gateVault()
+        let plans = try vault.db.read { db -> [String] in
+            try [Vault.consentLedgerSQL(bySubject: true), Vault.flagLedgerSQL(bySubject: true), Vault.consentLedgerSQL(bySubject: false)].map { sql in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: [5, 5, 0]).map { $0["detail"] as String }.joined(separator: "; ")
+            }
+        }
+        #expect(plans[0].contains("USING INDEX consent_subject"), "\(plans[0])")
+        #expect(plans[1].contains("USING INDEX subject_flag_subject"), "\(plans[1])")
+        #expect(plans[2].contains("PRIMARY KEY"), "\(plans[2])")
+    }
+}

@@ -58,8 +58,26 @@ extension Vault {
     }
 
     /// SQL that maps stored purpose names to `Purpose.ordinal`, so SQLite hands back integers, not strings.
-    private static let purposeOrdinalSQL =
+    static let purposeOrdinalSQL =
         "CASE purpose " + Purpose.allCases.map { "WHEN '\($0.rawValue)' THEN \($0.ordinal)" }.joined(separator: " ") + " ELSE -1 END"
+
+    /// The consent ledger query: records of subjects `?…?` newer than `?`, in the order `applyLedger` applies them.
+    static func consentLedgerSQL(bySubject: Bool) -> String {
+        """
+        SELECT subject_id, \(purposeOrdinalSQL),
+            CASE state WHEN 'granted' THEN 1 WHEN 'pending' THEN 2 WHEN 'confirmed' THEN 3 WHEN 'withdrawn' THEN 4 ELSE 0 END,
+            expires_at, id
+        FROM consent_record WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY \(bySubject ? "subject_id, purpose, id" : "id")
+        """
+    }
+
+    /// The flag ledger query, likewise.
+    static func flagLedgerSQL(bySubject: Bool) -> String {
+        """
+        SELECT subject_id, flag, purpose, value, id FROM subject_flag WHERE subject_id BETWEEN ? AND ? AND id > ?
+        ORDER BY \(bySubject ? "subject_id, flag, purpose, id" : "id")
+        """
+    }
 
     /// Applies the ledger records of subjects `low…high` that are newer than `after` (consent id, flag id) on top of
     /// `states`, oldest first. Because both ledgers are append-only and the newest record counts, applying the
@@ -75,13 +93,7 @@ extension Vault {
         // a range of subjects is read in rowid order from `after`, one sequential pass that skips what was applied.
         let whole = low != high
         let consents = try Row.fetchCursor(
-            db.cachedStatement(
-                sql: """
-                    SELECT subject_id, \(Self.purposeOrdinalSQL),
-                        CASE state WHEN 'granted' THEN 1 WHEN 'pending' THEN 2 WHEN 'confirmed' THEN 3 WHEN 'withdrawn' THEN 4 ELSE 0 END,
-                        expires_at, id
-                    FROM consent_record WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY \(whole ? "id" : "subject_id, purpose, id")
-                    """),
+            db.cachedStatement(sql: Self.consentLedgerSQL(bySubject: !whole)),
             arguments: [low, high, after.consent])
         while let row = try consents.next() {
             let ordinal: Int = row[1], code: Int = row[2]
@@ -95,11 +107,7 @@ extension Vault {
             newest.consent = max(newest.consent, row[4])
         }
         let flags = try Row.fetchCursor(
-            db.cachedStatement(
-                sql: """
-                    SELECT subject_id, flag, purpose, value, id FROM subject_flag WHERE subject_id BETWEEN ? AND ? AND id > ?
-                    ORDER BY \(whole ? "id" : "subject_id, flag, purpose, id")
-                    """),
+            db.cachedStatement(sql: Self.flagLedgerSQL(bySubject: !whole)),
             arguments: [low, high, after.flag])
         while let row = try flags.next() {
             let on = (row[3] as Int64) == 1
