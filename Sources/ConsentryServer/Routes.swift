@@ -62,6 +62,20 @@ struct Routes: Sendable {
                 "audit_sequence": read.auditSequence,
             ])
         }
+        group.post("profiles") { request, context -> Response in
+            let body = try await Body.read(request, allowed: ["source", "profiles"], required: ["source", "profiles"])
+            guard let source = try body.choice("source", as: DataSource.self), [.crm, .web, .pos, .api].contains(source) else {
+                throw Problem(.unprocessableContent, "validation", "`source` must be crm, web, pos or api", pointer: "/source")
+            }
+            guard let profiles = body.object["profiles"] as? [[String: Any]], !profiles.isEmpty, profiles.count <= 1_000 else {
+                throw Problem(.unprocessableContent, "validation", "`profiles` is a list of 1 to 1,000 profile objects", pointer: "/profiles")
+            }
+            let records = try profiles.map { try JSONSerialization.data(withJSONObject: $0) }
+            let report = try await blocking {
+                try vault.importProfiles(json: records, source: source, label: "api", actor: context.actor, role: context.role)
+            }
+            return Server.json(report, status: report.rejected > 0 ? HTTPResponse.Status(code: 207, reasonPhrase: "Multi-Status") : .ok)
+        }
         group.post("events") { request, context -> Response in
             let body = try await Body.read(request, allowed: ["events"], required: ["events"])
             guard let events = body.object["events"] as? [[String: Any]], !events.isEmpty, events.count <= 1_000 else {

@@ -180,6 +180,10 @@ struct ServerTests {
             ("POST", "/v1/consent", consent, ["admin", "compliance_officer", "data_engineer"]),
             ("POST", "/v1/dsr", dsr, ["admin", "compliance_officer"]),
             ("POST", "/v1/events", events, ["admin", "data_engineer"]),
+            (
+                "POST", "/v1/profiles", ["source": "web", "profiles": [["email": "new-7f3a@example.test", "first_name": "Neu"]]],
+                ["admin", "data_engineer"]
+            ),
             ("POST", "/v1/segments/everyone/run", [:], ["marketer", "campaign_service"]),
             ("GET", "/v1/audit/verify", nil, ["admin", "compliance_officer"]),
             ("GET", "/v1/triggers/queue", nil, ["admin", "compliance_officer", "data_engineer", "marketer", "analyst", "campaign_service"]),
@@ -283,6 +287,26 @@ struct ServerTests {
         #expect(
             try server.call("GET", "/v1/dsr/\(id)/export", token: server.tokens["compliance_officer"]).status == 404, "the erasure deleted the export"
         )
+    }
+
+    @Test("profile batches are validated like files: a bad record is reported by position, the rest is stored")
+    func profileBatch() throws {
+        let server = try start()
+        defer { _ = server.stop() }
+        let result = try server.post(
+            "/v1/profiles", as: "data_engineer",
+            [
+                "source": "web",
+                "profiles": [
+                    ["email": "batch-1@example.test", "first_name": "Bea"], ["email": "not an address"],
+                    ["shoe_size": "9", "email": "batch-2@example.test"],
+                ],
+            ])
+        #expect(result.status == 207 && result.json["inserted"] as? Int == 2 && result.json["rejected"] as? Int == 1)
+        let rejection = try #require((result.json["rejections"] as? [[String: Any]])?.first)
+        #expect(rejection["line"] as? Int == 2 && rejection["field"] as? String == "email")
+        #expect((result.json["dropped_fields"] as? [String: Int])?["shoe_size"] == 1, "undeclared fields are not stored")
+        #expect(!result.text.contains("not an address"), "a report never echoes a value")
     }
 
     @Test("events with Sec-GPC: 1 record the signal; sale and sharing is then denied")

@@ -374,3 +374,17 @@ final class ProfileIngest {
         return changed
     }
 }
+
+extension Vault {
+    /// Imports profiles given as JSON objects in memory (the HTTP API's batch import), with the same validation,
+    /// normalization, minimization, merges, suppression and audit as a file import; rejections name their position.
+    public func importProfiles(json records: [Data], source: DataSource, label: String, actor: String, role: Role) throws(VaultError) -> ImportReport
+    {
+        let audit = try importAudit(actor: actor, role: role, what: "profiles from \(source.rawValue) (\(label))")
+        var report = ImportReport(file: label, kind: "profiles")
+        try ingestProfiles(
+            records.enumerated().lazy.map { index, data in Self.profileRecord(line: index + 1, text: ArraySlice(data)) }, source: source,
+            report: &report, audit: audit)
+        return report
+    }
+}
