@@ -115,6 +115,21 @@ struct Routes: Sendable {
             guard run.decision == .permit else { throw Problem(.forbidden, "forbidden", "denied: " + run.reasons.joined(separator: "; ")) }
             return Server.json(run)
         }
+        group.get("segments/:name/members") { request, context -> Response in
+            let name = try context.parameters.require("name")
+            let limit = min(1_000, max(1, Int(request.uri.queryParameters["limit"].map(String.init) ?? "") ?? 100))
+            let after = request.uri.queryParameters["after"].map(String.init) ?? ""
+            guard after.isEmpty || (after.count == 32 && after.allSatisfy(\.isHexDigit)) else {
+                throw Problem(.unprocessableContent, "validation", "`after` is a member pseudonym from the previous page", pointer: "/after")
+            }
+            let run = try await blocking { try SegmentDesk(vault: vault, actor: context.actor, role: context.role).run(name, store: false) }
+            guard run.decision == .permit else { throw Problem(.forbidden, "forbidden", "denied: " + run.reasons.joined(separator: "; ")) }
+            // Members are sorted pseudonyms: a page starts after the last one of the previous page.
+            let page = Array(run.members.filter { $0 > after }.prefix(limit))
+            var response: [String: Any] = ["segment": name, "count": run.members.count, "members": page]
+            if page.count == limit, let last = page.last, run.members.last != last { response["next"] = last }
+            return Server.json(response)
+        }
         group.get("triggers/queue") { _, context -> Response in
             let entries = try await blocking { try TriggerDesk(vault: vault, actor: context.actor, role: context.role).queue() }
             return Server.json(entries)
@@ -210,6 +225,74 @@ struct Routes: Sendable {
                 throw Problem(.notFound, "not_found", "no send time computed for this subject; run `consentry sendtime compute`")
             }
             return Server.json(["hour_of_week": time.hourOfWeek, "label": time.label, "source": time.source, "evidence": time.evidence])
+        }
+        group.post("experiments") { request, context -> Response in
+            let body = try await Body.read(request, allowed: ["name", "purpose", "arms", "holdout"], required: ["name", "purpose", "arms"])
+            let name = try body.string("name", max: 64)!
+            let purpose = try body.choice("purpose", as: Purpose.self)!
+            guard let arms = body.object["arms"] as? [String: Any], arms.count >= 2, arms.count <= 20 else {
+                throw Problem(.unprocessableContent, "validation", "`arms` maps 2 to 20 arm names to weights", pointer: "/arms")
+            }
+            let parsed = try arms.sorted { $0.key < $1.key }.map { key, value -> ExperimentDefinition.Arm in
+                guard let weight = (value as? NSNumber)?.doubleValue else {
+                    throw Problem(
+                        .unprocessableContent, "validation", "the weight of `\(key.prefix(40))` must be a number", pointer: "/arms/\(key.prefix(40))")
+                }
+                return ExperimentDefinition.Arm(name: key, weight: weight)
+            }
+            let holdout = (body.object["holdout"] as? NSNumber)?.doubleValue ?? 0.1
+            let created = try await blocking {
+                try ExperimentDesk(vault: vault, actor: context.actor, role: context.role).create(
+                    name: name, purpose: purpose, arms: parsed, holdout: holdout)
+            }
+            return Server.json(created, status: .created)
+        }
+        group.post("experiments/:name/assign") { _, context -> Response in
+            let name = try context.parameters.require("name")
+            let arms = try await blocking { try ExperimentDesk(vault: vault, actor: context.actor, role: context.role).assign(name) }
+            return Server.json(arms)
+        }
+        group.post("experiments/:name/outcomes") { request, context -> Response in
+            let name = try context.parameters.require("name")
+            let body = try await Body.read(request, allowed: ["outcomes"], required: ["outcomes"])
+            guard let items = body.object["outcomes"] as? [[String: Any]], !items.isEmpty, items.count <= 1_000 else {
+                throw Problem(.unprocessableContent, "validation", "`outcomes` is a list of 1 to 1,000 objects", pointer: "/outcomes")
+            }
+            let outcomes = try items.enumerated().map { index, item -> ExperimentOutcome in
+                let entry = Body(object: item)
+                guard let id = try entry.string("id", max: 128), let kind = try entry.string("kind", max: 16) else {
+                    throw Problem(.unprocessableContent, "validation", "each outcome needs `id` and `kind`", pointer: "/outcomes/\(index)")
+                }
+                var subject: SubjectReference
+                if let email = try entry.string("email", max: 320) {
+                    subject = .email(email)
+                } else if let customer = try entry.string("customer_id", max: 128) {
+                    subject = .customerID(customer)
+                } else {
+                    throw Problem(.unprocessableContent, "validation", "each outcome names `email` or `customer_id`", pointer: "/outcomes/\(index)")
+                }
+                let time =
+                    try entry.string("time", max: 40).flatMap { try? Normalize.timestampMillis($0) } ?? Int64(Date().timeIntervalSince1970 * 1000)
+                return ExperimentOutcome(id: id, subject: subject, kind: kind, value: (item["value"] as? NSNumber)?.doubleValue ?? 1, time: time)
+            }
+            let result = try await blocking { try ExperimentDesk(vault: vault, actor: context.actor, role: context.role).record(name, outcomes) }
+            return Server.json(
+                [
+                    "recorded": result.recorded, "duplicates": result.duplicates,
+                    "rejected": result.rejected.map { ["index": $0.0, "reason": $0.1] as [String: Any] },
+                ], status: result.rejected.isEmpty ? .ok : HTTPResponse.Status(code: 207, reasonPhrase: "Multi-Status"))
+        }
+        group.post("scores/:name") { _, context -> Response in
+            let name = try context.parameters.require("name")
+            let desk = ScoreDesk(vault: vault, actor: context.actor, role: context.role)
+            let run: ScoreRun
+            switch name {
+            case "engagement": run = try await blocking { try desk.engagement() }
+            case "rfm": run = try await blocking { try desk.rfm() }
+            default: throw Problem(.notFound, "not_found", "no score `\(name.prefix(40))`; use engagement or rfm")
+            }
+            guard run.decision == .permit else { throw Problem(.forbidden, "forbidden", "denied: " + run.reasons.joined(separator: "; ")) }
+            return Server.json(run)
         }
         group.get("experiments/:name/report") { _, context -> Response in
             let name = try context.parameters.require("name")

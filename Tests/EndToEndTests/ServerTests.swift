@@ -309,6 +309,30 @@ struct ServerTests {
         #expect(!result.text.contains("not an address"), "a report never echoes a value")
     }
 
+    @Test("experiments and scores over the API, and segment members a page at a time")
+    func campaigns() throws {
+        let server = try start()
+        defer { _ = server.stop() }
+        let created = try server.post(
+            "/v1/experiments", as: "marketer", ["name": "subject_line", "purpose": "email_marketing", "arms": ["a": 1, "b": 1], "holdout": 0])
+        #expect(created.status == 201)
+        #expect(
+            try server.post("/v1/experiments", as: "marketer", ["name": "subject_line", "purpose": "email_marketing", "arms": ["a": 1, "b": 1]])
+                .status == 409)
+        #expect(try server.post("/v1/experiments/subject_line/assign", as: "marketer", [:]).status == 200)
+        let outcomes = try server.post(
+            "/v1/experiments/subject_line/outcomes", as: "data_engineer",
+            ["outcomes": [["id": "o1", "email": Canary.email, "kind": "conversion"], ["id": "o2", "email": "nobody@example.test", "kind": "open"]]])
+        #expect(outcomes.status == 207 && outcomes.json["recorded"] as? Int == 1)
+        let report = try server.call("GET", "/v1/experiments/subject_line/report", token: server.tokens["marketer"])
+        #expect(report.status == 200 && (report.json["arms"] as? [[String: Any]])?.isEmpty == false)
+        #expect(try server.post("/v1/scores/engagement", as: "analyst", [:]).status == 200)
+        #expect(try server.post("/v1/scores/engagement", as: "marketer", [:]).status == 403)
+        let page = try server.call("GET", "/v1/segments/everyone/members?limit=1", token: server.tokens["marketer"])
+        #expect(page.status == 200 && (page.json["members"] as? [String])?.count == 1 && page.json["count"] as? Int == 1 && page.json["next"] == nil)
+        #expect(try server.call("GET", "/v1/segments/everyone/members?after=zz", token: server.tokens["marketer"]).status == 422)
+    }
+
     @Test("events with Sec-GPC: 1 record the signal; sale and sharing is then denied")
     func globalPrivacyControl() throws {
         let server = try start()
