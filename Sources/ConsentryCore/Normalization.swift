@@ -281,7 +281,8 @@ public enum Normalize {
         }
     }
 
-    private static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
+    /// Days since 1970-01-01 of a proleptic Gregorian date.
+    public static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
         let y = month <= 2 ? year - 1 : year
         let era = (y >= 0 ? y : y - 399) / 400
         let yoe = y - era * 400
@@ -290,7 +291,8 @@ public enum Normalize {
         return era * 146_097 + doe - 719_468
     }
 
-    private static func civilFromDays(_ z0: Int64) -> (Int64, Int64, Int64) {
+    /// The proleptic Gregorian date (year, month, day) of a day counted from 1970-01-01.
+    public static func civilFromDays(_ z0: Int64) -> (Int64, Int64, Int64) {
         let z = z0 + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097

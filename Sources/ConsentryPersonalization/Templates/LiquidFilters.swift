@@ -116,19 +116,6 @@ enum LiquidFilters {
         }
     }
 
-    /// Civil date from days since 1970-01-01 (proleptic Gregorian).
-    private static func civil(_ days: Int64) -> (year: Int, month: Int, day: Int) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        return (Int(yoe + era * 400 + (month <= 2 ? 1 : 0)), Int(month), Int(day))
-    }
-
     private static let monthNames = [
         "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December",
     ]
@@ -139,16 +126,10 @@ enum LiquidFilters {
         guard !format.isEmpty, let seconds = parseSeconds(input, now: now) else { return input }
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = Int(seconds - days * 86_400)
-        let (year, month, day) = civil(days)
+        let (y, m, d) = Normalize.civilFromDays(days)
+        let (year, month, day) = (Int(y), Int(m), Int(d))
         let weekday = Int(((days + 4) % 7 + 7) % 7)  // 0 = Sunday; 1970-01-01 was a Thursday
-        let dayOfYear =
-            Int(
-                days
-                    - { () -> Int64 in
-                        let y = Int64(year) - 1
-                        // Days from 1970-01-01 to January 1 of `year`.
-                        return 365 * (y - 1969) + (y / 4 - 1969 / 4) - (y / 100 - 1969 / 100) + (y / 400 - 1969 / 400)
-                    }()) + 1
+        let dayOfYear = Int(days - Normalize.daysFromCivil(year: y, month: 1, day: 1)) + 1
         let c = (year: year, month: month, day: day, hour: secondOfDay / 3600, minute: secondOfDay / 60 % 60, second: secondOfDay % 60)
         var out = ""
         var chars = format.makeIterator()
