@@ -1,17 +1,8 @@
+import ConsentryCore
 import Foundation
 
-/// A small deterministic random generator (SplitMix64), so that splits and initializations repeat run to run.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// Splits and initializations repeat run to run.
+typealias SeededRandom = SplitMix64
 
 /// Per-feature standardization (zero mean, unit variance), fitted on training data.
 struct Standardizer: Codable, Equatable {
@@ -114,7 +105,7 @@ struct KMeans {
 
     static func fit(_ xs: [[Double]], k: Int, seed: UInt64, iterations: Int = 50) -> KMeans {
         var rng = SeededRandom(seed: seed)
-        var centroids = [xs[Int(rng.next() % UInt64(xs.count))]]
+        var centroids = [xs[rng.below(xs.count)]]
         while centroids.count < k {
             let weights = xs.map { x in centroids.map { distance2(x, $0) }.min()! }
             let total = weights.reduce(0, +)

@@ -184,7 +184,7 @@ public struct ModelDesk: Sendable {
         let scaler = Standardizer(fitting: raw)
         let xs = raw.map(scaler.apply)
         var rng = SeededRandom(seed: seed)
-        let sample = xs.count <= 1000 ? xs : (0..<1000).map { _ in xs[Int(rng.next() % UInt64(xs.count))] }
+        let sample = xs.count <= 1000 ? xs : (0..<1000).map { _ in xs[rng.below(xs.count)] }
         var best: (k: Int, model: KMeans, score: Double)?
         var silhouettes: [Int: Double] = [:]
         for k in 2...min(8, xs.count - 1) {

@@ -71,24 +71,11 @@ public struct DemoGenerator: Sendable {
     public static let categories = ["running", "hiking", "cycling", "swimming", "yoga", "tennis"]
     static let tiers = ["bronze", "bronze", "bronze", "silver", "silver", "gold", "platinum"]
 
-    /// A small, fast, seedable generator (SplitMix64); each profile gets its own stream.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-        mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }
-        mutating func chance(_ p: Double) -> Bool { unit() < p }
-    }
+    /// Each profile gets its own stream of the shared generator.
+    typealias Random = SplitMix64
 
     func random(_ index: Int, stream: UInt64) -> Random {
-        var r = Random(state: options.seed &* 0xD1B5_4A32_D192_ED03 &+ UInt64(index) &* 0x9E37_79B9 &+ stream)
+        var r = Random(seed: options.seed &* 0xD1B5_4A32_D192_ED03 &+ UInt64(index) &* 0x9E37_79B9 &+ stream)
         _ = r.next()
         return r
     }
