@@ -46,7 +46,11 @@ public struct ConsentHistory: Sendable, Codable, Equatable {
 extension Vault {
     /// Authorizes an administrative action or throws `denied`, auditing the denial.
     func requireAdministrative(_ action: Action, actor: String, role: Role, requestID: String?) throws(VaultError) -> Decision {
-        let request = AccessRequest(actor: actor, role: role, action: action)
+        try require(AccessRequest(actor: actor, role: role, action: action), requestID: requestID)
+    }
+
+    /// Authorizes a request (role, action, purpose, fields) or throws `denied`, auditing the denial.
+    func require(_ request: AccessRequest, requestID: String?) throws(VaultError) -> Decision {
         let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
         guard decision.isPermit else { try refuse(request, decision, requestID: requestID) }
         return decision

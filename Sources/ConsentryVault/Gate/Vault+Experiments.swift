@@ -88,8 +88,7 @@ extension Vault {
         }
         guard (0..<1).contains(definition.holdout) else { throw VaultError(.invalidInput, "the holdout share is at least 0 and below 1") }
         let request = AccessRequest(actor: actor, role: definition.role, action: .segment, purpose: definition.purpose)
-        let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
-        guard decision.isPermit else { try refuse(request, decision, requestID: nil) }
+        let decision = try require(request, requestID: nil)
         do {
             try db.write { db in
                 guard try Int.fetchOne(db, sql: "SELECT count(*) FROM experiment WHERE name = ?", arguments: [definition.name]) == 0 else {
@@ -130,8 +129,7 @@ extension Vault {
     public func storeAssignments(_ experiment: ExperimentDefinition, _ arms: [SubjectID: String], actor: String, role: Role) throws(VaultError) -> Int
     {
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose)
-        let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
-        guard decision.isPermit else { try refuse(request, decision, requestID: nil) }
+        let decision = try require(request, requestID: nil)
         do {
             return try db.write { db -> Int in
                 let insert = try db.cachedStatement(
@@ -200,8 +198,7 @@ extension Vault {
     /// Aggregated counts per arm for a report. The role needs `segment` for the experiment's purpose; only counts leave.
     public func experimentCounts(_ experiment: ExperimentDefinition, actor: String, role: Role) throws(VaultError) -> [String: ArmCounts] {
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose)
-        let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
-        guard decision.isPermit else { try refuse(request, decision, requestID: nil) }
+        let decision = try require(request, requestID: nil)
         do {
             return try db.write { db in
                 var result: [String: ArmCounts] = [:]

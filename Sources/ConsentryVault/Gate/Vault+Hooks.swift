@@ -257,8 +257,7 @@ extension Vault {
     ) throws(VaultError) -> [String: Int] {
         let request = AccessRequest(actor: actor, role: role, action: .export, purpose: purpose, reason: reason)
         // The export is the subject's own data: the purpose's field list does not limit it, so only the role's grant is checked.
-        let authorized = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
-        guard authorized.isPermit else { try refuse(request, authorized, requestID: requestID) }
+        let authorized = try require(request, requestID: requestID)
         do {
             return try db.write { db -> [String: Int] in
                 // The writer's page cache is large for imports; while an export walks a long history it is held
@@ -374,8 +373,7 @@ extension Vault {
         throws(VaultError) -> ErasureSummary
     {
         let request = AccessRequest(actor: actor, role: role, action: .erase, purpose: purpose, reason: reason)
-        let authorized = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
-        guard authorized.isPermit else { try refuse(request, authorized, requestID: requestID) }
+        let authorized = try require(request, requestID: requestID)
         let summary: ErasureSummary
         do {
             summary = try db.write { db -> ErasureSummary in

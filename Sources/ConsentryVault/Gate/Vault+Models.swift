@@ -28,8 +28,7 @@ extension Vault {
     {
         guard FieldName.isValid(name) else { throw VaultError(.invalidInput, "model names are lower-case identifiers") }
         let request = AccessRequest(actor: actor, role: role, action: .score, purpose: purpose)
-        let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
-        guard decision.isPermit else { try refuse(request, decision, requestID: nil) }
+        let decision = try require(request, requestID: nil)
         do {
             let stored = try db.write { db -> StoredModel in
                 let version = (try Int.fetchOne(db, sql: "SELECT max(version) FROM model WHERE name = ?", arguments: [name]) ?? 0) + 1

@@ -35,8 +35,7 @@ extension Vault {
             throw VaultError(.invalidInput, "segment names are lower-case identifiers such as `running_fans` (letters, digits, `_`)")
         }
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: purpose, fields: fields.compactMap(FieldName.init))
-        let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
-        guard decision.isPermit else { try refuse(request, decision, requestID: nil) }
+        let decision = try require(request, requestID: nil)
         do {
             let stored = try db.write { db -> StoredSegment in
                 let version = (try Int.fetchOne(db, sql: "SELECT version FROM segment WHERE name = ?", arguments: [name]) ?? 0) + 1

@@ -70,8 +70,7 @@ extension Vault {
     {
         guard FieldName.isValid(name) else { throw VaultError(.invalidInput, "trigger names are lower-case identifiers") }
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: purpose)
-        let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
-        guard decision.isPermit else { try refuse(request, decision, requestID: nil) }
+        let decision = try require(request, requestID: nil)
         let now = nowMillis
         do {
             try db.write { db in

@@ -154,8 +154,7 @@ extension Vault {
     public func eraseForRequest(_ id: String, actor: String, role: Role) throws(VaultError) -> (record: RequestRecord, receipt: SignedReceipt) {
         let manage = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         let request = AccessRequest(actor: actor, role: role, action: .erase, purpose: .service)
-        let authorized = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
-        guard authorized.isPermit else { try refuse(request, authorized, requestID: id) }
+        let authorized = try require(request, requestID: id)
         let rights = loadedPolicy?.rights ?? RightsPolicy()
         let result: (RequestRecord, SignedReceipt)
         do {

@@ -15,8 +15,7 @@ extension Vault {
         _ reference: SubjectReference, values: [String: String], actor: String, role: Role, requestID: String? = nil
     ) throws(VaultError) -> [String] {
         let request = AccessRequest(actor: actor, role: role, action: .rectify, purpose: .service)
-        let authorized = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
-        guard authorized.isPermit else { try refuse(request, authorized, requestID: requestID) }
+        let authorized = try require(request, requestID: requestID)
         let normalized = try validateCorrections(values)
         let changed: [String]
         do {
