@@ -85,8 +85,8 @@ struct Routes: Sendable {
             let gpc = request.headers[HTTPField.Name("Sec-GPC")!] == "1"
             let report = try await blocking { () -> ImportReport in
                 let report = try vault.importEvents(json: lines, source: "api", actor: context.actor, role: context.role)
-                _ = try? SegmentDesk(vault: vault, actor: context.actor, role: context.role).refresh(subjects: report.touchedSubjects)
-                _ = try? TriggerDesk(vault: vault, actor: context.actor, role: context.role).check(subjects: report.touchedSubjects)
+                // A failed follow-up leaves the committed import alone; the next `segment run` or `trigger check` catches up.
+                _ = try? vault.followUpEventImport(report, actor: context.actor, role: context.role)
                 return report
             }
             // A Global Privacy Control signal on the request is recorded for the subjects it carried events of.

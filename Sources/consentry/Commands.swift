@@ -128,9 +128,8 @@ struct Import: ParsableCommand {
                 // Segments that read events are brought up to date for the subjects that received new ones, each in the
                 // role that defined it; a failure here leaves the committed import alone.
                 do {
-                    let updated = try SegmentDesk(vault: vault, actor: global.actorName, role: role).refresh(subjects: report.touchedSubjects)
-                    let fired = try TriggerDesk(vault: vault, actor: global.actorName, role: role).check(subjects: report.touchedSubjects)
-                        .filter { $0.fired > 0 }
+                    let followUp = try vault.followUpEventImport(report, actor: global.actorName, role: role)
+                    let updated = followUp.segments, fired = followUp.triggers
                     if !fired.isEmpty {
                         Output.note("triggers fired: " + fired.map { "\($0.trigger) \($0.fired)" }.joined(separator: ", "))
                     }

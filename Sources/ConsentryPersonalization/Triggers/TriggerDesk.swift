@@ -129,3 +129,21 @@ public struct TriggerDesk: Sendable {
     /// Marks an entry handled.
     public func acknowledge(_ id: Int64) throws(VaultError) { try vault.acknowledgeTrigger(id, actor: actor, role: role) }
 }
+
+/// What an event import set in motion.
+public struct ImportFollowUp: Sendable {
+    /// Memberships written per event-based segment, for the touched subjects.
+    public var segments: [String: Int]
+    /// Trigger checks that fired something.
+    public var triggers: [TriggerCheck]
+}
+
+extension Vault {
+    /// After an event import: brings event-based segments up to date and checks triggers for the subjects that
+    /// received events, each in the role that defined it. Every import path (CLI, API) calls this one function.
+    public func followUpEventImport(_ report: ImportReport, actor: String, role: Role) throws(VaultError) -> ImportFollowUp {
+        let segments = try SegmentDesk(vault: self, actor: actor, role: role).refresh(subjects: report.touchedSubjects)
+        let triggers = try TriggerDesk(vault: self, actor: actor, role: role).check(subjects: report.touchedSubjects).filter { $0.fired > 0 }
+        return ImportFollowUp(segments: segments, triggers: triggers)
+    }
+}
