@@ -293,6 +293,20 @@ public struct RightsDesk: Sendable {
         return counts
     }
 
+    /// The JSON export of a completed access or portability request, for handing to the subject. Every download is
+    /// audited as a step of the request. The file name comes from the stored record, never from the caller.
+    public func downloadExport(_ id: String) throws(VaultError) -> Data {
+        let record = try show(id)
+        guard let file = record.exportFile, file.hasSuffix(".json"), !file.contains(".."),
+            FileManager.default.fileExists(atPath: vault.directory.appendingPathComponent(file).path)
+        else { throw VaultError(.notFound, "request \(id) has no JSON export (CSV exports are folders; fetch them on the vault host)") }
+        _ = try vault.updateRequest(id, actor: actor, role: role) { _ throws(VaultError) in "export downloaded" }
+        guard let data = FileManager.default.contents(atPath: vault.directory.appendingPathComponent(file).path) else {
+            throw VaultError(.notFound, "the export of request \(id) is gone (an erasure or the retention removed it)")
+        }
+        return data
+    }
+
     /// Re-checks a completed erasure (see ``Vault/verifyErasure(_:actor:role:)``).
     public func verifyErasure(_ id: String) throws(VaultError) -> ErasureVerification {
         try vault.verifyErasure(id, actor: actor, role: role)

@@ -276,6 +276,8 @@ struct ServerTests {
         let export = try server.call("GET", "/v1/dsr/\(id)/export", token: server.tokens["compliance_officer"])
         #expect(export.status == 200 && export.text.contains(Canary.firstName))
         #expect(try server.call("GET", "/v1/dsr/\(id)/export", token: server.tokens["marketer"]).status == 403)
+        #expect(
+            try consentry(server.vault, ["audit", "query", "--action", "dsr_manage"]).stdout.contains("export downloaded"), "downloads are audited")
         let erasure = try server.post("/v1/dsr", as: "compliance_officer", ["type": "erasure", "regime": "ccpa", "email": Canary.email])
         let erasureID = try #require(erasure.json["id"] as? String)
         _ = try server.post(
