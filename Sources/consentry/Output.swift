@@ -74,6 +74,12 @@ enum Output {
         print(String(decoding: data, as: UTF8.self))
     }
 
+    /// Counts of subjects the gate excluded, largest first: "1,239 consent_missing, 492 consent_unconfirmed" or "none".
+    static func exclusions(_ counts: [String: Int]) -> String {
+        counts.isEmpty
+            ? "none" : counts.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.map { "\($0.value.formatted()) \($0.key)" }.joined(separator: ", ")
+    }
+
     static func error(_ message: String) {
         FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
     }

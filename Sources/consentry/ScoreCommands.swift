@@ -24,8 +24,7 @@ struct ScoreCommand: ParsableCommand {
             return
         }
         print("\(run.score): \(run.scored.formatted()) subjects scored")
-        let excluded = run.excluded.sorted { $0.value > $1.value }.map { "\($0.value.formatted()) \($0.key)" }
-        print("excluded by the gate: \(excluded.isEmpty ? "none" : excluded.joined(separator: ", "))")
+        print("excluded by the gate: \(Output.exclusions(run.excluded))")
         for (key, value) in run.distribution.sorted(by: { $0.key < $1.key }) {
             print(
                 "  \(key.padding(toLength: 16, withPad: " ", startingAt: 0)) \(value == value.rounded() ? String(Int(value)) : String(format: "%.2f", value))"
@@ -102,8 +101,7 @@ struct RecommendCommand: ParsableCommand {
             return
         }
         print("recommendations stored for \(run.stored.formatted()) subjects (\(run.items.formatted()) items in the model)")
-        let excluded = run.excluded.sorted { $0.value > $1.value }.map { "\($0.value.formatted()) \($0.key)" }
-        print("excluded by the gate: \(excluded.isEmpty ? "none" : excluded.joined(separator: ", "))")
+        print("excluded by the gate: \(Output.exclusions(run.excluded))")
         if let e = run.evaluation {
             print("offline evaluation, most recent item of \(e.subjects.formatted()) subjects held out:")
             for k in e.precision.keys.sorted() {
@@ -146,7 +144,7 @@ struct ModelCommand: ParsableCommand {
                     String(
                         format: "test ROC-AUC %.3f; at threshold %.2f (best F1 on validation): precision %.3f, recall %.3f; base rate %.3f",
                         report.auc, report.threshold, report.precision, report.recall, report.positiveRate))
-                print("scored \(report.scored.formatted()) subjects (score/propensity); excluded by the gate: \(Self.excluded(report.excluded))")
+                print("scored \(report.scored.formatted()) subjects (score/propensity); excluded by the gate: \(Output.exclusions(report.excluded))")
             case "clusters":
                 let report = try global.withVault { vault in try ModelDesk(vault: vault, actor: global.actorName, role: role).cluster() }
                 if global.json {
@@ -158,13 +156,9 @@ struct ModelCommand: ParsableCommand {
                 for (label, size) in report.sizes.sorted(by: { $0.value > $1.value }) {
                     print("  \(label.padding(toLength: 34, withPad: " ", startingAt: 0)) \(size.formatted())")
                 }
-                print("scored \(report.scored.formatted()) subjects (score/cluster); excluded by the gate: \(Self.excluded(report.excluded))")
+                print("scored \(report.scored.formatted()) subjects (score/cluster); excluded by the gate: \(Output.exclusions(report.excluded))")
             default: throw ValidationError("unknown model `\(model.prefix(40))`; use `propensity` or `clusters`")
             }
-        }
-
-        static func excluded(_ counts: [String: Int]) -> String {
-            counts.isEmpty ? "none" : counts.sorted { $0.value > $1.value }.map { "\($0.value.formatted()) \($0.key)" }.joined(separator: ", ")
         }
     }
 

@@ -103,8 +103,7 @@ struct SegmentCommand: ParsableCommand {
                 return
             }
             print("\(result.members.count.formatted()) members of \(result.evaluated.formatted()) subjects evaluated")
-            let excluded = result.excluded.sorted { $0.value > $1.value }.map { "\($0.value.formatted()) \($0.key)" }
-            print("excluded by the gate before evaluation: \(excluded.isEmpty ? "none" : excluded.joined(separator: ", "))")
+            print("excluded by the gate before evaluation: \(Output.exclusions(result.excluded))")
             if members { for member in result.members { print(member) } }
         }
     }
