@@ -118,4 +118,38 @@ enum LoadGenerator {
         total.seconds = Date().timeIntervalSince(start)
         return total
     }
+
+    /// Starts the `consentry` binary built next to this one serving `vault` on a free port, without rate limits.
+    /// - Returns: the process and the port it printed, or nil when it did not start.
+    static func startServer(vault: String) throws -> (process: Process, port: Int)? {
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("consentry")
+        server.arguments = ["serve", "--vault", vault, "--port", "0", "--rate-limit", "0"]
+        let out = Pipe()
+        server.standardOutput = out
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line += chunk
+        }
+        guard let text = String(decoding: line, as: UTF8.self).split(separator: ":").last?.trimmingCharacters(in: .whitespacesAndNewlines),
+            let port = Int(text)
+        else {
+            server.terminate()
+            return nil
+        }
+        return (server, port)
+    }
+
+    /// The n-th render request of a worker: `bench_mail` for customers cycling through the demo's ids.
+    static func renderRequest(token: String, profiles: Int, worker: Int, n: Int) -> [UInt8] {
+        let body =
+            #"{"template":"bench_mail","subject":{"customer_id":"C\#(String(format: "%08d", (worker * 7919 + n * 13) % profiles))"},"campaign":{"name":"Winter"}}"#
+        return Array(
+            "POST /v1/render HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                .utf8)
+    }
 }

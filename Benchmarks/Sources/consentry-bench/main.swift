@@ -146,21 +146,9 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--api-only" {
     do {
         let vault = try Vault.open(at: URL(fileURLWithPath: CommandLine.arguments[2]))
         let token = try vault.createToken(name: "api-only", role: .campaignService, expiresAt: nil, actor: "bench", role: .admin).token
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("consentry")
-        server.arguments = ["serve", "--vault", CommandLine.arguments[2], "--port", "0", "--rate-limit", "0"]
-        let out = Pipe()
-        server.standardOutput = out
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) { line += out.fileHandleForReading.availableData }
-        let port = Int(String(decoding: line, as: UTF8.self).split(separator: ":").last!.trimmingCharacters(in: .whitespacesAndNewlines))!
+        guard let (server, port) = try LoadGenerator.startServer(vault: CommandLine.arguments[2]) else { fail("the API server did not start") }
         let load = LoadGenerator.run(port: port, connections: 50, seconds: 5) { worker, n in
-            let body = #"{"template":"bench_mail","subject":{"customer_id":"C\#(String(format: "%08d", (worker * 7919 + n * 13) % 100_000))"}}"#
-            return Array(
-                "POST /v1/render HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-                    .utf8)
+            LoadGenerator.renderRequest(token: token, profiles: 100_000, worker: worker, n: n)
         }
         server.terminate()
         server.waitUntilExit()
@@ -394,33 +382,13 @@ do {
             "<h1>Hello {{ first_name | default: 'there' | capitalize }}!</h1>{% if loyalty_tier == 'gold' %}<p>Gold</p>{% endif %}<p lang=\"{{ language | default: 'en' }}\">{{ campaign.name }}</p>"
     )
     let apiToken = try vault.createToken(name: "bench", role: .campaignService, expiresAt: nil, actor: "bench", role: .admin).token
-    let serverBinary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("consentry")
-    let server = Process()
-    server.executableURL = serverBinary
-    server.arguments = ["serve", "--vault", vaultURL.path, "--port", "0", "--rate-limit", "0"]
-    let serverOut = Pipe()
-    server.standardOutput = serverOut
-    server.standardError = FileHandle.nullDevice
-    try server.run()
-    var serverLine = Data()
-    while !serverLine.contains(UInt8(ascii: "\n")) {
-        let chunk = serverOut.fileHandleForReading.availableData
-        if chunk.isEmpty { break }
-        serverLine += chunk
-    }
-    guard let portText = String(decoding: serverLine, as: UTF8.self).split(separator: ":").last?.trimmingCharacters(in: .whitespacesAndNewlines),
-        let apiPort = Int(portText)
-    else { fail("the API server did not start") }
+    guard let (server, apiPort) = try LoadGenerator.startServer(vault: vaultURL.path) else { fail("the API server did not start") }
     let profilesCount = options.profiles
     let staticRequest = Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
     _ = LoadGenerator.run(port: apiPort, connections: 50, seconds: 1) { _, _ in staticRequest }  // warm-up
     let staticLoad = LoadGenerator.run(port: apiPort, connections: 50, seconds: 5) { _, _ in staticRequest }
     let renderLoad = LoadGenerator.run(port: apiPort, connections: 50, seconds: 5) { worker, n in
-        let body =
-            #"{"template":"bench_mail","subject":{"customer_id":"C\#(String(format: "%08d", (worker * 7919 + n * 13) % profilesCount))"},"campaign":{"name":"Winter"}}"#
-        return Array(
-            "POST /v1/render HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(apiToken)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-                .utf8)
+        LoadGenerator.renderRequest(token: apiToken, profiles: profilesCount, worker: worker, n: n)
     }
     server.terminate()
     server.waitUntilExit()
