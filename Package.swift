@@ -56,7 +56,7 @@ let package = Package(
             dependencies: [
                 "ConsentryCore", "ConsentryPolicy", "ConsentryAudit", "ConsentryVault", "ConsentryRights", "ConsentryPersonalization",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ],
             resources: [.copy("openapi.yaml")],
             swiftSettings: swiftSettings

@@ -263,9 +263,12 @@ public enum AuditJSON {
 /// Writes compact JSON objects with keys in the order given; the canonical form of audit entries.
 struct JSONWriter {
     private var text = "{"
+    // A flag, not `text.count > 1`: counting a String's characters walks all of it, on every member.
+    private var empty = true
 
     mutating func key(_ name: String) {
-        if text.count > 1 { text += "," }
+        if !empty { text += "," }
+        empty = false
         text += "\"\(name)\":"
     }
 
@@ -298,6 +301,10 @@ struct JSONWriter {
 
     /// A JSON string literal; control characters and non-ASCII are escaped, so lines stay one line and ASCII.
     static func quote(_ value: String) -> String {
+        // Most values (ids, role and field names, reasons) are plain ASCII and need no escaping.
+        if value.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            return "\"" + value + "\""
+        }
         var out = "\""
         for scalar in value.unicodeScalars {
             switch scalar {

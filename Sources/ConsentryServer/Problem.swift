@@ -39,17 +39,19 @@ public struct Problem: Error, Sendable {
 
     /// The problem as a response with `application/problem+json`.
     func response(requestID: String) -> Response {
-        var object: [String: Any] = [
-            "type": "https://consentry.dev/problems/\(type)", "title": Self.titles[type] ?? "Error", "status": Int(status.code), "detail": detail,
-            "request_id": requestID,
-        ]
-        if let pointer { object["pointer"] = pointer }
-        if !reasons.isEmpty { object["reasons"] = reasons }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        // Members in sorted order, like every other response of the API.
+        var body = JSONObjectWriter()
+        body.member("detail", detail)
+        if let pointer { body.member("pointer", pointer) }
+        if !reasons.isEmpty { body.member("reasons", reasons) }
+        body.member("request_id", requestID)
+        body.member("status", Int64(status.code))
+        body.member("title", Self.titles[type] ?? "Error")
+        body.member("type", "https://consentry.dev/problems/\(type)")
         var headers: HTTPFields = [.contentType: "application/problem+json", ProblemMiddleware<ServerContext>.header: requestID]
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer realm=\"consentry\"" }
         if let retryAfter { headers[.retryAfter] = String(max(1, retryAfter)) }
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: body.buffer()))
     }
 
     /// Maps a vault error to a problem.

@@ -6,12 +6,20 @@ import ConsentryVault
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOPosix
+
+/// Threads for blocking vault work. Each waiting request holds one while the group committer shares an fsync
+/// among them, so the pool is sized for concurrent callers, not cores: Dispatch's global queues grow slowly past
+/// the core count when their threads block, which kept commit batches small.
+let vaultThreads: NIOThreadPool = {
+    let pool = NIOThreadPool(numberOfThreads: 64)
+    pool.start()
+    return pool
+}()
 
 /// Runs blocking vault work off the server's event loops.
 func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
-    }
+    try await vaultThreads.runIfActive(body)
 }
 
 /// The `/v1` routes. Each takes its actor and role from the token, never from the body.
@@ -28,17 +36,19 @@ struct Routes: Sendable {
                 throw Problem(.unprocessableContent, "validation", "`campaign` must be an object", pointer: "/campaign")
             }
             let campaign = (body.object["campaign"] as? [String: Any] ?? [:]).mapValues { LiquidValue(json: $0) }
-            let result = try await blocking {
-                try TemplateDesk(vault: vault, actor: context.actor, role: context.role).render(name, subject: subject, campaign: campaign)
-            }
+            // The render suspends while its audit entry waits for the shared commit; it holds no thread.
+            let result = try await TemplateDesk(vault: vault, actor: context.actor, role: context.role).asyncRender(
+                name, subject: subject, campaign: campaign)
             guard let output = result.output else { throw Self.denied(result.decision) }
-            var response: [String: Any] = [
-                "template": result.template, "version": result.version, "output": output, "released_fields": result.released,
-                "audit_sequence": result.auditSequence,
-            ]
+            var response = JSONObjectWriter()
+            response.member("audit_sequence", result.auditSequence)
             // Missing data falls back to the template's defaults, and the response says so.
-            if !result.missing.isEmpty { response["fallback"] = ["defaults_used_for": result.missing] }
-            return Server.json(response)
+            if !result.missing.isEmpty { response.member("fallback") { $0.member("defaults_used_for", result.missing) } }
+            response.member("output", output)
+            response.member("released_fields", result.released)
+            response.member("template", result.template)
+            response.member("version", Int64(result.version))
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: response.buffer()))
         }
         group.post("profiles/read") { request, context -> Response in
             let body = try await Body.read(request, allowed: ["subject", "purpose", "fields", "reason"], required: ["subject", "purpose", "fields"])

@@ -31,8 +31,14 @@ public final class Vault: Sendable {
     let appendedSequence = Mutex<Int64>(0)
     /// Shares write transactions (and their fsync) between concurrent gated reads.
     let groupCommitter = GroupCommitter()
+    /// API tokens by id, so that authenticating a request does not read the database each time (see ``HotCache``).
+    let tokenCache = HotCache<StoredToken>(ttl: 1)
+    /// Registered templates by name, for the same reason.
+    let templateCache = HotCache<StoredTemplate>(ttl: 1)
     /// Device and inode of the database file when it was opened; see ``checkDatabaseFile()``.
     let databaseFileIdentity: (device: UInt64, inode: UInt64)?
+    /// The database file's path, checked against ``databaseFileIdentity`` before every audit entry.
+    let databasePath: String
     let db: DatabasePool
     let keys: VaultKeys
     let configuration: VaultConfiguration
@@ -49,7 +55,8 @@ public final class Vault: Sendable {
     ) {
         self.directory = directory
         self.policy = policy
-        self.databaseFileIdentity = Self.fileIdentity(directory.appendingPathComponent(Self.databaseFileName).path)
+        self.databasePath = directory.appendingPathComponent(Self.databaseFileName).path
+        self.databaseFileIdentity = Self.fileIdentity(databasePath)
         self.db = db
         self.keys = keys
         self.schema = schema
@@ -265,7 +272,7 @@ public final class Vault: Sendable {
     /// Fails when the database file was removed or replaced since the vault was opened: SQLite would go on
     /// writing to the orphaned file, and the audit entries written there would be lost at close.
     func checkDatabaseFile() throws(VaultError) {
-        let now = Self.fileIdentity(directory.appendingPathComponent(Self.databaseFileName).path)
+        let now = Self.fileIdentity(databasePath)
         guard let now, let opened = databaseFileIdentity, now == opened else {
             throw VaultError(
                 .storage, "the vault database file was removed or replaced while the vault was open; nothing was released, reopen the vault")

@@ -538,3 +538,62 @@ struct LedgerQueryTests {
         #expect(plans[2].contains("PRIMARY KEY"), "\(plans[2])")
     }
 }
+
+@Suite("Asynchronous gated reads and hot caches")
+struct AsyncReadTests {
+    @Test("asynchronous reads (the API's path) release the same values, fail alone, and each leave one audit entry")
+    func asyncReads() async throws {
+        let vault = try gateVault()
+        let before = try vault.count("audit_entry")
+        let broken = try #require(try vault.findSubject(.email, "s9@example.test"))
+        try await vault.db.write { try $0.execute(sql: "UPDATE subject SET wrapped_key = zeroblob(73) WHERE id = ?", arguments: [broken.rawValue]) }
+        let request = AccessRequest(
+            actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "load")
+        // 200 reads in flight at once, more than any thread pool: waiting reads hold no thread.
+        let outcomes = await withTaskGroup(of: (Int, Bool?).self) { group in
+            for i in 0..<200 {
+                group.addTask {
+                    let subject = i % 10
+                    do {
+                        let read = try await vault.asyncRead(request, subject: .email("s\(subject)@example.test"))
+                        return (subject, read.values["first_name"] == "Name\(subject)")
+                    } catch { return (subject, nil) }
+                }
+            }
+            return await group.reduce(into: [(Int, Bool?)]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0.0 != 9 }.allSatisfy { $0.1 == true }, "every read of a sound subject releases its value")
+        #expect(outcomes.filter { $0.0 == 9 }.allSatisfy { $0.1 == nil }, "reads of the broken subject fail")
+        #expect(try vault.count("audit_entry") - before == 180, "one entry per successful read; failed reads leave none")
+        #expect(try vault.verifyAudit(actor: "t", role: .admin).passed)
+    }
+
+    @Test("a token revoked in this process is refused at once, though its row was cached")
+    func revokedTokenRefusedAtOnce() throws {
+        let vault = try gateVault()
+        let created = try vault.createToken(name: "svc", role: .campaignService, expiresAt: nil, actor: "t", role: .admin)
+        guard case .success(let identity) = vault.authenticate(token: created.token) else {
+            Issue.record("a fresh token is accepted")
+            return
+        }
+        #expect(identity.role == .campaignService && identity.name == "svc")
+        try vault.revokeToken(created.info.id, actor: "t", role: .admin)
+        guard case .failure(let refusal) = vault.authenticate(token: created.token) else {
+            Issue.record("a revoked token is refused")
+            return
+        }
+        #expect(refusal == .revoked)
+    }
+
+    @Test("a template registered again renders its new version at once")
+    func reregisteredTemplate() throws {
+        let vault = try gateVault()
+        _ = try vault.registerTemplate(
+            name: "t", purpose: .service, format: "text", source: "one", fields: [], actor: "t", role: .admin)
+        #expect(try vault.template(named: "t")?.source == "one")
+        _ = try vault.registerTemplate(
+            name: "t", purpose: .service, format: "text", source: "two", fields: [], actor: "t", role: .admin)
+        #expect(try vault.template(named: "t")?.source == "two")
+        #expect(try vault.template(named: "t")?.version == 2)
+    }
+}

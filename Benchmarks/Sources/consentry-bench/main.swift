@@ -140,19 +140,23 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--templates-on
     exit(0)
 }
 
-// `consentry-bench --api-only VAULT` serves VAULT with the release binary and renders `bench_mail` over 50 connections
-// for 5 seconds (for profiling; the template and data come from a full run).
+// `consentry-bench --api-only VAULT` serves VAULT with the release binary, measures `GET /healthz` for 3 seconds and
+// renders `bench_mail` over 50 connections for 5 seconds (for profiling; the template and data come from a full run).
 if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--api-only" {
     do {
         let vault = try Vault.open(at: URL(fileURLWithPath: CommandLine.arguments[2]))
         let token = try vault.createToken(name: "api-only", role: .campaignService, expiresAt: nil, actor: "bench", role: .admin).token
         guard let (server, port) = try LoadGenerator.startServer(vault: CommandLine.arguments[2]) else { fail("the API server did not start") }
+        let staticRequest = Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        let staticLoad = LoadGenerator.run(port: port, connections: 50, seconds: 3) { _, _ in staticRequest }
         let load = LoadGenerator.run(port: port, connections: 50, seconds: 5) { worker, n in
             LoadGenerator.renderRequest(token: token, profiles: 100_000, worker: worker, n: n)
         }
         server.terminate()
         server.waitUntilExit()
-        print("\(Int(load.rate)) renders/s, p50 \(load.percentile(0.5) * 1000) ms, statuses \(load.statuses)")
+        print(
+            "\(Int(load.rate)) renders/s (\(Int(load.rate / staticLoad.rate * 100))% of static \(Int(staticLoad.rate))/s), "
+                + "p50 \(load.percentile(0.5) * 1000) ms, statuses \(load.statuses)")
     } catch { fail("\(error)") }
     exit(0)
 }

@@ -2,6 +2,7 @@ public import ConsentryCore
 public import ConsentryPolicy
 public import ConsentryVault
 public import Foundation
+import Synchronization
 
 /// The result of a gated render.
 public struct RenderResult: Sendable {
@@ -63,19 +64,43 @@ public struct TemplateDesk: Sendable {
         _ name: String, subject: SubjectReference, campaign: [String: LiquidValue] = [:], recommendations: [LiquidValue] = [],
         segments: [String] = [], requestID: String? = nil, now: Date = Date()
     ) throws(VaultError) -> RenderResult {
+        let (stored, template, request) = try prepare(name)
+        let read = try vault.read(request, subject: subject, includeDerived: true, requestID: requestID)
+        return finish(stored, template, read, campaign: campaign, recommendations: recommendations, segments: segments, now: now)
+    }
+
+    /// ``render(_:subject:campaign:recommendations:segments:requestID:now:)`` for asynchronous callers (the HTTP API):
+    /// the caller suspends, holding no thread, while the gated read waits for its audit entry's commit.
+    public func asyncRender(
+        _ name: String, subject: SubjectReference, campaign: [String: LiquidValue] = [:], requestID: String? = nil, now: Date = Date()
+    ) async throws(VaultError) -> RenderResult {
+        let (stored, template, request) = try prepare(name)
+        let read = try await vault.asyncRead(request, subject: subject, includeDerived: true, requestID: requestID)
+        return finish(stored, template, read, campaign: campaign, recommendations: [], segments: [], now: now)
+    }
+
+    /// The registered template, compiled, and the gate request that renders it.
+    private func prepare(_ name: String) throws(VaultError) -> (StoredTemplate, LiquidTemplate, AccessRequest) {
         guard let stored = try vault.template(named: name) else {
             throw VaultError(.notFound, "no template `\(name.prefix(64))`; `consentry template list` shows the registered ones")
         }
-        let template: LiquidTemplate
-        do { template = try compile(stored.source, format: stored.format == "html" ? .html : .text) } catch {
-            throw VaultError(.integrity, "template `\(name)` no longer compiles against the vault's fields (\(error)); register it again")
+        let template = try Self.compiled(stored, vault: vault) { () throws(VaultError) -> LiquidTemplate in
+            do { return try compile(stored.source, format: stored.format == "html" ? .html : .text) } catch {
+                throw VaultError(.integrity, "template `\(name)` no longer compiles against the vault's fields (\(error)); register it again")
+            }
         }
         let request = AccessRequest(
             actor: actor, role: role, action: .render, purpose: stored.purpose, fields: template.fields.compactMap(FieldName.init))
-        let read = try vault.read(request, subject: subject, includeDerived: true, requestID: requestID)
+        return (stored, template, request)
+    }
+
+    private func finish(
+        _ stored: StoredTemplate, _ template: LiquidTemplate, _ read: GateRead, campaign: [String: LiquidValue], recommendations: [LiquidValue],
+        segments: [String], now: Date
+    ) -> RenderResult {
         guard read.decision.isPermit else {
             return RenderResult(
-                decision: read.decision, output: nil, template: name, version: stored.version, released: [], missing: [],
+                decision: read.decision, output: nil, template: stored.name, version: stored.version, released: [], missing: [],
                 auditSequence: read.auditSequence)
         }
         // Segments the subject is in and recommendations come from derived data of the template's purpose, unless given.
@@ -91,7 +116,24 @@ public struct TemplateDesk: Sendable {
         for (field, value) in read.values { context[field.rawValue] = .string(value) }
         let released = read.values.keys.map(\.rawValue).sorted()
         return RenderResult(
-            decision: read.decision, output: template.render(context, now: now), template: name, version: stored.version, released: released,
-            missing: template.fields.filter { !released.contains($0) }, auditSequence: read.auditSequence)
+            decision: read.decision, output: template.render(context, now: now), template: stored.name, version: stored.version,
+            released: released, missing: template.fields.filter { !released.contains($0) }, auditSequence: read.auditSequence)
+    }
+
+    /// Compiled templates by vault, name and version: a send-time render compiles a template once, not per recipient.
+    /// An entry is used only while its source is the stored one, so a re-registration is never served stale.
+    private static let compiledTemplates = Mutex<[String: (source: String, template: LiquidTemplate)]>([:])
+
+    private static func compiled(
+        _ stored: StoredTemplate, vault: Vault, compile: () throws(VaultError) -> LiquidTemplate
+    ) throws(VaultError) -> LiquidTemplate {
+        let key = "\(vault.directory.path)\u{0}\(stored.name)\u{0}\(stored.version)"
+        if let hit = compiledTemplates.withLock({ $0[key] }), hit.source == stored.source { return hit.template }
+        let template = try compile()
+        compiledTemplates.withLock { cache in
+            if cache.count >= 256 { cache.removeAll(keepingCapacity: true) }
+            cache[key] = (stored.source, template)
+        }
+        return template
     }
 }

@@ -138,66 +138,88 @@ extension Vault {
         _ request: AccessRequest, subject reference: SubjectReference, includeDerived: Bool = false, requestID: String? = nil
     ) throws(VaultError) -> GateRead {
         let result: GateRead
-        // Work that needs no database (the request-level decision, normalizing and hashing the identifier) is
-        // done before queueing, so the shared writer thread spends its time only on what needs the transaction.
-        let authorizedUpFront = loadedPolicy?.authorize(request)
-        let lookup = identityLookup(reference)
         do {
-            result = try groupCommitter.run(db) { [self] db, scratch -> GateRead in
-                guard let policy = loadedPolicy, let authorizedUpFront else {
-                    let decision = Decision.deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
-                    let entry = try audit(draft(request, decision, requestID: requestID), db: db)
-                    return GateRead(decision: decision, values: [:], pseudonym: nil, auditSequence: entry.sequence)
-                }
-                let authorized = authorizedUpFront
-                guard let subject = try resolve(lookup, db: db) else {
-                    let decision = authorized.isPermit ? Decision.deny(.subjectNotFound) : authorized
-                    let entry = try audit(draft(request, decision, requestID: requestID), db: db)
-                    return GateRead(decision: decision, values: [:], pseudonym: nil, auditSequence: entry.sequence)
-                }
-                // One read of the row serves the pseudonym now and the decryption after the audit entry.
-                guard let row = try subjectRow(subject, db: db) else { throw VaultError(.integrity, "subject \(subject) has no row") }
-                let pseudonym = self.pseudonym(secret: row["audit_secret"])
-                let derived = try derivedStates(db, from: subject.rawValue, to: subject.rawValue)[subject.rawValue] ?? DerivedState()
-                let decision = policy.decide(request, subject: derived.state)
-                let consentIDs = request.purpose.flatMap { derived.recordIDs[$0] }.map { [$0] } ?? []
-                // INVARIANT: no audit, no data. The entry is written in this transaction before anything is
-                // decrypted, and the caller gets the values only after the transaction commits.
-                var readEntry = draft(request, decision, subject: pseudonym, consentIDs: consentIDs, requestID: requestID)
-                if includeDerived { readEntry.reasons.append("with derived data of the purpose") }
-                let entry = try audit(readEntry, db: db)
-                guard decision.isPermit else { return GateRead(decision: decision, values: [:], pseudonym: pseudonym, auditSequence: entry.sequence) }
-                var values: [FieldName: String] = [:]
-                defer { scratch.zero() }
-                let opened = try openFields(request.fields, of: subject, row: row, db: db, scratch: &scratch)
-                for (field, value) in zip(request.fields, opened) { if let value { values[field] = value } }
-                var result = GateRead(decision: decision, values: values, pseudonym: pseudonym, auditSequence: entry.sequence)
-                if includeDerived, let purpose = request.purpose {
-                    // INVARIANT: derived data leaves only for the purpose it was computed for.
-                    let rows = try Row.fetchAll(
-                        db.cachedStatement(
-                            sql: """
-                                SELECT kind, name, sealed FROM derived WHERE subject_id = ? AND (
-                                    (kind = 'segment' AND name IN (SELECT name FROM segment WHERE purpose = ?))
-                                    OR (kind = 'recommendation' AND ? = 'personalization'))
-                                """), arguments: [subject.rawValue, purpose.rawValue, purpose.rawValue])
-                    let keyVersion = UInt32(row["key_version"] as Int64)
-                    for derivedRow in rows {
-                        let kind: String = derivedRow[0], name: String = derivedRow[1]
-                        let ad = Sealing.derivedAssociatedData(subject: subject, kind: kind, name: name, keyVersion: keyVersion)
-                        guard let value = (derivedRow[2] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
-                            throw VaultError(.integrity, "derived value `\(kind)/\(name)` of subject \(subject) failed its integrity check")
-                        }
-                        result.derived["\(kind)/\(name)"] = value
-                    }
-                }
-                return result
-            }
+            result = try groupCommitter.run(db, readJob(request, reference, includeDerived: includeDerived, requestID: requestID))
         } catch {
             throw Self.storageError(error, "complete the gated read (nothing was released)")
         }
         try checkpointIfDue()
         return result
+    }
+
+    /// ``read(_:subject:includeDerived:requestID:)`` for asynchronous callers (the HTTP API): the caller suspends,
+    /// holding no thread, while its read waits for the shared commit. Same decision, audit and release rules.
+    public func asyncRead(
+        _ request: AccessRequest, subject reference: SubjectReference, includeDerived: Bool = false, requestID: String? = nil
+    ) async throws(VaultError) -> GateRead {
+        let result: GateRead
+        do {
+            result = try await groupCommitter.run(db, readJob(request, reference, includeDerived: includeDerived, requestID: requestID))
+        } catch {
+            throw Self.storageError(error, "complete the gated read (nothing was released)")
+        }
+        try checkpointIfDue()
+        return result
+    }
+
+    /// The work of one gated read inside the shared write transaction.
+    private func readJob(
+        _ request: AccessRequest, _ reference: SubjectReference, includeDerived: Bool, requestID: String?
+    ) -> GroupCommitter.Work {
+        // Work that needs no database (the request-level decision, normalizing and hashing the identifier) is
+        // done before queueing, so the shared writer thread spends its time only on what needs the transaction.
+        let authorizedUpFront = loadedPolicy?.authorize(request)
+        let lookup = identityLookup(reference)
+        return { [self] db, scratch -> GateRead in
+            guard let policy = loadedPolicy, let authorizedUpFront else {
+                let decision = Decision.deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
+                let entry = try audit(draft(request, decision, requestID: requestID), db: db)
+                return GateRead(decision: decision, values: [:], pseudonym: nil, auditSequence: entry.sequence)
+            }
+            let authorized = authorizedUpFront
+            guard let subject = try resolve(lookup, db: db) else {
+                let decision = authorized.isPermit ? Decision.deny(.subjectNotFound) : authorized
+                let entry = try audit(draft(request, decision, requestID: requestID), db: db)
+                return GateRead(decision: decision, values: [:], pseudonym: nil, auditSequence: entry.sequence)
+            }
+            // One read of the row serves the pseudonym now and the decryption after the audit entry.
+            guard let row = try subjectRow(subject, db: db) else { throw VaultError(.integrity, "subject \(subject) has no row") }
+            let pseudonym = self.pseudonym(secret: row["audit_secret"])
+            let derived = try derivedStates(db, from: subject.rawValue, to: subject.rawValue)[subject.rawValue] ?? DerivedState()
+            let decision = policy.decide(request, subject: derived.state)
+            let consentIDs = request.purpose.flatMap { derived.recordIDs[$0] }.map { [$0] } ?? []
+            // INVARIANT: no audit, no data. The entry is written in this transaction before anything is
+            // decrypted, and the caller gets the values only after the transaction commits.
+            var readEntry = draft(request, decision, subject: pseudonym, consentIDs: consentIDs, requestID: requestID)
+            if includeDerived { readEntry.reasons.append("with derived data of the purpose") }
+            let entry = try audit(readEntry, db: db)
+            guard decision.isPermit else { return GateRead(decision: decision, values: [:], pseudonym: pseudonym, auditSequence: entry.sequence) }
+            var values: [FieldName: String] = [:]
+            defer { scratch.zero() }
+            let opened = try openFields(request.fields, of: subject, row: row, db: db, scratch: &scratch)
+            for (field, value) in zip(request.fields, opened) { if let value { values[field] = value } }
+            var result = GateRead(decision: decision, values: values, pseudonym: pseudonym, auditSequence: entry.sequence)
+            if includeDerived, let purpose = request.purpose {
+                // INVARIANT: derived data leaves only for the purpose it was computed for.
+                let rows = try Row.fetchAll(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT kind, name, sealed FROM derived WHERE subject_id = ? AND (
+                                (kind = 'segment' AND name IN (SELECT name FROM segment WHERE purpose = ?))
+                                OR (kind = 'recommendation' AND ? = 'personalization'))
+                            """), arguments: [subject.rawValue, purpose.rawValue, purpose.rawValue])
+                let keyVersion = UInt32(row["key_version"] as Int64)
+                for derivedRow in rows {
+                    let kind: String = derivedRow[0], name: String = derivedRow[1]
+                    let ad = Sealing.derivedAssociatedData(subject: subject, kind: kind, name: name, keyVersion: keyVersion)
+                    guard let value = (derivedRow[2] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
+                        throw VaultError(.integrity, "derived value `\(kind)/\(name)` of subject \(subject) failed its integrity check")
+                    }
+                    result.derived["\(kind)/\(name)"] = value
+                }
+            }
+            return result
+        }
     }
 
     /// Scans every subject for a purpose through the gate, handing `body` each admitted subject (its id and

@@ -4,70 +4,121 @@ import GRDB
 
 /// Runs concurrent gated reads in shared write transactions, so that many audit entries share one fsync.
 ///
-/// Leader/follower: a caller that finds no transaction running becomes the leader, takes every read
-/// queued so far, runs each in its own savepoint of one transaction, commits, and hands every caller its
-/// result. Results are released only after the commit: no read returns data before its audit entry is
-/// durable. A read that fails (its savepoint rolls back) fails alone; a failed commit fails the batch.
+/// Reads are queued; one drainer at a time takes every read queued so far, runs each in its own savepoint of
+/// one transaction, commits, and completes each read. Results are released only after the commit: no read
+/// returns data before its audit entry is durable. A read that fails (its savepoint rolls back) fails alone;
+/// a failed commit fails the batch.
+///
+/// Waiting callers hold no thread: each job has its own completion, so a commit wakes exactly the callers it
+/// finished (no broadcast), and asynchronous callers suspend instead of blocking. A synchronous caller that
+/// finds the committer idle runs the first batch on its own thread (the CLI's common case, one read at a
+/// time, never changes threads); every later batch runs on the committer's own queue.
 final class GroupCommitter: @unchecked Sendable {
-    // @unchecked: `queue`, `leaderActive` and each job's `result` are only touched under `condition`.
+    // @unchecked: `queue`, `draining` and `largestBatch` are only touched under `lock`; a job's `staged`
+    // only by the single drainer.
+    typealias Work = (Database, inout SecretBytes) throws -> GateRead
+    typealias Completion = @Sendable (Result<GateRead, any Error>) -> Void
+
     private final class Job {
-        let work: (Database, inout SecretBytes) throws -> GateRead
+        let work: Work
+        let completion: Completion
         var staged: Result<GateRead, any Error>?
-        var result: Result<GateRead, any Error>?
-        init(_ work: @escaping (Database, inout SecretBytes) throws -> GateRead) { self.work = work }
+        init(_ work: @escaping Work, _ completion: @escaping Completion) {
+            self.work = work
+            self.completion = completion
+        }
     }
 
-    private let condition = NSCondition()
+    private let lock = NSLock()
     private var queue: [Job] = []
-    private var leaderActive = false
-    /// Reads committed together, for the benchmark's report; not used for decisions.
-    private(set) var largestBatch = 0
+    private var draining = false
+    private var largest = 0
+    private let drainQueue = DispatchQueue(label: "consentry.group-commit")
 
-    /// Runs `work` in a shared transaction; `work` gets a scratch key in locked memory, allocated once per batch.
-    func run(_ pool: DatabasePool, _ work: @escaping (Database, inout SecretBytes) throws -> GateRead) throws -> GateRead {
-        let job = Job(work)
-        condition.lock()
-        queue.append(job)
-        while job.result == nil {
-            if leaderActive {
-                condition.wait()
-                continue
-            }
-            leaderActive = true
-            let batch = queue
-            queue.removeAll()
-            largestBatch = max(largestBatch, batch.count)
-            condition.unlock()
-            let outcome = Result<Void, any Error> {
-                var scratch = try SecretBytes(count: Sealing.keyLength)
-                try pool.write { db in
-                    for job in batch {
-                        do {
-                            var value: GateRead?
-                            try db.inSavepoint {
-                                value = try job.work(db, &scratch)
-                                return .commit
-                            }
-                            job.staged = .success(value!)
-                        } catch {
-                            job.staged = .failure(error)
-                        }
+    /// Reads committed together at most so far, for the benchmark's report; not used for decisions.
+    var largestBatch: Int { lock.withLock { largest } }
+
+    /// Runs `work` in a shared transaction and waits for its commit; `work` gets a scratch key in locked memory,
+    /// allocated once per batch.
+    func run(_ pool: DatabasePool, _ work: @escaping Work) throws -> GateRead {
+        let done = DispatchSemaphore(value: 0)
+        let box = ResultBox()
+        submit(pool, work, inline: true) { result in
+            box.result = result
+            done.signal()
+        }
+        done.wait()
+        return try box.result!.get()
+    }
+
+    /// Runs `work` in a shared transaction; suspends (holding no thread) until its commit.
+    func run(_ pool: DatabasePool, _ work: @escaping Work) async throws -> GateRead {
+        try await withCheckedThrowingContinuation { continuation in
+            submit(pool, work, inline: false) { continuation.resume(with: $0) }
+        }
+    }
+
+    private func submit(_ pool: DatabasePool, _ work: @escaping Work, inline: Bool, completion: @escaping Completion) {
+        let lead = lock.withLock { () -> Bool in
+            queue.append(Job(work, completion))
+            defer { draining = true }
+            return !draining
+        }
+        guard lead else { return }
+        if inline {
+            drainOnce(pool)
+        } else {
+            drainQueue.async { self.drainOnce(pool) }
+        }
+    }
+
+    /// Commits one batch; while more reads are queued, hands the next batch to the committer's queue.
+    private func drainOnce(_ pool: DatabasePool) {
+        let batch = lock.withLock { () -> [Job] in
+            defer { queue.removeAll(keepingCapacity: true) }
+            largest = max(largest, queue.count)
+            return queue
+        }
+        commit(batch, pool)
+        let more = lock.withLock { () -> Bool in
+            if queue.isEmpty { draining = false }
+            return draining
+        }
+        if more { drainQueue.async { self.drainOnce(pool) } }
+    }
+
+    private func commit(_ batch: [Job], _ pool: DatabasePool) {
+        let outcome = Result<Void, any Error> {
+            var scratch = try SecretBytes(count: Sealing.keyLength)
+            try pool.write { db in
+                for job in batch {
+                    // A savepoint per read, so a failing read rolls back alone. Cached statements: GRDB's
+                    // `inSavepoint` compiles its SQL on every call, which showed in profiles of the API.
+                    try db.cachedStatement(sql: "SAVEPOINT gate_read").execute()
+                    do {
+                        job.staged = .success(try job.work(db, &scratch))
+                        try db.cachedStatement(sql: "RELEASE SAVEPOINT gate_read").execute()
+                    } catch {
+                        job.staged = .failure(error)
+                        try db.cachedStatement(sql: "ROLLBACK TO SAVEPOINT gate_read").execute()
+                        try db.cachedStatement(sql: "RELEASE SAVEPOINT gate_read").execute()
                     }
                 }
             }
-            condition.lock()
-            for job in batch {
-                switch (outcome, job.staged) {
-                case (.success, let staged): job.result = staged
-                // The read's own error (say, the disk is full) explains more than the failed commit that follows it.
-                case (.failure, .failure(let error)?): job.result = .failure(error)
-                case (.failure(let error), _): job.result = .failure(error)
-                }
-            }
-            leaderActive = false
-            condition.broadcast()
         }
-        condition.unlock()
-        return try job.result!.get()
+        for job in batch {
+            switch (outcome, job.staged) {
+            case (.success, let staged?): job.completion(staged)
+            // The read's own error (say, the disk is full) explains more than the failed commit that follows it.
+            case (.failure, .failure(let error)?): job.completion(.failure(error))
+            case (.failure(let error), _): job.completion(.failure(error))
+            case (.success, nil): job.completion(.failure(CancellationError()))
+            }
+        }
+    }
+
+    private final class ResultBox: @unchecked Sendable {
+        // @unchecked: written once before the semaphore is signalled, read after it is waited on.
+        var result: Result<GateRead, any Error>?
     }
 }

@@ -75,6 +75,7 @@ extension Vault {
                 return StoredTemplate(
                     name: name, purpose: purpose, format: format, source: source, fields: fields.sorted(), version: version, registeredAt: now)
             }
+            templateCache.remove(name)
             try checkpointIfDue()
             return stored
         } catch {
@@ -85,12 +86,14 @@ extension Vault {
     /// A registered template, or nil.
     public func template(named name: String) throws(VaultError) -> StoredTemplate? {
         guard FieldName.isValid(name) else { return nil }
-        do {
-            return try db.read { db in
-                try Row.fetchOne(db, sql: "SELECT * FROM template WHERE name = ?", arguments: [name]).map(Self.storedTemplate)
+        return try templateCache.value(name) { () throws(VaultError) -> StoredTemplate? in
+            do {
+                return try db.read { db in
+                    try Row.fetchOne(db, sql: "SELECT * FROM template WHERE name = ?", arguments: [name]).map(Self.storedTemplate)
+                }
+            } catch {
+                throw Self.storageError(error, "read the template")
             }
-        } catch {
-            throw Self.storageError(error, "read the template")
         }
     }
 

@@ -104,6 +104,8 @@ extension Vault {
                 entry.reasons.append("token \(id) revoked")
                 _ = try audit(entry, db: db)
             }
+            // Dropped after the commit, so that no request can cache the row as it was before.
+            tokenCache.remove(id)
         } catch {
             throw Self.storageError(error, "revoke the token")
         }
@@ -118,17 +120,36 @@ extension Vault {
         }
         let id = "tok_" + parts[2], secret = String(parts[3])
         let presented = keys.tokenHashes.hash(tag: 0x60, "\(id)|\(secret)")
+        let stored: StoredToken?
         do {
-            return try db.read { db -> Result<(name: String, role: Role), TokenRefusal> in
-                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM api_token WHERE id = ?", arguments: [id]),
-                    Digest.equal([UInt8](row["secret_hash"] as Data), presented), let role = Role(rawValue: row["role"])
-                else { return .failure(.invalid) }
-                if (row["revoked_at"] as Int64?) != nil { return .failure(.revoked) }
-                if let expires = row["expires_at"] as Int64?, expires <= nowMillis { return .failure(.expired) }
-                return .success((row["name"], role))
+            stored = try tokenCache.value(id) { () throws(VaultError) -> StoredToken? in
+                do {
+                    return try db.read { db in
+                        try Row.fetchOne(db, sql: "SELECT * FROM api_token WHERE id = ?", arguments: [id]).map { row in
+                            StoredToken(
+                                secretHash: [UInt8](row["secret_hash"] as Data), name: row["name"], role: Role(rawValue: row["role"]),
+                                revoked: (row["revoked_at"] as Int64?) != nil, expiresAt: row["expires_at"])
+                        }
+                    }
+                } catch {
+                    throw Self.storageError(error, "read the token")
+                }
             }
         } catch {
             return .failure(.invalid)
         }
+        guard let stored, Digest.equal(stored.secretHash, presented), let role = stored.role else { return .failure(.invalid) }
+        if stored.revoked { return .failure(.revoked) }
+        if let expires = stored.expiresAt, expires <= nowMillis { return .failure(.expired) }
+        return .success((stored.name, role))
     }
+}
+
+/// A token's stored row, as authentication needs it.
+struct StoredToken: Sendable {
+    let secretHash: [UInt8]
+    let name: String
+    let role: Role?
+    let revoked: Bool
+    let expiresAt: Int64?
 }
