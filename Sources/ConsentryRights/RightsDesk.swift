@@ -294,8 +294,10 @@ public struct RightsDesk: Sendable {
     }
 
     /// The JSON export of a completed access or portability request, for handing to the subject. Every download is
-    /// audited as a step of the request. The file name comes from the stored record, never from the caller.
+    /// audited as a step of the request, and needs the grant that produces exports (`export` for `service`), not only
+    /// `dsr_manage`. The file name comes from the stored record, never from the caller.
     public func downloadExport(_ id: String) throws(VaultError) -> Data {
+        try vault.requireExportGrant(actor: actor, role: role, requestID: id)
         let record = try show(id)
         guard let file = record.exportFile, file.hasSuffix(".json"), !file.contains(".."),
             FileManager.default.fileExists(atPath: vault.directory.appendingPathComponent(file).path)

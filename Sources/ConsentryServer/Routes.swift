@@ -1,3 +1,4 @@
+import ConsentryAudit
 import ConsentryCore
 import ConsentryPersonalization
 import ConsentryPolicy
@@ -81,10 +82,12 @@ struct Routes: Sendable {
                 throw Problem(.unprocessableContent, "validation", "`profiles` is a list of 1 to 1,000 profile objects", pointer: "/profiles")
             }
             let records = try profiles.map { try JSONSerialization.data(withJSONObject: $0) }
-            let report = try await blocking {
-                try vault.importProfiles(json: records, source: source, label: "api", actor: context.actor, role: context.role)
+            return try await Self.idempotent(request, context, vault, body) {
+                let report = try await blocking {
+                    try vault.importProfiles(json: records, source: source, label: "api", actor: context.actor, role: context.role)
+                }
+                return (report.rejected > 0 ? Self.multiStatus : .ok, Server.jsonData(report))
             }
-            return Server.json(report, status: report.rejected > 0 ? HTTPResponse.Status(code: 207, reasonPhrase: "Multi-Status") : .ok)
         }
         group.post("events") { request, context -> Response in
             let body = try await Body.read(request, allowed: ["events"], required: ["events"])
@@ -93,21 +96,24 @@ struct Routes: Sendable {
             }
             let lines = try events.map { try JSONSerialization.data(withJSONObject: $0) }
             let gpc = request.headers[HTTPField.Name("Sec-GPC")!] == "1"
-            let report = try await blocking { () -> ImportReport in
-                let report = try vault.importEvents(json: lines, source: "api", actor: context.actor, role: context.role)
-                // A failed follow-up leaves the committed import alone; the next `segment run` or `trigger check` catches up.
-                _ = try? vault.followUpEventImport(report, actor: context.actor, role: context.role)
-                return report
-            }
-            // A Global Privacy Control signal on the request is recorded for the subjects it carried events of.
-            if gpc {
-                for subject in report.touchedSubjects {
-                    try await blocking {
-                        try vault.recordFlag(.gpc, on: true, subject: .subject(subject), source: "sec-gpc", actor: context.actor, role: context.role)
+            return try await Self.idempotent(request, context, vault, body) {
+                let report = try await blocking { () -> ImportReport in
+                    let report = try vault.importEvents(json: lines, source: "api", actor: context.actor, role: context.role)
+                    // A failed follow-up leaves the committed import alone; the next `segment run` or `trigger check` catches up.
+                    _ = try? vault.followUpEventImport(report, actor: context.actor, role: context.role)
+                    return report
+                }
+                // A Global Privacy Control signal on the request is recorded for the subjects it carried events of.
+                if gpc {
+                    for subject in report.touchedSubjects {
+                        try await blocking {
+                            try vault.recordFlag(
+                                .gpc, on: true, subject: .subject(subject), source: "sec-gpc", actor: context.actor, role: context.role)
+                        }
                     }
                 }
+                return (report.rejected > 0 ? Self.multiStatus : .ok, Server.jsonData(report))
             }
-            return Server.json(report, status: report.rejected > 0 ? HTTPResponse.Status(code: 207, reasonPhrase: "Multi-Status") : .ok)
         }
         group.post("consent") { request, context -> Response in
             let body = try await Body.read(
@@ -326,6 +332,66 @@ struct Routes: Sendable {
             let result = try await blocking { try vault.verifyAudit(actor: context.actor, role: context.role) }
             return Server.json(result)
         }
+        group.post("audit/query") { request, context -> Response in
+            let body = try await Body.read(
+                request, allowed: ["subject", "actor", "role", "purpose", "action", "decision", "since", "until", "limit"])
+            var filter = AuditFilter(limit: 100)
+            // Identifiers travel in the body, never in the URL, so a subject filter makes this a POST.
+            if body.object["subject"] != nil { filter.subject = try body.subject() }
+            filter.actor = try body.string("actor", max: 128)
+            filter.role = try body.choice("role", as: Role.self)
+            filter.purpose = try body.choice("purpose", as: Purpose.self)
+            filter.action = try body.choice("action", as: AuditAction.self)?.rawValue
+            filter.decision = try body.choice("decision", as: Effect.self)
+            filter.since = try body.timestamp("since")
+            filter.until = try body.timestamp("until")
+            if let limit = body.object["limit"] {
+                guard let number = limit as? Int, (1...1_000).contains(number) else {
+                    throw Problem(.unprocessableContent, "validation", "`limit` is a whole number from 1 to 1,000", pointer: "/limit")
+                }
+                filter.limit = number
+            }
+            let query = filter
+            let entries = try await blocking { try vault.queryAudit(query, actor: context.actor, role: context.role) }
+            // The entries in their canonical form with hashes, exactly as the log's JSON Lines export has them.
+            let text = "{\"count\":\(entries.count),\"entries\":[" + entries.map(\.exportLine).joined(separator: ",") + "]}"
+            return Server.json(data: Data(text.utf8))
+        }
+        group.get("audit/export") { request, context -> Response in
+            let name = request.uri.queryParameters["format"].map(String.init) ?? "jsonl"
+            guard let format = AuditExportFormat(rawValue: name) else {
+                throw Problem(.unprocessableContent, "validation", "`format` must be jsonl or csv", pointer: "/format")
+            }
+            // The log is written to a private file first (the export is audited when it completes), then streamed
+            // and deleted, so a large log never sits in memory.
+            let folder = vault.directory.appendingPathComponent("exports")
+            let file = folder.appendingPathComponent(".audit-\(UUID().uuidString.lowercased()).\(format.rawValue)")
+            let count = try await blocking { () throws -> Int in
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                guard FileManager.default.createFile(atPath: file.path, contents: nil, attributes: [.posixPermissions: 0o600]),
+                    let handle = FileHandle(forWritingAtPath: file.path)
+                else { throw Problem(.serviceUnavailable, "unavailable", "the vault's exports folder is not writable") }
+                defer { try? handle.close() }
+                do { return try vault.exportAudit(format, to: handle, actor: context.actor, role: context.role) } catch {
+                    try? FileManager.default.removeItem(at: file)
+                    throw error
+                }
+            }
+            let body = ResponseBody { writer in
+                defer { try? FileManager.default.removeItem(at: file) }
+                let handle = try FileHandle(forReadingFrom: file)
+                defer { try? handle.close() }
+                while let chunk = try handle.read(upToCount: 1 << 16), !chunk.isEmpty { try await writer.write(ByteBuffer(bytes: chunk)) }
+                try await writer.finish(nil)
+            }
+            return Response(
+                status: .ok,
+                headers: [
+                    .contentType: format == .jsonl ? "application/x-ndjson" : "text/csv; charset=utf-8",
+                    .contentDisposition: "attachment; filename=\"audit.\(format.rawValue)\"",
+                    HTTPField.Name("X-Entry-Count")!: String(count),
+                ], body: body)
+        }
         group.get("audit/reports/:name") { _, context -> Response in
             guard let name = ReportName(rawValue: try context.parameters.require("name")) else {
                 throw Problem(.notFound, "not_found", "no such report; use access-summary, denials or art30")
@@ -352,8 +418,53 @@ struct Routes: Sendable {
         }
     }
 
+    static let multiStatus = HTTPResponse.Status(code: 207, reasonPhrase: "Multi-Status")
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+
+    /// Runs an import once per `Idempotency-Key`, when one is sent: a retry with the same key and body gets the first
+    /// response again (marked `Idempotent-Replayed: true`) and imports nothing; the same key with another body is a
+    /// 422, and a retry while the first is still running a 409. Keys are scoped to the token and kept 24 hours.
+    static func idempotent(
+        _ request: Request, _ context: ServerContext, _ vault: Vault, _ body: Body,
+        _ run: @Sendable () async throws -> (HTTPResponse.Status, Data)
+    ) async throws -> Response {
+        guard let key = request.headers[idempotencyKey] else {
+            let (status, data) = try await run()
+            return Server.json(data: data, status: status)
+        }
+        let raw = body.raw
+        switch try await blocking({ try vault.beginIdempotent(key: key, scope: context.actor, body: raw) }) {
+        case .replay(let first):
+            var response = Server.json(data: first.body, status: HTTPResponse.Status(code: first.status))
+            response.headers[HTTPField.Name("Idempotent-Replayed")!] = "true"
+            return response
+        case .mismatch:
+            throw Problem(
+                .unprocessableContent, "validation", "this Idempotency-Key was used with a different body; send a new key with a new request")
+        case .inFlight:
+            throw Problem(.conflict, "conflict", "a request with this Idempotency-Key is still running; retry when it has finished")
+        case .new(let claim):
+            do {
+                let (status, data) = try await run()
+                try await blocking { vault.finishIdempotent(claim, response: IdempotentResponse(status: Int(status.code), body: data)) }
+                return Server.json(data: data, status: status)
+            } catch {
+                try await blocking { vault.finishIdempotent(claim, response: nil) }
+                throw error
+            }
+        }
+    }
+
     static func denied(_ decision: Decision) -> Problem {
-        Problem(
+        // The gate looks a subject up only for a role the policy allows the action and purpose (others are denied
+        // before, whether or not the subject exists), and such a role learns of existence from any permit anyway:
+        // an unknown subject is therefore a 404 for it, and never an oracle for a role without the permission.
+        if decision.reasons.contains(where: { $0.code == .subjectNotFound }) {
+            return Problem(
+                .notFound, "not_found", "no subject with that identifier; check the e-mail address or customer id",
+                reasons: [DecisionReason.Code.subjectNotFound.rawValue])
+        }
+        return Problem(
             .forbidden, "forbidden", "denied: " + decision.reasons.map(\.description).joined(separator: "; "),
             reasons: decision.reasons.map(\.code.rawValue))
     }

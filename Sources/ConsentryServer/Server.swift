@@ -133,17 +133,28 @@ public enum Server {
     }
 
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        json(data: jsonData(value), status: status)
+    }
+
+    /// A JSON response with `data` as its body.
+    static func json(data: Data, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// `value` as the API's JSON: sorted keys, snake_case.
+    static func jsonData(_ value: some Encodable) -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.keyEncodingStrategy = .convertToSnakeCase
-        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        return (try? encoder.encode(value)) ?? Data("{}".utf8)
     }
 }
 
 /// A validated JSON request body: an object whose keys are all expected.
 struct Body {
     let object: [String: Any]
+    /// The body as received, for idempotency keys (a retry must send the same bytes).
+    var raw: [UInt8] = []
 
     /// Reads and checks the body: content type, size, UTF-8, nesting depth, an object, and no unknown keys (so no caller
     /// can set roles, ids or consent it was not asked for).
@@ -193,7 +204,7 @@ struct Body {
         for key in required.sorted() where object[key] == nil {
             throw Problem(.unprocessableContent, "validation", "`\(key)` is required", pointer: "/\(key)")
         }
-        return Body(object: object)
+        return Body(object: object, raw: bytes)
     }
 
     func string(_ key: String, max: Int = 1024) throws -> String? {
@@ -202,6 +213,15 @@ struct Body {
             throw Problem(.unprocessableContent, "validation", "`\(key)` must be text of at most \(max) characters", pointer: "/\(key)")
         }
         return text
+    }
+
+    /// An ISO 8601 time, in milliseconds since 1970.
+    func timestamp(_ key: String) throws -> Int64? {
+        guard let text = try string(key, max: 40) else { return nil }
+        guard let millis = try? Normalize.timestampMillis(text) else {
+            throw Problem(.unprocessableContent, "validation", "`\(key)` must be an ISO 8601 time such as 2026-11-20T10:00:00Z", pointer: "/\(key)")
+        }
+        return millis
     }
 
     func choice<T: RawRepresentable & CaseIterable>(_ key: String, as: T.Type) throws -> T? where T.RawValue == String {

@@ -35,6 +35,8 @@ public final class Vault: Sendable {
     let tokenCache = HotCache<StoredToken>(ttl: 1)
     /// Registered templates by name, for the same reason.
     let templateCache = HotCache<StoredTemplate>(ttl: 1)
+    /// Idempotency keys of requests running now (keyed hashes), so that a concurrent retry is told to wait.
+    let idempotencyInFlight = Mutex<Set<Data>>([])
     /// Device and inode of the database file when it was opened; see ``checkDatabaseFile()``.
     let databaseFileIdentity: (device: UInt64, inode: UInt64)?
     /// The database file's path, checked against ``databaseFileIdentity`` before every audit entry.

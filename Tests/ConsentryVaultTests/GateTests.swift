@@ -597,3 +597,18 @@ struct AsyncReadTests {
         #expect(try vault.template(named: "t")?.version == 2)
     }
 }
+
+@Suite("Compliance reports")
+struct ReportTests {
+    @Test("the denials report tallies the gate's reason codes, not the notes entries carry after them")
+    func denialsTallyCodesOnly() throws {
+        let vault = try gateVault()
+        let request = AccessRequest(actor: "m", role: .marketer, action: .readProfile, purpose: .service, fields: ["first_name"])
+        let read = try vault.read(request, subject: .email("s1@example.test"), includeDerived: true)
+        #expect(!read.decision.isPermit)
+        let report = try vault.report(.denials, actor: "t", role: .admin)
+        let reasons = Set(report.rows.map { $0[3] })
+        #expect(reasons.contains("no_rule"))
+        #expect(reasons.allSatisfy { DecisionReason.Code(rawValue: $0) != nil || $0 == "(none)" }, "\(reasons)")
+    }
+}

@@ -246,6 +246,12 @@ extension Vault {
         return sink.export
     }
 
+    /// Checks that `role` may receive a subject's export (`export` for `service`), auditing a denial: downloading a
+    /// stored export needs the same grant as producing it.
+    public func requireExportGrant(actor: String, role: Role, requestID: String? = nil) throws(VaultError) {
+        _ = try require(AccessRequest(actor: actor, role: role, action: .export, purpose: .service), requestID: requestID)
+    }
+
     /// Streams everything held about one subject into `sink`, section by section, reading events and audit entries
     /// through cursors so that memory does not grow with the subject's history. The audit entry is written in the
     /// same transaction before the first value reaches the sink; if the sink throws, the transaction (and the entry)

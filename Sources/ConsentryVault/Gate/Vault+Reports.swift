@@ -89,8 +89,10 @@ extension Vault {
         var denied = filter
         denied.decision = .deny
         try forEachAuditEntry(db, denied) { entry in
-            for reason in entry.reasons.isEmpty ? ["(none)"] : entry.reasons {
-                let code = String(reason.prefix { $0 != " " && $0 != ":" })
+            // Entries also carry notes after the decision's reasons ("with derived data of the purpose", "trigger queue
+            // entry 4 acknowledged"); only the gate's reason codes are tallied.
+            let codes = entry.reasons.map { String($0.prefix { $0 != " " && $0 != ":" }) }.filter { DecisionReason.Code(rawValue: $0) != nil }
+            for code in codes.isEmpty ? ["(none)"] : codes {
                 let key = Key(role: entry.role ?? "system", action: entry.action, purpose: entry.purpose ?? "", reason: code)
                 var tally = tallies[key] ?? (0, 0, [])
                 tally.count += 1

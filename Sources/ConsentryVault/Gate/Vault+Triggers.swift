@@ -241,8 +241,9 @@ extension Vault {
     /// Marks a queue entry handled. Needs `render` for the trigger's purpose.
     public func acknowledgeTrigger(_ id: Int64, actor: String, role: Role) throws(VaultError) {
         let definitions = try triggerDefinitions()
+        let decision: Decision
         do {
-            try db.write { db in
+            decision = try db.write { db -> Decision in
                 guard let name = try String.fetchOne(db, sql: "SELECT trigger FROM trigger_queue WHERE id = ?", arguments: [id]),
                     let trigger = definitions.first(where: { $0.name == name })
                 else { throw VaultError(.notFound, "no queued trigger \(id)") }
@@ -251,12 +252,15 @@ extension Vault {
                 var entry = draft(request, decision, requestID: nil)
                 entry.reasons.append("trigger queue entry \(id) acknowledged")
                 _ = try audit(entry, db: db)
-                guard decision.isPermit else { throw VaultError(.denied, "denied: " + decision.reasons.map(\.description).joined(separator: "; ")) }
+                // A denial commits its audit entry and changes nothing else.
+                guard decision.isPermit else { return decision }
                 try db.execute(
                     sql: "UPDATE trigger_queue SET acknowledged_at = ? WHERE id = ? AND acknowledged_at IS NULL", arguments: [nowMillis, id])
+                return decision
             }
         } catch {
             throw Self.storageError(error, "acknowledge the trigger")
         }
+        guard decision.isPermit else { throw VaultError(.denied, "denied: " + decision.reasons.map(\.description).joined(separator: "; ")) }
     }
 }

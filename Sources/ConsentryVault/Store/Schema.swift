@@ -397,6 +397,21 @@ enum Schema {
             // is rare and scans the log instead, as the bulk entries' subject sets are scanned already.
             try db.execute(sql: "DROP INDEX IF EXISTS audit_entry_subject")
         }
+        migrator.registerMigration("v12-idempotency") { db in
+            try db.execute(
+                sql: """
+                    -- Responses to API imports sent with an Idempotency-Key, kept 24 hours so that a retry returns the
+                    -- first response instead of importing again. Keys and bodies are stored as keyed hashes only.
+                    CREATE TABLE idempotency_key (
+                        key_hash BLOB PRIMARY KEY CHECK (length(key_hash) = 32),
+                        request_hash BLOB NOT NULL CHECK (length(request_hash) = 32),
+                        status INTEGER NOT NULL,
+                        response BLOB NOT NULL,
+                        created_at INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE INDEX idempotency_key_created ON idempotency_key(created_at);
+                    """)
+        }
         return migrator
     }
 }
