@@ -19,10 +19,12 @@ deps:
 	fi
 
 # Peer implementations the conformance tests compare against (from PyPI), installed only when missing.
+# schemathesis fuzzes the API from its OpenAPI document; jsonschema (with openapi-spec-validator) checks responses.
+PEERS = "python-liquid==2.3.6" markupsafe pyyaml "openapi-spec-validator==0.9.0" jsonschema "schemathesis==4.32.5"
 test-peers:
-	@python3 -c "import liquid, markupsafe, yaml, openapi_spec_validator" 2>/dev/null \
-		|| python3 -m pip install --quiet "python-liquid==2.3.6" markupsafe pyyaml "openapi-spec-validator==0.9.0" \
-		|| python3 -m pip install --quiet --break-system-packages "python-liquid==2.3.6" markupsafe pyyaml "openapi-spec-validator==0.9.0"
+	@python3 -c "import liquid, markupsafe, yaml, openapi_spec_validator, jsonschema, schemathesis" 2>/dev/null \
+		|| python3 -m pip install --quiet $(PEERS) \
+		|| python3 -m pip install --quiet --break-system-packages $(PEERS)
 
 build: deps
 	$(SWIFT) build

@@ -262,6 +262,13 @@ struct ServerTests {
         #expect(rejection["line"] as? Int == 2 && rejection["field"] as? String == "email")
         #expect((result.json["dropped_fields"] as? [String: Int])?["shoe_size"] == 1, "undeclared fields are not stored")
         #expect(!result.text.contains("not an address"), "a report never echoes a value")
+        // String limits hold per field: an over-long value is rejected with its field, the record's others are not stored.
+        let long = try server.post(
+            "/v1/profiles", as: "data_engineer",
+            ["source": "web", "profiles": [["email": "batch-3@example.test", "first_name": String(repeating: "x", count: 5_000)]]])
+        let longRejection = try #require((long.json["rejections"] as? [[String: Any]])?.first)
+        #expect(long.status == 207 && long.json["inserted"] as? Int == 0 && longRejection["field"] as? String == "first_name")
+        #expect((longRejection["reason"] as? String)?.contains("longer than") == true)
     }
 
     @Test("experiments and scores over the API, and segment members a page at a time")
@@ -305,10 +312,21 @@ struct ServerTests {
 
 /// Runs a Python test peer from `Tests/peer` (installed by `make test-peers`).
 enum Peer {
+    /// Runs `script` (relative to the repository) with `arguments`.
     static func run(_ script: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try python([TestSupport.repositoryRoot.appendingPathComponent(script).path] + arguments, environment: [:])
+    }
+
+    /// Runs an installed Python module (`python3 -m module`) with `arguments` and extra `environment` variables.
+    static func run(module: String, _ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try python(["-m", module] + arguments, environment: environment)
+    }
+
+    private static func python(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", TestSupport.repositoryRoot.appendingPathComponent(script).path] + arguments
+        process.arguments = ["python3"] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
