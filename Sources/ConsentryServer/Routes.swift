@@ -305,7 +305,18 @@ struct Routes: Sendable {
             switch name {
             case "engagement": run = try await blocking { try desk.engagement() }
             case "rfm": run = try await blocking { try desk.rfm() }
-            default: throw Problem(.notFound, "not_found", "no score `\(name.prefix(40))`; use engagement or rfm")
+            // Models train a new version from the admitted subjects, store it with its metrics and score everyone admitted.
+            case "propensity":
+                let models = ModelDesk(vault: vault, actor: context.actor, role: context.role)
+                return Server.json(try await blocking { try models.trainPropensity() })
+            case "clusters":
+                let models = ModelDesk(vault: vault, actor: context.actor, role: context.role)
+                let report = try await blocking { try models.cluster() }
+                return Server.json([
+                    "version": report.version, "k": report.k, "sizes": report.sizes, "scored": report.scored, "excluded": report.excluded,
+                    "silhouettes": Dictionary(uniqueKeysWithValues: report.silhouettes.map { (String($0.key), $0.value) }),
+                ])
+            default: throw Problem(.notFound, "not_found", "no score `\(name.prefix(40))`; use engagement, rfm, propensity or clusters")
             }
             guard run.decision == .permit else { throw Problem(.forbidden, "forbidden", "denied: " + run.reasons.joined(separator: "; ")) }
             return Server.json(run)

@@ -92,6 +92,11 @@ public enum Server {
     ) async throws {
         var logger = Logger(label: "consentry")
         logger.logLevel = .info
+        // Audit exports are streamed from private temporary files; a server stopped mid-stream leaves one behind.
+        let exports = vault.directory.appendingPathComponent("exports")
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: exports.path)) ?? [] where name.hasPrefix(".audit-") {
+            try? FileManager.default.removeItem(at: exports.appendingPathComponent(name))
+        }
         let app = Application(
             router: router(vault, limiter: RateLimiter(rate: rateLimit)),
             configuration: .init(address: .hostname(host, port: port), serverName: "consentry"),

@@ -232,6 +232,23 @@ struct APIContractTests {
         let server = try ServerTests.Running(vault: vault)
         defer { _ = server.stop() }
         let document = TestSupport.writeFile("openapi.yaml", try server.call("GET", "/openapi.yaml").text)
+        // Models train over the API too (an analyst, under profiling), and their reports are as documented.
+        let analyst = try consentry(vault, ["token", "create", "--role", "analyst", "--name", "models"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        var recorded: [Recorded] = []
+        for name in ["propensity", "clusters"] {
+            let result = try server.call("POST", "/v1/scores/\(name)", token: analyst, body: Data("{}".utf8))
+            recorded.append(
+                Recorded(method: "POST", path: "/v1/scores/{name}", status: result.status, content_type: result.contentType, body: result.text))
+            #expect(result.status == 200, "\(name): \(result.text.prefix(300))")
+        }
+        let propensity = try #require(try JSONSerialization.jsonObject(with: Data(recorded[0].body.utf8)) as? [String: Any])
+        #expect((propensity["auc"] as? Double).map { (0...1).contains($0) } == true && (propensity["scored"] as? Int ?? 0) > 0)
+        let clusters = try #require(try JSONSerialization.jsonObject(with: Data(recorded[1].body.utf8)) as? [String: Any])
+        #expect((clusters["k"] as? Int).map { (2...8).contains($0) } == true)
+        let checked = try Peer.run(
+            "Tests/peer/conform.py", [document.path, TestSupport.writeFile("models.json", try JSONEncoder().encode(recorded)).path])
+        #expect(checked.status == 0, "\(checked.stdout)")
         // The token reaches schemathesis through the environment, never through its command line.
         let config = TestSupport.writeFile("schemathesis.toml", #"headers = { Authorization = "Bearer ${CONSENTRY_TOKEN}" }"# + "\n")
         for role in ["admin", "campaign_service", "compliance_officer"] {

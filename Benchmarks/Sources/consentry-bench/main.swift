@@ -573,11 +573,12 @@ do {
           on one core while the other writes; the writer (SQLite's B-trees and the kernel's page writes, every page
           written to the WAL and again at checkpoint) is the bound. Next steps: bind statement arguments without
           intermediate boxing, and fewer, larger checkpoints during bulk imports.
-        - Audited gated reads: each read is a write transaction on SQLite's single writer (decision, audit entry, decrypt,
-          commit). Group commit shares the fsync among concurrent reads, but the per-read work (blind-index look-up,
-          consent derivation, audit chaining, key unwrap and decrypt) still runs on that one thread, so 50 callers on
-          2 cores reach about twice the single-caller rate rather than the many-fold a pure fsync bound would allow. Next
-          steps: hash and decide before queueing, and reuse scratch keys across a batch.
+        - Audited gated reads: each read runs in a write transaction on SQLite's single writer (decision, audit entry,
+          decrypt), and group commit shares one durable commit among every read queued meanwhile. Waiting reads hold no
+          thread and each is woken by its own completion, so 50 callers reach \(String(format: "%.1f", groupReadRate / singleReadRate))× the
+          single-caller rate; the writer's per-read work (blind-index look-up, consent derivation, audit chaining, key
+          unwrap and decrypt) is the bound. The audit log has no index on the subject's pseudonym (docs/vault.md): such an
+          index dirtied a random page per read.
         - `consentry-bench --scan-only VAULT` and `--reads-only VAULT` repeat one measurement on an existing vault, for profiling.
         - Raw measurements: profile import \(String(format: "%.3f", profileSeconds)) s, event import \(String(format: "%.3f", eventSeconds)) s,
           scan runs \(swiftRuns.map { String(format: "%.3f", $0) }.joined(separator: ", ")) s, C scan runs \(cRuns.map { String(format: "%.3f", $0) }.joined(separator: ", ")) s,
