@@ -15,12 +15,33 @@ public enum TestSupport {
     /// A fixed "now" for tests: 2026-11-20T12:00:00Z.
     public static let fixedNow = Date(timeIntervalSince1970: 1_795_176_000)
 
-    /// A fresh, empty temporary directory, unique per call.
+    /// A fresh, empty temporary directory, unique per call, under ``temporaryRoot``.
     public static func temporaryDirectory(_ label: String = "consentry") -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString.prefix(12))")
+        let url = temporaryRoot.appendingPathComponent("\(label)-\(UUID().uuidString.prefix(12))")
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
+
+    /// The directory all of this test process's temporary vaults and files live in, removed when the process exits,
+    /// so that test runs do not pile vaults up in the system's temporary directory. Roots left by runs that were
+    /// killed are removed when the next run starts.
+    public static let temporaryRoot: URL = {
+        let base = FileManager.default.temporaryDirectory
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: base.path)) ?? [] where name.hasPrefix(rootPrefix) {
+            if let pid = Int32(name.dropFirst(rootPrefix.count)), kill(pid, 0) != 0 && errno == ESRCH {
+                try? FileManager.default.removeItem(at: base.appendingPathComponent(name))
+            }
+        }
+        let root = base.appendingPathComponent(rootPrefix + String(getpid()))
+        try? FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        atexit {
+            try? FileManager.default.removeItem(
+                at: FileManager.default.temporaryDirectory.appendingPathComponent(TestSupport.rootPrefix + String(getpid())))
+        }
+        return root
+    }()
+
+    static let rootPrefix = "consentry-tests-"
 
     /// Creates a vault in a new temporary directory with the default policies and a fixed clock.
     public static func makeVault(clock: (any WallClock)? = nil, batchSize: Int = 1_000, policies: URL? = nil) throws -> Vault {

@@ -136,6 +136,7 @@ struct CheckpointFileTests {
     func newestFromTail() throws {
         let signer = try Signer(seed: try SecretBytes.random(count: 32))
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("cp-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: url) }
         let file = CheckpointFile(url: url)
         #expect(file.newest() == nil)
         for sequence in 0..<500 {

@@ -102,8 +102,18 @@ struct SealingTests {
 
 @Suite("Keys")
 struct KeyTests {
+    /// Key files go under one directory per test process, removed when it exits.
+    static let keysRoot: URL = {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("consentry-keys-tests-\(getpid())")
+        try? FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        atexit {
+            try? FileManager.default.removeItem(at: FileManager.default.temporaryDirectory.appendingPathComponent("consentry-keys-tests-\(getpid())"))
+        }
+        return root
+    }()
+
     func temporaryKeyURL() -> URL {
-        FileManager.default.temporaryDirectory.appendingPathComponent("keys-\(UUID().uuidString)").appendingPathComponent("master.key")
+        Self.keysRoot.appendingPathComponent("keys-\(UUID().uuidString)").appendingPathComponent("master.key")
     }
 
     @Test("a created master key file has mode 0600 and loads back")

@@ -327,6 +327,8 @@ enum Peer {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3"] + arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        // Peers run in a scratch directory: schemathesis keeps a cache where it runs, which must not land in the repository.
+        process.currentDirectoryURL = TestSupport.temporaryDirectory("peer")
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
