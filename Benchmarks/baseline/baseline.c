@@ -8,6 +8,12 @@
  *   baseline insert DB_PATH ROWS
  *       Inserts ROWS plain rows (integer key, 100-byte blob) in transactions of 10,000 into a new WAL
  *       database with synchronous=FULL: the cost of storing rows with nothing else to do.
+ *   baseline store VAULT_DIR COUNT
+ *       Stores COUNT profiles into an empty vault (made by `consentry init`) with the statements a profile import
+ *       runs per record, on the vault's own schema and connection settings: look up the e-mail, customer id and
+ *       phone blind indexes, insert the subject row (random id, 73-byte wrapped key, 700-byte packed fields,
+ *       32-byte audit secret) and its three identity rows, in transactions of 10,000. Random bytes stand in for
+ *       hashes and ciphertexts: the floor of storing profiles, with no parsing, hashing or sealing.
  *   baseline delete DB_PATH COUNT
  *       Deletes COUNT rows of the database `insert` made, one durable transaction each with secure_delete on,
  *       each followed by a WAL checkpoint(TRUNCATE): the floor under an erasure. Prints median and p99 seconds.
@@ -137,6 +143,76 @@ static int insert_mode(const char *path, long rows) {
     return 0;
 }
 
+static int store_mode(const char *dir, long count) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/vault.sqlite", dir);
+    sqlite3 *db;
+    if (sqlite3_open(path, &db) != SQLITE_OK) return 1;
+    sqlite3_exec(db, "PRAGMA synchronous=FULL; PRAGMA secure_delete=ON; PRAGMA foreign_keys=ON; PRAGMA cache_size=-131072; "
+                     "PRAGMA wal_autocheckpoint=8192", NULL, NULL, NULL);
+    const char *sql[] = {
+        "SELECT subject_id FROM identity WHERE hash = ?",
+        "SELECT subject_id FROM shared_identity WHERE hash = ? LIMIT 1",
+        "INSERT INTO subject (id, kek_version, wrapped_key, key_version, fields, created_at, updated_at, audit_secret) "
+        "VALUES (?, 1, ?, 1, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO identity (hash, kind, subject_id, source, created_at) VALUES (?, ?, ?, 'crm', ?)",
+        "INSERT OR IGNORE INTO shared_identity (hash, subject_id, kind, source, created_at) VALUES (?, ?, 'phone', 'crm', ?)",
+    };
+    sqlite3_stmt *st[5];
+    for (int i = 0; i < 5; i++) {
+        if (sqlite3_prepare_v2(db, sql[i], -1, &st[i], NULL) != SQLITE_OK) {
+            fprintf(stderr, "store: %s\n", sqlite3_errmsg(db));
+            return 1;
+        }
+    }
+    unsigned char hashes[3][32], wrapped[73], fields[700], secret[32];
+    long failures = 0;
+    double start = now();
+    for (long i = 0; i < count; i++) {
+        if (i % 10000 == 0) sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        randombytes_buf(hashes, sizeof hashes);
+        randombytes_buf(wrapped, sizeof wrapped);
+        randombytes_buf(fields, sizeof fields);
+        randombytes_buf(secret, sizeof secret);
+        int64_t id = (int64_t)(randombytes_random() & 0x7fffffff) << 31 | randombytes_random() >> 1;
+        if (id == 0) id = 1;
+        int64_t t = 1795176000000 + i;
+        for (int k = 0; k < 3; k++) {
+            sqlite3_stmt *lookup = st[k < 2 ? 0 : 1];
+            sqlite3_bind_blob(lookup, 1, hashes[k], 32, SQLITE_STATIC);
+            if (sqlite3_step(lookup) == SQLITE_ROW) failures++;
+            sqlite3_reset(lookup);
+        }
+        sqlite3_bind_int64(st[2], 1, id);
+        sqlite3_bind_blob(st[2], 2, wrapped, sizeof wrapped, SQLITE_STATIC);
+        sqlite3_bind_blob(st[2], 3, fields, sizeof fields, SQLITE_STATIC);
+        sqlite3_bind_int64(st[2], 4, t);
+        sqlite3_bind_int64(st[2], 5, t);
+        sqlite3_bind_blob(st[2], 6, secret, sizeof secret, SQLITE_STATIC);
+        if (sqlite3_step(st[2]) != SQLITE_DONE) failures++;
+        sqlite3_reset(st[2]);
+        for (int k = 0; k < 2; k++) {
+            sqlite3_bind_blob(st[3], 1, hashes[k], 32, SQLITE_STATIC);
+            sqlite3_bind_text(st[3], 2, k == 0 ? "email" : "customer_id", -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st[3], 3, id);
+            sqlite3_bind_int64(st[3], 4, t);
+            if (sqlite3_step(st[3]) != SQLITE_DONE) failures++;
+            sqlite3_reset(st[3]);
+        }
+        sqlite3_bind_blob(st[4], 1, hashes[2], 32, SQLITE_STATIC);
+        sqlite3_bind_int64(st[4], 2, id);
+        sqlite3_bind_int64(st[4], 3, t);
+        if (sqlite3_step(st[4]) != SQLITE_DONE) failures++;
+        sqlite3_reset(st[4]);
+        if (i % 10000 == 9999 || i == count - 1) sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    }
+    double seconds = now() - start;
+    for (int i = 0; i < 5; i++) sqlite3_finalize(st[i]);
+    sqlite3_close(db);
+    printf("{\"profiles\": %ld, \"failures\": %ld, \"seconds\": %.6f}\n", count, failures, seconds);
+    return failures ? 1 : 0;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -206,6 +282,7 @@ int main(int argc, char **argv) {
     if (sodium_init() < 0) return 1;
     if (argc == 4 && strcmp(argv[1], "read") == 0) return read_mode(argv[2], argv[3]);
     if (argc == 4 && strcmp(argv[1], "insert") == 0) return insert_mode(argv[2], atol(argv[3]));
+    if (argc == 4 && strcmp(argv[1], "store") == 0) return store_mode(argv[2], atol(argv[3]));
     if (argc == 4 && strcmp(argv[1], "delete") == 0) return delete_mode(argv[2], atol(argv[3]));
     if (argc == 4 && strcmp(argv[1], "export") == 0) return export_mode(argv[2], argv[3]);
     fprintf(stderr, "usage: baseline read VAULT_DIR FIELDS | insert DB_PATH ROWS | delete DB_PATH COUNT | export VAULT_DIR OUT\n");

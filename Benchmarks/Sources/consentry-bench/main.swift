@@ -236,6 +236,12 @@ do {
     print("measuring the plain-row insert baseline …")
     let insertRows = 1_000_000.0
     let insert = runBaseline(options.baseline, ["insert", work.appendingPathComponent("plain.sqlite").path, String(Int(insertRows))])
+    // The storage floor of a profile import: the same statements on the same schema, without parsing, hashing or sealing.
+    print("measuring the profile storage floor …")
+    let floorURL = work.appendingPathComponent("floor-vault")
+    try? FileManager.default.removeItem(at: floorURL)
+    _ = try Vault.create(at: floorURL, policies: URL(fileURLWithPath: options.policies))
+    let floor = runBaseline(options.baseline, ["store", floorURL.path, String(Int(profileReport.inserted))])
 
     // The gate: decision rate against Cedar on the same rules, audited reads, and a gated scan against the plain scan.
     guard case .success(let policy) = vault.policy else { fail("the policy did not load") }
@@ -486,6 +492,12 @@ do {
         | profiles: parse, validate, normalize, 3 blind indexes, seal 10 fields, store | \(profileReport.inserted.formatted()) | \(String(format: "%.2f", profileSeconds)) | \(rate(Double(profileReport.inserted), profileSeconds)) profiles/s | 100,000 profiles/s |
         | events: parse, validate, resolve subject, idempotency hashes, store | \(eventReport.inserted.formatted()) | \(String(format: "%.2f", eventSeconds)) | \(rate(Double(eventReport.inserted), eventSeconds)) events/s | — |
         | C baseline: plain rows (integer key, 100-byte blob), same durability | \(Int(insertRows).formatted()) | \(String(format: "%.2f", insert["seconds"] ?? .nan)) | \(rate(insertRows, insert["seconds"] ?? .nan)) rows/s | — |
+        | C baseline: the profile import's statements on the vault's schema (3 look-ups, a subject row, 3 identity rows; random bytes for hashes and ciphertexts), same durability | \(profileReport.inserted.formatted()) | \(String(format: "%.2f", floor["seconds"] ?? .nan)) | \(rate(Double(profileReport.inserted), floor["seconds"] ?? .nan)) profiles/s | — |
+
+        The 100,000 profiles/s target is above what SQLite stores on this schema and machine at all: the C program
+        that runs only the import's statements (the second baseline) reaches \(rate(Double(profileReport.inserted), floor["seconds"] ?? .nan)) profiles/s, so the import
+        runs at \(String(format: "%.0f", (floor["seconds"] ?? .nan) / profileSeconds * 100))% of its storage floor. A profile is seven B-tree inserts at random keys (random subject id, keyed
+        hashes), not one sequential row as in the plain-row baseline; 16 KiB pages measured faster than 4 or 8 KiB.
 
         ## Decrypt-and-read 5 fields of every subject
 
@@ -568,11 +580,12 @@ do {
 
         - Profiles/s counts subjects created. Each costs one subject row (random id) and three blind-index rows keyed by
           random hashes, plus their child indexes: about seven random B-tree inserts, against one sequential insert per
-          plain row in the C baseline, before any parsing, validation, hashing or sealing (eleven XChaCha20-Poly1305
-          seals and three keyed BLAKE2b hashes per profile). Records are prepared (parsed, normalized, hashed, sealed)
-          on one core while the other writes; the writer (SQLite's B-trees and the kernel's page writes, every page
-          written to the WAL and again at checkpoint) is the bound. Next steps: bind statement arguments without
-          intermediate boxing, and fewer, larger checkpoints during bulk imports.
+          plain row in the first C baseline, before any parsing, validation, hashing or sealing (eleven
+          XChaCha20-Poly1305 seals and three keyed BLAKE2b hashes per profile). Records are prepared (parsed,
+          normalized, hashed, sealed) on one core while the other writes; the writer is the bound, and the second C
+          baseline measures what its statements alone cost. The preparer hands records to the writer through a bounded
+          queue that wakes it only after half is drained, not per record. Next step: bind statement arguments without
+          GRDB's intermediate boxing, the largest remaining cost on the writer that the C floor does not pay.
         - Audited gated reads: each read runs in a write transaction on SQLite's single writer (decision, audit entry,
           decrypt), and group commit shares one durable commit among every read queued meanwhile. Waiting reads hold no
           thread and each is woken by its own completion, so 50 callers reach \(String(format: "%.1f", groupReadRate / singleReadRate))× the

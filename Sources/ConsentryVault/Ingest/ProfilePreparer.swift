@@ -130,6 +130,8 @@ final class BoundedQueue<Element>: @unchecked Sendable {
     private var closed = false
     private var cancelled = false
     private var finished = false
+    private var producerWaits = false
+    private var consumerWaits = false
     private let capacity: Int
 
     init(capacity: Int) { self.capacity = capacity }
@@ -138,10 +140,16 @@ final class BoundedQueue<Element>: @unchecked Sendable {
     func put(_ item: Element) -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        while items.count - head >= capacity && !cancelled { condition.wait() }
+        while items.count - head >= capacity && !cancelled {
+            producerWaits = true
+            condition.wait()
+        }
         guard !cancelled else { return false }
         items.append(item)
-        condition.broadcast()
+        if consumerWaits {
+            consumerWaits = false
+            condition.broadcast()
+        }
         return true
     }
 
@@ -158,7 +166,10 @@ final class BoundedQueue<Element>: @unchecked Sendable {
     func take() -> Element? {
         condition.lock()
         defer { condition.unlock() }
-        while head == items.count && !closed { condition.wait() }
+        while head == items.count && !closed {
+            consumerWaits = true
+            condition.wait()
+        }
         guard head < items.count else { return nil }
         let item = items[head]
         head += 1
@@ -166,7 +177,12 @@ final class BoundedQueue<Element>: @unchecked Sendable {
             items.removeFirst(head)
             head = 0
         }
-        condition.broadcast()
+        // A full queue wakes its producer only once half of it is drained: waking it for every free slot made the two
+        // threads hand over one record at a time, a context switch per record.
+        if producerWaits && items.count - head <= capacity / 2 {
+            producerWaits = false
+            condition.broadcast()
+        }
         return item
     }
 
