@@ -146,7 +146,7 @@ struct KeyTests {
     func refusesWrongSize() throws {
         let url = temporaryKeyURL()
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: url.path, contents: Data(repeating: 7, count: 16), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: url.path, contents: Data(repeating: 7, count: 16), attributes: [.posixPermissions: 0o600])
         #expect(throws: CryptoError.self) { _ = try MasterKey.load(from: url) }
     }
 

@@ -59,7 +59,8 @@ struct APIContractTests {
             return (result.status, result.json, result.text)
         }
         func post(_ template: String, _ path: String? = nil, as role: String, _ object: [String: Any]) throws -> [String: Any] {
-            try call("POST", template, path ?? template, role: role, body: try JSONSerialization.data(withJSONObject: object)).json
+            let body = try JSONSerialization.data(withJSONObject: object)
+            return try call("POST", template, path ?? template, role: role, body: body).json
         }
 
         // Resources the calls need: a second subject to erase, a trigger queue entry, send times, an experiment.
@@ -82,7 +83,9 @@ struct APIContractTests {
         // A verified request per call that needs one (opening, verifying and fulfilling change its state).
         func openRequest(_ type: String, email: String = Canary.email, verify: Bool, fulfil: Bool = false) throws -> (id: String, code: String) {
             let opened = try post("/v1/dsr", as: "compliance_officer", ["type": type, "regime": "gdpr", "email": email])
-            let id = try #require(opened["id"] as? String), code = try #require(opened["verification_code"] as? String)
+            guard let id = opened["id"] as? String, let code = opened["verification_code"] as? String else {
+                throw ServerTests.Running.CLIError("opening a request failed: \(opened)")
+            }
             if verify { _ = try post("/v1/dsr/{id}/verify", "/v1/dsr/\(id)/verify", as: "compliance_officer", ["code": code]) }
             if fulfil { _ = try post("/v1/dsr/{id}/fulfil", "/v1/dsr/\(id)/fulfil", as: "compliance_officer", [:]) }
             return (id, code)

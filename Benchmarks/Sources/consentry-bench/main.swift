@@ -432,7 +432,7 @@ do {
     try Data(people.utf8).write(to: peopleFile)
     _ = try exportVault.importProfiles(from: peopleFile, source: .crm, format: .csv)
     let eventsFile = work.appendingPathComponent("export-events.jsonl")
-    FileManager.default.createFile(atPath: eventsFile.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: eventsFile.path, contents: nil)
     let handle = try FileHandle(forWritingTo: eventsFile)
     let base = Int64(Date().timeIntervalSince1970) - 200_000 * 60
     let types = ["view", "view", "cart_add", "purchase", "email_open", "email_click"]
