@@ -33,6 +33,8 @@ public final class Vault: Sendable {
     let groupCommitter = GroupCommitter()
     /// API tokens by id, so that authenticating a request does not read the database each time (see ``HotCache``).
     let tokenCache = HotCache<StoredToken>(ttl: 1)
+    /// When this process last recorded each token's use (see `recordUse(of:)`).
+    let tokenUses = Mutex<[String: Int64]>([:])
     /// Registered templates by name, for the same reason.
     let templateCache = HotCache<StoredTemplate>(ttl: 1)
     /// Idempotency keys of requests running now (keyed hashes), so that a concurrent retry is told to wait.

@@ -78,7 +78,7 @@ struct TokenCommand: ParsableCommand {
             if tokens.isEmpty { print("no tokens") }
             for t in tokens {
                 let state = t.revokedAt != nil ? "revoked" : t.expiresAt.map { "expires \($0)" } ?? "active"
-                print("\(t.id)  \(t.name)  \(t.role.rawValue)  \(state)")
+                print("\(t.id)  \(t.name)  \(t.role.rawValue)  \(state)  " + (t.lastUsedAt.map { "last used \($0)" } ?? "never used"))
             }
         }
     }

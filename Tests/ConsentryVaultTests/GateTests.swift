@@ -577,6 +577,13 @@ struct AsyncReadTests {
             return
         }
         #expect(identity.role == .campaignService && identity.name == "svc")
+        // The use is recorded off the request's path; it shows in the token list shortly after.
+        var used: String?
+        for _ in 0..<100 where used == nil {
+            used = try vault.tokens(actor: "t", role: .admin).first { $0.id == created.info.id }?.lastUsedAt
+            if used == nil { Thread.sleep(forTimeInterval: 0.02) }
+        }
+        #expect(used != nil, "the token's last use is recorded")
         try vault.revokeToken(created.info.id, actor: "t", role: .admin)
         guard case .failure(let refusal) = vault.authenticate(token: created.token) else {
             Issue.record("a revoked token is refused")

@@ -4,6 +4,7 @@ import ConsentryCrypto
 public import ConsentryPolicy
 import Foundation
 import GRDB
+import Synchronization
 
 /// An API token as listed (never its secret).
 public struct TokenInfo: Sendable, Codable, Equatable {
@@ -141,7 +142,24 @@ extension Vault {
         guard let stored, Digest.equal(stored.secretHash, presented), let role = stored.role else { return .failure(.invalid) }
         if stored.revoked { return .failure(.revoked) }
         if let expires = stored.expiresAt, expires <= nowMillis { return .failure(.expired) }
+        recordUse(of: id)
         return .success((stored.name, role))
+    }
+
+    /// Records when a token was last used (`token list` shows it, so that unused tokens can be found and revoked):
+    /// at most once a minute per token, and off the request's path, so a busy token does not add a write per request.
+    private func recordUse(of id: String) {
+        let now = nowMillis
+        let due = tokenUses.withLock { uses -> Bool in
+            if let last = uses[id], now - last < 60_000 { return false }
+            uses[id] = now
+            return true
+        }
+        guard due else { return }
+        DispatchQueue.global(qos: .utility).async { [self] in
+            // A failed write only leaves the time older; it never affects the request.
+            try? db.write { try $0.execute(sql: "UPDATE api_token SET last_used_at = ? WHERE id = ?", arguments: [now, id]) }
+        }
     }
 }
 
