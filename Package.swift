@@ -43,7 +43,7 @@ let package = Package(
             name: "ConsentryVault",
             dependencies: [
                 "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryAudit",
-                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),
