@@ -9,9 +9,9 @@ import HTTPTypes
 import Hummingbird
 import NIOPosix
 
-/// Threads for blocking vault work. Each waiting request holds one while the group committer shares an fsync
-/// among them, so the pool is sized for concurrent callers, not cores: Dispatch's global queues grow slowly past
-/// the core count when their threads block, which kept commit batches small.
+/// Threads for blocking vault work (imports, scans, request steps; renders suspend on the group commit instead).
+/// A request holds one while its work waits on the disk, so the pool is sized for concurrent callers, not cores:
+/// Dispatch's global queues grow slowly past the core count when their threads block.
 let vaultThreads: NIOThreadPool = {
     let pool = NIOThreadPool(numberOfThreads: 64)
     pool.start()
