@@ -144,6 +144,9 @@ struct FulfilmentTests {
         let record = try f.openVerified(.rectification, details: .init(set: ["city": "Newhaven", "email": "renamed-7f3a@example.test"]))
         let done = try f.desk.fulfil(record.id)
         #expect(done.record.outcome == #"{"changed":2}"#)
+        // Reading the requester's details (the corrected values) is audited as a step of the request.
+        let steps = try f.vault.queryAudit(AuditFilter(action: "dsr_manage"), actor: "t", role: .admin)
+        #expect(steps.contains { $0.requestID == record.id && $0.reasons.contains("request details read") })
         let leaks = f.canaryLeaks(forms: [Canary.city, Canary.city.lowercased(), Data(Canary.city.utf8).base64EncodedString()])
         #expect(leaks.isEmpty, "old value left in \(leaks)")
         #expect(try !f.vault.profileExists(Canary.email) && f.vault.profileExists("renamed-7f3a@example.test"))

@@ -349,10 +349,21 @@ extension Vault {
         return result
     }
 
-    /// The details given when the request was opened (personal data: the caller must not log them).
+    /// The details given when the request was opened (personal data: the caller must not log them). Reading them
+    /// is audited as a step of the request, in the same transaction, before they are returned.
     public func requestDetails(_ id: String, actor: String, role: Role) throws(VaultError) -> String? {
-        _ = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
-        do { return try db.read { try openRequestData(id, db: $0)?.details } } catch { throw Self.storageError(error, "read the request") }
+        let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
+        do {
+            return try db.write { db -> String? in
+                guard let details = try openRequestData(id, db: db)?.details else { return nil }
+                var entry = draft(AccessRequest(actor: actor, role: role, action: .dsrManage), decision, requestID: id)
+                entry.reasons.append("request details read")
+                _ = try audit(entry, db: db)
+                return details
+            }
+        } catch {
+            throw Self.storageError(error, "read the request")
+        }
     }
 
     /// Housekeeping run by every `dsr` command: deletes the sealed identifiers of requests closed longer than
