@@ -234,7 +234,7 @@ struct FulfilmentTests {
                 }
             }()
             let done = try f.desk.fulfil(record.id)
-            _ = await (try? importer, try? scanner)
+            _ = await (importer, scanner)
             #expect(done.record.status == .completed)
             #expect(try !f.vault.profileExists(Canary.email), "round \(round): the subject came back")
             #expect(try f.desk.verifyErasure(record.id).passed)
