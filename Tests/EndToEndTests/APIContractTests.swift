@@ -266,7 +266,9 @@ struct APIContractTests {
                 ], environment: ["CONSENTRY_TOKEN": token])
             #expect(run.status == 0, "\(role): \(run.stdout.suffix(3_000))\(run.stderr.suffix(500))")
             #expect(run.stdout.contains("passed"), "\(role): schemathesis ran no operation (`make test-peers` installs it)")
-            #expect(!run.stdout.contains("Authentication failed: 3"), "\(role): the token was not accepted")
+            // The token was accepted: the gate audited decisions with it as the actor.
+            let audited = try consentry(vault, ["audit", "query", "--by", "token:fuzz-\(role)", "--limit", "1"])
+            #expect(audited.status == 0 && audited.stdout.contains("token:fuzz-\(role)"), "\(role): the token was not accepted")
         }
     }
 }
