@@ -550,12 +550,13 @@ do {
         same two cores as the server. \(renderShare >= 30 ? "The 30% target is met." : "The 30% target is not met.") A render
         authenticates its token and finds its compiled template in memory (both cached; see docs/api.md), queues its gated
         read and suspends without holding a thread. One writer transaction then decides, audits and decrypts every queued
-        read and shares one durable commit among them. That single writer is the bound: timed per stage on this machine,
+        read and shares one durable commit among them. That single writer is the longest path: timed per stage on this machine,
         a read spends about 90 µs in it (the audit entry, hash chain and insert, about 40%; consent derivation and the
         subject's row most of the rest) plus about 50 µs as its share of the batch's commit (about 1 ms for some 20 reads).
-        Auditing after the commit, or without a durable commit, would lift it and break "no audit, no data". Next steps:
-        read the subject's row and consent on a snapshot before queueing, with a check in the writer that nothing changed
-        since, and a leaner audit insert.
+        Auditing after the commit, or without a durable commit, would lift it and break "no audit, no data". Both cores are
+        busy during the run (the server about 1.35 of them, the load generator the rest), so moving work between threads
+        does not help; less work per render does. Next steps: a single-subject path for consent derivation (about 16 µs of
+        the writer's time), reading the subject row by column index, and a byte-level canonical audit text.
 
         ## Data-subject requests
 
