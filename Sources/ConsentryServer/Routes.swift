@@ -128,7 +128,7 @@ struct Routes: Sendable {
         group.post("segments/:name/run") { _, context -> Response in
             let name = try context.parameters.require("name")
             let run = try await blocking { try SegmentDesk(vault: vault, actor: context.actor, role: context.role).run(name) }
-            guard run.decision == .permit else { throw Problem(.forbidden, "forbidden", "denied: " + run.reasons.joined(separator: "; ")) }
+            guard run.decision == .permit else { throw Self.denied(reasons: run.reasons) }
             return Server.json(run)
         }
         group.get("segments/:name/members") { request, context -> Response in
@@ -139,7 +139,7 @@ struct Routes: Sendable {
                 throw Problem(.unprocessableContent, "validation", "`after` is a member pseudonym from the previous page", pointer: "/after")
             }
             let run = try await blocking { try SegmentDesk(vault: vault, actor: context.actor, role: context.role).run(name, store: false) }
-            guard run.decision == .permit else { throw Problem(.forbidden, "forbidden", "denied: " + run.reasons.joined(separator: "; ")) }
+            guard run.decision == .permit else { throw Self.denied(reasons: run.reasons) }
             // Members are sorted pseudonyms: a page starts after the last one of the previous page.
             let page = Array(run.members.filter { $0 > after }.prefix(limit))
             var response: [String: Any] = ["segment": name, "count": run.members.count, "members": page]
@@ -160,7 +160,7 @@ struct Routes: Sendable {
             let type = try body.choice("type", as: RequestType.self)!, regime = try body.choice("regime", as: Regime.self)!
             let identifiers = RequestIdentifiers(email: try body.string("email", max: 320), customerID: try body.string("customer_id", max: 128))
             let details = RightsDesk.Details(text: try body.string("details", max: 2000))
-            let idempotency = request.headers[HTTPField.Name("Idempotency-Key")!]
+            let idempotency = request.headers[Self.idempotencyKey]
             let opened = try await blocking {
                 try RightsDesk(vault: vault, actor: context.actor, role: context.role).open(
                     type, regime: regime, identifiers: identifiers, details: details, idempotencyKey: idempotency)
@@ -229,7 +229,7 @@ struct Routes: Sendable {
         }
         group.post("recommendations/run") { _, context -> Response in
             let run = try await blocking { try RecommendationDesk(vault: vault, actor: context.actor, role: context.role).run() }
-            guard run.decision == .permit else { throw Problem(.forbidden, "forbidden", "denied: " + run.reasons.joined(separator: "; ")) }
+            guard run.decision == .permit else { throw Self.denied(reasons: run.reasons) }
             return Server.json(run)
         }
         group.post("sendtime") { request, context -> Response in
@@ -296,7 +296,7 @@ struct Routes: Sendable {
                 [
                     "recorded": result.recorded, "duplicates": result.duplicates,
                     "rejected": result.rejected.map { ["index": $0.0, "reason": $0.1] as [String: Any] },
-                ], status: result.rejected.isEmpty ? .ok : HTTPResponse.Status(code: 207, reasonPhrase: "Multi-Status"))
+                ], status: result.rejected.isEmpty ? .ok : Self.multiStatus)
         }
         group.post("scores/:name") { _, context -> Response in
             let name = try context.parameters.require("name")
@@ -318,7 +318,7 @@ struct Routes: Sendable {
                 ])
             default: throw Problem(.notFound, "not_found", "no score `\(name.prefix(40))`; use engagement, rfm, propensity or clusters")
             }
-            guard run.decision == .permit else { throw Problem(.forbidden, "forbidden", "denied: " + run.reasons.joined(separator: "; ")) }
+            guard run.decision == .permit else { throw Self.denied(reasons: run.reasons) }
             return Server.json(run)
         }
         group.get("experiments/:name/report") { _, context -> Response in
@@ -464,6 +464,11 @@ struct Routes: Sendable {
                 throw error
             }
         }
+    }
+
+    /// A gated batch run (segment, score, recommendations) the gate refused, with the reasons it gave.
+    static func denied(reasons: [String]) -> Problem {
+        Problem(.forbidden, "forbidden", "denied: " + reasons.joined(separator: "; "))
     }
 
     static func denied(_ decision: Decision) -> Problem {
