@@ -40,13 +40,8 @@ private struct RuleParser {
         let chars = Array(text)
         var i = 0, line = 1, column = 1
         func step() {
-            if chars[i] == "\n" {
-                line += 1
-                column = 1
-            } else {
-                column += 1
-            }
-            i += 1
+            let target = i + 1
+            advance(over: chars, from: &i, to: target, line: &line, column: &column)
         }
         while i < chars.count {
             let c = chars[i]

@@ -17,15 +17,8 @@ struct ExpressionLexer {
         var line = start.line, column = start.column
         func position() -> Position { Position(line: line, column: column) }
         func step(_ n: Int = 1) {
-            for _ in 0..<n where i < chars.count {
-                if chars[i] == "\n" {
-                    line += 1
-                    column = 1
-                } else {
-                    column += 1
-                }
-                i += 1
-            }
+            let target = i + n
+            advance(over: chars, from: &i, to: target, line: &line, column: &column)
         }
         while i < chars.count {
             let c = chars[i]

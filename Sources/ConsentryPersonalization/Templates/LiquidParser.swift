@@ -42,15 +42,7 @@ struct LiquidParser {
         var trimNext = false
 
         func advance(to target: Int) {
-            while i < target {
-                if chars[i] == "\n" {
-                    line += 1
-                    column = 1
-                } else {
-                    column += 1
-                }
-                i += 1
-            }
+            ConsentryPersonalization.advance(over: chars, from: &i, to: target, line: &line, column: &column)
         }
         func appendText(_ raw: String, trimLeft: Bool, trimRight: Bool) {
             var t = raw
