@@ -194,8 +194,16 @@ public struct AuditEntry: Sendable, Equatable, Codable {
 
     /// The entry's content in a canonical, deterministic JSON form (fixed key order, no white space),
     /// without `previous_hash` and `hash`. It is what the hash covers.
-    public var canonicalText: String {
-        var json = JSONWriter()
+    public var canonicalText: String { String(decoding: canonicalBytes(columns), as: UTF8.self) }
+
+    /// The text-valued list members as compact JSON, as stored in their columns.
+    public var columns: AuditColumns {
+        AuditColumns(fields: AuditJSON.array(fields), counts: AuditJSON.object(counts), reasons: AuditJSON.array(reasons))
+    }
+
+    /// The canonical text's UTF-8, after `prefix`, with the list-valued members taken from `columns`.
+    private func canonicalBytes(_ columns: AuditColumns, prefix: String = "") -> [UInt8] {
+        var json = JSONWriter(prefix: prefix)
         json.field("sequence", sequence)
         json.field("time", time)
         json.field("actor", actor)
@@ -205,12 +213,12 @@ public struct AuditEntry: Sendable, Equatable, Codable {
         json.field("subject", subject)
         json.field("subject_count", Int64(subjectCount))
         json.field("subject_set_digest", subjectSetDigest)
-        json.field("fields", fields)
-        json.field("counts", counts)
+        json.field("fields", json: columns.fields)
+        json.field("counts", json: columns.counts)
         json.field("decision", decision)
-        json.field("reasons", reasons)
+        json.field("reasons", json: columns.reasons)
         json.field("policy_version", policyVersion)
-        json.field("consent_record_ids", consentRecordIDs)
+        json.field("consent_record_ids", json: "[" + consentRecordIDs.map(String.init).joined(separator: ",") + "]")
         json.field("request_id", requestID)
         return json.finished()
     }
@@ -223,12 +231,22 @@ public struct AuditEntry: Sendable, Equatable, Codable {
     }
 
     /// Computes the hash this entry should have.
-    public func computedHash() -> String {
-        Digest.hex(Digest.blake2b(Array((previousHash + "\n" + canonicalText).utf8)))
+    public func computedHash() -> String { computedHash(columns) }
+
+    private func computedHash(_ columns: AuditColumns) -> String {
+        Digest.hex(Digest.blake2b(canonicalBytes(columns, prefix: previousHash + "\n")))
     }
 
     /// Chains a draft after the entry with `previous` hash.
     public static func chain(_ draft: AuditDraft, sequence: Int64, time: Int64, previousHash: String, subjectSetDigest: String?) -> AuditEntry {
+        chained(draft, sequence: sequence, time: time, previousHash: previousHash, subjectSetDigest: subjectSetDigest).entry
+    }
+
+    /// ``chain(_:sequence:time:previousHash:subjectSetDigest:)``, also handing back the list-valued members as JSON
+    /// (the stored columns), which the hash was computed over: a writer need not render them twice.
+    public static func chained(
+        _ draft: AuditDraft, sequence: Int64, time: Int64, previousHash: String, subjectSetDigest: String?
+    ) -> (entry: AuditEntry, columns: AuditColumns) {
         var entry = AuditEntry(
             sequence: sequence, time: time, actor: draft.actor, role: draft.role?.rawValue, action: draft.action.rawValue,
             purpose: draft.purpose?.rawValue, subject: draft.subject,
@@ -236,8 +254,9 @@ public struct AuditEntry: Sendable, Equatable, Codable {
             subjectSetDigest: subjectSetDigest, fields: draft.fields, counts: draft.counts, decision: draft.decision.rawValue,
             reasons: draft.reasons, policyVersion: draft.policyVersion, consentRecordIDs: draft.consentRecordIDs, requestID: draft.requestID,
             previousHash: previousHash, hash: "")
-        entry.hash = entry.computedHash()
-        return entry
+        let columns = entry.columns
+        entry.hash = entry.computedHash(columns)
+        return (entry, columns)
     }
 
     /// The length of a pseudonym in bytes (shown as 32 hex digits).
@@ -250,79 +269,122 @@ public struct AuditEntry: Sendable, Equatable, Codable {
     }
 }
 
+/// The text-valued list members of an entry as compact JSON: the text of their stored columns and of the canonical text.
+public struct AuditColumns: Sendable, Equatable {
+    /// `fields`, such as `["email","first_name"]`.
+    public let fields: String
+    /// `counts`, keys sorted, such as `{"permitted":3}`.
+    public let counts: String
+    /// `reasons`.
+    public let reasons: String
+}
+
 /// Compact JSON for the list-valued columns of the stored log (the same text as in the canonical form).
 public enum AuditJSON {
     /// `["a","b"]`.
-    public static func array(_ values: [String]) -> String { "[" + values.map(JSONWriter.quote).joined(separator: ",") + "]" }
+    public static func array(_ values: [String]) -> String {
+        var out: [UInt8] = [UInt8(ascii: "[")]
+        for (i, value) in values.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSONWriter.appendQuoted(value, to: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// `{"k":1}` with sorted keys.
     public static func object(_ values: [String: Int]) -> String {
-        "{" + values.keys.sorted().map { JSONWriter.quote($0) + ":" + String(values[$0]!) }.joined(separator: ",") + "}"
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        for (i, key) in values.keys.sorted().enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSONWriter.appendQuoted(key, to: &out)
+            out.append(UInt8(ascii: ":"))
+            out.append(contentsOf: String(values[key]!).utf8)
+        }
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 }
 
-/// Writes compact JSON objects with keys in the order given; the canonical form of audit entries.
+/// Writes compact JSON objects with keys in the order given, as UTF-8; the canonical form of audit entries.
 struct JSONWriter {
-    private var text = "{"
-    // A flag, not `text.count > 1`: counting a String's characters walks all of it, on every member.
+    private var bytes: [UInt8]
+    // A flag, not a look at `bytes`: a prefix may come before the object.
     private var empty = true
 
+    /// Starts an object after `prefix` (the hash covers the previous hash, a newline, then the object).
+    init(prefix: String = "") {
+        bytes = Array(prefix.utf8)
+        bytes.reserveCapacity(bytes.count + 512)
+        bytes.append(UInt8(ascii: "{"))
+    }
+
     mutating func key(_ name: String) {
-        if !empty { text += "," }
+        if !empty { bytes.append(UInt8(ascii: ",")) }
         empty = false
-        text += "\"\(name)\":"
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: name.utf8)
+        bytes.append(contentsOf: "\":".utf8)
     }
 
     mutating func field(_ name: String, _ value: String?) {
         key(name)
-        text += value.map(Self.quote) ?? "null"
+        if let value { Self.appendQuoted(value, to: &bytes) } else { bytes.append(contentsOf: "null".utf8) }
     }
 
     mutating func field(_ name: String, _ value: Int64) {
         key(name)
-        text += String(value)
+        bytes.append(contentsOf: String(value).utf8)
     }
 
-    mutating func field(_ name: String, _ values: [String]) {
+    /// A member whose value is JSON text already.
+    mutating func field(_ name: String, json: String) {
         key(name)
-        text += "[" + values.map(Self.quote).joined(separator: ",") + "]"
+        bytes.append(contentsOf: json.utf8)
     }
 
-    mutating func field(_ name: String, _ values: [Int64]) {
-        key(name)
-        text += "[" + values.map(String.init).joined(separator: ",") + "]"
-    }
-
-    mutating func field(_ name: String, _ values: [String: Int]) {
-        key(name)
-        text += "{" + values.keys.sorted().map { Self.quote($0) + ":" + String(values[$0]!) }.joined(separator: ",") + "}"
-    }
-
-    func finished() -> String { text + "}" }
+    func finished() -> [UInt8] { bytes + [UInt8(ascii: "}")] }
 
     /// A JSON string literal; control characters and non-ASCII are escaped, so lines stay one line and ASCII.
     static func quote(_ value: String) -> String {
+        var out: [UInt8] = []
+        appendQuoted(value, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends ``quote(_:)`` of `value` to `out`.
+    static func appendQuoted(_ value: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
         // Most values (ids, role and field names, reasons) are plain ASCII and need no escaping.
         if value.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
-            return "\"" + value + "\""
-        }
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value >= 0x7F:
-                if scalar.value > 0xFFFF {
-                    let v = scalar.value - 0x10000
-                    out += String(format: "\\u%04x\\u%04x", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF))
-                } else {
-                    out += String(format: "\\u%04x", scalar.value)
+            out.append(contentsOf: value.utf8)
+        } else {
+            for scalar in value.unicodeScalars {
+                switch scalar {
+                case "\"": out.append(contentsOf: "\\\"".utf8)
+                case "\\": out.append(contentsOf: "\\\\".utf8)
+                case "\n": out.append(contentsOf: "\\n".utf8)
+                case "\r": out.append(contentsOf: "\\r".utf8)
+                case "\t": out.append(contentsOf: "\\t".utf8)
+                case _ where scalar.value < 0x20 || scalar.value >= 0x7F:
+                    if scalar.value > 0xFFFF {
+                        let v = scalar.value - 0x10000
+                        appendEscape(0xD800 + (v >> 10), to: &out)
+                        appendEscape(0xDC00 + (v & 0x3FF), to: &out)
+                    } else {
+                        appendEscape(scalar.value, to: &out)
+                    }
+                default: out.append(UInt8(scalar.value))
                 }
-            default: out.unicodeScalars.append(scalar)
             }
         }
-        return out + "\""
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// `\\uXXXX` in lower-case hex.
+    private static func appendEscape(_ unit: UInt32, to out: inout [UInt8]) {
+        let digits = Array("0123456789abcdef".utf8)
+        out.append(contentsOf: "\\u".utf8)
+        for shift in stride(from: 12, through: 0, by: -4) { out.append(digits[Int((unit >> UInt32(shift)) & 0xF)]) }
     }
 }

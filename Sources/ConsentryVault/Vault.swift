@@ -30,7 +30,7 @@ public final class Vault: Sendable {
     /// The newest audit sequence this process appended (a hint for the checkpoint cadence).
     let appendedSequence = Mutex<Int64>(0)
     /// Shares write transactions (and their fsync) between concurrent gated reads.
-    let groupCommitter = GroupCommitter()
+    let groupCommitter: GroupCommitter
     /// API tokens by id, so that authenticating a request does not read the database each time (see ``HotCache``).
     let tokenCache = HotCache<StoredToken>(ttl: 1)
     /// When this process last recorded each token's use (see `recordUse(of:)`).
@@ -41,7 +41,8 @@ public final class Vault: Sendable {
     let idempotencyInFlight = Mutex<Set<Data>>([])
     /// Device and inode of the database file when it was opened; see ``checkDatabaseFile()``.
     let databaseFileIdentity: (device: UInt64, inode: UInt64)?
-    /// The database file's path, checked against ``databaseFileIdentity`` before every audit entry.
+    /// The database file's path, checked against ``databaseFileIdentity`` before every audit entry (after the commit,
+    /// for gated reads that share one).
     let databasePath: String
     let db: DatabasePool
     let keys: VaultKeys
@@ -61,6 +62,10 @@ public final class Vault: Sendable {
         self.policy = policy
         self.databasePath = directory.appendingPathComponent(Self.databaseFileName).path
         self.databaseFileIdentity = Self.fileIdentity(databasePath)
+        let (path, identity) = (databasePath, databaseFileIdentity)
+        // Checked once per shared commit, after it and before any read of the batch returns: an entry committed to a
+        // file that is no longer the vault's is no entry, and no value leaves on it.
+        self.groupCommitter = GroupCommitter { () throws(VaultError) in try Self.checkDatabaseFile(path, opened: identity) }
         self.db = db
         self.keys = keys
         self.schema = schema
@@ -276,8 +281,11 @@ public final class Vault: Sendable {
     /// Fails when the database file was removed or replaced since the vault was opened: SQLite would go on
     /// writing to the orphaned file, and the audit entries written there would be lost at close.
     func checkDatabaseFile() throws(VaultError) {
-        let now = Self.fileIdentity(databasePath)
-        guard let now, let opened = databaseFileIdentity, now == opened else {
+        try Self.checkDatabaseFile(databasePath, opened: databaseFileIdentity)
+    }
+
+    private static func checkDatabaseFile(_ path: String, opened: (device: UInt64, inode: UInt64)?) throws(VaultError) {
+        guard let now = fileIdentity(path), let opened, now == opened else {
             throw VaultError(
                 .storage, "the vault database file was removed or replaced while the vault was open; nothing was released, reopen the vault")
         }
@@ -318,7 +326,7 @@ public final class Vault: Sendable {
 
     /// Unwraps the data key of `subject`, wrapped under key-encryption key `kekVersion`, into `scratch`.
     /// - Throws: `key` when that KEK is not held, `integrity` when the wrapped key does not open (tampered or moved).
-    func unwrapDataKey(of subject: SubjectID, kekVersion: UInt32, wrapped: Data, into scratch: inout SecretBytes) throws(VaultError) {
+    func unwrapDataKey(of subject: SubjectID, kekVersion: UInt32, wrapped: some ContiguousBytes, into scratch: inout SecretBytes) throws(VaultError) {
         guard let kek = keys.kek(kekVersion) else {
             throw VaultError(.key, "subject \(subject) is wrapped under key-encryption key version \(kekVersion), which the vault does not hold")
         }

@@ -3,7 +3,6 @@ import ConsentryCore
 import ConsentryCrypto
 import Foundation
 import GRDB
-import GRDBSQLite
 import Synchronization
 
 /// The vault's audit sink: appends chained entries inside the caller's transaction, so that an operation
@@ -12,40 +11,29 @@ struct DatabaseAuditSink: AuditSink {
     let db: Database
 
     mutating func append(_ draft: AuditDraft, time: Int64) throws -> AuditEntry {
-        let last = try Row.fetchOne(db.cachedStatement(sql: "SELECT sequence, hash FROM audit_entry ORDER BY sequence DESC LIMIT 1"))
-        let sequence = (last?[0] as Int64? ?? 0) + 1
-        let entry = AuditEntry.chain(
-            draft, sequence: sequence, time: time, previousHash: last?[1] ?? AuditEntry.genesisHash,
-            subjectSetDigest: AuditEntry.digest(ofSubjectSet: draft.subjectSet))
+        let (previousSequence, previousHash) = try head()
+        let sequence = previousSequence + 1
+        let (entry, columns) = AuditEntry.chained(
+            draft, sequence: sequence, time: time, previousHash: previousHash, subjectSetDigest: AuditEntry.digest(ofSubjectSet: draft.subjectSet))
         // Every gated read appends an entry on the shared writer, so the insert binds its values with SQLite's own
         // calls: GRDB's argument boxing cost about half of the insert in profiles of the API's renders.
-        let insert = try db.cachedStatement(
-            sql: """
-                INSERT INTO audit_entry (sequence, time, actor, role, action, purpose, subject, subject_count, subject_set_digest, fields, counts,
-                    decision, reasons, policy_version, consent_record_ids, request_id, previous_hash, hash)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-        let statement = insert.sqliteStatement
-        sqlite3_reset(statement)
-        sqlite3_clear_bindings(statement)
+        let insert = try RawQuery(
+            db,
+            """
+            INSERT INTO audit_entry (sequence, time, actor, role, action, purpose, subject, subject_count, subject_set_digest, fields, counts,
+                decision, reasons, policy_version, consent_record_ids, request_id, previous_hash, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
         let texts: [(Int32, String?)] = [
             (3, entry.actor), (4, entry.role), (5, entry.action), (6, entry.purpose), (7, entry.subject), (9, entry.subjectSetDigest),
-            (10, AuditJSON.array(entry.fields)), (11, AuditJSON.object(entry.counts)), (12, entry.decision), (13, AuditJSON.array(entry.reasons)),
-            (14, entry.policyVersion), (15, AuditJSON.array(entry.consentRecordIDs.map(String.init))), (16, entry.requestID),
-            (17, entry.previousHash), (18, entry.hash),
+            (10, columns.fields), (11, columns.counts), (12, entry.decision), (13, columns.reasons), (14, entry.policyVersion),
+            (15, AuditJSON.array(entry.consentRecordIDs.map(String.init))), (16, entry.requestID), (17, entry.previousHash), (18, entry.hash),
         ]
-        sqlite3_bind_int64(statement, 1, entry.sequence)
-        sqlite3_bind_int64(statement, 2, entry.time)
-        sqlite3_bind_int64(statement, 8, Int64(entry.subjectCount))
-        for (index, text) in texts {
-            if let text { sqlite3_bind_text(statement, index, text, -1, Self.transient) } else { sqlite3_bind_null(statement, index) }
-        }
-        let code = sqlite3_step(statement)
-        sqlite3_reset(statement)
-        sqlite3_clear_bindings(statement)
-        guard code == SQLITE_DONE else {
-            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
-        }
+        insert.bind(1, entry.sequence)
+        insert.bind(2, entry.time)
+        insert.bind(8, Int64(entry.subjectCount))
+        for (index, text) in texts { insert.bind(index, text) }
+        try insert.execute()
         if !draft.subjectSet.isEmpty {
             try db.cachedStatement(sql: "INSERT INTO audit_subject_set (sequence, pseudonyms) VALUES (?, ?)").execute(arguments: [
                 sequence, Data(draft.subjectSet),
@@ -54,8 +42,13 @@ struct DatabaseAuditSink: AuditSink {
         return entry
     }
 
-    /// SQLite copies bound text at once (`SQLITE_TRANSIENT`), so the Swift strings need not outlive the call.
-    static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+    /// The sequence and hash of the log's last entry (0 and the genesis hash for an empty log).
+    private func head() throws -> (sequence: Int64, hash: String) {
+        let last = try RawQuery(db, "SELECT sequence, hash FROM audit_entry ORDER BY sequence DESC LIMIT 1")
+        guard try last.step() else { return (0, AuditEntry.genesisHash) }
+        guard let hash = last.text(1) else { throw AuditError(.tampered, "the last audit entry has no hash; run `consentry audit verify`") }
+        return (last.int64(0), hash)
+    }
 
     /// Reads an entry back from a row of `audit_entry`.
     static func entry(_ row: Row) -> AuditEntry {
@@ -80,9 +73,11 @@ extension Vault {
     public var signingPublicKey: String { Digest.hex(keys.signer.publicKey) }
 
     /// Appends `draft` inside the caller's transaction.
-    func audit(_ draft: AuditDraft, db: Database) throws -> AuditEntry {
+    /// - Parameter fileCheckedAtCommit: the caller's transaction is a group commit, which checks the database file
+    ///   once after committing (see ``GroupCommitter``), so the check before the entry is left out.
+    func audit(_ draft: AuditDraft, db: Database, fileCheckedAtCommit: Bool = false) throws -> AuditEntry {
         // INVARIANT: no audit, no data. An entry written to a file that is no longer the vault's is no entry.
-        try checkDatabaseFile()
+        if !fileCheckedAtCommit { try checkDatabaseFile() }
         var sink = DatabaseAuditSink(db: db)
         let entry = try sink.append(draft, time: nowMillis)
         appendedSequence.withLock { $0 = max($0, entry.sequence) }
@@ -100,12 +95,22 @@ extension Vault {
 
     /// The pseudonym of a subject in the audit log: a keyed hash of its per-subject secret, as 32 hex digits.
     func pseudonym(secret: Data?) -> String {
+        pseudonym(secret: [UInt8](secret ?? Data()))
+    }
+
+    /// ``pseudonym(secret:)`` from a subject's row.
+    func pseudonym(secret: [UInt8]) -> String {
         Digest.hex(pseudonymBytes(secret: secret))
     }
 
     /// The pseudonym as its 16 bytes.
     func pseudonymBytes(secret: Data?) -> ArraySlice<UInt8> {
-        keys.auditPseudonyms.hash(tag: 0x20, bytes: [UInt8](secret ?? Data())).prefix(AuditEntry.pseudonymLength)
+        pseudonymBytes(secret: [UInt8](secret ?? Data()))
+    }
+
+    /// ``pseudonymBytes(secret:)`` from a subject's row.
+    func pseudonymBytes(secret: [UInt8]) -> ArraySlice<UInt8> {
+        keys.auditPseudonyms.hash(tag: 0x20, bytes: secret).prefix(AuditEntry.pseudonymLength)
     }
 
     /// Signs a checkpoint of the log's current end when at least `everyEntries` entries or `everySeconds`

@@ -43,40 +43,61 @@ struct DerivedState {
     var state = SubjectState()
     /// The record behind each purpose's current status.
     var recordIDs: [Purpose: Int64] = [:]
+
+    /// Applies one consent record (records come oldest first; the newest per purpose counts). `ordinal` is the
+    /// purpose's ``Purpose/ordinal`` and `code` the state as the ledger query maps it; unknown ones are skipped.
+    mutating func applyConsent(ordinal: Int, code: Int, expiresAt: Int64?, id: Int64, now: Int64, withRecordID: Bool) {
+        guard ordinal >= 0, ordinal < Purpose.allCases.count, code > 0, code <= 4 else { return }
+        let purpose = Purpose.allCases[ordinal]
+        var status: ConsentStatus = [.none, .granted, .pending, .confirmed, .withdrawn][code]
+        if let expiresAt, expiresAt <= now, status == .granted || status == .confirmed { status = .expired }
+        state.setConsent(status, for: purpose)
+        if withRecordID { recordIDs[purpose] = id }
+    }
+
+    /// Applies one flag record (oldest first; the newest per flag, and purpose for objections, counts).
+    mutating func applyFlag(_ flag: String, purpose: String, on: Bool) {
+        switch SubjectFlag(rawValue: flag) {
+        case .restriction: state.restricted = on
+        case .optOutSaleShare: state.saleOptOut = on
+        case .gpc: state.globalPrivacyControl = on
+        case .limitSensitive: state.limitSensitive = on
+        case .objection:
+            guard let purpose = Purpose(rawValue: purpose) else { return }
+            if on { state.objections.insert(purpose) } else { state.objections.remove(purpose) }
+        case nil: return
+        }
+    }
 }
 
 extension Vault {
-    /// Derives the current state of the subjects with ids in `range` from the consent ledger and flags.
-    ///
-    /// Per purpose the newest record counts; `pending` followed by `confirmed` is confirmed; a granted or
-    /// confirmed consent whose expiry has passed is expired. Per flag (and purpose, for objections) the
-    /// newest record counts.
-    func derivedStates(_ db: Database, from low: Int64, to high: Int64, withRecordIDs: Bool = true) throws -> [Int64: DerivedState] {
-        var states: [Int64: DerivedState] = [:]
-        _ = try applyLedger(db, from: low, to: high, after: (0, 0), withRecordIDs: withRecordIDs, to: &states)
-        return states
-    }
-
     /// SQL that maps stored purpose names to `Purpose.ordinal`, so SQLite hands back integers, not strings.
     static let purposeOrdinalSQL =
         "CASE purpose " + Purpose.allCases.map { "WHEN '\($0.rawValue)' THEN \($0.ordinal)" }.joined(separator: " ") + " ELSE -1 END"
 
     /// The consent ledger query: records of subjects `?…?` newer than `?`, in the order `applyLedger` applies them.
-    static func consentLedgerSQL(bySubject: Bool) -> String {
+    static func consentLedgerSQL(bySubject: Bool) -> String { bySubject ? consentLedgerBySubjectSQL : consentLedgerByIDSQL }
+
+    private static let consentLedgerBySubjectSQL = consentLedgerSQL(order: "subject_id, purpose, id")
+    private static let consentLedgerByIDSQL = consentLedgerSQL(order: "id")
+
+    private static func consentLedgerSQL(order: String) -> String {
         """
         SELECT subject_id, \(purposeOrdinalSQL),
             CASE state WHEN 'granted' THEN 1 WHEN 'pending' THEN 2 WHEN 'confirmed' THEN 3 WHEN 'withdrawn' THEN 4 ELSE 0 END,
             expires_at, id
-        FROM consent_record WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY \(bySubject ? "subject_id, purpose, id" : "id")
+        FROM consent_record WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY \(order)
         """
     }
 
     /// The flag ledger query, likewise.
-    static func flagLedgerSQL(bySubject: Bool) -> String {
-        """
-        SELECT subject_id, flag, purpose, value, id FROM subject_flag WHERE subject_id BETWEEN ? AND ? AND id > ?
-        ORDER BY \(bySubject ? "subject_id, flag, purpose, id" : "id")
-        """
+    static func flagLedgerSQL(bySubject: Bool) -> String { bySubject ? flagLedgerBySubjectSQL : flagLedgerByIDSQL }
+
+    private static let flagLedgerBySubjectSQL = flagLedgerSQL(order: "subject_id, flag, purpose, id")
+    private static let flagLedgerByIDSQL = flagLedgerSQL(order: "id")
+
+    private static func flagLedgerSQL(order: String) -> String {
+        "SELECT subject_id, flag, purpose, value, id FROM subject_flag WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY \(order)"
     }
 
     /// Applies the ledger records of subjects `low…high` that are newer than `after` (consent id, flag id) on top of
@@ -96,40 +117,43 @@ extension Vault {
             db.cachedStatement(sql: Self.consentLedgerSQL(bySubject: !whole)),
             arguments: [low, high, after.consent])
         while let row = try consents.next() {
-            let ordinal: Int = row[1], code: Int = row[2]
-            guard ordinal >= 0, code > 0 else { continue }
-            let purpose = Purpose.allCases[ordinal]
-            var status: ConsentStatus = [.none, .granted, .pending, .confirmed, .withdrawn][code]
-            if let expiresAt = row[3] as Int64?, expiresAt <= now, status == .granted || status == .confirmed { status = .expired }
-            let id: Int64 = row[0]
-            states[id, default: DerivedState()].state.setConsent(status, for: purpose)
-            if withRecordIDs { states[id, default: DerivedState()].recordIDs[purpose] = row[4] }
+            states[row[0], default: DerivedState()].applyConsent(
+                ordinal: row[1], code: row[2], expiresAt: row[3], id: row[4], now: now, withRecordID: withRecordIDs)
             newest.consent = max(newest.consent, row[4])
         }
         let flags = try Row.fetchCursor(
             db.cachedStatement(sql: Self.flagLedgerSQL(bySubject: !whole)),
             arguments: [low, high, after.flag])
         while let row = try flags.next() {
-            let on = (row[3] as Int64) == 1
-            let id: Int64 = row[0]
+            states[row[0], default: DerivedState()].applyFlag(row[1], purpose: row[2], on: (row[3] as Int64) == 1)
             newest.flag = max(newest.flag, row[4])
-            switch SubjectFlag(rawValue: row[1]) {
-            case .restriction: states[id, default: DerivedState()].state.restricted = on
-            case .optOutSaleShare: states[id, default: DerivedState()].state.saleOptOut = on
-            case .gpc: states[id, default: DerivedState()].state.globalPrivacyControl = on
-            case .limitSensitive: states[id, default: DerivedState()].state.limitSensitive = on
-            case .objection:
-                if let purpose = Purpose(rawValue: row[2]) {
-                    if on {
-                        states[id, default: DerivedState()].state.objections.insert(purpose)
-                    } else {
-                        states[id, default: DerivedState()].state.objections.remove(purpose)
-                    }
-                }
-            case nil: continue
-            }
         }
         return newest
+    }
+
+    /// The current consent and flag state of one subject, derived from its ledger records.
+    ///
+    /// Per purpose the newest record counts; `pending` followed by `confirmed` is confirmed; a granted or
+    /// confirmed consent whose expiry has passed is expired. Per flag (and purpose, for objections) the
+    /// newest record counts. Read with SQLite's own calls: every gated read of one subject runs it on the shared writer.
+    func derivedState(of subject: SubjectID, db: Database) throws -> DerivedState {
+        var state = DerivedState()
+        let now = nowMillis
+        let consents = try RawQuery(db, Self.consentLedgerBySubjectSQL)
+        for index: Int32 in 1...2 { consents.bind(index, subject.rawValue) }
+        consents.bind(3, 0)
+        while try consents.step() {
+            state.applyConsent(
+                ordinal: Int(consents.int64(1)), code: Int(consents.int64(2)), expiresAt: consents.isNull(3) ? nil : consents.int64(3),
+                id: consents.int64(4), now: now, withRecordID: true)
+        }
+        let flags = try RawQuery(db, Self.flagLedgerBySubjectSQL)
+        for index: Int32 in 1...2 { flags.bind(index, subject.rawValue) }
+        flags.bind(3, 0)
+        while try flags.step() {
+            state.applyFlag(flags.text(1) ?? "", purpose: flags.text(2) ?? "", on: flags.int64(3) == 1)
+        }
+        return state
     }
 
     /// A reference made ready for look-up: normalized and hashed, which needs no database.

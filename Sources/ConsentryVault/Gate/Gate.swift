@@ -173,26 +173,26 @@ extension Vault {
         return { [self] db, scratch -> GateRead in
             guard let policy = loadedPolicy, let authorizedUpFront else {
                 let decision = Decision.deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
-                let entry = try audit(draft(request, decision, requestID: requestID), db: db)
+                let entry = try audit(draft(request, decision, requestID: requestID), db: db, fileCheckedAtCommit: true)
                 return GateRead(decision: decision, values: [:], pseudonym: nil, auditSequence: entry.sequence)
             }
             let authorized = authorizedUpFront
             guard let subject = try resolve(lookup, db: db) else {
                 let decision = authorized.isPermit ? Decision.deny(.subjectNotFound) : authorized
-                let entry = try audit(draft(request, decision, requestID: requestID), db: db)
+                let entry = try audit(draft(request, decision, requestID: requestID), db: db, fileCheckedAtCommit: true)
                 return GateRead(decision: decision, values: [:], pseudonym: nil, auditSequence: entry.sequence)
             }
             // One read of the row serves the pseudonym now and the decryption after the audit entry.
             guard let row = try subjectRow(subject, db: db) else { throw VaultError(.integrity, "subject \(subject) has no row") }
-            let pseudonym = self.pseudonym(secret: row["audit_secret"])
-            let derived = try derivedStates(db, from: subject.rawValue, to: subject.rawValue)[subject.rawValue] ?? DerivedState()
+            let pseudonym = self.pseudonym(secret: row.auditSecret)
+            let derived = try derivedState(of: subject, db: db)
             let decision = policy.decide(request, subject: derived.state)
             let consentIDs = request.purpose.flatMap { derived.recordIDs[$0] }.map { [$0] } ?? []
             // INVARIANT: no audit, no data. The entry is written in this transaction before anything is
             // decrypted, and the caller gets the values only after the transaction commits.
             var readEntry = draft(request, decision, subject: pseudonym, consentIDs: consentIDs, requestID: requestID)
             if includeDerived { readEntry.reasons.append("with derived data of the purpose") }
-            let entry = try audit(readEntry, db: db)
+            let entry = try audit(readEntry, db: db, fileCheckedAtCommit: true)
             guard decision.isPermit else { return GateRead(decision: decision, values: [:], pseudonym: pseudonym, auditSequence: entry.sequence) }
             var values: [FieldName: String] = [:]
             defer { scratch.zero() }
@@ -201,18 +201,21 @@ extension Vault {
             var result = GateRead(decision: decision, values: values, pseudonym: pseudonym, auditSequence: entry.sequence)
             if includeDerived, let purpose = request.purpose {
                 // INVARIANT: derived data leaves only for the purpose it was computed for.
-                let rows = try Row.fetchAll(
-                    db.cachedStatement(
-                        sql: """
-                            SELECT kind, name, sealed FROM derived WHERE subject_id = ? AND (
-                                (kind = 'segment' AND name IN (SELECT name FROM segment WHERE purpose = ?))
-                                OR (kind = 'recommendation' AND ? = 'personalization'))
-                            """), arguments: [subject.rawValue, purpose.rawValue, purpose.rawValue])
-                let keyVersion = UInt32(row["key_version"] as Int64)
-                for derivedRow in rows {
-                    let kind: String = derivedRow[0], name: String = derivedRow[1]
+                let query = try RawQuery(
+                    db,
+                    """
+                    SELECT kind, name, sealed FROM derived WHERE subject_id = ? AND (
+                        (kind = 'segment' AND name IN (SELECT name FROM segment WHERE purpose = ?))
+                        OR (kind = 'recommendation' AND ? = 'personalization'))
+                    """)
+                query.bind(1, subject.rawValue)
+                query.bind(2, purpose.rawValue)
+                query.bind(3, purpose.rawValue)
+                let keyVersion = row.keyVersion
+                while try query.step() {
+                    let kind = query.text(0) ?? "", name = query.text(1) ?? ""
                     let ad = Sealing.derivedAssociatedData(subject: subject, kind: kind, name: name, keyVersion: keyVersion)
-                    guard let value = (derivedRow[2] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
+                    guard let value = query.withBytes(2, { Sealing.openString($0, key: scratch, associatedData: ad) }) else {
                         throw VaultError(.integrity, "derived value `\(kind)/\(name)` of subject \(subject) failed its integrity check")
                     }
                     result.derived["\(kind)/\(name)"] = value
@@ -393,7 +396,7 @@ extension Vault {
                     try db.read { db in
                         if let subject = try resolve(reference, db: db) {
                             pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
-                            state = try derivedStates(db, from: subject.rawValue, to: subject.rawValue)[subject.rawValue]?.state ?? SubjectState()
+                            state = try derivedState(of: subject, db: db).state
                         }
                     }
                 } catch { throw Self.storageError(error, "read the subject's consent state") }

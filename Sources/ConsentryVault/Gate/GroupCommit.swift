@@ -7,7 +7,8 @@ import GRDB
 /// Reads are queued; one drainer at a time takes every read queued so far, runs each in its own savepoint of
 /// one transaction, commits, and completes each read. Results are released only after the commit: no read
 /// returns data before its audit entry is durable. A read that fails (its savepoint rolls back) fails alone;
-/// a failed commit fails the batch.
+/// a failed commit fails the batch, and so does a failed `verify` after the commit (the vault checks there, once
+/// per batch, that its database file is still the one it opened).
 ///
 /// Waiting callers hold no thread: each job has its own completion, so a commit wakes exactly the callers it
 /// finished (no broadcast), and asynchronous callers suspend instead of blocking. A synchronous caller that
@@ -34,6 +35,11 @@ final class GroupCommitter: @unchecked Sendable {
     private var draining = false
     private var largest = 0
     private let drainQueue = DispatchQueue(label: "consentry.group-commit")
+    private let verify: @Sendable () throws -> Void
+
+    /// - Parameter verify: runs after each commit, before any read of the batch returns; when it throws, every
+    ///   read of the batch fails with its error.
+    init(verify: @escaping @Sendable () throws -> Void) { self.verify = verify }
 
     /// Reads committed together at most so far, for the benchmark's report; not used for decisions.
     var largestBatch: Int { lock.withLock { largest } }
@@ -105,6 +111,7 @@ final class GroupCommitter: @unchecked Sendable {
                     }
                 }
             }
+            try verify()
         }
         for job in batch {
             switch (outcome, job.staged) {

@@ -161,7 +161,7 @@ extension Vault {
                 }
                 let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
                 let records = try consentRecords(db, subject)
-                let state = try derivedStates(db, from: subject.rawValue, to: subject.rawValue)[subject.rawValue]?.state ?? SubjectState()
+                let state = try derivedState(of: subject, db: db).state
                 let flags = flagNames(state)
                 var entry = draft(request, decision, subject: pseudonym, consentIDs: records.map(\.id), requestID: requestID)
                 entry.action = .consentRead

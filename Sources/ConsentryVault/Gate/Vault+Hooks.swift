@@ -208,7 +208,7 @@ extension Vault {
                         skipped[DecisionReason.Code.subjectNotFound.rawValue, default: 0] += 1
                         continue
                     }
-                    try unwrapDataKey(of: id, kekVersion: UInt32(row[0] as Int64), wrapped: row[1], into: &scratch)
+                    try unwrapDataKey(of: id, kekVersion: UInt32(row[0] as Int64), wrapped: row[1] as Data, into: &scratch)
                     let sealed = Sealing.seal(
                         values[id]!, key: scratch,
                         associatedData: Sealing.derivedAssociatedData(subject: id, kind: kind, name: name, keyVersion: UInt32(row[2] as Int64)),
@@ -276,9 +276,9 @@ extension Vault {
                 try refreshKEKs(db)
                 // One read of the subject's row and one unwrap of its data key serve the profile and the derived data.
                 guard let row = try subjectRow(subject, db: db) else { throw VaultError(.integrity, "subject \(subject) has no row") }
-                let keyVersion = UInt32(row["key_version"] as Int64)
-                let pseudonym = self.pseudonym(secret: row["audit_secret"])
-                let packed = (row["fields"] as Data).withUnsafeBytes({ PackedFields.decode($0) })?.entries ?? []
+                let keyVersion = row.keyVersion
+                let pseudonym = self.pseudonym(secret: row.auditSecret)
+                let packed = row.fields.withUnsafeBytes({ PackedFields.decode($0) })?.entries ?? []
                 let events = try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE subject_id = ?", arguments: [subject.rawValue]) ?? 0
                 // INVARIANT: no audit, no data. The entry precedes the first value handed to the sink.
                 var entry = draft(request, authorized, subject: pseudonym, counts: ["events": events, "fields": packed.count], requestID: requestID)
@@ -312,7 +312,7 @@ extension Vault {
                     try sink.consent(record)
                     counts["consents", default: 0] += 1
                 }
-                let state = try derivedStates(db, from: subject.rawValue, to: subject.rawValue)[subject.rawValue]?.state ?? SubjectState()
+                let state = try derivedState(of: subject, db: db).state
                 for flag in flagNames(state) {
                     try sink.flag(flag)
                     counts["flags", default: 0] += 1

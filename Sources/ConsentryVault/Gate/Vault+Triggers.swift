@@ -145,20 +145,20 @@ extension Vault {
                         duplicates += 1
                         continue
                     }
-                    try unwrapDataKey(of: subject, kekVersion: UInt32(row["kek_version"] as Int64), wrapped: row["wrapped_key"], into: &scratch)
+                    try unwrapDataKey(of: subject, kekVersion: row.kekVersion, wrapped: row.wrappedKey, into: &scratch)
                     var payload: [String: String] = [:]
                     payload["item"] = occurrence.item
                     payload["category"] = occurrence.category
                     let sealed = Sealing.seal(
                         String(decoding: try JSONEncoder.sorted.encode(payload), as: UTF8.self), key: scratch,
                         associatedData: Sealing.derivedAssociatedData(
-                            subject: subject, kind: "trigger", name: trigger.name, keyVersion: UInt32(row["key_version"] as Int64)),
+                            subject: subject, kind: "trigger", name: trigger.name, keyVersion: row.keyVersion),
                         nonces: nonces)
                     scratch.zero()
                     try db.execute(
                         sql: "INSERT INTO trigger_queue (trigger, subject_id, occurrence, payload, occurred_at, fired_at) VALUES (?, ?, ?, ?, ?, ?)",
                         arguments: [trigger.name, subject.rawValue, key, Data(sealed), occurrence.occurredAt, now])
-                    pseudonyms += pseudonymBytes(secret: row["audit_secret"])
+                    pseudonyms += pseudonymBytes(secret: row.auditSecret)
                     fired += 1
                 }
                 var entry = draft(
@@ -208,7 +208,8 @@ extension Vault {
                     for row in rows {
                         let subject = SubjectID(rawValue: row["subject_id"])
                         guard policy.admit(states[subject.rawValue]?.state ?? SubjectState(), purpose: trigger.purpose) == nil else { continue }
-                        try unwrapDataKey(of: subject, kekVersion: UInt32(row["kek_version"] as Int64), wrapped: row["wrapped_key"], into: &scratch)
+                        try unwrapDataKey(
+                            of: subject, kekVersion: UInt32(row["kek_version"] as Int64), wrapped: row["wrapped_key"] as Data, into: &scratch)
                         let ad = Sealing.derivedAssociatedData(
                             subject: subject, kind: "trigger", name: trigger.name, keyVersion: UInt32(row["key_version"] as Int64))
                         guard let text = (row["payload"] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {

@@ -293,9 +293,10 @@ final class ProfileIngest {
     }
 
     static func lookup(_ kind: IdentityKind, _ hash: [UInt8], db: Database) throws -> SubjectID? {
-        let statement = try db.cachedStatement(
-            sql: kind == .phone ? "SELECT subject_id FROM shared_identity WHERE hash = ? LIMIT 1" : "SELECT subject_id FROM identity WHERE hash = ?")
-        return try Int64.fetchOne(statement, arguments: [Data(hash)]).map(SubjectID.init(rawValue:))
+        let query = try RawQuery(
+            db, kind == .phone ? "SELECT subject_id FROM shared_identity WHERE hash = ? LIMIT 1" : "SELECT subject_id FROM identity WHERE hash = ?")
+        query.bind(1, hash)
+        return try query.step() ? SubjectID(rawValue: query.int64(0)) : nil
     }
 
     private func insertIdentities(_ hashes: [IdentityKind: [UInt8]], subject: SubjectID, db: Database) throws {
@@ -316,15 +317,13 @@ final class ProfileIngest {
     /// Merges values into an existing subject. Per field, a value from a higher-precedence source wins;
     /// among equal precedence the newer (or equally new) value wins. Returns whether any value changed.
     private func merge(into subject: SubjectID, values: [(spec: FieldSpec, value: String)], observedAt: Int64, db: Database) throws -> Bool {
-        guard
-            let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT kek_version, wrapped_key, key_version, fields FROM subject WHERE id = ?"),
-                arguments: [subject.rawValue])
-        else { throw VaultError(.integrity, "identity of subject \(subject) points to no subject row") }
-        let keyVersion = UInt32(row[2] as Int64)
+        guard let row = try vault.subjectRow(subject, db: db) else {
+            throw VaultError(.integrity, "identity of subject \(subject) points to no subject row")
+        }
+        let keyVersion = row.keyVersion
         defer { scratchKey.zero() }
-        try vault.unwrapDataKey(of: subject, kekVersion: UInt32(row[0] as Int64), wrapped: row[1], into: &scratchKey)
-        guard var packed = (row[3] as Data).withUnsafeBytes({ PackedFields.decode($0) }) else {
+        try vault.unwrapDataKey(of: subject, kekVersion: row.kekVersion, wrapped: row.wrappedKey, into: &scratchKey)
+        guard var packed = row.fields.withUnsafeBytes({ PackedFields.decode($0) }) else {
             throw VaultError(.integrity, "the stored profile of subject \(subject) is malformed; run `consentry check`")
         }
         let newRank = vault.schema.rank(of: source)

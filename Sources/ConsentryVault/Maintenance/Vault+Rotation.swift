@@ -72,7 +72,7 @@ extension Vault {
                     for row in rows {
                         let subject = SubjectID(rawValue: row[0])
                         // A failure rolls back this batch: nothing of it is changed.
-                        try unwrapDataKey(of: subject, kekVersion: UInt32(row[1] as Int64), wrapped: row[2], into: &scratch)
+                        try unwrapDataKey(of: subject, kekVersion: UInt32(row[1] as Int64), wrapped: row[2] as Data, into: &scratch)
                         let wrapped = Sealing.wrap(
                             scratch, kek: targetKEK.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: target),
                             nonces: nonces)

@@ -25,12 +25,12 @@ extension Vault {
                 }
                 try refreshKEKs(db)
                 guard let row = try subjectRow(subject, db: db),
-                    var packed = (row["fields"] as Data).withUnsafeBytes({ PackedFields.decode($0) })
+                    var packed = row.fields.withUnsafeBytes({ PackedFields.decode($0) })
                 else { throw VaultError(.integrity, "the stored profile of subject \(subject) is malformed; run `consentry check`") }
-                let keyVersion = UInt32(row["key_version"] as Int64)
+                let keyVersion = row.keyVersion
                 var scratch = try SecretBytes(count: Sealing.keyLength)
                 defer { scratch.zero() }
-                try unwrapDataKey(of: subject, kekVersion: UInt32(row["kek_version"] as Int64), wrapped: row["wrapped_key"], into: &scratch)
+                try unwrapDataKey(of: subject, kekVersion: row.kekVersion, wrapped: row.wrappedKey, into: &scratch)
                 let nonces = NonceSource(blockNonces: 4)
                 let now = nowMillis
                 var changed: [String] = []
@@ -52,7 +52,7 @@ extension Vault {
                 try db.execute(
                     sql: "UPDATE subject SET fields = ?, updated_at = ? WHERE id = ?", arguments: [Data(packed.encoded()), now, subject.rawValue])
                 var entry = draft(
-                    request, authorized, subject: pseudonym(secret: row["audit_secret"]), counts: ["changed": changed.count], requestID: requestID)
+                    request, authorized, subject: pseudonym(secret: row.auditSecret), counts: ["changed": changed.count], requestID: requestID)
                 entry.fields = changed
                 entry.reasons.append("rectified")
                 _ = try audit(entry, db: db)

@@ -68,6 +68,20 @@ struct FieldOpener {
     }
 }
 
+/// One subject's key material and sealed profile, as stored in its `subject` row.
+struct SubjectRecord {
+    /// The key-encryption key version its data key is wrapped under.
+    var kekVersion: UInt32
+    /// The wrapped data key.
+    var wrappedKey: [UInt8]
+    /// The data key's version (bound into every sealed value's associated data).
+    var keyVersion: UInt32
+    /// The sealed profile (``PackedFields``).
+    var fields: [UInt8]
+    /// The secret behind the subject's audit pseudonym.
+    var auditSecret: [UInt8]
+}
+
 extension Vault {
     /// Finds the subject an identifier belongs to, through its blind index. `value` is normalized here.
     func findSubject(_ kind: IdentityKind, _ value: String) throws(VaultError) -> SubjectID? {
@@ -84,23 +98,26 @@ extension Vault {
     }
 
     /// One subject's key material and sealed profile, fetched once for ``openFields(_:of:row:db:scratch:)``.
-    func subjectRow(_ subject: SubjectID, db: Database) throws -> Row? {
-        try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT kek_version, wrapped_key, key_version, fields, audit_secret FROM subject WHERE id = ?"),
-            arguments: [subject.rawValue])
+    func subjectRow(_ subject: SubjectID, db: Database) throws -> SubjectRecord? {
+        let query = try RawQuery(db, "SELECT kek_version, wrapped_key, key_version, fields, audit_secret FROM subject WHERE id = ?")
+        query.bind(1, subject.rawValue)
+        guard try query.step() else { return nil }
+        return SubjectRecord(
+            kekVersion: UInt32(truncatingIfNeeded: query.int64(0)), wrappedKey: query.bytes(1),
+            keyVersion: UInt32(truncatingIfNeeded: query.int64(2)),
+            fields: query.bytes(3), auditSecret: query.bytes(4))
     }
 
     /// Decrypts `fields` of one subject from its fetched row (see ``subjectRow(_:db:)``), in `fields` order;
     /// absent fields are nil. Reloads the KEKs when another process has rotated them. The subject's data key is
     /// left in `scratch` (for derived data); the caller zeroes it.
-    func openFields(_ fields: [FieldName], of subject: SubjectID, row: Row, db: Database, scratch: inout SecretBytes) throws -> [String?] {
-        let kekVersion = UInt32(row["kek_version"] as Int64)
-        if keys.kek(kekVersion) == nil { try refreshKEKs(db) }
-        try unwrapDataKey(of: subject, kekVersion: kekVersion, wrapped: row["wrapped_key"], into: &scratch)
+    func openFields(_ fields: [FieldName], of subject: SubjectID, row: SubjectRecord, db: Database, scratch: inout SecretBytes) throws -> [String?] {
+        if keys.kek(row.kekVersion) == nil { try refreshKEKs(db) }
+        try unwrapDataKey(of: subject, kekVersion: row.kekVersion, wrapped: row.wrappedKey, into: &scratch)
         var opener = FieldOpener(fields: fields)
-        opener.bind(subject: subject, keyVersion: UInt32(row["key_version"] as Int64))
+        opener.bind(subject: subject, keyVersion: row.keyVersion)
         var values = [String?](repeating: nil, count: fields.count)
-        try (row["fields"] as Data).withUnsafeBytes { (packed: UnsafeRawBufferPointer) in
+        try row.fields.withUnsafeBytes { (packed: UnsafeRawBufferPointer) in
             try opener.open(packed: packed, key: scratch, subject: subject, into: &values)
         }
         return values
