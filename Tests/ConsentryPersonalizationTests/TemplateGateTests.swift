@@ -46,6 +46,26 @@ struct TemplateGateTests {
         #expect(try marketer.register(name: "welcome", purpose: .emailMarketing, format: .text, source: Self.welcome).version == 2)
     }
 
+    @Test("derived data is read only for a template that reads segments or recommendations, and the entry says which")
+    func derivedOnlyWhenRead() throws {
+        let vault = try vault()
+        let marketer = TemplateDesk(vault: vault, actor: "mia", role: .marketer)
+        _ = try marketer.register(name: "plain", purpose: .emailMarketing, format: .text, source: "Hi {{ first_name }}, {{ campaign.name }}")
+        _ = try marketer.register(name: "welcome", purpose: .emailMarketing, format: .text, source: Self.welcome)
+        _ = try marketer.register(
+            name: "shadowed", purpose: .emailMarketing, format: .text, source: "{% assign segments = 'none' %}{{ segments }} {{ first_name }}")
+        #expect(try marketer.compile(Self.welcome, format: .text).namespacesRead == ["campaign", "segments"])
+        #expect(try marketer.compile("{% for r in recommendations %}{{ r.id }}{% endfor %}", format: .text).namespacesRead == ["recommendations"])
+        let campaign = TemplateDesk(vault: vault, actor: "esp", role: .campaignService)
+        let note = "with derived data of the purpose"
+        for (name, expected) in [("plain", false), ("welcome", true), ("shadowed", false)] {
+            let result = try campaign.render(name, subject: .email(Canary.email), campaign: ["name": .string("Winter")])
+            #expect(result.decision.isPermit)
+            let entry = try #require(try vault.queryAudit(AuditFilter(action: "render"), actor: "t", role: .admin).last)
+            #expect(entry.sequence == result.auditSequence && entry.reasons.contains(note) == expected, "\(name)")
+        }
+    }
+
     @Test("a template reading a field its purpose does not allow is refused, and the refusal is audited")
     func forbiddenField() throws {
         let vault = try vault()

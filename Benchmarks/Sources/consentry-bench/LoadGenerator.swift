@@ -13,6 +13,13 @@ enum LoadGenerator {
         var latencies: [Double] = []
         var seconds = 0.0
         var rate: Double { Double(requests) / seconds }
+        /// Adds another run's counts, latencies and time.
+        mutating func merge(_ other: Result) {
+            requests += other.requests
+            statuses.merge(other.statuses, uniquingKeysWith: +)
+            latencies += other.latencies
+            seconds += other.seconds
+        }
         func percentile(_ p: Double) -> Double {
             let sorted = latencies.sorted()
             return sorted.isEmpty ? .nan : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
@@ -39,39 +46,51 @@ enum LoadGenerator {
         return fd
     }
 
-    /// Sends one request and reads the whole response; returns the status, or nil when the connection failed.
-    static func exchange(_ fd: Int32, _ request: [UInt8], buffer: inout [UInt8]) -> Int? {
+    /// Sends one request and reads the whole response into `received` (reused between calls, so that the client
+    /// spends as little as it can per request); returns the status, or nil when the connection failed.
+    static func exchange(_ fd: Int32, _ request: [UInt8], buffer: inout [UInt8], received: inout [UInt8]) -> Int? {
         var sent = 0
         while sent < request.count {
             let n = request.withUnsafeBytes { send(fd, $0.baseAddress! + sent, request.count - sent, 0) }
             guard n > 0 else { return nil }
             sent += n
         }
-        var received: [UInt8] = []
+        received.removeAll(keepingCapacity: true)
         var headerEnd: Int?
         var contentLength = 0
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
             guard n > 0 else { return nil }
-            received += buffer[0..<n]
-            if headerEnd == nil, let range = find(received, [13, 10, 13, 10]) {
-                headerEnd = range + 4
-                let head = String(decoding: received[0..<range], as: UTF8.self).lowercased()
-                if let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }) {
-                    contentLength = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) ?? 0
-                }
+            received.append(contentsOf: buffer[0..<n])
+            if headerEnd == nil, let end = headEnd(received) {
+                headerEnd = end
+                contentLength = Self.contentLength(received[0..<end])
             }
-            if let end = headerEnd, received.count >= end + contentLength {
-                let status = String(decoding: received[9..<12], as: UTF8.self)
-                return Int(status)
+            if let end = headerEnd, received.count >= end + contentLength, received.count >= 12 {
+                return (9..<12).reduce(0) { $0 * 10 + Int(received[$1]) - 48 }
             }
         }
     }
 
-    static func find(_ haystack: [UInt8], _ needle: [UInt8]) -> Int? {
-        guard haystack.count >= needle.count else { return nil }
-        for i in 0...(haystack.count - needle.count) where haystack[i] == needle[0] && Array(haystack[i..<i + needle.count]) == needle { return i }
+    /// The offset just past the blank line that ends the head, if it arrived.
+    static func headEnd(_ bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 4 else { return nil }
+        for i in 0...(bytes.count - 4) where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 { return i + 4 }
         return nil
+    }
+
+    /// The value of the `Content-Length` header in `head` (0 when absent), matched without regard to case.
+    static func contentLength(_ head: ArraySlice<UInt8>) -> Int {
+        let name = Array("content-length:".utf8)
+        var lineStart = head.startIndex
+        while lineStart < head.endIndex {
+            let lineEnd = head[lineStart...].firstIndex(of: 13) ?? head.endIndex
+            if lineEnd - lineStart > name.count, zip(head[lineStart..<lineStart + name.count], name).allSatisfy({ ($0 | 0x20) == $1 || $0 == $1 }) {
+                return head[(lineStart + name.count)..<lineEnd].reduce(0) { $1 >= 48 && $1 <= 57 ? $0 * 10 + Int($1) - 48 : $0 }
+            }
+            lineStart = lineEnd + 2
+        }
+        return 0
     }
 
     /// Runs the load. `request(worker, n)` builds the n-th request bytes of a worker.
@@ -93,10 +112,12 @@ enum LoadGenerator {
             guard var fd = connect(port: port) else { return }
             var local = Result()
             var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+            var received: [UInt8] = []
+            received.reserveCapacity(64 * 1024)
             var n = 0
             while Date() < deadline {
                 let begin = DispatchTime.now().uptimeNanoseconds
-                guard let status = exchange(fd, request(worker, n), buffer: &buffer) else {
+                guard let status = exchange(fd, request(worker, n), buffer: &buffer, received: &received) else {
                     close(fd)
                     guard let again = connect(port: port) else { break }
                     fd = again
@@ -144,12 +165,53 @@ enum LoadGenerator {
         return (server, port)
     }
 
-    /// The n-th render request of a worker: `bench_mail` for customers cycling through the demo's ids.
-    static func renderRequest(token: String, profiles: Int, worker: Int, n: Int) -> [UInt8] {
-        let body =
-            #"{"template":"bench_mail","subject":{"customer_id":"C\#(String(format: "%08d", (worker * 7919 + n * 13) % profiles))"},"campaign":{"name":"Winter"}}"#
-        return Array(
-            "POST /v1/render HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-                .utf8)
+    /// Render requests for `bench_mail`, cycling through the demo's customers. Each is the same bytes but for the
+    /// eight digits of the customer id, written into a copy of one prepared request: building them costs the client
+    /// about what the static request costs it, so the two loads compare the server's work.
+    struct RenderRequests: Sendable {
+        let template: [UInt8]
+        let digits: Int
+        let profiles: Int
+
+        init(token: String, profiles: Int) {
+            let body = #"{"template":"bench_mail","subject":{"customer_id":"C00000000"},"campaign":{"name":"Winter"}}"#
+            let text =
+                "POST /v1/render HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            let bytes = Array(text.utf8), marker = Array(#""customer_id":"C"#.utf8)
+            template = bytes
+            digits = (0...(bytes.count - marker.count)).first { Array(bytes[$0..<$0 + marker.count]) == marker }! + marker.count
+            self.profiles = profiles
+        }
+
+        /// The n-th request of a worker.
+        func request(worker: Int, n: Int) -> [UInt8] {
+            var bytes = template
+            var id = (worker * 7919 + n * 13) % profiles
+            for i in (0..<8).reversed() {
+                bytes[digits + i] = UInt8(48 + id % 10)
+                id /= 10
+            }
+            return bytes
+        }
+    }
+
+    /// Static and gated loads measured in alternating rounds of `seconds` each, so that a slow spell of the machine
+    /// weighs on both alike. `ratios` holds each round's render rate over its static rate.
+    static func compare(
+        port: Int, rounds: Int, seconds: Double, staticRequest: [UInt8], render: RenderRequests
+    ) -> (staticLoad: Result, renderLoad: Result, ratios: [Double]) {
+        var staticTotal = Result(), renderTotal = Result(), ratios: [Double] = []
+        var offset = 0
+        for _ in 0..<rounds {
+            let staticRound = run(port: port, connections: 50, seconds: seconds) { _, _ in staticRequest }
+            let base = offset
+            let renderRound = run(port: port, connections: 50, seconds: seconds) { worker, n in render.request(worker: worker, n: base + n) }
+            // The next round goes on with later customers instead of repeating the same ones.
+            offset += renderRound.requests
+            ratios.append(renderRound.rate / staticRound.rate)
+            staticTotal.merge(staticRound)
+            renderTotal.merge(renderRound)
+        }
+        return (staticTotal, renderTotal, ratios)
     }
 }

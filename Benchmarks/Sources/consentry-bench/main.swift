@@ -148,14 +148,13 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--api-only" {
         let token = try vault.createToken(name: "api-only", role: .campaignService, expiresAt: nil, actor: "bench", role: .admin).token
         guard let (server, port) = try LoadGenerator.startServer(vault: CommandLine.arguments[2]) else { fail("the API server did not start") }
         let staticRequest = Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
-        let staticLoad = LoadGenerator.run(port: port, connections: 50, seconds: 3) { _, _ in staticRequest }
-        let load = LoadGenerator.run(port: port, connections: 50, seconds: 5) { worker, n in
-            LoadGenerator.renderRequest(token: token, profiles: 100_000, worker: worker, n: n)
-        }
+        _ = LoadGenerator.run(port: port, connections: 50, seconds: 1) { _, _ in staticRequest }  // warm-up
+        let (staticLoad, load, ratios) = LoadGenerator.compare(
+            port: port, rounds: 3, seconds: 2, staticRequest: staticRequest, render: .init(token: token, profiles: 100_000))
         server.terminate()
         server.waitUntilExit()
         print(
-            "\(Int(load.rate)) renders/s (\(Int(load.rate / staticLoad.rate * 100))% of static \(Int(staticLoad.rate))/s), "
+            "\(Int(load.rate)) renders/s (\(Int(load.rate / staticLoad.rate * 100))% of static \(Int(staticLoad.rate))/s; rounds \(ratios.map { Int($0 * 100) })), "
                 + "p50 \(load.percentile(0.5) * 1000) ms, statuses \(load.statuses)")
     } catch { fail("\(error)") }
     exit(0)
@@ -396,13 +395,12 @@ do {
     let profilesCount = options.profiles
     let staticRequest = Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
     _ = LoadGenerator.run(port: apiPort, connections: 50, seconds: 1) { _, _ in staticRequest }  // warm-up
-    let staticLoad = LoadGenerator.run(port: apiPort, connections: 50, seconds: 5) { _, _ in staticRequest }
-    let renderLoad = LoadGenerator.run(port: apiPort, connections: 50, seconds: 5) { worker, n in
-        LoadGenerator.renderRequest(token: apiToken, profiles: profilesCount, worker: worker, n: n)
-    }
+    let (staticLoad, renderLoad, apiRatios) = LoadGenerator.compare(
+        port: apiPort, rounds: 5, seconds: 2, staticRequest: staticRequest, render: .init(token: apiToken, profiles: profilesCount))
     server.terminate()
     server.waitUntilExit()
-    let renderShare = renderLoad.rate / staticLoad.rate * 100
+    // The target compares the median round: each round measured both loads back to back.
+    let renderShare = apiRatios.sorted()[apiRatios.count / 2] * 100
     func ms(_ seconds: Double) -> String { String(format: "%.1f ms", seconds * 1000) }
 
     // Data-subject requests: erasure latency in the full vault, and exports of a long history in a vault of their own.

@@ -25,6 +25,9 @@ public struct LiquidTemplate: Sendable {
     public let format: Format
     /// The profile fields the template reads, sorted: exactly what a render asks the gate for.
     public let fields: [String]
+    /// The namespaces (``namespaces``) the template reads: a render fetches the subject's stored segments and
+    /// recommendations only for a template that reads them.
+    public let namespacesRead: Set<String>
     let nodes: [Node]
 
     /// Parses and checks `source`: syntax, known filters with the right number of arguments, and that every variable
@@ -37,6 +40,7 @@ public struct LiquidTemplate: Sendable {
         var checker = StrictChecker(profileFields: profileFields)
         try checker.check(nodes)
         fields = checker.used.sorted()
+        namespacesRead = checker.namespacesRead
     }
 
     /// Renders with `context` (profile fields and namespaces at the top level). An undefined variable renders empty,
@@ -53,6 +57,7 @@ public struct LiquidTemplate: Sendable {
 struct StrictChecker {
     let profileFields: Set<String>
     var used: Set<String> = []
+    var namespacesRead: Set<String> = []
     var assigned: Set<String> = []
     var scopes: [Set<String>] = []
 
@@ -146,7 +151,11 @@ struct StrictChecker {
             try check(b)
         case .path(let root, let segments, let at):
             for case .index(let inner) in segments { try check(inner) }
-            if scopes.contains(where: { $0.contains(root) }) || assigned.contains(root) || LiquidTemplate.namespaces.contains(root) { return }
+            if scopes.contains(where: { $0.contains(root) }) || assigned.contains(root) { return }
+            if LiquidTemplate.namespaces.contains(root) {
+                namespacesRead.insert(root)
+                return
+            }
             guard profileFields.contains(root) else {
                 throw TemplateError(
                     line: at.line, column: at.column,

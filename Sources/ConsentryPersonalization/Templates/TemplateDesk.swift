@@ -65,7 +65,7 @@ public struct TemplateDesk: Sendable {
         segments: [String] = [], requestID: String? = nil, now: Date = Date()
     ) throws(VaultError) -> RenderResult {
         let (stored, template, request) = try prepare(name)
-        let read = try vault.read(request, subject: subject, includeDerived: true, requestID: requestID)
+        let read = try vault.read(request, subject: subject, includeDerived: Self.readsDerived(template), requestID: requestID)
         return finish(stored, template, read, campaign: campaign, recommendations: recommendations, segments: segments, now: now)
     }
 
@@ -75,8 +75,15 @@ public struct TemplateDesk: Sendable {
         _ name: String, subject: SubjectReference, campaign: [String: LiquidValue] = [:], requestID: String? = nil, now: Date = Date()
     ) async throws(VaultError) -> RenderResult {
         let (stored, template, request) = try prepare(name)
-        let read = try await vault.asyncRead(request, subject: subject, includeDerived: true, requestID: requestID)
+        let read = try await vault.asyncRead(request, subject: subject, includeDerived: Self.readsDerived(template), requestID: requestID)
         return finish(stored, template, read, campaign: campaign, recommendations: [], segments: [], now: now)
+    }
+
+    /// Whether a render of `template` needs the subject's derived data (segments it is in, recommendations): only
+    /// when the template reads those namespaces. Minimization: a template that does not is rendered without them,
+    /// and its audit entry says no derived data was released.
+    static func readsDerived(_ template: LiquidTemplate) -> Bool {
+        !template.namespacesRead.isDisjoint(with: ["segments", "recommendations"])
     }
 
     /// The registered template, compiled, and the gate request that renders it.
