@@ -9,22 +9,31 @@ import Synchronization
 final class ServerMetrics: Sendable {
     static let buckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 
+    private struct Route: Hashable {
+        var method: String
+        var route: String
+    }
+
+    private struct Counted: Hashable {
+        var route: Route
+        var status: Int
+    }
+
     private struct State {
-        var requests: [String: Int] = [:]
-        var histogram: [String: [Int]] = [:]
-        var sums: [String: Double] = [:]
+        var requests: [Counted: Int] = [:]
+        var histogram: [Route: [Int]] = [:]
+        var sums: [Route: Double] = [:]
     }
 
     private let state = Mutex(State())
 
     func record(route: String, method: String, status: Int, seconds: Double) {
+        let key = Route(method: method, route: route)
+        let index = Self.buckets.firstIndex { seconds <= $0 } ?? Self.buckets.count
         state.withLock { s in
-            s.requests["\(method) \(route) \(status)", default: 0] += 1
-            let key = "\(method) \(route)"
-            var counts = s.histogram[key] ?? [Int](repeating: 0, count: Self.buckets.count + 1)
-            let index = Self.buckets.firstIndex { seconds <= $0 } ?? Self.buckets.count
-            counts[index] += 1
-            s.histogram[key] = counts
+            s.requests[Counted(route: key, status: status), default: 0] += 1
+            // Updated in place: copying the bucket array out and back allocated on every request.
+            s.histogram[key, default: [Int](repeating: 0, count: Self.buckets.count + 1)][index] += 1
             s.sums[key, default: 0] += seconds
         }
     }
@@ -35,14 +44,15 @@ final class ServerMetrics: Sendable {
             var lines = [
                 "# HELP consentry_http_requests_total Requests by route, method and status.", "# TYPE consentry_http_requests_total counter",
             ]
-            for (key, count) in s.requests.sorted(by: { $0.key < $1.key }) {
-                let parts = key.split(separator: " ")
-                lines.append("consentry_http_requests_total{method=\"\(parts[0])\",route=\"\(parts[1])\",status=\"\(parts[2])\"} \(count)")
+            for (key, count) in s.requests.sorted(by: {
+                ($0.key.route.method, $0.key.route.route, "\($0.key.status)") < ($1.key.route.method, $1.key.route.route, "\($1.key.status)")
+            }) {
+                lines.append(
+                    "consentry_http_requests_total{method=\"\(key.route.method)\",route=\"\(key.route.route)\",status=\"\(key.status)\"} \(count)")
             }
             lines += ["# HELP consentry_http_request_duration_seconds Request latency.", "# TYPE consentry_http_request_duration_seconds histogram"]
-            for (key, counts) in s.histogram.sorted(by: { $0.key < $1.key }) {
-                let parts = key.split(separator: " ")
-                let labels = "method=\"\(parts[0])\",route=\"\(parts[1])\""
+            for (key, counts) in s.histogram.sorted(by: { ($0.key.method, $0.key.route) < ($1.key.method, $1.key.route) }) {
+                let labels = "method=\"\(key.method)\",route=\"\(key.route)\""
                 var cumulative = 0
                 for (i, bound) in Self.buckets.enumerated() {
                     cumulative += counts[i]

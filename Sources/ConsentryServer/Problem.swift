@@ -74,7 +74,7 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
         let given = request.headers[Self.header]
         let requestID =
             given.flatMap { $0.count <= 64 && !$0.isEmpty && $0.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" } ? $0 : nil }
-            ?? UUID().uuidString.lowercased()
+            ?? Self.newRequestID()
         do {
             var response = try await next(request, context)
             response.headers[Self.header] = requestID
@@ -107,4 +107,27 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     static var header: HTTPField.Name { HTTPField.Name("X-Request-Id")! }
+
+    /// A random id in the UUID layout (32 lower-case hex digits) from the system's generator (`getrandom`):
+    /// Foundation's `UUID()` opens, reads and closes `/dev/urandom` for every id, which showed in profiles of the API.
+    static func newRequestID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var bytes = (generator.next(), generator.next())
+        let hex = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: 36) { out in
+            var i = 0
+            withUnsafeBytes(of: &bytes) { raw in
+                for (n, byte) in raw.enumerated() {
+                    if n == 4 || n == 6 || n == 8 || n == 10 {
+                        out[i] = UInt8(ascii: "-")
+                        i += 1
+                    }
+                    out[i] = hex[Int(byte >> 4)]
+                    out[i + 1] = hex[Int(byte & 15)]
+                    i += 2
+                }
+            }
+            return i
+        }
+    }
 }

@@ -43,7 +43,7 @@ public final class Vault: Sendable {
     let databaseFileIdentity: (device: UInt64, inode: UInt64)?
     /// The database file's path, checked against ``databaseFileIdentity`` before every audit entry (after the commit,
     /// for gated reads that share one).
-    let databasePath: String
+    public let databasePath: String
     let db: DatabasePool
     let keys: VaultKeys
     let configuration: VaultConfiguration

@@ -140,6 +140,22 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--templates-on
     exit(0)
 }
 
+// `consentry-bench --render-only VAULT` serves VAULT and renders `bench_mail` over 50 connections for 6 seconds, with
+// no static rounds: a steady load to attach a profiler to.
+if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--render-only" {
+    do {
+        let vault = try Vault.open(at: URL(fileURLWithPath: CommandLine.arguments[2]))
+        let token = try vault.createToken(name: "render-only", role: .campaignService, expiresAt: nil, actor: "bench", role: .admin).token
+        guard let (server, port) = try LoadGenerator.startServer(vault: CommandLine.arguments[2]) else { fail("the API server did not start") }
+        let requests = LoadGenerator.RenderRequests(token: token, profiles: 100_000)
+        let load = LoadGenerator.run(port: port, connections: 50, seconds: 6) { worker, n in requests.request(worker: worker, n: n) }
+        server.terminate()
+        server.waitUntilExit()
+        print("\(Int(load.rate)) renders/s, p50 \(load.percentile(0.5) * 1000) ms, statuses \(load.statuses)")
+    } catch { fail("\(error)") }
+    exit(0)
+}
+
 // `consentry-bench --api-only VAULT` serves VAULT with the release binary, measures `GET /healthz` for 3 seconds and
 // renders `bench_mail` over 50 connections for 5 seconds (for profiling; the template and data come from a full run).
 if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--api-only" {

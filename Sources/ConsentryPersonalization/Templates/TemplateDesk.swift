@@ -134,7 +134,8 @@ public struct TemplateDesk: Sendable {
     private static func compiled(
         _ stored: StoredTemplate, vault: Vault, compile: () throws(VaultError) -> LiquidTemplate
     ) throws(VaultError) -> LiquidTemplate {
-        let key = "\(vault.directory.path)\u{0}\(stored.name)\u{0}\(stored.version)"
+        // The database path, not the directory URL: `URL.path` decodes the URL on every call.
+        let key = "\(vault.databasePath)\u{0}\(stored.name)\u{0}\(stored.version)"
         if let hit = compiledTemplates.withLock({ $0[key] }), hit.source == stored.source { return hit.template }
         let template = try compile()
         compiledTemplates.withLock { cache in

@@ -112,15 +112,24 @@ extension Vault {
         }
     }
 
+    private static let tokenPrefix = Array("cns_tok_".utf8)
+    private static let hexDigits = Set("0123456789abcdefABCDEF".utf8)
+
     /// Checks a presented token in constant time against its stored hash; returns its name and role.
     public func authenticate(token: String) -> Result<(name: String, role: Role), TokenRefusal> {
-        let parts = token.split(separator: "_", maxSplits: 3, omittingEmptySubsequences: false)
-        // cns_tok_<12 hex>_<secret>
-        guard parts.count == 4, parts[0] == "cns", parts[1] == "tok", parts[2].count == 12, parts[2].allSatisfy(\.isHexDigit) else {
+        // cns_tok_<12 hex>_<secret>, read as bytes: every API request passes here.
+        let bytes = Array(token.utf8), prefix = Self.tokenPrefix
+        guard bytes.count >= prefix.count + 13, bytes.starts(with: prefix), bytes[prefix.count + 12] == UInt8(ascii: "_"),
+            bytes[prefix.count..<prefix.count + 12].allSatisfy({ Self.hexDigits.contains($0) })
+        else {
             return .failure(.invalid)
         }
-        let id = "tok_" + parts[2], secret = String(parts[3])
-        let presented = keys.tokenHashes.hash(tag: 0x60, "\(id)|\(secret)")
+        // The hashed text is `tok_<12 hex>|<secret>`, as when the token was created.
+        var hashed = Array("tok_".utf8) + bytes[prefix.count..<prefix.count + 12]
+        let id = String(decoding: hashed, as: UTF8.self)
+        hashed.append(UInt8(ascii: "|"))
+        hashed += bytes[(prefix.count + 13)...]
+        let presented = keys.tokenHashes.hash(tag: 0x60, bytes: hashed)
         let stored: StoredToken?
         do {
             stored = try tokenCache.value(id) { () throws(VaultError) -> StoredToken? in
