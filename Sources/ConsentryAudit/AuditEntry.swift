@@ -355,10 +355,16 @@ struct JSONWriter {
     /// Appends ``quote(_:)`` of `value` to `out`.
     static func appendQuoted(_ value: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        // Most values (ids, role and field names, reasons) are plain ASCII and need no escaping.
-        if value.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
-            out.append(contentsOf: value.utf8)
-        } else {
+        // Most values (ids, role and field names, reasons) are plain ASCII and need no escaping: checked and copied
+        // as one buffer.
+        func plain(_ byte: UInt8) -> Bool { byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\") }
+        let copied =
+            value.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+                guard bytes.allSatisfy(plain) else { return false }
+                out.append(contentsOf: bytes)
+                return true
+            } ?? false
+        if !copied {
             for scalar in value.unicodeScalars {
                 switch scalar {
                 case "\"": out.append(contentsOf: "\\\"".utf8)
