@@ -25,6 +25,9 @@ public final class Vault: Sendable {
     public let policyVersion: String
     /// The vault's policy, or why it failed to load; while it fails, the gate denies everything.
     public let policy: Result<Policy, PolicyError>
+    /// The loaded policy, or nil when it failed to load (every decision then denies). Stored, not unwrapped from
+    /// ``policy`` on each use: every gated read consults it, and each unwrap copied the whole policy.
+    let loadedPolicy: Policy?
     /// The newest checkpoint written (sequence and time), so that cadence is kept across calls.
     let checkpointState = Mutex<(sequence: Int64, time: Int64)>((0, 0))
     /// The newest audit sequence this process appended (a hint for the checkpoint cadence).
@@ -60,6 +63,7 @@ public final class Vault: Sendable {
     ) {
         self.directory = directory
         self.policy = policy
+        self.loadedPolicy = try? policy.get()
         self.databasePath = directory.appendingPathComponent(Self.databaseFileName).path
         self.databaseFileIdentity = Self.fileIdentity(databasePath)
         let (path, identity) = (databasePath, databaseFileIdentity)

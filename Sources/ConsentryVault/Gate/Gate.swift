@@ -112,9 +112,6 @@ public struct Explanation: Sendable, Codable, Equatable {
 }
 
 extension Vault {
-    /// The loaded policy, or nil when it failed to load (every decision then denies).
-    var loadedPolicy: Policy? { try? policy.get() }
-
     func draft(
         _ request: AccessRequest, _ decision: Decision, subject: String? = nil, subjectSet: [UInt8] = [], counts: [String: Int] = [:],
         consentIDs: [Int64] = [], requestID: String?

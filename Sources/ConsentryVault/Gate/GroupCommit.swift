@@ -15,8 +15,8 @@ import GRDB
 /// finds the committer idle runs the first batch on its own thread (the CLI's common case, one read at a
 /// time, never changes threads); every later batch runs on the committer's own queue.
 final class GroupCommitter: @unchecked Sendable {
-    // @unchecked: `queue`, `draining` and `largestBatch` are only touched under `lock`; a job's `staged`
-    // only by the single drainer.
+    // @unchecked: `queue`, `draining` and `largestBatch` are only touched under `lock`; a job's `staged` and
+    // `scratchKey` only by the single drainer.
     typealias Work = (Database, inout SecretBytes) throws -> GateRead
     typealias Completion = @Sendable (Result<GateRead, any Error>) -> Void
 
@@ -35,6 +35,10 @@ final class GroupCommitter: @unchecked Sendable {
     private var draining = false
     private var largest = 0
     private let drainQueue = DispatchQueue(label: "consentry.group-commit")
+    /// The batches' scratch key, allocated once: locked memory costs an mmap, mprotect and munmap (and a TLB
+    /// shootdown on every core) per allocation. Each read zeroes it after use, and each batch again. Only the
+    /// drainer (one at a time) touches it.
+    private var scratchKey: SecretBytes?
     private let verify: @Sendable () throws -> Void
 
     /// - Parameter verify: runs after each commit, before any read of the batch returns; when it throws, every
@@ -45,7 +49,7 @@ final class GroupCommitter: @unchecked Sendable {
     var largestBatch: Int { lock.withLock { largest } }
 
     /// Runs `work` in a shared transaction and waits for its commit; `work` gets a scratch key in locked memory,
-    /// allocated once per batch.
+    /// which it zeroes after use.
     func run(_ pool: DatabasePool, _ work: @escaping Work) throws -> GateRead {
         let done = DispatchSemaphore(value: 0)
         let box = ResultBox()
@@ -95,14 +99,15 @@ final class GroupCommitter: @unchecked Sendable {
 
     private func commit(_ batch: [Job], _ pool: DatabasePool) {
         let outcome = Result<Void, any Error> {
-            var scratch = try SecretBytes(count: Sealing.keyLength)
+            if scratchKey == nil { scratchKey = try SecretBytes(count: Sealing.keyLength) }
+            defer { scratchKey!.zero() }
             try pool.write { db in
                 for job in batch {
                     // A savepoint per read, so a failing read rolls back alone. Cached statements: GRDB's
                     // `inSavepoint` compiles its SQL on every call, which showed in profiles of the API.
                     try db.cachedStatement(sql: "SAVEPOINT gate_read").execute()
                     do {
-                        job.staged = .success(try job.work(db, &scratch))
+                        job.staged = .success(try job.work(db, &scratchKey!))
                         try db.cachedStatement(sql: "RELEASE SAVEPOINT gate_read").execute()
                     } catch {
                         job.staged = .failure(error)
