@@ -255,11 +255,10 @@ final class ProfileIngest {
     /// Inserts the subject the preparer sealed. Seals it again here if the key-encryption key changed since
     /// (another process rotated the keys) or, about once in 2^63 subjects, the random id is taken.
     private func insertPrepared(_ prepared: PreparedProfile, db: Database) throws -> SubjectID {
-        let statement = try db.cachedStatement(
-            sql: """
-                INSERT INTO subject (id, kek_version, wrapped_key, key_version, fields, created_at, updated_at, audit_secret)
-                VALUES (?, ?, ?, 1, ?, ?, ?, ?)
-                """)
+        let sql = """
+            INSERT INTO subject (id, kek_version, wrapped_key, key_version, fields, created_at, updated_at, audit_secret)
+            VALUES (?, ?, ?, 1, ?, ?, ?, ?)
+            """
         var candidate = prepared.fresh
         while true {
             if candidate?.kekVersion != vault.keys.activeVersion {
@@ -268,9 +267,15 @@ final class ProfileIngest {
             }
             guard let fresh = candidate else { throw VaultError(.key, "the active key-encryption key is not loaded") }
             do {
-                try statement.execute(arguments: [
-                    fresh.id.rawValue, Int64(fresh.kekVersion), Data(fresh.wrapped), Data(fresh.packed), now, now, Data(fresh.auditSecret),
-                ])
+                let insert = try RawQuery(db, sql)
+                insert.bind(1, fresh.id.rawValue)
+                insert.bind(2, Int64(fresh.kekVersion))
+                insert.bind(3, fresh.wrapped)
+                insert.bind(4, fresh.packed)
+                insert.bind(5, now)
+                insert.bind(6, now)
+                insert.bind(7, fresh.auditSecret)
+                try insert.execute()
                 return fresh.id
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
                 candidate = nil  // the random id is taken: seal again under a new one
@@ -301,16 +306,20 @@ final class ProfileIngest {
 
     private func insertIdentities(_ hashes: [IdentityKind: [UInt8]], subject: SubjectID, db: Database) throws {
         // The caller looked these up first: an e-mail or customer id already present belongs to `subject`.
-        let unique = try db.cachedStatement(sql: "INSERT OR IGNORE INTO identity (hash, kind, subject_id, source, created_at) VALUES (?, ?, ?, ?, ?)")
-        let shared = try db.cachedStatement(
-            sql: "INSERT OR IGNORE INTO shared_identity (hash, subject_id, kind, source, created_at) VALUES (?, ?, ?, ?, ?)")
         for kind in IdentityKind.allCases {
             guard let hash = hashes[kind] else { continue }
-            if kind == .phone {
-                try shared.execute(arguments: [Data(hash), subject.rawValue, kind.rawValue, source.rawValue, now])
-            } else {
-                try unique.execute(arguments: [Data(hash), kind.rawValue, subject.rawValue, source.rawValue, now])
-            }
+            // Bound with SQLite's own calls: three of these per imported profile.
+            let insert = try RawQuery(
+                db,
+                kind == .phone
+                    ? "INSERT OR IGNORE INTO shared_identity (hash, subject_id, kind, source, created_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+                    : "INSERT OR IGNORE INTO identity (hash, subject_id, kind, source, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+            insert.bind(1, hash)
+            insert.bind(2, subject.rawValue)
+            insert.bind(3, kind.rawValue)
+            insert.bind(4, source.rawValue)
+            insert.bind(5, now)
+            try insert.execute()
         }
     }
 

@@ -2,8 +2,8 @@ import GRDB
 import GRDBSQLite
 
 /// A cached statement stepped with SQLite's own calls, for the few statements every gated read runs on the shared
-/// writer. There GRDB's rows (every column copied into a boxed value) and argument boxing cost more than the
-/// look-ups themselves; profiles of the API's renders showed it.
+/// writer and the profile import runs per record. There GRDB's rows (every column copied into a boxed value) and
+/// argument boxing cost more than the look-ups themselves; profiles of the API's renders showed it.
 ///
 /// The statement comes from GRDB's cache of the connection, is reset when the query is made and again when it
 /// ends, so GRDB finds it as it left it. Values read from a row are valid until the next `step()`.
@@ -43,7 +43,10 @@ struct RawQuery: ~Copyable {
         switch code {
         case SQLITE_ROW: return true
         case SQLITE_DONE: return false
-        default: throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+        default:
+            // The extended code (SQLITE_CONSTRAINT_PRIMARYKEY, say), as GRDB reports it.
+            let extended = sqlite3_extended_errcode(db.sqliteConnection)
+            throw DatabaseError(resultCode: ResultCode(rawValue: extended), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
         }
     }
 
