@@ -345,14 +345,8 @@ struct JSONWriter {
 
     func finished() -> [UInt8] { bytes + [UInt8(ascii: "}")] }
 
-    /// A JSON string literal; control characters and non-ASCII are escaped, so lines stay one line and ASCII.
-    static func quote(_ value: String) -> String {
-        var out: [UInt8] = []
-        appendQuoted(value, to: &out)
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    /// Appends ``quote(_:)`` of `value` to `out`.
+    /// Appends `value` as a JSON string literal to `out`; control characters and non-ASCII are escaped, so lines stay
+    /// one line and ASCII.
     static func appendQuoted(_ value: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         // Most values (ids, role and field names, reasons) are plain ASCII and need no escaping: checked and copied
