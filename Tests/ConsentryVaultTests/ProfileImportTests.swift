@@ -1,3 +1,4 @@
+import ConsentryAudit
 import ConsentryCore
 import ConsentryTesting
 import Foundation
@@ -168,6 +169,23 @@ struct ProfileImportTests {
         let report = try importCSV(vault, "d@example.test,C9,Dan,,,,,\nD@EXAMPLE.TEST,,Daniel,,,,,\nd@example.test,,,,,,Rome,IT\n")
         #expect(report.inserted == 1 && report.merged == 2)
         #expect(try vault.profile(email: "d@example.test")?["first_name"] == "Daniel")
+    }
+
+    @Test("records commit in batches of the configured size, each with its own audit entry, and no empty batch follows")
+    func batchBoundaries() throws {
+        // Five records make batches of 2, 2 and 1; four make exactly two (the input ends on a batch boundary).
+        for (records, sizes) in [(5, [2, 2, 1]), (4, [2, 2]), (1, [1])] {
+            let vault = try TestSupport.makeVault(batchSize: 2)
+            let body = (0..<records).map { "batch\($0)@example.test,C\($0),,,,,,\n" }.joined()
+            let report = try importCSV(vault, body)
+            #expect(report.records == records && report.inserted == records && report.rejected == 0)
+            #expect(try vault.count("subject") == records)
+            let entries = try vault.queryAudit(AuditFilter(action: "import"), actor: "t", role: .admin)
+            #expect(entries.map { $0.counts["records"] } == sizes)
+            #expect(entries.map { $0.counts["inserted"] } == sizes)
+            // The header is line 1, so batch k starts at line 2 + 2k.
+            #expect(entries.map { $0.reasons.last } == sizes.indices.map { "batch from line \(2 + 2 * $0)" })
+        }
     }
 
     @Test("an RFC 4180 CSV with quotes, embedded commas and newlines, CRLF endings and a BOM imports")

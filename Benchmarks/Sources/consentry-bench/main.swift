@@ -123,7 +123,8 @@ if CommandLine.arguments.count == 4, CommandLine.arguments[1] == "--export-only"
     exit(0)
 }
 
-// `consentry-bench --templates-only DIR` renders Benchmarks/templates/bench.liquid for 3 seconds (for profiling).
+// `consentry-bench --templates-only DIR` renders Benchmarks/templates/bench.liquid for 3 seconds after a warm-up and
+// prints {"renders_per_second": N}. `make bench` measures the renderer this way, in a fresh process like its peers.
 if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--templates-only" {
     let directory = URL(fileURLWithPath: CommandLine.arguments[2])
     do {
@@ -132,10 +133,11 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--templates-on
             try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("context.json"))) as? [String: Any] ?? [:]
         let template = try LiquidTemplate(source: source, format: .html, profileFields: ["first_name", "loyalty_tier", "signup_date", "city"])
         let context = object.mapValues { LiquidValue(json: $0) }
+        for _ in 0..<200 { _ = template.render(context) }
         var rendered = 0
         let start = Date()
         while Date().timeIntervalSince(start) < 3 { for _ in 0..<200 { rendered += template.render(context).isEmpty ? 0 : 1 } }
-        print("\(Int(Double(rendered) / Date().timeIntervalSince(start))) renders/s")
+        print("{\"renders_per_second\": \(Double(rendered) / Date().timeIntervalSince(start))}")
     } catch { fail("\(error)") }
     exit(0)
 }
@@ -229,6 +231,8 @@ do { files = try generator.writeFiles(to: work) } catch { fail("cannot write dem
 
 do {
     let vault = try Vault.create(at: vaultURL, policies: URL(fileURLWithPath: options.policies))
+    // Written-back pages of the demo files would otherwise share the disk with the import's commits.
+    sync()
     print("importing profiles …")
     let (profileReport, profileSeconds) = try time { try vault.importProfiles(from: files.profiles, source: .crm, format: .csv) }
     print("importing events …")
@@ -252,11 +256,21 @@ do {
     let insertRows = 1_000_000.0
     let insert = runBaseline(options.baseline, ["insert", work.appendingPathComponent("plain.sqlite").path, String(Int(insertRows))])
     // The storage floor of a profile import: the same statements on the same schema, without parsing, hashing or sealing.
-    print("measuring the profile storage floor …")
+    // The fastest of three runs, each into a new vault after a sync: the writes of the vault measured above are still
+    // reaching the disk, and a floor that shares the disk with them is no floor.
+    print("measuring the profile storage floor (3 runs) …")
     let floorURL = work.appendingPathComponent("floor-vault")
-    try? FileManager.default.removeItem(at: floorURL)
-    _ = try Vault.create(at: floorURL, policies: URL(fileURLWithPath: options.policies))
-    let floor = runBaseline(options.baseline, ["store", floorURL.path, String(Int(profileReport.inserted))])
+    var floor: [String: Double] = [:]
+    for _ in 0..<3 {
+        try? FileManager.default.removeItem(at: floorURL)
+        _ = try Vault.create(at: floorURL, policies: URL(fileURLWithPath: options.policies))
+        sync()
+        let run = runBaseline(options.baseline, ["store", floorURL.path, String(Int(profileReport.inserted))])
+        if (run["seconds"] ?? .infinity) < (floor["seconds"] ?? .infinity) { floor = run }
+    }
+    // Its cryptography floor: what the preparing thread must do per new subject, in C on one core.
+    print("measuring the profile cryptography floor …")
+    let sealFloor = runBaseline(options.baseline, ["seal", String(Int(profileReport.inserted))])
 
     // The gate: decision rate against Cedar on the same rules, audited reads, and a gated scan against the plain scan.
     guard case .success(let policy) = vault.policy else { fail("the policy did not load") }
@@ -381,17 +395,9 @@ do {
         try RecommendationDesk(vault: vault, actor: "bench", role: .campaignService).run(count: 5, evaluate: false)
     }
     let templateDirectory = URL(fileURLWithPath: options.policies).deletingLastPathComponent().appendingPathComponent("Benchmarks/templates")
-    let liquidSource = try String(contentsOf: templateDirectory.appendingPathComponent("bench.liquid"), encoding: .utf8)
-    let contextObject =
-        try JSONSerialization.jsonObject(with: Data(contentsOf: templateDirectory.appendingPathComponent("context.json"))) as? [String: Any] ?? [:]
-    let context = contextObject.mapValues { LiquidValue(json: $0) }
-    let benchTemplate = try LiquidTemplate(source: liquidSource, format: .html, profileFields: Set(vault.profileFieldNames))
-    var rendered = 0
-    let renderStart = Date()
-    while Date().timeIntervalSince(renderStart) < 3 {
-        for _ in 0..<200 { rendered += benchTemplate.render(context).isEmpty ? 0 : 1 }
-    }
-    let renderRate = Double(rendered) / Date().timeIntervalSince(renderStart)
+    // In a fresh process, as the peers are: measured in this process, after everything above had grown its heap, the
+    // renderer (which allocates its output and loop scopes) ran a fifth slower than on its own.
+    let renderRate = runBaseline(CommandLine.arguments[0], ["--templates-only", templateDirectory.path])["renders_per_second"] ?? .nan
     let templatePeers = runBaseline(
         options.peer.replacingOccurrences(of: "cedar_peer.py", with: "template_peer.py"),
         [
@@ -506,12 +512,16 @@ do {
         | profiles: parse, validate, normalize, 3 blind indexes, seal 10 fields, store | \(profileReport.inserted.formatted()) | \(String(format: "%.2f", profileSeconds)) | \(rate(Double(profileReport.inserted), profileSeconds)) profiles/s | 100,000 profiles/s |
         | events: parse, validate, resolve subject, idempotency hashes, store | \(eventReport.inserted.formatted()) | \(String(format: "%.2f", eventSeconds)) | \(rate(Double(eventReport.inserted), eventSeconds)) events/s | — |
         | C baseline: plain rows (integer key, 100-byte blob), same durability | \(Int(insertRows).formatted()) | \(String(format: "%.2f", insert["seconds"] ?? .nan)) | \(rate(insertRows, insert["seconds"] ?? .nan)) rows/s | — |
-        | C baseline: the profile import's statements on the vault's schema (3 look-ups, a subject row, 3 identity rows; random bytes for hashes and ciphertexts), same durability | \(profileReport.inserted.formatted()) | \(String(format: "%.2f", floor["seconds"] ?? .nan)) | \(rate(Double(profileReport.inserted), floor["seconds"] ?? .nan)) profiles/s | — |
+        | C baseline: the profile import's statements on the vault's schema (2 look-ups, a subject row, 3 identity rows; random bytes for hashes and ciphertexts, drawn before timing), same durability, fastest of 3 | \(profileReport.inserted.formatted()) | \(String(format: "%.2f", floor["seconds"] ?? .nan)) | \(rate(Double(profileReport.inserted), floor["seconds"] ?? .nan)) profiles/s | — |
+        | C baseline: the profile import's cryptography (random data key, 10 field seals, key wrap, 3 keyed hashes, audit secret), one core | \(profileReport.inserted.formatted()) | \(String(format: "%.2f", sealFloor["seconds"] ?? .nan)) | \(rate(Double(profileReport.inserted), sealFloor["seconds"] ?? .nan)) profiles/s | — |
 
         The 100,000 profiles/s target is above what SQLite stores on this schema and machine at all: the C program
         that runs only the import's statements (the second baseline) reaches \(rate(Double(profileReport.inserted), floor["seconds"] ?? .nan)) profiles/s, so the import
         runs at \(String(format: "%.0f", (floor["seconds"] ?? .nan) / profileSeconds * 100))% of its storage floor. A profile is seven B-tree inserts at random keys (random subject id, keyed
         hashes), not one sequential row as in the plain-row baseline; 16 KiB pages measured faster than 4 or 8 KiB.
+        Storing runs on SQLite's single writer, so one core stores while the other prepares: the import cannot pass the
+        slower of the two C floors, \(rate(Double(profileReport.inserted), max(floor["seconds"] ?? .nan, sealFloor["seconds"] ?? .nan))) profiles/s here, even with no
+        parsing and no cost over C. See docs/vault.md ("Import throughput") for the designs measured against the target.
 
         ## Decrypt-and-read 5 fields of every subject
 
@@ -550,7 +560,9 @@ do {
 
         The segment run decides every subject's consent first (pass 1, audited with the admitted set), then reads the admitted
         subjects' events chunk by chunk and evaluates the rule; the C baseline only decrypts five fields per subject. The
-        incremental update runs one gated scan limited to the touched subjects per event-based segment.
+        incremental update runs one gated scan limited to the touched subjects per event-based segment. The template
+        engines each render for 3 s after a warm-up, each in a process of its own (`consentry-bench --templates-only`
+        for Consentry, `Benchmarks/peer/template_peer.py` for the peers).
 
         ## The HTTP API
 
@@ -606,8 +618,10 @@ do {
           XChaCha20-Poly1305 seals and three keyed BLAKE2b hashes per profile). Records are prepared (parsed,
           normalized, hashed, sealed) on one core while the other writes; the writer is the bound, and the second C
           baseline measures what its statements alone cost. The preparer hands records to the writer through a bounded
-          queue that wakes it only after half is drained, not per record. Next step: bind statement arguments without
-          GRDB's intermediate boxing, the largest remaining cost on the writer that the C floor does not pay.
+          queue that wakes it only after half is drained, not per record, and the writer stores each record as it arrives
+          inside the batch's open transaction. The writer's per-record statements (look-ups,
+          subject and identity inserts) are bound and stepped with SQLite's own calls; a profile of the import shows
+          the writer spending most of its time inside SQLite.
         - Audited gated reads: each read runs in a write transaction on SQLite's single writer (decision, audit entry,
           decrypt), and group commit shares one durable commit among every read queued meanwhile. Waiting reads hold no
           thread and each is woken by its own completion, so 50 callers reach \(String(format: "%.1f", groupReadRate / singleReadRate))× the

@@ -1,5 +1,6 @@
 import ConsentryAudit
 import ConsentryCore
+import Foundation
 import GRDB
 
 extension Vault {
@@ -9,27 +10,39 @@ extension Vault {
     /// a database error stops the import with a message naming the first line of the failed batch.
     /// `process` gets a look-up cache that lives for one transaction only, since between batches another
     /// process may change or erase subjects.
+    ///
+    /// Items are processed as they arrive, inside the batch's open transaction, rather than collected first: the
+    /// profile import prepares records on another thread, and collecting a whole batch before writing any of it
+    /// left the writer idle for most of the time the preparer took to fill the next one.
     func inBatches<Item>(
         _ items: some Sequence<Item>, line: (Item) -> Int, report: inout ImportReport, audit template: AuditDraft,
         _ process: (Item, Database, inout [String: SubjectID], inout ImportReport) throws -> Void,
         counting: (Item, inout ImportReport) -> Void = { _, _ in }
     ) throws(VaultError) {
-        var batch: [Item] = []
-        batch.reserveCapacity(min(configuration.importBatchSize, 100_000))
-        func flush(_ report: inout ImportReport) throws(VaultError) {
-            guard let first = batch.first else { return }
+        let batchSize = max(1, configuration.importBatchSize)
+        var iterator = items.makeIterator()
+        var next = iterator.next()
+        while let first = next {
             var batchReport = report
+            var count = 0
             do {
                 // INVARIANT: nothing half-written. A batch's subjects, their identities and its audit entry
                 // commit together or not at all.
                 try db.write { db in
                     try refreshKEKs(db)
                     var cache: [String: SubjectID] = [:]
-                    for item in batch { try process(item, db, &cache, &batchReport) }
+                    var item: Item? = first
+                    while let current = item {
+                        batchReport.records += 1
+                        counting(current, &batchReport)
+                        try process(current, db, &cache, &batchReport)
+                        count += 1
+                        item = count < batchSize ? iterator.next() : nil
+                    }
                     // The batch and its audit entry commit together.
                     var entry = template
                     entry.counts = [
-                        "records": batch.count, "inserted": batchReport.inserted - report.inserted,
+                        "records": count, "inserted": batchReport.inserted - report.inserted,
                         "merged": batchReport.merged - report.merged, "unchanged": batchReport.unchanged - report.unchanged,
                         "duplicates": batchReport.duplicates - report.duplicates, "rejected": batchReport.rejected - report.rejected,
                     ].filter { $0.value != 0 }
@@ -40,15 +53,30 @@ extension Vault {
                 throw Self.storageError(error, "import the batch starting at line \(line(first)) (earlier batches were committed)")
             }
             report = batchReport
-            batch.removeAll(keepingCapacity: true)
+            // A batch cut short by the end of the input was the last one.
+            next = count < batchSize ? nil : iterator.next()
             try checkpointIfDue()
         }
-        for item in items {
-            report.records += 1
-            counting(item, &report)
-            batch.append(item)
-            if batch.count >= configuration.importBatchSize { try flush(&report) }
+    }
+
+    /// Runs `prepare` over `items` on a thread of its own and hands the results to `consume`, in input order, through
+    /// a bounded queue: the writer stores records while the next ones are parsed, validated, hashed and sealed, and
+    /// memory stays flat whatever the input's size. The preparing thread is stopped and joined before this returns.
+    func pipelined<Item, Prepared>(
+        _ items: some Sequence<Item>, prepare: @escaping (Item) -> Prepared, _ consume: (AnySequence<Prepared>) throws(VaultError) -> Void
+    ) throws(VaultError) {
+        let queue = BoundedQueue<Prepared>(capacity: 4_096)
+        // Only the preparing thread touches the input and `prepare` once it has started.
+        let work = UncheckedBox((input: AnyIterator(items.makeIterator()), prepare: prepare))
+        let producer = Thread {
+            while let item = work.value.input.next() {
+                guard queue.put(work.value.prepare(item)) else { break }
+            }
+            queue.close()
         }
-        try flush(&report)
+        producer.start()
+        // Whatever happens below, stop the preparer and wait for it before returning.
+        defer { queue.cancelAndDrain() }
+        try consume(AnySequence { AnyIterator { queue.take() } })
     }
 }

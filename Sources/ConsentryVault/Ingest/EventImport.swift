@@ -119,6 +119,27 @@ extension EventRecord {
     }
 }
 
+/// A validated event with its keyed hashes: `key` of its id (idempotency) and `digest` of its content.
+struct HashedEvent {
+    var record: EventRecord
+    var key: [UInt8]
+    var digest: [UInt8]
+}
+
+/// An event line as the preparing thread leaves it for the writer.
+struct PreparedEvent {
+    var line: Int
+    var result: Result<HashedEvent, FieldProblem>
+    /// Keys of the line that are not stored (counted even when the event is rejected).
+    var dropped: [String]
+
+    init(_ item: (line: Int, result: Result<EventRecord, FieldProblem>, dropped: [String]), hashing: BlindIndexer) {
+        line = item.line
+        dropped = item.dropped
+        result = item.result.map { HashedEvent(record: $0, key: hashing.hash(tag: 0x10, $0.id), digest: hashing.hash(tag: 0x11, $0.canonical)) }
+    }
+}
+
 extension Vault {
     /// Imports a JSON Lines file of behavioral events.
     ///
@@ -163,23 +184,32 @@ extension Vault {
     }
 
     /// Stores validated events (or records their rejections), one transaction per batch.
+    ///
+    /// Parsing, validation and the event's keyed hashes run on a preparing thread (`items` is consumed there); this
+    /// thread resolves subjects and writes.
     func ingestEvents(
         _ items: some Sequence<(line: Int, result: Result<EventRecord, FieldProblem>, dropped: [String])>, now: Int64, report: inout ImportReport,
         audit: AuditDraft
     ) throws(VaultError) {
         let limit = configuration.maxReportedRejections
-        try inBatches(items, line: \.line, report: &report, audit: audit) { item, db, cache, report in
-            do {
-                try self.store(try item.result.get(), now: now, db: db, subjects: &cache, report: &report)
-            } catch let problem as FieldProblem {
-                report.reject(.init(line: item.line, field: problem.field, reason: problem.reason), limit: limit)
+        let hashing = keys.eventIDs
+        try pipelined(items, prepare: { PreparedEvent($0, hashing: hashing) }) { (prepared) throws(VaultError) in
+            try inBatches(prepared, line: \.line, report: &report, audit: audit) { item, db, cache, report in
+                do {
+                    try self.store(try item.result.get(), now: now, db: db, subjects: &cache, report: &report)
+                } catch let problem as FieldProblem {
+                    report.reject(.init(line: item.line, field: problem.field, reason: problem.reason), limit: limit)
+                }
+            } counting: { item, report in
+                for key in item.dropped { report.droppedFields[FieldProblem.name(ofKey: key), default: 0] += 1 }
             }
-        } counting: { item, report in
-            for key in item.dropped { report.droppedFields[FieldProblem.name(ofKey: key), default: 0] += 1 }
         }
     }
 
-    private func store(_ event: EventRecord, now: Int64, db: Database, subjects: inout [String: SubjectID], report: inout ImportReport) throws {
+    private func store(
+        _ event: HashedEvent, now: Int64, db: Database, subjects: inout [String: SubjectID], report: inout ImportReport
+    ) throws {
+        let record = event.record
         func resolve(_ kind: IdentityKind, _ value: String) throws -> SubjectID? {
             let cacheKey = kind.rawValue + ":" + value
             if let known = subjects[cacheKey] { return known }
@@ -187,34 +217,42 @@ extension Vault {
             if let found { subjects[cacheKey] = found }
             return found
         }
-        let byCustomer = try event.customerID.flatMap { try resolve(.customerID, $0) }
-        let byEmail = try event.email.flatMap { try resolve(.email, $0) }
+        let byCustomer = try record.customerID.flatMap { try resolve(.customerID, $0) }
+        let byEmail = try record.email.flatMap { try resolve(.email, $0) }
         if let byCustomer, let byEmail, byCustomer != byEmail {
             throw FieldProblem(field: nil, reason: "the `email` and the `customer_id` belong to two different subjects; send one of them")
         }
         guard let subject = byCustomer ?? byEmail else {
             throw FieldProblem(
-                field: event.customerID != nil ? "customer_id" : "email",
+                field: record.customerID != nil ? "customer_id" : "email",
                 reason: "matches no subject in the vault; import the profile first, then import the events again (stored events are skipped)")
         }
-        let key = Data(keys.eventIDs.hash(tag: 0x10, event.id))
-        let digest = Data(keys.eventIDs.hash(tag: 0x11, event.canonical))
-        let insert = try db.cachedStatement(
-            sql: """
-                INSERT INTO event (key, digest, subject_id, type, time, item_id, category, amount, currency, campaign_id, received_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING
-                """)
-        try insert.execute(arguments: [
-            key, digest, subject.rawValue, event.type.rawValue, event.time, event.itemID, event.category, event.amount, event.currency,
-            event.campaignID, now,
-        ])
+        // Bound with SQLite's own calls: one of these per imported event.
+        let insert = try RawQuery(
+            db,
+            """
+            INSERT INTO event (key, digest, subject_id, type, time, item_id, category, amount, currency, campaign_id, received_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING
+            """)
+        insert.bind(1, event.key)
+        insert.bind(2, event.digest)
+        insert.bind(3, subject.rawValue)
+        insert.bind(4, record.type.rawValue)
+        insert.bind(5, record.time)
+        insert.bind(6, record.itemID)
+        insert.bind(7, record.category)
+        insert.bind(8, record.amount)
+        insert.bind(9, record.currency)
+        insert.bind(10, record.campaignID)
+        insert.bind(11, now)
+        try insert.execute()
         if db.changesCount == 1 {
             report.inserted += 1
             report.touchedSubjects.insert(subject)
             return
         }
-        let stored = try Data.fetchOne(db.cachedStatement(sql: "SELECT digest FROM event WHERE key = ?"), arguments: [key])
-        guard stored == digest else {
+        let stored = try Data.fetchOne(db.cachedStatement(sql: "SELECT digest FROM event WHERE key = ?"), arguments: [Data(event.key)])
+        guard stored == Data(event.digest) else {
             throw FieldProblem(field: "id", reason: "was already imported for a different event; give each event its own id")
         }
         report.duplicates += 1

@@ -166,19 +166,10 @@ extension Vault {
             ingest = try ProfileIngest(vault: self, source: source)
             preparer = try ProfilePreparer(vault: self, source: source, now: ingest.now)
         } catch { throw VaultError(.key, error.message) }
-        let queue = BoundedQueue<PreparedProfile>(capacity: 4_096)
-        let input = UncheckedBox(AnyIterator(records.makeIterator()))
-        let producer = Thread {
-            while let record = input.value.next() {
-                guard queue.put(preparer.prepare(record)) else { break }
+        try pipelined(records, prepare: preparer.prepare) { (prepared) throws(VaultError) in
+            try inBatches(prepared, line: \.line, report: &report, audit: audit) { prepared, db, _, report in
+                try ingest.apply(prepared, db: db, report: &report)
             }
-            queue.close()
-        }
-        producer.start()
-        // Whatever happens below, stop the preparer and wait for it before returning.
-        defer { queue.cancelAndDrain() }
-        try inBatches(AnySequence { AnyIterator { queue.take() } }, line: \.line, report: &report, audit: audit) { prepared, db, _, report in
-            try ingest.apply(prepared, db: db, report: &report)
         }
     }
 }

@@ -32,6 +32,11 @@ struct RawQuery: ~Copyable {
         bytes.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), Self.transient) }
     }
 
+    /// Binds parameter `index` to a real number, or NULL.
+    func bind(_ index: Int32, _ value: Double?) {
+        if let value { sqlite3_bind_double(handle, index, value) } else { sqlite3_bind_null(handle, index) }
+    }
+
     /// Binds parameter `index` to text, or NULL.
     func bind(_ index: Int32, _ text: String?) {
         if let text { sqlite3_bind_text(handle, index, text, -1, Self.transient) } else { sqlite3_bind_null(handle, index) }
