@@ -9,13 +9,15 @@ extension Vault {
     /// A batch commits whole or not at all: the report is only updated once its transaction committed, and
     /// a database error stops the import with a message naming the first line of the failed batch.
     /// `process` gets a look-up cache that lives for one transaction only, since between batches another
-    /// process may change or erase subjects.
+    /// process may change or erase subjects; for the same reason `beginning` runs at the start of every batch's
+    /// transaction, to re-read whatever the import keeps for the batch.
     ///
     /// Items are processed as they arrive, inside the batch's open transaction, rather than collected first: the
     /// profile import prepares records on another thread, and collecting a whole batch before writing any of it
     /// left the writer idle for most of the time the preparer took to fill the next one.
     func inBatches<Item>(
         _ items: some Sequence<Item>, line: (Item) -> Int, report: inout ImportReport, audit template: AuditDraft,
+        beginning: (Database) throws -> Void = { _ in },
         _ process: (Item, Database, inout [String: SubjectID], inout ImportReport) throws -> Void,
         counting: (Item, inout ImportReport) -> Void = { _, _ in }
     ) throws(VaultError) {
@@ -30,6 +32,7 @@ extension Vault {
                 // commit together or not at all.
                 try db.write { db in
                     try refreshKEKs(db)
+                    try beginning(db)
                     var cache: [String: SubjectID] = [:]
                     var item: Item? = first
                     while let current = item {

@@ -167,7 +167,7 @@ extension Vault {
             preparer = try ProfilePreparer(vault: self, source: source, now: ingest.now)
         } catch { throw VaultError(.key, error.message) }
         try pipelined(records, prepare: preparer.prepare) { (prepared) throws(VaultError) in
-            try inBatches(prepared, line: \.line, report: &report, audit: audit) { prepared, db, _, report in
+            try inBatches(prepared, line: \.line, report: &report, audit: audit, beginning: ingest.beginBatch) { prepared, db, _, report in
                 try ingest.apply(prepared, db: db, report: &report)
             }
         }
@@ -192,8 +192,10 @@ final class ProfileIngest {
     let nonces = NonceSource()
     var scratchKey: SecretBytes
     let limit: Int
-    /// Whether the suppression list has entries (looked up once per import; most vaults have none to check).
-    var suppressionActive: Bool?
+    /// Whether the suppression list has entries (most vaults have none to check). Read again at the start of every
+    /// batch: an erasure committed by another process between two batches must stop the erased subject's records in
+    /// the batches that follow.
+    var suppressionActive = true
 
     init(vault: Vault, source: DataSource) throws(CryptoError) {
         self.vault = vault
@@ -201,6 +203,11 @@ final class ProfileIngest {
         self.now = vault.nowMillis
         self.scratchKey = try SecretBytes(count: Sealing.keyLength)
         self.limit = vault.configuration.maxReportedRejections
+    }
+
+    /// Reads, in the batch's own transaction, what may have changed since the last batch.
+    func beginBatch(_ db: Database) throws {
+        suppressionActive = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM suppression)") ?? true
     }
 
     /// Resolves and stores one prepared record. A `FieldProblem` rejects the record; a database error aborts the batch.
@@ -276,10 +283,7 @@ final class ProfileIngest {
 
     /// Whether the record's e-mail address or customer id is on the suppression list of erased subjects.
     private func isSuppressed(_ prepared: PreparedProfile, db: Database) throws -> Bool {
-        if suppressionActive == nil {
-            suppressionActive = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM suppression)") ?? false
-        }
-        guard suppressionActive == true else { return false }
+        guard suppressionActive else { return false }
         let statement = try db.cachedStatement(sql: "SELECT 1 FROM suppression WHERE hash = ?")
         for (spec, value) in prepared.values {
             guard let kind = spec.identityKind, kind != .phone else { continue }
