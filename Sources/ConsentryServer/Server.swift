@@ -102,6 +102,23 @@ public enum Server {
             configuration: .init(address: .hostname(host, port: port), serverName: "consentry"),
             onServerRunning: { channel in onReady(channel.localAddress?.port ?? port) },
             logger: logger)
+        // Edits to the vault's policy files take effect within a second, audited, without a restart; files that do not
+        // load make the gate deny every request until they are fixed.
+        let policyWatcher = Task.detached {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                do throws(VaultError) {
+                    if let version = try vault.reloadPolicyIfChanged() {
+                        let loads = vault.allowedFields(for: .service) != nil
+                        logger.notice(
+                            loads ? "policy reloaded" : "policy files do not load; the gate denies every decision", metadata: ["version": "\(version)"])
+                    }
+                } catch {
+                    logger.error("policy reload could not be audited", metadata: ["reason": "\(error.message)"])
+                }
+            }
+        }
+        defer { policyWatcher.cancel() }
         try await app.runService()
         try? vault.checkpointIfDue(force: true)
     }

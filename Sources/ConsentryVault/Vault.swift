@@ -20,14 +20,20 @@ public final class Vault: Sendable {
     /// The vault directory.
     public let directory: URL
     /// The field schema loaded from the vault's `policies/fields.yaml`.
-    public let schema: FieldSchema
+    public var schema: FieldSchema { policyNow.schema }
     /// A BLAKE2b hash of the vault's policy files; recorded in every audit entry.
-    public let policyVersion: String
+    public var policyVersion: String { policyNow.version }
     /// The vault's policy, or why it failed to load; while it fails, the gate denies everything.
-    public let policy: Result<Policy, PolicyError>
-    /// The loaded policy, or nil when it failed to load (every decision then denies). Stored, not unwrapped from
-    /// ``policy`` on each use: every gated read consults it, and each unwrap copied the whole policy.
-    let loadedPolicy: Policy?
+    public var policy: Result<Policy, PolicyError> { policyNow.policy }
+    /// The loaded policy, or nil when it failed to load (every decision then denies).
+    var loadedPolicy: Policy? { policyNow.loaded }
+    /// The policy files as last loaded; ``reloadPolicyIfChanged()`` swaps it whole while a server runs.
+    private let policyState: Mutex<PolicySnapshot>
+    /// Held while the policy files are reloaded, so that two reloads do not audit the same change twice.
+    private let policyReload = Mutex<Void>(())
+    /// The policy in force now. A decision takes it once and uses it throughout, so that the rules it applies and the
+    /// version its audit entry records are the same even while a reload swaps the policy.
+    var policyNow: PolicySnapshot { policyState.withLock { $0 } }
     /// The newest checkpoint written (sequence and time), so that cadence is kept across calls.
     let checkpointState = Mutex<(sequence: Int64, time: Int64)>((0, 0))
     /// The newest audit sequence this process appended (a hint for the checkpoint cadence).
@@ -62,8 +68,7 @@ public final class Vault: Sendable {
         configuration: VaultConfiguration
     ) {
         self.directory = directory
-        self.policy = policy
-        self.loadedPolicy = try? policy.get()
+        self.policyState = Mutex(PolicySnapshot(schema: schema, version: policyVersion, policy: policy))
         self.databasePath = directory.appendingPathComponent(Self.databaseFileName).path
         self.databaseFileIdentity = Self.fileIdentity(databasePath)
         let (path, identity) = (databasePath, databaseFileIdentity)
@@ -72,8 +77,6 @@ public final class Vault: Sendable {
         self.groupCommitter = GroupCommitter { () throws(VaultError) in try Self.checkDatabaseFile(path, opened: identity) }
         self.db = db
         self.keys = keys
-        self.schema = schema
-        self.policyVersion = policyVersion
         self.configuration = configuration
     }
 
@@ -256,8 +259,34 @@ public final class Vault: Sendable {
         return String(Digest.hex(Digest.blake2b(material)).prefix(16))
     }
 
+    /// Loads the vault's policy files again when they changed since they were last loaded, puts them in force for every
+    /// decision from then on, and audits the change (`policy_loaded`). Returns the new version, or nil when nothing
+    /// changed. A long-running process (`consentry serve`) calls it every second; one-shot commands load the files
+    /// when they open the vault.
+    ///
+    /// Files that fail to load put a failed policy in force: the gate then denies every request
+    /// (`policy_unavailable`) until the files are fixed, and the failure is in the audit log. The field schema stays
+    /// the last one that loaded, since stored data was validated against it.
+    /// - Throws: ``VaultError`` when the audit entry of the change cannot be written (the new policy is in force).
+    @discardableResult
+    public func reloadPolicyIfChanged() throws(VaultError) -> String? {
+        try policyReload.withLock { _ throws(VaultError) -> String? in
+            let directory = self.directory.appendingPathComponent("policies")
+            let version = Self.versionOfPolicy(at: directory)
+            let current = policyNow
+            guard version != current.version else { return nil }
+            let policy = Result<Policy, PolicyError> { () throws(PolicyError) in try Policy.load(directory: directory) }
+            let schema = (try? policy.get())?.schema ?? current.schema
+            policyState.withLock { $0 = PolicySnapshot(schema: schema, version: version, policy: policy) }
+            try recordPolicyIfChanged(creating: false)
+            return version
+        }
+    }
+
     /// Audits the policy version whenever it differs from the one last recorded (a new vault, or edited files).
     private func recordPolicyIfChanged(creating: Bool) throws(VaultError) {
+        let snapshot = policyNow
+        let (policy, policyVersion) = (snapshot.policy, snapshot.version)
         let recorded: String?
         do {
             recorded = try db.read {
@@ -368,5 +397,23 @@ public final class Vault: Sendable {
         }
         guard active > 0 else { throw VaultError(.key, "the vault has no active key-encryption key; the key table is damaged") }
         keys.install(unwrapped, active: active)
+    }
+}
+
+/// One load of a vault's policy files: the field schema, the version (hash of the files) and the policy or why it
+/// failed to load. Immutable; a reload replaces it whole.
+final class PolicySnapshot: Sendable {
+    let schema: FieldSchema
+    let version: String
+    let policy: Result<Policy, PolicyError>
+    /// The loaded policy, or nil when it failed to load. Stored, not unwrapped from ``policy`` on each use: every
+    /// gated read consults it, and each unwrap copied the whole policy.
+    let loaded: Policy?
+
+    init(schema: FieldSchema, version: String, policy: Result<Policy, PolicyError>) {
+        self.schema = schema
+        self.version = version
+        self.policy = policy
+        self.loaded = try? policy.get()
     }
 }

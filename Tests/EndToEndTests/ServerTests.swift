@@ -129,6 +129,30 @@ struct ServerTests {
         #expect(try consentry(server.vault, ["audit", "verify"]).status == 0)
     }
 
+    @Test("an edit of the vault's policy files takes effect in the running server without a restart, and is audited")
+    func policyReload() throws {
+        let server = try start()
+        let body: [String: Any] = ["template": "hello", "subject": ["email": Canary.email], "campaign": ["name": "Winter"]]
+        #expect(try server.post("/v1/render", as: "campaign_service", body).status == 200)
+        // Take rendering for e-mail marketing away from the campaign platform.
+        let roles = server.vault.appendingPathComponent("policies/roles.yaml")
+        let original = try String(contentsOf: roles, encoding: .utf8)
+        let narrowed = original.replacingOccurrences(of: "      email_marketing: [segment, render]\n", with: "      email_marketing: [segment]\n")
+        #expect(narrowed != original)
+        try narrowed.write(to: roles, atomically: true, encoding: .utf8)
+        var status = 200
+        let deadline = Date().addingTimeInterval(15)
+        while status == 200 && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.2)
+            status = try server.post("/v1/render", as: "campaign_service", body).status
+        }
+        #expect(status == 403, "the server applies the narrowed policy within seconds")
+        #expect(server.stop() == 0)
+        let loads = try consentry(server.vault, ["audit", "query", "--action", "policy_loaded", "--json"])
+        #expect(loads.status == 0 && loads.stdout.components(separatedBy: "\"policy_loaded\"").count >= 3, "a second policy_loaded entry")
+        #expect(try consentry(server.vault, ["audit", "verify"]).status == 0)
+    }
+
     @Test("authentication: no token, a malformed, wrong, revoked or expired token are 401 problems")
     func authentication() throws {
         let server = try start()

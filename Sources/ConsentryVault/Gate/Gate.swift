@@ -114,12 +114,13 @@ public struct Explanation: Sendable, Codable, Equatable {
 extension Vault {
     func draft(
         _ request: AccessRequest, _ decision: Decision, subject: String? = nil, subjectSet: [UInt8] = [], counts: [String: Int] = [:],
-        consentIDs: [Int64] = [], requestID: String?
+        consentIDs: [Int64] = [], requestID: String?, under snapshot: PolicySnapshot? = nil
     ) -> AuditDraft {
         AuditDraft(
             actor: request.actor, role: request.role, action: AuditAction(request.action), purpose: request.purpose, subject: subject,
             subjectSet: subjectSet, fields: request.fields.map(\.rawValue), counts: counts, decision: decision.effect,
-            reasons: decision.reasons.map(\.description), policyVersion: policyVersion, consentRecordIDs: consentIDs, requestID: requestID)
+            reasons: decision.reasons.map(\.description), policyVersion: (snapshot ?? policyNow).version, consentRecordIDs: consentIDs,
+            requestID: requestID)
     }
 
     /// Reads the requested fields of one subject through the gate.
@@ -165,18 +166,20 @@ extension Vault {
     ) -> GroupCommitter.Work {
         // Work that needs no database (the request-level decision, normalizing and hashing the identifier) is
         // done before queueing, so the shared writer thread spends its time only on what needs the transaction.
-        let authorizedUpFront = loadedPolicy?.authorize(request)
+        // One policy for the whole read: the decision and its audit entry name the same version.
+        let snapshot = policyNow
+        let authorizedUpFront = snapshot.loaded?.authorize(request)
         let lookup = identityLookup(reference)
         return { [self] db, scratch -> GateRead in
-            guard let policy = loadedPolicy, let authorizedUpFront else {
+            guard let policy = snapshot.loaded, let authorizedUpFront else {
                 let decision = Decision.deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
-                let entry = try audit(draft(request, decision, requestID: requestID), db: db, fileCheckedAtCommit: true)
+                let entry = try audit(draft(request, decision, requestID: requestID, under: snapshot), db: db, fileCheckedAtCommit: true)
                 return GateRead(decision: decision, values: [:], pseudonym: nil, auditSequence: entry.sequence)
             }
             let authorized = authorizedUpFront
             guard let subject = try resolve(lookup, db: db) else {
                 let decision = authorized.isPermit ? Decision.deny(.subjectNotFound) : authorized
-                let entry = try audit(draft(request, decision, requestID: requestID), db: db, fileCheckedAtCommit: true)
+                let entry = try audit(draft(request, decision, requestID: requestID, under: snapshot), db: db, fileCheckedAtCommit: true)
                 return GateRead(decision: decision, values: [:], pseudonym: nil, auditSequence: entry.sequence)
             }
             // One read of the row serves the pseudonym now and the decryption after the audit entry.
@@ -187,7 +190,7 @@ extension Vault {
             let consentIDs = request.purpose.flatMap { derived.recordIDs[$0] }.map { [$0] } ?? []
             // INVARIANT: no audit, no data. The entry is written in this transaction before anything is
             // decrypted, and the caller gets the values only after the transaction commits.
-            var readEntry = draft(request, decision, subject: pseudonym, consentIDs: consentIDs, requestID: requestID)
+            var readEntry = draft(request, decision, subject: pseudonym, consentIDs: consentIDs, requestID: requestID, under: snapshot)
             if includeDerived { readEntry.reasons.append("with derived data of the purpose") }
             let entry = try audit(readEntry, db: db, fileCheckedAtCommit: true)
             guard decision.isPermit else { return GateRead(decision: decision, values: [:], pseudonym: pseudonym, auditSequence: entry.sequence) }
@@ -249,14 +252,16 @@ extension Vault {
         _ request: AccessRequest, only: Set<SubjectID>?, eventsSince: Int64?, requestID: String?,
         _ body: (ScanMember, [String?], [BehaviorEvent]) throws -> Void
     ) throws(VaultError) -> ScanSummary {
-        guard let policy = loadedPolicy else {
+        // One policy for the whole scan: it is one decision, and every entry it writes names the same version.
+        let snapshot = policyNow
+        guard let policy = snapshot.loaded else {
             let decision = Decision.deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
-            let entry = try auditAlone(draft(request, decision, requestID: requestID))
+            let entry = try auditAlone(draft(request, decision, requestID: requestID, under: snapshot))
             return ScanSummary(decision: .deny, reasons: decision.reasons.map(\.description), auditSequences: [entry.sequence])
         }
         let authorized = policy.authorize(request)
         guard authorized.isPermit, let purpose = request.purpose else {
-            let entry = try auditAlone(draft(request, authorized, requestID: requestID))
+            let entry = try auditAlone(draft(request, authorized, requestID: requestID, under: snapshot))
             return ScanSummary(decision: .deny, reasons: authorized.reasons.map(\.description), auditSequences: [entry.sequence])
         }
         var summary = ScanSummary(decision: .permit, reasons: authorized.reasons.map(\.description))
@@ -301,7 +306,7 @@ extension Vault {
                 summary.permitted = admitted.count
                 var counts = summary.excluded.reduce(into: ["permitted": admitted.count]) { $0["excluded.\($1.key)"] = $1.value }
                 counts["subjects"] = summary.subjects
-                return try audit(draft(request, authorized, subjectSet: pseudonyms, counts: counts, requestID: requestID), db: db)
+                return try audit(draft(request, authorized, subjectSet: pseudonyms, counts: counts, requestID: requestID, under: snapshot), db: db)
             }
             summary.auditSequences.append(entry.sequence)
             try checkpointIfDue()
@@ -366,7 +371,7 @@ extension Vault {
         if !summary.excludedDuringScan.isEmpty {
             var counts = summary.excludedDuringScan.reduce(into: ["delivered": summary.delivered]) { $0["excluded_during_scan.\($1.key)"] = $1.value }
             counts["permitted_at_start"] = summary.permitted
-            let entry = try auditAlone(draft(request, authorized, counts: counts, requestID: requestID))
+            let entry = try auditAlone(draft(request, authorized, counts: counts, requestID: requestID, under: snapshot))
             summary.auditSequences.append(entry.sequence)
         }
         return summary
@@ -377,14 +382,15 @@ extension Vault {
     public func explain(_ request: AccessRequest, subject reference: SubjectReference? = nil, requestID: String? = nil) throws(VaultError)
         -> Explanation
     {
+        let snapshot = policyNow
         var trace: [String] = []
         let decision: Decision
         var pseudonym: String?
-        if case .failure(let error) = policy {
+        if case .failure(let error) = snapshot.policy {
             trace.append("policy: failed to load (\(error.diagnostics.filter { $0.severity == .error }.count) errors) → deny")
             decision = Decision.deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
-        } else if let policy = loadedPolicy {
-            trace.append("policy: version \(policyVersion)")
+        } else if let policy = snapshot.loaded {
+            trace.append("policy: version \(snapshot.version)")
             let authorized = policy.authorize(request)
             trace += policy.trace(request)
             var state: SubjectState?
@@ -418,7 +424,7 @@ extension Vault {
             decision = Decision.deny(.policyUnavailable)
         }
         trace.append("decision: \(decision.effect.rawValue)")
-        var explainDraft = draft(request, decision, subject: pseudonym, requestID: requestID)
+        var explainDraft = draft(request, decision, subject: pseudonym, requestID: requestID, under: snapshot)
         explainDraft.action = .policyExplain
         try auditAlone(explainDraft)
         return Explanation(decision: decision, trace: trace)
