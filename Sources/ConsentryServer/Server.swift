@@ -111,7 +111,8 @@ public enum Server {
                     if let version = try vault.reloadPolicyIfChanged() {
                         let loads = vault.allowedFields(for: .service) != nil
                         logger.notice(
-                            loads ? "policy reloaded" : "policy files do not load; the gate denies every decision", metadata: ["version": "\(version)"])
+                            loads ? "policy reloaded" : "policy files do not load; the gate denies every decision",
+                            metadata: ["version": "\(version)"])
                     }
                 } catch {
                     logger.error("policy reload could not be audited", metadata: ["reason": "\(error.message)"])

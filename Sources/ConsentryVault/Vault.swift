@@ -272,10 +272,18 @@ public final class Vault: Sendable {
     public func reloadPolicyIfChanged() throws(VaultError) -> String? {
         try policyReload.withLock { _ throws(VaultError) -> String? in
             let directory = self.directory.appendingPathComponent("policies")
-            let version = Self.versionOfPolicy(at: directory)
+            var version = Self.versionOfPolicy(at: directory)
             let current = policyNow
             guard version != current.version else { return nil }
-            let policy = Result<Policy, PolicyError> { () throws(PolicyError) in try Policy.load(directory: directory) }
+            var policy = Result<Policy, PolicyError> { () throws(PolicyError) in try Policy.load(directory: directory) }
+            // The files may change again while they are read (an editor saving in steps): load until the version
+            // before and after the load agree, so that the version audited names the rules put in force.
+            for _ in 0..<3 {
+                let after = Self.versionOfPolicy(at: directory)
+                if after == version { break }
+                version = after
+                policy = Result<Policy, PolicyError> { () throws(PolicyError) in try Policy.load(directory: directory) }
+            }
             let schema = (try? policy.get())?.schema ?? current.schema
             policyState.withLock { $0 = PolicySnapshot(schema: schema, version: version, policy: policy) }
             try recordPolicyIfChanged(creating: false)
