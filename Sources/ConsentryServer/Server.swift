@@ -109,7 +109,7 @@ public enum Server {
                 try? await Task.sleep(for: .seconds(1))
                 do throws(VaultError) {
                     if let version = try vault.reloadPolicyIfChanged() {
-                        let loads = vault.allowedFields(for: .service) != nil
+                        let loads = (try? vault.policy.get()) != nil
                         logger.notice(
                             loads ? "policy reloaded" : "policy files do not load; the gate denies every decision",
                             metadata: ["version": "\(version)"])

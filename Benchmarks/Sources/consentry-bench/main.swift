@@ -142,13 +142,19 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--templates-on
     exit(0)
 }
 
+/// Creates a campaign-service token in the vault at `path` and serves it with the release binary, for the load modes.
+func serveForLoad(_ path: String, tokenName: String) throws -> (token: String, server: Process, port: Int) {
+    let vault = try Vault.open(at: URL(fileURLWithPath: path))
+    let token = try vault.createToken(name: tokenName, role: .campaignService, expiresAt: nil, actor: "bench", role: .admin).token
+    guard let (server, port) = try LoadGenerator.startServer(vault: path) else { fail("the API server did not start") }
+    return (token, server, port)
+}
+
 // `consentry-bench --render-only VAULT` serves VAULT and renders `bench_mail` over 50 connections for 6 seconds, with
 // no static rounds: a steady load to attach a profiler to.
 if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--render-only" {
     do {
-        let vault = try Vault.open(at: URL(fileURLWithPath: CommandLine.arguments[2]))
-        let token = try vault.createToken(name: "render-only", role: .campaignService, expiresAt: nil, actor: "bench", role: .admin).token
-        guard let (server, port) = try LoadGenerator.startServer(vault: CommandLine.arguments[2]) else { fail("the API server did not start") }
+        let (token, server, port) = try serveForLoad(CommandLine.arguments[2], tokenName: "render-only")
         let requests = LoadGenerator.RenderRequests(token: token, profiles: 100_000)
         let load = LoadGenerator.run(port: port, connections: 50, seconds: 6) { worker, n in requests.request(worker: worker, n: n) }
         server.terminate()
@@ -162,9 +168,7 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--render-only"
 // renders `bench_mail` over 50 connections for 5 seconds (for profiling; the template and data come from a full run).
 if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--api-only" {
     do {
-        let vault = try Vault.open(at: URL(fileURLWithPath: CommandLine.arguments[2]))
-        let token = try vault.createToken(name: "api-only", role: .campaignService, expiresAt: nil, actor: "bench", role: .admin).token
-        guard let (server, port) = try LoadGenerator.startServer(vault: CommandLine.arguments[2]) else { fail("the API server did not start") }
+        let (token, server, port) = try serveForLoad(CommandLine.arguments[2], tokenName: "api-only")
         let staticRequest = Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
         _ = LoadGenerator.run(port: port, connections: 50, seconds: 1) { _, _ in staticRequest }  // warm-up
         let (staticLoad, load, ratios) = LoadGenerator.compare(

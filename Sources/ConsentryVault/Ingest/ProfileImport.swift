@@ -164,7 +164,7 @@ extension Vault {
         let preparer: ProfilePreparer
         do {
             ingest = try ProfileIngest(vault: self, source: source)
-            preparer = try ProfilePreparer(vault: self, source: source, now: ingest.now)
+            preparer = try ProfilePreparer(vault: self, schema: ingest.schema, source: source, now: ingest.now)
         } catch { throw VaultError(.key, error.message) }
         try pipelined(records, prepare: preparer.prepare) { (prepared) throws(VaultError) in
             try inBatches(prepared, line: \.line, report: &report, audit: audit, beginning: ingest.beginBatch) { prepared, db, _, report in
@@ -187,6 +187,9 @@ extension Vault {
 /// The per-import state: statements, a nonce pool and a scratch data key in locked memory.
 final class ProfileIngest {
     let vault: Vault
+    /// The field schema for the whole import: a server that reloads its policy files meanwhile does not change the
+    /// rules half-way through a file.
+    let schema: FieldSchema
     let source: DataSource
     let now: Int64
     let nonces = NonceSource()
@@ -199,6 +202,7 @@ final class ProfileIngest {
 
     init(vault: Vault, source: DataSource) throws(CryptoError) {
         self.vault = vault
+        self.schema = vault.schema
         self.source = source
         self.now = vault.nowMillis
         self.scratchKey = try SecretBytes(count: Sealing.keyLength)
@@ -330,14 +334,14 @@ final class ProfileIngest {
         guard var packed = row.fields.withUnsafeBytes({ PackedFields.decode($0) }) else {
             throw VaultError(.integrity, "the stored profile of subject \(subject) is malformed; run `consentry check`")
         }
-        let newRank = vault.schema.rank(of: source)
+        let newRank = schema.rank(of: source)
         var changed = false
         var touched = false
         for (spec, value) in values {
             let ad = Sealing.fieldAssociatedData(subject: subject, field: spec.name, keyVersion: keyVersion)
             if let index = packed.entries.firstIndex(where: { $0.name == spec.name.rawValue }) {
                 let old = packed.entries[index]
-                let oldRank = vault.schema.rank(of: old.source)
+                let oldRank = schema.rank(of: old.source)
                 // A value corrected at the subject's request yields only to a newer observation, whatever its source,
                 // so re-importing the stale value from the source system does not undo the rectification.
                 if old.source == .rectification {

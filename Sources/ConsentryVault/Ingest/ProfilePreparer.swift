@@ -29,13 +29,15 @@ struct PreparedProfile {
 final class ProfilePreparer: @unchecked Sendable {
     // @unchecked: used by exactly one thread (the producer) after construction.
     private let vault: Vault
+    private let schema: FieldSchema
     private let source: DataSource
     private let now: Int64
     private let nonces = NonceSource()
     private var scratchKey: SecretBytes
 
-    init(vault: Vault, source: DataSource, now: Int64) throws(CryptoError) {
+    init(vault: Vault, schema: FieldSchema, source: DataSource, now: Int64) throws(CryptoError) {
         self.vault = vault
+        self.schema = schema
         self.source = source
         self.now = now
         scratchKey = try SecretBytes(count: Sealing.keyLength)
@@ -66,7 +68,7 @@ final class ProfilePreparer: @unchecked Sendable {
                 }
                 continue
             }
-            guard let spec = vault.schema[key] else {
+            guard let spec = schema[key] else {
                 if let category = SpecialCategory.category(ofName: key) {
                     throw FieldProblem(
                         field: FieldProblem.name(ofKey: key),
