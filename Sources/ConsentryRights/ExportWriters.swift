@@ -1,6 +1,6 @@
-public import ConsentryCore
-public import ConsentryVault
-public import Foundation
+import ConsentryCore
+import ConsentryVault
+import Foundation
 
 /// The formats an access or portability export is written in.
 public enum ExportFormat: String, Sendable, CaseIterable, Codable {

@@ -15,7 +15,7 @@ struct PolicyReloadTests {
         let roles = vault.directory.appendingPathComponent("policies/roles.yaml")
         let original = try String(contentsOf: roles, encoding: .utf8)
         let request = AccessRequest(actor: "a", role: .analyst, action: .score, purpose: .profiling)
-        func decision() throws -> Decision { try vault.explain(request).decision }
+        let decision = { () throws -> Decision in try vault.explain(request).decision }
         func lastLoad() throws -> AuditEntry? { try vault.queryAudit(AuditFilter(action: "policy_loaded"), actor: "t", role: .admin).last }
         #expect(try decision().isPermit)
         #expect(try vault.reloadPolicyIfChanged() == nil, "nothing changed")

@@ -60,7 +60,8 @@ struct APIContractTests {
         }
         func post(_ template: String, _ path: String? = nil, as role: String, _ object: [String: Any]) throws -> [String: Any] {
             let body = try JSONSerialization.data(withJSONObject: object)
-            return try call("POST", template, path ?? template, role: role, body: body).json
+            let result: (status: Int, json: [String: Any], text: String) = try call("POST", template, path ?? template, role: role, body: body)
+            return result.json
         }
 
         // Resources the calls need: a second subject to erase, a trigger queue entry, send times, an experiment.

@@ -1,5 +1,5 @@
 public import ConsentryCore
-public import ConsentryPolicy
+import ConsentryPolicy
 public import ConsentryVault
 public import Foundation
 

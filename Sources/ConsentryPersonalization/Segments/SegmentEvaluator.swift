@@ -1,4 +1,4 @@
-public import ConsentryCore
+import ConsentryCore
 public import ConsentryVault
 
 /// Evaluates rules for one subject at a time: profile values, events (oldest first) and a fixed `now`.

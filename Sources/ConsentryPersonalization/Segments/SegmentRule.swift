@@ -1,5 +1,5 @@
 public import ConsentryCore
-public import Foundation
+import Foundation
 
 /// A segment rule: which subjects belong, from profile attributes, behavioral events, the engagement score and other
 /// segments. Written as text (`event(view, category = "running").within(7d) and not event(purchase).within(7d)`) or

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A value inside a template: what a variable holds, a literal, or a filter's result. Follows Liquid's data model.
 public enum LiquidValue: Sendable, Equatable {

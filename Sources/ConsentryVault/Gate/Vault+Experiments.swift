@@ -1,7 +1,7 @@
 import ConsentryAudit
 public import ConsentryCore
 import ConsentryCrypto
-public import ConsentryPolicy
+import ConsentryPolicy
 import Foundation
 import GRDB
 

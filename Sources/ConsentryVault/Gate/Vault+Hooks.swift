@@ -1,4 +1,4 @@
-public import ConsentryAudit
+import ConsentryAudit
 public import ConsentryCore
 import ConsentryCrypto
 public import ConsentryPolicy

@@ -1,6 +1,6 @@
 import ConsentryAudit
 public import ConsentryCore
-public import ConsentryPolicy
+import ConsentryPolicy
 import Foundation
 import GRDB
 

@@ -29,7 +29,7 @@ struct RawQuery: ~Copyable {
 
     /// Binds parameter `index` to a blob (copied by SQLite at once).
     func bind(_ index: Int32, _ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), Self.transient) }
+        bytes.withUnsafeBytes { _ = sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), Self.transient) }
     }
 
     /// Binds parameter `index` to a real number, or NULL.
