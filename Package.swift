@@ -32,6 +32,9 @@ let package = Package(
             pkgConfig: "libsodium",
             providers: [.apt(["libsodium-dev"])]
         ),
+        // Reads files in a forked child, so that no descriptor of the vault's database files is ever opened and closed
+        // in a process that holds SQLite's locks on them (see scan.c).
+        .target(name: "CConsentryScan"),
         .target(name: "ConsentryCrypto", dependencies: ["ConsentryCore", "CSodium"], swiftSettings: swiftSettings),
         .target(
             name: "ConsentryPolicy",
@@ -42,7 +45,7 @@ let package = Package(
         .target(
             name: "ConsentryVault",
             dependencies: [
-                "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryAudit",
+                "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryAudit", "CConsentryScan",
                 .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings

@@ -1,11 +1,9 @@
-import ConsentryCore
-
-/// A strict parser for one JSON value, used for JSON Lines input. It rejects what RFC 8259 rejects
-/// (trailing commas, comments, control characters in strings, lone surrogates), duplicate keys and
-/// nesting deeper than ``maximumDepth``.
-struct JSONLine {
+/// A strict parser for one JSON value, used for JSON Lines input and HTTP request bodies. It rejects what RFC 8259
+/// rejects (trailing commas, comments, control characters in strings, lone surrogates, `NaN`), duplicate keys, numbers
+/// beyond the range of a double (`1e400`) and nesting deeper than a bound, and it never recurses deeper than that bound.
+public struct StrictJSON {
     /// A parsed JSON value; numbers keep their text so that no precision is lost before validation.
-    enum Value: Equatable {
+    public enum Value: Equatable, Sendable {
         case string(String)
         case number(String)
         case bool(Bool)
@@ -13,7 +11,8 @@ struct JSONLine {
         case array([Value])
         case object([(String, Value)])
 
-        static func == (lhs: Value, rhs: Value) -> Bool {
+        /// Structural equality; object members compare in order.
+        public static func == (lhs: Value, rhs: Value) -> Bool {
             switch (lhs, rhs) {
             case (.string(let a), .string(let b)), (.number(let a), .number(let b)): a == b
             case (.bool(let a), .bool(let b)): a == b
@@ -25,19 +24,30 @@ struct JSONLine {
         }
     }
 
-    struct SyntaxError: Error {
-        let column: Int
-        let reason: String
+    /// Where and why the text is not acceptable JSON. Never holds a value from the text.
+    public struct SyntaxError: Error, Sendable {
+        /// The 1-based byte position of the problem in the parsed text.
+        public let column: Int
+        /// What is wrong, lower-case.
+        public let reason: String
+        /// The RFC 6901 pointer of the member or element being read, such as `/profiles/2/email`; a key that is not
+        /// a field name (it may be data, such as an e-mail address) appears as `*`.
+        public let pointer: String
     }
 
-    static let maximumDepth = 32
+    /// The deepest nesting accepted unless the caller names another.
+    public static let maximumDepth = 32
 
     private let bytes: ArraySlice<UInt8>
     private var index: Int
+    private let depthLimit: Int
+    /// The keys and indexes from the root to the value being read, for error pointers.
+    private var path: [String] = []
 
     /// Parses `bytes` as exactly one JSON value with optional surrounding white space.
-    static func parse(_ bytes: ArraySlice<UInt8>) throws(SyntaxError) -> Value {
-        var parser = JSONLine(bytes: bytes, index: bytes.startIndex)
+    /// - Parameter maximumDepth: the deepest nesting of arrays and objects accepted.
+    public static func parse(_ bytes: ArraySlice<UInt8>, maximumDepth: Int = Self.maximumDepth) throws(SyntaxError) -> Value {
+        var parser = StrictJSON(bytes: bytes, index: bytes.startIndex, depthLimit: maximumDepth)
         parser.skipSpace()
         let value = try parser.value(depth: 0)
         parser.skipSpace()
@@ -45,7 +55,11 @@ struct JSONLine {
         return value
     }
 
-    private func fail(_ reason: String) -> SyntaxError { SyntaxError(column: index - bytes.startIndex + 1, reason: reason) }
+    private func fail(_ reason: String) -> SyntaxError {
+        // Field names and indexes hold no `~` or `/`, so the segments need no RFC 6901 escaping.
+        let pointer = path.map { "/" + $0 }.joined()
+        return SyntaxError(column: index - bytes.startIndex + 1, reason: reason, pointer: pointer)
+    }
 
     private mutating func skipSpace() {
         while index < bytes.endIndex, [UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\r"), UInt8(ascii: "\n")].contains(bytes[index]) {
@@ -54,7 +68,7 @@ struct JSONLine {
     }
 
     private mutating func value(depth: Int) throws(SyntaxError) -> Value {
-        guard depth < Self.maximumDepth else { throw fail("nested deeper than \(Self.maximumDepth) levels") }
+        guard depth < depthLimit else { throw fail("nested deeper than \(depthLimit) levels") }
         guard index < bytes.endIndex else { throw fail("unexpected end of line, a value was expected") }
         switch bytes[index] {
         case UInt8(ascii: "{"): return try object(depth: depth)
@@ -78,7 +92,7 @@ struct JSONLine {
     private mutating func number() throws(SyntaxError) -> String {
         let start = index
         if bytes[index] == UInt8(ascii: "-") { index += 1 }
-        func digits(_ p: inout JSONLine) -> Int {
+        func digits(_ p: inout StrictJSON) -> Int {
             var count = 0
             while p.index < p.bytes.endIndex, p.bytes[p.index] >= UInt8(ascii: "0"), p.bytes[p.index] <= UInt8(ascii: "9") {
                 p.index += 1; count += 1
@@ -98,7 +112,9 @@ struct JSONLine {
             if index < bytes.endIndex, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
             guard digits(&self) > 0 else { throw fail("invalid number: digits must follow the exponent") }
         }
-        return String(decoding: bytes[start..<index], as: UTF8.self)
+        let text = String(decoding: bytes[start..<index], as: UTF8.self)
+        guard Double(text)?.isFinite == true else { throw fail("number out of range: JSON numbers here must fit a double") }
+        return text
     }
 
     private mutating func hex4() throws(SyntaxError) -> UInt32 {
@@ -169,7 +185,9 @@ struct JSONLine {
         if index < bytes.endIndex, bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
         while true {
             skipSpace()
+            path.append(String(items.count))
             items.append(try value(depth: depth + 1))
+            path.removeLast()
             skipSpace()
             guard index < bytes.endIndex else { throw fail("unterminated array") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
@@ -194,6 +212,8 @@ struct JSONLine {
             skipSpace()
             guard index < bytes.endIndex, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a quoted key") }
             let key = try string()
+            path.append(FieldName.isValid(key) ? key : "*")
+            defer { path.removeLast() }
             if members.count >= 16 {
                 if keys == nil { keys = Set(members.map(\.0)) }
                 guard keys!.insert(key).inserted else { throw fail(Self.duplicateKey(key)) }
@@ -211,28 +231,5 @@ struct JSONLine {
             if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
             throw fail("expected `,` or `}` in object")
         }
-    }
-}
-
-/// Splits a byte buffer into lines (LF or CRLF), numbering them from 1 and skipping blank lines.
-struct LineSplitter: Sequence, IteratorProtocol {
-    private let bytes: [UInt8]
-    private var position = 0
-    private var line = 0
-
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
-
-    mutating func next() -> (line: Int, text: ArraySlice<UInt8>)? {
-        while position < bytes.count {
-            line += 1
-            let start = position
-            var end = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
-            position = end + 1
-            if end > start, bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
-            let text = bytes[start..<end]
-            if text.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
-            return (line, text)
-        }
-        return nil
     }
 }

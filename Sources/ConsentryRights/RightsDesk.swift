@@ -66,14 +66,14 @@ public struct RightsDesk: Sendable {
 
     private func validate(_ type: RequestType, _ details: Details) throws(VaultError) {
         if type == .rectification && (details.set ?? [:]).isEmpty {
-            throw VaultError(.invalidInput, "a rectification request names the corrected values: pass `--set field=value` (repeatable)")
+            throw VaultError(.invalidInput, "a rectification request names the corrected values, as one field=value pair per field")
         }
         if type == .rectification { try vault.validateCorrections(details.set ?? [:]) }
         if type != .rectification && details.set != nil {
-            throw VaultError(.invalidInput, "`--set` belongs to rectification requests only")
+            throw VaultError(.invalidInput, "corrected values belong to rectification requests only")
         }
         if let purposes = details.purposes {
-            guard type == .objection else { throw VaultError(.invalidInput, "`--purpose` belongs to objection requests only") }
+            guard type == .objection else { throw VaultError(.invalidInput, "purposes belong to objection requests only") }
             for purpose in purposes where Purpose(rawValue: purpose) == nil {
                 throw VaultError(.invalidInput, "unknown purpose `\(purpose)`; use one of \(Purpose.choiceList)")
             }

@@ -133,13 +133,24 @@ struct Routes: Sendable {
         }
         group.get("segments/:name/members") { request, context -> Response in
             let name = try context.parameters.require("name")
-            let limit = min(1_000, max(1, Int(request.uri.queryParameters["limit"].map(String.init) ?? "") ?? 100))
+            var limit = 100
+            if let text = request.uri.queryParameters["limit"] {
+                guard let given = Int(String(text)), (1...1_000).contains(given) else {
+                    throw Problem(.unprocessableContent, "validation", "`limit` is a whole number from 1 to 1000", pointer: "/limit")
+                }
+                limit = given
+            }
             let after = request.uri.queryParameters["after"].map(String.init) ?? ""
             guard after.isEmpty || (after.count == 32 && after.allSatisfy(\.isHexDigit)) else {
                 throw Problem(.unprocessableContent, "validation", "`after` is a member pseudonym from the previous page", pointer: "/after")
             }
             let run = try await blocking { try SegmentDesk(vault: vault, actor: context.actor, role: context.role).run(name, store: false) }
             guard run.decision == .permit else { throw Self.denied(reasons: run.reasons) }
+            guard !run.countsOnly else {
+                throw Problem(
+                    .forbidden, "forbidden", "the segment's purpose releases aggregates only: run it for its member count, members are not listed",
+                    reasons: ["aggregates_only"])
+            }
             // Members are sorted pseudonyms: a page starts after the last one of the previous page.
             let page = Array(run.members.filter { $0 > after }.prefix(limit))
             var response: [String: Any] = ["segment": name, "count": run.members.count, "members": page]

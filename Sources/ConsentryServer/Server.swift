@@ -1,4 +1,4 @@
-public import ConsentryCore
+import ConsentryCore
 import ConsentryPersonalization
 import ConsentryPolicy
 import ConsentryRights
@@ -52,7 +52,12 @@ struct AuthMiddleware: RouterMiddleware {
     let limiter: RateLimiter
 
     func handle(_ request: Request, context: ServerContext, next: (Request, ServerContext) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "), header.count < 200 else {
+        // A vault whose files failed their check answers every request with why, not with a verdict on the token.
+        if let fault = vault.knownStorageFault { throw Problem.from(fault) }
+        // The scheme name is case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` are `Bearer`.
+        guard let header = request.headers[.authorization], header.count < 200, header.utf8.count > 7,
+            header.prefix(7).lowercased() == "bearer "
+        else {
             throw Problem(.unauthorized, "unauthorized", "send `Authorization: Bearer <token>`; `consentry token create` makes one")
         }
         switch vault.authenticate(token: String(header.dropFirst(7))) {
@@ -67,6 +72,9 @@ struct AuthMiddleware: RouterMiddleware {
             context.actor = "token:" + identity.name
             context.role = identity.role
             return try await next(request, context)
+        case .failure(.unavailable):
+            throw Problem.from(
+                vault.storageFault() ?? VaultError(.storage, "the token store could not be read; check the vault's disk and `consentry check`, then retry"))
         case .failure(let refusal):
             throw Problem(.unauthorized, "unauthorized", "the token is \(refusal.rawValue); create a new one with `consentry token create`")
         }
@@ -105,8 +113,15 @@ public enum Server {
         // Edits to the vault's policy files take effect within a second, audited, without a restart; files that do not
         // load make the gate deny every request until they are fixed.
         let policyWatcher = Task.detached {
+            var faultLogged = false
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
+                // The database files are checked even while no request writes, so that a lost WAL is found at once.
+                if let fault = vault.storageFault() {
+                    if !faultLogged { logger.critical("the vault's files failed their check; every request is refused", metadata: ["reason": "\(fault.message)"]) }
+                    faultLogged = true
+                    continue
+                }
                 do throws(VaultError) {
                     if let version = try vault.reloadPolicyIfChanged() {
                         let loads = (try? vault.policy.get()) != nil
@@ -136,6 +151,7 @@ public enum Server {
         }
         router.get("healthz") { _, _ in json(["status": "ok"]) }
         router.get("readyz") { _, _ -> Response in
+            if let fault = vault.storageFault() ?? vault.diskSpaceProblem() { throw Problem.from(fault) }
             guard (try? vault.checkpointIfDue()) != nil, vault.allowedFields(for: .service) != nil else {
                 throw Problem(.serviceUnavailable, "unavailable", "the vault's policy does not load or the audit log cannot be written")
             }
@@ -193,31 +209,16 @@ struct Body {
         guard String(validating: bytes, as: UTF8.self) != nil else {
             throw Problem(.unprocessableContent, "validation", "the body is not valid UTF-8")
         }
-        var depth = 0, inString = false, escaped = false
-        for byte in bytes {
-            if inString {
-                if escaped {
-                    escaped = false
-                } else if byte == UInt8(ascii: "\\") {
-                    escaped = true
-                } else if byte == UInt8(ascii: "\"") {
-                    inString = false
-                }
-                continue
-            }
-            switch byte {
-            case UInt8(ascii: "\""): inString = true
-            case UInt8(ascii: "{"), UInt8(ascii: "["):
-                depth += 1
-                if depth > Server.depthLimit {
-                    throw Problem(.unprocessableContent, "validation", "the body nests deeper than \(Server.depthLimit) levels")
-                }
-            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
-            default: break
-            }
+        // Strict first: duplicate keys, `NaN`, out-of-range numbers and deep nesting are refused with where they are
+        // (Foundation's parser keeps the last duplicate and says only that the body is not JSON).
+        let parsed: StrictJSON.Value
+        do { parsed = try StrictJSON.parse(bytes[...], maximumDepth: Server.depthLimit) } catch {
+            throw Problem(
+                .unprocessableContent, "validation", "the body is not acceptable JSON at byte \(error.column): \(error.reason)",
+                pointer: error.pointer.isEmpty ? nil : error.pointer)
         }
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
-            throw Problem(.unprocessableContent, "validation", "the body must be one JSON object")
+        guard case .object = parsed, let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] else {
+            throw Problem(.unprocessableContent, "validation", "the body must be one JSON object, such as {\"subject\": {…}}")
         }
         for key in object.keys.sorted() where !allowed.contains(key) {
             throw Problem(

@@ -48,10 +48,10 @@ public final class Vault: Sendable {
     let templateCache = HotCache<StoredTemplate>(ttl: 1)
     /// Idempotency keys of requests running now (keyed hashes), so that a concurrent retry is told to wait.
     let idempotencyInFlight = Mutex<Set<Data>>([])
-    /// Device and inode of the database file when it was opened; see ``checkDatabaseFile()``.
-    let databaseFileIdentity: (device: UInt64, inode: UInt64)?
-    /// The database file's path, checked against ``databaseFileIdentity`` before every audit entry (after the commit,
-    /// for gated reads that share one).
+    /// The database, -wal and -shm files as they were when the vault opened; see ``checkDatabaseFile()``.
+    let storageFiles: StorageFiles
+    /// The database file's path; it and its -wal and -shm files are checked against their identities at open before
+    /// every audit entry (after the commit, for gated reads that share one).
     public let databasePath: String
     let db: DatabasePool
     let keys: VaultKeys
@@ -70,11 +70,11 @@ public final class Vault: Sendable {
         self.directory = directory
         self.policyState = Mutex(PolicySnapshot(schema: schema, version: policyVersion, policy: policy))
         self.databasePath = directory.appendingPathComponent(Self.databaseFileName).path
-        self.databaseFileIdentity = Self.fileIdentity(databasePath)
-        let (path, identity) = (databasePath, databaseFileIdentity)
+        let files = StorageFiles(databasePath: databasePath)
+        self.storageFiles = files
         // Checked once per shared commit, after it and before any read of the batch returns: an entry committed to a
         // file that is no longer the vault's is no entry, and no value leaves on it.
-        self.groupCommitter = GroupCommitter { () throws(VaultError) in try Self.checkDatabaseFile(path, opened: identity) }
+        self.groupCommitter = GroupCommitter { () throws(VaultError) in try files.check() }
         self.db = db
         self.keys = keys
         self.configuration = configuration
@@ -110,6 +110,8 @@ public final class Vault: Sendable {
                 let target = directory.appendingPathComponent("policies").appendingPathComponent(name)
                 try? fm.removeItem(at: target)
                 try fm.copyItem(at: policies.appendingPathComponent(name), to: target)
+                // The vault's files are the operator's alone, like the directory that holds them.
+                try fm.setAttributes([.posixPermissions: 0o600], ofItemAtPath: target.path)
             }
         } catch {
             throw VaultError(.storage, "could not create the vault directory `\(directory.path)`: \(error.localizedDescription)")
@@ -313,24 +315,40 @@ public final class Vault: Sendable {
                 reasons: reasons.isEmpty ? ["loaded"] : ["policy_unavailable"] + reasons, policyVersion: policyVersion))
     }
 
-    static func fileIdentity(_ path: String) -> (device: UInt64, inode: UInt64)? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return (UInt64(info.st_dev), UInt64(info.st_ino))
-    }
-
-    /// Fails when the database file was removed or replaced since the vault was opened: SQLite would go on
-    /// writing to the orphaned file, and the audit entries written there would be lost at close.
+    /// Fails when the database file or its -wal or -shm file was removed or replaced since the vault was opened; once
+    /// it failed, it fails for the rest of the vault's life (see ``StorageFiles``).
     func checkDatabaseFile() throws(VaultError) {
-        try Self.checkDatabaseFile(databasePath, opened: databaseFileIdentity)
+        try storageFiles.check()
     }
 
-    private static func checkDatabaseFile(_ path: String, opened: (device: UInt64, inode: UInt64)?) throws(VaultError) {
-        guard let now = fileIdentity(path), let opened, now == opened else {
-            throw VaultError(
-                .storage, "the vault database file was removed or replaced while the vault was open; nothing was released, reopen the vault")
-        }
+    /// Why this vault can no longer be used safely (its database files were removed or replaced while it was open), or
+    /// nil while they are the files it opened. Checks the files now; a long-running server calls it every second and on
+    /// readiness probes, so that a fault is found even while no request writes.
+    public func storageFault() -> VaultError? {
+        do throws(VaultError) {
+            try storageFiles.check()
+            return nil
+        } catch { return error }
     }
+
+    /// Why the vault's file system is too full to take writes safely (less free space than
+    /// ``VaultConfiguration/minimumFreeBytes``), or nil when it has room.
+    public func diskSpaceProblem() -> VaultError? {
+        var info = statvfs()
+        guard statvfs(directory.path, &info) == 0 else {
+            return VaultError(.storage, "the free space of the vault's file system cannot be read; check that `\(directory.path)` exists")
+        }
+        let free = Int64(info.f_bavail) * Int64(info.f_frsize)
+        guard free < configuration.minimumFreeBytes else { return nil }
+        return VaultError(
+            .storage,
+            "the vault's file system has \(free >> 20) MiB free, less than the \(configuration.minimumFreeBytes >> 20) MiB needed to take writes safely; free space on it"
+        )
+    }
+
+    /// The fault ``storageFault()`` or any audit entry found earlier, without looking at the files again; cheap enough
+    /// for every request.
+    public var knownStorageFault: VaultError? { storageFiles.known }
 
     /// The writer connection's page cache, in KiB.
     static let writerCacheKiB = 131_072
@@ -423,5 +441,59 @@ final class PolicySnapshot: Sendable {
         self.version = version
         self.policy = policy
         self.loaded = try? policy.get()
+    }
+}
+
+/// The identities (device and inode) of a vault's `vault.sqlite`, `-wal` and `-shm` files as this process opened them.
+///
+/// SQLite's locks are POSIX record locks, which belong to the process: if anything in this process opens and closes
+/// one of the files, or another process deletes or replaces them, another process can believe it holds the last
+/// connection, checkpoint, and unlink the -wal and -shm this process goes on writing to. Commits then land in files
+/// no other connection will ever read. The identities are compared before every audit entry (after each group commit)
+/// and every second in a server; the first difference poisons the vault for good, so that every later operation
+/// fails closed with the same truthful error instead of serving from orphaned files.
+final class StorageFiles: Sendable {
+    private let paths: [(name: String, path: String)]
+    /// The identity of each file, taken at open (or when first seen, for a -wal or -shm not yet created then).
+    private let identities: Mutex<[(device: UInt64, inode: UInt64)?]>
+    private let fault = Mutex<VaultError?>(nil)
+
+    init(databasePath: String) {
+        paths = [("database", databasePath), ("write-ahead log", databasePath + "-wal"), ("shared-memory index", databasePath + "-shm")]
+        identities = Mutex(paths.map { Self.identity($0.path) })
+    }
+
+    static func identity(_ path: String) -> (device: UInt64, inode: UInt64)? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return (UInt64(info.st_dev), UInt64(info.st_ino))
+    }
+
+    /// The fault found so far, without looking at the files again (cheap enough for every request).
+    var known: VaultError? { fault.withLock { $0 } }
+
+    /// Throws the vault's fault, finding it first when a file's identity changed.
+    func check() throws(VaultError) {
+        if let known = fault.withLock({ $0 }) { throw known }
+        let changed = identities.withLock { identities -> String? in
+            for (index, file) in paths.enumerated() {
+                let now = Self.identity(file.path)
+                guard let opened = identities[index] else {
+                    // Only the database must exist from the start; SQLite creates the other two on first use.
+                    if index == 0 { return file.name }
+                    identities[index] = now
+                    continue
+                }
+                guard let now, now == opened else { return file.name }
+            }
+            return nil
+        }
+        guard let changed else { return }
+        let error = VaultError(
+            .storage,
+            "the vault's \(changed) file was removed or replaced while this process had the vault open (another process deleted it, or the files were copied or moved); nothing was released, and this process refuses every operation: stop it, run `consentry check`, and start it again"
+        )
+        fault.withLock { if $0 == nil { $0 = error } }
+        throw fault.withLock { $0 ?? error }
     }
 }

@@ -19,12 +19,18 @@ public struct VaultConfiguration: Sendable {
     /// Subjects per chunk of a gated scan: consent is re-read for each chunk, so a withdrawal takes effect
     /// for every chunk not yet started. The default is 1,000.
     public var scanChunkSize: Int
+    /// Free space the vault's file system must have for the vault to report itself ready (``Vault/diskSpaceProblem()``):
+    /// below it, writes may fail part-way through a batch, so a load balancer should send work elsewhere. The default
+    /// is 64 MiB.
+    public var minimumFreeBytes: Int64
 
     /// Creates a configuration; every parameter has a default.
     public init(
         clock: any WallClock = SystemClock(), importBatchSize: Int = 10_000, maxReportedRejections: Int = 1_000, busyTimeout: Double = 30,
-        checkpointEveryEntries: Int64 = 1_000, checkpointEverySeconds: Double = 60, scanChunkSize: Int = 1_000
+        checkpointEveryEntries: Int64 = 1_000, checkpointEverySeconds: Double = 60, scanChunkSize: Int = 1_000,
+        minimumFreeBytes: Int64 = 64 << 20
     ) {
+        self.minimumFreeBytes = max(0, minimumFreeBytes)
         self.clock = clock
         self.checkpointEveryEntries = max(1, checkpointEveryEntries)
         self.checkpointEverySeconds = checkpointEverySeconds

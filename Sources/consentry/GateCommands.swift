@@ -272,7 +272,7 @@ struct ScanCommand: ParsableCommand {
             actor: global.actorName, role: try Parse.choice(role, "role"), action: try Parse.choice(action, "action"),
             purpose: try Parse.choice(purpose, "purpose"), fields: try Parse.fields(fields))
         var pseudonyms: [String] = []
-        let summary = try global.withVault { vault in try vault.scan(request) { member, _ in if members { pseudonyms.append(member.pseudonym) } } }
+        let summary = try global.withVault { vault in try vault.scan(request) { member, _ in if members, let pseudonym = member.pseudonym { pseudonyms.append(pseudonym) } } }
         if global.json {
             Output.printJSON(summary)
         } else if summary.decision == .permit {

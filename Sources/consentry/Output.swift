@@ -20,6 +20,19 @@ struct GlobalOptions: ParsableArguments {
     /// The actor recorded in the audit log.
     var actorName: String { actor ?? Environment.user }
 
+    /// Whether `name` may be recorded as an actor: 1 to 128 characters, none of them a control or formatting character
+    /// (which would reach the audit log and every terminal that prints it raw).
+    static func isPrintableActor(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 128
+            && name.unicodeScalars.allSatisfy { ![.control, .format, .lineSeparator, .paragraphSeparator, .surrogate, .unassigned].contains($0.properties.generalCategory) }
+    }
+
+    func validate() throws {
+        if let actor, !Self.isPrintableActor(actor) {
+            throw ValidationError("`--actor` is 1 to 128 printable characters, without control or formatting characters such as CR, LF or bidi controls")
+        }
+    }
+
     /// Opens the vault, with the master key from the environment when it is set.
     func openVault(configuration: VaultConfiguration = VaultConfiguration()) throws -> Vault {
         try Output.guarding {

@@ -13,10 +13,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The port (default 8080; 0 picks a free one, printed when ready).") var port = 8080
     @Option(name: .customLong("rate-limit"), help: "Requests per second per token, bursts of twice that (default 100; 0: no limit).")
     var rateLimit = 100.0
+    @Option(name: .customLong("min-free-mib"), help: "Free space the vault's disk needs for /readyz to answer ready, in MiB (default 64).")
+    var minimumFreeMiB: Int64 = 64
 
     func run() async throws {
         guard (0...65535).contains(port) else { throw ValidationError("`--port` must be between 0 and 65535") }
-        let vault = try global.openVault()
+        guard (0...(1 << 40)).contains(minimumFreeMiB) else { throw ValidationError("`--min-free-mib` must be between 0 and 1099511627776") }
+        let vault = try global.openVault(configuration: VaultConfiguration(minimumFreeBytes: minimumFreeMiB << 20))
         let host = self.host
         guard rateLimit >= 0 else { throw ValidationError("`--rate-limit` must be 0 or more") }
         try await Server.run(vault: vault, host: host, port: port, rateLimit: rateLimit) { actual in

@@ -57,6 +57,38 @@ struct SegmentRuleTests {
         }
     }
 
+    @Test("nesting is bounded: the deepest allowed rule parses and prints on a task's stack, one level more is refused with where")
+    func depthLimit() async throws {
+        let limit = SegmentRule.maximumDepth
+        let allowed = String(repeating: "(", count: limit) + #"country = "DE""# + String(repeating: ")", count: limit)
+        let parsed = try await Task { try SegmentRule(text: allowed) }.value
+        #expect(parsed == (try SegmentRule(text: #"country = "DE""#)))
+        let nots = try await Task { try SegmentRule(text: String(repeating: "not ", count: limit) + #"country = "DE""#) }.value
+        #expect(nots.text.hasPrefix("not "))
+        let hostile: [(String, Int)] = [
+            (String(repeating: "(", count: 100_000) + "a = 1" + String(repeating: ")", count: 100_000), limit + 1),
+            (String(repeating: "not ", count: 100_000) + "a = 1", 4 * limit + 1),
+            ("a = 1 and\n" + String(repeating: "(", count: limit + 1) + "b = 2" + String(repeating: ")", count: limit + 1), limit + 1),
+        ]
+        for (text, column) in hostile {
+            do {
+                _ = try await Task { try SegmentRule(text: text) }.value
+                Issue.record("a rule nested past the limit parsed")
+            } catch let error as RuleError {
+                #expect(error.column == column && error.message.contains("nests deeper than \(limit) levels"), "\(error.description)")
+                #expect(error.line == (text.contains("\n") ? 2 : 1))
+            }
+        }
+        var json: Any = ["field": "a", "op": "=", "value": 1]
+        for _ in 0..<(limit + 1) { json = ["not": json] }
+        do {
+            _ = try SegmentRule(json: json)
+            Issue.record("a JSON rule nested past the limit parsed")
+        } catch {
+            #expect(error.message.contains("nests deeper than \(limit) levels"))
+        }
+    }
+
     @Test("evaluation matches hand-computed memberships, including window edges")
     func evaluation() throws {
         let e = SegmentEvaluator(now: segmentNow)
@@ -161,6 +193,29 @@ struct SegmentGateTests {
         let export = try vault.exportSubject(.email("run@example.test"), actor: "t", role: .complianceOfficer)
         #expect(export.derived.keys.contains("segment/running_browsers"), "memberships are in the subject's export")
         #expect(try vault.queryAudit(AuditFilter(action: "segment"), actor: "t", role: .admin).contains { $0.subjectCount == 2 })
+    }
+
+    @Test("pseudonyms do not link purposes: members are keyed by purpose, aggregates-only runs release counts, overlaps stay in one purpose")
+    func purposesStayApart() throws {
+        let (vault, _) = try vault()
+        let desk = SegmentDesk(vault: vault, actor: "mia", role: .marketer)
+        _ = try desk.define(name: "de_mail", purpose: .emailMarketing, rule: try SegmentRule(text: #"country = "DE""#))
+        _ = try desk.define(name: "de_stats", purpose: .analytics, rule: try SegmentRule(text: #"country = "DE""#))
+        _ = try desk.define(name: "at_stats", purpose: .analytics, rule: try SegmentRule(text: #"country = "AT""#))
+        let mail = try desk.run("de_mail", now: TestSupport.fixedNow)
+        #expect(mail.members.count == 2 && mail.memberCount == 2 && !mail.countsOnly)
+        let stats = try desk.run("de_stats", now: TestSupport.fixedNow)
+        #expect(stats.decision == .permit && stats.members.isEmpty && stats.memberCount == 3 && stats.countsOnly, "analytics releases counts only")
+        let audited = try vault.queryAudit(AuditFilter(), actor: "t", role: .admin).compactMap(\.subject)
+        #expect(!audited.isEmpty && Set(mail.members).isDisjoint(with: audited), "member pseudonyms are not audit pseudonyms")
+        let explained = try vault.explain(
+            AccessRequest(actor: "mia", role: .marketer, action: .segment, purpose: .emailMarketing, fields: ["country"]),
+            subject: .email("run@example.test"))
+        for member in mail.members { #expect(!explained.trace.joined().contains(member)) }
+        let refused = #expect(throws: VaultError.self) { _ = try desk.overlap("de_mail", "de_stats", now: TestSupport.fixedNow) }
+        #expect(refused?.code == .denied && refused?.message.contains("join results across purposes") == true)
+        let within = try desk.overlap("de_stats", "at_stats", now: TestSupport.fixedNow)
+        #expect(within.a == 3 && within.b == 1 && within.both == 0, "an overlap within one aggregates-only purpose is counted")
     }
 
     @Test("definitions are refused for a forbidden field, an unknown reference, a cycle and a role without the grant")

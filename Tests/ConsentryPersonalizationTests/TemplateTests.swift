@@ -121,6 +121,27 @@ struct TemplateTests {
         #expect(injected.render(["first_name": .string("{{ secret }}{% raw %}")]) == "{{ secret }}{% raw %}")
     }
 
+    @Test("nesting is bounded: the deepest allowed template renders on a task's stack; deeper blocks or conditions are refused with where")
+    func depthLimit() async throws {
+        let limit = LiquidParser.maximumDepth
+        let deepest = String(repeating: "{% if true %}", count: limit) + "x" + String(repeating: "{% endif %}", count: limit)
+        #expect(try await Task { try LiquidTemplate(source: deepest, format: .text, profileFields: []).render([:]) }.value == "x")
+        let hostile: [(String, Int, Int, String)] = [
+            (String(repeating: "{% if true %}", count: 50_000) + "x", 1, 13 * limit + 1, "blocks nest deeper"),
+            ("a\n" + String(repeating: "{% for i in (1..2) %}", count: limit + 1), 2, 21 * limit + 1, "blocks nest deeper"),
+            ("{% if " + Array(repeating: "true", count: 100_000).joined(separator: " and ") + " %}x{% endif %}", 1, 7 + 9 * (limit - 1), "expression nests deeper"),
+            ("{{ " + String(repeating: "(", count: 10_000) + "1..2" + " }}", 1, 4 + limit, "expression nests deeper"),
+        ]
+        for (source, line, column, message) in hostile {
+            do {
+                _ = try await Task { try LiquidTemplate(source: source, format: .text, profileFields: []) }.value
+                Issue.record("a template nested past the limit compiled")
+            } catch let error as TemplateError {
+                #expect(error.line == line && error.column == column && error.message.contains(message), "\(error.description)")
+            }
+        }
+    }
+
     @Test("the expected outputs agree with python-liquid, run on the same table")
     func peer() throws {
         let process = Process()

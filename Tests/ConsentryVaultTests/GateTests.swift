@@ -115,7 +115,11 @@ struct GateTests {
             try db.execute(sql: "UPDATE subject SET wrapped_key = zeroblob(73) WHERE id = ?", arguments: [excluded.rawValue])
         }
         var delivered: [String: [String?]] = [:]
-        let summary = try vault.scan(marketingScan) { member, values in delivered[member.pseudonym] = values }
+        var memberPseudonyms: [String: String] = [:]
+        let summary = try vault.scan(marketingScan) { member, values in
+            delivered[member.assignmentKey] = values
+            memberPseudonyms[member.assignmentKey] = member.pseudonym
+        }
         #expect(summary.decision == .permit && summary.subjects == 10 && summary.permitted == 5 && summary.delivered == 5)
         #expect(summary.excluded == ["consent_missing": 5])
         #expect(Set(delivered.values.compactMap { $0[0] }) == Set(stride(from: 0, to: 10, by: 2).map { "s\($0)@example.test" }))
@@ -127,12 +131,24 @@ struct GateTests {
                 try Data.fetchOne($0, sql: "SELECT pseudonyms FROM audit_subject_set WHERE sequence = ?", arguments: [entry.sequence])
             })
         let members = stride(from: 0, to: packed.count, by: 16).map { Digest.hex(packed[$0..<($0 + 16)]) }
-        #expect(Set(members) == Set(delivered.keys))
-        // The scan's pseudonyms are the ones single reads use.
+        #expect(Set(members) == Set(delivered.keys), "the audit's subject set holds the audit pseudonyms of the delivered subjects")
+        // The pseudonyms a scan hands out are keyed by purpose: none is an audit pseudonym, so a member list cannot be
+        // joined with the audit log, a single read, or another purpose's members.
+        #expect(memberPseudonyms.count == 5 && Set(memberPseudonyms.values).isDisjoint(with: members))
         let s4 = try vault.read(
             AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "x"),
             subject: .email("s4@example.test"))
-        #expect(delivered[try #require(s4.pseudonym)]?[0] == "s4@example.test")
+        let s4Audit = try #require(s4.pseudonym)
+        #expect(delivered[s4Audit]?[0] == "s4@example.test" && memberPseudonyms[s4Audit] != s4Audit)
+        for email in ["s0@example.test", "s2@example.test"] {
+            try vault.recordConsent(ConsentChange(purpose: .personalization, state: .granted, source: "form"), subject: .email(email), actor: "t", role: .admin)
+        }
+        var personalization: [String: String] = [:]
+        _ = try vault.scan(AccessRequest(actor: "m", role: .marketer, action: .segment, purpose: .personalization, fields: ["first_name"])) {
+            member, _ in personalization[member.assignmentKey] = member.pseudonym
+        }
+        #expect(personalization.count == 2)
+        for (key, pseudonym) in personalization { #expect(memberPseudonyms[key] != pseudonym, "purposes have unrelated pseudonyms") }
         let queried = try vault.queryAudit(AuditFilter(subject: .email("s4@example.test"), action: "segment"), actor: "t", role: .admin)
         #expect(queried.map(\.sequence).contains(entry.sequence), "a query by subject finds bulk entries whose set holds it")
         let notIn = try vault.queryAudit(AuditFilter(subject: .email("s1@example.test"), action: "segment"), actor: "t", role: .admin)
@@ -242,6 +258,28 @@ struct GateTests {
         }
     }
 
+    @Test("fail closed: when the write-ahead log is deleted under an open vault (lost locks), every later operation fails with why", arguments: ["-wal", "-shm"])
+    func walRemoved(suffix: String) throws {
+        let vault = try gateVault()
+        let request = AccessRequest(
+            actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x")
+        _ = try vault.read(request, subject: .email("s2@example.test"))
+        #expect(vault.storageFault() == nil)
+        try FileManager.default.removeItem(atPath: vault.databasePath + suffix)
+        do {
+            _ = try vault.read(request, subject: .email("s2@example.test"))
+            Issue.record("a read succeeded after the \(suffix) file was removed")
+        } catch {
+            #expect(error.code == .storage && error.message.contains("was removed or replaced while this process had the vault open"))
+        }
+        // The fault stays, even for operations that would not look at the files again.
+        #expect(vault.knownStorageFault?.code == .storage)
+        #expect(vault.storageFault()?.message.contains(suffix == "-wal" ? "write-ahead log" : "shared-memory index") == true)
+        var called = false
+        let refused = #expect(throws: VaultError.self) { _ = try vault.scan(marketingScan) { _, _ in called = true } }
+        #expect(refused?.message.contains("refuses every operation") == true && !called)
+    }
+
     @Test("a broken policy makes every decision deny, and the failure is audited")
     func brokenPolicy() throws {
         let vault = try gateVault()
@@ -266,6 +304,25 @@ struct GateTests {
         #expect(explanation.decision.reasons.map(\.code) == [.consentMissing])
         #expect(explanation.trace.last == "decision: deny")
         #expect(explanation.trace.contains { $0.hasPrefix("rule: roles.yaml: marketer → email_marketing: segment") })
+        #expect(explanation.trace.contains { $0.hasPrefix("subject: consent for `email_marketing`") })
+    }
+
+    @Test("explain is no oracle: a role without the grant gets the same answer for a known and an unknown person, and no trace names a pseudonym")
+    func explainForARoleWithoutTheGrant() throws {
+        let vault = try gateVault()
+        // An analyst may not read profiles for service at all.
+        let request = AccessRequest(actor: "an", role: .analyst, action: .readProfile, purpose: .service, fields: ["email"], reason: "x")
+        let known = try vault.explain(request, subject: .email("s1@example.test"))
+        let unknown = try vault.explain(request, subject: .email("nobody-7f3a@example.test"))
+        #expect(!known.decision.isPermit)
+        #expect(known.trace == unknown.trace && known.decision.reasons.map(\.code) == unknown.decision.reasons.map(\.code))
+        #expect(known.trace.contains("subject: not looked up (the request is denied before any subject is consulted)"))
+        #expect(!known.trace.joined().contains("consent for"), "no consent state for a role without the grant")
+        // A permitted role sees the subject's state, but never its pseudonym.
+        let permitted = try vault.explain(marketingScan, subject: .email("s1@example.test"))
+        let pseudonyms = try vault.queryAudit(AuditFilter(action: "policy_explain"), actor: "t", role: .admin).compactMap(\.subject)
+        #expect(!pseudonyms.isEmpty)
+        for pseudonym in pseudonyms { #expect(!permitted.trace.joined(separator: "\n").contains(pseudonym)) }
     }
 }
 

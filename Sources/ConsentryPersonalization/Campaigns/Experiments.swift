@@ -1,7 +1,7 @@
 public import ConsentryCore
-public import ConsentryPolicy
+import ConsentryPolicy
 public import ConsentryVault
-public import Foundation
+import Foundation
 
 /// The report of an experiment: rates per arm with 95% confidence intervals, and a significance test on conversion.
 public struct ExperimentReport: Sendable, Codable, Equatable {
@@ -102,7 +102,7 @@ public struct ExperimentDesk: Sendable {
         let experiment = try load(name)
         var arms: [SubjectID: String] = [:]
         let summary = try vault.scan(AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose)) { member, _ in
-            arms[member.subject] = Self.arm(experiment: experiment, pseudonym: member.pseudonym)
+            arms[member.subject] = Self.arm(experiment: experiment, pseudonym: member.assignmentKey)
         }
         guard summary.decision == .permit else { throw VaultError(.denied, "denied: " + summary.reasons.joined(separator: "; ")) }
         _ = try vault.storeAssignments(experiment, arms, actor: actor, role: role)

@@ -1,5 +1,5 @@
 public import ConsentryCore
-public import ConsentryPolicy
+import ConsentryPolicy
 public import ConsentryVault
 public import Foundation
 
@@ -13,8 +13,13 @@ public struct SegmentRun: Sendable, Codable, Equatable {
     public var reasons: [String]
     /// Subjects the gate handed to the rule (consent and flags admitted them).
     public var evaluated: Int
-    /// Members, as audit pseudonyms (sorted).
+    /// Members, as member pseudonyms for the segment's purpose (sorted); empty for an aggregates-only purpose, which
+    /// releases ``memberCount`` only.
     public var members: [String]
+    /// How many subjects are members.
+    public var memberCount: Int
+    /// Whether the purpose releases aggregates only, so that ``members`` stays empty.
+    public var countsOnly: Bool
     /// Subjects the gate excluded before the rule saw them, by reason.
     public var excluded: [String: Int]
     /// Memberships stored as derived data.
@@ -98,6 +103,11 @@ public struct SegmentDesk: Sendable {
     /// Runs a segment through the gate: every admitted subject is evaluated, members are returned as pseudonyms and (with
     /// `store`) stored as derived data `segment/<name>`, replacing the previous members.
     public func run(_ name: String, store: Bool = true, now: Date = Date()) throws(VaultError) -> SegmentRun {
+        try evaluate(name, store: store, now: now).run
+    }
+
+    /// ``run(_:store:now:)`` with the members' internal ids, which never leave this module, and the segment's purpose.
+    private func evaluate(_ name: String, store: Bool, now: Date) throws(VaultError) -> (run: SegmentRun, members: Set<SubjectID>, purpose: Purpose) {
         let all = try rules()
         guard let (segment, rule) = all[name] else {
             throw VaultError(.notFound, "no segment `\(name.prefix(64))`; `consentry segment list` shows the defined ones")
@@ -108,6 +118,7 @@ public struct SegmentDesk: Sendable {
             actor: actor, role: role, action: .segment, purpose: segment.purpose, fields: segment.fields.compactMap(FieldName.init))
         var members: [SubjectID: String] = [:]
         var pseudonyms: [String] = []
+        var memberCount = 0
         var evaluated = 0
         let readsEvents = segment.readsEvents
         let horizon = readsEvents ? horizon(rule, all) : nil
@@ -117,7 +128,8 @@ public struct SegmentDesk: Sendable {
             for (field, value) in zip(segment.fields, values) { if let value { profile[field] = value } }
             if evaluator.holds(rule, profile: profile, events: events) {
                 members[member.subject] = Normalize.formatTimestamp(millis: nowMillis)
-                pseudonyms.append(member.pseudonym)
+                if let pseudonym = member.pseudonym { pseudonyms.append(pseudonym) }
+                memberCount += 1
             }
         }
         // A rule without events needs no event reads at all.
@@ -127,15 +139,16 @@ public struct SegmentDesk: Sendable {
             : try vault.scan(request) { member, values in visit(member, values, []) }
         var run = SegmentRun(
             segment: name, decision: summary.decision, reasons: summary.reasons, evaluated: evaluated, members: pseudonyms.sorted(),
+            memberCount: memberCount, countsOnly: (try? vault.policy.get())?.purposes[segment.purpose]?.aggregatesOnly ?? true,
             excluded: summary.excluded.merging(summary.excludedDuringScan, uniquingKeysWith: +), stored: 0)
-        guard summary.decision == .permit else { return run }
+        guard summary.decision == .permit else { return (run, [], segment.purpose) }
         if store {
             let write = try vault.writeDerived(
                 AccessRequest(actor: actor, role: role, action: .segment, purpose: segment.purpose), kind: "segment", name: name, values: members,
                 replaceAll: true)
             run.stored = write.written
         }
-        return run
+        return (run, Set(members.keys), segment.purpose)
     }
 
     /// The widest event window `rule` (with its references) needs, or nil for the whole history.
@@ -149,10 +162,26 @@ public struct SegmentDesk: Sendable {
         return result
     }
 
-    /// Members of two segments and their overlap (each segment is run through the gate; nothing is stored).
+    /// Members of two segments and their overlap, as counts (each segment is run through the gate; nothing is stored).
+    /// Both segments must serve the same purpose: an overlap across purposes would join one purpose's results with
+    /// another's, which the policy keeps apart.
     public func overlap(_ a: String, _ b: String, now: Date = Date()) throws(VaultError) -> (a: Int, b: Int, both: Int, jaccard: Double) {
-        let first = Set(try run(a, store: false, now: now).members)
-        let second = Set(try run(b, store: false, now: now).members)
+        let known = try rules()
+        for name in [a, b] where known[name] == nil {
+            throw VaultError(.notFound, "no segment `\(name.prefix(64))`; `consentry segment list` shows the defined ones")
+        }
+        let (purposeA, purposeB) = (known[a]!.0.purpose, known[b]!.0.purpose)
+        guard purposeA == purposeB else {
+            throw VaultError(
+                .denied,
+                "denied: `\(a.prefix(64))` serves \(purposeA.rawValue) and `\(b.prefix(64))` serves \(purposeB.rawValue); an overlap would join results across purposes, so compare segments of one purpose"
+            )
+        }
+        let firstRun = try evaluate(a, store: false, now: now), secondRun = try evaluate(b, store: false, now: now)
+        for run in [firstRun.run, secondRun.run] where run.decision != .permit {
+            throw VaultError(.denied, "denied: " + run.reasons.joined(separator: "; "))
+        }
+        let first = firstRun.members, second = secondRun.members
         let both = first.intersection(second).count
         let union = first.union(second).count
         return (first.count, second.count, both, union == 0 ? 0 : Double(both) / Double(union))

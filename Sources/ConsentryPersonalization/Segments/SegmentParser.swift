@@ -1,5 +1,5 @@
-public import ConsentryCore
-public import Foundation
+import ConsentryCore
+import Foundation
 
 /// A problem in a segment rule, with where it is and how to fix it.
 public struct RuleError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -15,6 +15,10 @@ public struct RuleError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 extension SegmentRule {
+    /// The deepest nesting of parentheses, `not` and JSON `and`/`or`/`not` a rule may have. Parsing, evaluation and
+    /// field checks recurse over the rule; the bound keeps a hostile rule from exhausting the stack.
+    public static let maximumDepth = 256
+
     /// Parses the text form.
     public init(text: String) throws(RuleError) {
         var parser = try RuleParser(text)
@@ -34,6 +38,8 @@ private struct RuleParser {
 
     var tokens: [(Token, Int, Int)] = []
     var index = 0
+    /// How many parentheses and `not`s enclose the current position.
+    var depth = 0
     let endAt: (Int, Int)
 
     init(_ text: String) throws(RuleError) {
@@ -138,6 +144,14 @@ private struct RuleParser {
     }
 
     mutating func unary() throws(RuleError) -> SegmentRule {
+        let nests = current == .word("not") || current == .symbol("(")
+        if nests {
+            guard depth < SegmentRule.maximumDepth else {
+                throw error("the rule nests deeper than \(SegmentRule.maximumDepth) levels of parentheses and `not`; write it flatter")
+            }
+            depth += 1
+        }
+        defer { if nests { depth -= 1 } }
         if take(.word("not")) { return .not(try unary()) }
         if take(.symbol("(")) {
             let inner = try rule()
@@ -245,11 +259,12 @@ private struct RuleParser {
 
 extension SegmentRule {
     /// Parses the JSON form (docs/segments.md). Errors name the JSON path.
-    public init(json: Any) throws(RuleError) { self = try Self.decode(json, path: "$") }
+    public init(json: Any) throws(RuleError) { self = try Self.decode(json, path: "$", depth: 0) }
 
     private static func fail(_ path: String, _ message: String) -> RuleError { RuleError(line: 0, column: 0, message: "\(path): \(message)") }
 
-    private static func decode(_ json: Any, path: String) throws(RuleError) -> SegmentRule {
+    private static func decode(_ json: Any, path: String, depth: Int) throws(RuleError) -> SegmentRule {
+        guard depth < maximumDepth else { throw fail(path, "the rule nests deeper than \(maximumDepth) levels; write it flatter") }
         guard let object = json as? [String: Any], object.count == 1 || object["field"] != nil, let key = object.keys.sorted().first else {
             throw fail(path, "a rule is an object with one of `and`, `or`, `not`, `event`, `segment`, or `field`/`op`/`value`")
         }
@@ -267,9 +282,9 @@ extension SegmentRule {
         case "and", "or":
             guard let items = object[key] as? [Any], !items.isEmpty else { throw fail(path + ".\(key)", "expected a non-empty list of rules") }
             var rules: [SegmentRule] = []
-            for (i, item) in items.enumerated() { rules.append(try decode(item, path: "\(path).\(key)[\(i)]")) }
+            for (i, item) in items.enumerated() { rules.append(try decode(item, path: "\(path).\(key)[\(i)]", depth: depth + 1)) }
             return key == "and" ? .and(rules) : .or(rules)
-        case "not": return .not(try decode(object["not"]!, path: path + ".not"))
+        case "not": return .not(try decode(object["not"]!, path: path + ".not", depth: depth + 1))
         case "segment":
             guard let name = object["segment"] as? String else { throw fail(path + ".segment", "expected a segment name") }
             return .segment(name)

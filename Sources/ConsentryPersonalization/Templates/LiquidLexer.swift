@@ -10,6 +10,19 @@ struct ExpressionLexer {
     private var tokens: [(Token, Position)] = []
     private var index = 0
     private let end: Position
+    /// How deep the expression being read nests (ranges, `[ ]` keys, `and`/`or` chains); parsing and evaluation recurse
+    /// over it, so it is bounded by ``LiquidParser/maximumDepth``.
+    private var depth = 0
+
+    /// Enters one level of nesting, or fails when the expression is too deep.
+    private mutating func nest(at: Position) throws(TemplateError) {
+        guard depth < LiquidParser.maximumDepth else {
+            throw TemplateError(
+                line: at.line, column: at.column,
+                "the expression nests deeper than \(LiquidParser.maximumDepth) levels (conditions joined by `and`/`or`, ranges, `[ ]`); split it")
+        }
+        depth += 1
+    }
 
     init(_ text: String, at start: Position) throws(TemplateError) {
         let chars = Array(text)
@@ -138,6 +151,8 @@ struct ExpressionLexer {
     /// A literal, a variable path, or a range.
     mutating func primary() throws(TemplateError) -> Expression {
         guard let (token, at) = current else { throw error("expected a value") }
+        try nest(at: at)
+        defer { depth -= 1 }
         index += 1
         switch token {
         case .string(let s): return .literal(.string(s))
@@ -186,6 +201,8 @@ struct ExpressionLexer {
 
     /// `comparison ((and|or) condition)?`, grouped from the right as Liquid does.
     mutating func condition() throws(TemplateError) -> Condition {
+        try nest(at: here)
+        defer { depth -= 1 }
         let left = try comparison()
         if case (.identifier("and"), _)? = current {
             index += 1

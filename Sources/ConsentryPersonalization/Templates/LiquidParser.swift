@@ -18,6 +18,11 @@ struct LiquidParser {
 
     private var pieces: [Piece] = []
     private var index = 0
+    /// How many blocks (`if`, `unless`, `for`, `capture`) enclose the tag being parsed.
+    private var depth = 0
+    /// The deepest nesting of blocks, and of an expression, a template may have: parsing, the field check and
+    /// rendering recurse over it, so the bound keeps a hostile template from exhausting the stack.
+    static let maximumDepth = 256
     /// Blocks whose bodies are parsed strictly by tag name.
     static let blockEnds: [String: Set<String>] = [
         "if": ["elsif", "else", "endif"], "unless": ["elsif", "else", "endunless"], "for": ["else", "endfor"], "capture": ["endcapture"],
@@ -149,6 +154,14 @@ struct LiquidParser {
     }
 
     private mutating func parseTag(_ name: String, _ rest: String, at: Position, restAt: Position) throws(TemplateError) -> Node {
+        if Self.blockEnds[name] != nil {
+            guard depth < Self.maximumDepth else {
+                throw TemplateError(
+                    line: at.line, column: at.column, "blocks nest deeper than \(Self.maximumDepth) levels (`if`, `unless`, `for`, `capture`); flatten the template")
+            }
+            depth += 1
+        }
+        defer { if Self.blockEnds[name] != nil { depth -= 1 } }
         switch name {
         case "if", "unless":
             var branches: [(Condition, [Node])] = []

@@ -239,7 +239,7 @@ extension Vault {
             }
             let event = state.pending.removeLast()
             state.line += 1
-            let members = event.map { key, value -> (String, JSONLine.Value) in (key, key == "amount" ? .number(value) : .string(value)) }
+            let members = event.map { key, value -> (String, StrictJSON.Value) in (key, key == "amount" ? .number(value) : .string(value)) }
             let validated = EventRecord.validate(members, now: now)
             return (state.line, validated.result, validated.dropped)
         }

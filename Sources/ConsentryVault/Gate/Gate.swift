@@ -56,24 +56,25 @@ public struct BehaviorEvent: Sendable, Hashable {
 public struct ScanMember: Sendable, Hashable {
     /// The vault's internal random id: the handle for writing derived data back through the gate.
     public let subject: SubjectID
-    private let high: UInt64
-    private let low: UInt64
+    /// The member pseudonym for the scan's purpose (16 bytes), or empty for an aggregates-only purpose.
+    private let member: [UInt8]
+    /// The audit pseudonym (16 bytes).
+    private let audit: ArraySlice<UInt8>
 
-    init(subject: SubjectID, pseudonym bytes: ArraySlice<UInt8>) {
+    init(subject: SubjectID, member: ArraySlice<UInt8>, audit: ArraySlice<UInt8>) {
         self.subject = subject
-        var high: UInt64 = 0, low: UInt64 = 0
-        for (i, byte) in bytes.enumerated() {
-            if i < 8 { high = high << 8 | UInt64(byte) } else { low = low << 8 | UInt64(byte) }
-        }
-        self.high = high
-        self.low = low
+        self.member = Array(member)
+        self.audit = audit
     }
 
-    /// The subject's audit pseudonym (32 hex digits), as in the audit log; computed when asked for.
-    public var pseudonym: String {
-        let text = String(high, radix: 16), rest = String(low, radix: 16)
-        return String(repeating: "0", count: 16 - text.count) + text + String(repeating: "0", count: 16 - rest.count) + rest
-    }
+    /// The subject's member pseudonym for the scan's purpose (32 hex digits), or nil when the purpose releases aggregates
+    /// only. It is keyed by purpose: the same person has unrelated pseudonyms under two purposes, so results of
+    /// different purposes (segment members, say) cannot be joined on it, and none equals the audit log's pseudonym.
+    public var pseudonym: String? { member.isEmpty ? nil : Digest.hex(member) }
+
+    /// A stable per-subject key for assignments made inside the package (experiment arms), derived from the audit
+    /// pseudonym so that arms assigned before member pseudonyms were keyed by purpose stay as they were. Not for release.
+    package var assignmentKey: String { Digest.hex(audit) }
 }
 
 /// What a gated scan did. Its `--json` keys are stable.
@@ -268,6 +269,9 @@ extension Vault {
         let sensitive = policy.touchesSpecialCategory(request.fields)
         var admitted: [Int64] = []
         var pseudonyms: [UInt8] = []
+        // Member pseudonyms are keyed by purpose (a tag per purpose), and an aggregates-only purpose hands out none.
+        let releasesMembers = !(policy.purposes[purpose]?.aggregatesOnly ?? true)
+        var members: [UInt8] = []
         var states: [Int64: DerivedState] = [:]
         var seen: (consent: Int64, flag: Int64) = (0, 0)
         do {
@@ -290,6 +294,7 @@ extension Vault {
                     rows = try Row.fetchCursor(db, sql: "SELECT id, audit_secret FROM subject INDEXED BY subject_audit_secret ORDER BY id")
                 }
                 let hasher = keys.auditPseudonyms.prefixedHasher(tag: 0x20)
+                let memberHasher = keys.auditPseudonyms.prefixedHasher(tag: Self.memberPseudonymTag(purpose))
                 while let row = try rows.next() {
                     let id: Int64 = row[0]
                     if let only, !only.contains(SubjectID(rawValue: id)) { continue }
@@ -299,7 +304,10 @@ extension Vault {
                     } else {
                         admitted.append(id)
                         try row.withUnsafeData(atIndex: 1) { secret in
-                            (secret ?? Data()).withUnsafeBytes { hasher.append($0, length: AuditEntry.pseudonymLength, to: &pseudonyms) }
+                            (secret ?? Data()).withUnsafeBytes {
+                                hasher.append($0, length: AuditEntry.pseudonymLength, to: &pseudonyms)
+                                if releasesMembers { memberHasher.append($0, length: AuditEntry.pseudonymLength, to: &members) }
+                            }
                         }
                     }
                 }
@@ -357,8 +365,9 @@ extension Vault {
                     ) { subject, _, values in
                         summary.delivered += 1
                         let offset = (chunkStart + cursor) * AuditEntry.pseudonymLength
+                        let range = offset..<offset + AuditEntry.pseudonymLength
                         try body(
-                            ScanMember(subject: subject, pseudonym: pseudonyms[offset..<offset + AuditEntry.pseudonymLength]), values,
+                            ScanMember(subject: subject, member: releasesMembers ? members[range] : [], audit: pseudonyms[range]), values,
                             events[subject.rawValue] ?? [])
                     }
                 }
@@ -377,6 +386,9 @@ extension Vault {
         return summary
     }
 
+    /// The hash tag of member pseudonyms for `purpose`: one per purpose, apart from the audit pseudonym's 0x20.
+    static func memberPseudonymTag(_ purpose: Purpose) -> UInt8 { 0x40 + UInt8(purpose.ordinal) }
+
     /// Explains the decision for a request (and, when given, one subject) step by step. The explanation is
     /// itself audited; it releases no personal data.
     public func explain(_ request: AccessRequest, subject reference: SubjectReference? = nil, requestID: String? = nil) throws(VaultError)
@@ -394,7 +406,11 @@ extension Vault {
             let authorized = policy.authorize(request)
             trace += policy.trace(request)
             var state: SubjectState?
-            if let reference {
+            // A request the policy refuses never consults the subject: the answer is the same whether or not the person
+            // exists, and no consent state or flag is shown to a role that may not act on it.
+            if reference != nil && !authorized.isPermit {
+                trace.append("subject: not looked up (the request is denied before any subject is consulted)")
+            } else if let reference {
                 do {
                     try db.read { db in
                         if let subject = try resolve(reference, db: db) {
@@ -404,8 +420,9 @@ extension Vault {
                     }
                 } catch { throw Self.storageError(error, "read the subject's consent state") }
                 if let state, let purpose = request.purpose, !request.action.isAdministrative {
+                    // The trace names no pseudonym: it would link this answer to segment runs and audit reports.
                     trace.append(
-                        "subject \(pseudonym ?? "?"): consent for `\(purpose.rawValue)` is `\(state.consent(purpose).rawValue)`"
+                        "subject: consent for `\(purpose.rawValue)` is `\(state.consent(purpose).rawValue)`"
                             + ", restricted: \(state.restricted), objected: \(state.objected(to: purpose)), opt-out: \(state.saleOptOut), gpc: \(state.globalPrivacyControl)"
                             + ", limit-sensitive: \(state.limitSensitive)"
                     )
@@ -415,7 +432,7 @@ extension Vault {
                     trace.append("subject: not found → deny")
                 }
             }
-            if reference != nil && state == nil {
+            if reference != nil && (state == nil || !authorized.isPermit) {
                 decision = authorized.isPermit ? .deny(.subjectNotFound) : authorized
             } else {
                 decision = policy.decide(request, subject: state)

@@ -116,9 +116,9 @@ extension Vault {
         requestID: String? = nil
     ) throws(VaultError) {
         let decision = try requireAdministrative(.consentWrite, actor: actor, role: role, requestID: requestID)
-        if flag == .objection && purpose == nil { throw VaultError(.invalidInput, "an objection names the purpose objected to; pass `--purpose`") }
+        if flag == .objection && purpose == nil { throw VaultError(.invalidInput, "an objection names the purpose objected to; give the purpose") }
         if flag != .objection && purpose != nil {
-            throw VaultError(.invalidInput, "`\(flag.rawValue)` applies to every purpose; leave out `--purpose`")
+            throw VaultError(.invalidInput, "`\(flag.rawValue)` applies to every purpose; give no purpose")
         }
         do {
             try db.write { db in

@@ -1,7 +1,7 @@
 import ConsentryAudit
 public import ConsentryCore
 import ConsentryCrypto
-public import ConsentryPolicy
+import ConsentryPolicy
 import Foundation
 import GRDB
 import Synchronization
@@ -32,6 +32,9 @@ public enum TokenRefusal: String, Sendable, Error {
     case expired
     /// Revoked.
     case revoked
+    /// The token store could not be read (the vault's files failed a check, the disk failed): not the token's fault,
+    /// and not an answer about it; ``Vault/knownStorageFault`` or the storage error says why.
+    case unavailable
 }
 
 extension Vault {
@@ -146,7 +149,7 @@ extension Vault {
                 }
             }
         } catch {
-            return .failure(.invalid)
+            return .failure(.unavailable)
         }
         guard let stored, Digest.equal(stored.secretHash, presented), let role = stored.role else { return .failure(.invalid) }
         if stored.revoked { return .failure(.revoked) }

@@ -37,7 +37,7 @@ extension EventRecord {
     }
 
     /// Validates one parsed JSON object, returning the event or the problem, and the keys that are not stored.
-    static func validate(_ members: [(String, JSONLine.Value)], now: Int64) -> (result: Result<EventRecord, FieldProblem>, dropped: [String]) {
+    static func validate(_ members: [(String, StrictJSON.Value)], now: Int64) -> (result: Result<EventRecord, FieldProblem>, dropped: [String]) {
         var dropped: [String] = []
         do { return (.success(try EventRecord(members: members, now: now, dropped: &dropped)), dropped) } catch {
             return (.failure(error), dropped)
@@ -45,7 +45,7 @@ extension EventRecord {
     }
 
     /// Validates one parsed JSON object as an event.
-    init(members: [(String, JSONLine.Value)], now: Int64, dropped: inout [String]) throws(FieldProblem) {
+    init(members: [(String, StrictJSON.Value)], now: Int64, dropped: inout [String]) throws(FieldProblem) {
         var strings: [String: String] = [:]
         var amount: Double?
         for (key, value) in members {
@@ -157,7 +157,7 @@ extension Vault {
         let file = try InputFile(url: url)
         var lines = LineSplitter(file.bytes)
         guard let first = lines.next() else { throw VaultError(.invalidInput, "`\(url.path)` is empty; nothing was imported") }
-        guard case .object = try? JSONLine.parse(first.text) else {
+        guard case .object = try? StrictJSON.parse(first.text) else {
             throw VaultError(
                 .invalidInput,
                 "`\(url.path)` line \(first.line) is not a JSON object; an events file has one `{...}` object per line (nothing was imported)")
@@ -172,8 +172,8 @@ extension Vault {
     /// Parses and validates one event line, keeping the names of keys that are not stored.
     static func eventItem(line: Int, text: ArraySlice<UInt8>, now: Int64) -> (line: Int, result: Result<EventRecord, FieldProblem>, dropped: [String])
     {
-        let parsed: JSONLine.Value
-        do { parsed = try JSONLine.parse(text) } catch {
+        let parsed: StrictJSON.Value
+        do { parsed = try StrictJSON.parse(text) } catch {
             return (line, .failure(FieldProblem(field: nil, reason: "invalid JSON at column \(error.column): \(error.reason)")), [])
         }
         guard case .object(let members) = parsed else {

@@ -78,7 +78,7 @@ extension Vault {
         case .jsonl:
             var lines = LineSplitter(file.bytes)
             guard let first = lines.next() else { throw VaultError(.invalidInput, "`\(url.path)` is empty; nothing was imported") }
-            guard case .object = try? JSONLine.parse(first.text) else {
+            guard case .object = try? StrictJSON.parse(first.text) else {
                 throw VaultError(
                     .invalidInput,
                     "`\(url.path)` line \(first.line) is not a JSON object; a JSON Lines file has one `{...}` object per line (nothing was imported)")
@@ -91,8 +91,8 @@ extension Vault {
 
     /// Reads a JSON Lines record: keys and scalar values; nested values and syntax errors become the record's problem.
     static func profileRecord(line: Int, text: ArraySlice<UInt8>) -> ProfileRecord {
-        let value: JSONLine.Value
-        do { value = try JSONLine.parse(text) } catch {
+        let value: StrictJSON.Value
+        do { value = try StrictJSON.parse(text) } catch {
             return ProfileRecord(
                 line: line, values: [], problem: FieldProblem(field: nil, reason: "invalid JSON at column \(error.column): \(error.reason)"))
         }

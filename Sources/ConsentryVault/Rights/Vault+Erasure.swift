@@ -1,3 +1,4 @@
+import CConsentryScan
 import ConsentryAudit
 public import ConsentryCore
 import ConsentryCrypto
@@ -319,9 +320,11 @@ extension Vault {
         let hits = Self.filesContaining(needles, under: directory, skipping: ["keys"])
         verification.checks.append(
             .init(
-                name: "raw files", passed: hits.isEmpty,
-                detail: hits.isEmpty
-                    ? "no file in the vault directory holds the identifiers (plain, lower-cased, base64)" : "found in " + hits.joined(separator: ", ")
+                name: "raw files", passed: hits?.isEmpty == true,
+                detail: hits.map {
+                    $0.isEmpty
+                        ? "no file in the vault directory holds the identifiers (plain, lower-cased, base64)" : "found in " + $0.joined(separator: ", ")
+                } ?? "the vault's files could not be read for the scan; check their permissions and retry"
             ))
         do {
             try db.write { db in
@@ -335,33 +338,45 @@ extension Vault {
         return verification
     }
 
-    /// Relative paths of regular files under `root` (not under `skipping`) that contain any of `needles`. Files are
-    /// read in chunks with an overlap, so memory stays flat whatever their size.
-    static func filesContaining(_ needles: [[UInt8]], under root: URL, skipping: Set<String>) -> [String] {
+    /// Relative paths of regular files under `root` (not under `skipping`) that contain any of `needles`; nil when
+    /// the files could not be read (the check then fails).
+    ///
+    /// INVARIANT: this process never opens the vault's database files. It holds SQLite connections, and POSIX record
+    /// locks belong to the process: closing any descriptor of `vault.sqlite`, `-wal` or `-shm` would drop SQLite's
+    /// locks, and the next process to close the vault would take itself for the last one and delete the live WAL.
+    /// The files are read in a forked child (`consentry_scan_files_in_child`), which holds no locks; this process
+    /// only lists the directory and stats its entries. Reads go in chunks with an overlap, so memory stays flat.
+    static func filesContaining(_ needles: [[UInt8]], under root: URL, skipping: Set<String>) -> [String]? {
         guard !needles.isEmpty, let walker = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey]) else {
             return []
         }
-        let overlap = (needles.map(\.count).max() ?? 1) - 1
-        var hits: [String] = []
+        var relatives: [String] = [], paths: [String] = []
         let rootPath = root.standardizedFileURL.path
         for case let url as URL in walker {
             let path = url.standardizedFileURL.path
             let relative = path.hasPrefix(rootPath + "/") ? String(path.dropFirst(rootPath.count + 1)) : url.lastPathComponent
             if let first = relative.split(separator: "/").first, skipping.contains(String(first)) { continue }
-            guard (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true,
-                let handle = try? FileHandle(forReadingFrom: url)
-            else { continue }
-            defer { try? handle.close() }
-            var carry: [UInt8] = []
-            var hit = false
-            while !hit, let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty {
-                let window = carry + [UInt8](chunk)
-                hit = needles.contains { window.containsBytes($0) }
-                carry = Array(window.suffix(overlap))
-            }
-            if hit { hits.append(relative) }
+            guard (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true else { continue }
+            relatives.append(relative)
+            paths.append(path)
         }
-        return hits.sorted()
+        guard !paths.isEmpty else { return [] }
+        let joined = needles.flatMap { $0 }
+        let lengths = needles.map(\.count)
+        let chunk = 1 << 20
+        let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: chunk + (lengths.max() ?? 0))
+        defer { buffer.deallocate() }
+        var hits = [UInt8](repeating: 0, count: paths.count)
+        let cPaths = paths.map { strdup($0) }
+        defer { cPaths.forEach { free($0) } }
+        let status = cPaths.map { UnsafePointer($0) }.withUnsafeBufferPointer { pathList in
+            joined.withUnsafeBufferPointer { needleBytes in
+                consentry_scan_files_in_child(
+                    pathList.baseAddress, Int32(paths.count), needleBytes.baseAddress, lengths, Int32(needles.count), buffer, chunk, &hits)
+            }
+        }
+        guard status == 0, !hits.contains(2) else { return nil }
+        return zip(relatives, hits).filter { $0.1 == 1 }.map(\.0).sorted()
     }
 }
 
@@ -371,24 +386,5 @@ extension JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
-    }
-}
-
-extension Array where Element == UInt8 {
-    /// Whether `needle` occurs in the array.
-    func containsBytes(_ needle: [UInt8]) -> Bool {
-        guard !needle.isEmpty, needle.count <= count else { return false }
-        let first = needle[0]
-        var i = 0
-        let last = count - needle.count
-        return withUnsafeBufferPointer { hay in
-            needle.withUnsafeBufferPointer { n in
-                while i <= last {
-                    if hay[i] == first && memcmp(hay.baseAddress! + i, n.baseAddress!, n.count) == 0 { return true }
-                    i += 1
-                }
-                return false
-            }
-        }
     }
 }

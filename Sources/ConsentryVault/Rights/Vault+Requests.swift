@@ -155,17 +155,17 @@ extension Vault {
         var lookups: [IdentityLookup] = []
         if let email = identifiers.email {
             guard case .hash = identityLookup(.email(email)) else {
-                throw VaultError(.invalidInput, "`--email` is not a valid e-mail address; give the address the subject uses with the vault")
+                throw VaultError(.invalidInput, "the e-mail address is not valid; give the address the subject uses with the vault")
             }
             lookups.append(identityLookup(.email(email)))
         }
         if let customerID = identifiers.customerID {
             guard case .hash = identityLookup(.customerID(customerID)) else {
-                throw VaultError(.invalidInput, "`--customer-id` is empty or malformed; give the id as the source systems write it")
+                throw VaultError(.invalidInput, "the customer id is empty or malformed; give the id as the source systems write it")
             }
             lookups.append(identityLookup(.customerID(customerID)))
         }
-        guard !lookups.isEmpty else { throw VaultError(.invalidInput, "a request names the subject: pass `--email` and/or `--customer-id`") }
+        guard !lookups.isEmpty else { throw VaultError(.invalidInput, "a request names the subject: give an e-mail address, a customer id or both") }
         if let key = idempotencyKey, key.isEmpty || key.count > 200 {
             throw VaultError(.invalidInput, "the idempotency key must be 1 to 200 characters")
         }
