@@ -31,9 +31,17 @@ public enum AuditVerifier {
     /// Detects an edited entry (its hash no longer matches), a deleted, inserted or reordered entry
     /// (sequence gap or broken link), a truncated tail or a database restored from an older copy (a
     /// checkpoint beyond the end or disagreeing with the log), and an edited or removed checkpoint file.
+    ///
+    /// - Parameters:
+    ///   - witnesses: further checkpoint files (labelled for messages), kept on another volume or host so that a log
+    ///     truncated or restored together with `audit/checkpoints` is still detected. Each is checked like the primary
+    ///     file; a missing one is a problem.
+    ///   - expected: (sequence, hash) pairs recorded outside the vault (`consentry status` prints the newest
+    ///     checkpoint); the log must still hold each one.
     public static func verify(
         entries: some Sequence<AuditEntry>, checkpoints: (checkpoints: [(line: Int, checkpoint: Checkpoint)], problems: [String])?,
-        publicKey: [UInt8]
+        witnesses: [(label: String, contents: (checkpoints: [(line: Int, checkpoint: Checkpoint)], problems: [String])?)] = [],
+        expected recorded: [(sequence: Int64, hash: String)] = [], publicKey: [UInt8]
     ) -> AuditVerification {
         var report = AuditVerification()
         var expected: Int64 = 1
@@ -59,24 +67,60 @@ public enum AuditVerifier {
             report.lastSequence = entry.sequence
             expected = max(expected, entry.sequence) + 1
         }
+        for (sequence, hash) in recorded {
+            if sequence > report.lastSequence {
+                report.problem(
+                    report.lastSequence + 1,
+                    "the log ends at entry \(report.lastSequence) but entry \(sequence) was recorded outside the vault: the tail was truncated or the database and its checkpoints restored from an older copy"
+                )
+            } else if hashes[sequence] != hash.lowercased() {
+                report.problem(sequence, "entry \(sequence) differs from the hash recorded outside the vault (rewritten, or restored from another copy)")
+            }
+        }
         guard let checkpoints else {
             report.problem(1, "the checkpoint file is missing (removed?); the log cannot be checked for truncation")
+            check(witnesses, against: hashes, publicKey: publicKey, into: &report)
             return report
         }
-        for problem in checkpoints.problems { report.problem(report.lastSequence + 1, problem) }
-        var last: Int64 = -1
-        for (line, checkpoint) in checkpoints.checkpoints {
-            report.checkpointsChecked += 1
-            guard checkpoint.isValid(publicKey: publicKey) else {
-                report.problem(checkpoint.sequence, "checkpoint file line \(line) has an invalid signature (edited)")
+        check(checkpoints, label: "checkpoint file", against: hashes, publicKey: publicKey, into: &report)
+        if checkpoints.checkpoints.isEmpty { report.problem(1, "the checkpoint file is empty (every vault starts with a signed genesis checkpoint)") }
+        check(witnesses, against: hashes, publicKey: publicKey, into: &report)
+        report.uncheckpointedEntries = max(0, report.lastSequence - report.lastCheckpoint)
+        return report
+    }
+
+    private static func check(
+        _ witnesses: [(label: String, contents: (checkpoints: [(line: Int, checkpoint: Checkpoint)], problems: [String])?)],
+        against hashes: [Int64: String], publicKey: [UInt8], into report: inout AuditVerification
+    ) {
+        for (label, contents) in witnesses {
+            guard let contents, !contents.checkpoints.isEmpty else {
+                report.problem(report.lastSequence + 1, "the witness file `\(label)` is missing or empty (removed, or not written yet)")
                 continue
             }
-            if checkpoint.sequence < last { report.problem(checkpoint.sequence, "checkpoint file line \(line) goes backwards (edited)") }
+            check(contents, label: "witness file `\(label)`", against: hashes, publicKey: publicKey, into: &report)
+        }
+    }
+
+    /// Checks one checkpoint file's signatures, order and agreement with the log.
+    private static func check(
+        _ file: (checkpoints: [(line: Int, checkpoint: Checkpoint)], problems: [String]), label: String, against hashes: [Int64: String],
+        publicKey: [UInt8], into report: inout AuditVerification
+    ) {
+        for problem in file.problems { report.problem(report.lastSequence + 1, label == "checkpoint file" ? problem : "\(label): \(problem)") }
+        var last: Int64 = -1
+        for (line, checkpoint) in file.checkpoints {
+            report.checkpointsChecked += 1
+            guard checkpoint.isValid(publicKey: publicKey) else {
+                report.problem(checkpoint.sequence, "\(label) line \(line) has an invalid signature (edited)")
+                continue
+            }
+            if checkpoint.sequence < last { report.problem(checkpoint.sequence, "\(label) line \(line) goes backwards (edited)") }
             last = max(last, checkpoint.sequence)
             if checkpoint.sequence > report.lastSequence {
                 report.problem(
                     report.lastSequence + 1,
-                    "the log ends at entry \(report.lastSequence) but a checkpoint covers entry \(checkpoint.sequence): the tail was truncated or the database restored from an older copy"
+                    "the log ends at entry \(report.lastSequence) but a checkpoint\(label == "checkpoint file" ? "" : " in the \(label)") covers entry \(checkpoint.sequence): the tail was truncated or the database restored from an older copy"
                 )
             } else if let hash = hashes[checkpoint.sequence], hash != checkpoint.hash {
                 report.problem(checkpoint.sequence, "entry \(checkpoint.sequence) differs from the checkpoint taken of it (rewritten)")
@@ -84,9 +128,6 @@ public enum AuditVerifier {
                 report.lastCheckpoint = max(report.lastCheckpoint, checkpoint.sequence)
             }
         }
-        if checkpoints.checkpoints.isEmpty { report.problem(1, "the checkpoint file is empty (every vault starts with a signed genesis checkpoint)") }
-        report.uncheckpointedEntries = max(0, report.lastSequence - report.lastCheckpoint)
-        return report
     }
 }
 

@@ -91,6 +91,9 @@ public enum SubKeyPurpose: String, Sendable, CaseIterable {
     case suppression = "cnsSUPPR"
     /// Seals the identifiers and details of data-subject requests and keys the hashes of their verification codes.
     case requests = "cnsDSRQ_"
+    /// Keys the bindings that tie each identity-index row and each consent and flag record to its subject and content,
+    /// so that a row moved to another subject or edited in the file is detected.
+    case recordBinding = "cnsBIND_"
 
     /// Derives this purpose's 32-byte sub-key from `master`.
     public func derive(from master: borrowing SecretBytes) throws(CryptoError) -> SecretBytes {

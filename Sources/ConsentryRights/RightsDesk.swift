@@ -173,15 +173,10 @@ public struct RightsDesk: Sendable {
             ?? Details()
         switch current.type {
         case .erasure:
-            let erased = try vault.eraseForRequest(id, actor: actor, role: role)
-            let verification = try vault.verifyErasure(id, actor: actor, role: role)
-            let record = try vault.updateRequest(id, actor: actor, role: role) { record throws(VaultError) in
-                record.outcome = Self.json([
-                    "deleted": erased.receipt.receipt.deleted, "verification": verification.passed ? ["passed": 1] : ["failed": 1],
-                ])
-                return "erasure checked: \(verification.passed ? "passed" : "FAILED")"
-            }
-            return Fulfilment(record: record, receipt: erased.receipt, verification: verification)
+            // The receipt is signed only when the erasure's own verification passes; otherwise the request stays open.
+            _ = try vault.eraseForRequest(id, actor: actor, role: role)
+            let completed = try vault.completeErasure(id, actor: actor, role: role)
+            return Fulfilment(record: completed.record, receipt: completed.receipt, verification: completed.verification)
         case .access, .portability:
             _ = try vault.updateRequest(id, actor: actor, role: role) { record throws(VaultError) in
                 record.status = .inProgress

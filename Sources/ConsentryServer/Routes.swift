@@ -191,7 +191,18 @@ struct Routes: Sendable {
             let body = try await Body.read(request, allowed: ["code"], required: ["code"])
             let code = try body.string("code", max: 16)!
             let result = try await blocking { try RightsDesk(vault: vault, actor: context.actor, role: context.role).verify(id, code: code) }
-            guard result.check == .verified else { throw Problem(.unprocessableContent, "validation", "the code was not accepted (\(result.check))") }
+            switch result.check {
+            case .verified: break
+            case .wrong(let remaining):
+                throw Problem(
+                    .unprocessableContent, "validation", "the code is wrong; \(remaining) attempt\(remaining == 1 ? "" : "s") left before it locks",
+                    pointer: "/code")
+            case .expired:
+                throw Problem(.unprocessableContent, "validation", "the code expired; issue a new one and send it to the requester", pointer: "/code")
+            case .locked:
+                throw Problem(
+                    .unprocessableContent, "validation", "too many wrong codes; issue a new one and send it to the requester", pointer: "/code")
+            }
             return Server.json(Self.request(result.record))
         }
         group.post("dsr/:id/fulfil") { _, context -> Response in
@@ -199,6 +210,12 @@ struct Routes: Sendable {
             let done = try await blocking { try RightsDesk(vault: vault, actor: context.actor, role: context.role).fulfil(id) }
             var response = Self.request(done.record)
             if let receipt = done.receipt { response["receipt"] = (try? JSONSerialization.jsonObject(with: Data(receipt.json.utf8))) ?? [:] }
+            if let verification = done.verification {
+                response["verification"] = [
+                    "passed": verification.passed,
+                    "checks": verification.checks.map { ["name": $0.name, "passed": $0.passed, "detail": $0.detail] as [String: Any] },
+                ]
+            }
             return Server.json(response)
         }
         group.post("consent/history") { request, context -> Response in

@@ -208,7 +208,9 @@ public final class Vault: Sendable {
             try vault.initializeAuditFiles()
         }
         try vault.loadKEKs()
+        try vault.bindUnboundRecords()
         vault.loadCheckpointState()
+        try vault.initializeWitnesses()
         try vault.recordPolicyIfChanged(creating: creating)
         return vault
     }

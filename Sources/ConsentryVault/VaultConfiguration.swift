@@ -1,4 +1,5 @@
 public import ConsentryCore
+public import Foundation
 
 /// Settings of an open vault. Every setting has a default; reading the environment is the CLI's job.
 public struct VaultConfiguration: Sendable {
@@ -23,13 +24,19 @@ public struct VaultConfiguration: Sendable {
     /// below it, writes may fail part-way through a batch, so a load balancer should send work elsewhere. The default
     /// is 64 MiB.
     public var minimumFreeBytes: Int64
+    /// Further files every signed audit checkpoint is appended to, beside `audit/checkpoints`: put them on another
+    /// volume or host (a mounted share, a write-once bucket), so that cutting the log's tail together with the vault's
+    /// own checkpoint file, or restoring the database and that file together, is still detected by `audit verify`.
+    /// The default is none.
+    public var witnessFiles: [URL]
 
     /// Creates a configuration; every parameter has a default.
     public init(
         clock: any WallClock = SystemClock(), importBatchSize: Int = 10_000, maxReportedRejections: Int = 1_000, busyTimeout: Double = 30,
         checkpointEveryEntries: Int64 = 1_000, checkpointEverySeconds: Double = 60, scanChunkSize: Int = 1_000,
-        minimumFreeBytes: Int64 = 64 << 20
+        minimumFreeBytes: Int64 = 64 << 20, witnessFiles: [URL] = []
     ) {
+        self.witnessFiles = witnessFiles
         self.minimumFreeBytes = max(0, minimumFreeBytes)
         self.clock = clock
         self.checkpointEveryEntries = max(1, checkpointEveryEntries)

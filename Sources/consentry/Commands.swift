@@ -18,7 +18,9 @@ struct Init: ParsableCommand {
     func run() throws {
         let vault = try Output.guarding {
             let key = try Environment.masterKey()
-            return try Vault.create(at: global.vaultURL, policies: URL(fileURLWithPath: policies), masterKey: key)
+            return try Vault.create(
+                at: global.vaultURL, policies: URL(fileURLWithPath: policies), masterKey: key,
+                configuration: VaultConfiguration(witnessFiles: global.witnessURLs))
         }
         let status = try Output.guarding { try vault.status() }
         if global.json {
@@ -60,6 +62,8 @@ struct Status: ParsableCommand {
                 + (status.keyRotationPending ? " (rotation interrupted: run `consentry keys rotate` to finish it)" : ""))
         print("schema version   \(status.schemaVersion)")
         print("policy version   \(status.policyVersion) (\(status.declaredFields) fields declared)")
+        print("checkpoint       \(status.newestCheckpoint ?? "none") (record it elsewhere; `audit verify --expect` checks it later)")
+        for witness in status.witnessFiles { print("witness          \(witness)") }
     }
 }
 
@@ -227,7 +231,9 @@ struct Demo: ParsableCommand {
             if FileManager.default.fileExists(atPath: global.vaultURL.appendingPathComponent(Vault.databaseFileName).path) {
                 return try Vault.open(at: global.vaultURL, masterKey: key)
             }
-            return try Vault.create(at: global.vaultURL, policies: URL(fileURLWithPath: policies), masterKey: key)
+            return try Vault.create(
+                at: global.vaultURL, policies: URL(fileURLWithPath: policies), masterKey: key,
+                configuration: VaultConfiguration(witnessFiles: global.witnessURLs))
         }
         let report = try Output.guarding { try vault.loadDemoData(options, actor: global.actorName) }
         try? vault.checkpointIfDue(force: true)

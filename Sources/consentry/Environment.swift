@@ -10,6 +10,13 @@ enum Environment {
     /// The base64 master key; when set it is used instead of `<vault>/keys/master.key`.
     static let masterKeyVariable = "CONSENTRY_MASTER_KEY"
 
+    /// Witness files for audit checkpoints, separated by `:` (beside any `--witness`).
+    static let witnessVariable = "CONSENTRY_AUDIT_WITNESS"
+
+    static var witnessFiles: [String] {
+        (ProcessInfo.processInfo.environment[witnessVariable] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }
+    }
+
     /// The login name, recorded as the actor of CLI operations unless `--actor` is given.
     static let userVariable = "USER"
 

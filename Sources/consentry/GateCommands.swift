@@ -297,10 +297,29 @@ struct AuditCommand: ParsableCommand {
             abstract: "Check the hash chain, signatures and checkpoints; names the first bad entry and exits 1 on any problem.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var admin: AdminRoleOption
+        @Option(
+            name: .long,
+            help: "SEQUENCE:HASH of an entry recorded outside the vault (`consentry status` prints the newest checkpoint); the log must still hold it (repeatable).")
+        var expect: [String] = []
+
+        func validate() throws { _ = try expected }
+
+        var expected: [(sequence: Int64, hash: String)] {
+            get throws {
+                try expect.map { text in
+                    let parts = text.split(separator: ":", maxSplits: 1)
+                    guard parts.count == 2, let sequence = Int64(parts[0]), sequence >= 0, parts[1].count == 64, parts[1].allSatisfy(\.isHexDigit) else {
+                        throw ValidationError("`--expect` takes SEQUENCE:HASH as `consentry status` prints it, such as 42:3f… (64 hex digits); got `\(text.prefix(80))`")
+                    }
+                    return (sequence, String(parts[1]).lowercased())
+                }
+            }
+        }
 
         func run() throws {
             let role = try admin.parsedRole
-            let report = try global.withVault { try $0.verifyAudit(actor: global.actorName, role: role) }
+            let expected = try self.expected
+            let report = try global.withVault { try $0.verifyAudit(actor: global.actorName, role: role, expected: expected) }
             if global.json {
                 Output.printJSON(report)
             } else {

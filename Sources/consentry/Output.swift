@@ -15,6 +15,14 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .long, help: "Who is acting, as recorded in the audit log (default: $USER).")
     var actor: String?
 
+    @Option(
+        name: .long,
+        help: "A witness file every audit checkpoint is also written to and `audit verify` checks (repeatable; also $CONSENTRY_AUDIT_WITNESS, paths separated by `:`). Put it on another volume or host.")
+    var witness: [String] = []
+
+    /// The witness files from `--witness` and the environment.
+    var witnessURLs: [URL] { (witness + Environment.witnessFiles).map { URL(fileURLWithPath: $0) } }
+
     var vaultURL: URL { URL(fileURLWithPath: vault ?? Environment.defaultVault) }
 
     /// The actor recorded in the audit log.
@@ -35,7 +43,9 @@ struct GlobalOptions: ParsableArguments {
 
     /// Opens the vault, with the master key from the environment when it is set.
     func openVault(configuration: VaultConfiguration = VaultConfiguration()) throws -> Vault {
-        try Output.guarding {
+        var configuration = configuration
+        configuration.witnessFiles += witnessURLs
+        return try Output.guarding {
             let key = try Environment.masterKey()
             return try Vault.open(at: vaultURL, masterKey: key, configuration: configuration)
         }

@@ -218,6 +218,25 @@ struct SegmentGateTests {
         #expect(within.a == 3 && within.b == 1 && within.both == 0, "an overlap within one aggregates-only purpose is counted")
     }
 
+    @Test("rules and templates may not compare an identifier with a literal, which would keep one person's identifier in a definition")
+    func identifierLiterals() throws {
+        let (vault, _) = try vault()
+        let segments = SegmentDesk(vault: vault, actor: "mia", role: .marketer)
+        let refused = #expect(throws: VaultError.self) {
+            _ = try segments.define(name: "one", purpose: .emailMarketing, rule: try SegmentRule(text: #"email = "\#(Canary.email)""#))
+        }
+        #expect(refused?.code == .invalidInput && refused?.message.contains("`email` identifies a person") == true)
+        #expect(refused?.message.contains(Canary.email) == false)
+        _ = try segments.define(name: "with_mail", purpose: .emailMarketing, rule: try SegmentRule(text: #"email != """#))
+        let templates = TemplateDesk(vault: vault, actor: "mia", role: .marketer)
+        let template = #expect(throws: VaultError.self) {
+            _ = try templates.register(
+                name: "one", purpose: .emailMarketing, format: .text, source: "{% if \"\(Canary.email)\" == email %}hi{% endif %}")
+        }
+        #expect(template?.message.contains("`email` identifies a person") == true && template?.message.contains("line 1") == true, "\(template?.message ?? "")")
+        _ = try templates.register(name: "ok", purpose: .emailMarketing, format: .text, source: "{% if email != blank %}{{ first_name }}{% endif %}")
+    }
+
     @Test("definitions are refused for a forbidden field, an unknown reference, a cycle and a role without the grant")
     func refusals() throws {
         let (vault, _) = try vault()

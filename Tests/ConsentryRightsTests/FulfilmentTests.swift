@@ -121,6 +121,30 @@ struct FulfilmentTests {
         #expect(!verification.checks.map(\.detail).joined().contains(Canary.email), "details name files, never identifiers")
     }
 
+    @Test("an erasure whose own verification fails signs no receipt: the request stays open with what was found, and completes once it is gone")
+    func failedVerificationSignsNoReceipt() throws {
+        let f = try RightsFixture()
+        // A copy of the subject's address left in the vault directory before the erasure (an operator's stray file).
+        let stray = f.vault.exportsDirectory.appendingPathComponent("stray.txt")
+        try Data("left behind: \(Canary.email.lowercased())".utf8).write(to: stray)
+        let erasure = try f.openVerified(.erasure)
+        let done = try f.desk.fulfil(erasure.id)
+        #expect(done.receipt == nil && done.verification?.passed == false)
+        #expect(done.record.status == .inProgress && done.record.receipt == nil, "the request stays open")
+        #expect(done.record.outcome?.contains("raw files") == true, "the outcome names the failed check: \(done.record.outcome ?? "")")
+        #expect(try f.desk.show(erasure.id).receipt == nil)
+        #expect(try !f.vault.profileExists(Canary.email), "the data itself is erased all the same")
+        let steps = try f.vault.queryAudit(AuditFilter(action: "dsr_manage"), actor: "t", role: .admin).flatMap(\.reasons)
+        #expect(steps.contains { $0.hasPrefix("erasure not completed: verification failed (raw files)") })
+        // Once the stray copy is gone, fulfilling again erases nothing more, verifies, and signs.
+        try FileManager.default.removeItem(at: stray)
+        let again = try f.desk.fulfil(erasure.id)
+        let receipt = try #require(again.receipt)
+        #expect(again.record.status == .completed && again.verification?.passed == true)
+        #expect(receipt.receipt.deleted["subject"] == 1, "the receipt counts what the first pass erased")
+        #expect(SignedReceipt.verify(Data(try #require(try f.desk.show(erasure.id).receipt).utf8), publicKey: f.vault.signingPublicKey))
+    }
+
     @Test("a re-import of an erased e-mail or customer id is refused and reported; other records go in")
     func suppression() throws {
         let f = try RightsFixture()

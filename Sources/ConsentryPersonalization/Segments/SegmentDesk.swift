@@ -80,11 +80,19 @@ public struct SegmentDesk: Sendable {
     /// the gate then refuses a field the purpose does not allow.
     public func define(name: String, purpose: Purpose, rule: SegmentRule) throws(VaultError) -> StoredSegment {
         let known = Set(vault.profileFieldNames)
+        let identifiers = Set(vault.schema.fields.filter { $0.identityKind != nil }.map(\.name.rawValue))
         var problems: [String] = []
         rule.visit { node in
             if case .attribute(let field, _, let values) = node {
                 if field != SegmentRule.engagement && !known.contains(field) {
                     problems.append("`\(field.prefix(40))` is not a profile field (fields.yaml) or `engagement`")
+                }
+                // A literal compared with an identifier is one person's e-mail, phone or id kept in the definition,
+                // where no erasure reaches it; a segment of named people is no segment.
+                if identifiers.contains(field) && !values.allSatisfy({ $0 == .text("") }) {
+                    problems.append(
+                        "`\(field)` identifies a person: a rule may not compare it with a value (the value would be personal data kept in the definition); segment on other fields or on events"
+                    )
                 }
                 if values.contains(where: { if case .duration = $0 { return true } else { return false } }) {
                     problems.append("`\(field.prefix(40))` is compared with a duration; durations belong to event windows")

@@ -33,11 +33,14 @@ public struct LiquidTemplate: Sendable {
     /// Parses and checks `source`: syntax, known filters with the right number of arguments, and that every variable
     /// is a profile field, a loop or assigned variable, or a namespace.
     /// - Throws: ``TemplateError`` with line and column.
-    public init(source: String, format: Format, profileFields: Set<String>) throws(TemplateError) {
+    /// - Parameter identifierFields: fields that identify a person (e-mail, phone, customer id). A template may read
+    ///   them but not compare them with a literal: the literal would be one person's identifier kept in the template,
+    ///   where no erasure reaches it (and a rule about one person is no campaign).
+    public init(source: String, format: Format, profileFields: Set<String>, identifierFields: Set<String> = []) throws(TemplateError) {
         self.source = source
         self.format = format
         nodes = try LiquidParser.parse(source)
-        var checker = StrictChecker(profileFields: profileFields)
+        var checker = StrictChecker(profileFields: profileFields, identifierFields: identifierFields)
         try checker.check(nodes)
         fields = checker.used.sorted()
         namespacesRead = checker.namespacesRead
@@ -56,12 +59,16 @@ public struct LiquidTemplate: Sendable {
 /// Registration's strict check: every name must be known.
 struct StrictChecker {
     let profileFields: Set<String>
+    let identifierFields: Set<String>
     var used: Set<String> = []
     var namespacesRead: Set<String> = []
     var assigned: Set<String> = []
     var scopes: [Set<String>] = []
 
-    init(profileFields: Set<String>) { self.profileFields = profileFields }
+    init(profileFields: Set<String>, identifierFields: Set<String> = []) {
+        self.profileFields = profileFields
+        self.identifierFields = identifierFields
+    }
 
     mutating func check(_ nodes: [Node]) throws(TemplateError) {
         // Liquid's assign and capture are global to the template, whatever their position.
@@ -118,6 +125,15 @@ struct StrictChecker {
         case .compare(let a, _, let b):
             try check(a)
             try check(b)
+            for (field, other) in [(a, b), (b, a)] {
+                guard case .path(let root, let segments, let at) = field, segments.isEmpty, identifierFields.contains(root),
+                    !scopes.contains(where: { $0.contains(root) }), !assigned.contains(root), case .literal(let value) = other,
+                    value != .string("")
+                else { continue }
+                throw TemplateError(
+                    line: at.line, column: at.column,
+                    "`\(root)` identifies a person: a template may not compare it with a literal (the value would be personal data kept in the template); compare another field, or with `blank`")
+            }
         case .and(let a, let b), .or(let a, let b):
             try check(a)
             try check(b)

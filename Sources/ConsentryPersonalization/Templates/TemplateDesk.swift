@@ -40,7 +40,9 @@ public struct TemplateDesk: Sendable {
 
     /// Compiles `source` strictly against the vault's profile fields.
     public func compile(_ source: String, format: LiquidTemplate.Format) throws(TemplateError) -> LiquidTemplate {
-        try LiquidTemplate(source: source, format: format, profileFields: Set(vault.profileFieldNames))
+        try LiquidTemplate(
+            source: source, format: format, profileFields: Set(vault.profileFieldNames),
+            identifierFields: Set(vault.schema.fields.filter { $0.identityKind != nil }.map(\.name.rawValue)))
     }
 
     /// Compiles and registers a template for `purpose`; refused when it reads a field the purpose does not allow.

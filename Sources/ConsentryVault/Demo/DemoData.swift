@@ -267,7 +267,7 @@ extension Vault {
                     var written = 0
                     for i in start..<end {
                         let hash = keys.blindIndex.index(.customerID, "C\(String(format: "%08d", i))")
-                        guard let subject = try ProfileIngest.lookup(.customerID, hash, db: db) else { continue }
+                        guard let subject = try ProfileIngest.lookup(.customerID, hash, binder: keys.recordBinding, db: db) else { continue }
                         let already =
                             try Int.fetchOne(
                                 db, sql: "SELECT count(*) FROM consent_record WHERE subject_id = ? AND source = 'demo'", arguments: [subject.rawValue]
@@ -302,11 +302,21 @@ extension Vault {
         subject: SubjectID, purpose: Purpose, state: ConsentState, time: Int64, source: String, noticeVersion: String? = nil,
         evidence: String? = nil, expiresAt: Int64? = nil, db: Database
     ) throws {
+        // The id is chosen here (the write transaction holds the writer) so that the binding can cover it: the ledger
+        // is append-only, so the binding cannot be added after the insert.
+        let id = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(id) FROM consent_record")) ?? 0) + 1
+        let recordedAt = nowMillis
+        let binding = RecordBinding.consent(
+            keys.recordBinding, id: id, subject: subject.rawValue, purpose: purpose.rawValue, state: state.rawValue, time: time, source: source,
+            noticeVersion: noticeVersion, evidence: evidence, expiresAt: expiresAt, recordedAt: recordedAt)
         try db.cachedStatement(
             sql: """
-                INSERT INTO consent_record (subject_id, purpose, state, time, source, notice_version, evidence_ref, expires_at, recorded_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO consent_record (id, subject_id, purpose, state, time, source, notice_version, evidence_ref, expires_at, recorded_at,
+                    binding)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
-        ).execute(arguments: [subject.rawValue, purpose.rawValue, state.rawValue, time, source, noticeVersion, evidence, expiresAt, nowMillis])
+        ).execute(arguments: [
+            id, subject.rawValue, purpose.rawValue, state.rawValue, time, source, noticeVersion, evidence, expiresAt, recordedAt, Data(binding),
+        ])
     }
 }

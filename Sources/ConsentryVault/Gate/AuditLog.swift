@@ -69,6 +69,9 @@ extension Vault {
     /// The file signed checkpoints are appended to.
     var checkpointFile: CheckpointFile { CheckpointFile(url: directory.appendingPathComponent("audit/checkpoints")) }
 
+    /// The witness files (``VaultConfiguration/witnessFiles``), which receive every checkpoint too.
+    var witnessFiles: [CheckpointFile] { configuration.witnessFiles.map(CheckpointFile.init(url:)) }
+
     /// The public key that verifies checkpoints and receipts (hex), also written to `audit/signing.pub`.
     public var signingPublicKey: String { Digest.hex(keys.signer.publicKey) }
 
@@ -126,6 +129,7 @@ extension Vault {
         }
         // The log's end is read while the checkpoint file is locked, so that checkpoints written by several
         // processes are appended in the order of the sequences they cover.
+        var written: Checkpoint?
         do {
             try checkpointFile.appendExclusively { () throws -> Checkpoint? in
                 let last = try db.read { try Row.fetchOne($0, sql: "SELECT sequence, hash FROM audit_entry ORDER BY sequence DESC LIMIT 1") }
@@ -139,10 +143,35 @@ extension Vault {
                         || now - previous.time >= Int64(configuration.checkpointEverySeconds * 1000)
                 else { return nil }
                 checkpointState.withLock { $0 = (sequence, now) }
-                return Checkpoint(sequence: sequence, hash: last?[1] ?? AuditEntry.genesisHash, time: now, signer: keys.signer)
+                let checkpoint = Checkpoint(sequence: sequence, hash: last?[1] ?? AuditEntry.genesisHash, time: now, signer: keys.signer)
+                written = checkpoint
+                return checkpoint
+            }
+            // Each witness gets the same checkpoint, unless it already holds a newer one (another process wrote it).
+            if let written {
+                for witness in witnessFiles {
+                    try witness.appendExclusively { (witness.newest()?.sequence ?? -1) < written.sequence ? written : nil }
+                }
             }
         } catch {
             throw VaultError(.storage, error.message)
+        }
+    }
+
+    /// Gives every configured witness file that has no checkpoint yet one of the log's current end, so that a newly
+    /// configured witness holds something to verify against from the start.
+    func initializeWitnesses() throws(VaultError) {
+        guard witnessFiles.contains(where: { $0.newest() == nil }) else { return }
+        do {
+            let last = try db.read { try Row.fetchOne($0, sql: "SELECT sequence, hash FROM audit_entry ORDER BY sequence DESC LIMIT 1") }
+            let checkpoint = Checkpoint(sequence: last?[0] ?? 0, hash: last?[1] ?? AuditEntry.genesisHash, time: nowMillis, signer: keys.signer)
+            for witness in witnessFiles where witness.newest() == nil {
+                try witness.appendExclusively { witness.newest() == nil ? checkpoint : nil }
+            }
+        } catch let error as AuditError {
+            throw VaultError(.storage, error.message)
+        } catch {
+            throw Self.storageError(error, "read the end of the audit log for a witness checkpoint")
         }
     }
 

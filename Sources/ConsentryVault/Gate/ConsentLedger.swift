@@ -185,7 +185,7 @@ extension Vault {
         case .subject(let id):
             return try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM subject WHERE id = ?"), arguments: [id.rawValue]).map(
                 SubjectID.init(rawValue:))
-        case .hash(let kind, let hash): return try ProfileIngest.lookup(kind, hash, db: db)
+        case .hash(let kind, let hash): return try ProfileIngest.lookup(kind, hash, binder: keys.recordBinding, db: db)
         case .request(let id):
             // INVARIANT: a verification unlocks its own request's subject only, and only while the request is open.
             guard

@@ -55,14 +55,20 @@ public enum AuditExportFormat: String, Sendable, CaseIterable {
 extension Vault {
     /// Verifies the audit log: chain, signatures and checkpoints. Needs `audit_read`; the verification
     /// itself is audited after it ran, so it never changes what it checked.
-    public func verifyAudit(actor: String, role: Role, requestID: String? = nil) throws(VaultError) -> AuditVerification {
+    /// - Parameter expected: (sequence, hash) pairs recorded outside the vault, such as the newest checkpoint that
+    ///   `consentry status` printed earlier; the log must still hold each. The configured witness files are checked too.
+    public func verifyAudit(actor: String, role: Role, expected: [(sequence: Int64, hash: String)] = [], requestID: String? = nil) throws(VaultError)
+        -> AuditVerification
+    {
         let decision = try requireAdministrative(.auditRead, actor: actor, role: role, requestID: requestID)
         let report: AuditVerification
         do {
             report = try db.read { db in
                 let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit_entry ORDER BY rowid")
                 let entries = AnySequence { AnyIterator { (try? cursor.next()).flatMap { $0.map(DatabaseAuditSink.entry) } } }
-                return AuditVerifier.verify(entries: entries, checkpoints: checkpointFile.read(), publicKey: keys.signer.publicKey)
+                return AuditVerifier.verify(
+                    entries: entries, checkpoints: checkpointFile.read(), witnesses: witnessFiles.map { ($0.url.path, $0.read()) }, expected: expected,
+                    publicKey: keys.signer.publicKey)
             }
         } catch { throw Self.storageError(error, "read the audit log") }
         var entry = draft(AccessRequest(actor: actor, role: role, action: .auditRead), decision, requestID: requestID)

@@ -126,9 +126,17 @@ extension Vault {
                     throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id")
                 }
                 let now = nowMillis
+                // The id is chosen inside the write transaction so that the binding covers it (the ledger is append-only).
+                let id = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(id) FROM subject_flag")) ?? 0) + 1
+                let binding = RecordBinding.flag(
+                    keys.recordBinding, id: id, subject: subject.rawValue, flag: flag.rawValue, purpose: purpose?.rawValue ?? "", value: on ? 1 : 0,
+                    time: now, source: source, recordedAt: now)
                 try db.execute(
-                    sql: "INSERT INTO subject_flag (subject_id, flag, purpose, value, time, source, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    arguments: [subject.rawValue, flag.rawValue, purpose?.rawValue ?? "", on ? 1 : 0, now, source, now])
+                    sql: """
+                        INSERT INTO subject_flag (id, subject_id, flag, purpose, value, time, source, recorded_at, binding)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [id, subject.rawValue, flag.rawValue, purpose?.rawValue ?? "", on ? 1 : 0, now, source, now, Data(binding)])
                 let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
                 var entry = draft(
                     AccessRequest(actor: actor, role: role, action: .consentWrite, purpose: purpose), decision, subject: pseudonym,

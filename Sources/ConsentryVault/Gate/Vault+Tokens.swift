@@ -56,9 +56,12 @@ extension Vault {
         let now = nowMillis
         do {
             try db.write { db in
+                let secretHash = keys.tokenHashes.hash(tag: 0x60, "\(id)|\(secret)")
+                let binding = RecordBinding.token(
+                    keys.recordBinding, id: id, name: trimmed, role: tokenRole.rawValue, secretHash: secretHash, expiresAt: expiresAt, revokedAt: nil)
                 try db.execute(
-                    sql: "INSERT INTO api_token (id, name, role, secret_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    arguments: [id, trimmed, tokenRole.rawValue, Data(keys.tokenHashes.hash(tag: 0x60, "\(id)|\(secret)")), now, expiresAt])
+                    sql: "INSERT INTO api_token (id, name, role, secret_hash, created_at, expires_at, binding) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    arguments: [id, trimmed, tokenRole.rawValue, Data(secretHash), now, expiresAt, Data(binding)])
                 var entry = draft(AccessRequest(actor: actor, role: role, action: .keyAdmin), decision, requestID: nil)
                 entry.action = .tokenAdmin
                 entry.reasons.append("token \(id) created for role \(tokenRole.rawValue)")
@@ -99,10 +102,15 @@ extension Vault {
         let decision = try requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
         do {
             try db.write { db in
-                try db.execute(sql: "UPDATE api_token SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", arguments: [nowMillis, id])
-                guard db.changesCount == 1 else {
+                guard let row = try Row.fetchOne(db, sql: "SELECT \(RecordBinding.tokenColumns) FROM api_token WHERE id = ? AND revoked_at IS NULL", arguments: [id])
+                else {
                     throw VaultError(.notFound, "no active token `\(id.prefix(40))`; `consentry token list` shows them")
                 }
+                let revokedAt = nowMillis
+                let binding = RecordBinding.token(
+                    keys.recordBinding, id: row[0], name: row[1], role: row[2], secretHash: [UInt8](row[3] as Data), expiresAt: row[4],
+                    revokedAt: revokedAt)
+                try db.execute(sql: "UPDATE api_token SET revoked_at = ?, binding = ? WHERE id = ?", arguments: [revokedAt, Data(binding), id])
                 var entry = draft(AccessRequest(actor: actor, role: role, action: .keyAdmin), decision, requestID: nil)
                 entry.action = .tokenAdmin
                 entry.reasons.append("token \(id) revoked")
@@ -138,10 +146,11 @@ extension Vault {
             stored = try tokenCache.value(id) { () throws(VaultError) -> StoredToken? in
                 do {
                     return try db.read { db in
-                        try Row.fetchOne(db, sql: "SELECT * FROM api_token WHERE id = ?", arguments: [id]).map { row in
+                        try Row.fetchOne(db, sql: "SELECT \(RecordBinding.tokenColumns) FROM api_token WHERE id = ?", arguments: [id]).map { row in
+                            // A row whose binding fails (role raised, expiry lifted or revocation undone in the file) authenticates nothing.
                             StoredToken(
-                                secretHash: [UInt8](row["secret_hash"] as Data), name: row["name"], role: Role(rawValue: row["role"]),
-                                revoked: (row["revoked_at"] as Int64?) != nil, expiresAt: row["expires_at"])
+                                secretHash: [UInt8](row[3] as Data), name: row[1], role: Role(rawValue: row[2]), revoked: (row[5] as Int64?) != nil,
+                                expiresAt: row[4], bound: RecordBinding.matches(row[6], RecordBinding.token(keys.recordBinding, row: row)))
                         }
                     }
                 } catch {
@@ -151,7 +160,7 @@ extension Vault {
         } catch {
             return .failure(.unavailable)
         }
-        guard let stored, Digest.equal(stored.secretHash, presented), let role = stored.role else { return .failure(.invalid) }
+        guard let stored, Digest.equal(stored.secretHash, presented), stored.bound, let role = stored.role else { return .failure(.invalid) }
         if stored.revoked { return .failure(.revoked) }
         if let expires = stored.expiresAt, expires <= nowMillis { return .failure(.expired) }
         recordUse(of: id)
@@ -182,4 +191,6 @@ struct StoredToken: Sendable {
     let role: Role?
     let revoked: Bool
     let expiresAt: Int64?
+    /// Whether the row's binding verified.
+    let bound: Bool
 }

@@ -213,7 +213,7 @@ extension Vault {
         func resolve(_ kind: IdentityKind, _ value: String) throws -> SubjectID? {
             let cacheKey = kind.rawValue + ":" + value
             if let known = subjects[cacheKey] { return known }
-            let found = try ProfileIngest.lookup(kind, keys.blindIndex.index(kind, value), db: db)
+            let found = try ProfileIngest.lookup(kind, keys.blindIndex.index(kind, value), binder: keys.recordBinding, db: db)
             if let found { subjects[cacheKey] = found }
             return found
         }

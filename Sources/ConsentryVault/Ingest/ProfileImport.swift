@@ -233,8 +233,8 @@ final class ProfileIngest {
             return
         }
         let hashes = prepared.hashes
-        let byEmail = try hashes[.email].flatMap { try Self.lookup(.email, $0, db: db) }
-        let byCustomer = try hashes[.customerID].flatMap { try Self.lookup(.customerID, $0, db: db) }
+        let byEmail = try hashes[.email].flatMap { try Self.lookup(.email, $0, binder: vault.keys.recordBinding, db: db) }
+        let byCustomer = try hashes[.customerID].flatMap { try Self.lookup(.customerID, $0, binder: vault.keys.recordBinding, db: db) }
         if let byEmail, let byCustomer, byEmail != byCustomer {
             report.reject(
                 .init(
@@ -296,11 +296,25 @@ final class ProfileIngest {
         return false
     }
 
-    static func lookup(_ kind: IdentityKind, _ hash: [UInt8], db: Database) throws -> SubjectID? {
+    /// The subject an identity-index row names, after checking the row's binding to that subject.
+    /// - Throws: `integrity` when the row's binding does not verify (it was moved to another subject or forged in the
+    ///   file): the look-up fails closed rather than hand out another person's profile.
+    static func lookup(_ kind: IdentityKind, _ hash: [UInt8], binder: BlindIndexer, db: Database) throws -> SubjectID? {
         let query = try RawQuery(
-            db, kind == .phone ? "SELECT subject_id FROM shared_identity WHERE hash = ? LIMIT 1" : "SELECT subject_id FROM identity WHERE hash = ?")
+            db,
+            kind == .phone
+                ? "SELECT subject_id, binding FROM shared_identity WHERE hash = ? LIMIT 1" : "SELECT subject_id, binding FROM identity WHERE hash = ?")
         query.bind(1, hash)
-        return try query.step() ? SubjectID(rawValue: query.int64(0)) : nil
+        guard try query.step() else { return nil }
+        let subject = SubjectID(rawValue: query.int64(0))
+        let expected = RecordBinding.identity(binder, hash: hash, kind: kind, subject: subject)
+        guard query.blobEquals(1, expected) else {
+            throw VaultError(
+                .integrity,
+                "an identity-index row is not bound to the subject it names (moved or forged in the database file); nothing was released, run `consentry check`"
+            )
+        }
+        return subject
     }
 
     private func insertIdentities(_ hashes: [IdentityKind: [UInt8]], subject: SubjectID, db: Database) throws {
@@ -311,13 +325,14 @@ final class ProfileIngest {
             let insert = try RawQuery(
                 db,
                 kind == .phone
-                    ? "INSERT OR IGNORE INTO shared_identity (hash, subject_id, kind, source, created_at) VALUES (?1, ?2, ?3, ?4, ?5)"
-                    : "INSERT OR IGNORE INTO identity (hash, subject_id, kind, source, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+                    ? "INSERT OR IGNORE INTO shared_identity (hash, subject_id, kind, source, created_at, binding) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                    : "INSERT OR IGNORE INTO identity (hash, subject_id, kind, source, created_at, binding) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
             insert.bind(1, hash)
             insert.bind(2, subject.rawValue)
             insert.bind(3, kind.rawValue)
             insert.bind(4, source.rawValue)
             insert.bind(5, now)
+            insert.bind(6, RecordBinding.identity(vault.keys.recordBinding, hash: hash, kind: kind, subject: subject))
             try insert.execute()
         }
     }

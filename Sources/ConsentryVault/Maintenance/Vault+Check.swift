@@ -68,6 +68,12 @@ extension Vault {
                 try db.read { db in
                     report.databaseCheck = try String.fetchAll(db, sql: "PRAGMA quick_check").joined(separator: "; ")
                     report.foreignKeyViolations = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").count
+                    // Index rows moved to another subject and ledger records edited or forged in the file.
+                    for (table, count) in try unboundRecords(db).sorted(by: { $0.key < $1.key }) {
+                        report.problems.append(
+                            "\(count) row\(count == 1 ? "" : "s") of `\(table)` fail their binding (moved to another subject, edited or forged in the database file); restore the vault from a backup"
+                        )
+                    }
                 }
             } catch {
                 report.databaseCheck = "failed: \(Self.storageError(error, "check the database").message)"

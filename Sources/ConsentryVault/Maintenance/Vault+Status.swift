@@ -1,3 +1,4 @@
+import ConsentryAudit
 import ConsentryCore
 import ConsentryPolicy
 import Foundation
@@ -31,6 +32,11 @@ public struct VaultStatus: Sendable, Codable, Equatable {
     public var declaredFields: Int
     /// When the vault was created (RFC 3339).
     public var createdAt: String?
+    /// The newest signed audit checkpoint as `SEQUENCE:HASH`: record it outside the vault (a ticket, another host) and
+    /// pass it to `audit verify --expect` later, so that a log restored together with its checkpoint file is caught.
+    public var newestCheckpoint: String?
+    /// The witness files checkpoints are also written to.
+    public var witnessFiles: [String]
 }
 
 extension Vault {
@@ -46,7 +52,8 @@ extension Vault {
                     events: try count("event"),
                     consentRecords: try count("consent_record"), derivedRecords: try count("derived"), keyVersion: Int(keys.activeVersion),
                     keyRotationPending: try count("kek") > 1, schemaVersion: migrations.last ?? "none", policyVersion: policyVersion,
-                    declaredFields: schema.fields.count, createdAt: created.map { Normalize.formatTimestamp(millis: $0) })
+                    declaredFields: schema.fields.count, createdAt: created.map { Normalize.formatTimestamp(millis: $0) },
+                    newestCheckpoint: checkpointFile.newest().map { "\($0.sequence):\($0.hash)" }, witnessFiles: witnessFiles.map(\.url.path))
             }
         } catch {
             throw Self.storageError(error, "read the vault status")

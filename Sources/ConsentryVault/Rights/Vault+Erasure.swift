@@ -145,21 +145,26 @@ extension Vault {
         return deleted
     }
 
-    /// Fulfils a verified erasure request: keeps what `rights.yaml` retains for a legal obligation (detached from the
-    /// subject), enters the identifiers on the suppression list, deletes the subject and everything that references it
-    /// (crypto-shredding its data key and pseudonym secret), completes the request with a signed receipt, and
-    /// truncates the WAL so that old page copies are overwritten. One transaction: the subject is wholly present or
-    /// wholly gone for every concurrent import, scan, read or render.
+    /// Erases the subject of a verified erasure request: keeps what `rights.yaml` retains for a legal obligation
+    /// (detached from the subject), enters the identifiers on the suppression list, deletes the subject and everything
+    /// that references it (crypto-shredding its data key and pseudonym secret), and truncates the WAL so that old page
+    /// copies are overwritten. One transaction: the subject is wholly present or wholly gone for every concurrent
+    /// import, scan, read or render.
+    ///
+    /// The request stays `in_progress` with the receipt unsigned: ``completeErasure(_:actor:role:)`` verifies the
+    /// erasure and signs the receipt only when every check passes. Called again on a request already erased, it
+    /// erases nothing more and returns the pending receipt.
     ///
     /// Needs `dsr_manage` and `erase` for `service`.
-    public func eraseForRequest(_ id: String, actor: String, role: Role) throws(VaultError) -> (record: RequestRecord, receipt: SignedReceipt) {
+    public func eraseForRequest(_ id: String, actor: String, role: Role) throws(VaultError) -> (record: RequestRecord, receipt: ErasureReceipt) {
         let manage = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         let request = AccessRequest(actor: actor, role: role, action: .erase, purpose: .service)
         let authorized = try require(request, requestID: id)
         let rights = loadedPolicy?.rights ?? RightsPolicy()
-        let result: (RequestRecord, SignedReceipt)
+        let result: (RequestRecord, ErasureReceipt)
+        var erased = false
         do {
-            result = try db.write { db -> (RequestRecord, SignedReceipt) in
+            result = try db.write { db -> (RequestRecord, ErasureReceipt) in
                 let record = try loadRequest(id, db: db)
                 guard record.type == .erasure else {
                     throw VaultError(.invalidInput, "request \(id) is a \(record.type.rawValue) request, not an erasure")
@@ -168,6 +173,9 @@ extension Vault {
                     throw VaultError(.invalidInput, "request \(id) is \(record.status.rawValue); an erasure needs a verified, open request")
                 }
                 let sealed = try openRequestData(id, db: db) ?? SealedRequestData()
+                // Erased before, its verification not yet passed: nothing more to erase.
+                if let pending = sealed.pendingReceipt { return (record, pending) }
+                erased = true
                 let subject = try resolve(SubjectReference.request(id), db: db)
                 let now = nowMillis
                 // Every identifier the subject is known by: what the request gave and what the profile holds.
@@ -210,27 +218,82 @@ extension Vault {
                     kind: "erasure", requestID: id, regime: record.regime.rawValue, receivedAt: Normalize.formatTimestamp(millis: record.receivedAt),
                     erasedAt: Normalize.formatTimestamp(millis: now), deleted: deleted, retained: retained, suppressed: suppressed,
                     auditSequence: audited.sequence, publicKey: signingPublicKey)
-                let signed = SignedReceipt(receipt: receipt, signature: Digest.hex(keys.signer.sign(try SignedReceipt.canonical(receipt))))
-                // The identifiers stay sealed (with the former id) for `verify-erasure` until the identifier retention ends.
+                // The identifiers stay sealed (with the former id) for `verify-erasure` until the identifier retention ends;
+                // the receipt waits, sealed with them, for the verification to pass.
                 var keep = sealed
                 keep.erasedSubject = subject?.rawValue
                 keep.known = known.flatMap { kind, values in values.map { "\(kind.rawValue):\($0)" } }.sorted()
+                keep.pendingReceipt = receipt
                 let outcome = String(decoding: try JSONEncoder.sorted.encode(["deleted": deleted]), as: UTF8.self)
                 try db.execute(
                     sql: """
-                        UPDATE dsr_request SET status = 'completed', completed_at = ?, outcome = ?, receipt = ?, identifiers = ?, subject_id = NULL,
-                            updated_at = ? WHERE id = ?
-                        """, arguments: [now, outcome, signed.json, try sealRequestData(keep, id: id), now, id])
-                try auditRequestStep(id, "completed: erasure", decision: manage, actor: actor, role: role, db: db)
-                return (try loadRequest(id, db: db), signed)
+                        UPDATE dsr_request SET status = 'in_progress', outcome = ?, identifiers = ?, subject_id = NULL, updated_at = ? WHERE id = ?
+                        """, arguments: [outcome, try sealRequestData(keep, id: id), now, id])
+                try auditRequestStep(id, "erased: awaiting verification", decision: manage, actor: actor, role: role, db: db)
+                return (try loadRequest(id, db: db), receipt)
             }
             // Freed pages were zeroed by secure_delete in the database file; truncating the WAL removes the old copies there.
-            _ = try db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+            if erased { _ = try db.writeWithoutTransaction { try $0.checkpoint(.truncate) } }
         } catch {
             throw Self.storageError(error, "erase the subject of request \(id) (nothing was erased)")
         }
         try checkpointIfDue(force: true)
         return result
+    }
+
+    /// Verifies an erased request (``verifyErasure(_:actor:role:)``) and, only when every check passes, signs its
+    /// receipt and completes it. When a check fails the request stays open (`in_progress`) with what was found in its
+    /// outcome and no receipt is signed: a receipt must never claim an erasure its own check contradicts. Remove what
+    /// was found and call it again. On a request already completed it verifies again and returns the signed receipt.
+    ///
+    /// Needs `dsr_manage`.
+    public func completeErasure(_ id: String, actor: String, role: Role) throws(VaultError) -> (
+        record: RequestRecord, receipt: SignedReceipt?, verification: ErasureVerification
+    ) {
+        let verification = try verifyErasure(id, actor: actor, role: role)
+        let manage = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
+        let result: (RequestRecord, SignedReceipt?)
+        do {
+            result = try db.write { db -> (RequestRecord, SignedReceipt?) in
+                let record = try loadRequest(id, db: db)
+                var sealed = try openRequestData(id, db: db) ?? SealedRequestData()
+                guard let pending = sealed.pendingReceipt else {
+                    let signed = try record.receipt.map { try JSONDecoder().decode(SignedReceipt.self, from: Data($0.utf8)) }
+                    return (record, signed)
+                }
+                let now = nowMillis
+                let failed = verification.checks.filter { !$0.passed }
+                guard failed.isEmpty else {
+                    var outcome: [String: [String: Int]] = ["deleted": pending.deleted, "verification": ["failed": failed.count]]
+                    outcome["failed_checks"] = Dictionary(failed.map { ($0.name, 1) }, uniquingKeysWith: +)
+                    try db.execute(
+                        sql: "UPDATE dsr_request SET outcome = ?, updated_at = ? WHERE id = ?",
+                        arguments: [String(decoding: try JSONEncoder.sorted.encode(outcome), as: UTF8.self), now, id])
+                    try auditRequestStep(
+                        id, "erasure not completed: verification failed (" + failed.map(\.name).joined(separator: ", ") + "); no receipt signed",
+                        decision: manage, actor: actor, role: role, db: db)
+                    return (try loadRequest(id, db: db), nil)
+                }
+                let signed = SignedReceipt(receipt: pending, signature: Digest.hex(keys.signer.sign(try SignedReceipt.canonical(pending))))
+                sealed.pendingReceipt = nil
+                let outcome: [String: [String: Int]] = ["deleted": pending.deleted, "verification": ["passed": 1]]
+                try db.execute(
+                    sql: """
+                        UPDATE dsr_request SET status = 'completed', completed_at = ?, outcome = ?, receipt = ?, identifiers = ?, updated_at = ?
+                        WHERE id = ?
+                        """,
+                    arguments: [
+                        now, String(decoding: try JSONEncoder.sorted.encode(outcome), as: UTF8.self), signed.json, try sealRequestData(sealed, id: id),
+                        now, id,
+                    ])
+                try auditRequestStep(id, "completed: erasure", decision: manage, actor: actor, role: role, db: db)
+                return (try loadRequest(id, db: db), signed)
+            }
+        } catch {
+            throw Self.storageError(error, "complete the erasure of request \(id)")
+        }
+        try checkpointIfDue()
+        return (result.0, result.1, verification)
     }
 
     /// Copies the records a retention rule keeps into `retained_record`, without the subject's id.
@@ -275,10 +338,11 @@ extension Vault {
         do {
             try db.read { db in
                 let record = try loadRequest(id, db: db)
-                guard record.type == .erasure, record.status == .completed else {
-                    throw VaultError(.invalidInput, "request \(id) is not a completed erasure")
+                let sealed = try openRequestData(id, db: db)
+                guard record.type == .erasure, record.status == .completed || sealed?.pendingReceipt != nil else {
+                    throw VaultError(.invalidInput, "request \(id) is not an erased erasure request; fulfil it first")
                 }
-                guard let sealed = try openRequestData(id, db: db) else {
+                guard let sealed else {
                     throw VaultError(
                         .invalidInput,
                         "the identifiers of request \(id) were deleted when the identifier retention ended; the receipt records what the erasure did")
@@ -287,7 +351,7 @@ extension Vault {
                 for item in sealed.known ?? [] {
                     let parts = item.split(separator: ":", maxSplits: 1).map(String.init)
                     guard parts.count == 2, let kind = IdentityKind(rawValue: parts[0]) else { continue }
-                    if try ProfileIngest.lookup(kind, keys.blindIndex.index(kind, parts[1]), db: db) != nil { found.append(kind.rawValue) }
+                    if try ProfileIngest.lookup(kind, keys.blindIndex.index(kind, parts[1]), binder: keys.recordBinding, db: db) != nil { found.append(kind.rawValue) }
                     for form in [parts[1], parts[1].lowercased(), Data(parts[1].utf8).base64EncodedString()] {
                         let bytes = Array(form.utf8)
                         if bytes.count >= 4 && !needles.contains(bytes) { needles.append(bytes) }

@@ -93,16 +93,19 @@ extension Vault {
         if kind == .phone {
             try db.execute(sql: "DELETE FROM shared_identity WHERE subject_id = ? AND kind = 'phone'", arguments: [subject.rawValue])
             try db.execute(
-                sql: "INSERT OR IGNORE INTO shared_identity (hash, subject_id, kind, source, created_at) VALUES (?, ?, 'phone', 'rectification', ?)",
-                arguments: [hash, subject.rawValue, now])
+                sql: """
+                    INSERT OR IGNORE INTO shared_identity (hash, subject_id, kind, source, created_at, binding)
+                    VALUES (?, ?, 'phone', 'rectification', ?, ?)
+                    """,
+                arguments: [hash, subject.rawValue, now, Data(RecordBinding.identity(keys.recordBinding, hash: [UInt8](hash), kind: .phone, subject: subject))])
             return
         }
-        if let owner = try ProfileIngest.lookup(kind, [UInt8](hash), db: db), owner != subject {
+        if let owner = try ProfileIngest.lookup(kind, [UInt8](hash), binder: keys.recordBinding, db: db), owner != subject {
             throw VaultError(.invalidInput, "the corrected `\(kind.rawValue)` belongs to another subject; resolve the duplicate first")
         }
         try db.execute(sql: "DELETE FROM identity WHERE subject_id = ? AND kind = ?", arguments: [subject.rawValue, kind.rawValue])
         try db.execute(
-            sql: "INSERT INTO identity (hash, kind, subject_id, source, created_at) VALUES (?, ?, ?, 'rectification', ?)",
-            arguments: [hash, kind.rawValue, subject.rawValue, now])
+            sql: "INSERT INTO identity (hash, kind, subject_id, source, created_at, binding) VALUES (?, ?, ?, 'rectification', ?, ?)",
+            arguments: [hash, kind.rawValue, subject.rawValue, now, Data(RecordBinding.identity(keys.recordBinding, hash: [UInt8](hash), kind: kind, subject: subject))])
     }
 }

@@ -87,6 +87,8 @@ struct SealedRequestData: Codable {
     var details: String?
     var erasedSubject: Int64?
     var known: [String]?
+    /// What the erasure did, kept sealed until its verification passes and the receipt is signed.
+    var pendingReceipt: ErasureReceipt?
 }
 
 extension Vault {

@@ -94,7 +94,7 @@ extension Vault {
             }
         } catch { return nil }
         let hash = keys.blindIndex.index(kind, normalized)
-        do { return try db.read { try ProfileIngest.lookup(kind, hash, db: $0) } } catch { throw Self.storageError(error, "look up a subject") }
+        do { return try db.read { try ProfileIngest.lookup(kind, hash, binder: keys.recordBinding, db: $0) } } catch { throw Self.storageError(error, "look up a subject") }
     }
 
     /// One subject's key material and sealed profile, fetched once for ``openFields(_:of:row:db:scratch:)``.

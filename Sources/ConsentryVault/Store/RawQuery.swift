@@ -1,3 +1,4 @@
+import ConsentryCrypto
 import GRDB
 import GRDBSQLite
 
@@ -78,6 +79,11 @@ struct RawQuery: ~Copyable {
         let count = Int(sqlite3_column_bytes(handle, index))
         guard count > 0, let base else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
         return try body(UnsafeRawBufferPointer(start: base, count: count))
+    }
+
+    /// Whether column `index` of the current row holds exactly `expected` (compared in constant time; false for NULL).
+    func blobEquals(_ index: Int32, _ expected: [UInt8]) -> Bool {
+        withBytes(index) { stored in stored.count == expected.count && Digest.equal(Array(stored), expected) }
     }
 
     /// Column `index` of the current row as text, or nil for NULL.

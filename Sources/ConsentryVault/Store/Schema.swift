@@ -412,6 +412,32 @@ enum Schema {
                     CREATE INDEX idempotency_key_created ON idempotency_key(created_at);
                     """)
         }
+        migrator.registerMigration("v13-record-bindings") { db in
+            try db.execute(
+                sql: """
+                    -- A keyed MAC per row (RecordBinding): the identity index is bound to the subject each row names, consent
+                    -- and flag records to their id, subject and content. Rows written before v13 are bound once at open;
+                    -- the ledgers' append-only triggers allow exactly that one change: a missing binding filled in.
+                    ALTER TABLE identity ADD COLUMN binding BLOB;
+                    ALTER TABLE shared_identity ADD COLUMN binding BLOB;
+                    ALTER TABLE consent_record ADD COLUMN binding BLOB;
+                    ALTER TABLE subject_flag ADD COLUMN binding BLOB;
+                    ALTER TABLE api_token ADD COLUMN binding BLOB;
+                    DROP TRIGGER consent_record_append_only;
+                    CREATE TRIGGER consent_record_append_only BEFORE UPDATE ON consent_record
+                    WHEN NOT (OLD.binding IS NULL AND NEW.binding IS NOT NULL AND NEW.id IS OLD.id AND NEW.subject_id IS OLD.subject_id
+                        AND NEW.purpose IS OLD.purpose AND NEW.state IS OLD.state AND NEW.time IS OLD.time AND NEW.source IS OLD.source
+                        AND NEW.notice_version IS OLD.notice_version AND NEW.evidence_ref IS OLD.evidence_ref
+                        AND NEW.expires_at IS OLD.expires_at AND NEW.recorded_at IS OLD.recorded_at)
+                    BEGIN SELECT RAISE(ABORT, 'consent records are append-only'); END;
+                    DROP TRIGGER subject_flag_append_only;
+                    CREATE TRIGGER subject_flag_append_only BEFORE UPDATE ON subject_flag
+                    WHEN NOT (OLD.binding IS NULL AND NEW.binding IS NOT NULL AND NEW.id IS OLD.id AND NEW.subject_id IS OLD.subject_id
+                        AND NEW.flag IS OLD.flag AND NEW.purpose IS OLD.purpose AND NEW.value IS OLD.value AND NEW.time IS OLD.time
+                        AND NEW.source IS OLD.source AND NEW.recorded_at IS OLD.recorded_at)
+                    BEGIN SELECT RAISE(ABORT, 'flag records are append-only'); END;
+                    """)
+        }
         return migrator
     }
 }

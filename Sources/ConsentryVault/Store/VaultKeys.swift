@@ -18,6 +18,8 @@ final class VaultKeys: @unchecked Sendable {
     let requestCodes: BlindIndexer
     /// Keys the hashes of API token secrets.
     let tokenHashes: BlindIndexer
+    /// Keys the record bindings (``RecordBinding``).
+    let recordBinding: BlindIndexer
     private let lock = NSLock()
     private var keks: [UInt32: KeyBox] = [:]
     private var active: UInt32 = 0
@@ -34,6 +36,7 @@ final class VaultKeys: @unchecked Sendable {
         requestCodes = BlindIndexer(key: KeyBox(try BlindIndexer(key: requests).deriveKey(tag: 0x30, context: "verification codes")))
         tokenHashes = BlindIndexer(key: KeyBox(try BlindIndexer(key: requests).deriveKey(tag: 0x32, context: "api tokens")))
         requestSealing = requests
+        recordBinding = BlindIndexer(key: KeyBox(try SubKeyPurpose.recordBinding.derive(from: master)))
     }
 
     /// The version new data keys are wrapped with.
