@@ -32,9 +32,10 @@ let package = Package(
             pkgConfig: "libsodium",
             providers: [.apt(["libsodium-dev"])]
         ),
-        // Reads files in a forked child, so that no descriptor of the vault's database files is ever opened and closed
-        // in a process that holds SQLite's locks on them (see scan.c).
-        .target(name: "CConsentryScan"),
+        // Process-level helpers that must be C: reading files in a forked child, so that no descriptor of the vault's
+        // database files is ever opened and closed in a process that holds SQLite's locks on them (scan.c), and
+        // reporting a fatal signal as one error line instead of a stack trace (signals.c).
+        .target(name: "CConsentrySystem"),
         .target(name: "ConsentryCrypto", dependencies: ["ConsentryCore", "CSodium"], swiftSettings: swiftSettings),
         .target(
             name: "ConsentryPolicy",
@@ -45,7 +46,7 @@ let package = Package(
         .target(
             name: "ConsentryVault",
             dependencies: [
-                "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryAudit", "CConsentryScan",
+                "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryAudit", "CConsentrySystem",
                 .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
@@ -67,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "consentry",
             dependencies: [
-                "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryAudit", "ConsentryVault", "ConsentryRights",
+                "CConsentrySystem", "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryAudit", "ConsentryVault", "ConsentryRights",
                 "ConsentryPersonalization", "ConsentryServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

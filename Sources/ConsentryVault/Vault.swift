@@ -179,6 +179,14 @@ public final class Vault: Sendable {
         do { keys = try VaultKeys(master: master) } catch { throw VaultError(.key, error.message) }
         _ = consume master
         let db: DatabasePool
+        // Every use of a vault writes its audit entry, so even reading needs write access; say so plainly rather than
+        // SQLite's "unable to open database file".
+        for path in [directory.path, directory.appendingPathComponent(databaseFileName).path] where access(path, W_OK) != 0 {
+            throw VaultError(
+                .storage,
+                "the vault at `\(directory.path)` is read-only for this user (`\(URL(fileURLWithPath: path).lastPathComponent)` is not writable); every command writes its audit entry, even one that only reads, so give write access or copy the vault to a writable place"
+            )
+        }
         do {
             db = try DatabasePool(path: directory.appendingPathComponent(databaseFileName).path, configuration: databaseConfiguration(configuration))
             // GRDB switches the writer to synchronous=NORMAL when it enables WAL, after prepareDatabase ran;

@@ -178,9 +178,12 @@ enum ImportOutput {
         lines.append("  rejected   \(report.rejected)")
         if report.suppressed > 0 { lines.append("    of which \(report.suppressed) erased at the subject's request (suppressed)") }
         if !report.droppedFields.isEmpty {
+            // At most 20 names on the line; `--json` has them all.
+            let dropped = report.droppedFields.sorted { $0.key < $1.key }
             lines.append(
                 "  dropped fields (not declared in policies/fields.yaml, not stored): "
-                    + report.droppedFields.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value))" }.joined(separator: ", "))
+                    + dropped.prefix(20).map { "\($0.key) (\($0.value))" }.joined(separator: ", ")
+                    + (dropped.count > 20 ? " and \(dropped.count - 20) more (`--json` lists them)" : ""))
         }
         return lines.joined(separator: "\n")
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CConsentrySystem
 import Foundation
 
 #if canImport(Glibc)
@@ -13,9 +14,11 @@ struct Consentry: AsyncParsableCommand {
         abstract: "A consent-centric customer-data vault for e-mail personalization.",
         discussion: """
             Exit codes: 0 success; 1 error (nothing was changed by the failing step); 2 denied by the policy \
-            gate (audited); 3 some input records were rejected (the others were committed); 64 usage error.
+            gate (audited); 3 some input records were rejected (the others were committed); 64 usage error; 70 an \
+            internal fault stopped the process (its open transaction was not committed).
             Environment: CONSENTRY_VAULT (default vault directory), CONSENTRY_MASTER_KEY (base64 master key; \
-            overrides <vault>/keys/master.key), USER (the actor recorded in the audit log unless --actor is given).
+            overrides <vault>/keys/master.key; wiped from the process once read), CONSENTRY_AUDIT_WITNESS (witness files \
+            for audit checkpoints, separated by `:`), USER (the actor recorded in the audit log unless --actor is given).
             """,
         version: "0.2.0",
         subcommands: [
@@ -51,5 +54,11 @@ enum ProcessHardening {
             _ = setrlimit(Int32(RLIMIT_CORE.rawValue), &noCore)
         #endif
         umask(0o077)
+        // A fault is reported as one line and exit code 70, never as a stack trace or a bare signal status. The
+        // message is copied once and kept for the process's life: the signal handler writes it as it is.
+        let message = strdup(
+            "error: consentry stopped on an internal fault; the step it was running was not committed. Check the vault with `consentry check` and report the command you ran\n"
+        )
+        if let message { consentry_install_fatal_signal_report(message, 70) }
     }
 }

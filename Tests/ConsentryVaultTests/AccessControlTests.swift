@@ -20,7 +20,7 @@ struct AccessControlTests {
             "-Xcc", "-fmodule-map-file=\(root)/Sources/CSodium/module.modulemap",
             "-Xcc", "-fmodule-map-file=\(root)/.build/checkouts/Yams/Sources/CYaml/include/module.modulemap",
             "-Xcc", "-fmodule-map-file=\(root)/.build/checkouts/GRDB.swift/Sources/GRDBSQLite/module.modulemap",
-            "-Xcc", "-fmodule-map-file=\(root)/.build/debug/CConsentryScan.build/module.modulemap",
+            "-Xcc", "-fmodule-map-file=\(root)/.build/debug/CConsentrySystem.build/module.modulemap",
             file.path,
         ]
         let pipe = Pipe()

@@ -97,6 +97,11 @@ struct ProfileImportTests {
         ("json", Data("{\"email\": \"a@example.test\"}\n".utf8), "looks like JSON, not CSV"),
         ("badheader", Data("email,First Name\na@example.test,Ann\n".utf8), "is not a field name"),
         ("duplicate", Data("email,email\na@example.test,b@example.test\n".utf8), "appears twice"),
+        (
+            "wide",
+            Data(("email," + (0..<100_000).map { "c\($0)" }.joined(separator: ",") + "\na@example.test\n").utf8),
+            "the header has 100001 columns, more than the 1024 accepted"
+        ),
     ]
 
     @Test("files that are unusable as a whole get one clear error and change nothing", arguments: unusableFiles)

@@ -118,4 +118,62 @@ struct HostileInputTests {
             #expect(mode == 0o600, "\(name) is \(String(mode ?? 0, radix: 8))")
         }
     }
+
+    @Test("a fatal fault prints one `error:` line and exits 70, never a stack trace or a bare signal status")
+    func faultsAreReported() throws {
+        let vault = newVaultPath()
+        #expect(try consentry(vault, ["init"]).status == 0)
+        let process = try CLI.start(["serve", "--vault", vault.path, "--port", "0"])
+        let out = (process.standardOutput as! Pipe).fileHandleForReading
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = out.availableData
+            if chunk.isEmpty { break }
+            line += chunk
+        }
+        #expect(String(decoding: line, as: UTF8.self).contains("serving"))
+        kill(process.processIdentifier, SIGSEGV)
+        process.waitUntilExit()
+        let stderr = String(decoding: (process.standardError as! Pipe).fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(process.terminationReason == .exit && process.terminationStatus == 70, "\(process.terminationReason) \(process.terminationStatus)")
+        // The server's own log lines come first; the fault is the last line.
+        let last = stderr.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last.hasPrefix("error: consentry stopped on an internal fault"), "\(stderr.suffix(300))")
+        #expect(!stderr.contains("Backtrace") && !stderr.contains("Thread 0"), "no stack trace reaches the user")
+    }
+
+    @Test("a read-only vault is refused with what is wrong and what to do, not SQLite's \"unable to open database file\"")
+    func readOnlyVault() throws {
+        let vault = newVaultPath()
+        #expect(try consentry(vault, ["init"]).status == 0)
+        // A place another user can reach, holding a copy that user owns but may not write.
+        let base = URL(fileURLWithPath: "/tmp/consentry-readonly-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: base, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        defer { try? FileManager.default.removeItem(at: base) }
+        let copy = base.appendingPathComponent("vault")
+        try FileManager.default.copyItem(at: vault, to: copy)
+        var arguments = ["status", "--vault", copy.path]
+        if getuid() == 0 {
+            // Root may write anything: run the binary as `nobody`, who owns the copy without write permission.
+            #expect(chown(base.path, 65534, 65534) == 0)
+            for url in [copy] + TestSupport.files(under: copy) + ["keys", "audit", "exports", "policies"].map({ copy.appendingPathComponent($0) }) {
+                #expect(chown(url.path, 65534, 65534) == 0)
+            }
+            arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", CLI.binary.path] + arguments
+        }
+        for url in TestSupport.files(under: copy) { chmod(url.path, 0o400) }
+        for sub in ["keys", "audit", "exports", "policies", ""] { chmod(copy.appendingPathComponent(sub).path, 0o500) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: getuid() == 0 ? "/usr/bin/setpriv" : CLI.binary.path)
+        process.arguments = arguments
+        process.currentDirectoryURL = base
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = Pipe()
+        try process.run()
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1, "\(stderr)")
+        #expect(stderr.contains("is read-only for this user") && !stderr.contains("unable to open database file"), "\(stderr)")
+    }
 }

@@ -99,6 +99,11 @@ extension Vault {
         guard case .object(let members) = value else {
             return ProfileRecord(line: line, values: [], problem: FieldProblem(field: nil, reason: "expected a JSON object `{...}`"))
         }
+        guard members.count <= maximumColumns else {
+            return ProfileRecord(
+                line: line, values: [],
+                problem: FieldProblem(field: nil, reason: "has \(members.count) keys, more than the \(maximumColumns) a profile may have"))
+        }
         var record = ProfileRecord(line: line, values: [])
         for (key, member) in members {
             switch member {
@@ -114,6 +119,9 @@ extension Vault {
         return record
     }
 
+    /// The widest CSV header, and the most keys of a JSON Lines record, accepted.
+    static let maximumColumns = 1_024
+
     /// Validates a CSV header: field names, no duplicates, an identity column, no undeclared special-category column.
     private func csvHeader(_ record: CSVReader.Record?, path: String) throws(VaultError) -> [String] {
         guard case .values(_, let raw)? = record else {
@@ -122,6 +130,13 @@ extension Vault {
             throw VaultError(
                 .invalidInput,
                 "`\(path)` line 1: the header row is malformed\(reason); the first line must list field names separated by commas (nothing was imported)"
+            )
+        }
+        // A profile has dozens of fields; a header far wider is a wrong file or an attack on the reports.
+        guard raw.count <= Self.maximumColumns else {
+            throw VaultError(
+                .invalidInput,
+                "`\(path)` line 1: the header has \(raw.count) columns, more than the \(Self.maximumColumns) accepted; check that this is a profile export (nothing was imported)"
             )
         }
         var names: [String] = []

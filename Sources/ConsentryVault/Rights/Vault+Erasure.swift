@@ -1,4 +1,4 @@
-import CConsentryScan
+import CConsentrySystem
 import ConsentryAudit
 public import ConsentryCore
 import ConsentryCrypto

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "consentry_scan.h"
+#include "consentry_system.h"
 
 #include <errno.h>
 #include <fcntl.h>

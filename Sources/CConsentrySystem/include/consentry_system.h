@@ -1,5 +1,5 @@
-#ifndef CONSENTRY_SCAN_H
-#define CONSENTRY_SCAN_H
+#ifndef CONSENTRY_SYSTEM_H
+#define CONSENTRY_SYSTEM_H
 #include <stddef.h>
 
 /// Searches each of `path_count` files for any of `needle_count` byte strings, in a forked child process.
@@ -16,5 +16,11 @@
 int consentry_scan_files_in_child(const char *const *paths, int path_count, const unsigned char *needles,
                                   const size_t *needle_lengths, int needle_count, unsigned char *buffer, size_t chunk,
                                   unsigned char *hits);
+
+/// Installs handlers for the fatal signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGABRT) that write `message`
+/// to standard error and end the process with `exit_code`, instead of a stack trace and a bare signal status.
+/// The main thread gets an alternate signal stack, so that a stack overflow there is reported too. `message` must
+/// stay valid for the process's life. Only async-signal-safe calls run in the handler (write, _exit).
+void consentry_install_fatal_signal_report(const char *message, int exit_code);
 
 #endif
