@@ -1,5 +1,6 @@
 import ConsentryTesting
 import Foundation
+import Synchronization
 import Testing
 
 /// Invariant 6: a SIGKILL at any moment leaves the vault readable and consistent.
@@ -143,5 +144,85 @@ struct CrashTests {
             #expect(try consentry(vault, ["dsr", "verify-erasure", id]).status == 0, "run \(run)")
         }
         #expect(killedCount > 0, "no run was killed; the test proved nothing")
+    }
+
+    /// What the clients of a killed server were told had happened.
+    final class Acknowledged: @unchecked Sendable {
+        private let lock = NSLock()
+        private(set) var profiles: [String] = []
+        private(set) var consents = 0
+        private(set) var renders = 0
+        private(set) var cliConsents = 0
+        func add(profile: String) { lock.withLock { profiles.append(profile) } }
+        func addConsent() { lock.withLock { consents += 1 } }
+        func addRender() { lock.withLock { renders += 1 } }
+        func addCLIConsent() { lock.withLock { cliConsents += 1 } }
+    }
+
+    @Test("killing a server under mixed API load, with CLI writes beside it, loses no acknowledged write and leaves a verifying chain")
+    func killServerUnderLoad() throws {
+        var generator = SystemRandomNumberGenerator()
+        var crashPoints = 0
+        for run in 0..<3 {
+            let server = try ServerTests().start()
+            let acknowledged = Acknowledged()
+            let stop = Mutex(false)
+            let group = DispatchGroup()
+            for worker in 0..<4 {
+                group.enter()
+                Thread.detachNewThread {
+                    defer { group.leave() }
+                    var n = 0
+                    while !stop.withLock({ $0 }) {
+                        n += 1
+                        switch worker {
+                        case 0:
+                            let email = "load-\(run)-\(n)-7f3a@example.test"
+                            let reply = try? server.post("/v1/profiles", as: "data_engineer", ["source": "crm", "profiles": [["email": email, "first_name": "Lo"]]])
+                            if reply?.status == 200 && reply?.json["inserted"] as? Int == 1 { acknowledged.add(profile: email) }
+                        case 1:
+                            let state = n % 2 == 0 ? "granted" : "withdrawn"
+                            let reply = try? server.post(
+                                "/v1/consent", as: "admin", ["subject": ["email": Canary.email], "purpose": "personalization", "state": state])
+                            if reply?.status == 201 { acknowledged.addConsent() }
+                        case 2:
+                            let reply = try? server.post("/v1/render", as: "campaign_service", ["template": "hello", "subject": ["email": Canary.email]])
+                            if reply?.status == 200 { acknowledged.addRender() }
+                        default:
+                            // Another process writing the same vault at the same time.
+                            let state = n % 2 == 0 ? "grant" : "withdraw"
+                            if (try? consentry(server.vault, ["consent", state, "--email", Canary.email, "--purpose", "profiling"]))?.status == 0 {
+                                acknowledged.addCLIConsent()
+                            }
+                        }
+                    }
+                }
+            }
+            Thread.sleep(forTimeInterval: Double.random(in: 0.5...2.0, using: &generator))
+            kill(server.process.processIdentifier, SIGKILL)
+            server.process.waitUntilExit()
+            stop.withLock { $0 = true }
+            group.wait()
+            crashPoints += 1
+            #expect(try consentry(server.vault, ["check"]).status == 0, "run \(run)")
+            let verify = try consentry(server.vault, ["audit", "verify"])
+            #expect(verify.status == 0, "run \(run): \(verify.stderr)")
+            #expect(acknowledged.renders > 0 && !acknowledged.profiles.isEmpty, "run \(run): the load reached the server")
+            // Every acknowledged import is stored.
+            for email in acknowledged.profiles {
+                let read = try consentry(
+                    server.vault, ["profile", "show", "--email", email, "--as", "compliance_officer", "--purpose", "service", "--fields", "first_name", "--reason", "crash test"])
+                #expect(read.status == 0, "run \(run): an acknowledged profile is missing")
+            }
+            // Every acknowledged consent write and render has its audit entry.
+            let audit = try consentry(server.vault, ["audit", "query", "--json", "--limit", "100000"])
+            let entries = (try JSONSerialization.jsonObject(with: Data(audit.stdout.utf8)) as? [[String: Any]]) ?? []
+            let renders = entries.filter { $0["action"] as? String == "render" && $0["decision"] as? String == "permit" }.count
+            let consentWrites = entries.filter { $0["action"] as? String == "consent_write" && $0["purpose"] as? String == "personalization" }.count
+            let cliWrites = entries.filter { $0["action"] as? String == "consent_write" && $0["purpose"] as? String == "profiling" }.count
+            #expect(renders >= acknowledged.renders, "run \(run): \(renders) render entries for \(acknowledged.renders) acknowledged renders")
+            #expect(consentWrites >= acknowledged.consents && cliWrites >= acknowledged.cliConsents, "run \(run)")
+        }
+        print("crash points tried (server killed under load): \(crashPoints)")
     }
 }
