@@ -12,7 +12,7 @@ PORT ?= 8080
 # Extra flags for every build of the tests; `.ci/run` passes `-Xswiftc -warnings-as-errors` (zero warnings, kept at zero).
 SWIFTFLAGS ?=
 
-.PHONY: deps test-peers build release test run bench format clean
+.PHONY: deps test-peers build release test run bench fuzz fuzz-build format clean
 
 deps:
 	@if ! pkg-config --exists libsodium sqlite3 2>/dev/null; then \
@@ -34,9 +34,22 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --product consentry
 
+# The tests, then a short fuzz run of every parser (the corpus and found crashes are also replayed by the tests).
+FUZZ_SECONDS ?= 300
+FUZZ_SHORT_SECONDS ?= 10
 test: deps test-peers
 	$(SWIFT) build --build-tests $(SWIFTFLAGS)
 	$(SWIFT) test --skip-build $(SWIFTFLAGS)
+	$(MAKE) fuzz-build
+	./Tests/Fuzz/run.sh $(FUZZ_SHORT_SECONDS)
+
+# libFuzzer builds of the parsers (Tests/Fuzz), in their own build folder.
+fuzz-build: deps
+	$(SWIFT) build --scratch-path .build-fuzz --product consentry-fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING
+
+# A long fuzz run: FUZZ_SECONDS per target.
+fuzz: fuzz-build
+	./Tests/Fuzz/run.sh $(FUZZ_SECONDS)
 
 run: release
 	@BIN=.build/release/consentry; V="$(DEMO_VAULT)"; \
@@ -96,4 +109,4 @@ format:
 	$(SWIFT) format --in-place --recursive Sources Tests Benchmarks/Sources
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz

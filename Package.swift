@@ -79,6 +79,13 @@ let package = Package(
             path: "Benchmarks/Sources/consentry-bench",
             swiftSettings: swiftSettings
         ),
+        // Fuzz targets (Tests/Fuzz): a replay tool in ordinary builds, a libFuzzer binary with `make fuzz`.
+        .executableTarget(
+            name: "consentry-fuzz",
+            dependencies: ["ConsentryCore", "ConsentryPolicy", "ConsentryVault", "ConsentryPersonalization"],
+            path: "Tests/Fuzz/consentry-fuzz",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "ConsentryTesting",
             dependencies: ["ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryVault"],

@@ -42,10 +42,13 @@ final class YAMLReader {
         } catch let yamlError as YamlError {
             switch yamlError {
             case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+                // libyaml bounds nesting itself (1,000 levels); say so in the file's terms, not the library's.
+                let nesting = problem.hasPrefix("Maximum nesting level reached")
                 diagnostics.append(
                     PolicyDiagnostic(
-                        .error, file: file, line: mark.line, column: mark.column, message: "YAML syntax error: \(problem)",
-                        hint: "fix the YAML at this position"))
+                        .error, file: file, line: mark.line, column: mark.column,
+                        message: nesting ? "the YAML nests deeper than 1000 levels" : "YAML syntax error: \(problem)",
+                        hint: nesting ? "policy files need a few levels; flatten it" : "fix the YAML at this position"))
             default:
                 error(nil, "YAML syntax error", hint: "check the file with a YAML linter")
             }

@@ -95,6 +95,13 @@ struct FieldSchemaTests {
         #expect(diagnostics("fields:\n  a\u{0}: x\n").first?.message == "the file contains a NUL byte")
     }
 
+    @Test("deeply nested YAML is refused with its position, on a task's stack, without a crash")
+    func deepNesting() async {
+        let deep = "fields: " + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "\n"
+        let found = await Task { diagnostics(deep) }.value
+        #expect(found.first?.message == "the YAML nests deeper than 1000 levels" && found.first?.line == 1, "\(found)")
+    }
+
     @Test("identity fields must have their identity types and at least one identity must exist")
     func identities() {
         #expect(
