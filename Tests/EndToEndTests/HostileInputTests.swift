@@ -6,6 +6,18 @@ import Testing
 /// where, and the process survives it.
 @Suite("hostile input", .serialized)
 struct HostileInputTests {
+    /// The first line a started process writes to standard output (a server's "serving … on …").
+    static func firstLine(of process: Process) -> String {
+        let out = (process.standardOutput as! Pipe).fileHandleForReading
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = out.availableData
+            if chunk.isEmpty { break }
+            line += chunk
+        }
+        return String(decoding: line, as: UTF8.self)
+    }
+
     func body(_ server: ServerTests.Running, _ path: String, as role: String, raw: String) throws -> ServerTests.Running.Reply {
         try server.call("POST", path, token: server.tokens[role], body: Data(raw.utf8))
     }
@@ -89,14 +101,7 @@ struct HostileInputTests {
             process.terminate()
             process.waitUntilExit()
         }
-        let out = (process.standardOutput as! Pipe).fileHandleForReading
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = out.availableData
-            if chunk.isEmpty { break }
-            line += chunk
-        }
-        #expect(String(decoding: line, as: UTF8.self).contains("serving"), "the server started with the key from the environment")
+        #expect(Self.firstLine(of: process).contains("serving"), "the server started with the key from the environment")
         let environ = try Data(contentsOf: URL(fileURLWithPath: "/proc/\(process.processIdentifier)/environ"))
         // The kernel shows the environment block as it was laid out at exec; the name stays there, the value is zeroed.
         #expect(environ.range(of: Data(key.utf8)) == nil, "the key is gone from /proc/<pid>/environ")
@@ -124,14 +129,7 @@ struct HostileInputTests {
         let vault = newVaultPath()
         #expect(try consentry(vault, ["init"]).status == 0)
         let process = try CLI.start(["serve", "--vault", vault.path, "--port", "0"])
-        let out = (process.standardOutput as! Pipe).fileHandleForReading
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = out.availableData
-            if chunk.isEmpty { break }
-            line += chunk
-        }
-        #expect(String(decoding: line, as: UTF8.self).contains("serving"))
+        #expect(Self.firstLine(of: process).contains("serving"))
         kill(process.processIdentifier, SIGSEGV)
         process.waitUntilExit()
         let stderr = String(decoding: (process.standardError as! Pipe).fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

@@ -133,15 +133,23 @@ struct TamperMatrixTests {
         },
     ]
 
+    /// A fresh copy of the pristine vault with `tamper` applied to its database file, as an attacker would.
+    static func tamperedCopy(checkedFirst: Bool = false, _ tamper: (Database) throws -> Void) throws -> URL {
+        let copy = TestSupport.temporaryDirectory("tamper").appendingPathComponent("vault")
+        try FileManager.default.copyItem(at: pristine, to: copy)
+        if checkedFirst {
+            #expect(try consentry(copy, ["check"]).status == 0, "the copy is sound before the edit")
+            #expect(try consentry(copy, ["audit", "verify"]).status == 0)
+        }
+        let queue = try DatabaseQueue(path: copy.appendingPathComponent("vault.sqlite").path)
+        try queue.write { try tamper($0) }
+        try queue.close()
+        return copy
+    }
+
     @Test("each offline edit is detected by `check` or `audit verify`, and the untouched vault passes both", arguments: cases)
     func detected(_ testCase: Case) throws {
-        let copy = TestSupport.temporaryDirectory("tamper").appendingPathComponent("vault")
-        try FileManager.default.copyItem(at: Self.pristine, to: copy)
-        #expect(try consentry(copy, ["check"]).status == 0, "the copy is sound before the edit")
-        #expect(try consentry(copy, ["audit", "verify"]).status == 0)
-        let queue = try DatabaseQueue(path: copy.appendingPathComponent("vault.sqlite").path)
-        try queue.write { try testCase.tamper($0) }
-        try queue.close()
+        let copy = try Self.tamperedCopy(checkedFirst: true, testCase.tamper)
         let detector = try consentry(copy, testCase.detector == .check ? ["check"] : ["audit", "verify"])
         #expect(detector.status == 1, "\(testCase): `\(testCase.detector.rawValue)` exited \(detector.status)")
         #expect((detector.stdout + detector.stderr).contains(testCase.message), "\(testCase): \(detector.stdout.suffix(400)) \(detector.stderr.suffix(400))")
@@ -150,15 +158,11 @@ struct TamperMatrixTests {
 
     @Test("a moved e-mail index row fails the look-up closed: the neighbour's profile is never returned for the canary's address")
     func movedIdentityFailsClosed() throws {
-        let copy = TestSupport.temporaryDirectory("tamper").appendingPathComponent("vault")
-        try FileManager.default.copyItem(at: Self.pristine, to: copy)
-        let queue = try DatabaseQueue(path: copy.appendingPathComponent("vault.sqlite").path)
-        try queue.write { db in
+        let copy = try Self.tamperedCopy { db in
             let (a, b) = (try Self.subjectID(db, customer: "C"), try Self.subjectID(db, customer: "N-1"))
             try db.execute(sql: "DELETE FROM identity WHERE subject_id = ? AND kind = 'email'", arguments: [b])
             try db.execute(sql: "UPDATE identity SET subject_id = ? WHERE subject_id = ? AND kind = 'email'", arguments: [b, a])
         }
-        try queue.close()
         let read = try consentry(
             copy, ["profile", "show", "--email", Canary.email, "--as", "compliance_officer", "--purpose", "service", "--fields", "first_name", "--reason", "t"])
         #expect(read.status != 0 && !read.stdout.contains("Ann"), "\(read.stdout)")
@@ -167,18 +171,14 @@ struct TamperMatrixTests {
 
     @Test("a vault from before record bindings is bound once at its first open after the upgrade, and passes `check`")
     func upgradeBindsOnce() throws {
-        let copy = TestSupport.temporaryDirectory("tamper").appendingPathComponent("vault")
-        try FileManager.default.copyItem(at: Self.pristine, to: copy)
         // What schema v12 left: no bindings, no record of a backfill.
-        let queue = try DatabaseQueue(path: copy.appendingPathComponent("vault.sqlite").path)
-        try queue.write { db in
+        let copy = try Self.tamperedCopy { db in
             try db.execute(sql: "DROP TRIGGER consent_record_append_only; DROP TRIGGER subject_flag_append_only")
             for table in ["identity", "shared_identity", "consent_record", "subject_flag", "api_token"] {
                 try db.execute(sql: "UPDATE \(table) SET binding = NULL")
             }
             try db.execute(sql: "DELETE FROM vault_meta WHERE key = 'record_bindings'")
         }
-        try queue.close()
         let checked = try consentry(copy, ["check"])
         #expect(checked.status == 0, "\(checked.stdout) \(checked.stderr)")
         let unbound = try DatabaseQueue(path: copy.appendingPathComponent("vault.sqlite").path)

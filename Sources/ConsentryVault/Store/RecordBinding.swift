@@ -14,36 +14,47 @@ enum RecordBinding {
     /// Bytes kept per row.
     static let length = 16
 
-    private static func field(_ bytes: some Collection<UInt8>, into out: inout [UInt8]) {
-        withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { out += $0 }
-        out += bytes
+    /// One input of a binding: each is written with a kind byte and a length, so that no two inputs frame alike.
+    enum Part {
+        case bytes([UInt8])
+        case integer(Int64?)
+        case text(String?)
     }
 
-    private static func field(_ value: Int64?, into out: inout [UInt8]) {
-        guard let value else {
-            out.append(0)
-            return
+    /// The first ``length`` bytes of the keyed hash of `parts` under `tag`.
+    private static func mac(_ binder: BlindIndexer, tag: UInt8, _ parts: [Part]) -> [UInt8] {
+        var out: [UInt8] = []
+        func append(_ bytes: [UInt8]) {
+            withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { out += $0 }
+            out += bytes
         }
-        out.append(1)
-        withUnsafeBytes(of: value.bigEndian) { out += $0 }
-    }
-
-    private static func field(_ text: String?, into out: inout [UInt8]) {
-        guard let text else {
-            out.append(0)
-            return
+        for part in parts {
+            switch part {
+            case .bytes(let bytes):
+                out.append(2)
+                append(bytes)
+            case .integer(let value):
+                guard let value else {
+                    out.append(0)
+                    continue
+                }
+                out.append(1)
+                withUnsafeBytes(of: value.bigEndian) { out += $0 }
+            case .text(let text):
+                guard let text else {
+                    out.append(0)
+                    continue
+                }
+                out.append(3)
+                append(Array(text.utf8))
+            }
         }
-        out.append(1)
-        field(Array(text.utf8), into: &out)
+        return Array(binder.hash(tag: tag, bytes: out).prefix(length))
     }
 
     /// The binding of an identity-index row (`identity` or `shared_identity`).
     static func identity(_ binder: BlindIndexer, hash: some Collection<UInt8>, kind: IdentityKind, subject: SubjectID) -> [UInt8] {
-        var bytes: [UInt8] = []
-        field(hash, into: &bytes)
-        field(kind.rawValue, into: &bytes)
-        field(subject.rawValue, into: &bytes)
-        return Array(binder.hash(tag: 0x50, bytes: bytes).prefix(length))
+        mac(binder, tag: 0x50, [.bytes(Array(hash)), .text(kind.rawValue), .integer(subject.rawValue)])
     }
 
     /// The binding of a consent record.
@@ -51,18 +62,12 @@ enum RecordBinding {
         _ binder: BlindIndexer, id: Int64, subject: Int64, purpose: String, state: String, time: Int64, source: String, noticeVersion: String?,
         evidence: String?, expiresAt: Int64?, recordedAt: Int64
     ) -> [UInt8] {
-        var bytes: [UInt8] = []
-        field(id, into: &bytes)
-        field(subject, into: &bytes)
-        field(purpose, into: &bytes)
-        field(state, into: &bytes)
-        field(time, into: &bytes)
-        field(source, into: &bytes)
-        field(noticeVersion, into: &bytes)
-        field(evidence, into: &bytes)
-        field(expiresAt, into: &bytes)
-        field(recordedAt, into: &bytes)
-        return Array(binder.hash(tag: 0x51, bytes: bytes).prefix(length))
+        mac(
+            binder, tag: 0x51,
+            [
+                .integer(id), .integer(subject), .text(purpose), .text(state), .integer(time), .text(source), .text(noticeVersion), .text(evidence),
+                .integer(expiresAt), .integer(recordedAt),
+            ])
     }
 
     /// The binding of a flag record.
@@ -70,16 +75,9 @@ enum RecordBinding {
         _ binder: BlindIndexer, id: Int64, subject: Int64, flag: String, purpose: String, value: Int64, time: Int64, source: String,
         recordedAt: Int64
     ) -> [UInt8] {
-        var bytes: [UInt8] = []
-        field(id, into: &bytes)
-        field(subject, into: &bytes)
-        field(flag, into: &bytes)
-        field(purpose, into: &bytes)
-        field(value, into: &bytes)
-        field(time, into: &bytes)
-        field(source, into: &bytes)
-        field(recordedAt, into: &bytes)
-        return Array(binder.hash(tag: 0x52, bytes: bytes).prefix(length))
+        mac(
+            binder, tag: 0x52,
+            [.integer(id), .integer(subject), .text(flag), .text(purpose), .integer(value), .integer(time), .text(source), .integer(recordedAt)])
     }
 
     /// The binding of an API token row: its id, name, role, secret hash, expiry and revocation, so that a role raised,
@@ -87,14 +85,7 @@ enum RecordBinding {
     static func token(
         _ binder: BlindIndexer, id: String, name: String, role: String, secretHash: some Collection<UInt8>, expiresAt: Int64?, revokedAt: Int64?
     ) -> [UInt8] {
-        var bytes: [UInt8] = []
-        field(id, into: &bytes)
-        field(name, into: &bytes)
-        field(role, into: &bytes)
-        field(secretHash, into: &bytes)
-        field(expiresAt, into: &bytes)
-        field(revokedAt, into: &bytes)
-        return Array(binder.hash(tag: 0x53, bytes: bytes).prefix(length))
+        mac(binder, tag: 0x53, [.text(id), .text(name), .text(role), .bytes(Array(secretHash)), .integer(expiresAt), .integer(revokedAt)])
     }
 
     static let tokenColumns = "id, name, role, secret_hash, expires_at, revoked_at, binding"
