@@ -12,7 +12,7 @@ PORT ?= 8080
 # Extra flags for every build of the tests; `.ci/run` passes `-Xswiftc -warnings-as-errors` (zero warnings, kept at zero).
 SWIFTFLAGS ?=
 
-.PHONY: deps test-peers build release test run bench fuzz fuzz-build format clean
+.PHONY: deps test-peers build release test run bench fuzz fuzz-build embed-policies format clean
 
 deps:
 	@if ! pkg-config --exists libsodium sqlite3 2>/dev/null; then \
@@ -104,6 +104,10 @@ run: release
 
 bench: release
 	./Benchmarks/run.sh
+
+# The default policy set is built into the binary; regenerate it after editing policies/ (a test checks they agree).
+embed-policies:
+	python3 scripts/embed-policies.py
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Benchmarks/Sources

@@ -12,15 +12,16 @@ struct Init: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .long, help: "The policy directory to copy into the vault.")
-    var policies = "policies"
+    @Option(name: .long, help: "The policy directory to copy into the vault (default: the policy set built into consentry).")
+    var policies: String?
 
     func run() throws {
+        let source = try policies.map { URL(fileURLWithPath: $0) } ?? Self.writeDefaultPolicies()
+        defer { if policies == nil { try? FileManager.default.removeItem(at: source.deletingLastPathComponent()) } }
         let vault = try Output.guarding {
             let key = try Environment.masterKey()
             return try Vault.create(
-                at: global.vaultURL, policies: URL(fileURLWithPath: policies), masterKey: key,
-                configuration: VaultConfiguration(witnessFiles: global.witnessURLs))
+                at: global.vaultURL, policies: source, masterKey: key, configuration: VaultConfiguration(witnessFiles: global.witnessURLs))
         }
         let status = try Output.guarding { try vault.status() }
         if global.json {
@@ -35,6 +36,24 @@ struct Init: ParsableCommand {
                         : "\(keyFile) (mode 0600; back it up: without it the vault cannot be read)"))
             print("  policy       \(status.policyVersion) (\(status.declaredFields) fields)")
         }
+    }
+}
+
+extension Init {
+    /// Writes the built-in policy set (``DefaultPolicies``) into a private temporary directory and returns it.
+    static func writeDefaultPolicies() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("consentry-policies-\(UUID().uuidString)")
+            .appendingPathComponent("policies")
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            for file in DefaultPolicies.files {
+                try Data((file.contents + "\n").utf8).write(to: directory.appendingPathComponent(file.name))
+            }
+        } catch {
+            Output.error("cannot write the built-in policy files to a temporary directory: \(error.localizedDescription); pass `--policies DIR`")
+            throw ExitCode(1)
+        }
+        return directory
     }
 }
 

@@ -11,6 +11,17 @@ func newVaultPath() -> URL { TestSupport.temporaryDirectory("e2e").appendingPath
 
 @Suite("consentry binary")
 struct CLITests {
+    @Test("`init` in an empty folder uses the built-in policy set, and the vault works")
+    func initInAnEmptyFolder() throws {
+        let empty = TestSupport.temporaryDirectory("empty")
+        let created = try CLI.run(["init", "--vault", "vault"], directory: empty)
+        #expect(created.status == 0, "\(created.stderr)")
+        let names = try FileManager.default.contentsOfDirectory(atPath: empty.appendingPathComponent("vault/policies").path).sorted()
+        #expect(names == ["README.md", "fields.yaml", "purposes.yaml", "rights.yaml", "roles.yaml"])
+        #expect(try CLI.run(["status", "--vault", "vault"], directory: empty).status == 0)
+        #expect(try CLI.run(["policy", "check", "vault/policies"], directory: empty).status == 0)
+    }
+
     @Test("`consentry --help` lists the commands and exit codes")
     func help() throws {
         let result = try CLI.run(["--help"])
