@@ -1,5 +1,6 @@
 import ConsentryTesting
 import Foundation
+import Synchronization
 import Testing
 
 /// Several processes on one vault: a running server and CLI commands beside it.
@@ -41,5 +42,62 @@ struct SharedVaultTests {
         #expect(try consentry(server.vault, ["audit", "verify"]).status == 0)
         let renders = try consentry(server.vault, ["audit", "query", "--action", "render", "--json"])
         #expect(renders.status == 0 && renders.stdout.contains("campaign_service"), "the render that released data is in the log")
+    }
+
+    @Test("a server under API load and CLI imports, erasures, consent writes and status beside it: no lost write, the erasure holds, the chain verifies")
+    func serverAndCommandLineTogether() throws {
+        let server = try ServerTests().start()
+        let acknowledged = CrashTests.Acknowledged()
+        let stop = Mutex(false)
+        let group = DispatchGroup()
+        for worker in 0..<2 {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                var n = 0
+                while !stop.withLock({ $0 }) {
+                    n += 1
+                    if worker == 0 {
+                        let email = "api-\(n)-7f3a@example.test"
+                        let reply = try? server.post("/v1/profiles", as: "data_engineer", ["source": "web", "profiles": [["email": email, "first_name": "Api"]]])
+                        if reply?.status == 200 && reply?.json["inserted"] as? Int == 1 { acknowledged.add(profile: email) }
+                    } else {
+                        let reply = try? server.post("/v1/render", as: "campaign_service", ["template": "hello", "subject": ["email": Canary.email]])
+                        if reply?.status == 200 { acknowledged.addRender() }
+                    }
+                }
+            }
+        }
+        // The command line, meanwhile: a file import, an erasure of one of its people, consent writes and status.
+        let rows = (1...200).map { "cli-\($0)-7f3a@example.test,Cli" }.joined(separator: "\n")
+        let file = TestSupport.writeFile("cli.csv", "email,first_name\n" + rows + "\n")
+        #expect(try consentry(server.vault, ["import", "profiles", file.path, "--source", "crm", "--batch-size", "50"]).status == 0)
+        let erased = "cli-7-7f3a@example.test"
+        let opened = try CLI.run(["dsr", "open", "--type", "erasure", "--regime", "gdpr", "--email", "-", "--json", "--vault", server.vault.path], input: erased)
+        let request = try JSONSerialization.jsonObject(with: Data(opened.stdout.utf8)) as? [String: Any] ?? [:]
+        let id = try #require(request["id"] as? String), code = try #require(request["code"] as? String)
+        #expect(try consentry(server.vault, ["dsr", "verify", id, "--code", code]).status == 0)
+        let fulfilled = try consentry(server.vault, ["dsr", "fulfil", id])
+        #expect(fulfilled.status == 0, "\(fulfilled.stderr)")
+        for step in ["grant", "withdraw", "grant"] {
+            #expect(try consentry(server.vault, ["consent", step, "--email", Canary.email, "--purpose", "personalization"]).status == 0)
+            #expect(try consentry(server.vault, ["status"]).status == 0)
+        }
+        stop.withLock { $0 = true }
+        group.wait()
+        #expect(try server.call("GET", "/readyz").status == 200, "the server's files stayed its own")
+        #expect(server.stop() == 0)
+        #expect(acknowledged.renders > 0 && !acknowledged.profiles.isEmpty, "the load reached the server")
+        for email in acknowledged.profiles + ["cli-1-7f3a@example.test", "cli-200-7f3a@example.test"] {
+            let read = try consentry(
+                server.vault, ["profile", "show", "--email", email, "--as", "compliance_officer", "--purpose", "service", "--fields", "first_name", "--reason", "t"])
+            #expect(read.status == 0, "an acknowledged profile is missing")
+        }
+        let gone = try consentry(
+            server.vault, ["profile", "show", "--email", erased, "--as", "compliance_officer", "--purpose", "service", "--fields", "first_name", "--reason", "t"])
+        #expect(gone.status != 0, "the erased subject stays erased")
+        #expect(try consentry(server.vault, ["dsr", "verify-erasure", id]).status == 0)
+        #expect(try consentry(server.vault, ["audit", "verify"]).status == 0)
+        #expect(try consentry(server.vault, ["check"]).status == 0)
     }
 }
