@@ -166,7 +166,7 @@ public struct RightsDesk: Sendable {
                 .invalidInput,
                 current.status.isClosed
                     ? "request \(id) is already \(current.status.rawValue)"
-                    : "request \(id) is \(current.status.rawValue); verify the requester first with `consentry dsr verify \(id) --code …`")
+                    : "request \(id) is \(current.status.rawValue); verify the requester first with the code sent to the address on file")
         }
         let details =
             try vault.requestDetails(id, actor: actor, role: role).flatMap { try? JSONDecoder().decode(Details.self, from: Data($0.utf8)) }

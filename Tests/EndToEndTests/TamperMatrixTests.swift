@@ -186,4 +186,18 @@ struct TamperMatrixTests {
         try unbound.close()
         #expect(missing == 0)
     }
+
+    @Test("an edited consent record stops decisions at once: scans and reads fail closed until the vault is restored")
+    func editedLedgerFailsClosed() throws {
+        let copy = try Self.tamperedCopy { db in
+            try db.execute(sql: "DROP TRIGGER consent_record_append_only")
+            try db.execute(sql: "UPDATE consent_record SET state = 'confirmed' WHERE state = 'withdrawn'")
+        }
+        let scan = try consentry(copy, ["scan", "--as", "marketer", "--purpose", "email_marketing", "--fields", "email", "--members"])
+        #expect(scan.status != 0 && scan.stderr.contains("fails its binding"), "\(scan.stdout) \(scan.stderr)")
+        #expect(!scan.stdout.contains("@"), "nothing was released")
+        let read = try consentry(
+            copy, ["profile", "show", "--email", Self.neighbour, "--as", "compliance_officer", "--purpose", "service", "--fields", "first_name", "--reason", "t"])
+        #expect(read.status != 0 && read.stderr.contains("fails its binding"), "\(read.stderr)")
+    }
 }

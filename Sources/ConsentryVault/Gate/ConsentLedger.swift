@@ -85,7 +85,7 @@ extension Vault {
         """
         SELECT subject_id, \(purposeOrdinalSQL),
             CASE state WHEN 'granted' THEN 1 WHEN 'pending' THEN 2 WHEN 'confirmed' THEN 3 WHEN 'withdrawn' THEN 4 ELSE 0 END,
-            expires_at, id
+            expires_at, id, purpose, state, time, source, notice_version, evidence_ref, recorded_at, binding
         FROM consent_record WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY \(order)
         """
     }
@@ -97,7 +97,7 @@ extension Vault {
     private static let flagLedgerByIDSQL = flagLedgerSQL(order: "id")
 
     private static func flagLedgerSQL(order: String) -> String {
-        "SELECT subject_id, flag, purpose, value, id FROM subject_flag WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY \(order)"
+        "SELECT subject_id, flag, purpose, value, id, time, source, recorded_at, binding FROM subject_flag WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY \(order)"
     }
 
     /// Applies the ledger records of subjects `low…high` that are newer than `after` (consent id, flag id) on top of
@@ -116,7 +116,13 @@ extension Vault {
         let consents = try Row.fetchCursor(
             db.cachedStatement(sql: Self.consentLedgerSQL(bySubject: !whole)),
             arguments: [low, high, after.consent])
+        let binder = keys.recordBinding
         while let row = try consents.next() {
+            // INVARIANT: a ledger record counts only when its binding verifies; an edited or forged one stops the decision.
+            let expected = RecordBinding.consent(
+                binder, id: row[4], subject: row[0], purpose: row[5], state: row[6], time: row[7], source: row[8], noticeVersion: row[9],
+                evidence: row[10], expiresAt: row[3], recordedAt: row[11])
+            guard RecordBinding.matches(row[12], expected) else { throw Self.unboundLedger }
             states[row[0], default: DerivedState()].applyConsent(
                 ordinal: row[1], code: row[2], expiresAt: row[3], id: row[4], now: now, withRecordID: withRecordIDs)
             newest.consent = max(newest.consent, row[4])
@@ -125,11 +131,20 @@ extension Vault {
             db.cachedStatement(sql: Self.flagLedgerSQL(bySubject: !whole)),
             arguments: [low, high, after.flag])
         while let row = try flags.next() {
+            let expected = RecordBinding.flag(
+                binder, id: row[4], subject: row[0], flag: row[1], purpose: row[2], value: row[3], time: row[5], source: row[6], recordedAt: row[7])
+            guard RecordBinding.matches(row[8], expected) else { throw Self.unboundLedger }
             states[row[0], default: DerivedState()].applyFlag(row[1], purpose: row[2], on: (row[3] as Int64) == 1)
             newest.flag = max(newest.flag, row[4])
         }
         return newest
     }
+
+    /// A consent or flag record whose binding fails: the ledger was edited in the file, so no decision can rest on it.
+    static let unboundLedger = VaultError(
+        .integrity,
+        "a consent or flag record fails its binding (edited or forged in the database file); nothing was released, run `consentry check` and restore the vault from a backup"
+    )
 
     /// The current consent and flag state of one subject, derived from its ledger records.
     ///
@@ -142,16 +157,28 @@ extension Vault {
         let consents = try RawQuery(db, Self.consentLedgerBySubjectSQL)
         for index: Int32 in 1...2 { consents.bind(index, subject.rawValue) }
         consents.bind(3, 0)
+        let binder = keys.recordBinding
         while try consents.step() {
+            let expiresAt = consents.isNull(3) ? nil : consents.int64(3)
+            let expected = RecordBinding.consent(
+                binder, id: consents.int64(4), subject: subject.rawValue, purpose: consents.text(5) ?? "", state: consents.text(6) ?? "",
+                time: consents.int64(7), source: consents.text(8) ?? "", noticeVersion: consents.text(9), evidence: consents.text(10),
+                expiresAt: expiresAt, recordedAt: consents.int64(11))
+            guard consents.blobEquals(12, expected) else { throw Self.unboundLedger }
             state.applyConsent(
-                ordinal: Int(consents.int64(1)), code: Int(consents.int64(2)), expiresAt: consents.isNull(3) ? nil : consents.int64(3),
-                id: consents.int64(4), now: now, withRecordID: true)
+                ordinal: Int(consents.int64(1)), code: Int(consents.int64(2)), expiresAt: expiresAt, id: consents.int64(4), now: now,
+                withRecordID: true)
         }
         let flags = try RawQuery(db, Self.flagLedgerBySubjectSQL)
         for index: Int32 in 1...2 { flags.bind(index, subject.rawValue) }
         flags.bind(3, 0)
         while try flags.step() {
-            state.applyFlag(flags.text(1) ?? "", purpose: flags.text(2) ?? "", on: flags.int64(3) == 1)
+            let (flag, purpose) = (flags.text(1) ?? "", flags.text(2) ?? "")
+            let expected = RecordBinding.flag(
+                binder, id: flags.int64(4), subject: subject.rawValue, flag: flag, purpose: purpose, value: flags.int64(3), time: flags.int64(5),
+                source: flags.text(6) ?? "", recordedAt: flags.int64(7))
+            guard flags.blobEquals(8, expected) else { throw Self.unboundLedger }
+            state.applyFlag(flag, purpose: purpose, on: flags.int64(3) == 1)
         }
         return state
     }
