@@ -260,4 +260,45 @@ struct CrashTests {
         print("crash points tried (write paths): \(crashPoints), killed mid-run: \(killed)")
         #expect(killed > 0, "no run was killed; the test proved nothing")
     }
+
+    @Test("killing a rectification at random points leaves the old or the new values, never a mix; a re-run completes it")
+    func killDuringRectification() throws {
+        var generator = SystemRandomNumberGenerator()
+        var killed = 0
+        var duration = 0.0
+        for run in 0..<4 {
+            let vault = newVaultPath()
+            #expect(try consentry(vault, ["demo", "--profiles", "300", "--events-per-profile", "0"]).status == 0)
+            let csv = TestSupport.writeFile("r.csv", "email,customer_id,first_name,city\n\(Canary.email),\(Canary.customerID),\(Canary.firstName),\(Canary.city)\n")
+            #expect(try consentry(vault, ["import", "profiles", csv.path, "--source", "crm"]).status == 0)
+            let opened = try CLI.run(
+                ["dsr", "open", "--type", "rectification", "--regime", "gdpr", "--stdin", "--json", "--vault", vault.path],
+                input: #"{"email": "\#(Canary.email)", "set": {"first_name": "Renamed", "email": "moved-7f3a@example.test"}}"#)
+            let object = try JSONSerialization.jsonObject(with: Data(opened.stdout.utf8)) as? [String: Any] ?? [:]
+            let id = try #require(object["id"] as? String, "\(opened.stderr)"), code = try #require(object["code"] as? String)
+            #expect(try consentry(vault, ["dsr", "verify", id, "--code", code]).status == 0)
+            let arguments = ["dsr", "fulfil", id, "--vault", vault.path]
+            if run == 0 {
+                let started = Date()
+                #expect(try CLI.run(arguments).status == 0)
+                duration = Date().timeIntervalSince(started)
+            } else if try killAfter(Double.random(in: 0...duration, using: &generator), arguments) {
+                killed += 1
+            }
+            #expect(try consentry(vault, ["check"]).status == 0, "run \(run)")
+            #expect(try consentry(vault, ["audit", "verify"]).status == 0, "run \(run)")
+            func name(_ email: String) throws -> String? {
+                let read = try consentry(
+                    vault, ["profile", "show", "--email", email, "--as", "compliance_officer", "--purpose", "service", "--fields", "first_name", "--reason", "t", "--json"])
+                guard read.status == 0 else { return nil }
+                return (try JSONSerialization.jsonObject(with: Data(read.stdout.utf8)) as? [String: String])?["first_name"]
+            }
+            let old = try name(Canary.email), new = try name("moved-7f3a@example.test")
+            // Either wholly before (found by the old address, old name) or wholly after (found by the new one, new name).
+            #expect((old == Canary.firstName && new == nil) || (old == nil && new == "Renamed"), "run \(run): \(old ?? "-") / \(new ?? "-")")
+            if new == nil { #expect(try consentry(vault, ["dsr", "fulfil", id]).status == 0, "run \(run): the re-run completes it") }
+            #expect(try name("moved-7f3a@example.test") == "Renamed", "run \(run)")
+        }
+        print("crash points tried (rectification): 3, killed mid-run: \(killed)")
+    }
 }
