@@ -225,8 +225,8 @@ struct Demo: ParsableCommand {
     @Option(name: .long, help: "Mean number of events per profile.")
     var eventsPerProfile: Double = 10
 
-    @Option(name: .long, help: "The policy directory, when the vault has to be created.")
-    var policies = "policies"
+    @Option(name: .long, help: "The policy directory, when the vault has to be created (default: the built-in policy set).")
+    var policies: String?
 
     @Option(name: .long, help: "Write profiles.csv and events.jsonl into this directory instead of a vault.")
     var writeFiles: String?
@@ -248,14 +248,17 @@ struct Demo: ParsableCommand {
             print("wrote \(urls.profiles.path) and \(urls.events.path)")
             return
         }
-        let vault = try Output.guarding {
-            let key = try Environment.masterKey()
-            if FileManager.default.fileExists(atPath: global.vaultURL.appendingPathComponent(Vault.databaseFileName).path) {
-                return try Vault.open(at: global.vaultURL, masterKey: key)
+        let vault: Vault
+        if FileManager.default.fileExists(atPath: global.vaultURL.appendingPathComponent(Vault.databaseFileName).path) {
+            vault = try global.openVault()
+        } else {
+            let source = try policies.map { URL(fileURLWithPath: $0) } ?? Init.writeDefaultPolicies()
+            defer { if policies == nil { try? FileManager.default.removeItem(at: source.deletingLastPathComponent()) } }
+            vault = try Output.guarding {
+                let key = try Environment.masterKey()
+                return try Vault.create(
+                    at: global.vaultURL, policies: source, masterKey: key, configuration: VaultConfiguration(witnessFiles: global.witnessURLs))
             }
-            return try Vault.create(
-                at: global.vaultURL, policies: URL(fileURLWithPath: policies), masterKey: key,
-                configuration: VaultConfiguration(witnessFiles: global.witnessURLs))
         }
         let report = try Output.guarding { try vault.loadDemoData(options, actor: global.actorName) }
         try? vault.checkpointIfDue(force: true)
