@@ -85,7 +85,7 @@ extension Vault {
         """
         SELECT subject_id, \(purposeOrdinalSQL),
             CASE state WHEN 'granted' THEN 1 WHEN 'pending' THEN 2 WHEN 'confirmed' THEN 3 WHEN 'withdrawn' THEN 4 ELSE 0 END,
-            expires_at, id, purpose, state, time, source, notice_version, evidence_ref, recorded_at, binding
+            expires_at, id, subject_id, purpose, state, time, source, notice_version, evidence_ref, expires_at, recorded_at, binding
         FROM consent_record WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY \(order)
         """
     }
@@ -113,19 +113,20 @@ extension Vault {
         // are read through the per-subject index (in rowid order SQLite would walk the whole ledger to find them);
         // a range of subjects is read in rowid order from `after`, one sequential pass that skips what was applied.
         let whole = low != high
-        let consents = try Row.fetchCursor(
-            db.cachedStatement(sql: Self.consentLedgerSQL(bySubject: !whole)),
-            arguments: [low, high, after.consent])
+        let consents = try RawQuery(db, Self.consentLedgerSQL(bySubject: !whole))
+        consents.bind(1, low)
+        consents.bind(2, high)
+        consents.bind(3, after.consent)
+        let verifier = RecordBinding.LedgerVerifier(keys.recordBinding)
         let binder = keys.recordBinding
-        while let row = try consents.next() {
+        while try consents.step() {
             // INVARIANT: a ledger record counts only when its binding verifies; an edited or forged one stops the decision.
-            let expected = RecordBinding.consent(
-                binder, id: row[4], subject: row[0], purpose: row[5], state: row[6], time: row[7], source: row[8], noticeVersion: row[9],
-                evidence: row[10], expiresAt: row[3], recordedAt: row[11])
-            guard RecordBinding.matches(row[12], expected) else { throw Self.unboundLedger }
-            states[row[0], default: DerivedState()].applyConsent(
-                ordinal: row[1], code: row[2], expiresAt: row[3], id: row[4], now: now, withRecordID: withRecordIDs)
-            newest.consent = max(newest.consent, row[4])
+            guard verifier.consentMatches(consents, from: 4) else { throw Self.unboundLedger }
+            let id = consents.int64(4)
+            states[consents.int64(0), default: DerivedState()].applyConsent(
+                ordinal: Int(consents.int64(1)), code: Int(consents.int64(2)), expiresAt: consents.isNull(3) ? nil : consents.int64(3), id: id,
+                now: now, withRecordID: withRecordIDs)
+            newest.consent = max(newest.consent, id)
         }
         let flags = try Row.fetchCursor(
             db.cachedStatement(sql: Self.flagLedgerSQL(bySubject: !whole)),
@@ -158,13 +159,10 @@ extension Vault {
         for index: Int32 in 1...2 { consents.bind(index, subject.rawValue) }
         consents.bind(3, 0)
         let binder = keys.recordBinding
+        let verifier = RecordBinding.LedgerVerifier(binder)
         while try consents.step() {
             let expiresAt = consents.isNull(3) ? nil : consents.int64(3)
-            let expected = RecordBinding.consent(
-                binder, id: consents.int64(4), subject: subject.rawValue, purpose: consents.text(5) ?? "", state: consents.text(6) ?? "",
-                time: consents.int64(7), source: consents.text(8) ?? "", noticeVersion: consents.text(9), evidence: consents.text(10),
-                expiresAt: expiresAt, recordedAt: consents.int64(11))
-            guard consents.blobEquals(12, expected) else { throw Self.unboundLedger }
+            guard verifier.consentMatches(consents, from: 4) else { throw Self.unboundLedger }
             state.applyConsent(
                 ordinal: Int(consents.int64(1)), code: Int(consents.int64(2)), expiresAt: expiresAt, id: consents.int64(4), now: now,
                 withRecordID: true)

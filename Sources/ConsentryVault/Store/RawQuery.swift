@@ -86,6 +86,12 @@ struct RawQuery: ~Copyable {
         withBytes(index) { stored in stored.count == expected.count && Digest.equal(Array(stored), expected) }
     }
 
+    /// Calls `body` with the UTF-8 bytes of text column `index`, valid only during the call (empty for NULL).
+    func withText<R>(_ index: Int32, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        guard let base = sqlite3_column_text(handle, index) else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        return try body(UnsafeRawBufferPointer(start: base, count: Int(sqlite3_column_bytes(handle, index))))
+    }
+
     /// Column `index` of the current row as text, or nil for NULL.
     func text(_ index: Int32) -> String? {
         guard let base = sqlite3_column_text(handle, index) else { return nil }

@@ -24,6 +24,12 @@ enum RecordBinding {
     /// The first ``length`` bytes of the keyed hash of `parts` under `tag`.
     private static func mac(_ binder: BlindIndexer, tag: UInt8, _ parts: [Part]) -> [UInt8] {
         var out: [UInt8] = []
+        encode(parts, into: &out)
+        return Array(binder.hash(tag: tag, bytes: out).prefix(length))
+    }
+
+    /// The framing of `parts` (the same bytes ``LedgerVerifier`` writes from raw columns), appended to `out`.
+    private static func encode(_ parts: [Part], into out: inout [UInt8]) {
         func append(_ bytes: [UInt8]) {
             withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { out += $0 }
             out += bytes
@@ -49,7 +55,60 @@ enum RecordBinding {
                 append(Array(text.utf8))
             }
         }
-        return Array(binder.hash(tag: tag, bytes: out).prefix(length))
+    }
+
+    /// Checks consent records against their bindings straight from a statement's columns: scans check every record of
+    /// the vault, and decoding each column into Swift values cost more than the hash. One keyed state and one scratch
+    /// buffer serve every row; the bytes framed are those of ``consent(_:id:subject:purpose:state:time:source:noticeVersion:evidence:expiresAt:recordedAt:)``.
+    final class LedgerVerifier {
+        private let consentHasher: KeyedHasher
+        private var buffer: [UInt8] = []
+        private var digest: [UInt8] = []
+
+        init(_ binder: BlindIndexer) {
+            consentHasher = binder.prefixedHasher(tag: 0x51)
+            buffer.reserveCapacity(256)
+        }
+
+        private func integer(_ query: borrowing RawQuery, _ index: Int32) {
+            guard !query.isNull(index) else {
+                buffer.append(0)
+                return
+            }
+            buffer.append(1)
+            withUnsafeBytes(of: query.int64(index).bigEndian) { buffer += $0 }
+        }
+
+        private func text(_ query: borrowing RawQuery, _ index: Int32) {
+            guard !query.isNull(index) else {
+                buffer.append(0)
+                return
+            }
+            buffer.append(3)
+            query.withText(index) { bytes in
+                withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { buffer += $0 }
+                buffer += bytes
+            }
+        }
+
+        /// Whether the current row of a query selecting, from column `first` on, `id, subject_id, purpose, state, time,
+        /// source, notice_version, evidence_ref, expires_at, recorded_at, binding` carries its binding.
+        func consentMatches(_ query: borrowing RawQuery, from first: Int32) -> Bool {
+            buffer.removeAll(keepingCapacity: true)
+            digest.removeAll(keepingCapacity: true)
+            integer(query, first)
+            integer(query, first + 1)
+            text(query, first + 2)
+            text(query, first + 3)
+            integer(query, first + 4)
+            text(query, first + 5)
+            text(query, first + 6)
+            text(query, first + 7)
+            integer(query, first + 8)
+            integer(query, first + 9)
+            buffer.withUnsafeBytes { consentHasher.append($0, length: RecordBinding.length, to: &digest) }
+            return query.blobEquals(first + 10, digest)
+        }
     }
 
     /// The binding of an identity-index row (`identity` or `shared_identity`).
