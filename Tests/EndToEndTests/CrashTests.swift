@@ -146,6 +146,32 @@ struct CrashTests {
         #expect(killedCount > 0, "no run was killed; the test proved nothing")
     }
 
+    /// Threads that call `body(worker, n)` for n = 1, 2, … until stopped.
+    final class LoadWorkers: Sendable {
+        private let stopped = Mutex(false)
+        private let group = DispatchGroup()
+
+        init(_ count: Int, _ body: @escaping @Sendable (_ worker: Int, _ n: Int) -> Void) {
+            for worker in 0..<count {
+                group.enter()
+                Thread.detachNewThread { [self] in
+                    defer { group.leave() }
+                    var n = 0
+                    while !stopped.withLock({ $0 }) {
+                        n += 1
+                        body(worker, n)
+                    }
+                }
+            }
+        }
+
+        /// Stops every worker and waits for their last call to return.
+        func stop() {
+            stopped.withLock { $0 = true }
+            group.wait()
+        }
+    }
+
     /// What the clients of a killed server were told had happened.
     final class Acknowledged: @unchecked Sendable {
         private let lock = NSLock()
@@ -166,43 +192,33 @@ struct CrashTests {
         for run in 0..<3 {
             let server = try ServerTests().start()
             let acknowledged = Acknowledged()
-            let stop = Mutex(false)
-            let group = DispatchGroup()
-            for worker in 0..<4 {
-                group.enter()
-                Thread.detachNewThread {
-                    defer { group.leave() }
-                    var n = 0
-                    while !stop.withLock({ $0 }) {
-                        n += 1
-                        switch worker {
-                        case 0:
-                            let email = "load-\(run)-\(n)-7f3a@example.test"
-                            let reply = try? server.post("/v1/profiles", as: "data_engineer", ["source": "crm", "profiles": [["email": email, "first_name": "Lo"]]])
-                            if reply?.status == 200 && reply?.json["inserted"] as? Int == 1 { acknowledged.add(profile: email) }
-                        case 1:
-                            let state = n % 2 == 0 ? "granted" : "withdrawn"
-                            let reply = try? server.post(
-                                "/v1/consent", as: "admin", ["subject": ["email": Canary.email], "purpose": "personalization", "state": state])
-                            if reply?.status == 201 { acknowledged.addConsent() }
-                        case 2:
-                            let reply = try? server.post("/v1/render", as: "campaign_service", ["template": "hello", "subject": ["email": Canary.email]])
-                            if reply?.status == 200 { acknowledged.addRender() }
-                        default:
-                            // Another process writing the same vault at the same time.
-                            let state = n % 2 == 0 ? "grant" : "withdraw"
-                            if (try? consentry(server.vault, ["consent", state, "--email", Canary.email, "--purpose", "profiling"]))?.status == 0 {
-                                acknowledged.addCLIConsent()
-                            }
-                        }
+            let load = LoadWorkers(4) { worker, n in
+                switch worker {
+                case 0:
+                    let email = "load-\(run)-\(n)-7f3a@example.test"
+                    let reply = try? server.post(
+                        "/v1/profiles", as: "data_engineer", ["source": "crm", "profiles": [["email": email, "first_name": "Lo"]]])
+                    if reply?.status == 200 && reply?.json["inserted"] as? Int == 1 { acknowledged.add(profile: email) }
+                case 1:
+                    let state = n % 2 == 0 ? "granted" : "withdrawn"
+                    let reply = try? server.post(
+                        "/v1/consent", as: "admin", ["subject": ["email": Canary.email], "purpose": "personalization", "state": state])
+                    if reply?.status == 201 { acknowledged.addConsent() }
+                case 2:
+                    let reply = try? server.post("/v1/render", as: "campaign_service", ["template": "hello", "subject": ["email": Canary.email]])
+                    if reply?.status == 200 { acknowledged.addRender() }
+                default:
+                    // Another process writing the same vault at the same time.
+                    let state = n % 2 == 0 ? "grant" : "withdraw"
+                    if (try? consentry(server.vault, ["consent", state, "--email", Canary.email, "--purpose", "profiling"]))?.status == 0 {
+                        acknowledged.addCLIConsent()
                     }
                 }
             }
             Thread.sleep(forTimeInterval: Double.random(in: 0.5...2.0, using: &generator))
             kill(server.process.processIdentifier, SIGKILL)
             server.process.waitUntilExit()
-            stop.withLock { $0 = true }
-            group.wait()
+            load.stop()
             crashPoints += 1
             #expect(try consentry(server.vault, ["check"]).status == 0, "run \(run)")
             let verify = try consentry(server.vault, ["audit", "verify"])
@@ -211,7 +227,11 @@ struct CrashTests {
             // Every acknowledged import is stored.
             for email in acknowledged.profiles {
                 let read = try consentry(
-                    server.vault, ["profile", "show", "--email", email, "--as", "compliance_officer", "--purpose", "service", "--fields", "first_name", "--reason", "crash test"])
+                    server.vault,
+                    [
+                        "profile", "show", "--email", email, "--as", "compliance_officer", "--purpose", "service", "--fields", "first_name",
+                        "--reason", "crash test",
+                    ])
                 #expect(read.status == 0, "run \(run): an acknowledged profile is missing")
             }
             // Every acknowledged consent write and render has its audit entry.
@@ -240,7 +260,8 @@ struct CrashTests {
     func killDuringWritePaths() throws {
         let vault = newVaultPath()
         #expect(try consentry(vault, ["demo", "--profiles", "2000", "--events-per-profile", "4"]).status == 0)
-        #expect(try consentry(vault, ["segment", "define", "browsers", "--purpose", "email_marketing", "--rule", "event(view).within(30d)"]).status == 0)
+        #expect(
+            try consentry(vault, ["segment", "define", "browsers", "--purpose", "email_marketing", "--rule", "event(view).within(30d)"]).status == 0)
         var generator = SystemRandomNumberGenerator()
         var crashPoints = 0, killed = 0
         for (name, arguments) in Self.writePaths {
@@ -269,7 +290,8 @@ struct CrashTests {
         for run in 0..<4 {
             let vault = newVaultPath()
             #expect(try consentry(vault, ["demo", "--profiles", "300", "--events-per-profile", "0"]).status == 0)
-            let csv = TestSupport.writeFile("r.csv", "email,customer_id,first_name,city\n\(Canary.email),\(Canary.customerID),\(Canary.firstName),\(Canary.city)\n")
+            let csv = TestSupport.writeFile(
+                "r.csv", "email,customer_id,first_name,city\n\(Canary.email),\(Canary.customerID),\(Canary.firstName),\(Canary.city)\n")
             #expect(try consentry(vault, ["import", "profiles", csv.path, "--source", "crm"]).status == 0)
             let opened = try CLI.run(
                 ["dsr", "open", "--type", "rectification", "--regime", "gdpr", "--stdin", "--json", "--vault", vault.path],
@@ -289,7 +311,11 @@ struct CrashTests {
             #expect(try consentry(vault, ["audit", "verify"]).status == 0, "run \(run)")
             func name(_ email: String) throws -> String? {
                 let read = try consentry(
-                    vault, ["profile", "show", "--email", email, "--as", "compliance_officer", "--purpose", "service", "--fields", "first_name", "--reason", "t", "--json"])
+                    vault,
+                    [
+                        "profile", "show", "--email", email, "--as", "compliance_officer", "--purpose", "service", "--fields", "first_name",
+                        "--reason", "t", "--json",
+                    ])
                 guard read.status == 0 else { return nil }
                 return (try JSONSerialization.jsonObject(with: Data(read.stdout.utf8)) as? [String: String])?["first_name"]
             }

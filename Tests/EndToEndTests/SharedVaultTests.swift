@@ -1,6 +1,5 @@
 import ConsentryTesting
 import Foundation
-import Synchronization
 import Testing
 
 /// Several processes on one vault: a running server and CLI commands beside it.
@@ -44,28 +43,21 @@ struct SharedVaultTests {
         #expect(renders.status == 0 && renders.stdout.contains("campaign_service"), "the render that released data is in the log")
     }
 
-    @Test("a server under API load and CLI imports, erasures, consent writes and status beside it: no lost write, the erasure holds, the chain verifies")
+    @Test(
+        "a server under API load and CLI imports, erasures, consent writes and status beside it: no lost write, the erasure holds, the chain verifies"
+    )
     func serverAndCommandLineTogether() throws {
         let server = try ServerTests().start()
         let acknowledged = CrashTests.Acknowledged()
-        let stop = Mutex(false)
-        let group = DispatchGroup()
-        for worker in 0..<2 {
-            group.enter()
-            Thread.detachNewThread {
-                defer { group.leave() }
-                var n = 0
-                while !stop.withLock({ $0 }) {
-                    n += 1
-                    if worker == 0 {
-                        let email = "api-\(n)-7f3a@example.test"
-                        let reply = try? server.post("/v1/profiles", as: "data_engineer", ["source": "web", "profiles": [["email": email, "first_name": "Api"]]])
-                        if reply?.status == 200 && reply?.json["inserted"] as? Int == 1 { acknowledged.add(profile: email) }
-                    } else {
-                        let reply = try? server.post("/v1/render", as: "campaign_service", ["template": "hello", "subject": ["email": Canary.email]])
-                        if reply?.status == 200 { acknowledged.addRender() }
-                    }
-                }
+        let load = CrashTests.LoadWorkers(2) { worker, n in
+            if worker == 0 {
+                let email = "api-\(n)-7f3a@example.test"
+                let reply = try? server.post(
+                    "/v1/profiles", as: "data_engineer", ["source": "web", "profiles": [["email": email, "first_name": "Api"]]])
+                if reply?.status == 200 && reply?.json["inserted"] as? Int == 1 { acknowledged.add(profile: email) }
+            } else {
+                let reply = try? server.post("/v1/render", as: "campaign_service", ["template": "hello", "subject": ["email": Canary.email]])
+                if reply?.status == 200 { acknowledged.addRender() }
             }
         }
         // The command line, meanwhile: a file import, an erasure of one of its people, consent writes and status.
@@ -73,7 +65,8 @@ struct SharedVaultTests {
         let file = TestSupport.writeFile("cli.csv", "email,first_name\n" + rows + "\n")
         #expect(try consentry(server.vault, ["import", "profiles", file.path, "--source", "crm", "--batch-size", "50"]).status == 0)
         let erased = "cli-7-7f3a@example.test"
-        let opened = try CLI.run(["dsr", "open", "--type", "erasure", "--regime", "gdpr", "--email", "-", "--json", "--vault", server.vault.path], input: erased)
+        let opened = try CLI.run(
+            ["dsr", "open", "--type", "erasure", "--regime", "gdpr", "--email", "-", "--json", "--vault", server.vault.path], input: erased)
         let request = try JSONSerialization.jsonObject(with: Data(opened.stdout.utf8)) as? [String: Any] ?? [:]
         let id = try #require(request["id"] as? String), code = try #require(request["code"] as? String)
         #expect(try consentry(server.vault, ["dsr", "verify", id, "--code", code]).status == 0)
@@ -83,18 +76,22 @@ struct SharedVaultTests {
             #expect(try consentry(server.vault, ["consent", step, "--email", Canary.email, "--purpose", "personalization"]).status == 0)
             #expect(try consentry(server.vault, ["status"]).status == 0)
         }
-        stop.withLock { $0 = true }
-        group.wait()
+        load.stop()
         #expect(try server.call("GET", "/readyz").status == 200, "the server's files stayed its own")
         #expect(server.stop() == 0)
         #expect(acknowledged.renders > 0 && !acknowledged.profiles.isEmpty, "the load reached the server")
         for email in acknowledged.profiles + ["cli-1-7f3a@example.test", "cli-200-7f3a@example.test"] {
             let read = try consentry(
-                server.vault, ["profile", "show", "--email", email, "--as", "compliance_officer", "--purpose", "service", "--fields", "first_name", "--reason", "t"])
+                server.vault,
+                [
+                    "profile", "show", "--email", email, "--as", "compliance_officer", "--purpose", "service", "--fields", "first_name", "--reason",
+                    "t",
+                ])
             #expect(read.status == 0, "an acknowledged profile is missing")
         }
         let gone = try consentry(
-            server.vault, ["profile", "show", "--email", erased, "--as", "compliance_officer", "--purpose", "service", "--fields", "first_name", "--reason", "t"])
+            server.vault,
+            ["profile", "show", "--email", erased, "--as", "compliance_officer", "--purpose", "service", "--fields", "first_name", "--reason", "t"])
         #expect(gone.status != 0, "the erased subject stays erased")
         #expect(try consentry(server.vault, ["dsr", "verify-erasure", id]).status == 0)
         #expect(try consentry(server.vault, ["audit", "verify"]).status == 0)
