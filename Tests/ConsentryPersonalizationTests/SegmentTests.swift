@@ -40,6 +40,8 @@ struct SegmentRuleTests {
             ("event(view).within(7)", 1, 20, "`within` takes a duration"),
             ("country = \"DE\"\n  and\n  event(view).count >= \"x\"", 3, 24, "compared with a number"),
             ("country = \"DE\" country = \"AT\"", 1, 16, "join conditions"),
+            // Found by the fuzzer: the product overflowed and trapped.
+            ("event(view).within(6666666666667w)", 1, 20, "of at most 36500 days"),
         ]
         for (text, line, column, message) in cases {
             do {

@@ -14,7 +14,8 @@ targets=(csv jsonl body yaml rule template)
 for target in "${targets[@]}"; do
   mkdir -p "$work/$target"
   cp "$root/Tests/Fuzz/corpus/$target/"* "$work/$target/"
-  if ! CONSENTRY_FUZZ_TARGET=$target "$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+  # Swift's backtracer would take the crash signal first; with it off, libFuzzer writes the input that crashed.
+  if ! SWIFT_BACKTRACE=enable=no CONSENTRY_FUZZ_TARGET=$target "$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
       -print_final_stats=1 -artifact_prefix="$work/$target-" "$work/$target" \
       >"$work/$target.log" 2>&1; then
     tail -40 "$work/$target.log" >&2

@@ -14,6 +14,23 @@ public struct RuleError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { line > 0 ? "line \(line), column \(column): \(message)" : message }
 }
 
+extension RuleValue {
+    /// Milliseconds per duration unit: weeks, days, hours, minutes.
+    static let durationUnits: [String: Int64] = ["w": 604_800_000, "d": 86_400_000, "h": 3_600_000, "m": 60_000]
+
+    /// The longest duration a rule may name, in days: a hundred years, far past any event history.
+    static let longestDurationDays: Int64 = 36_500
+
+    /// `count` units in milliseconds, or nil when `count` is not a whole number from 0 or the duration is longer than
+    /// ``longestDurationDays`` (which also keeps the product from overflowing).
+    static func durationMillis(_ count: String, unit: Int64) -> Int64? {
+        guard let count = Int64(count), count >= 0 else { return nil }
+        let (millis, overflow) = count.multipliedReportingOverflow(by: unit)
+        guard !overflow, millis <= longestDurationDays * 86_400_000 else { return nil }
+        return millis
+    }
+}
+
 extension SegmentRule {
     /// The deepest nesting of parentheses, `not` and JSON `and`/`or`/`not` a rule may have. Parsing, evaluation and
     /// field checks recurse over the rule; the bound keeps a hostile rule from exhausting the stack.
@@ -70,14 +87,14 @@ private struct RuleParser {
                     number.append(chars[i])
                     step()
                 }
-                if i < chars.count, let unit = ["w": 604_800_000, "d": 86_400_000, "h": 3_600_000, "m": 60_000][String(chars[i])],
-                    i + 1 >= chars.count || !(chars[i + 1].isLetter)
-                {
+                if i < chars.count, let unit = RuleValue.durationUnits[String(chars[i])], i + 1 >= chars.count || !(chars[i + 1].isLetter) {
                     step()
-                    guard let count = Int64(number), count >= 0 else {
-                        throw RuleError(line: l, column: col, message: "a duration is a whole number and a unit, such as `7d`")
+                    guard let millis = RuleValue.durationMillis(number, unit: unit) else {
+                        throw RuleError(
+                            line: l, column: col,
+                            message: "a duration is a whole number and a unit, such as `7d`, of at most \(RuleValue.longestDurationDays) days")
                     }
-                    tokens.append((.duration(count * Int64(unit)), l, col))
+                    tokens.append((.duration(millis), l, col))
                 } else {
                     guard let value = Double(number) else { throw RuleError(line: l, column: col, message: "`\(number)` is not a number") }
                     tokens.append((.number(value), l, col))
@@ -327,10 +344,11 @@ extension SegmentRule {
     private static func literal(_ value: Any, path: String) throws(RuleError) -> RuleValue {
         if let n = value as? NSNumber, String(describing: type(of: n)) != "__NSCFBoolean" { return .number(n.doubleValue) }
         if let s = value as? String {
-            if let last = s.last, let unit = ["w": Int64(604_800_000), "d": 86_400_000, "h": 3_600_000, "m": 60_000][String(last)],
-                let count = Int64(s.dropLast()), count >= 0
-            {
-                return .duration(count * unit)
+            if let last = s.last, let unit = RuleValue.durationUnits[String(last)], Int64(s.dropLast()) != nil {
+                guard let millis = RuleValue.durationMillis(String(s.dropLast()), unit: unit) else {
+                    throw fail(path, "a duration is a whole number and a unit, such as \"7d\", of at most \(RuleValue.longestDurationDays) days")
+                }
+                return .duration(millis)
             }
             return .text(s)
         }
