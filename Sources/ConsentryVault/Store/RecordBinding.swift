@@ -182,9 +182,13 @@ extension Vault {
     /// without a binding (inserted in the file) is never bound, so `check` reports it.
     func bindUnboundRecords() throws(VaultError) {
         let binder = keys.recordBinding
+        let done = "SELECT value FROM vault_meta WHERE key = 'record_bindings'"
         do {
+            // A read first: every open passes here, and taking the write lock each time would queue `status` behind a
+            // busy server.
+            guard try db.read({ try String.fetchOne($0, sql: done) }) == nil else { return }
             try db.write { db in
-                guard try String.fetchOne(db, sql: "SELECT value FROM vault_meta WHERE key = 'record_bindings'") == nil else { return }
+                guard try String.fetchOne(db, sql: done) == nil else { return }
                 try db.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('record_bindings', '1')")
                 for table in ["identity", "shared_identity"] {
                     let rows = try Row.fetchAll(db, sql: "SELECT hash, kind, subject_id FROM \(table) WHERE binding IS NULL")
