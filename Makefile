@@ -41,7 +41,7 @@ test: deps test-peers
 	$(SWIFT) build --build-tests $(SWIFTFLAGS)
 	$(SWIFT) test --skip-build $(SWIFTFLAGS)
 	$(MAKE) fuzz-build
-	./Tests/Fuzz/run.sh $(FUZZ_SHORT_SECONDS)
+	FUZZ_SEED=1 ./Tests/Fuzz/run.sh $(FUZZ_SHORT_SECONDS)
 
 # libFuzzer builds of the parsers (Tests/Fuzz), in their own build folder.
 fuzz-build: deps
