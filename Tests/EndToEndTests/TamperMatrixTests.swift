@@ -103,6 +103,25 @@ struct TamperMatrixTests {
             try db.execute(sql: "DROP TRIGGER subject_flag_append_only")
             try db.execute(sql: "UPDATE subject_flag SET value = 0")
         },
+        Case(description: "consent_record: the newest withdrawal deleted", detector: .check, message: "does not match its head") { db in
+            try db.execute(sql: "DELETE FROM consent_record WHERE state = 'withdrawn'")
+        },
+        Case(description: "consent_record: an older record deleted", detector: .check, message: "does not match its head") { db in
+            try db.execute(sql: "DELETE FROM consent_record WHERE id = (SELECT min(id) FROM consent_record)")
+        },
+        Case(description: "subject_flag: a restriction deleted", detector: .check, message: "does not match its head") { db in
+            try db.execute(sql: "DELETE FROM subject_flag")
+        },
+        Case(description: "subject: a ledger head removed with every record it counts", detector: .check, message: "does not match its head") { db in
+            let b = try subjectID(db, customer: "N-1")
+            try db.execute(sql: "DELETE FROM consent_record WHERE subject_id = ?", arguments: [b])
+            try db.execute(sql: "DELETE FROM subject_flag WHERE subject_id = ?", arguments: [b])
+            try db.execute(sql: "UPDATE subject SET ledger_head = NULL WHERE id = ?", arguments: [b])
+        },
+        Case(description: "subject: a ledger head copied from another subject", detector: .check, message: "does not match its head") { db in
+            let (a, b) = (try subjectID(db, customer: "C"), try subjectID(db, customer: "N-1"))
+            try db.execute(sql: "UPDATE subject SET ledger_head = (SELECT ledger_head FROM subject WHERE id = ?) WHERE id = ?", arguments: [a, b])
+        },
         Case(description: "api_token: a marketer token raised to admin", detector: .check, message: "of `api_token` fail their binding") { db in
             try db.execute(sql: "UPDATE api_token SET role = 'admin'")
         },
@@ -177,14 +196,36 @@ struct TamperMatrixTests {
             for table in ["identity", "shared_identity", "consent_record", "subject_flag", "api_token"] {
                 try db.execute(sql: "UPDATE \(table) SET binding = NULL")
             }
-            try db.execute(sql: "DELETE FROM vault_meta WHERE key = 'record_bindings'")
+            try db.execute(sql: "UPDATE subject SET ledger_head = NULL")
+            try db.execute(sql: "DELETE FROM vault_meta WHERE key IN ('record_bindings', 'ledger_heads')")
         }
         let checked = try consentry(copy, ["check"])
         #expect(checked.status == 0, "\(checked.stdout) \(checked.stderr)")
         let unbound = try DatabaseQueue(path: copy.appendingPathComponent("vault.sqlite").path)
         let missing = try unbound.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM consent_record WHERE binding IS NULL") }
+        let headless = try unbound.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM subject WHERE ledger_head IS NULL") }
         try unbound.close()
         #expect(missing == 0)
+        #expect(headless == 0)
+    }
+
+    @Test("a consent or flag write onto a ledger head that fails its binding is refused, and nothing is written")
+    func writeOntoForgedHeadRefused() throws {
+        let copy = try Self.tamperedCopy { db in
+            let (a, b) = (try Self.subjectID(db, customer: "C"), try Self.subjectID(db, customer: "N-1"))
+            try db.execute(sql: "UPDATE subject SET ledger_head = (SELECT ledger_head FROM subject WHERE id = ?) WHERE id = ?", arguments: [a, b])
+        }
+        func records() throws -> Int {
+            let queue = try DatabaseQueue(path: copy.appendingPathComponent("vault.sqlite").path)
+            defer { try? queue.close() }
+            return try queue.read { try Int.fetchOne($0, sql: "SELECT (SELECT count(*) FROM consent_record) + (SELECT count(*) FROM subject_flag)") ?? -1 }
+        }
+        let before = try records()
+        let consent = try consentry(copy, ["consent", "grant", "--email", Self.neighbour, "--purpose", "email_marketing"])
+        #expect(consent.status != 0 && consent.stderr.contains("fails its binding"), "\(consent.stderr)")
+        let flag = try consentry(copy, ["consent", "flag", "--email", Self.neighbour, "--set", "restriction", "--clear"])
+        #expect(flag.status != 0 && flag.stderr.contains("fails its binding"), "\(flag.stderr)")
+        #expect(try records() == before)
     }
 
     @Test("an edited consent record stops decisions at once: scans and reads fail closed until the vault is restored")

@@ -297,11 +297,12 @@ extension Vault {
         return consentCount
     }
 
-    /// Appends one consent record to the ledger (the ledger's rules come with the gate).
+    /// Appends one consent record to the ledger (the ledger's rules come with the gate) and returns its id.
+    @discardableResult
     func appendConsent(
         subject: SubjectID, purpose: Purpose, state: ConsentState, time: Int64, source: String, noticeVersion: String? = nil,
         evidence: String? = nil, expiresAt: Int64? = nil, db: Database
-    ) throws {
+    ) throws -> Int64 {
         // The id is chosen here (the write transaction holds the writer) so that the binding can cover it: the ledger
         // is append-only, so the binding cannot be added after the insert.
         let id = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(id) FROM consent_record")) ?? 0) + 1
@@ -318,5 +319,7 @@ extension Vault {
         ).execute(arguments: [
             id, subject.rawValue, purpose.rawValue, state.rawValue, time, source, noticeVersion, evidence, expiresAt, recordedAt, Data(binding),
         ])
+        try advanceLedgerHead(of: subject, consent: id, db: db)
+        return id
     }
 }

@@ -93,10 +93,9 @@ extension Vault {
                             .invalidInput, "there is no pending double opt-in for `\(change.purpose.rawValue)` to confirm; record `pending` first")
                     }
                 }
-                try appendConsent(
+                let id = try appendConsent(
                     subject: subject, purpose: change.purpose, state: change.state, time: nowMillis, source: change.source,
                     noticeVersion: change.noticeVersion, evidence: change.evidence, expiresAt: change.expiresAt, db: db)
-                let id = db.lastInsertedRowID
                 let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
                 var entry = draft(request, decision, subject: pseudonym, counts: [change.state.rawValue: 1], consentIDs: [id], requestID: requestID)
                 entry.reasons.append("source: \(change.source)")
@@ -137,6 +136,7 @@ extension Vault {
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                         """,
                     arguments: [id, subject.rawValue, flag.rawValue, purpose?.rawValue ?? "", on ? 1 : 0, now, source, now, Data(binding)])
+                try advanceLedgerHead(of: subject, flag: id, db: db)
                 let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
                 var entry = draft(
                     AccessRequest(actor: actor, role: role, action: .consentWrite, purpose: purpose), decision, subject: pseudonym,

@@ -273,8 +273,8 @@ final class ProfileIngest {
     /// (another process rotated the keys) or, about once in 2^63 subjects, the random id is taken.
     private func insertPrepared(_ prepared: PreparedProfile, db: Database) throws -> SubjectID {
         let sql = """
-            INSERT INTO subject (id, kek_version, wrapped_key, key_version, fields, created_at, updated_at, audit_secret)
-            VALUES (?, ?, ?, 1, ?, ?, ?, ?)
+            INSERT INTO subject (id, kek_version, wrapped_key, key_version, fields, created_at, updated_at, audit_secret, ledger_head)
+            VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)
             """
         var candidate = prepared.fresh
         while true {
@@ -292,6 +292,8 @@ final class ProfileIngest {
                 insert.bind(5, now)
                 insert.bind(6, now)
                 insert.bind(7, fresh.auditSecret)
+                // An empty ledger head from the start, so that a subject whose records and head were all deleted shows.
+                insert.bind(8, RecordBinding.sealHead(vault.keys.recordBinding, subject: fresh.id.rawValue, RecordBinding.LedgerHead()))
                 try insert.execute()
                 return fresh.id
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {

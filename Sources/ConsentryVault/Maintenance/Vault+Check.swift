@@ -74,6 +74,12 @@ extension Vault {
                             "\(count) row\(count == 1 ? "" : "s") of `\(table)` fail their binding (moved to another subject, edited or forged in the database file); restore the vault from a backup"
                         )
                     }
+                    let heads = try ledgerHeadMismatches(db)
+                    if heads > 0 {
+                        report.problems.append(
+                            "the consent ledger of \(heads) subject\(heads == 1 ? "" : "s") does not match its head (a consent or flag record deleted, or the head edited, in the database file); restore the vault from a backup"
+                        )
+                    }
                 }
             } catch {
                 report.databaseCheck = "failed: \(Self.storageError(error, "check the database").message)"

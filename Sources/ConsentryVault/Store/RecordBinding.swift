@@ -154,6 +154,55 @@ enum RecordBinding {
         token(binder, id: row[0], name: row[1], role: row[2], secretHash: [UInt8](row[3] as Data), expiresAt: row[4], revokedAt: row[5])
     }
 
+    /// A subject's ledger head: how many consent and flag records it has and the newest id of each, kept in the subject
+    /// row and bound to it. The records are bound one by one, so an edit shows in the record itself; a record deleted
+    /// from the file shows only here, as a count or a newest id the ledger no longer has.
+    struct LedgerHead: Equatable {
+        var consents: Int64 = 0
+        var lastConsent: Int64 = 0
+        var flags: Int64 = 0
+        var lastFlag: Int64 = 0
+
+        /// Stored bytes: the four numbers (big-endian) and then the binding.
+        static let storedLength = 32 + RecordBinding.length
+
+        /// The head after `consent` or `flag` (a new record's id) was appended.
+        func appending(consent: Int64? = nil, flag: Int64? = nil) -> LedgerHead {
+            var next = self
+            if let consent {
+                next.consents += 1
+                next.lastConsent = consent
+            }
+            if let flag {
+                next.flags += 1
+                next.lastFlag = flag
+            }
+            return next
+        }
+    }
+
+    private static func headBinding(_ binder: BlindIndexer, subject: Int64, _ head: LedgerHead) -> [UInt8] {
+        mac(binder, tag: 0x54, [.integer(subject), .integer(head.consents), .integer(head.lastConsent), .integer(head.flags), .integer(head.lastFlag)])
+    }
+
+    /// The bytes stored in `subject.ledger_head` for `head`.
+    static func sealHead(_ binder: BlindIndexer, subject: Int64, _ head: LedgerHead) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(LedgerHead.storedLength)
+        for value in [head.consents, head.lastConsent, head.flags, head.lastFlag] { withUnsafeBytes(of: value.bigEndian) { out += $0 } }
+        return out + headBinding(binder, subject: subject, head)
+    }
+
+    /// The head stored for `subject`, or nil when it is missing, malformed or its binding fails (edited, moved from
+    /// another subject or forged in the file).
+    static func openHead(_ binder: BlindIndexer, subject: Int64, _ stored: Data?) -> LedgerHead? {
+        guard let stored, stored.count == LedgerHead.storedLength else { return nil }
+        let bytes = [UInt8](stored)
+        func number(_ at: Int) -> Int64 { bytes[at..<at + 8].reduce(Int64(0)) { $0 << 8 | Int64($1) } }
+        let head = LedgerHead(consents: number(0), lastConsent: number(8), flags: number(16), lastFlag: number(24))
+        return Digest.equal(Array(bytes[32...]), headBinding(binder, subject: subject, head)) ? head : nil
+    }
+
     static let consentColumns = "id, subject_id, purpose, state, time, source, notice_version, evidence_ref, expires_at, recorded_at, binding"
     static let flagColumns = "id, subject_id, flag, purpose, value, time, source, recorded_at, binding"
 
@@ -182,13 +231,14 @@ extension Vault {
     /// without a binding (inserted in the file) is never bound, so `check` reports it.
     func bindUnboundRecords() throws(VaultError) {
         let binder = keys.recordBinding
-        let done = "SELECT value FROM vault_meta WHERE key = 'record_bindings'"
+        let done = "SELECT count(*) FROM vault_meta WHERE key IN ('record_bindings', 'ledger_heads')"
         do {
             // A read first: every open passes here, and taking the write lock each time would queue `status` behind a
             // busy server.
-            guard try db.read({ try String.fetchOne($0, sql: done) }) == nil else { return }
+            guard try db.read({ try Int.fetchOne($0, sql: done) }) != 2 else { return }
             try db.write { db in
-                guard try String.fetchOne(db, sql: done) == nil else { return }
+                try fillLedgerHeads(db)
+                guard try String.fetchOne(db, sql: "SELECT value FROM vault_meta WHERE key = 'record_bindings'") == nil else { return }
                 try db.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('record_bindings', '1')")
                 for table in ["identity", "shared_identity"] {
                     let rows = try Row.fetchAll(db, sql: "SELECT hash, kind, subject_id FROM \(table) WHERE binding IS NULL")
@@ -214,6 +264,50 @@ extension Vault {
         } catch {
             throw Self.storageError(error, "bind the identity and ledger rows written before schema v13")
         }
+    }
+
+    /// Gives every subject of a vault from before ledger heads (schema v14) the head of the ledger it has, once, as
+    /// ``bindUnboundRecords()`` does for bindings: from then on a subject without a head was changed in the file.
+    private func fillLedgerHeads(_ db: Database) throws {
+        guard try String.fetchOne(db, sql: "SELECT value FROM vault_meta WHERE key = 'ledger_heads'") == nil else { return }
+        try db.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('ledger_heads', '1')")
+        let rows = try Row.fetchAll(db, sql: Self.ledgerCountsSQL + " WHERE s.ledger_head IS NULL")
+        for row in rows {
+            let head = RecordBinding.LedgerHead(consents: row[2], lastConsent: row[3], flags: row[4], lastFlag: row[5])
+            try db.execute(
+                sql: "UPDATE subject SET ledger_head = ? WHERE id = ?", arguments: [Data(RecordBinding.sealHead(keys.recordBinding, subject: row[0], head)), row[0]])
+        }
+    }
+
+    /// Per subject: id, stored head, and the count and newest id of its consent and flag records.
+    private static let ledgerCountsSQL = """
+        SELECT s.id, s.ledger_head,
+            (SELECT count(*) FROM consent_record c WHERE c.subject_id = s.id), (SELECT coalesce(max(c.id), 0) FROM consent_record c WHERE c.subject_id = s.id),
+            (SELECT count(*) FROM subject_flag f WHERE f.subject_id = s.id), (SELECT coalesce(max(f.id), 0) FROM subject_flag f WHERE f.subject_id = s.id)
+        FROM subject s
+        """
+
+    /// Moves a subject's ledger head past a record just appended, in the record's transaction. A head that fails its
+    /// binding stops the write: the ledger was changed in the file, and a new record on top would hide that.
+    func advanceLedgerHead(of subject: SubjectID, consent: Int64? = nil, flag: Int64? = nil, db: Database) throws {
+        let stored = try Data.fetchOne(db.cachedStatement(sql: "SELECT ledger_head FROM subject WHERE id = ?"), arguments: [subject.rawValue])
+        guard let head = RecordBinding.openHead(keys.recordBinding, subject: subject.rawValue, stored) else { throw Self.unboundLedger }
+        try db.cachedStatement(sql: "UPDATE subject SET ledger_head = ? WHERE id = ?").execute(arguments: [
+            Data(RecordBinding.sealHead(keys.recordBinding, subject: subject.rawValue, head.appending(consent: consent, flag: flag))), subject.rawValue,
+        ])
+    }
+
+    /// How many subjects' ledgers differ from their heads (for `consentry check`): a consent or flag record deleted from
+    /// the file, or a head edited, removed or copied from another subject.
+    func ledgerHeadMismatches(_ db: Database) throws -> Int {
+        let binder = keys.recordBinding
+        var bad = 0
+        let rows = try Row.fetchCursor(db, sql: Self.ledgerCountsSQL)
+        while let row = try rows.next() {
+            let actual = RecordBinding.LedgerHead(consents: row[2], lastConsent: row[3], flags: row[4], lastFlag: row[5])
+            if RecordBinding.openHead(binder, subject: row[0], row[1]) != actual { bad += 1 }
+        }
+        return bad
     }
 
     /// Rows whose binding does not verify, per table (for `consentry check`): moved, edited or forged in the file.

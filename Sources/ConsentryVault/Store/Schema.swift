@@ -438,6 +438,11 @@ enum Schema {
                     BEGIN SELECT RAISE(ABORT, 'flag records are append-only'); END;
                     """)
         }
+        migrator.registerMigration("v14-ledger-heads") { db in
+            // Per subject, the count and newest id of its consent and flag records, bound to it (RecordBinding.LedgerHead):
+            // a record deleted from the file shows against it. Filled at the first open after the upgrade.
+            try db.execute(sql: "ALTER TABLE subject ADD COLUMN ledger_head BLOB")
+        }
         return migrator
     }
 }
