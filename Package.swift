@@ -1,4 +1,4 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 import PackageDescription
 
 // One set of settings for every target: explicit existentials, imports that must be visible where used,
@@ -14,7 +14,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "consentry", targets: ["consentry"]),
-        .library(name: "ConsentryVault", targets: ["ConsentryVault"]),
+        .library(name: "ConsentryGate", targets: ["ConsentryGate"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
@@ -44,21 +44,21 @@ let package = Package(
         ),
         .target(name: "ConsentryAudit", dependencies: ["ConsentryCore", "ConsentryCrypto"], swiftSettings: swiftSettings),
         .target(
-            name: "ConsentryVault",
+            name: "ConsentryGate",
             dependencies: [
                 "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryAudit", "CConsentrySystem",
                 .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),
-        .target(name: "ConsentryRights", dependencies: ["ConsentryCore", "ConsentryVault"], swiftSettings: swiftSettings),
+        .target(name: "ConsentryRights", dependencies: ["ConsentryCore", "ConsentryGate"], swiftSettings: swiftSettings),
         // The gate's request and decision types live in ConsentryPolicy; personalization uses them, never the store.
         .target(
-            name: "ConsentryPersonalization", dependencies: ["ConsentryCore", "ConsentryPolicy", "ConsentryVault"], swiftSettings: swiftSettings),
+            name: "ConsentryPersonalization", dependencies: ["ConsentryCore", "ConsentryPolicy", "ConsentryGate"], swiftSettings: swiftSettings),
         .target(
             name: "ConsentryServer",
             dependencies: [
-                "ConsentryCore", "ConsentryPolicy", "ConsentryAudit", "ConsentryVault", "ConsentryRights", "ConsentryPersonalization",
+                "ConsentryCore", "ConsentryPolicy", "ConsentryAudit", "ConsentryGate", "ConsentryRights", "ConsentryPersonalization",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -68,27 +68,27 @@ let package = Package(
         .executableTarget(
             name: "consentry",
             dependencies: [
-                "CConsentrySystem", "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryAudit", "ConsentryVault", "ConsentryRights",
+                "CConsentrySystem", "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryAudit", "ConsentryGate", "ConsentryRights",
                 "ConsentryPersonalization", "ConsentryServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "consentry-bench",
-            dependencies: ["ConsentryCore", "ConsentryPolicy", "ConsentryVault", "ConsentryRights", "ConsentryPersonalization"],
+            dependencies: ["ConsentryCore", "ConsentryPolicy", "ConsentryGate", "ConsentryRights", "ConsentryPersonalization"],
             path: "Benchmarks/Sources/consentry-bench",
             swiftSettings: swiftSettings
         ),
         // Fuzz targets (Tests/Fuzz): a replay tool in ordinary builds, a libFuzzer binary with `make fuzz`.
         .executableTarget(
             name: "consentry-fuzz",
-            dependencies: ["ConsentryCore", "ConsentryPolicy", "ConsentryVault", "ConsentryPersonalization"],
+            dependencies: ["ConsentryCore", "ConsentryPolicy", "ConsentryGate", "ConsentryPersonalization"],
             path: "Tests/Fuzz/consentry-fuzz",
             swiftSettings: swiftSettings
         ),
         .target(
             name: "ConsentryTesting",
-            dependencies: ["ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryVault"],
+            dependencies: ["ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryGate"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "ConsentryCoreTests", dependencies: ["ConsentryCore"], swiftSettings: swiftSettings),
@@ -108,9 +108,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "ConsentryVaultTests",
+            name: "ConsentryGateTests",
             dependencies: [
-                "ConsentryVault", "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryTesting",
+                "ConsentryGate", "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
@@ -118,14 +118,14 @@ let package = Package(
         .testTarget(
             name: "ConsentryRightsTests",
             dependencies: [
-                "ConsentryRights", "ConsentryVault", "ConsentryCore", "ConsentryPolicy", "ConsentryAudit", "ConsentryTesting",
+                "ConsentryRights", "ConsentryGate", "ConsentryCore", "ConsentryPolicy", "ConsentryAudit", "ConsentryTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ConsentryPersonalizationTests",
-            dependencies: ["ConsentryPersonalization", "ConsentryVault", "ConsentryCore", "ConsentryPolicy", "ConsentryAudit", "ConsentryTesting"],
+            dependencies: ["ConsentryPersonalization", "ConsentryGate", "ConsentryCore", "ConsentryPolicy", "ConsentryAudit", "ConsentryTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

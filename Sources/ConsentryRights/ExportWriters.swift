@@ -1,5 +1,5 @@
 import ConsentryCore
-import ConsentryVault
+import ConsentryGate
 import Foundation
 
 /// The formats an access or portability export is written in.

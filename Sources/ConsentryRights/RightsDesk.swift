@@ -1,5 +1,5 @@
 public import ConsentryCore
-public import ConsentryVault
+public import ConsentryGate
 public import Foundation
 
 /// Answers data-subject requests on a vault: the lifecycle (open, verify, fulfil, reject, extend), deadlines per

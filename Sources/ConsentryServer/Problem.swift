@@ -1,4 +1,4 @@
-import ConsentryVault
+import ConsentryGate
 import Foundation
 public import HTTPTypes
 import Hummingbird

@@ -3,7 +3,7 @@ import ConsentryCore
 import ConsentryPersonalization
 import ConsentryPolicy
 import ConsentryRights
-import ConsentryVault
+import ConsentryGate
 import Foundation
 import HTTPTypes
 import Hummingbird

@@ -2,7 +2,7 @@ import ConsentryCore
 import ConsentryPersonalization
 import ConsentryPolicy
 import ConsentryRights
-public import ConsentryVault
+public import ConsentryGate
 public import Foundation
 import HTTPTypes
 import Hummingbird

@@ -1,5 +1,5 @@
 public import ConsentryCore
-public import ConsentryVault
+public import ConsentryGate
 public import Foundation
 
 /// Test support: temporary vaults, a fixed clock, canary values, paths and a runner for the built binary.

@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConsentryCore
 import ConsentryPersonalization
-import ConsentryVault
+import ConsentryGate
 import Foundation
 
 /// `consentry sendtime …`: the best hour to send.

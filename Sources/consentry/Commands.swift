@@ -3,7 +3,7 @@ import ConsentryCore
 import ConsentryCrypto
 import ConsentryPersonalization
 import ConsentryPolicy
-import ConsentryVault
+import ConsentryGate
 import Foundation
 
 struct Init: ParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConsentryCore
 import ConsentryRights
-import ConsentryVault
+import ConsentryGate
 import Foundation
 
 /// `consentry dsr …`: data-subject requests.

@@ -1,5 +1,5 @@
 import ConsentryCrypto
-import ConsentryVault
+import ConsentryGate
 import Foundation
 import Synchronization
 

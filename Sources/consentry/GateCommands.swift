@@ -2,7 +2,7 @@ import ArgumentParser
 import ConsentryAudit
 import ConsentryCore
 import ConsentryPolicy
-import ConsentryVault
+import ConsentryGate
 import Foundation
 
 /// `--email` or `--customer-id`: which subject a command is about.

@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConsentryCore
 import ConsentryCrypto
-import ConsentryVault
+import ConsentryGate
 import Foundation
 
 /// Options every command shares.

@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConsentryCore
 import ConsentryPersonalization
-import ConsentryVault
+import ConsentryGate
 import Foundation
 
 /// `consentry segment …`: behavioral segments bound to a purpose.

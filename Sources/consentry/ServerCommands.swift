@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConsentryCore
 import ConsentryServer
-import ConsentryVault
+import ConsentryGate
 import Foundation
 
 /// `consentry serve`: the HTTP API.

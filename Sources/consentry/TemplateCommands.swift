@@ -2,7 +2,7 @@ import ArgumentParser
 import ConsentryCore
 import ConsentryPersonalization
 import ConsentryPolicy
-import ConsentryVault
+import ConsentryGate
 import Foundation
 
 /// `consentry template …`: compile, preview and register templates.

@@ -4,7 +4,7 @@ import Foundation
 import Testing
 
 @testable import ConsentryRights
-@testable import ConsentryVault
+@testable import ConsentryGate
 
 @Suite("erasure during a running import")
 struct ErasureRaceTests {

@@ -2,7 +2,7 @@ import ConsentryAudit
 import ConsentryCore
 import ConsentryPolicy
 import ConsentryTesting
-import ConsentryVault
+import ConsentryGate
 import Foundation
 import Testing
 

@@ -1,7 +1,7 @@
 import ConsentryCore
 import ConsentryPolicy
 import ConsentryTesting
-import ConsentryVault
+import ConsentryGate
 import Foundation
 import Testing
 

@@ -1,6 +1,6 @@
 import ConsentryCore
 import ConsentryTesting
-import ConsentryVault
+import ConsentryGate
 import Foundation
 import Testing
 

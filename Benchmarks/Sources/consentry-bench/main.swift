@@ -4,7 +4,7 @@ import ConsentryCore
 import ConsentryPersonalization
 import ConsentryPolicy
 import ConsentryRights
-import ConsentryVault
+import ConsentryGate
 import Foundation
 
 struct Options {

@@ -1,6 +1,6 @@
 public import ConsentryCore
 import ConsentryPolicy
-public import ConsentryVault
+public import ConsentryGate
 import Foundation
 
 /// The report of an experiment: rates per arm with 95% confidence intervals, and a significance test on conversion.

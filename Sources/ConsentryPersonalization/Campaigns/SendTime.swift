@@ -1,6 +1,6 @@
 public import ConsentryCore
 import ConsentryPolicy
-public import ConsentryVault
+public import ConsentryGate
 public import Foundation
 
 /// The best hour of the week to send to a subject, and where the estimate came from.

@@ -1,6 +1,6 @@
 public import ConsentryCore
 import ConsentryPolicy
-public import ConsentryVault
+public import ConsentryGate
 public import Foundation
 
 /// Metrics of a trained propensity model, on its held-out test set.

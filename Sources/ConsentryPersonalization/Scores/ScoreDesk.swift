@@ -1,6 +1,6 @@
 public import ConsentryCore
 import ConsentryPolicy
-public import ConsentryVault
+public import ConsentryGate
 public import Foundation
 
 /// What a scoring run did.

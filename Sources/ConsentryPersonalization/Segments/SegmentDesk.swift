@@ -1,6 +1,6 @@
 public import ConsentryCore
 import ConsentryPolicy
-public import ConsentryVault
+public import ConsentryGate
 public import Foundation
 
 /// The result of running a segment.

@@ -1,5 +1,5 @@
 import ConsentryCore
-public import ConsentryVault
+public import ConsentryGate
 
 /// Evaluates rules for one subject at a time: profile values, events (oldest first) and a fixed `now`.
 public struct SegmentEvaluator: Sendable {

@@ -9,7 +9,7 @@ import ConsentryPersonalization
 import ConsentryPolicy
 import Foundation
 
-@testable import ConsentryVault
+@testable import ConsentryGate
 
 /// The parsers, by name.
 enum FuzzTarget: String, CaseIterable {

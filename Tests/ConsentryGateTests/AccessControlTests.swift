@@ -2,8 +2,8 @@ import ConsentryTesting
 import Foundation
 import Testing
 
-/// Invariant 1 (one door): no module outside ConsentryVault can reach decrypted personal data. This test
-/// compiles probe files against the built ConsentryVault module, as another module would, and requires the
+/// Invariant 1 (one door): no module outside ConsentryGate can reach decrypted personal data. This test
+/// compiles probe files against the built ConsentryGate module, as another module would, and requires the
 /// compiler to refuse every plaintext path. A control probe using only public API must compile, so the
 /// test fails if the harness itself breaks.
 @Suite("One door")
@@ -34,10 +34,10 @@ struct AccessControlTests {
 
     @Test("another module can use the public vault API but none of its plaintext reads")
     func plaintextReadsAreInternal() throws {
-        try #require(FileManager.default.fileExists(atPath: Self.modules.appendingPathComponent("ConsentryVault.swiftmodule").path))
+        try #require(FileManager.default.fileExists(atPath: Self.modules.appendingPathComponent("ConsentryGate.swiftmodule").path))
         let control = try typecheck(
             """
-            import ConsentryVault
+            import ConsentryGate
             func ok(_ v: Vault) throws { _ = try v.status(); _ = try v.check() }
             """)
         #expect(control.status == 0, "the control probe must compile: \(control.output)")
@@ -55,7 +55,7 @@ struct AccessControlTests {
             let probe = try typecheck(
                 """
                 import ConsentryCore
-                import ConsentryVault
+                import ConsentryGate
                 func leak(_ v: Vault) throws {
                     \(line)
                 }

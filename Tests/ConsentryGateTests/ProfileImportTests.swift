@@ -4,7 +4,7 @@ import ConsentryTesting
 import Foundation
 import Testing
 
-@testable import ConsentryVault
+@testable import ConsentryGate
 
 @Suite("Profile import")
 struct ProfileImportTests {

@@ -4,7 +4,7 @@ import ConsentryTesting
 import Foundation
 import GRDB
 
-@testable import ConsentryVault
+@testable import ConsentryGate
 
 extension Vault {
     /// All values of one subject found by e-mail, for assertions (tests are inside the door).

@@ -4,8 +4,8 @@ import Foundation
 import GRDB
 
 // INVARIANT: one door. Everything in this file returns decrypted personal data and is `internal`: only
-// code inside ConsentryVault (the gate) can call it. Making any of it `public` or `package` breaks
-// invariant 1; the access-control test in ConsentryVaultTests fails if that happens.
+// code inside ConsentryGate (the gate) can call it. Making any of it `public` or `package` breaks
+// invariant 1; the access-control test in ConsentryGateTests fails if that happens.
 
 /// Opens the requested fields of subjects, one subject at a time, reusing one scratch key in locked
 /// memory and one associated-data buffer per field.

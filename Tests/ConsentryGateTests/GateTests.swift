@@ -7,7 +7,7 @@ import Foundation
 import GRDB
 import Testing
 
-@testable import ConsentryVault
+@testable import ConsentryGate
 
 /// A vault with ten subjects `s0…s9@example.test`; even ones have confirmed e-mail-marketing consent.
 func gateVault(configuration: VaultConfiguration = VaultConfiguration(clock: FixedClock(TestSupport.fixedNow))) throws -> Vault {

@@ -6,7 +6,7 @@ import Foundation
 import GRDB
 import Testing
 
-@testable import ConsentryVault
+@testable import ConsentryGate
 
 @Suite("Vault storage")
 struct StorageTests {

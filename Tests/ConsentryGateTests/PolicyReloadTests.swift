@@ -5,7 +5,7 @@ import ConsentryTesting
 import Foundation
 import Testing
 
-@testable import ConsentryVault
+@testable import ConsentryGate
 
 @Suite("policy reload")
 struct PolicyReloadTests {

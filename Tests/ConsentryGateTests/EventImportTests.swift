@@ -4,7 +4,7 @@ import Foundation
 import GRDB
 import Testing
 
-@testable import ConsentryVault
+@testable import ConsentryGate
 
 @Suite("Event import")
 struct EventImportTests {
