@@ -74,7 +74,7 @@ public final class Vault: Sendable {
         self.storageFiles = files
         // Checked once per shared commit, after it and before any read of the batch returns: an entry committed to a
         // file that is no longer the vault's is no entry, and no value leaves on it.
-        self.groupCommitter = GroupCommitter { () throws(VaultError) in try files.check() }
+        self.groupCommitter = GroupCommitter { () throws(GateError) in try files.check() }
         self.db = db
         self.keys = keys
         self.configuration = configuration
@@ -88,18 +88,18 @@ public final class Vault: Sendable {
     ///   - masterKey: a master key supplied by the operator (from `CONSENTRY_MASTER_KEY`); when nil a new
     ///     one is generated into `keys/master.key` with mode 0600.
     ///   - configuration: settings of the opened vault.
-    /// - Throws: ``VaultError`` when the directory holds a vault, the policy is invalid, or files cannot be written.
+    /// - Throws: ``GateError`` when the directory holds a vault, the policy is invalid, or files cannot be written.
     public static func create(
         at directory: URL, policies: URL, masterKey: consuming SecretBytes? = nil, configuration: VaultConfiguration = VaultConfiguration()
-    ) throws(VaultError) -> Vault {
+    ) throws(GateError) -> Vault {
         let fm = FileManager.default
         let dbURL = directory.appendingPathComponent(databaseFileName)
         if fm.fileExists(atPath: dbURL.path) {
-            throw VaultError(.alreadyExists, "a vault already exists at `\(directory.path)`; choose another `--vault` or remove it first")
+            throw GateError(.alreadyExists, "a vault already exists at `\(directory.path)`; choose another `--vault` or remove it first")
         }
         // Validate the policy before anything is written, so a bad policy leaves no half-made vault.
         do { _ = try Policy.load(directory: policies) } catch {
-            throw VaultError(.policy, "the policy in `\(policies.path)` is invalid:\n\(error.description)")
+            throw GateError(.policy, "the policy in `\(policies.path)` is invalid:\n\(error.description)")
         }
         do {
             for sub in ["", "keys", "audit", "exports", "policies"] {
@@ -114,7 +114,7 @@ public final class Vault: Sendable {
                 try fm.setAttributes([.posixPermissions: 0o600], ofItemAtPath: target.path)
             }
         } catch {
-            throw VaultError(.storage, "could not create the vault directory `\(directory.path)`: \(error.localizedDescription)")
+            throw GateError(.storage, "could not create the vault directory `\(directory.path)`: \(error.localizedDescription)")
         }
         let master: SecretBytes
         do {
@@ -123,10 +123,10 @@ public final class Vault: Sendable {
             } else {
                 master = try MasterKey.create(at: directory.appendingPathComponent(masterKeyPath))
             }
-        } catch { throw VaultError(.key, error.message) }
+        } catch { throw GateError(.key, error.message) }
         // Pre-create the database file 0600: SQLite gives -wal and -shm the same mode.
         guard fm.createFile(atPath: dbURL.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
-            throw VaultError(.storage, "could not create `\(dbURL.path)`; check that the directory is writable")
+            throw GateError(.storage, "could not create `\(dbURL.path)`; check that the directory is writable")
         }
         // 16 KB pages: a quarter of the write calls for imports and checkpoints than SQLite's default 4 KB. The page
         // size can only be chosen before the database turns to WAL, so it is set here, before the pool opens it.
@@ -147,13 +147,13 @@ public final class Vault: Sendable {
     /// - Parameters:
     ///   - masterKey: the master key from `CONSENTRY_MASTER_KEY`; when nil it is read from `keys/master.key`,
     ///     which must not be readable by group or others.
-    /// - Throws: ``VaultError`` with code `notFound` when there is no vault, `key` when the key is missing or
+    /// - Throws: ``GateError`` with code `notFound` when there is no vault, `key` when the key is missing or
     ///   wrong, `policy` when the vault's policy files are invalid, `storage` when the database cannot be opened.
     public static func open(
         at directory: URL, masterKey: consuming SecretBytes? = nil, configuration: VaultConfiguration = VaultConfiguration()
-    ) throws(VaultError) -> Vault {
+    ) throws(GateError) -> Vault {
         guard FileManager.default.fileExists(atPath: directory.appendingPathComponent(databaseFileName).path) else {
-            throw VaultError(
+            throw GateError(
                 .notFound, "no vault at `\(directory.path)`; create one with `consentry init --vault \(directory.path)` or pass `--vault`")
         }
         let master: SecretBytes
@@ -163,26 +163,26 @@ public final class Vault: Sendable {
             } else {
                 master = try MasterKey.load(from: directory.appendingPathComponent(masterKeyPath))
             }
-        } catch { throw VaultError(.key, error.message) }
+        } catch { throw GateError(.key, error.message) }
         return try open(directory: directory, master: master, configuration: configuration, creating: false)
     }
 
-    private static func open(directory: URL, master: consuming SecretBytes, configuration: VaultConfiguration, creating: Bool) throws(VaultError)
+    private static func open(directory: URL, master: consuming SecretBytes, configuration: VaultConfiguration, creating: Bool) throws(GateError)
         -> Vault
     {
         let policyDirectory = directory.appendingPathComponent("policies")
         let schema: FieldSchema
         do { schema = try FieldSchema.load(directory: policyDirectory) } catch {
-            throw VaultError(.policy, "the vault's policy in `\(policyDirectory.path)` is invalid:\n\(error.description)")
+            throw GateError(.policy, "the vault's policy in `\(policyDirectory.path)` is invalid:\n\(error.description)")
         }
         let keys: VaultKeys
-        do { keys = try VaultKeys(master: master) } catch { throw VaultError(.key, error.message) }
+        do { keys = try VaultKeys(master: master) } catch { throw GateError(.key, error.message) }
         _ = consume master
         let db: DatabasePool
         // Every use of a vault writes its audit entry, so even reading needs write access; say so plainly rather than
         // SQLite's "unable to open database file".
         for path in [directory.path, directory.appendingPathComponent(databaseFileName).path] where access(path, W_OK) != 0 {
-            throw VaultError(
+            throw GateError(
                 .storage,
                 "the vault at `\(directory.path)` is read-only for this user (`\(URL(fileURLWithPath: path).lastPathComponent)` is not writable); every command writes its audit entry, even one that only reads, so give write access or copy the vault to a writable place"
             )
@@ -198,11 +198,11 @@ public final class Vault: Sendable {
                 try db.execute(sql: "PRAGMA cache_size = -\(Self.writerCacheKiB); PRAGMA wal_autocheckpoint = 8192")
                 return try Int.fetchOne(db, sql: "PRAGMA synchronous")
             }
-            guard writerSynchronous == 2 else { throw VaultError(.storage, "the database writer refused synchronous=FULL") }
+            guard writerSynchronous == 2 else { throw GateError(.storage, "the database writer refused synchronous=FULL") }
             try Schema.migrator.migrate(db)
             let mode = try db.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
-            guard mode == "wal" else { throw VaultError(.storage, "the database is not in WAL mode; the vault cannot guarantee crash safety") }
-        } catch let error as VaultError {
+            guard mode == "wal" else { throw GateError(.storage, "the database is not in WAL mode; the vault cannot guarantee crash safety") }
+        } catch let error as GateError {
             throw error
         } catch {
             throw storageError(error, "open the vault database")
@@ -236,28 +236,28 @@ public final class Vault: Sendable {
             let secureDelete = try Int.fetchOne(db, sql: "PRAGMA secure_delete")
             let foreignKeys = try Int.fetchOne(db, sql: "PRAGMA foreign_keys")
             guard synchronous == 2, secureDelete == 1, foreignKeys == 1 else {
-                throw VaultError(
+                throw GateError(
                     .storage, "the database connection refused the required settings (synchronous=FULL, secure_delete=ON, foreign_keys=ON)")
             }
         }
         return config
     }
 
-    static func storageError(_ error: any Error, _ doing: String) -> VaultError {
-        if let vaultError = error as? VaultError { return vaultError }
+    static func storageError(_ error: any Error, _ doing: String) -> GateError {
+        if let vaultError = error as? GateError { return vaultError }
         if let dbError = error as? DatabaseError {
             // GRDB leaves statement arguments out of its description, so no value leaks here.
             let reason = dbError.message ?? "SQLite error \(dbError.resultCode.rawValue)"
             switch dbError.resultCode {
-            case .SQLITE_FULL: return VaultError(.storage, "could not \(doing): the disk is full; free space and retry (nothing was half-written)")
-            case .SQLITE_READONLY: return VaultError(.storage, "could not \(doing): the vault is read-only; check the files' permissions")
-            case .SQLITE_CORRUPT, .SQLITE_NOTADB: return VaultError(.integrity, "could not \(doing): the database file is damaged or not a vault")
+            case .SQLITE_FULL: return GateError(.storage, "could not \(doing): the disk is full; free space and retry (nothing was half-written)")
+            case .SQLITE_READONLY: return GateError(.storage, "could not \(doing): the vault is read-only; check the files' permissions")
+            case .SQLITE_CORRUPT, .SQLITE_NOTADB: return GateError(.integrity, "could not \(doing): the database file is damaged or not a vault")
             case .SQLITE_BUSY, .SQLITE_LOCKED:
-                return VaultError(.storage, "could not \(doing): another process holds the vault; retry when it is done")
-            default: return VaultError(.storage, "could not \(doing): \(reason)")
+                return GateError(.storage, "could not \(doing): another process holds the vault; retry when it is done")
+            default: return GateError(.storage, "could not \(doing): \(reason)")
             }
         }
-        return VaultError(.storage, "could not \(doing): \(error)")
+        return GateError(.storage, "could not \(doing): \(error)")
     }
 
     /// The policy version of a directory: the first 16 hex digits of BLAKE2b over its `*.yaml` files (names and contents).
@@ -279,10 +279,10 @@ public final class Vault: Sendable {
     /// Files that fail to load put a failed policy in force: the gate then denies every request
     /// (`policy_unavailable`) until the files are fixed, and the failure is in the audit log. The field schema stays
     /// the last one that loaded, since stored data was validated against it.
-    /// - Throws: ``VaultError`` when the audit entry of the change cannot be written (the new policy is in force).
+    /// - Throws: ``GateError`` when the audit entry of the change cannot be written (the new policy is in force).
     @discardableResult
-    public func reloadPolicyIfChanged() throws(VaultError) -> String? {
-        try policyReload.withLock { _ throws(VaultError) -> String? in
+    public func reloadPolicyIfChanged() throws(GateError) -> String? {
+        try policyReload.withLock { _ throws(GateError) -> String? in
             let directory = self.directory.appendingPathComponent("policies")
             var version = Self.versionOfPolicy(at: directory)
             let current = policyNow
@@ -304,7 +304,7 @@ public final class Vault: Sendable {
     }
 
     /// Audits the policy version whenever it differs from the one last recorded (a new vault, or edited files).
-    private func recordPolicyIfChanged(creating: Bool) throws(VaultError) {
+    private func recordPolicyIfChanged(creating: Bool) throws(GateError) {
         let snapshot = policyNow
         let (policy, policyVersion) = (snapshot.policy, snapshot.version)
         let recorded: String?
@@ -327,15 +327,15 @@ public final class Vault: Sendable {
 
     /// Fails when the database file or its -wal or -shm file was removed or replaced since the vault was opened; once
     /// it failed, it fails for the rest of the vault's life (see ``StorageFiles``).
-    func checkDatabaseFile() throws(VaultError) {
+    func checkDatabaseFile() throws(GateError) {
         try storageFiles.check()
     }
 
     /// Why this vault can no longer be used safely (its database files were removed or replaced while it was open), or
     /// nil while they are the files it opened. Checks the files now; a long-running server calls it every second and on
     /// readiness probes, so that a fault is found even while no request writes.
-    public func storageFault() -> VaultError? {
-        do throws(VaultError) {
+    public func storageFault() -> GateError? {
+        do throws(GateError) {
             try storageFiles.check()
             return nil
         } catch { return error }
@@ -343,14 +343,14 @@ public final class Vault: Sendable {
 
     /// Why the vault's file system is too full to take writes safely (less free space than
     /// ``VaultConfiguration/minimumFreeBytes``), or nil when it has room.
-    public func diskSpaceProblem() -> VaultError? {
+    public func diskSpaceProblem() -> GateError? {
         var info = statvfs()
         guard statvfs(directory.path, &info) == 0 else {
-            return VaultError(.storage, "the free space of the vault's file system cannot be read; check that `\(directory.path)` exists")
+            return GateError(.storage, "the free space of the vault's file system cannot be read; check that `\(directory.path)` exists")
         }
         let free = Int64(info.f_bavail) * Int64(info.f_frsize)
         guard free < configuration.minimumFreeBytes else { return nil }
-        return VaultError(
+        return GateError(
             .storage,
             "the vault's file system has \(free >> 20) MiB free, less than the \(configuration.minimumFreeBytes >> 20) MiB needed to take writes safely; free space on it"
         )
@@ -358,7 +358,7 @@ public final class Vault: Sendable {
 
     /// The fault ``storageFault()`` or any audit entry found earlier, without looking at the files again; cheap enough
     /// for every request.
-    public var knownStorageFault: VaultError? { storageFiles.known }
+    public var knownStorageFault: GateError? { storageFiles.known }
 
     /// The writer connection's page cache, in KiB.
     static let writerCacheKiB = 131_072
@@ -367,7 +367,7 @@ public final class Vault: Sendable {
 
     // MARK: - Key-encryption keys
 
-    private func createFirstKEK() throws(VaultError) {
+    private func createFirstKEK() throws(GateError) {
         do {
             let kek = try SecretBytes.random(count: Sealing.keyLength)
             let wrapped = keys.wrapKEK(kek, version: 1, nonces: NonceSource(blockNonces: 1))
@@ -378,14 +378,14 @@ public final class Vault: Sendable {
                 try db.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('created_at', ?), ('format', '1')", arguments: [String(now)])
             }
         } catch let error as CryptoError {
-            throw VaultError(.key, error.message)
+            throw GateError(.key, error.message)
         } catch {
             throw Self.storageError(error, "store the first key-encryption key")
         }
     }
 
     /// Reads and unwraps every stored KEK; fails when the master key does not open them.
-    func loadKEKs() throws(VaultError) {
+    func loadKEKs() throws(GateError) {
         let rows: [Row]
         do { rows = try db.read { try Row.fetchAll($0, sql: "SELECT version, wrapped, state FROM kek ORDER BY version") } } catch {
             throw Self.storageError(error, "read the key-encryption keys")
@@ -395,13 +395,13 @@ public final class Vault: Sendable {
 
     /// Unwraps the data key of `subject`, wrapped under key-encryption key `kekVersion`, into `scratch`.
     /// - Throws: `key` when that KEK is not held, `integrity` when the wrapped key does not open (tampered or moved).
-    func unwrapDataKey(of subject: SubjectID, kekVersion: UInt32, wrapped: some ContiguousBytes, into scratch: inout SecretBytes) throws(VaultError) {
+    func unwrapDataKey(of subject: SubjectID, kekVersion: UInt32, wrapped: some ContiguousBytes, into scratch: inout SecretBytes) throws(GateError) {
         guard let kek = keys.kek(kekVersion) else {
-            throw VaultError(.key, "subject \(subject) is wrapped under key-encryption key version \(kekVersion), which the vault does not hold")
+            throw GateError(.key, "subject \(subject) is wrapped under key-encryption key version \(kekVersion), which the vault does not hold")
         }
         let ad = Sealing.wrapAssociatedData(subject: subject, kekVersion: kekVersion)
         guard wrapped.withUnsafeBytes({ Sealing.unwrap($0, kek: kek.key, associatedData: ad, into: &scratch) }) else {
-            throw VaultError(.integrity, "the data key of subject \(subject) failed its integrity check (tampered or moved)")
+            throw GateError(.integrity, "the data key of subject \(subject) failed its integrity check (tampered or moved)")
         }
     }
 
@@ -414,16 +414,16 @@ public final class Vault: Sendable {
         try installKEKs(rows)
     }
 
-    private func installKEKs(_ rows: [Row]) throws(VaultError) {
+    private func installKEKs(_ rows: [Row]) throws(GateError) {
         var unwrapped: [UInt32: KeyBox] = [:]
         var active: UInt32 = 0
         for row in rows {
             let version = UInt32(row["version"] as Int64)
             let wrapped = [UInt8](row["wrapped"] as Data)
             let box: KeyBox?
-            do { box = try keys.unwrapKEK(wrapped, version: version) } catch { throw VaultError(.key, error.message) }
+            do { box = try keys.unwrapKEK(wrapped, version: version) } catch { throw GateError(.key, error.message) }
             guard let box else {
-                throw VaultError(
+                throw GateError(
                     .key,
                     "the master key does not open key-encryption key version \(version); check CONSENTRY_MASTER_KEY or `\(Self.masterKeyPath)` (or the key table was tampered with)"
                 )
@@ -431,7 +431,7 @@ public final class Vault: Sendable {
             unwrapped[version] = box
             if (row["state"] as String) == "active" { active = version }
         }
-        guard active > 0 else { throw VaultError(.key, "the vault has no active key-encryption key; the key table is damaged") }
+        guard active > 0 else { throw GateError(.key, "the vault has no active key-encryption key; the key table is damaged") }
         keys.install(unwrapped, active: active)
     }
 }
@@ -466,7 +466,7 @@ final class StorageFiles: Sendable {
     private let paths: [(name: String, path: String)]
     /// The identity of each file, taken at open (or when first seen, for a -wal or -shm not yet created then).
     private let identities: Mutex<[(device: UInt64, inode: UInt64)?]>
-    private let fault = Mutex<VaultError?>(nil)
+    private let fault = Mutex<GateError?>(nil)
 
     init(databasePath: String) {
         paths = [("database", databasePath), ("write-ahead log", databasePath + "-wal"), ("shared-memory index", databasePath + "-shm")]
@@ -480,10 +480,10 @@ final class StorageFiles: Sendable {
     }
 
     /// The fault found so far, without looking at the files again (cheap enough for every request).
-    var known: VaultError? { fault.withLock { $0 } }
+    var known: GateError? { fault.withLock { $0 } }
 
     /// Throws the vault's fault, finding it first when a file's identity changed.
-    func check() throws(VaultError) {
+    func check() throws(GateError) {
         if let known = fault.withLock({ $0 }) { throw known }
         let changed = identities.withLock { identities -> String? in
             for (index, file) in paths.enumerated() {
@@ -499,7 +499,7 @@ final class StorageFiles: Sendable {
             return nil
         }
         guard let changed else { return }
-        let error = VaultError(
+        let error = GateError(
             .storage,
             "the vault's \(changed) file was removed or replaced while this process had the vault open (another process deleted it, or the files were copied or moved); nothing was released, and this process refuses every operation: stop it, run `consentry check`, and start it again"
         )

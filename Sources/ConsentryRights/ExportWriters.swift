@@ -19,7 +19,7 @@ final class BufferedFile {
     init(creating url: URL) throws {
         let fd = open(url.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            throw VaultError(.storage, "could not create `\(url.lastPathComponent)` in exports/: \(String(cString: strerror(errno)))")
+            throw GateError(.storage, "could not create `\(url.lastPathComponent)` in exports/: \(String(cString: strerror(errno)))")
         }
         handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         buffer.reserveCapacity(1 << 16)

@@ -48,12 +48,12 @@ public struct RightsDesk: Sendable {
     /// on file (the CLI prints it when no mail is configured).
     public func open(
         _ type: RequestType, regime: Regime, identifiers: RequestIdentifiers, details: Details = Details(), idempotencyKey: String? = nil
-    ) throws(VaultError) -> (record: RequestRecord, code: String?) {
+    ) throws(GateError) -> (record: RequestRecord, code: String?) {
         try validate(type, details)
         try housekeeping()
         let detailText: String?
         do { detailText = details == Details() ? nil : String(decoding: try JSONEncoder().encode(details), as: UTF8.self) } catch {
-            throw VaultError(.invalidInput, "the request details could not be encoded")
+            throw GateError(.invalidInput, "the request details could not be encoded")
         }
         let record = try vault.openRequest(
             type: type, regime: regime, identifiers: identifiers, details: detailText, idempotencyKey: idempotencyKey, actor: actor, role: role
@@ -64,38 +64,38 @@ public struct RightsDesk: Sendable {
         return (issued.record, issued.code)
     }
 
-    private func validate(_ type: RequestType, _ details: Details) throws(VaultError) {
+    private func validate(_ type: RequestType, _ details: Details) throws(GateError) {
         if type == .rectification && (details.set ?? [:]).isEmpty {
-            throw VaultError(.invalidInput, "a rectification request names the corrected values, as one field=value pair per field")
+            throw GateError(.invalidInput, "a rectification request names the corrected values, as one field=value pair per field")
         }
         if type == .rectification { try vault.validateCorrections(details.set ?? [:]) }
         if type != .rectification && details.set != nil {
-            throw VaultError(.invalidInput, "corrected values belong to rectification requests only")
+            throw GateError(.invalidInput, "corrected values belong to rectification requests only")
         }
         if let purposes = details.purposes {
-            guard type == .objection else { throw VaultError(.invalidInput, "purposes belong to objection requests only") }
+            guard type == .objection else { throw GateError(.invalidInput, "purposes belong to objection requests only") }
             for purpose in purposes where Purpose(rawValue: purpose) == nil {
-                throw VaultError(.invalidInput, "unknown purpose `\(purpose)`; use one of \(Purpose.choiceList)")
+                throw GateError(.invalidInput, "unknown purpose `\(purpose)`; use one of \(Purpose.choiceList)")
             }
         }
     }
 
     /// Issues a new verification code (the old one stops working).
-    public func reissueCode(_ id: String) throws(VaultError) -> (record: RequestRecord, code: String) {
+    public func reissueCode(_ id: String) throws(GateError) -> (record: RequestRecord, code: String) {
         try vault.issueVerificationCode(id, actor: actor, role: role)
     }
 
     /// Checks a verification code.
-    public func verify(_ id: String, code: String) throws(VaultError) -> (record: RequestRecord, check: CodeCheck) {
+    public func verify(_ id: String, code: String) throws(GateError) -> (record: RequestRecord, check: CodeCheck) {
         try vault.checkVerificationCode(id, code: code, actor: actor, role: role)
     }
 
     /// One request.
-    public func show(_ id: String) throws(VaultError) -> RequestRecord { try vault.request(id, actor: actor, role: role) }
+    public func show(_ id: String) throws(GateError) -> RequestRecord { try vault.request(id, actor: actor, role: role) }
 
     /// Requests, ordered by the deadline in force. `overdue` keeps open requests past it; `dueWithinDays` open requests
     /// due within that many days from now (overdue ones included).
-    public func list(status: RequestStatus? = nil, overdue: Bool = false, dueWithinDays: Int? = nil) throws(VaultError) -> [RequestRecord] {
+    public func list(status: RequestStatus? = nil, overdue: Bool = false, dueWithinDays: Int? = nil) throws(GateError) -> [RequestRecord] {
         try housekeeping()
         let now = vault.currentTimeMillis
         return try vault.requests(status: status, actor: actor, role: role).filter { record in
@@ -106,11 +106,11 @@ public struct RightsDesk: Sendable {
     }
 
     /// Rejects a request (manifestly unfounded, identity not verified, an exemption applies) with a reason.
-    public func reject(_ id: String, reason: String) throws(VaultError) -> RequestRecord {
+    public func reject(_ id: String, reason: String) throws(GateError) -> RequestRecord {
         let reason = try Self.reasonText(reason)
         let now = vault.currentTimeMillis
-        return try vault.updateRequest(id, actor: actor, role: role) { record throws(VaultError) in
-            guard !record.status.isClosed else { throw VaultError(.invalidInput, "request \(id) is already \(record.status.rawValue)") }
+        return try vault.updateRequest(id, actor: actor, role: role) { record throws(GateError) in
+            guard !record.status.isClosed else { throw GateError(.invalidInput, "request \(id) is already \(record.status.rawValue)") }
             record.status = .rejected
             record.rejectionReason = reason
             record.completedAt = now
@@ -119,13 +119,13 @@ public struct RightsDesk: Sendable {
     }
 
     /// Extends the deadline once, where the regime allows it, with a reason (to be told to the subject).
-    public func extend(_ id: String, reason: String) throws(VaultError) -> RequestRecord {
+    public func extend(_ id: String, reason: String) throws(GateError) -> RequestRecord {
         let reason = try Self.reasonText(reason)
-        return try vault.updateRequest(id, actor: actor, role: role) { record throws(VaultError) in
-            guard !record.status.isClosed else { throw VaultError(.invalidInput, "request \(id) is already \(record.status.rawValue)") }
-            guard record.extendedDueAt == nil else { throw VaultError(.invalidInput, "request \(id) was already extended; a deadline extends once") }
+        return try vault.updateRequest(id, actor: actor, role: role) { record throws(GateError) in
+            guard !record.status.isClosed else { throw GateError(.invalidInput, "request \(id) is already \(record.status.rawValue)") }
+            guard record.extendedDueAt == nil else { throw GateError(.invalidInput, "request \(id) was already extended; a deadline extends once") }
             guard let extended = Deadlines.extended(record.type, record.regime, receivedAt: record.receivedAt) else {
-                throw VaultError(
+                throw GateError(
                     .invalidInput,
                     "\(record.regime.rawValue.uppercased()) allows no extension for a \(record.type.rawValue) request; answer by the due date")
             }
@@ -137,10 +137,10 @@ public struct RightsDesk: Sendable {
         }
     }
 
-    static func reasonText(_ reason: String) throws(VaultError) -> String {
+    static func reasonText(_ reason: String) throws(GateError) -> String {
         let text = reason.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty, text.count <= 500 else {
-            throw VaultError(.invalidInput, "give a reason of 1 to 500 characters (it is kept with the request for 24 months; no personal data)")
+            throw GateError(.invalidInput, "give a reason of 1 to 500 characters (it is kept with the request for 24 months; no personal data)")
         }
         return text
     }
@@ -159,10 +159,10 @@ public struct RightsDesk: Sendable {
 
     /// Fulfils a verified request: writes the export (access, portability), erases (erasure), corrects (rectification)
     /// or sets the flag (restriction, objection, opt-out, limit-sensitive), then completes it.
-    public func fulfil(_ id: String, format: ExportFormat = .json) throws(VaultError) -> Fulfilment {
+    public func fulfil(_ id: String, format: ExportFormat = .json) throws(GateError) -> Fulfilment {
         let current = try vault.request(id, actor: actor, role: role)
         guard current.verifiedAt != nil, [.verified, .inProgress, .extended].contains(current.status) else {
-            throw VaultError(
+            throw GateError(
                 .invalidInput,
                 current.status.isClosed
                     ? "request \(id) is already \(current.status.rawValue)"
@@ -178,12 +178,12 @@ public struct RightsDesk: Sendable {
             let completed = try vault.completeErasure(id, actor: actor, role: role)
             return Fulfilment(record: completed.record, receipt: completed.receipt, verification: completed.verification)
         case .access, .portability:
-            _ = try vault.updateRequest(id, actor: actor, role: role) { record throws(VaultError) in
+            _ = try vault.updateRequest(id, actor: actor, role: role) { record throws(GateError) in
                 record.status = .inProgress
                 return "export started"
             }
             let (file, counts) = try writeExport(current, format: format)
-            let record = try vault.updateRequest(id, actor: actor, role: role) { record throws(VaultError) in
+            let record = try vault.updateRequest(id, actor: actor, role: role) { record throws(GateError) in
                 record.status = .completed
                 record.completedAt = vault.currentTimeMillis
                 record.exportFile = file
@@ -207,7 +207,7 @@ public struct RightsDesk: Sendable {
         }
     }
 
-    private func setFlags(_ id: String, _ flags: [(SubjectFlag, Purpose?)]) throws(VaultError) -> RequestRecord {
+    private func setFlags(_ id: String, _ flags: [(SubjectFlag, Purpose?)]) throws(GateError) -> RequestRecord {
         var set = 0
         for (flag, purpose) in flags where try setFlag(id, flag, purpose) { set += 1 }
         let names = flags.map { flag, purpose in purpose.map { "\(flag.rawValue):\($0.rawValue)" } ?? flag.rawValue }.joined(separator: ", ")
@@ -215,7 +215,7 @@ public struct RightsDesk: Sendable {
     }
 
     /// Sets one flag on the request's subject; false when no subject is held (nothing to flag).
-    private func setFlag(_ id: String, _ flag: SubjectFlag, _ purpose: Purpose?) throws(VaultError) -> Bool {
+    private func setFlag(_ id: String, _ flag: SubjectFlag, _ purpose: Purpose?) throws(GateError) -> Bool {
         do {
             try vault.recordFlag(flag, purpose: purpose, on: true, subject: .request(id), source: "dsr", actor: actor, role: role, requestID: id)
             return true
@@ -225,7 +225,7 @@ public struct RightsDesk: Sendable {
     }
 
     /// Corrects the request's subject; no fields change when no subject is held.
-    private func rectify(_ id: String, _ values: [String: String]) throws(VaultError) -> [String] {
+    private func rectify(_ id: String, _ values: [String: String]) throws(GateError) -> [String] {
         do {
             return try vault.rectify(.request(id), values: values, actor: actor, role: role, requestID: id)
         } catch let error where error.code == .notFound {
@@ -233,9 +233,9 @@ public struct RightsDesk: Sendable {
         }
     }
 
-    private func complete(_ id: String, outcome: [String: Int], step: String) throws(VaultError) -> RequestRecord {
+    private func complete(_ id: String, outcome: [String: Int], step: String) throws(GateError) -> RequestRecord {
         let now = vault.currentTimeMillis
-        return try vault.updateRequest(id, actor: actor, role: role) { record throws(VaultError) in
+        return try vault.updateRequest(id, actor: actor, role: role) { record throws(GateError) in
             record.status = .completed
             record.completedAt = now
             record.outcome = Self.json(outcome)
@@ -245,7 +245,7 @@ public struct RightsDesk: Sendable {
 
     /// Writes the export under a temporary dot-name and renames it when complete, so a failed export leaves no
     /// partial file where a download would find it.
-    private func writeExport(_ record: RequestRecord, format: ExportFormat) throws(VaultError) -> (String, [String: Int]) {
+    private func writeExport(_ record: RequestRecord, format: ExportFormat) throws(GateError) -> (String, [String: Int]) {
         let exports = vault.exportsDirectory
         let name = "\(record.id)-\(UUID().uuidString.prefix(8).lowercased())" + (format == .json ? ".json" : "-csv")
         let partial = exports.appendingPathComponent("." + name)
@@ -268,8 +268,8 @@ public struct RightsDesk: Sendable {
             try FileManager.default.moveItem(at: partial, to: exports.appendingPathComponent(name))
         } catch {
             try? FileManager.default.removeItem(at: partial)
-            if let error = error as? VaultError { throw error }
-            throw VaultError(.storage, "could not write the export: \(error.localizedDescription)")
+            if let error = error as? GateError { throw error }
+            throw GateError(.storage, "could not write the export: \(error.localizedDescription)")
         }
         return ("exports/" + name, counts)
     }
@@ -291,26 +291,26 @@ public struct RightsDesk: Sendable {
     /// The JSON export of a completed access or portability request, for handing to the subject. Every download is
     /// audited as a step of the request, and needs the grant that produces exports (`export` for `service`), not only
     /// `dsr_manage`. The file name comes from the stored record, never from the caller.
-    public func downloadExport(_ id: String) throws(VaultError) -> Data {
+    public func downloadExport(_ id: String) throws(GateError) -> Data {
         try vault.requireExportGrant(actor: actor, role: role, requestID: id)
         let record = try show(id)
         guard let file = record.exportFile, file.hasSuffix(".json"), !file.contains(".."),
             FileManager.default.fileExists(atPath: vault.directory.appendingPathComponent(file).path)
-        else { throw VaultError(.notFound, "request \(id) has no JSON export (CSV exports are folders; fetch them on the vault host)") }
-        _ = try vault.updateRequest(id, actor: actor, role: role) { _ throws(VaultError) in "export downloaded" }
+        else { throw GateError(.notFound, "request \(id) has no JSON export (CSV exports are folders; fetch them on the vault host)") }
+        _ = try vault.updateRequest(id, actor: actor, role: role) { _ throws(GateError) in "export downloaded" }
         guard let data = FileManager.default.contents(atPath: vault.directory.appendingPathComponent(file).path) else {
-            throw VaultError(.notFound, "the export of request \(id) is gone (an erasure or the retention removed it)")
+            throw GateError(.notFound, "the export of request \(id) is gone (an erasure or the retention removed it)")
         }
         return data
     }
 
     /// Re-checks a completed erasure (see ``Vault/verifyErasure(_:actor:role:)``).
-    public func verifyErasure(_ id: String) throws(VaultError) -> ErasureVerification {
+    public func verifyErasure(_ id: String) throws(GateError) -> ErasureVerification {
         try vault.verifyErasure(id, actor: actor, role: role)
     }
 
     /// Applies the request retention of `rights.yaml`; run before every listing and opening.
-    public func housekeeping() throws(VaultError) {
+    public func housekeeping() throws(GateError) {
         try vault.expireRequestData(actor: actor, role: role)
     }
 

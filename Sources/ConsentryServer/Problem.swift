@@ -55,7 +55,7 @@ public struct Problem: Error, Sendable {
     }
 
     /// Maps a vault error to a problem.
-    static func from(_ error: VaultError) -> Problem {
+    static func from(_ error: GateError) -> Problem {
         switch error.code {
         case .denied: Problem(.forbidden, "forbidden", error.message)
         case .notFound: Problem(.notFound, "not_found", error.message)
@@ -81,7 +81,7 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             return response
         } catch let problem as Problem {
             return problem.response(requestID: requestID)
-        } catch let error as VaultError {
+        } catch let error as GateError {
             return Problem.from(error).response(requestID: requestID)
         } catch let error as any HTTPResponseError {
             let status = error.status

@@ -74,7 +74,7 @@ struct AuthMiddleware: RouterMiddleware {
             return try await next(request, context)
         case .failure(.unavailable):
             throw Problem.from(
-                vault.storageFault() ?? VaultError(.storage, "the token store could not be read; check the vault's disk and `consentry check`, then retry"))
+                vault.storageFault() ?? GateError(.storage, "the token store could not be read; check the vault's disk and `consentry check`, then retry"))
         case .failure(let refusal):
             throw Problem(.unauthorized, "unauthorized", "the token is \(refusal.rawValue); create a new one with `consentry token create`")
         }
@@ -122,7 +122,7 @@ public enum Server {
                     faultLogged = true
                     continue
                 }
-                do throws(VaultError) {
+                do throws(GateError) {
                     if let version = try vault.reloadPolicyIfChanged() {
                         let loads = (try? vault.policy.get()) != nil
                         logger.notice(

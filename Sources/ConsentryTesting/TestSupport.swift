@@ -201,3 +201,14 @@ public struct DecisionCase: Decodable, Sendable, CustomStringConvertible {
             [DecisionCase].self, from: Data(contentsOf: TestSupport.repositoryRoot.appendingPathComponent("Tests/Fixtures/decisions.json")))
     }
 }
+
+extension TestSupport {
+    /// A generator for a property test, and its seed: taken from `CONSENTRY_TEST_SEED` when set (to replay a failure),
+    /// otherwise drawn at random. The seed is printed, and belongs in every failure message of the test, so that any
+    /// failing run can be repeated exactly.
+    public static func propertyGenerator(_ test: String) -> (generator: SplitMix64, seed: UInt64) {
+        let seed = ProcessInfo.processInfo.environment["CONSENTRY_TEST_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 0...UInt64.max)
+        print("property test `\(test)`: seed \(seed) (replay with CONSENTRY_TEST_SEED=\(seed))")
+        return (SplitMix64(seed: seed), seed)
+    }
+}

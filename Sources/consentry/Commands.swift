@@ -163,7 +163,7 @@ struct Import: ParsableCommand {
                             + updated.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value) members among them)" }.joined(separator: ", ")
                     )
                 } catch {
-                    return (report, "segments were not updated (run `consentry segment run` later): \((error as? VaultError)?.message ?? "\(error)")")
+                    return (report, "segments were not updated (run `consentry segment run` later): \((error as? GateError)?.message ?? "\(error)")")
                 }
             }
             if let note { Output.note(note) }

@@ -113,7 +113,7 @@ enum Output {
 
     /// Runs `body`, turning a vault or key error into its message on standard error and exit code 1.
     static func guarding<T: ~Copyable>(_ body: () throws -> T) throws -> T {
-        do { return try body() } catch let error as VaultError {
+        do { return try body() } catch let error as GateError {
             Self.error(error.message)
             throw ExitCode(error.code == .denied ? 2 : 1)
         } catch let error as CryptoError {

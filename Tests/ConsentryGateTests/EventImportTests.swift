@@ -120,7 +120,7 @@ struct EventImportTests {
     @Test("a file whose first line is not JSON is refused as a whole")
     func notJSONLines() throws {
         let vault = try vaultWithProfiles()
-        #expect(throws: VaultError.self) { try importEvents(vault, "id,email,type\n1,e@example.test,view\n") }
+        #expect(throws: GateError.invalidInput) { try importEvents(vault, "id,email,type\n1,e@example.test,view\n") }
         #expect(try vault.count("event") == 0)
     }
 }

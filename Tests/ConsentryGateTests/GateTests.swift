@@ -92,16 +92,16 @@ struct GateTests {
     func consentWriteRules() throws {
         let vault = try gateVault()
         let change = ConsentChange(purpose: .emailMarketing, state: .granted, source: "form")
-        #expect(throws: VaultError.self) { try vault.recordConsent(change, subject: .email("s1@example.test"), actor: "m", role: .marketer) }
-        #expect(throws: VaultError.self) {
+        #expect(throws: GateError.denied) { try vault.recordConsent(change, subject: .email("s1@example.test"), actor: "m", role: .marketer) }
+        #expect(throws: GateError.invalidInput) {
             try vault.recordConsent(
                 ConsentChange(purpose: .service, state: .granted, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .admin)
         }
-        #expect(throws: VaultError.self) {
+        #expect(throws: GateError.invalidInput) {
             try vault.recordConsent(
                 ConsentChange(purpose: .profiling, state: .confirmed, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .admin)
         }
-        #expect(throws: VaultError.self) { try vault.recordConsent(change, subject: .email("nobody@example.test"), actor: "t", role: .admin) }
+        #expect(throws: GateError.notFound) { try vault.recordConsent(change, subject: .email("nobody@example.test"), actor: "t", role: .admin) }
         let denials = try vault.queryAudit(AuditFilter(decision: .deny), actor: "t", role: .admin)
         #expect(denials.contains { $0.actor == "m" && $0.action == "consent_write" })
     }
@@ -199,16 +199,16 @@ struct GateTests {
         }
         let request = AccessRequest(
             actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "ticket 7")
-        #expect(throws: VaultError.self) { _ = try vault.read(request, subject: .email("s2@example.test")) }
+        #expect(throws: GateError.storage) { _ = try vault.read(request, subject: .email("s2@example.test")) }
         var called = false
-        #expect(throws: VaultError.self) { _ = try vault.scan(marketingScan) { _, _ in called = true } }
+        #expect(throws: GateError.storage) { _ = try vault.scan(marketingScan) { _, _ in called = true } }
         #expect(!called)
-        #expect(throws: VaultError.self) {
+        #expect(throws: GateError.storage) {
             try vault.recordConsent(
                 ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .admin)
         }
         #expect(try vault.count("consent_record") == 10, "the consent write rolled back with its audit entry")
-        #expect(throws: VaultError.self) { _ = try importCSV(vault, "new@example.test,C99,,,,,,\n") }
+        #expect(throws: GateError.storage) { _ = try importCSV(vault, "new@example.test,C99,,,,,,\n") }
         #expect(try vault.findSubject(.email, "new@example.test") == nil, "the import batch rolled back with its audit entry")
     }
 
@@ -238,9 +238,9 @@ struct GateTests {
         try vault.db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA query_only = ON") }
         let request = AccessRequest(
             actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x")
-        #expect(throws: VaultError.self) { _ = try vault.read(request, subject: .email("s2@example.test")) }
+        #expect(throws: GateError.storage) { _ = try vault.read(request, subject: .email("s2@example.test")) }
         var called = false
-        #expect(throws: VaultError.self) { _ = try vault.scan(marketingScan) { _, _ in called = true } }
+        #expect(throws: GateError.storage) { _ = try vault.scan(marketingScan) { _, _ in called = true } }
         #expect(!called)
     }
 
@@ -276,7 +276,7 @@ struct GateTests {
         #expect(vault.knownStorageFault?.code == .storage)
         #expect(vault.storageFault()?.message.contains(suffix == "-wal" ? "write-ahead log" : "shared-memory index") == true)
         var called = false
-        let refused = #expect(throws: VaultError.self) { _ = try vault.scan(marketingScan) { _, _ in called = true } }
+        let refused = #expect(throws: GateError.storage) { _ = try vault.scan(marketingScan) { _, _ in called = true } }
         #expect(refused?.message.contains("refuses every operation") == true && !called)
     }
 
@@ -290,7 +290,7 @@ struct GateTests {
             subject: .email("s2@example.test"))
         #expect(read.decision.reasons.map(\.code) == [.policyUnavailable] && read.values.isEmpty)
         #expect(try reopened.scan(marketingScan) { _, _ in Issue.record("released data") }.decision == .deny)
-        #expect(throws: VaultError.self) { _ = try reopened.importEvents(from: TestSupport.writeFile("e.jsonl", "{}\n")) }
+        #expect(throws: GateError.denied) { _ = try reopened.importEvents(from: TestSupport.writeFile("e.jsonl", "{}\n")) }
         let loaded = try reopened.db.read {
             try Row.fetchOne($0, sql: "SELECT decision, reasons FROM audit_entry WHERE action = 'policy_loaded' ORDER BY sequence DESC")
         }
@@ -501,7 +501,7 @@ struct GateHookTests {
         #expect(export.profile["email"] == "s0@example.test" && export.profile["city"] == "City0")
         #expect(export.consents.map(\.purpose).contains("profiling"))
         #expect(export.processing.contains { $0.action == "score" }, "the processing log lists the bulk write that included the subject")
-        #expect(throws: VaultError.self) { _ = try vault.exportSubject(.email("s0@example.test"), actor: "m", role: .marketer) }
+        #expect(throws: GateError.denied) { _ = try vault.exportSubject(.email("s0@example.test"), actor: "m", role: .marketer) }
         let denied = try vault.writeDerived(
             AccessRequest(actor: "m", role: .marketer, action: .score, purpose: .profiling), kind: "score", name: "x", values: values)
         #expect(denied.decision == .deny && denied.written == 0)

@@ -70,7 +70,7 @@ struct ProfileImportTests {
         #expect {
             _ = try importCSV(vault, "a@example.test,catholic\n", header: "email,religion\n")
         } throws: { error in
-            let message = (error as? VaultError)?.message ?? ""
+            let message = (error as? GateError)?.message ?? ""
             return message.contains("`religion` looks like special-category data (religion)") && message.contains("nothing was imported")
         }
         #expect(try vault.count("subject") == 0)
@@ -122,7 +122,7 @@ struct ProfileImportTests {
     func csvAsJSONL() throws {
         let vault = try TestSupport.makeVault()
         let url = TestSupport.writeFile("p.jsonl", "email\na@example.test\n")
-        #expect(throws: VaultError.self) { try vault.importProfiles(from: url, source: .crm, format: .jsonl) }
+        #expect(throws: GateError.invalidInput) { try vault.importProfiles(from: url, source: .crm, format: .jsonl) }
         #expect(try vault.count("subject") == 0)
     }
 

@@ -54,7 +54,7 @@ struct StorageTests {
         // Corrupt another field: a read that does not ask for it still succeeds, one that does fails.
         try corruptField("last_name", of: subject, in: vault)
         #expect(try vault.readFields(of: subject, fields: ["first_name"])?["first_name"] == Canary.firstName)
-        #expect(throws: VaultError.self) { try vault.readFields(of: subject, fields: ["last_name"]) }
+        #expect(throws: GateError.integrity) { try vault.readFields(of: subject, fields: ["last_name"]) }
     }
 
     func corruptField(_ field: String, of subject: SubjectID, in vault: Vault) throws {
@@ -89,7 +89,7 @@ struct StorageTests {
                 sql: "UPDATE subject SET fields = (SELECT fields FROM subject WHERE id = ?) WHERE id = ?",
                 arguments: [canary.rawValue, other.rawValue])
         }
-        #expect(throws: VaultError.self) { try vault.readFields(of: other, fields: ["first_name"]) }
+        #expect(throws: GateError.integrity) { try vault.readFields(of: other, fields: ["first_name"]) }
         let report = try vault.check()
         #expect(report.problems.count == 1 && report.problems[0].contains("\(other)"))
     }
@@ -104,7 +104,7 @@ struct StorageTests {
                 sql: "UPDATE subject SET wrapped_key = (SELECT wrapped_key FROM subject WHERE id = ?) WHERE id = ?",
                 arguments: [canary.rawValue, other.rawValue])
         }
-        #expect(throws: VaultError.self) { try vault.readFields(of: other, fields: ["first_name"]) }
+        #expect(throws: GateError.integrity) { try vault.readFields(of: other, fields: ["first_name"]) }
     }
 
     @Test("opening with the wrong master key fails with a key error, and a missing vault is reported")
@@ -119,7 +119,7 @@ struct StorageTests {
             _ = try Vault.open(at: TestSupport.temporaryDirectory("none"))
             Issue.record("opened a missing vault")
         } catch { #expect(error.code == .notFound) }
-        #expect(throws: VaultError.self) { _ = try Vault.create(at: vault.directory, policies: TestSupport.policies) }
+        #expect(throws: GateError.alreadyExists) { _ = try Vault.create(at: vault.directory, policies: TestSupport.policies) }
     }
 
     @Test("a vault created with a supplied master key writes no key file and reopens only with it")
@@ -134,7 +134,7 @@ struct StorageTests {
         _ = try Vault.create(at: directory, policies: TestSupport.policies, masterKey: try key())
         #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent(Vault.masterKeyPath).path))
         #expect(try Vault.open(at: directory, masterKey: try key()).status().keyVersion == 1)
-        #expect(throws: VaultError.self) { _ = try Vault.open(at: directory) }
+        #expect(throws: GateError.key) { _ = try Vault.open(at: directory) }
     }
 
     @Test("the consent ledger is append-only")
@@ -144,9 +144,10 @@ struct StorageTests {
         try vault.db.write { db in
             try vault.appendConsent(subject: subject, purpose: .emailMarketing, state: .granted, time: 1, source: "form", db: db)
         }
-        #expect(throws: (any Error).self) {
+        let refused = #expect(throws: DatabaseError.self) {
             try vault.db.write { try $0.execute(sql: "UPDATE consent_record SET state = 'withdrawn'") }
         }
+        #expect(refused?.message == "consent records are append-only", "\(String(describing: refused))")
     }
 
     @Test("deleting a subject cascades to identities, events, consents and derived data")

@@ -58,7 +58,7 @@ struct CampaignTests {
         let desk = ExperimentDesk(vault: vault, actor: "mia", role: .marketer)
         _ = try desk.create(
             name: "subject_line", purpose: .emailMarketing, arms: [.init(name: "short", weight: 1), .init(name: "long", weight: 1)], holdout: 0.1)
-        #expect(throws: VaultError.self) {
+        #expect(throws: GateError.alreadyExists) {
             try desk.create(
                 name: "subject_line", purpose: .emailMarketing, arms: [.init(name: "x", weight: 1), .init(name: "y", weight: 1)], holdout: 0)
         }

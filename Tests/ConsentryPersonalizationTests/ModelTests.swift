@@ -52,7 +52,7 @@ struct ModelTests {
         #expect(clusters.sizes.values.reduce(0, +) == clusters.scored)
         let models = try vault.models()
         #expect(models.map(\.name).sorted() == ["clusters", "propensity"] && models.allSatisfy { $0.metrics.contains("\"") })
-        #expect(throws: VaultError.self, "a marketer may not score for profiling") {
+        #expect(throws: GateError.denied, "a marketer may not score for profiling") {
             try ModelDesk(vault: vault, actor: "m", role: .marketer).cluster()
         }
     }

@@ -70,7 +70,7 @@ struct TemplateGateTests {
     func forbiddenField() throws {
         let vault = try vault()
         let marketer = TemplateDesk(vault: vault, actor: "mia", role: .marketer)
-        #expect(throws: VaultError.self) {
+        #expect(throws: GateError.denied) {
             try marketer.register(name: "birthday", purpose: .emailMarketing, format: .text, source: "Happy {{ birth_date | date: '%d %B' }}")
         }
         let denial = try #require(try vault.queryAudit(AuditFilter(action: "template_admin"), actor: "t", role: .admin).last)
@@ -84,7 +84,7 @@ struct TemplateGateTests {
             #expect(error.code == .invalidInput && error.message.contains("line 2, column"))
         }
         // Roles without template_admin may not register.
-        #expect(throws: VaultError.self) {
+        #expect(throws: GateError.denied) {
             try TemplateDesk(vault: vault, actor: "a", role: .analyst).register(
                 name: "x", purpose: .emailMarketing, format: .text, source: "{{ first_name }}")
         }

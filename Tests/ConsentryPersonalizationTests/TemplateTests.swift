@@ -14,12 +14,20 @@ struct LiquidCase: CustomStringConvertible, Sendable {
 
     static let fixture = TestSupport.repositoryRoot.appendingPathComponent("Tests/Fixtures/liquid-cases.json")
 
-    static func load(_ group: String) -> [LiquidCase] {
-        let object = (try? JSONSerialization.jsonObject(with: Data(contentsOf: fixture))) as? [String: Any] ?? [:]
-        return (object[group] as? [[String: Any]] ?? []).map { c in
-            LiquidCase(
-                name: c["name"] as? String ?? "", template: c["template"] as? String ?? "",
-                context: (c["context"] as? [String: Any] ?? [:]).mapValues { LiquidValue(json: $0) }, expected: c["expected"] as? String ?? "")
+    /// Reads one group of cases; a missing file, a missing group, a malformed case or a group of fewer than
+    /// `minimum` cases throws, so that a broken fixture fails the tests instead of running none.
+    static func load(_ group: String, minimum: Int = 1) throws -> [LiquidCase] {
+        struct FixtureError: Error, CustomStringConvertible { let description: String }
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: fixture)) as? [String: Any]
+        guard let cases = object?[group] as? [[String: Any]], cases.count >= minimum else {
+            throw FixtureError(description: "`\(fixture.path)` has no group `\(group)` of at least \(minimum) cases")
+        }
+        return try cases.enumerated().map { index, c in
+            guard let name = c["name"] as? String, let template = c["template"] as? String, let expected = c["expected"] as? String else {
+                throw FixtureError(description: "case \(index) of `\(group)` lacks a name, template or expected output")
+            }
+            return LiquidCase(
+                name: name, template: template, context: (c["context"] as? [String: Any] ?? [:]).mapValues { LiquidValue(json: $0) }, expected: expected)
         }
     }
 }
@@ -30,19 +38,19 @@ let fixedNow = Date(timeIntervalSince1970: 1_795_176_000)
 
 @Suite("templates")
 struct TemplateTests {
-    @Test("Liquid cases render as python-liquid renders them", arguments: LiquidCase.load("render"))
+    @Test("Liquid cases render as python-liquid renders them", arguments: try LiquidCase.load("render", minimum: 50))
     func render(_ c: LiquidCase) throws {
         let template = try LiquidTemplate(source: c.template, format: .text, profileFields: caseFields)
         #expect(template.render(c.context, now: fixedNow) == c.expected)
     }
 
-    @Test("HTML templates escape every output once", arguments: LiquidCase.load("html"))
+    @Test("HTML templates escape every output once", arguments: try LiquidCase.load("html"))
     func html(_ c: LiquidCase) throws {
         let template = try LiquidTemplate(source: c.template, format: .html, profileFields: caseFields)
         #expect(template.render(c.context, now: fixedNow) == c.expected)
     }
 
-    @Test("filters of our own and Ruby Liquid's rounding", arguments: LiquidCase.load("ours"))
+    @Test("filters of our own and Ruby Liquid's rounding", arguments: try LiquidCase.load("ours"))
     func ours(_ c: LiquidCase) throws {
         #expect(try LiquidTemplate(source: c.template, format: .text, profileFields: caseFields).render(c.context) == c.expected)
     }
@@ -78,19 +86,19 @@ struct TemplateTests {
 
     @Test("property: text without markup renders as itself, and escaping round-trips through the escape filter")
     func textProperty() throws {
-        var rng = SystemRandomNumberGenerator()
+        var (rng, seed) = TestSupport.propertyGenerator("textProperty")
         let alphabet = Array("ab <>&\"'\n\t{}%-xyz")
         for _ in 0..<300 {
             let text = String((0..<Int.random(in: 0..<40, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! })
             // Text that happens to form markup is the parser's business; plain text must pass through untouched.
             guard !text.contains("{{"), !text.contains("{%") else { continue }
-            #expect(try LiquidTemplate(source: text, format: .html, profileFields: []).render([:]) == text)
+            #expect(try LiquidTemplate(source: text, format: .html, profileFields: []).render([:]) == text, "seed \(seed)")
             let escaped = try LiquidTemplate(source: "{{ v }}", format: .html, profileFields: ["v"]).render(["v": .string(text)])
             let unescaped = escaped.replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
                 .replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&#39;", with: "'").replacingOccurrences(
                     of: "&amp;", with: "&")
-            #expect(unescaped == text)
-            #expect(!escaped.contains("<") && !escaped.contains(">"))
+            #expect(unescaped == text, "seed \(seed)")
+            #expect(!escaped.contains("<") && !escaped.contains(">"), "seed \(seed)")
         }
     }
 
@@ -98,7 +106,7 @@ struct TemplateTests {
     func dateProperty() {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
-        var rng = SystemRandomNumberGenerator()
+        var (rng, seed) = TestSupport.propertyGenerator("dateProperty")
         for _ in 0..<2_000 {
             let seconds = Int.random(in: -2_208_988_800...4_102_444_800, using: &rng)
             let date = Date(timeIntervalSince1970: Double(seconds))
@@ -108,7 +116,7 @@ struct TemplateTests {
                 format: "%04d-%02d-%02d %02d:%02d:%02d %03d %d", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!, dayOfYear, c.weekday! - 1)
             let days = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
             let rendered = LiquidFilters.date(.int(seconds), format: "%Y-%m-%d %H:%M:%S %j %A", now: Date()).text
-            #expect(rendered == String(expected.dropLast(1)) + days[c.weekday! - 1], "\(seconds)")
+            #expect(rendered == String(expected.dropLast(1)) + days[c.weekday! - 1], "\(seconds), seed \(seed)")
         }
     }
 
@@ -156,7 +164,7 @@ struct TemplateTests {
         process.waitUntilExit()
         try #require(process.terminationStatus == 0, "python-liquid is not available (`make test-peers` installs it): \(errors.suffix(300))")
         let results = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        for c in LiquidCase.load("render") + LiquidCase.load("html") {
+        for c in try LiquidCase.load("render") + LiquidCase.load("html") {
             #expect(results[c.name] as? String == c.expected, "\(c.name): python-liquid renders \(String(describing: results[c.name]))")
         }
     }

@@ -87,6 +87,6 @@ struct TriggerTests {
             try TemplateDesk(vault: vault, actor: "esp", role: .campaignService).render("reminder", subject: .triggerEntry(entries[0].id)).output
                 == nil)
         try campaign.acknowledge(entries[0].id)
-        #expect(throws: VaultError.self) { try TriggerDesk(vault: vault, actor: "al", role: .analyst).queue(trigger: "cart_reminder") }
+        #expect(throws: GateError.denied) { try TriggerDesk(vault: vault, actor: "al", role: .analyst).queue(trigger: "cart_reminder") }
     }
 }

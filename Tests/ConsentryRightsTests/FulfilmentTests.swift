@@ -183,7 +183,7 @@ struct FulfilmentTests {
         #expect(read.decision.isPermit)
         #expect(try f.vault.rectifiedCity("renamed-7f3a@example.test") == "Newhaven")
         for bad in [["shoe_size": "9"], ["birth_date": "yesterday"]] {
-            #expect(throws: VaultError.self, "refused at open, before anything is stored") {
+            #expect(throws: GateError.invalidInput, "refused at open, before anything is stored") {
                 try f.desk.open(
                     .rectification, regime: .gdpr, identifiers: RequestIdentifiers(email: RightsFixture.neighbour), details: .init(set: bad))
             }

@@ -45,7 +45,7 @@ struct LifecycleTests {
         #expect(try f.desk.verify(id, code: again.code).check == .expired)
         let third = try f.desk.reissueCode(id)
         #expect(try f.desk.verify(id, code: third.code).check == .verified)
-        #expect(throws: VaultError.self) { try f.desk.verify(id, code: third.code) }
+        #expect(throws: GateError.invalidInput) { try f.desk.verify(id, code: third.code) }
     }
 
     @Test("a code verifies only its own request: another request's code never unlocks a different subject")
@@ -57,9 +57,9 @@ struct LifecycleTests {
         #expect(check != .verified)
         #expect(try f.desk.show(theirs.record.id).verifiedAt == nil)
         // An unverified request cannot be fulfilled, and the gate will not resolve its subject.
-        #expect(throws: VaultError.self) { try f.desk.fulfil(theirs.record.id) }
-        #expect(throws: VaultError.self) { try f.vault.eraseForRequest(theirs.record.id, actor: "dpo", role: .complianceOfficer) }
-        #expect(throws: VaultError.self) { try f.vault.exportSubject(.request(theirs.record.id), actor: "dpo", role: .complianceOfficer) }
+        #expect(throws: GateError.invalidInput) { try f.desk.fulfil(theirs.record.id) }
+        #expect(throws: GateError.invalidInput) { try f.vault.eraseForRequest(theirs.record.id, actor: "dpo", role: .complianceOfficer) }
+        #expect(throws: GateError.notFound) { try f.vault.exportSubject(.request(theirs.record.id), actor: "dpo", role: .complianceOfficer) }
         #expect(try f.vault.profileExists(RightsFixture.neighbour))
     }
 
@@ -69,15 +69,15 @@ struct LifecycleTests {
         let gdpr = try f.openVerified(.access)
         let extended = try f.desk.extend(gdpr.id, reason: "complex request covering several systems")
         #expect(extended.status == .extended && extended.extendedDueAt == Deadlines.extended(.access, .gdpr, receivedAt: gdpr.receivedAt))
-        #expect(throws: VaultError.self) { try f.desk.extend(gdpr.id, reason: "again") }
+        #expect(throws: GateError.invalidInput) { try f.desk.extend(gdpr.id, reason: "again") }
         let lgpd = try f.desk.open(.access, regime: .lgpd, identifiers: RequestIdentifiers(email: Canary.email)).record
-        #expect(throws: VaultError.self) { try f.desk.extend(lgpd.id, reason: "no") }
+        #expect(throws: GateError.invalidInput) { try f.desk.extend(lgpd.id, reason: "no") }
         let optOut = try f.desk.open(.optOutSaleShare, regime: .ccpa, identifiers: RequestIdentifiers(email: Canary.email)).record
-        #expect(throws: VaultError.self) { try f.desk.extend(optOut.id, reason: "no") }
-        #expect(throws: VaultError.self) { try f.desk.reject(lgpd.id, reason: "   ") }
+        #expect(throws: GateError.invalidInput) { try f.desk.extend(optOut.id, reason: "no") }
+        #expect(throws: GateError.invalidInput) { try f.desk.reject(lgpd.id, reason: "   ") }
         let rejected = try f.desk.reject(lgpd.id, reason: "identity could not be verified")
         #expect(rejected.status == .rejected && rejected.rejectionReason == "identity could not be verified" && rejected.completedAt != nil)
-        #expect(throws: VaultError.self) { try f.desk.fulfil(lgpd.id) }
+        #expect(throws: GateError.invalidInput) { try f.desk.fulfil(lgpd.id) }
     }
 
     @Test("list finds overdue requests and those due within a window, by the deadline in force")
@@ -114,27 +114,27 @@ struct LifecycleTests {
     func roles() throws {
         let f = try RightsFixture()
         let marketer = RightsDesk(vault: f.vault, actor: "mia", role: .marketer)
-        #expect(throws: VaultError.self) { try marketer.open(.access, regime: .gdpr, identifiers: RequestIdentifiers(email: Canary.email)) }
-        #expect(throws: VaultError.self) { try marketer.list() }
+        #expect(throws: GateError.denied) { try marketer.open(.access, regime: .gdpr, identifiers: RequestIdentifiers(email: Canary.email)) }
+        #expect(throws: GateError.denied) { try marketer.list() }
         let denials = try f.vault.queryAudit(AuditFilter(decision: .deny), actor: "t", role: .admin)
         #expect(denials.contains { $0.actor == "mia" && $0.action == "dsr_manage" })
         // An admin manages requests but holds no export grant: fulfilment is denied by the gate.
         let admin = RightsDesk(vault: f.vault, actor: "root", role: .admin)
         let opened = try admin.open(.access, regime: .gdpr, identifiers: RequestIdentifiers(email: Canary.email))
         _ = try admin.verify(opened.record.id, code: try #require(opened.code))
-        #expect(throws: VaultError.self) { try admin.fulfil(opened.record.id) }
+        #expect(throws: GateError.denied) { try admin.fulfil(opened.record.id) }
     }
 
     @Test("bad input: no identifier, a malformed e-mail, identifiers of two subjects, a rectification without values")
     func badInput() throws {
         let f = try RightsFixture()
-        #expect(throws: VaultError.self) { try f.desk.open(.access, regime: .gdpr, identifiers: RequestIdentifiers()) }
-        #expect(throws: VaultError.self) { try f.desk.open(.access, regime: .gdpr, identifiers: RequestIdentifiers(email: "not an address")) }
-        #expect(throws: VaultError.self) {
+        #expect(throws: GateError.invalidInput) { try f.desk.open(.access, regime: .gdpr, identifiers: RequestIdentifiers()) }
+        #expect(throws: GateError.invalidInput) { try f.desk.open(.access, regime: .gdpr, identifiers: RequestIdentifiers(email: "not an address")) }
+        #expect(throws: GateError.invalidInput) {
             try f.desk.open(.erasure, regime: .gdpr, identifiers: RequestIdentifiers(email: Canary.email, customerID: "NEIGHBOUR-1"))
         }
-        #expect(throws: VaultError.self) { try f.desk.open(.rectification, regime: .gdpr, identifiers: RequestIdentifiers(email: Canary.email)) }
-        #expect(throws: VaultError.self) {
+        #expect(throws: GateError.invalidInput) { try f.desk.open(.rectification, regime: .gdpr, identifiers: RequestIdentifiers(email: Canary.email)) }
+        #expect(throws: GateError.invalidInput) {
             try f.desk.open(.objection, regime: .gdpr, identifiers: RequestIdentifiers(email: Canary.email), details: .init(purposes: ["nonsense"]))
         }
         #expect(try f.desk.list().isEmpty, "nothing was stored")

@@ -643,7 +643,7 @@ do {
         """
     try Data(markdown.utf8).write(to: URL(fileURLWithPath: options.out))
     print(markdown)
-} catch let error as VaultError {
+} catch let error as GateError {
     fail(error.message)
 } catch {
     fail("\(error)")

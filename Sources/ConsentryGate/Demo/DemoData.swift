@@ -214,7 +214,7 @@ public enum CSVText {
 
 extension Vault {
     /// Loads deterministic synthetic data (profiles, events and consents) through the normal ingest path.
-    public func loadDemoData(_ options: DemoOptions, actor: String = "system", role: Role = .admin) throws(VaultError) -> DemoReport {
+    public func loadDemoData(_ options: DemoOptions, actor: String = "system", role: Role = .admin) throws(GateError) -> DemoReport {
         let profileAudit = try importAudit(actor: actor, role: role, what: "demo profiles")
         let eventAudit = try importAudit(actor: actor, role: role, what: "demo events")
         _ = try requireAdministrative(.consentWrite, actor: actor, role: role, requestID: nil)
@@ -252,11 +252,11 @@ extension Vault {
     /// skipping subjects that have demo consents: for benchmarks that import the demo files and then need consents.
     /// - Returns: the records written.
     @discardableResult
-    public func loadDemoConsents(_ options: DemoOptions, actor: String = "system", role: Role = .admin) throws(VaultError) -> Int {
+    public func loadDemoConsents(_ options: DemoOptions, actor: String = "system", role: Role = .admin) throws(GateError) -> Int {
         try loadDemoConsents(options, generator: DemoGenerator(options: options, now: clock.now()), actor: actor, role: role)
     }
 
-    private func loadDemoConsents(_ options: DemoOptions, generator: DemoGenerator, actor: String, role: Role) throws(VaultError) -> Int {
+    private func loadDemoConsents(_ options: DemoOptions, generator: DemoGenerator, actor: String, role: Role) throws(GateError) -> Int {
         let consentDecision = try requireAdministrative(.consentWrite, actor: actor, role: role, requestID: nil)
         var consentCount = 0
         do {

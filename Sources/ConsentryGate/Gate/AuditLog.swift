@@ -89,7 +89,7 @@ extension Vault {
 
     /// Appends an audit entry in a transaction of its own (for events with no other effect).
     @discardableResult
-    func auditAlone(_ draft: AuditDraft) throws(VaultError) -> AuditEntry {
+    func auditAlone(_ draft: AuditDraft) throws(GateError) -> AuditEntry {
         let entry: AuditEntry
         do { entry = try db.write { try audit(draft, db: $0) } } catch { throw Self.storageError(error, "write the audit log (nothing was done)") }
         try checkpointIfDue()
@@ -118,7 +118,7 @@ extension Vault {
 
     /// Signs a checkpoint of the log's current end when at least `everyEntries` entries or `everySeconds`
     /// seconds have passed since the last one (or always, with `force`). Called after commits and at shutdown.
-    public func checkpointIfDue(force: Bool = false) throws(VaultError) {
+    public func checkpointIfDue(force: Bool = false) throws(GateError) {
         // Cheap test first, without touching the database: most calls are not due.
         let known = appendedSequence.withLock { $0 }
         let cadence = checkpointState.withLock { $0 }
@@ -154,13 +154,13 @@ extension Vault {
                 }
             }
         } catch {
-            throw VaultError(.storage, error.message)
+            throw GateError(.storage, error.message)
         }
     }
 
     /// Gives every configured witness file that has no checkpoint yet one of the log's current end, so that a newly
     /// configured witness holds something to verify against from the start.
-    func initializeWitnesses() throws(VaultError) {
+    func initializeWitnesses() throws(GateError) {
         guard witnessFiles.contains(where: { $0.newest() == nil }) else { return }
         do {
             let last = try db.read { try Row.fetchOne($0, sql: "SELECT sequence, hash FROM audit_entry ORDER BY sequence DESC LIMIT 1") }
@@ -169,7 +169,7 @@ extension Vault {
                 try witness.appendExclusively { witness.newest() == nil ? checkpoint : nil }
             }
         } catch let error as AuditError {
-            throw VaultError(.storage, error.message)
+            throw GateError(.storage, error.message)
         } catch {
             throw Self.storageError(error, "read the end of the audit log for a witness checkpoint")
         }
@@ -182,14 +182,14 @@ extension Vault {
     }
 
     /// Writes the genesis checkpoint and the public key of a new vault.
-    func initializeAuditFiles() throws(VaultError) {
+    func initializeAuditFiles() throws(GateError) {
         do {
             try checkpointFile.append(Checkpoint(sequence: 0, hash: AuditEntry.genesisHash, time: nowMillis, signer: keys.signer))
             try Data((signingPublicKey + "\n").utf8).write(to: directory.appendingPathComponent("audit/signing.pub"))
         } catch let error as AuditError {
-            throw VaultError(.storage, error.message)
+            throw GateError(.storage, error.message)
         } catch {
-            throw VaultError(.storage, "could not write `audit/signing.pub`: \(error.localizedDescription)")
+            throw GateError(.storage, "could not write `audit/signing.pub`: \(error.localizedDescription)")
         }
     }
 }

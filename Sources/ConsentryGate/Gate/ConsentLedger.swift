@@ -142,7 +142,7 @@ extension Vault {
     }
 
     /// A consent or flag record whose binding fails: the ledger was edited in the file, so no decision can rest on it.
-    static let unboundLedger = VaultError(
+    static let unboundLedger = GateError(
         .integrity,
         "a consent or flag record fails its binding (edited or forged in the database file); nothing was released, run `consentry check` and restore the vault from a backup"
     )

@@ -129,13 +129,13 @@ extension Vault {
     /// The decision, the audit entry and the decryption happen in one transaction: the entry is durable
     /// before any value is returned, and if it cannot be written nothing is returned (the call throws).
     /// A denied read returns the decision and no values.
-    /// - Throws: ``VaultError`` when the audit log or the database cannot be written or read.
+    /// - Throws: ``GateError`` when the audit log or the database cannot be written or read.
     ///
     /// With `includeDerived`, a permitted read also releases the derived data computed for the request's purpose
     /// (see ``GateRead/derived``); derived data of other purposes (profiling scores, say) never leaves this way.
     public func read(
         _ request: AccessRequest, subject reference: SubjectReference, includeDerived: Bool = false, requestID: String? = nil
-    ) throws(VaultError) -> GateRead {
+    ) throws(GateError) -> GateRead {
         let result: GateRead
         do {
             result = try groupCommitter.run(db, readJob(request, reference, includeDerived: includeDerived, requestID: requestID))
@@ -150,7 +150,7 @@ extension Vault {
     /// holding no thread, while its read waits for the shared commit. Same decision, audit and release rules.
     public func asyncRead(
         _ request: AccessRequest, subject reference: SubjectReference, includeDerived: Bool = false, requestID: String? = nil
-    ) async throws(VaultError) -> GateRead {
+    ) async throws(GateError) -> GateRead {
         let result: GateRead
         do {
             result = try await groupCommitter.run(db, readJob(request, reference, includeDerived: includeDerived, requestID: requestID))
@@ -184,7 +184,7 @@ extension Vault {
                 return GateRead(decision: decision, values: [:], pseudonym: nil, auditSequence: entry.sequence)
             }
             // One read of the row serves the pseudonym now and the decryption after the audit entry.
-            guard let row = try subjectRow(subject, db: db) else { throw VaultError(.integrity, "subject \(subject) has no row") }
+            guard let row = try subjectRow(subject, db: db) else { throw GateError(.integrity, "subject \(subject) has no row") }
             let pseudonym = self.pseudonym(secret: row.auditSecret)
             let derived = try derivedState(of: subject, db: db)
             let decision = policy.decide(request, subject: derived.state)
@@ -217,7 +217,7 @@ extension Vault {
                     let kind = query.text(0) ?? "", name = query.text(1) ?? ""
                     let ad = Sealing.derivedAssociatedData(subject: subject, kind: kind, name: name, keyVersion: keyVersion)
                     guard let value = query.withBytes(2, { Sealing.openString($0, key: scratch, associatedData: ad) }) else {
-                        throw VaultError(.integrity, "derived value `\(kind)/\(name)` of subject \(subject) failed its integrity check")
+                        throw GateError(.integrity, "derived value `\(kind)/\(name)` of subject \(subject) failed its integrity check")
                     }
                     result.derived["\(kind)/\(name)"] = value
                 }
@@ -233,7 +233,7 @@ extension Vault {
     /// subject set is committed before any value is handed out. Subjects are then read in chunks, and each
     /// chunk re-reads consent, so a withdrawal committed during the scan excludes the subject from every chunk
     /// not yet read; such late exclusions are recorded in a second entry. Excluded subjects are never decrypted.
-    public func scan(_ request: AccessRequest, requestID: String? = nil, _ body: (ScanMember, [String?]) throws -> Void) throws(VaultError)
+    public func scan(_ request: AccessRequest, requestID: String? = nil, _ body: (ScanMember, [String?]) throws -> Void) throws(GateError)
         -> ScanSummary
     {
         try gatedScan(request, only: nil, eventsSince: nil, requestID: requestID) { member, values, _ in try body(member, values) }
@@ -245,14 +245,14 @@ extension Vault {
     public func scanBehavior(
         _ request: AccessRequest, eventsSince: Int64?, only: Set<SubjectID>? = nil, requestID: String? = nil,
         _ body: (ScanMember, [String?], [BehaviorEvent]) throws -> Void
-    ) throws(VaultError) -> ScanSummary {
+    ) throws(GateError) -> ScanSummary {
         try gatedScan(request, only: only, eventsSince: eventsSince ?? Int64.min, requestID: requestID, body)
     }
 
     private func gatedScan(
         _ request: AccessRequest, only: Set<SubjectID>?, eventsSince: Int64?, requestID: String?,
         _ body: (ScanMember, [String?], [BehaviorEvent]) throws -> Void
-    ) throws(VaultError) -> ScanSummary {
+    ) throws(GateError) -> ScanSummary {
         // One policy for the whole scan: it is one decision, and every entry it writes names the same version.
         let snapshot = policyNow
         guard let policy = snapshot.loaded else {
@@ -372,7 +372,7 @@ extension Vault {
                     }
                 }
             }
-        } catch let error as VaultError {
+        } catch let error as GateError {
             throw error
         } catch {
             throw Self.storageError(error, "complete the gated scan")
@@ -391,7 +391,7 @@ extension Vault {
 
     /// Explains the decision for a request (and, when given, one subject) step by step. The explanation is
     /// itself audited; it releases no personal data.
-    public func explain(_ request: AccessRequest, subject reference: SubjectReference? = nil, requestID: String? = nil) throws(VaultError)
+    public func explain(_ request: AccessRequest, subject reference: SubjectReference? = nil, requestID: String? = nil) throws(GateError)
         -> Explanation
     {
         let snapshot = policyNow

@@ -57,7 +57,7 @@ extension Vault {
     /// itself is audited after it ran, so it never changes what it checked.
     /// - Parameter expected: (sequence, hash) pairs recorded outside the vault, such as the newest checkpoint that
     ///   `consentry status` printed earlier; the log must still hold each. The configured witness files are checked too.
-    public func verifyAudit(actor: String, role: Role, expected: [(sequence: Int64, hash: String)] = [], requestID: String? = nil) throws(VaultError)
+    public func verifyAudit(actor: String, role: Role, expected: [(sequence: Int64, hash: String)] = [], requestID: String? = nil) throws(GateError)
         -> AuditVerification
     {
         let decision = try requireAdministrative(.auditRead, actor: actor, role: role, requestID: requestID)
@@ -80,7 +80,7 @@ extension Vault {
     }
 
     /// Queries the audit log. Needs `audit_read`; audited.
-    public func queryAudit(_ filter: AuditFilter, actor: String, role: Role, requestID: String? = nil) throws(VaultError) -> [AuditEntry] {
+    public func queryAudit(_ filter: AuditFilter, actor: String, role: Role, requestID: String? = nil) throws(GateError) -> [AuditEntry] {
         let decision = try requireAdministrative(.auditRead, actor: actor, role: role, requestID: requestID)
         var entries: [AuditEntry] = []
         do {
@@ -100,7 +100,7 @@ extension Vault {
     public func exportAudit(
         _ format: AuditExportFormat, filter: AuditFilter = AuditFilter(limit: Int.max), to output: FileHandle, actor: String, role: Role,
         requestID: String? = nil
-    ) throws(VaultError) -> Int {
+    ) throws(GateError) -> Int {
         let decision = try requireAdministrative(.auditRead, actor: actor, role: role, requestID: requestID)
         var count = 0
         do {

@@ -45,51 +45,51 @@ public struct ConsentHistory: Sendable, Codable, Equatable {
 
 extension Vault {
     /// Authorizes an administrative action or throws `denied`, auditing the denial.
-    func requireAdministrative(_ action: Action, actor: String, role: Role, requestID: String?) throws(VaultError) -> Decision {
+    func requireAdministrative(_ action: Action, actor: String, role: Role, requestID: String?) throws(GateError) -> Decision {
         try require(AccessRequest(actor: actor, role: role, action: action), requestID: requestID)
     }
 
     /// Authorizes a request (role, action, purpose, fields) or throws `denied`, auditing the denial.
-    func require(_ request: AccessRequest, requestID: String?) throws(VaultError) -> Decision {
+    func require(_ request: AccessRequest, requestID: String?) throws(GateError) -> Decision {
         let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
         guard decision.isPermit else { try refuse(request, decision, requestID: requestID) }
         return decision
     }
 
     /// Audits a denied request (recorded as `action` when given) and throws `denied` with the decision's reasons.
-    func refuse(_ request: AccessRequest, _ decision: Decision, as action: AuditAction? = nil, requestID: String?) throws(VaultError) -> Never {
+    func refuse(_ request: AccessRequest, _ decision: Decision, as action: AuditAction? = nil, requestID: String?) throws(GateError) -> Never {
         var entry = draft(request, decision, requestID: requestID)
         if let action { entry.action = action }
         try auditAlone(entry)
-        throw VaultError(.denied, "denied: " + decision.reasons.map(\.description).joined(separator: "; "))
+        throw GateError(.denied, "denied: " + decision.reasons.map(\.description).joined(separator: "; "))
     }
 
     /// Appends a consent record for one subject. A withdrawal takes effect for every later decision,
     /// including chunks of a scan that is already running.
     /// - Returns: the new record's id.
-    /// - Throws: ``VaultError`` `denied` when the role may not write consent, `notFound` for an unknown subject,
+    /// - Throws: ``GateError`` `denied` when the role may not write consent, `notFound` for an unknown subject,
     ///   `invalidInput` for a consent on a purpose that does not rest on consent or a confirmation without a pending opt-in.
     @discardableResult
     public func recordConsent(
         _ change: ConsentChange, subject reference: SubjectReference, actor: String, role: Role, requestID: String? = nil
-    ) throws(VaultError) -> Int64 {
+    ) throws(GateError) -> Int64 {
         let decision = try requireAdministrative(.consentWrite, actor: actor, role: role, requestID: requestID)
         guard let spec = loadedPolicy?.purposes[change.purpose], spec.legalBasis == .consent else {
-            throw VaultError(.invalidInput, "purpose `\(change.purpose.rawValue)` does not rest on consent, so it takes no consent records")
+            throw GateError(.invalidInput, "purpose `\(change.purpose.rawValue)` does not rest on consent, so it takes no consent records")
         }
         let request = AccessRequest(actor: actor, role: role, action: .consentWrite, purpose: change.purpose)
         let id: Int64
         do {
             id = try db.write { db -> Int64 in
                 guard let subject = try resolve(reference, db: db) else {
-                    throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id")
+                    throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
                 }
                 if change.state == .confirmed {
                     let last = try String.fetchOne(
                         db, sql: "SELECT state FROM consent_record WHERE subject_id = ? AND purpose = ? ORDER BY id DESC LIMIT 1",
                         arguments: [subject.rawValue, change.purpose.rawValue])
                     guard last == ConsentState.pending.rawValue else {
-                        throw VaultError(
+                        throw GateError(
                             .invalidInput, "there is no pending double opt-in for `\(change.purpose.rawValue)` to confirm; record `pending` first")
                     }
                 }
@@ -113,16 +113,16 @@ extension Vault {
     public func recordFlag(
         _ flag: SubjectFlag, purpose: Purpose? = nil, on: Bool, subject reference: SubjectReference, source: String, actor: String, role: Role,
         requestID: String? = nil
-    ) throws(VaultError) {
+    ) throws(GateError) {
         let decision = try requireAdministrative(.consentWrite, actor: actor, role: role, requestID: requestID)
-        if flag == .objection && purpose == nil { throw VaultError(.invalidInput, "an objection names the purpose objected to; give the purpose") }
+        if flag == .objection && purpose == nil { throw GateError(.invalidInput, "an objection names the purpose objected to; give the purpose") }
         if flag != .objection && purpose != nil {
-            throw VaultError(.invalidInput, "`\(flag.rawValue)` applies to every purpose; give no purpose")
+            throw GateError(.invalidInput, "`\(flag.rawValue)` applies to every purpose; give no purpose")
         }
         do {
             try db.write { db in
                 guard let subject = try resolve(reference, db: db) else {
-                    throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id")
+                    throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
                 }
                 let now = nowMillis
                 // The id is chosen inside the write transaction so that the binding covers it (the ledger is append-only).
@@ -152,7 +152,7 @@ extension Vault {
     }
 
     /// A subject's consent ledger and flags, for roles that write consent or manage requests. Audited.
-    public func consentHistory(subject reference: SubjectReference, actor: String, role: Role, requestID: String? = nil) throws(VaultError)
+    public func consentHistory(subject reference: SubjectReference, actor: String, role: Role, requestID: String? = nil) throws(GateError)
         -> ConsentHistory
     {
         let request = AccessRequest(actor: actor, role: role, action: .consentWrite)
@@ -165,7 +165,7 @@ extension Vault {
         do {
             let history = try db.write { db -> ConsentHistory in
                 guard let subject = try resolve(reference, db: db) else {
-                    throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id")
+                    throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
                 }
                 let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
                 let records = try consentRecords(db, subject)

@@ -79,20 +79,20 @@ public struct ArmCounts: Sendable, Codable, Equatable {
 
 extension Vault {
     /// Creates an experiment for `purpose`; the role needs `segment` for it. Audited.
-    public func createExperiment(_ definition: ExperimentDefinition, actor: String) throws(VaultError) {
-        guard FieldName.isValid(definition.name) else { throw VaultError(.invalidInput, "experiment names are lower-case identifiers") }
+    public func createExperiment(_ definition: ExperimentDefinition, actor: String) throws(GateError) {
+        guard FieldName.isValid(definition.name) else { throw GateError(.invalidInput, "experiment names are lower-case identifiers") }
         guard definition.arms.count >= 2, definition.arms.allSatisfy({ $0.weight > 0 && FieldName.isValid($0.name) && $0.name != "holdout" }),
             Set(definition.arms.map(\.name)).count == definition.arms.count
         else {
-            throw VaultError(.invalidInput, "an experiment has at least two arms with distinct lower-case names (not `holdout`) and positive weights")
+            throw GateError(.invalidInput, "an experiment has at least two arms with distinct lower-case names (not `holdout`) and positive weights")
         }
-        guard (0..<1).contains(definition.holdout) else { throw VaultError(.invalidInput, "the holdout share is at least 0 and below 1") }
+        guard (0..<1).contains(definition.holdout) else { throw GateError(.invalidInput, "the holdout share is at least 0 and below 1") }
         let request = AccessRequest(actor: actor, role: definition.role, action: .segment, purpose: definition.purpose)
         let decision = try require(request, requestID: nil)
         do {
             try db.write { db in
                 guard try Int.fetchOne(db, sql: "SELECT count(*) FROM experiment WHERE name = ?", arguments: [definition.name]) == 0 else {
-                    throw VaultError(
+                    throw GateError(
                         .alreadyExists, "experiment `\(definition.name)` exists; experiments are not redefined (assignments depend on them)")
                 }
                 try db.execute(
@@ -111,7 +111,7 @@ extension Vault {
     }
 
     /// An experiment, or nil.
-    public func experiment(_ name: String) throws(VaultError) -> ExperimentDefinition? {
+    public func experiment(_ name: String) throws(GateError) -> ExperimentDefinition? {
         do {
             return try db.read { db in
                 guard let row = try Row.fetchOne(db, sql: "SELECT * FROM experiment WHERE name = ?", arguments: [name]),
@@ -126,7 +126,7 @@ extension Vault {
     }
 
     /// Stores assignments (subject → arm) of an experiment; subjects already assigned keep their arm.
-    public func storeAssignments(_ experiment: ExperimentDefinition, _ arms: [SubjectID: String], actor: String, role: Role) throws(VaultError) -> Int
+    public func storeAssignments(_ experiment: ExperimentDefinition, _ arms: [SubjectID: String], actor: String, role: Role) throws(GateError) -> Int
     {
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose)
         let decision = try require(request, requestID: nil)
@@ -152,7 +152,7 @@ extension Vault {
 
     /// Records outcomes (idempotent by id); an outcome of a subject not assigned to the experiment is rejected.
     /// - Returns: (recorded, duplicates, rejected with reasons by line index).
-    public func recordOutcomes(_ experiment: ExperimentDefinition, _ outcomes: [ExperimentOutcome], actor: String, role: Role) throws(VaultError) -> (
+    public func recordOutcomes(_ experiment: ExperimentDefinition, _ outcomes: [ExperimentOutcome], actor: String, role: Role) throws(GateError) -> (
         recorded: Int, duplicates: Int, rejected: [(Int, String)]
     ) {
         let decision = try requireAdministrative(.import, actor: actor, role: role, requestID: nil)
@@ -196,7 +196,7 @@ extension Vault {
     }
 
     /// Aggregated counts per arm for a report. The role needs `segment` for the experiment's purpose; only counts leave.
-    public func experimentCounts(_ experiment: ExperimentDefinition, actor: String, role: Role) throws(VaultError) -> [String: ArmCounts] {
+    public func experimentCounts(_ experiment: ExperimentDefinition, actor: String, role: Role) throws(GateError) -> [String: ArmCounts] {
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose)
         let decision = try require(request, requestID: nil)
         do {

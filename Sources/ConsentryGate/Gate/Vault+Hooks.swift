@@ -151,9 +151,9 @@ extension Vault {
     public func writeDerived(
         _ request: AccessRequest, kind: String, name: String, values: [SubjectID: String], replaceAll: Bool = false,
         removing: Set<SubjectID> = [], requestID: String? = nil
-    ) throws(VaultError) -> DerivedWriteSummary {
+    ) throws(GateError) -> DerivedWriteSummary {
         guard FieldName.isValid(kind), FieldName.isValid(name) else {
-            throw VaultError(.invalidInput, "derived data kind and name must be lower-case identifiers such as `score` and `engagement`")
+            throw GateError(.invalidInput, "derived data kind and name must be lower-case identifiers such as `score` and `engagement`")
         }
         guard let policy = loadedPolicy else {
             let entry = try auditAlone(draft(request, .deny(.policyUnavailable), requestID: requestID))
@@ -239,7 +239,7 @@ extension Vault {
     public func exportSubject(
         _ reference: SubjectReference, actor: String, role: Role, purpose: Purpose = .service, reason: String? = nil, requestID: String? = nil
     )
-        throws(VaultError) -> SubjectExport
+        throws(GateError) -> SubjectExport
     {
         var sink = InMemoryExportSink()
         _ = try exportSubject(reference, actor: actor, role: role, purpose: purpose, reason: reason, requestID: requestID, into: &sink)
@@ -248,7 +248,7 @@ extension Vault {
 
     /// Checks that `role` may receive a subject's export (`export` for `service`), auditing a denial: downloading a
     /// stored export needs the same grant as producing it.
-    public func requireExportGrant(actor: String, role: Role, requestID: String? = nil) throws(VaultError) {
+    public func requireExportGrant(actor: String, role: Role, requestID: String? = nil) throws(GateError) {
         _ = try require(AccessRequest(actor: actor, role: role, action: .export, purpose: .service), requestID: requestID)
     }
 
@@ -260,7 +260,7 @@ extension Vault {
     public func exportSubject<Sink: SubjectExportSink>(
         _ reference: SubjectReference, actor: String, role: Role, purpose: Purpose = .service, reason: String? = nil, requestID: String? = nil,
         into sink: inout Sink
-    ) throws(VaultError) -> [String: Int] {
+    ) throws(GateError) -> [String: Int] {
         let request = AccessRequest(actor: actor, role: role, action: .export, purpose: purpose, reason: reason)
         // The export is the subject's own data: the purpose's field list does not limit it, so only the role's grant is checked.
         let authorized = try require(request, requestID: requestID)
@@ -271,11 +271,11 @@ extension Vault {
                 try db.execute(sql: "PRAGMA cache_size = -4096")
                 defer { try? db.execute(sql: "PRAGMA cache_size = -\(Self.writerCacheKiB)") }
                 guard let subject = try resolve(reference, db: db) else {
-                    throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id")
+                    throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
                 }
                 try refreshKEKs(db)
                 // One read of the subject's row and one unwrap of its data key serve the profile and the derived data.
-                guard let row = try subjectRow(subject, db: db) else { throw VaultError(.integrity, "subject \(subject) has no row") }
+                guard let row = try subjectRow(subject, db: db) else { throw GateError(.integrity, "subject \(subject) has no row") }
                 let keyVersion = row.keyVersion
                 let pseudonym = self.pseudonym(secret: row.auditSecret)
                 let packed = row.fields.withUnsafeBytes({ PackedFields.decode($0) })?.entries ?? []
@@ -333,7 +333,7 @@ extension Vault {
                     let kind: String = row[0], name: String = row[1]
                     let ad = Sealing.derivedAssociatedData(subject: subject, kind: kind, name: name, keyVersion: keyVersion)
                     guard let value = (row[2] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
-                        throw VaultError(.integrity, "derived value `\(kind)/\(name)` of subject \(subject) failed its integrity check")
+                        throw GateError(.integrity, "derived value `\(kind)/\(name)` of subject \(subject) failed its integrity check")
                     }
                     try sink.derived(kind: kind, name: name, value: value)
                     counts["derived", default: 0] += 1
@@ -376,7 +376,7 @@ extension Vault {
     public func eraseSubject(
         _ reference: SubjectReference, actor: String, role: Role, purpose: Purpose = .service, reason: String? = nil, requestID: String? = nil
     )
-        throws(VaultError) -> ErasureSummary
+        throws(GateError) -> ErasureSummary
     {
         let request = AccessRequest(actor: actor, role: role, action: .erase, purpose: purpose, reason: reason)
         let authorized = try require(request, requestID: requestID)
@@ -384,7 +384,7 @@ extension Vault {
         do {
             summary = try db.write { db -> ErasureSummary in
                 guard let subject = try resolve(reference, db: db) else {
-                    throw VaultError(.notFound, "no subject matches; check the e-mail address or customer id")
+                    throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
                 }
                 let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
                 let deleted = try eraseRows(of: subject, db: db)

@@ -41,10 +41,10 @@ extension Vault {
 
     /// Checks an `Idempotency-Key` of caller `scope` (the token's name, so callers never see each other's
     /// responses) for a request with `body`; claims the key when it is new.
-    /// - Throws: ``VaultError`` `invalidInput` for a key that is not 1 to 128 visible ASCII characters.
-    public func beginIdempotent(key: String, scope: String, body: some Collection<UInt8>) throws(VaultError) -> IdempotencyCheck {
+    /// - Throws: ``GateError`` `invalidInput` for a key that is not 1 to 128 visible ASCII characters.
+    public func beginIdempotent(key: String, scope: String, body: some Collection<UInt8>) throws(GateError) -> IdempotencyCheck {
         guard !key.isEmpty, key.utf8.count <= 128, key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-            throw VaultError(.invalidInput, "the Idempotency-Key must be 1 to 128 visible ASCII characters, such as a UUID")
+            throw GateError(.invalidInput, "the Idempotency-Key must be 1 to 128 visible ASCII characters, such as a UUID")
         }
         let claim = IdempotencyClaim(
             keyHash: Data(keys.tokenHashes.hash(tag: 0x61, "\(scope)|\(key)")),

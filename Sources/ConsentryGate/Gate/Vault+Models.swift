@@ -23,10 +23,10 @@ public struct StoredModel: Sendable, Codable, Equatable {
 extension Vault {
     /// Stores a new version of a model with its metrics; the role needs `score` for the purpose. Audited.
     @discardableResult
-    public func storeModel(name: String, purpose: Purpose, metrics: String, parameters: String, actor: String, role: Role) throws(VaultError)
+    public func storeModel(name: String, purpose: Purpose, metrics: String, parameters: String, actor: String, role: Role) throws(GateError)
         -> StoredModel
     {
-        guard FieldName.isValid(name) else { throw VaultError(.invalidInput, "model names are lower-case identifiers") }
+        guard FieldName.isValid(name) else { throw GateError(.invalidInput, "model names are lower-case identifiers") }
         let request = AccessRequest(actor: actor, role: role, action: .score, purpose: purpose)
         let decision = try require(request, requestID: nil)
         do {
@@ -49,7 +49,7 @@ extension Vault {
     }
 
     /// Every stored model version, newest first per name.
-    public func models() throws(VaultError) -> [StoredModel] {
+    public func models() throws(GateError) -> [StoredModel] {
         do {
             return try db.read { db in
                 try Row.fetchAll(db, sql: "SELECT * FROM model ORDER BY name, version DESC").compactMap { row in

@@ -34,7 +34,7 @@ public enum ReportName: String, Sendable, CaseIterable {
 
 extension Vault {
     /// Generates a compliance report. Needs `audit_read`; audited.
-    public func report(_ name: ReportName, since: Int64? = nil, until: Int64? = nil, actor: String, role: Role) throws(VaultError) -> ComplianceReport
+    public func report(_ name: ReportName, since: Int64? = nil, until: Int64? = nil, actor: String, role: Role) throws(GateError) -> ComplianceReport
     {
         let decision = try requireAdministrative(.auditRead, actor: actor, role: role, requestID: nil)
         var report = ComplianceReport(

@@ -30,9 +30,9 @@ extension Vault {
     @discardableResult
     public func defineSegment(
         name: String, purpose: Purpose, rule: String, fields: [String], readsEvents: Bool, actor: String, role: Role
-    ) throws(VaultError) -> StoredSegment {
+    ) throws(GateError) -> StoredSegment {
         guard FieldName.isValid(name) else {
-            throw VaultError(.invalidInput, "segment names are lower-case identifiers such as `running_fans` (letters, digits, `_`)")
+            throw GateError(.invalidInput, "segment names are lower-case identifiers such as `running_fans` (letters, digits, `_`)")
         }
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: purpose, fields: fields.compactMap(FieldName.init))
         let decision = try require(request, requestID: nil)
@@ -67,12 +67,12 @@ extension Vault {
     }
 
     /// Every segment definition, by name.
-    public func segments() throws(VaultError) -> [StoredSegment] {
+    public func segments() throws(GateError) -> [StoredSegment] {
         do {
             return try db.read { db in
                 try Row.fetchAll(db, sql: "SELECT * FROM segment ORDER BY name").map { row in
                     guard let purpose = Purpose(rawValue: row["purpose"]), let role = Role(rawValue: row["role"]) else {
-                        throw VaultError(.integrity, "segment `\(row["name"] as String? ?? "?")` names an unknown purpose or role")
+                        throw GateError(.integrity, "segment `\(row["name"] as String? ?? "?")` names an unknown purpose or role")
                     }
                     return StoredSegment(
                         name: row["name"], purpose: purpose, rule: row["rule"],

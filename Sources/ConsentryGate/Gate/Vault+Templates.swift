@@ -39,12 +39,12 @@ extension Vault {
     @discardableResult
     public func registerTemplate(
         name: String, purpose: Purpose, format: String, source: String, fields: [String], actor: String, role: Role
-    ) throws(VaultError) -> StoredTemplate {
+    ) throws(GateError) -> StoredTemplate {
         guard FieldName.isValid(name) else {
-            throw VaultError(.invalidInput, "template names are lower-case identifiers such as `welcome_mail` (letters, digits, `_`)")
+            throw GateError(.invalidInput, "template names are lower-case identifiers such as `welcome_mail` (letters, digits, `_`)")
         }
-        guard format == "html" || format == "text" else { throw VaultError(.invalidInput, "a template's format is `html` or `text`") }
-        guard source.utf8.count <= 256 * 1024 else { throw VaultError(.invalidInput, "the template is larger than 256 KiB") }
+        guard format == "html" || format == "text" else { throw GateError(.invalidInput, "a template's format is `html` or `text`") }
+        guard source.utf8.count <= 256 * 1024 else { throw GateError(.invalidInput, "the template is larger than 256 KiB") }
         let decision = try requireAdministrative(.templateAdmin, actor: actor, role: role, requestID: nil)
         let request = AccessRequest(actor: actor, role: role, action: .templateAdmin, purpose: purpose, fields: fields.compactMap(FieldName.init))
         guard let allowed = allowedFields(for: purpose) else {
@@ -84,9 +84,9 @@ extension Vault {
     }
 
     /// A registered template, or nil.
-    public func template(named name: String) throws(VaultError) -> StoredTemplate? {
+    public func template(named name: String) throws(GateError) -> StoredTemplate? {
         guard FieldName.isValid(name) else { return nil }
-        return try templateCache.value(name) { () throws(VaultError) -> StoredTemplate? in
+        return try templateCache.value(name) { () throws(GateError) -> StoredTemplate? in
             do {
                 return try db.read { db in
                     try Row.fetchOne(db, sql: "SELECT * FROM template WHERE name = ?", arguments: [name]).map(Self.storedTemplate)
@@ -98,7 +98,7 @@ extension Vault {
     }
 
     /// Every registered template, by name.
-    public func templates() throws(VaultError) -> [StoredTemplate] {
+    public func templates() throws(GateError) -> [StoredTemplate] {
         do {
             return try db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM template ORDER BY name").map(Self.storedTemplate) }
         } catch {
@@ -107,7 +107,7 @@ extension Vault {
     }
 
     static func storedTemplate(_ row: Row) throws -> StoredTemplate {
-        guard let purpose = Purpose(rawValue: row["purpose"]) else { throw VaultError(.integrity, "a stored template names an unknown purpose") }
+        guard let purpose = Purpose(rawValue: row["purpose"]) else { throw GateError(.integrity, "a stored template names an unknown purpose") }
         let fields = (try? JSONDecoder().decode([String].self, from: Data((row["fields"] as String).utf8))) ?? []
         return StoredTemplate(
             name: row["name"], purpose: purpose, format: row["format"], source: row["source"], fields: fields, version: row["version"],

@@ -40,13 +40,13 @@ public enum TokenRefusal: String, Sendable, Error {
 extension Vault {
     /// Creates a token for `role`; returns it once (`cns_<id>_<secret>`). Only a keyed hash of the secret is stored.
     /// Needs `key_admin`; audited as `token_admin`.
-    public func createToken(name: String, role tokenRole: Role, expiresAt: Int64?, actor: String, role: Role) throws(VaultError) -> (
+    public func createToken(name: String, role tokenRole: Role, expiresAt: Int64?, actor: String, role: Role) throws(GateError) -> (
         token: String, info: TokenInfo
     ) {
         let decision = try requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
         let trimmed = name.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty, trimmed.count <= 64, trimmed.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
-            throw VaultError(.invalidInput, "a token name is 1 to 64 letters, digits, `-`, `_` or `.` (it is recorded as the actor of its requests)")
+            throw GateError(.invalidInput, "a token name is 1 to 64 letters, digits, `-`, `_` or `.` (it is recorded as the actor of its requests)")
         }
         let id = "tok_" + Digest.hex(SecureRandom.bytes(6))
         let secret = Data(SecureRandom.bytes(32)).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(
@@ -79,7 +79,7 @@ extension Vault {
     }
 
     /// Every token (without secrets). Needs `key_admin`.
-    public func tokens(actor: String, role: Role) throws(VaultError) -> [TokenInfo] {
+    public func tokens(actor: String, role: Role) throws(GateError) -> [TokenInfo] {
         _ = try requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
         do {
             return try db.read { db in
@@ -98,13 +98,13 @@ extension Vault {
     }
 
     /// Revokes a token at once. Needs `key_admin`; audited.
-    public func revokeToken(_ id: String, actor: String, role: Role) throws(VaultError) {
+    public func revokeToken(_ id: String, actor: String, role: Role) throws(GateError) {
         let decision = try requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
         do {
             try db.write { db in
                 guard let row = try Row.fetchOne(db, sql: "SELECT \(RecordBinding.tokenColumns) FROM api_token WHERE id = ? AND revoked_at IS NULL", arguments: [id])
                 else {
-                    throw VaultError(.notFound, "no active token `\(id.prefix(40))`; `consentry token list` shows them")
+                    throw GateError(.notFound, "no active token `\(id.prefix(40))`; `consentry token list` shows them")
                 }
                 let revokedAt = nowMillis
                 let binding = RecordBinding.token(
@@ -143,7 +143,7 @@ extension Vault {
         let presented = keys.tokenHashes.hash(tag: 0x60, bytes: hashed)
         let stored: StoredToken?
         do {
-            stored = try tokenCache.value(id) { () throws(VaultError) -> StoredToken? in
+            stored = try tokenCache.value(id) { () throws(GateError) -> StoredToken? in
                 do {
                     return try db.read { db in
                         try Row.fetchOne(db, sql: "SELECT \(RecordBinding.tokenColumns) FROM api_token WHERE id = ?", arguments: [id]).map { row in

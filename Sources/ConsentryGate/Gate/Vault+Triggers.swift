@@ -65,10 +65,10 @@ public struct QueuedTrigger: Sendable, Codable, Equatable {
 extension Vault {
     /// Defines a trigger. The role needs `segment` for the purpose (a trigger is a behavioral segment in time). Audited.
     @discardableResult
-    public func defineTrigger(name: String, kind: String, purpose: Purpose, delay: Int64, actor: String, role: Role) throws(VaultError)
+    public func defineTrigger(name: String, kind: String, purpose: Purpose, delay: Int64, actor: String, role: Role) throws(GateError)
         -> TriggerDefinition
     {
-        guard FieldName.isValid(name) else { throw VaultError(.invalidInput, "trigger names are lower-case identifiers") }
+        guard FieldName.isValid(name) else { throw GateError(.invalidInput, "trigger names are lower-case identifiers") }
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: purpose)
         let decision = try require(request, requestID: nil)
         let now = nowMillis
@@ -91,7 +91,7 @@ extension Vault {
     }
 
     /// Every trigger definition.
-    public func triggerDefinitions() throws(VaultError) -> [TriggerDefinition] {
+    public func triggerDefinitions() throws(GateError) -> [TriggerDefinition] {
         do {
             return try db.read { db in
                 try Row.fetchAll(db, sql: "SELECT * FROM trigger_def ORDER BY name").compactMap { row in
@@ -109,12 +109,12 @@ extension Vault {
     /// check means no entry); an occurrence already queued is not queued again. One audit entry holds the subject set.
     /// - Returns: (fired, already fired, skipped by the gate).
     @discardableResult
-    public func enqueueTriggers(_ trigger: TriggerDefinition, occurrences: [TriggerOccurrence], actor: String) throws(VaultError) -> (
+    public func enqueueTriggers(_ trigger: TriggerDefinition, occurrences: [TriggerOccurrence], actor: String) throws(GateError) -> (
         fired: Int, duplicates: Int, skipped: Int
     ) {
         guard !occurrences.isEmpty else { return (0, 0, 0) }
         let request = AccessRequest(actor: actor, role: trigger.role, action: .segment, purpose: trigger.purpose)
-        guard let policy = loadedPolicy else { throw VaultError(.policy, "the policy does not load; nothing fired") }
+        guard let policy = loadedPolicy else { throw GateError(.policy, "the policy does not load; nothing fired") }
         let authorized = policy.authorize(request)
         guard authorized.isPermit else { try refuse(request, authorized, requestID: nil) }
         do {
@@ -177,8 +177,8 @@ extension Vault {
 
     /// Pending queue entries (oldest first), for a role that may render for the trigger's purpose. Audited with the set
     /// of subjects released; entries of subjects whose consent was withdrawn since they fired are withheld.
-    public func triggerQueue(trigger name: String? = nil, limit: Int = 100, actor: String, role: Role) throws(VaultError) -> [QueuedTrigger] {
-        guard let policy = loadedPolicy else { throw VaultError(.policy, "the policy does not load; nothing is released") }
+    public func triggerQueue(trigger name: String? = nil, limit: Int = 100, actor: String, role: Role) throws(GateError) -> [QueuedTrigger] {
+        guard let policy = loadedPolicy else { throw GateError(.policy, "the policy does not load; nothing is released") }
         var result: [QueuedTrigger] = []
         for trigger in try triggerDefinitions() where name == nil || trigger.name == name {
             let request = AccessRequest(actor: actor, role: role, action: .render, purpose: trigger.purpose)
@@ -213,7 +213,7 @@ extension Vault {
                         let ad = Sealing.derivedAssociatedData(
                             subject: subject, kind: "trigger", name: trigger.name, keyVersion: UInt32(row["key_version"] as Int64))
                         guard let text = (row["payload"] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
-                            throw VaultError(.integrity, "a queued trigger of subject \(subject) failed its integrity check")
+                            throw GateError(.integrity, "a queued trigger of subject \(subject) failed its integrity check")
                         }
                         scratch.zero()
                         let payload = (try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))) ?? [:]
@@ -240,14 +240,14 @@ extension Vault {
     }
 
     /// Marks a queue entry handled. Needs `render` for the trigger's purpose.
-    public func acknowledgeTrigger(_ id: Int64, actor: String, role: Role) throws(VaultError) {
+    public func acknowledgeTrigger(_ id: Int64, actor: String, role: Role) throws(GateError) {
         let definitions = try triggerDefinitions()
         let decision: Decision
         do {
             decision = try db.write { db -> Decision in
                 guard let name = try String.fetchOne(db, sql: "SELECT trigger FROM trigger_queue WHERE id = ?", arguments: [id]),
                     let trigger = definitions.first(where: { $0.name == name })
-                else { throw VaultError(.notFound, "no queued trigger \(id)") }
+                else { throw GateError(.notFound, "no queued trigger \(id)") }
                 let request = AccessRequest(actor: actor, role: role, action: .render, purpose: trigger.purpose)
                 let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
                 var entry = draft(request, decision, requestID: nil)
@@ -262,6 +262,6 @@ extension Vault {
         } catch {
             throw Self.storageError(error, "acknowledge the trigger")
         }
-        guard decision.isPermit else { throw VaultError(.denied, "denied: " + decision.reasons.map(\.description).joined(separator: "; ")) }
+        guard decision.isPermit else { throw GateError(.denied, "denied: " + decision.reasons.map(\.description).joined(separator: "; ")) }
     }
 }

@@ -20,7 +20,7 @@ extension Vault {
         beginning: (Database) throws -> Void = { _ in },
         _ process: (Item, Database, inout [String: SubjectID], inout ImportReport) throws -> Void,
         counting: (Item, inout ImportReport) -> Void = { _, _ in }
-    ) throws(VaultError) {
+    ) throws(GateError) {
         let batchSize = max(1, configuration.importBatchSize)
         var iterator = items.makeIterator()
         var next = iterator.next()
@@ -66,8 +66,8 @@ extension Vault {
     /// a bounded queue: the writer stores records while the next ones are parsed, validated, hashed and sealed, and
     /// memory stays flat whatever the input's size. The preparing thread is stopped and joined before this returns.
     func pipelined<Item, Prepared>(
-        _ items: some Sequence<Item>, prepare: @escaping (Item) -> Prepared, _ consume: (AnySequence<Prepared>) throws(VaultError) -> Void
-    ) throws(VaultError) {
+        _ items: some Sequence<Item>, prepare: @escaping (Item) -> Prepared, _ consume: (AnySequence<Prepared>) throws(GateError) -> Void
+    ) throws(GateError) {
         let queue = BoundedQueue<Prepared>(capacity: 4_096)
         // Only the preparing thread touches the input and `prepare` once it has started.
         let work = UncheckedBox((input: AnyIterator(items.makeIterator()), prepare: prepare))

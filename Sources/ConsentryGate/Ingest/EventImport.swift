@@ -149,16 +149,16 @@ extension Vault {
     /// Events may arrive in any order. An event for an unknown subject is rejected: import the profile
     /// first, then import the events again (those already stored are skipped).
     ///
-    /// - Throws: ``VaultError`` with code `invalidInput` when the file is unusable as a whole (nothing was
+    /// - Throws: ``GateError`` with code `invalidInput` when the file is unusable as a whole (nothing was
     ///   changed), or `storage` when writing fails.
     ///   `denied` when `role` may not import (the denial is audited).
-    public func importEvents(from url: URL, actor: String = "system", role: Role = .admin) throws(VaultError) -> ImportReport {
+    public func importEvents(from url: URL, actor: String = "system", role: Role = .admin) throws(GateError) -> ImportReport {
         let template = try importAudit(actor: actor, role: role, what: "events")
         let file = try InputFile(url: url)
         var lines = LineSplitter(file.bytes)
-        guard let first = lines.next() else { throw VaultError(.invalidInput, "`\(url.path)` is empty; nothing was imported") }
+        guard let first = lines.next() else { throw GateError(.invalidInput, "`\(url.path)` is empty; nothing was imported") }
         guard case .object = try? StrictJSON.parse(first.text) else {
-            throw VaultError(
+            throw GateError(
                 .invalidInput,
                 "`\(url.path)` line \(first.line) is not a JSON object; an events file has one `{...}` object per line (nothing was imported)")
         }
@@ -190,10 +190,10 @@ extension Vault {
     func ingestEvents(
         _ items: some Sequence<(line: Int, result: Result<EventRecord, FieldProblem>, dropped: [String])>, now: Int64, report: inout ImportReport,
         audit: AuditDraft
-    ) throws(VaultError) {
+    ) throws(GateError) {
         let limit = configuration.maxReportedRejections
         let hashing = keys.eventIDs
-        try pipelined(items, prepare: { PreparedEvent($0, hashing: hashing) }) { (prepared) throws(VaultError) in
+        try pipelined(items, prepare: { PreparedEvent($0, hashing: hashing) }) { (prepared) throws(GateError) in
             try inBatches(prepared, line: \.line, report: &report, audit: audit) { item, db, cache, report in
                 do {
                     try self.store(try item.result.get(), now: now, db: db, subjects: &cache, report: &report)
@@ -262,7 +262,7 @@ extension Vault {
 extension Vault {
     /// Imports events given as JSON objects in memory (the HTTP API's batch ingest), with the same validation,
     /// idempotency and audit as a file import. `lines` are the objects' JSON texts; rejections name their position.
-    public func importEvents(json lines: [Data], source label: String, actor: String, role: Role) throws(VaultError) -> ImportReport {
+    public func importEvents(json lines: [Data], source label: String, actor: String, role: Role) throws(GateError) -> ImportReport {
         let template = try importAudit(actor: actor, role: role, what: "events (\(label))")
         var report = ImportReport(file: label, kind: "events")
         let now = nowMillis

@@ -10,26 +10,26 @@ struct InputFile {
     /// The largest input file accepted, so that an accidental multi-gigabyte file fails fast.
     static let maximumSize = 4 << 30
 
-    init(url: URL) throws(VaultError) {
+    init(url: URL) throws(GateError) {
         path = url.path
         let data: Data
         do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
-            throw VaultError(.invalidInput, "cannot read `\(url.path)`: the file does not exist or is not readable")
+            throw GateError(.invalidInput, "cannot read `\(url.path)`: the file does not exist or is not readable")
         }
         guard data.count <= Self.maximumSize else {
-            throw VaultError(.invalidInput, "`\(url.path)` is larger than 4 GiB; split it into smaller files")
+            throw GateError(.invalidInput, "`\(url.path)` is larger than 4 GiB; split it into smaller files")
         }
         var bytes = [UInt8](data)
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
         guard bytes.contains(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\t") })
         else {
-            throw VaultError(.invalidInput, "`\(url.path)` is empty; nothing was imported")
+            throw GateError(.invalidInput, "`\(url.path)` is empty; nothing was imported")
         }
         if let line = Self.firstNULLine(bytes) {
-            throw VaultError(.invalidInput, "`\(url.path)` line \(line) contains a NUL byte; this looks like a binary file, not text")
+            throw GateError(.invalidInput, "`\(url.path)` line \(line) contains a NUL byte; this looks like a binary file, not text")
         }
         if let line = Self.firstInvalidUTF8Line(bytes) {
-            throw VaultError(.invalidInput, "`\(url.path)` line \(line) is not valid UTF-8; re-export the file as UTF-8 (nothing was imported)")
+            throw GateError(.invalidInput, "`\(url.path)` line \(line) is not valid UTF-8; re-export the file as UTF-8 (nothing was imported)")
         }
         self.bytes = bytes
     }

@@ -41,12 +41,12 @@ extension Vault {
     /// field, a higher-precedence source wins, else the newest non-empty value). Records are committed in
     /// batches; a bad record is rejected with line, field and reason while the good ones are committed.
     ///
-    /// - Throws: ``VaultError`` with code `invalidInput` for a file that is unusable as a whole (unreadable,
+    /// - Throws: ``GateError`` with code `invalidInput` for a file that is unusable as a whole (unreadable,
     ///   empty, not UTF-8, bad header), in which case nothing was changed; `storage` when writing fails.
     ///   `denied` when `role` may not import (the denial is audited).
     public func importProfiles(
         from url: URL, source: DataSource, format: ProfileFormat, actor: String = "system", role: Role = .admin
-    ) throws(VaultError) -> ImportReport {
+    ) throws(GateError) -> ImportReport {
         let template = try importAudit(actor: actor, role: role, what: "profiles from \(source.rawValue)")
         let file = try InputFile(url: url)
         var report = ImportReport(file: url.path, kind: "profiles")
@@ -55,7 +55,7 @@ extension Vault {
             if let first = file.bytes.first(where: { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: "\r") }),
                 first == UInt8(ascii: "{") || first == UInt8(ascii: "[")
             {
-                throw VaultError(.invalidInput, "`\(url.path)` looks like JSON, not CSV; pass `--format jsonl` for JSON Lines (nothing was imported)")
+                throw GateError(.invalidInput, "`\(url.path)` looks like JSON, not CSV; pass `--format jsonl` for JSON Lines (nothing was imported)")
             }
             var reader = CSVReader(file.bytes)
             let header = try csvHeader(reader.next(), path: url.path)
@@ -77,9 +77,9 @@ extension Vault {
             try ingestProfiles(records, source: source, report: &report, audit: template)
         case .jsonl:
             var lines = LineSplitter(file.bytes)
-            guard let first = lines.next() else { throw VaultError(.invalidInput, "`\(url.path)` is empty; nothing was imported") }
+            guard let first = lines.next() else { throw GateError(.invalidInput, "`\(url.path)` is empty; nothing was imported") }
             guard case .object = try? StrictJSON.parse(first.text) else {
-                throw VaultError(
+                throw GateError(
                     .invalidInput,
                     "`\(url.path)` line \(first.line) is not a JSON object; a JSON Lines file has one `{...}` object per line (nothing was imported)")
             }
@@ -123,18 +123,18 @@ extension Vault {
     static let maximumColumns = 1_024
 
     /// Validates a CSV header: field names, no duplicates, an identity column, no undeclared special-category column.
-    private func csvHeader(_ record: CSVReader.Record?, path: String) throws(VaultError) -> [String] {
+    private func csvHeader(_ record: CSVReader.Record?, path: String) throws(GateError) -> [String] {
         guard case .values(_, let raw)? = record else {
             var reason = ""
             if case .malformed(_, let why)? = record { reason = " (\(why))" }
-            throw VaultError(
+            throw GateError(
                 .invalidInput,
                 "`\(path)` line 1: the header row is malformed\(reason); the first line must list field names separated by commas (nothing was imported)"
             )
         }
         // A profile has dozens of fields; a header far wider is a wrong file or an attack on the reports.
         guard raw.count <= Self.maximumColumns else {
-            throw VaultError(
+            throw GateError(
                 .invalidInput,
                 "`\(path)` line 1: the header has \(raw.count) columns, more than the \(Self.maximumColumns) accepted; check that this is a profile export (nothing was imported)"
             )
@@ -143,16 +143,16 @@ extension Vault {
         for (index, column) in raw.enumerated() {
             let name = Normalize.trimmed(column).lowercased()
             guard name == Self.recordTimeColumn || FieldName.isValid(name) else {
-                throw VaultError(
+                throw GateError(
                     .invalidInput,
                     "`\(path)` line 1, column \(index + 1): the header is not a field name; use lower-case names from policies/fields.yaml, and if the first line holds data, add a header row (nothing was imported)"
                 )
             }
             guard !names.contains(name) else {
-                throw VaultError(.invalidInput, "`\(path)` line 1: the column `\(name)` appears twice; remove one (nothing was imported)")
+                throw GateError(.invalidInput, "`\(path)` line 1: the column `\(name)` appears twice; remove one (nothing was imported)")
             }
             if schema[name] == nil, let category = SpecialCategory.category(ofName: name) {
-                throw VaultError(
+                throw GateError(
                     .invalidInput,
                     "`\(path)` line 1: the column `\(name)` looks like special-category data (\(category)) and is not declared; special-category data is only imported when policies/fields.yaml declares it with `class: special` (nothing was imported)"
                 )
@@ -160,7 +160,7 @@ extension Vault {
             names.append(name)
         }
         guard names.contains("email") || names.contains("customer_id") else {
-            throw VaultError(
+            throw GateError(
                 .invalidInput,
                 "`\(path)` line 1: the header has neither an `email` nor a `customer_id` column, so no record could be matched to a subject (nothing was imported)"
             )
@@ -173,15 +173,15 @@ extension Vault {
     /// Two stages on two threads: a preparer validates, normalizes, hashes and seals each record as a would-be new
     /// subject (nothing that needs the database), while this thread resolves identities and writes. A bounded queue
     /// between them keeps memory flat.
-    func ingestProfiles(_ records: some Sequence<ProfileRecord>, source: DataSource, report: inout ImportReport, audit: AuditDraft) throws(VaultError)
+    func ingestProfiles(_ records: some Sequence<ProfileRecord>, source: DataSource, report: inout ImportReport, audit: AuditDraft) throws(GateError)
     {
         let ingest: ProfileIngest
         let preparer: ProfilePreparer
         do {
             ingest = try ProfileIngest(vault: self, source: source)
             preparer = try ProfilePreparer(vault: self, schema: ingest.schema, source: source, now: ingest.now)
-        } catch { throw VaultError(.key, error.message) }
-        try pipelined(records, prepare: preparer.prepare) { (prepared) throws(VaultError) in
+        } catch { throw GateError(.key, error.message) }
+        try pipelined(records, prepare: preparer.prepare) { (prepared) throws(GateError) in
             try inBatches(prepared, line: \.line, report: &report, audit: audit, beginning: ingest.beginBatch) { prepared, db, _, report in
                 try ingest.apply(prepared, db: db, report: &report)
             }
@@ -191,7 +191,7 @@ extension Vault {
 
 extension Vault {
     /// Authorizes an import by `role` (denials are audited) and returns the audit template of its batches.
-    func importAudit(actor: String, role: Role, what: String) throws(VaultError) -> AuditDraft {
+    func importAudit(actor: String, role: Role, what: String) throws(GateError) -> AuditDraft {
         let decision = try requireAdministrative(.import, actor: actor, role: role, requestID: nil)
         var entry = draft(AccessRequest(actor: actor, role: role, action: .import), decision, requestID: nil)
         entry.reasons.append(what)
@@ -282,7 +282,7 @@ final class ProfileIngest {
                 candidate = NewSubject.seal(
                     prepared.values, observedAt: prepared.observedAt, source: source, keys: vault.keys, scratch: &scratchKey, nonces: nonces)
             }
-            guard let fresh = candidate else { throw VaultError(.key, "the active key-encryption key is not loaded") }
+            guard let fresh = candidate else { throw GateError(.key, "the active key-encryption key is not loaded") }
             do {
                 let insert = try RawQuery(db, sql)
                 insert.bind(1, fresh.id.rawValue)
@@ -326,7 +326,7 @@ final class ProfileIngest {
         let subject = SubjectID(rawValue: query.int64(0))
         let expected = RecordBinding.identity(binder, hash: hash, kind: kind, subject: subject)
         guard query.blobEquals(1, expected) else {
-            throw VaultError(
+            throw GateError(
                 .integrity,
                 "an identity-index row is not bound to the subject it names (moved or forged in the database file); nothing was released, run `consentry check`"
             )
@@ -358,13 +358,13 @@ final class ProfileIngest {
     /// among equal precedence the newer (or equally new) value wins. Returns whether any value changed.
     private func merge(into subject: SubjectID, values: [(spec: FieldSpec, value: String)], observedAt: Int64, db: Database) throws -> Bool {
         guard let row = try vault.subjectRow(subject, db: db) else {
-            throw VaultError(.integrity, "identity of subject \(subject) points to no subject row")
+            throw GateError(.integrity, "identity of subject \(subject) points to no subject row")
         }
         let keyVersion = row.keyVersion
         defer { scratchKey.zero() }
         try vault.unwrapDataKey(of: subject, kekVersion: row.kekVersion, wrapped: row.wrappedKey, into: &scratchKey)
         guard var packed = row.fields.withUnsafeBytes({ PackedFields.decode($0) }) else {
-            throw VaultError(.integrity, "the stored profile of subject \(subject) is malformed; run `consentry check`")
+            throw GateError(.integrity, "the stored profile of subject \(subject) is malformed; run `consentry check`")
         }
         let newRank = schema.rank(of: source)
         var changed = false
@@ -383,7 +383,7 @@ final class ProfileIngest {
                 }
                 let oldValue = old.sealed.withUnsafeBytes { Sealing.openString($0, key: scratchKey, associatedData: ad) }
                 guard let oldValue else {
-                    throw VaultError(.integrity, "field `\(spec.name)` of subject \(subject) failed its integrity check; run `consentry check`")
+                    throw GateError(.integrity, "field `\(spec.name)` of subject \(subject) failed its integrity check; run `consentry check`")
                 }
                 touched = true
                 if oldValue == value {
@@ -417,7 +417,7 @@ final class ProfileIngest {
 extension Vault {
     /// Imports profiles given as JSON objects in memory (the HTTP API's batch import), with the same validation,
     /// normalization, minimization, merges, suppression and audit as a file import; rejections name their position.
-    public func importProfiles(json records: [Data], source: DataSource, label: String, actor: String, role: Role) throws(VaultError) -> ImportReport
+    public func importProfiles(json records: [Data], source: DataSource, label: String, actor: String, role: Role) throws(GateError) -> ImportReport
     {
         let audit = try importAudit(actor: actor, role: role, what: "profiles from \(source.rawValue) (\(label))")
         var report = ImportReport(file: label, kind: "profiles")

@@ -33,7 +33,7 @@ extension Vault {
     ///   - structural: also run SQLite's `quick_check` and `foreign_key_check`.
     /// - Parameter actor: when given, the check is recorded in the audit log as `integrity_check` by this actor
     ///   in the `admin` role (the CLI always records it).
-    public func check(fields: [FieldName]? = nil, structural: Bool = true, actor: String? = nil) throws(VaultError) -> CheckReport {
+    public func check(fields: [FieldName]? = nil, structural: Bool = true, actor: String? = nil) throws(GateError) -> CheckReport {
         var report = CheckReport()
         let names = fields ?? schema.fields.map(\.name)
         // Scan subject by subject so that one bad subject does not hide the others.

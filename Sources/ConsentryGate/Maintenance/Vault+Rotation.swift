@@ -26,7 +26,7 @@ extension Vault {
     /// any moment, the vault stays readable, and running the rotation again finishes the interrupted one.
     ///
     /// Needs `key_admin`; the rotation's start and end are audited.
-    public func rotateKeys(batchSize: Int = 1_000, actor: String = "system", role: Role = .admin) throws(VaultError) -> RotationReport {
+    public func rotateKeys(batchSize: Int = 1_000, actor: String = "system", role: Role = .admin) throws(GateError) -> RotationReport {
         let decision = try requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
         let nonces = NonceSource()
         let now = nowMillis
@@ -55,7 +55,7 @@ extension Vault {
             }
             try loadKEKs()
             let target = UInt32(toVersion)
-            guard let targetKEK = keys.kek(target) else { throw VaultError(.key, "the new key-encryption key did not load") }
+            guard let targetKEK = keys.kek(target) else { throw GateError(.key, "the new key-encryption key did not load") }
             // Step 2: re-wrap data keys in batches, each batch one transaction.
             var scratch = try SecretBytes(count: Sealing.keyLength)
             defer { scratch.zero() }
@@ -89,7 +89,7 @@ extension Vault {
             try db.write { db in
                 let remaining = try Int.fetchOne(db, sql: "SELECT count(*) FROM subject WHERE kek_version <> ?", arguments: [Int64(target)]) ?? 0
                 guard remaining == 0 else {
-                    throw VaultError(.storage, "\(remaining) data keys still use an old key-encryption key; run `consentry keys rotate` again")
+                    throw GateError(.storage, "\(remaining) data keys still use an old key-encryption key; run `consentry keys rotate` again")
                 }
                 try db.execute(sql: "DELETE FROM kek WHERE state = 'retiring'")
             }
@@ -100,7 +100,7 @@ extension Vault {
             try auditAlone(entry)
             return RotationReport(fromVersion: fromVersion, toVersion: toVersion, rewrapped: rewrapped, resumed: resumed)
         } catch let error as CryptoError {
-            throw VaultError(.key, error.message)
+            throw GateError(.key, error.message)
         } catch {
             throw Self.storageError(error, "rotate the key-encryption key")
         }

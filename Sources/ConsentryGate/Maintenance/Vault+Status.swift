@@ -41,7 +41,7 @@ public struct VaultStatus: Sendable, Codable, Equatable {
 
 extension Vault {
     /// Counts and versions; reads no personal data.
-    public func status() throws(VaultError) -> VaultStatus {
+    public func status() throws(GateError) -> VaultStatus {
         do {
             return try db.read { db in
                 func count(_ table: String) throws -> Int { try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") ?? 0 }

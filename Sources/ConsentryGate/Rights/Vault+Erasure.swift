@@ -156,7 +156,7 @@ extension Vault {
     /// erases nothing more and returns the pending receipt.
     ///
     /// Needs `dsr_manage` and `erase` for `service`.
-    public func eraseForRequest(_ id: String, actor: String, role: Role) throws(VaultError) -> (record: RequestRecord, receipt: ErasureReceipt) {
+    public func eraseForRequest(_ id: String, actor: String, role: Role) throws(GateError) -> (record: RequestRecord, receipt: ErasureReceipt) {
         let manage = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         let request = AccessRequest(actor: actor, role: role, action: .erase, purpose: .service)
         let authorized = try require(request, requestID: id)
@@ -167,10 +167,10 @@ extension Vault {
             result = try db.write { db -> (RequestRecord, ErasureReceipt) in
                 let record = try loadRequest(id, db: db)
                 guard record.type == .erasure else {
-                    throw VaultError(.invalidInput, "request \(id) is a \(record.type.rawValue) request, not an erasure")
+                    throw GateError(.invalidInput, "request \(id) is a \(record.type.rawValue) request, not an erasure")
                 }
                 guard record.verifiedAt != nil, [.verified, .inProgress, .extended].contains(record.status) else {
-                    throw VaultError(.invalidInput, "request \(id) is \(record.status.rawValue); an erasure needs a verified, open request")
+                    throw GateError(.invalidInput, "request \(id) is \(record.status.rawValue); an erasure needs a verified, open request")
                 }
                 let sealed = try openRequestData(id, db: db) ?? SealedRequestData()
                 // Erased before, its verification not yet passed: nothing more to erase.
@@ -186,7 +186,7 @@ extension Vault {
                 var retained: [ErasureReceipt.Retained] = []
                 if let subject {
                     let indexed = schema.fields.filter { $0.identityKind != nil }
-                    guard let row = try subjectRow(subject, db: db) else { throw VaultError(.integrity, "subject \(subject) has no row") }
+                    guard let row = try subjectRow(subject, db: db) else { throw GateError(.integrity, "subject \(subject) has no row") }
                     var scratch = try SecretBytes(count: Sealing.keyLength)
                     defer { scratch.zero() }
                     for (spec, value) in zip(indexed, try openFields(indexed.map(\.name), of: subject, row: row, db: db, scratch: &scratch)) {
@@ -247,7 +247,7 @@ extension Vault {
     /// was found and call it again. On a request already completed it verifies again and returns the signed receipt.
     ///
     /// Needs `dsr_manage`.
-    public func completeErasure(_ id: String, actor: String, role: Role) throws(VaultError) -> (
+    public func completeErasure(_ id: String, actor: String, role: Role) throws(GateError) -> (
         record: RequestRecord, receipt: SignedReceipt?, verification: ErasureVerification
     ) {
         let verification = try verifyErasure(id, actor: actor, role: role)
@@ -331,7 +331,7 @@ extension Vault {
     /// known identifiers in plain, lower-cased or base64 form. Audited.
     ///
     /// Possible while the request's sealed identifiers are kept (`keep_identifiers_days` after completion).
-    public func verifyErasure(_ id: String, actor: String, role: Role) throws(VaultError) -> ErasureVerification {
+    public func verifyErasure(_ id: String, actor: String, role: Role) throws(GateError) -> ErasureVerification {
         let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         var verification = ErasureVerification(checks: [])
         var needles: [[UInt8]] = []
@@ -340,10 +340,10 @@ extension Vault {
                 let record = try loadRequest(id, db: db)
                 let sealed = try openRequestData(id, db: db)
                 guard record.type == .erasure, record.status == .completed || sealed?.pendingReceipt != nil else {
-                    throw VaultError(.invalidInput, "request \(id) is not an erased erasure request; fulfil it first")
+                    throw GateError(.invalidInput, "request \(id) is not an erased erasure request; fulfil it first")
                 }
                 guard let sealed else {
-                    throw VaultError(
+                    throw GateError(
                         .invalidInput,
                         "the identifiers of request \(id) were deleted when the identifier retention ended; the receipt records what the erasure did")
                 }

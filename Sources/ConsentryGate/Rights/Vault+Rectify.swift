@@ -13,7 +13,7 @@ extension Vault {
     /// - Returns: the fields whose value changed.
     public func rectify(
         _ reference: SubjectReference, values: [String: String], actor: String, role: Role, requestID: String? = nil
-    ) throws(VaultError) -> [String] {
+    ) throws(GateError) -> [String] {
         let request = AccessRequest(actor: actor, role: role, action: .rectify, purpose: .service)
         let authorized = try require(request, requestID: requestID)
         let normalized = try validateCorrections(values)
@@ -21,12 +21,12 @@ extension Vault {
         do {
             changed = try db.write { db -> [String] in
                 guard let subject = try resolve(reference, db: db) else {
-                    throw VaultError(.notFound, "no subject matches; check the e-mail address, customer id or request")
+                    throw GateError(.notFound, "no subject matches; check the e-mail address, customer id or request")
                 }
                 try refreshKEKs(db)
                 guard let row = try subjectRow(subject, db: db),
                     var packed = row.fields.withUnsafeBytes({ PackedFields.decode($0) })
-                else { throw VaultError(.integrity, "the stored profile of subject \(subject) is malformed; run `consentry check`") }
+                else { throw GateError(.integrity, "the stored profile of subject \(subject) is malformed; run `consentry check`") }
                 let keyVersion = row.keyVersion
                 var scratch = try SecretBytes(count: Sealing.keyLength)
                 defer { scratch.zero() }
@@ -68,20 +68,20 @@ extension Vault {
 
     /// Checks corrected values as an import would: each names a declared field and is valid for its type.
     /// - Returns: the normalized values, in field-name order.
-    /// - Throws: ``VaultError`` `invalidInput` naming the field and what is wrong (never the value).
+    /// - Throws: ``GateError`` `invalidInput` naming the field and what is wrong (never the value).
     @discardableResult
-    public func validateCorrections(_ values: [String: String]) throws(VaultError) -> [(spec: FieldSpec, value: String)] {
-        guard !values.isEmpty else { throw VaultError(.invalidInput, "a rectification names at least one field and its corrected value") }
+    public func validateCorrections(_ values: [String: String]) throws(GateError) -> [(spec: FieldSpec, value: String)] {
+        guard !values.isEmpty else { throw GateError(.invalidInput, "a rectification names at least one field and its corrected value") }
         var normalized: [(spec: FieldSpec, value: String)] = []
         for (name, raw) in values.sorted(by: { $0.key < $1.key }) {
             guard let spec = schema[name] else {
-                throw VaultError(
+                throw GateError(
                     .invalidInput,
                     "`\(name.prefix(64))` is not a field of this vault; fields.yaml declares \(schema.fields.map { "`\($0.name)`" }.joined(separator: ", "))"
                 )
             }
             do { normalized.append((spec, try Normalize.value(raw, as: spec.type))) } catch {
-                throw VaultError(.invalidInput, "field `\(name)`: \(error.message)")
+                throw GateError(.invalidInput, "field `\(name)`: \(error.message)")
             }
         }
         return normalized
@@ -101,7 +101,7 @@ extension Vault {
             return
         }
         if let owner = try ProfileIngest.lookup(kind, [UInt8](hash), binder: keys.recordBinding, db: db), owner != subject {
-            throw VaultError(.invalidInput, "the corrected `\(kind.rawValue)` belongs to another subject; resolve the duplicate first")
+            throw GateError(.invalidInput, "the corrected `\(kind.rawValue)` belongs to another subject; resolve the duplicate first")
         }
         try db.execute(sql: "DELETE FROM identity WHERE subject_id = ? AND kind = ?", arguments: [subject.rawValue, kind.rawValue])
         try db.execute(

@@ -103,7 +103,7 @@ extension Vault {
     static func requestRecord(_ row: Row) throws -> RequestRecord {
         guard let type = RequestType(rawValue: row["type"]), let regime = Regime(rawValue: row["regime"]),
             let status = RequestStatus(rawValue: row["status"])
-        else { throw VaultError(.integrity, "request \(row["id"] as String? ?? "?") has an unknown type, regime or status") }
+        else { throw GateError(.integrity, "request \(row["id"] as String? ?? "?") has an unknown type, regime or status") }
         return RequestRecord(
             id: row["id"], type: type, regime: regime, status: status, subjectFound: (row["subject_id"] as Int64?) != nil,
             receivedAt: row["received_at"], confirmDueAt: row["confirm_due_at"], dueAt: row["due_at"], extendedDueAt: row["extended_due_at"],
@@ -115,7 +115,7 @@ extension Vault {
     func loadRequest(_ id: String, db: Database) throws -> RequestRecord {
         guard RequestIDs.isValid(id),
             let row = try Row.fetchOne(db, sql: "SELECT \(Self.requestColumns) FROM dsr_request WHERE id = ?", arguments: [id])
-        else { throw VaultError(.notFound, "no request `\(id)`; `consentry dsr list` shows the requests") }
+        else { throw GateError(.notFound, "no request `\(id)`; `consentry dsr list` shows the requests") }
         return try Self.requestRecord(row)
     }
 
@@ -130,7 +130,7 @@ extension Vault {
     func openRequestData(_ id: String, db: Database) throws -> SealedRequestData? {
         guard let sealed = try Data.fetchOne(db, sql: "SELECT identifiers FROM dsr_request WHERE id = ?", arguments: [id]) else { return nil }
         guard let text = sealed.withUnsafeBytes({ Sealing.openString($0, key: keys.requestSealing.key, associatedData: Array("dsr|\(id)".utf8)) })
-        else { throw VaultError(.integrity, "the sealed identifiers of request \(id) failed their integrity check") }
+        else { throw GateError(.integrity, "the sealed identifiers of request \(id) failed their integrity check") }
         return try JSONDecoder().decode(SealedRequestData.self, from: Data(text.utf8))
     }
 
@@ -148,28 +148,28 @@ extension Vault {
     /// With an `idempotencyKey` already used, returns the request it opened instead of opening another.
     /// - Parameters:
     ///   - deadlines: the due date and (CCPA) the confirmation date for a request received at the given time.
-    /// - Throws: ``VaultError`` `invalidInput` when no identifier is given, one is malformed, or the two name different subjects.
+    /// - Throws: ``GateError`` `invalidInput` when no identifier is given, one is malformed, or the two name different subjects.
     public func openRequest(
         type: RequestType, regime: Regime, identifiers: RequestIdentifiers, details: String?, idempotencyKey: String? = nil,
         actor: String, role: Role, deadlines: (Int64) -> (due: Int64, confirmBy: Int64?)
-    ) throws(VaultError) -> RequestRecord {
+    ) throws(GateError) -> RequestRecord {
         let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: nil)
         var lookups: [IdentityLookup] = []
         if let email = identifiers.email {
             guard case .hash = identityLookup(.email(email)) else {
-                throw VaultError(.invalidInput, "the e-mail address is not valid; give the address the subject uses with the vault")
+                throw GateError(.invalidInput, "the e-mail address is not valid; give the address the subject uses with the vault")
             }
             lookups.append(identityLookup(.email(email)))
         }
         if let customerID = identifiers.customerID {
             guard case .hash = identityLookup(.customerID(customerID)) else {
-                throw VaultError(.invalidInput, "the customer id is empty or malformed; give the id as the source systems write it")
+                throw GateError(.invalidInput, "the customer id is empty or malformed; give the id as the source systems write it")
             }
             lookups.append(identityLookup(.customerID(customerID)))
         }
-        guard !lookups.isEmpty else { throw VaultError(.invalidInput, "a request names the subject: give an e-mail address, a customer id or both") }
+        guard !lookups.isEmpty else { throw GateError(.invalidInput, "a request names the subject: give an e-mail address, a customer id or both") }
         if let key = idempotencyKey, key.isEmpty || key.count > 200 {
-            throw VaultError(.invalidInput, "the idempotency key must be 1 to 200 characters")
+            throw GateError(.invalidInput, "the idempotency key must be 1 to 200 characters")
         }
         let record: RequestRecord
         do {
@@ -181,7 +181,7 @@ extension Vault {
                 }
                 let subjects = Set(try lookups.compactMap { try resolve($0, db: db) })
                 guard subjects.count <= 1 else {
-                    throw VaultError(
+                    throw GateError(
                         .invalidInput, "the e-mail address and the customer id belong to two different subjects; open one request for each")
                 }
                 let id = RequestIDs.new()
@@ -211,13 +211,13 @@ extension Vault {
     }
 
     /// One request.
-    public func request(_ id: String, actor: String, role: Role) throws(VaultError) -> RequestRecord {
+    public func request(_ id: String, actor: String, role: Role) throws(GateError) -> RequestRecord {
         _ = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         do { return try db.read { try loadRequest(id, db: $0) } } catch { throw Self.storageError(error, "read the request") }
     }
 
     /// Requests, oldest first, optionally only those in one status.
-    public func requests(status: RequestStatus? = nil, actor: String, role: Role) throws(VaultError) -> [RequestRecord] {
+    public func requests(status: RequestStatus? = nil, actor: String, role: Role) throws(GateError) -> [RequestRecord] {
         _ = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: nil)
         do {
             return try db.read { db in
@@ -235,8 +235,8 @@ extension Vault {
     ///
     /// Fail closed: a request cannot become `in_progress` or `completed` unless it was verified, whatever `body` does.
     public func updateRequest(
-        _ id: String, actor: String, role: Role, _ body: (inout RequestRecord) throws(VaultError) -> String
-    ) throws(VaultError) -> RequestRecord {
+        _ id: String, actor: String, role: Role, _ body: (inout RequestRecord) throws(GateError) -> String
+    ) throws(GateError) -> RequestRecord {
         let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         let record: RequestRecord
         do {
@@ -244,7 +244,7 @@ extension Vault {
                 var record = try loadRequest(id, db: db)
                 let step = try body(&record)
                 if (record.status == .inProgress || record.status == .completed) && record.verifiedAt == nil {
-                    throw VaultError(.invalidInput, "request \(id) is not verified; enter the verification code with `consentry dsr verify` first")
+                    throw GateError(.invalidInput, "request \(id) is not verified; enter the verification code with `consentry dsr verify` first")
                 }
                 record.updatedAt = nowMillis
                 try db.execute(
@@ -268,7 +268,7 @@ extension Vault {
 
     /// Issues a new one-time verification code for a request (any earlier code stops working) and returns it once.
     /// Only its keyed hash is stored; it expires after `rights.yaml` `code_ttl_hours`.
-    public func issueVerificationCode(_ id: String, actor: String, role: Role) throws(VaultError) -> (record: RequestRecord, code: String) {
+    public func issueVerificationCode(_ id: String, actor: String, role: Role) throws(GateError) -> (record: RequestRecord, code: String) {
         let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         let ttl = Int64(loadedPolicy?.rights.codeTTLHours ?? 24) * 3_600_000
         // 8 decimal digits from 64 random bits: the modulo bias is below 10^-11.
@@ -279,7 +279,7 @@ extension Vault {
             record = try db.write { db -> RequestRecord in
                 let current = try loadRequest(id, db: db)
                 guard current.status == .received || current.status == .verifying else {
-                    throw VaultError(.invalidInput, "request \(id) is \(current.status.rawValue); only a request awaiting verification takes a code")
+                    throw GateError(.invalidInput, "request \(id) is \(current.status.rawValue); only a request awaiting verification takes a code")
                 }
                 let subject = try Int64.fetchOne(db, sql: "SELECT subject_id FROM dsr_request WHERE id = ?", arguments: [id]) ?? 0
                 try db.execute(
@@ -302,7 +302,7 @@ extension Vault {
     }
 
     /// Checks a verification code. A wrong code counts an attempt (audited); after `max_attempts` the code is locked.
-    public func checkVerificationCode(_ id: String, code: String, actor: String, role: Role) throws(VaultError) -> (
+    public func checkVerificationCode(_ id: String, code: String, actor: String, role: Role) throws(GateError) -> (
         record: RequestRecord, check: CodeCheck
     ) {
         let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
@@ -315,7 +315,7 @@ extension Vault {
                     let row = try Row.fetchOne(db, sql: "SELECT code_hash, subject_id FROM dsr_request WHERE id = ?", arguments: [id]),
                     let stored = row[0] as Data?
                 else {
-                    throw VaultError(
+                    throw GateError(
                         .invalidInput,
                         "request \(id) is \(current.status.rawValue) and has no code outstanding; `consentry dsr code \(id)` issues one")
                 }
@@ -353,7 +353,7 @@ extension Vault {
 
     /// The details given when the request was opened (personal data: the caller must not log them). Reading them
     /// is audited as a step of the request, in the same transaction, before they are returned.
-    public func requestDetails(_ id: String, actor: String, role: Role) throws(VaultError) -> String? {
+    public func requestDetails(_ id: String, actor: String, role: Role) throws(GateError) -> String? {
         let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         do {
             return try db.write { db -> String? in
@@ -372,7 +372,7 @@ extension Vault {
     /// `keep_identifiers_days`, and the records (and export files) of requests closed longer than `keep_records_months`.
     /// - Returns: (identifiers deleted, records deleted).
     @discardableResult
-    public func expireRequestData(actor: String, role: Role) throws(VaultError) -> (identifiers: Int, records: Int) {
+    public func expireRequestData(actor: String, role: Role) throws(GateError) -> (identifiers: Int, records: Int) {
         let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: nil)
         let rights = loadedPolicy?.rights ?? RightsPolicy()
         let now = nowMillis

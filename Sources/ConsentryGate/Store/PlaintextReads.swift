@@ -34,7 +34,7 @@ struct FieldOpener {
     }
 
     /// Opens the requested fields in a packed profile. `values[i]` is nil when field `i` is absent.
-    /// - Throws: ``VaultError`` `integrity` naming subject and field when a value fails to open.
+    /// - Throws: ``GateError`` `integrity` naming subject and field when a value fails to open.
     func open(packed: UnsafeRawBufferPointer, key: borrowing SecretBytes, subject: SubjectID, into values: inout [String?]) throws {
         for i in values.indices { values[i] = nil }
         var failure: FieldName?
@@ -61,10 +61,10 @@ struct FieldOpener {
             return true
         }
         if let failure {
-            throw VaultError(
+            throw GateError(
                 .integrity, "field `\(failure)` of subject \(subject) failed its integrity check (tampered, moved, or sealed under another key)")
         }
-        guard wellFormed else { throw VaultError(.integrity, "the stored profile of subject \(subject) is malformed") }
+        guard wellFormed else { throw GateError(.integrity, "the stored profile of subject \(subject) is malformed") }
     }
 }
 
@@ -84,7 +84,7 @@ struct SubjectRecord {
 
 extension Vault {
     /// Finds the subject an identifier belongs to, through its blind index. `value` is normalized here.
-    func findSubject(_ kind: IdentityKind, _ value: String) throws(VaultError) -> SubjectID? {
+    func findSubject(_ kind: IdentityKind, _ value: String) throws(GateError) -> SubjectID? {
         let normalized: String
         do {
             switch kind {
@@ -124,7 +124,7 @@ extension Vault {
     }
 
     /// Decrypts `fields` of one subject; absent fields are missing from the result. Nil when the subject does not exist.
-    func readFields(of subject: SubjectID, fields: [FieldName]) throws(VaultError) -> [FieldName: String]? {
+    func readFields(of subject: SubjectID, fields: [FieldName]) throws(GateError) -> [FieldName: String]? {
         var result: [FieldName: String]?
         try scanSubjects(fields: fields, only: subject) { _, values in
             var found: [FieldName: String] = [:]
@@ -136,7 +136,7 @@ extension Vault {
 
     /// Decrypts `fields` of every subject (or of one), calling `body` with each subject and its values in
     /// `fields` order. Only the requested fields are opened. Runs in one read transaction (a consistent snapshot).
-    func scanSubjects(fields: [FieldName], only: SubjectID? = nil, _ body: (SubjectID, [String?]) throws -> Void) throws(VaultError) {
+    func scanSubjects(fields: [FieldName], only: SubjectID? = nil, _ body: (SubjectID, [String?]) throws -> Void) throws(GateError) {
         do {
             try db.read { db in
                 if let only {
@@ -202,7 +202,7 @@ struct SubjectReader {
                 // A version this process has not seen: another process rotated the keys.
                 if keys.kek(kekVersion) == nil { try vaultForRefresh?.refreshKEKs(db) }
                 guard let box = keys.kek(kekVersion) else {
-                    throw VaultError(
+                    throw GateError(
                         .key, "subject \(subject) is wrapped under key-encryption key version \(kekVersion), which the vault does not hold")
                 }
                 kekCache = (kekVersion, box)
@@ -216,10 +216,10 @@ struct SubjectReader {
                 guard let data else { return false }
                 return data.withUnsafeBytes { Sealing.unwrap($0, kek: kek.key, associatedData: wrapAD, into: &scratch) }
             }
-            guard unwrapped else { throw VaultError(.integrity, "the data key of subject \(subject) failed its integrity check (tampered or moved)") }
+            guard unwrapped else { throw GateError(.integrity, "the data key of subject \(subject) failed its integrity check (tampered or moved)") }
             opener.bind(subject: subject, keyVersion: UInt32(truncatingIfNeeded: row[3] as Int64))
             try row.withUnsafeData(atIndex: 4) { data in
-                guard let data else { throw VaultError(.integrity, "subject \(subject) has no stored profile") }
+                guard let data else { throw GateError(.integrity, "subject \(subject) has no stored profile") }
                 try data.withUnsafeBytes { (packed: UnsafeRawBufferPointer) in
                     try opener.open(packed: packed, key: scratch, subject: subject, into: &values)
                 }

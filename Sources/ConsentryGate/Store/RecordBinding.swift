@@ -229,7 +229,7 @@ extension Vault {
     /// Binds the rows written before bindings existed (a vault upgraded to schema v13), once: the first open after the
     /// upgrade does it and records that in `vault_meta`. From then on every row is bound when it is written, and a row
     /// without a binding (inserted in the file) is never bound, so `check` reports it.
-    func bindUnboundRecords() throws(VaultError) {
+    func bindUnboundRecords() throws(GateError) {
         let binder = keys.recordBinding
         let done = "SELECT count(*) FROM vault_meta WHERE key IN ('record_bindings', 'ledger_heads')"
         do {

@@ -85,39 +85,39 @@ public struct ExperimentDesk: Sendable {
     }
 
     /// Creates an experiment.
-    public func create(name: String, purpose: Purpose, arms: [ExperimentDefinition.Arm], holdout: Double) throws(VaultError) -> ExperimentDefinition {
+    public func create(name: String, purpose: Purpose, arms: [ExperimentDefinition.Arm], holdout: Double) throws(GateError) -> ExperimentDefinition {
         let definition = ExperimentDefinition(name: name, purpose: purpose, arms: arms, holdout: holdout, role: role)
         try vault.createExperiment(definition, actor: actor)
         return definition
     }
 
-    func load(_ name: String) throws(VaultError) -> ExperimentDefinition {
-        guard let experiment = try vault.experiment(name) else { throw VaultError(.notFound, "no experiment `\(name.prefix(64))`") }
+    func load(_ name: String) throws(GateError) -> ExperimentDefinition {
+        guard let experiment = try vault.experiment(name) else { throw GateError(.notFound, "no experiment `\(name.prefix(64))`") }
         return experiment
     }
 
     /// Assigns every subject the gate admits for the experiment's purpose (consent, flags); earlier assignments stay.
     /// - Returns: new assignments per arm.
-    public func assign(_ name: String) throws(VaultError) -> [String: Int] {
+    public func assign(_ name: String) throws(GateError) -> [String: Int] {
         let experiment = try load(name)
         var arms: [SubjectID: String] = [:]
         let summary = try vault.scan(AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose)) { member, _ in
             arms[member.subject] = Self.arm(experiment: experiment, pseudonym: member.assignmentKey)
         }
-        guard summary.decision == .permit else { throw VaultError(.denied, "denied: " + summary.reasons.joined(separator: "; ")) }
+        guard summary.decision == .permit else { throw GateError(.denied, "denied: " + summary.reasons.joined(separator: "; ")) }
         _ = try vault.storeAssignments(experiment, arms, actor: actor, role: role)
         return arms.values.reduce(into: [:]) { $0[$1, default: 0] += 1 }
     }
 
     /// Records outcomes.
-    public func record(_ name: String, _ outcomes: [ExperimentOutcome]) throws(VaultError) -> (
+    public func record(_ name: String, _ outcomes: [ExperimentOutcome]) throws(GateError) -> (
         recorded: Int, duplicates: Int, rejected: [(Int, String)]
     ) {
         try vault.recordOutcomes(try load(name), outcomes, actor: actor, role: role)
     }
 
     /// The report.
-    public func report(_ name: String) throws(VaultError) -> ExperimentReport {
+    public func report(_ name: String) throws(GateError) -> ExperimentReport {
         let experiment = try load(name)
         let counts = try vault.experimentCounts(experiment, actor: actor, role: role)
         var arms: [ExperimentReport.Arm] = []

@@ -48,7 +48,7 @@ public struct SendTimeDesk: Sendable {
     static func best(_ histogram: [Double]) -> Int { histogram.indices.max { (histogram[$0], -$0) < (histogram[$1], -$1) } ?? 0 }
 
     /// Computes and stores (`recommendation/send_time`) the best hour for every admitted subject. Returns counts per source.
-    public func compute(now: Date = Date()) throws(VaultError) -> [String: Int] {
+    public func compute(now: Date = Date()) throws(GateError) -> [String: Int] {
         let request = AccessRequest(actor: actor, role: role, action: .recommend, purpose: .personalization, fields: ["country"])
         var own: [SubjectID: [Double]] = [:]
         var country: [SubjectID: String] = [:]
@@ -67,7 +67,7 @@ public struct SendTimeDesk: Sendable {
             }
             for h in 0..<168 { global[h] += histogram[h] }
         }
-        guard summary.decision == .permit else { throw VaultError(.denied, "denied: " + summary.reasons.joined(separator: "; ")) }
+        guard summary.decision == .permit else { throw GateError(.denied, "denied: " + summary.reasons.joined(separator: "; ")) }
         var values: [SubjectID: String] = [:]
         var sources: [String: Int] = [:]
         let encoder = JSONEncoder()
@@ -92,7 +92,7 @@ public struct SendTimeDesk: Sendable {
     }
 
     /// One subject's stored send time, through an audited gated read (nil when none was computed for them).
-    public func show(_ subject: SubjectReference) throws(VaultError) -> (decision: Decision, time: SendTime?) {
+    public func show(_ subject: SubjectReference) throws(GateError) -> (decision: Decision, time: SendTime?) {
         let request = AccessRequest(actor: actor, role: role, action: .recommend, purpose: .personalization)
         let read = try vault.read(request, subject: subject, includeDerived: true)
         guard read.decision.isPermit else { return (read.decision, nil) }

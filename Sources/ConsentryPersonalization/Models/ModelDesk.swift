@@ -102,7 +102,7 @@ public struct ModelDesk: Sendable {
     /// Trains the propensity to purchase within 30 days: features at (now − 30 days), label = a purchase since; splits
     /// subjects 70/15/15 by id, picks the threshold with the best F1 on validation, reports test metrics, stores the
     /// model version, then scores every admitted subject on its features now.
-    public func trainPropensity(now: Date = Date()) throws(VaultError) -> PropensityReport {
+    public func trainPropensity(now: Date = Date()) throws(GateError) -> PropensityReport {
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         let cutoff = nowMillis - 30 * Self.day
         var rows: [(id: SubjectID, past: [Double], label: Bool, current: [Double])] = []
@@ -111,13 +111,13 @@ public struct ModelDesk: Sendable {
             rows.append((member.subject, Self.features(events, cutoff: cutoff), label, Self.features(events, cutoff: nowMillis + 1)))
         }
         let excluded = summary.excluded.merging(summary.excludedDuringScan, uniquingKeysWith: +)
-        guard summary.decision == .permit else { throw VaultError(.denied, "denied: " + summary.reasons.joined(separator: "; ")) }
+        guard summary.decision == .permit else { throw GateError(.denied, "denied: " + summary.reasons.joined(separator: "; ")) }
         // The split is by a hash of the random subject id: stable run to run, independent of the data.
         func bucket(_ id: SubjectID) -> Int { Int(((UInt64(bitPattern: id.rawValue) &* 0x9E37_79B9_7F4A_7C15) >> 33) % 100) }
         let train = rows.filter { bucket($0.id) < 70 }, validation = rows.filter { (70..<85).contains(bucket($0.id)) }
         let test = rows.filter { bucket($0.id) >= 85 }
         guard train.count >= 20, test.count >= 5, Set(train.map(\.label)).count == 2 else {
-            throw VaultError(
+            throw GateError(
                 .invalidInput,
                 "too little data to train: \(rows.count) subjects with profiling consent, of whom \(rows.filter(\.label).count) purchased")
         }
@@ -162,7 +162,7 @@ public struct ModelDesk: Sendable {
     /// Clusters admitted subjects on recency, frequency, monetary value and engagement (log-scaled, standardized) with
     /// K-Means for k = 2…8, keeps the k with the best silhouette (on a sample of up to 1,000), labels each cluster by
     /// its centroid, stores the model and each subject's label as `score/cluster`.
-    public func cluster(now: Date = Date(), seed: UInt64 = 2026) throws(VaultError) -> ClusterReport {
+    public func cluster(now: Date = Date(), seed: UInt64 = 2026) throws(GateError) -> ClusterReport {
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         var ids: [SubjectID] = []
         var raw: [[Double]] = []
@@ -179,8 +179,8 @@ public struct ModelDesk: Sendable {
             ids.append(member.subject)
             raw.append([log1p(recency), log1p(purchases), log1p(revenue), log1p(engagement)])
         }
-        guard summary.decision == .permit else { throw VaultError(.denied, "denied: " + summary.reasons.joined(separator: "; ")) }
-        guard raw.count >= 10 else { throw VaultError(.invalidInput, "too few subjects with profiling consent to cluster (\(raw.count))") }
+        guard summary.decision == .permit else { throw GateError(.denied, "denied: " + summary.reasons.joined(separator: "; ")) }
+        guard raw.count >= 10 else { throw GateError(.invalidInput, "too few subjects with profiling consent to cluster (\(raw.count))") }
         let scaler = Standardizer(fitting: raw)
         let xs = raw.map(scaler.apply)
         var rng = SeededRandom(seed: seed)

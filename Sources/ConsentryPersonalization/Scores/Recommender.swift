@@ -144,7 +144,7 @@ public struct RecommendationDesk: Sendable {
     /// Computes top-`count` recommendations for every admitted subject from the last year of views, cart adds and
     /// purchases; stores them (JSON) as `recommendation/top`. With `evaluate`, first measures Precision@k and Recall@k
     /// by holding out each subject's most recent item.
-    public func run(count: Int = 5, evaluate: Bool = false, now: Date = Date()) throws(VaultError) -> Run {
+    public func run(count: Int = 5, evaluate: Bool = false, now: Date = Date()) throws(GateError) -> Run {
         let request = AccessRequest(actor: actor, role: role, action: .recommend, purpose: .personalization)
         var histories: [SubjectID: History] = [:]
         var categories: [String: String] = [:]

@@ -40,11 +40,11 @@ public struct ScoreDesk: Sendable {
     var request: AccessRequest { AccessRequest(actor: actor, role: role, action: .score, purpose: .profiling) }
 
     /// Scans every admitted subject with its events since `since` (ms) and hands each to `body`.
-    func scan(since: Int64?, _ body: (SubjectID, [BehaviorEvent]) -> Void) throws(VaultError) -> ScanSummary {
+    func scan(since: Int64?, _ body: (SubjectID, [BehaviorEvent]) -> Void) throws(GateError) -> ScanSummary {
         try vault.scanBehavior(request, eventsSince: since) { member, _, events in body(member.subject, events) }
     }
 
-    func finish(_ name: String, _ summary: ScanSummary, _ values: [String: [SubjectID: String]], distribution: [String: Double]) throws(VaultError)
+    func finish(_ name: String, _ summary: ScanSummary, _ values: [String: [SubjectID: String]], distribution: [String: Double]) throws(GateError)
         -> ScoreRun
     {
         var run = ScoreRun(
@@ -59,7 +59,7 @@ public struct ScoreDesk: Sendable {
     }
 
     /// The engagement score of every admitted subject (weights per event type, halved every `halfLifeDays`).
-    public func engagement(_ engagement: Engagement = Engagement(), now: Date = Date()) throws(VaultError) -> ScoreRun {
+    public func engagement(_ engagement: Engagement = Engagement(), now: Date = Date()) throws(GateError) -> ScoreRun {
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         var scores: [SubjectID: Double] = [:]
         let summary = try scan(since: nowMillis - Engagement.horizon) { subject, events in
@@ -126,7 +126,7 @@ public struct ScoreDesk: Sendable {
     }
 
     /// RFM quintiles and labels of every admitted subject with at least one purchase.
-    public func rfm(now: Date = Date()) throws(VaultError) -> ScoreRun {
+    public func rfm(now: Date = Date()) throws(GateError) -> ScoreRun {
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         var inputs: [SubjectID: RFMInput] = [:]
         let summary = try scan(since: nil) { subject, events in

@@ -46,27 +46,27 @@ public struct SegmentDesk: Sendable {
     }
 
     /// The stored rules by name, parsed.
-    func rules() throws(VaultError) -> [String: (StoredSegment, SegmentRule)] {
+    func rules() throws(GateError) -> [String: (StoredSegment, SegmentRule)] {
         var out: [String: (StoredSegment, SegmentRule)] = [:]
         for segment in try vault.segments() {
             do { out[segment.name] = (segment, try SegmentRule(text: segment.rule)) } catch {
-                throw VaultError(.integrity, "stored segment `\(segment.name)` no longer parses (\(error)); define it again")
+                throw GateError(.integrity, "stored segment `\(segment.name)` no longer parses (\(error)); define it again")
             }
         }
         return out
     }
 
     /// Profile fields of `rule` and of every segment it refers to, transitively; throws on an unknown reference or a cycle.
-    func closure(of rule: SegmentRule, named name: String, in known: [String: (StoredSegment, SegmentRule)]) throws(VaultError) -> Set<String> {
+    func closure(of rule: SegmentRule, named name: String, in known: [String: (StoredSegment, SegmentRule)]) throws(GateError) -> Set<String> {
         var fields = Set(rule.profileFields)
-        func collect(_ rule: SegmentRule, path: [String]) throws(VaultError) {
+        func collect(_ rule: SegmentRule, path: [String]) throws(GateError) {
             for reference in rule.segmentReferences {
                 guard reference != name, !path.contains(reference) else {
-                    throw VaultError(
+                    throw GateError(
                         .invalidInput, "segment `\(name)` would refer to itself through `\(reference)`; segment references may not form a cycle")
                 }
                 guard let (_, referenced) = known[reference] else {
-                    throw VaultError(.invalidInput, "`segment(\(reference.prefix(64)))` refers to no defined segment; define it first")
+                    throw GateError(.invalidInput, "`segment(\(reference.prefix(64)))` refers to no defined segment; define it first")
                 }
                 fields.formUnion(referenced.profileFields)
                 try collect(referenced, path: path + [reference])
@@ -78,7 +78,7 @@ public struct SegmentDesk: Sendable {
 
     /// Defines (or redefines) a segment for `purpose`: checks names against the vault's fields, references and cycles;
     /// the gate then refuses a field the purpose does not allow.
-    public func define(name: String, purpose: Purpose, rule: SegmentRule) throws(VaultError) -> StoredSegment {
+    public func define(name: String, purpose: Purpose, rule: SegmentRule) throws(GateError) -> StoredSegment {
         let known = Set(vault.profileFieldNames)
         let identifiers = Set(vault.schema.fields.filter { $0.identityKind != nil }.map(\.name.rawValue))
         var problems: [String] = []
@@ -99,7 +99,7 @@ public struct SegmentDesk: Sendable {
                 }
             }
         }
-        if let problem = problems.first { throw VaultError(.invalidInput, problem) }
+        if let problem = problems.first { throw GateError(.invalidInput, problem) }
         var existing = try rules()
         existing[name] = nil
         let fields = try closure(of: rule, named: name, in: existing)
@@ -110,15 +110,15 @@ public struct SegmentDesk: Sendable {
 
     /// Runs a segment through the gate: every admitted subject is evaluated, members are returned as pseudonyms and (with
     /// `store`) stored as derived data `segment/<name>`, replacing the previous members.
-    public func run(_ name: String, store: Bool = true, now: Date = Date()) throws(VaultError) -> SegmentRun {
+    public func run(_ name: String, store: Bool = true, now: Date = Date()) throws(GateError) -> SegmentRun {
         try evaluate(name, store: store, now: now).run
     }
 
     /// ``run(_:store:now:)`` with the members' internal ids, which never leave this module, and the segment's purpose.
-    private func evaluate(_ name: String, store: Bool, now: Date) throws(VaultError) -> (run: SegmentRun, members: Set<SubjectID>, purpose: Purpose) {
+    private func evaluate(_ name: String, store: Bool, now: Date) throws(GateError) -> (run: SegmentRun, members: Set<SubjectID>, purpose: Purpose) {
         let all = try rules()
         guard let (segment, rule) = all[name] else {
-            throw VaultError(.notFound, "no segment `\(name.prefix(64))`; `consentry segment list` shows the defined ones")
+            throw GateError(.notFound, "no segment `\(name.prefix(64))`; `consentry segment list` shows the defined ones")
         }
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         let evaluator = SegmentEvaluator(now: nowMillis, engagement: engagement, segments: all.mapValues(\.1))
@@ -173,21 +173,21 @@ public struct SegmentDesk: Sendable {
     /// Members of two segments and their overlap, as counts (each segment is run through the gate; nothing is stored).
     /// Both segments must serve the same purpose: an overlap across purposes would join one purpose's results with
     /// another's, which the policy keeps apart.
-    public func overlap(_ a: String, _ b: String, now: Date = Date()) throws(VaultError) -> (a: Int, b: Int, both: Int, jaccard: Double) {
+    public func overlap(_ a: String, _ b: String, now: Date = Date()) throws(GateError) -> (a: Int, b: Int, both: Int, jaccard: Double) {
         let known = try rules()
         for name in [a, b] where known[name] == nil {
-            throw VaultError(.notFound, "no segment `\(name.prefix(64))`; `consentry segment list` shows the defined ones")
+            throw GateError(.notFound, "no segment `\(name.prefix(64))`; `consentry segment list` shows the defined ones")
         }
         let (purposeA, purposeB) = (known[a]!.0.purpose, known[b]!.0.purpose)
         guard purposeA == purposeB else {
-            throw VaultError(
+            throw GateError(
                 .denied,
                 "denied: `\(a.prefix(64))` serves \(purposeA.rawValue) and `\(b.prefix(64))` serves \(purposeB.rawValue); an overlap would join results across purposes, so compare segments of one purpose"
             )
         }
         let firstRun = try evaluate(a, store: false, now: now), secondRun = try evaluate(b, store: false, now: now)
         for run in [firstRun.run, secondRun.run] where run.decision != .permit {
-            throw VaultError(.denied, "denied: " + run.reasons.joined(separator: "; "))
+            throw GateError(.denied, "denied: " + run.reasons.joined(separator: "; "))
         }
         let first = firstRun.members, second = secondRun.members
         let both = first.intersection(second).count
@@ -199,7 +199,7 @@ public struct SegmentDesk: Sendable {
     /// that defined it, and updates their stored memberships: the incremental path that keeps segments current without
     /// a full re-scan. Returns how many memberships were added or confirmed per segment.
     @discardableResult
-    public func refresh(subjects: Set<SubjectID>, now: Date = Date()) throws(VaultError) -> [String: Int] {
+    public func refresh(subjects: Set<SubjectID>, now: Date = Date()) throws(GateError) -> [String: Int] {
         guard !subjects.isEmpty else { return [:] }
         let all = try rules()
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)

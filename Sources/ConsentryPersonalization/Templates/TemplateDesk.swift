@@ -46,11 +46,11 @@ public struct TemplateDesk: Sendable {
     }
 
     /// Compiles and registers a template for `purpose`; refused when it reads a field the purpose does not allow.
-    /// - Throws: ``VaultError`` `invalidInput` with the template error's line and column, or `denied` from the gate.
-    public func register(name: String, purpose: Purpose, format: LiquidTemplate.Format, source: String) throws(VaultError) -> StoredTemplate {
+    /// - Throws: ``GateError`` `invalidInput` with the template error's line and column, or `denied` from the gate.
+    public func register(name: String, purpose: Purpose, format: LiquidTemplate.Format, source: String) throws(GateError) -> StoredTemplate {
         let template: LiquidTemplate
         do { template = try compile(source, format: format) } catch {
-            throw VaultError(.invalidInput, "the template does not compile: \(error)")
+            throw GateError(.invalidInput, "the template does not compile: \(error)")
         }
         return try vault.registerTemplate(
             name: name, purpose: purpose, format: format.rawValue, source: source, fields: template.fields, actor: actor, role: role)
@@ -65,7 +65,7 @@ public struct TemplateDesk: Sendable {
     public func render(
         _ name: String, subject: SubjectReference, campaign: [String: LiquidValue] = [:], recommendations: [LiquidValue] = [],
         segments: [String] = [], requestID: String? = nil, now: Date = Date()
-    ) throws(VaultError) -> RenderResult {
+    ) throws(GateError) -> RenderResult {
         let (stored, template, request) = try prepare(name)
         let read = try vault.read(request, subject: subject, includeDerived: Self.readsDerived(template), requestID: requestID)
         return finish(stored, template, read, campaign: campaign, recommendations: recommendations, segments: segments, now: now)
@@ -75,7 +75,7 @@ public struct TemplateDesk: Sendable {
     /// the caller suspends, holding no thread, while the gated read waits for its audit entry's commit.
     public func asyncRender(
         _ name: String, subject: SubjectReference, campaign: [String: LiquidValue] = [:], requestID: String? = nil, now: Date = Date()
-    ) async throws(VaultError) -> RenderResult {
+    ) async throws(GateError) -> RenderResult {
         let (stored, template, request) = try prepare(name)
         let read = try await vault.asyncRead(request, subject: subject, includeDerived: Self.readsDerived(template), requestID: requestID)
         return finish(stored, template, read, campaign: campaign, recommendations: [], segments: [], now: now)
@@ -89,13 +89,13 @@ public struct TemplateDesk: Sendable {
     }
 
     /// The registered template, compiled, and the gate request that renders it.
-    private func prepare(_ name: String) throws(VaultError) -> (StoredTemplate, LiquidTemplate, AccessRequest) {
+    private func prepare(_ name: String) throws(GateError) -> (StoredTemplate, LiquidTemplate, AccessRequest) {
         guard let stored = try vault.template(named: name) else {
-            throw VaultError(.notFound, "no template `\(name.prefix(64))`; `consentry template list` shows the registered ones")
+            throw GateError(.notFound, "no template `\(name.prefix(64))`; `consentry template list` shows the registered ones")
         }
-        let template = try Self.compiled(stored, vault: vault) { () throws(VaultError) -> LiquidTemplate in
+        let template = try Self.compiled(stored, vault: vault) { () throws(GateError) -> LiquidTemplate in
             do { return try compile(stored.source, format: stored.format == "html" ? .html : .text) } catch {
-                throw VaultError(.integrity, "template `\(name)` no longer compiles against the vault's fields (\(error)); register it again")
+                throw GateError(.integrity, "template `\(name)` no longer compiles against the vault's fields (\(error)); register it again")
             }
         }
         let request = AccessRequest(
@@ -134,8 +134,8 @@ public struct TemplateDesk: Sendable {
     private static let compiledTemplates = Mutex<[String: (source: String, template: LiquidTemplate)]>([:])
 
     private static func compiled(
-        _ stored: StoredTemplate, vault: Vault, compile: () throws(VaultError) -> LiquidTemplate
-    ) throws(VaultError) -> LiquidTemplate {
+        _ stored: StoredTemplate, vault: Vault, compile: () throws(GateError) -> LiquidTemplate
+    ) throws(GateError) -> LiquidTemplate {
         // The database path, not the directory URL: `URL.path` decodes the URL on every call.
         let key = "\(vault.databasePath)\u{0}\(stored.name)\u{0}\(stored.version)"
         if let hit = compiledTemplates.withLock({ $0[key] }), hit.source == stored.source { return hit.template }

@@ -94,15 +94,15 @@ public struct TriggerDesk: Sendable {
     }
 
     /// Defines a trigger for `purpose`.
-    public func define(name: String, kind: TriggerKind, purpose: Purpose, delay: Int64? = nil) throws(VaultError) -> TriggerDefinition {
-        if let delay, delay <= 0 || delay > 30 * 86_400_000 { throw VaultError(.invalidInput, "a trigger delay is between 1 minute and 30 days") }
+    public func define(name: String, kind: TriggerKind, purpose: Purpose, delay: Int64? = nil) throws(GateError) -> TriggerDefinition {
+        if let delay, delay <= 0 || delay > 30 * 86_400_000 { throw GateError(.invalidInput, "a trigger delay is between 1 minute and 30 days") }
         return try vault.defineTrigger(name: name, kind: kind.rawValue, purpose: purpose, delay: delay ?? kind.defaultDelay, actor: actor, role: role)
     }
 
     /// Checks every trigger (for `subjects` only, when given) and queues occurrences whose delay has passed. Events from
     /// before a trigger was defined, or older than a week, never fire it. Each check scans through the gate in the role
     /// that defined the trigger, and consent is checked again as each occurrence is queued.
-    public func check(subjects: Set<SubjectID>? = nil, now: Date = Date()) throws(VaultError) -> [TriggerCheck] {
+    public func check(subjects: Set<SubjectID>? = nil, now: Date = Date()) throws(GateError) -> [TriggerCheck] {
         if let subjects, subjects.isEmpty { return [] }
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         var results: [TriggerCheck] = []
@@ -122,12 +122,12 @@ public struct TriggerDesk: Sendable {
     }
 
     /// Pending entries the role may act on.
-    public func queue(trigger: String? = nil, limit: Int = 100) throws(VaultError) -> [QueuedTrigger] {
+    public func queue(trigger: String? = nil, limit: Int = 100) throws(GateError) -> [QueuedTrigger] {
         try vault.triggerQueue(trigger: trigger, limit: limit, actor: actor, role: role)
     }
 
     /// Marks an entry handled.
-    public func acknowledge(_ id: Int64) throws(VaultError) { try vault.acknowledgeTrigger(id, actor: actor, role: role) }
+    public func acknowledge(_ id: Int64) throws(GateError) { try vault.acknowledgeTrigger(id, actor: actor, role: role) }
 }
 
 /// What an event import set in motion.
@@ -141,7 +141,7 @@ public struct ImportFollowUp: Sendable {
 extension Vault {
     /// After an event import: brings event-based segments up to date and checks triggers for the subjects that
     /// received events, each in the role that defined it. Every import path (CLI, API) calls this one function.
-    public func followUpEventImport(_ report: ImportReport, actor: String, role: Role) throws(VaultError) -> ImportFollowUp {
+    public func followUpEventImport(_ report: ImportReport, actor: String, role: Role) throws(GateError) -> ImportFollowUp {
         let segments = try SegmentDesk(vault: self, actor: actor, role: role).refresh(subjects: report.touchedSubjects)
         let triggers = try TriggerDesk(vault: self, actor: actor, role: role).check(subjects: report.touchedSubjects).filter { $0.fired > 0 }
         return ImportFollowUp(segments: segments, triggers: triggers)
