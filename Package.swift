@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(
             name: "ConsentryGateTests",
             dependencies: [
-                "ConsentryGate", "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryTesting",
+                "ConsentryGate", "ConsentryAudit", "ConsentryCore", "ConsentryCrypto", "ConsentryPolicy", "ConsentryTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings

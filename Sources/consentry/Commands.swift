@@ -295,7 +295,7 @@ struct Check: ParsableCommand {
                     return name
                 }
             }
-            return try vault.check(fields: names, actor: global.actorName)
+            return try vault.check(fields: names, as: .administrator(global.actorName))
         }
         if global.json {
             Output.printJSON(report)

@@ -1,3 +1,4 @@
+import ConsentryAudit
 import ConsentryCore
 import ConsentryCrypto
 import ConsentryPolicy
@@ -33,10 +34,23 @@ struct StorageTests {
         #expect(writer == ["2", "1"])
     }
 
+    @Test("check is a gated operation: a role without key_admin is refused before any value is opened, and both outcomes are audited")
+    func checkIsGated() throws {
+        let vault = try canaryVault()
+        let refused = #expect(throws: GateError.denied) { _ = try vault.check(as: Principal(actor: "m", role: .marketer)) }
+        #expect(refused?.message.contains("key_admin") == true || refused?.message.contains("not granted") == true, "\(String(describing: refused))")
+        let report = try vault.check(as: Principal(actor: "ops", role: .admin, requestID: "req-check-1"))
+        #expect(report.passed && report.valuesOpened > 0)
+        let entries = try vault.queryAudit(AuditFilter(action: "integrity_check"), actor: "t", role: .admin)
+        #expect(entries.map(\.decision) == ["deny", "permit"])
+        #expect(entries.last?.requestID == "req-check-1" && entries.last?.reasons.contains("passed") == true)
+        #expect(entries.last?.reasons.first?.contains("admin") == true, "the permit records the rule that granted it: \(entries.last?.reasons ?? [])")
+    }
+
     @Test("the database files hold no canary in plaintext, lower-cased or base64 form")
     func forensics() throws {
         let vault = try canaryVault()
-        _ = try vault.check()
+        _ = try vault.check(as: .administrator("t"))
         let files = TestSupport.files(under: vault.directory).filter { $0.lastPathComponent.hasPrefix(Vault.databaseFileName) }
         #expect(files.count >= 2, "expected the database and its WAL")
         for file in files {
@@ -72,7 +86,7 @@ struct StorageTests {
         let vault = try canaryVault()
         let subject = try #require(try vault.findSubject(.email, Canary.email))
         try corruptField("city", of: subject, in: vault)
-        let report = try vault.check()
+        let report = try vault.check(as: .administrator("t"))
         #expect(!report.passed)
         #expect(report.problems == ["field `city` of subject \(subject) failed its integrity check (tampered, moved, or sealed under another key)"])
         #expect(report.subjectsChecked == 1, "the untouched subject still checks")
@@ -90,7 +104,7 @@ struct StorageTests {
                 arguments: [canary.rawValue, other.rawValue])
         }
         #expect(throws: GateError.integrity) { try vault.readFields(of: other, fields: ["first_name"]) }
-        let report = try vault.check()
+        let report = try vault.check(as: .administrator("t"))
         #expect(report.problems.count == 1 && report.problems[0].contains("\(other)"))
     }
 
@@ -181,9 +195,9 @@ struct RotationTests {
         let fieldsAfter = try vault.db.read { try Data.fetchAll($0, sql: "SELECT fields FROM subject ORDER BY id") }
         #expect(fieldsBefore == fieldsAfter)
         #expect(try vault.count("kek") == 1)
-        #expect(try vault.check().passed)
+        #expect(try vault.check(as: .administrator("t")).passed)
         let reopened = try Vault.open(at: vault.directory)
-        #expect(try reopened.check().subjectsChecked == 50)
+        #expect(try reopened.check(as: .administrator("t")).subjectsChecked == 50)
         #expect(try reopened.status().keyVersion == 2)
     }
 
@@ -204,11 +218,11 @@ struct RotationTests {
         _ = try vault.loadDemoData(DemoOptions(profiles: 40, eventsPerProfile: 0))  // 10 new subjects go straight to version 2
         let reopened = try Vault.open(at: vault.directory)
         #expect(try reopened.status().keyRotationPending)
-        #expect(try reopened.check().passed, "readable in the middle of a rotation")
+        #expect(try reopened.check(as: .administrator("t")).passed, "readable in the middle of a rotation")
         let report = try reopened.rotateKeys()
         #expect(report.resumed && report.fromVersion == 1 && report.toVersion == 2 && report.rewrapped == 30)
         #expect(try reopened.status().keyRotationPending == false)
-        #expect(try reopened.check().subjectsChecked == 40)
+        #expect(try reopened.check(as: .administrator("t")).subjectsChecked == 40)
     }
 }
 
@@ -226,7 +240,7 @@ struct ConcurrentRotationTests {
             values: [try #require(try vault.findSubject(.email, "a@example.test")): "1"])
         #expect(derived.decision == .permit)
         let reopened = try Vault.open(at: vault.directory)
-        let report = try reopened.check()
+        let report = try reopened.check(as: .administrator("t"))
         #expect(report.passed, "\(report.problems)")
         #expect(report.subjectsChecked == 2)
     }

@@ -215,7 +215,7 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--scan-only" {
             let (_, gated) = try time {
                 try vault.scan(AccessRequest(actor: "bench", role: .campaignService, action: .render, purpose: .service, fields: fields)) { _, _ in }
             }
-            let (_, plain) = try time { try vault.check(fields: fields, structural: false) }
+            let (_, plain) = try time { try vault.check(fields: fields, structural: false, as: .administrator("bench")) }
             print(String(format: "gated %.3f s, plain %.3f s", gated, plain))
         }
     } catch { fail("\(error)") }
@@ -248,7 +248,7 @@ do {
     var swiftRuns: [Double] = [], cRuns: [Double] = []
     var opened = 0
     for _ in 0..<options.repeats {
-        let (report, seconds) = try time { try vault.check(fields: fields, structural: false) }
+        let (report, seconds) = try time { try vault.check(fields: fields, structural: false, as: .administrator("bench")) }
         guard report.passed || report.problems.isEmpty else { fail("the scan found integrity problems") }
         opened = report.valuesOpened
         swiftRuns.append(seconds)
@@ -360,7 +360,7 @@ do {
         let scanRequest = AccessRequest(actor: "bench", role: .campaignService, action: .render, purpose: .service, fields: serviceFields)
         let (summary, gated) = try time { try vault.scan(scanRequest) { _, _ in } }
         guard summary.delivered == options.profiles else { fail("the gated scan delivered \(summary.delivered) of \(options.profiles)") }
-        let plain = try time { try vault.check(fields: serviceFields, structural: false) }.1
+        let plain = try time { try vault.check(fields: serviceFields, structural: false, as: .administrator("bench")) }.1
         if run > 0 {
             gatedRuns.append(gated)
             plainRuns.append(plain)
@@ -536,7 +536,7 @@ do {
 
         | reader | subjects/s | values opened per run |
         |---|---:|---:|
-        | Consentry (`Vault.check(fields:structural: false)`) | \(rate(subjects, median(swiftRuns))) | \(opened.formatted()) |
+        | Consentry (`Vault.check(fields:structural: false, as:)`) | \(rate(subjects, median(swiftRuns))) | \(opened.formatted()) |
         | C baseline (SQLite C API + libsodium, same rows and ciphertexts) | \(rate(subjects, median(cRuns))) | \(opened.formatted()) |
 
         Consentry reaches **\(String(format: "%.0f", ratio))%** of the C baseline's rate (target: at least 50%).

@@ -31,9 +31,13 @@ extension Vault {
     /// - Parameters:
     ///   - fields: the fields to open; nil opens every declared field.
     ///   - structural: also run SQLite's `quick_check` and `foreign_key_check`.
-    /// - Parameter actor: when given, the check is recorded in the audit log as `integrity_check` by this actor
-    ///   in the `admin` role (the CLI always records it).
-    public func check(fields: [FieldName]? = nil, structural: Bool = true, actor: String? = nil) throws(GateError) -> CheckReport {
+    ///   - principal: who checks; the role needs `key_admin` (the check opens every sealed value with the vault's
+    ///     keys). The check is recorded in the audit log as `integrity_check`, permitted or denied.
+    /// - Throws: ``GateError/denied`` when the role may not (audited), `storage` when the database cannot be read.
+    public func check(fields: [FieldName]? = nil, structural: Bool = true, as principal: Principal) throws(GateError) -> CheckReport {
+        let request = AccessRequest(actor: principal.actor, role: principal.role, action: .keyAdmin)
+        let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
+        guard decision.isPermit else { try refuse(request, decision, as: .integrityCheck, requestID: principal.requestID) }
         var report = CheckReport()
         let names = fields ?? schema.fields.map(\.name)
         // Scan subject by subject so that one bad subject does not hide the others.
@@ -85,15 +89,12 @@ extension Vault {
                 report.databaseCheck = "failed: \(Self.storageError(error, "check the database").message)"
             }
         }
-        if let actor {
-            var entry = AuditDraft(
-                actor: actor, role: .admin, action: .integrityCheck, fields: names.map(\.rawValue),
-                counts: ["subjects": report.subjectsChecked, "values": report.valuesOpened, "problems": report.problems.count],
-                decision: .permit, reasons: [report.passed ? "passed" : "failed"], policyVersion: policyVersion)
-            entry.subject = nil
-            // A damaged vault may not take the entry; the report must still reach the operator.
-            do { try auditAlone(entry) } catch { report.problems.append("the check could not be recorded in the audit log: \(error.message)") }
-        }
+        var entry = draft(request, decision, counts: ["subjects": report.subjectsChecked, "values": report.valuesOpened, "problems": report.problems.count], requestID: principal.requestID)
+        entry.action = .integrityCheck
+        entry.fields = names.map(\.rawValue)
+        entry.reasons.append(report.passed ? "passed" : "failed")
+        // A damaged vault may not take the entry; the report must still reach the operator.
+        do { try auditAlone(entry) } catch { report.problems.append("the check could not be recorded in the audit log: \(error.message)") }
         return report
     }
 }
