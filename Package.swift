@@ -128,6 +128,16 @@ let package = Package(
             dependencies: ["ConsentryPersonalization", "ConsentryGate", "ConsentryCore", "ConsentryPolicy", "ConsentryAudit", "ConsentryTesting"],
             swiftSettings: swiftSettings
         ),
+        // The HTTP API in-process (HummingbirdTesting), without a port or the binary.
+        .testTarget(
+            name: "ConsentryServerTests",
+            dependencies: [
+                "ConsentryServer", "ConsentryGate", "ConsentryCore", "ConsentryPersonalization", "ConsentryTesting",
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"), .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["ConsentryTesting", "ConsentryCore", .product(name: "GRDB", package: "GRDB.swift")],

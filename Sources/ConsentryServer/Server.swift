@@ -5,7 +5,7 @@ import ConsentryRights
 public import ConsentryGate
 public import Foundation
 import HTTPTypes
-import Hummingbird
+public import Hummingbird
 import Logging
 import NIOCore
 import Synchronization
@@ -81,6 +81,23 @@ struct AuthMiddleware: RouterMiddleware {
     }
 }
 
+/// Settings of the HTTP API.
+public struct ServerConfiguration: Sendable {
+    /// The address to listen on. The default is `127.0.0.1`.
+    public var host: String
+    /// The port; 0 picks a free one. The default is 8080.
+    public var port: Int
+    /// Requests per second per token (bursts of twice that); 0 turns the limit off. The default is 100.
+    public var rateLimit: Double
+
+    /// Creates settings; every parameter has its default.
+    public init(host: String = "127.0.0.1", port: Int = 8080, rateLimit: Double = 100) {
+        self.host = host
+        self.port = port
+        self.rateLimit = rateLimit
+    }
+}
+
 /// The HTTP API (docs/api.md, `/openapi.yaml`): every route authenticates a token, and every data route goes through the gate.
 public enum Server {
     /// The largest request body accepted.
@@ -93,10 +110,31 @@ public enum Server {
         Bundle.module.url(forResource: "openapi", withExtension: "yaml").flatMap { try? Data(contentsOf: $0) }
     }
 
-    /// Serves `vault` on `host:port` until SIGINT or SIGTERM; then writes a final signed audit checkpoint.
-    /// - Parameter rateLimit: requests per second per token (bursts of twice that); 0 turns the limit off.
+    /// The application serving `vault`: every route, middleware and the token store, without the background work of
+    /// ``run(vault:configuration:onReady:)`` (policy reload, file checks). Tests drive it in-process with
+    /// HummingbirdTesting; `consentry serve` runs it.
+    ///
+    /// ```swift
+    /// let app = Server.buildApplication(vault: vault, configuration: ServerConfiguration(port: 0))
+    /// try await app.test(.router) { client in … }
+    /// ```
+    public static func buildApplication(
+        vault: Vault, configuration: ServerConfiguration = ServerConfiguration(), onReady: @escaping @Sendable (Int) -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        var logger = Logger(label: "consentry")
+        logger.logLevel = .info
+        let port = configuration.port
+        return Application(
+            router: router(vault, limiter: RateLimiter(rate: configuration.rateLimit)),
+            configuration: .init(address: .hostname(configuration.host, port: port), serverName: "consentry"),
+            onServerRunning: { channel in onReady(channel.localAddress?.port ?? port) },
+            logger: logger)
+    }
+
+    /// Serves `vault` until SIGINT or SIGTERM; then writes a final signed audit checkpoint.
+    /// - Parameter onReady: called with the port once the server listens (the one picked when the port is 0).
     public static func run(
-        vault: Vault, host: String, port: Int, rateLimit: Double = 100, onReady: @escaping @Sendable (Int) -> Void = { _ in }
+        vault: Vault, configuration: ServerConfiguration = ServerConfiguration(), onReady: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws {
         var logger = Logger(label: "consentry")
         logger.logLevel = .info
@@ -105,11 +143,7 @@ public enum Server {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: exports.path)) ?? [] where name.hasPrefix(".audit-") {
             try? FileManager.default.removeItem(at: exports.appendingPathComponent(name))
         }
-        let app = Application(
-            router: router(vault, limiter: RateLimiter(rate: rateLimit)),
-            configuration: .init(address: .hostname(host, port: port), serverName: "consentry"),
-            onServerRunning: { channel in onReady(channel.localAddress?.port ?? port) },
-            logger: logger)
+        let app = buildApplication(vault: vault, configuration: configuration, onReady: onReady)
         // Edits to the vault's policy files take effect within a second, audited, without a restart; files that do not
         // load make the gate deny every request until they are fixed.
         let policyWatcher = Task.detached {

@@ -212,3 +212,37 @@ extension TestSupport {
         return (SplitMix64(seed: seed), seed)
     }
 }
+
+/// Runs a Python test peer from `Tests/peer` (installed by `make test-peers`).
+public enum Peer {
+    /// Runs `script` (relative to the repository) with `arguments`.
+    public static func run(_ script: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try python([TestSupport.repositoryRoot.appendingPathComponent(script).path] + arguments, environment: [:])
+    }
+
+    /// Runs an installed Python module (`python3 -m module`) with `arguments` and extra `environment` variables.
+    public static func run(module: String, _ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try python(["-m", module] + arguments, environment: environment)
+    }
+
+    private static func python(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3"] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        // Peers run in a scratch directory: schemathesis keeps a cache where it runs, which must not land in the repository.
+        process.currentDirectoryURL = TestSupport.temporaryDirectory("peer")
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read both pipes while the peer runs, so a large report cannot fill one and stall it.
+        nonisolated(unsafe) var errors = Data()
+        let reader = Thread { errors = err.fileHandleForReading.readDataToEndOfFile() }
+        reader.start()
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        while !reader.isFinished { Thread.sleep(forTimeInterval: 0.01) }
+        return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: errors, as: UTF8.self))
+    }
+}

@@ -22,7 +22,7 @@ struct ServeCommand: AsyncParsableCommand {
         let vault = try global.openVault(configuration: VaultConfiguration(minimumFreeBytes: minimumFreeMiB << 20))
         let host = self.host
         guard rateLimit >= 0 else { throw ValidationError("`--rate-limit` must be 0 or more") }
-        try await Server.run(vault: vault, host: host, port: port, rateLimit: rateLimit) { actual in
+        try await Server.run(vault: vault, configuration: ServerConfiguration(host: host, port: port, rateLimit: rateLimit)) { actual in
             // Straight to the file descriptor: a process reading the port from a pipe must not wait for a buffer to fill.
             FileHandle.standardOutput.write(Data("consentry: serving \(vault.directory.path) on http://\(host):\(actual)\n".utf8))
         }

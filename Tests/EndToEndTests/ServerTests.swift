@@ -268,6 +268,13 @@ struct ServerTests {
         #expect(
             try server.call("GET", "/v1/dsr/\(id)/export", token: server.tokens["compliance_officer"]).status == 404, "the erasure deleted the export"
         )
+        // Nothing the server printed, while personal data went through it both ways, holds a canary.
+        #expect(server.stop() == 0)
+        let out = (server.process.standardOutput as! Pipe).fileHandleForReading.readDataToEndOfFile()
+        let err = (server.process.standardError as! Pipe).fileHandleForReading.readDataToEndOfFile()
+        for form in Canary.forms {
+            #expect(!TestSupport.contains(out, form) && !TestSupport.contains(err, form), "the server log holds a canary form")
+        }
     }
 
     @Test("profile batches are validated like files: a bad record is reported by position, the rest is stored")
@@ -333,39 +340,5 @@ struct ServerTests {
             headers: ["Sec-GPC": "1"])
         #expect(result.status == 200 && result.json["inserted"] as? Int == 1)
         #expect(try consentry(server.vault, ["consent", "show", "--email", Canary.email]).stdout.contains("gpc"))
-    }
-}
-
-/// Runs a Python test peer from `Tests/peer` (installed by `make test-peers`).
-enum Peer {
-    /// Runs `script` (relative to the repository) with `arguments`.
-    static func run(_ script: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        try python([TestSupport.repositoryRoot.appendingPathComponent(script).path] + arguments, environment: [:])
-    }
-
-    /// Runs an installed Python module (`python3 -m module`) with `arguments` and extra `environment` variables.
-    static func run(module: String, _ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        try python(["-m", module] + arguments, environment: environment)
-    }
-
-    private static func python(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3"] + arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        // Peers run in a scratch directory: schemathesis keeps a cache where it runs, which must not land in the repository.
-        process.currentDirectoryURL = TestSupport.temporaryDirectory("peer")
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read both pipes while the peer runs, so a large report cannot fill one and stall it.
-        nonisolated(unsafe) var errors = Data()
-        let reader = Thread { errors = err.fileHandleForReading.readDataToEndOfFile() }
-        reader.start()
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        while !reader.isFinished { Thread.sleep(forTimeInterval: 0.01) }
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: errors, as: UTF8.self))
     }
 }
