@@ -24,6 +24,9 @@ public struct Principal: Sendable, Hashable {
         self.requestID = requestID
     }
 
+    /// The vault itself, for work no person asked for (imports from scheduled jobs, demo data): `system` as `admin`.
+    public static let system = Principal(actor: "system", role: .admin)
+
     /// The vault's own operator on the command line: the `admin` role.
     public static func administrator(_ actor: String) -> Principal { Principal(actor: actor, role: .admin) }
 }

@@ -6,7 +6,7 @@ public import Foundation
 /// regime, and the fulfilment of each type through the gate. Every step is audited by the vault.
 ///
 /// ```swift
-/// let desk = RightsDesk(vault: vault, actor: "dpo", role: .complianceOfficer)
+/// let desk = RightsDesk(vault: vault, as: Principal(actor: "dpo", role: .complianceOfficer))
 /// let (request, code) = try desk.open(.access, regime: .gdpr, identifiers: RequestIdentifiers(email: "a@example.test"))
 /// _ = try desk.verify(request.id, code: code)
 /// let done = try desk.fulfil(request.id)
@@ -15,16 +15,17 @@ public struct RightsDesk: Sendable {
     /// The vault.
     public let vault: Vault
     /// Who acts (recorded in the audit log).
-    public let actor: String
+    public let principal: Principal
+    /// Who acts, as recorded in the audit log.
+    public var actor: String { principal.actor }
     /// The role acted in; needs `dsr_manage`, and the gate grants for each fulfilment (`export`, `erase`, `rectify`
     /// for `service`, `consent_write` for flags).
-    public let role: Role
+    public var role: Role { principal.role }
 
     /// Creates a desk.
-    public init(vault: Vault, actor: String, role: Role) {
+    public init(vault: Vault, as principal: Principal) {
         self.vault = vault
-        self.actor = actor
-        self.role = role
+        self.principal = principal
     }
 
     /// What a request asks for beyond its type: corrected values (rectification), purposes objected to, free text.
@@ -56,11 +57,12 @@ public struct RightsDesk: Sendable {
             throw GateError(.invalidInput, "the request details could not be encoded")
         }
         let record = try vault.openRequest(
-            type: type, regime: regime, identifiers: identifiers, details: detailText, idempotencyKey: idempotencyKey, actor: actor, role: role
+            type: type, regime: regime, identifiers: identifiers, details: detailText, idempotencyKey: idempotencyKey,
+            as: principal
         ) { Deadlines.of(type, regime, receivedAt: $0) }
         // A replayed idempotency key returns the request as it stands; its code was handed out the first time.
         guard record.status == .received else { return (record, nil) }
-        let issued = try vault.issueVerificationCode(record.id, actor: actor, role: role)
+        let issued = try vault.issueVerificationCode(record.id, as: principal)
         return (issued.record, issued.code)
     }
 
@@ -82,23 +84,23 @@ public struct RightsDesk: Sendable {
 
     /// Issues a new verification code (the old one stops working).
     public func reissueCode(_ id: String) throws(GateError) -> (record: RequestRecord, code: String) {
-        try vault.issueVerificationCode(id, actor: actor, role: role)
+        try vault.issueVerificationCode(id, as: principal)
     }
 
     /// Checks a verification code.
     public func verify(_ id: String, code: String) throws(GateError) -> (record: RequestRecord, check: CodeCheck) {
-        try vault.checkVerificationCode(id, code: code, actor: actor, role: role)
+        try vault.checkVerificationCode(id, code: code, as: principal)
     }
 
     /// One request.
-    public func show(_ id: String) throws(GateError) -> RequestRecord { try vault.request(id, actor: actor, role: role) }
+    public func show(_ id: String) throws(GateError) -> RequestRecord { try vault.request(id, as: principal) }
 
     /// Requests, ordered by the deadline in force. `overdue` keeps open requests past it; `dueWithinDays` open requests
     /// due within that many days from now (overdue ones included).
     public func list(status: RequestStatus? = nil, overdue: Bool = false, dueWithinDays: Int? = nil) throws(GateError) -> [RequestRecord] {
         try housekeeping()
         let now = vault.currentTimeMillis
-        return try vault.requests(status: status, actor: actor, role: role).filter { record in
+        return try vault.requests(status: status, as: principal).filter { record in
             if overdue && (record.status.isClosed || record.effectiveDueAt >= now) { return false }
             if let days = dueWithinDays, record.status.isClosed || record.effectiveDueAt > now + Int64(days) * 86_400_000 { return false }
             return true
@@ -109,7 +111,7 @@ public struct RightsDesk: Sendable {
     public func reject(_ id: String, reason: String) throws(GateError) -> RequestRecord {
         let reason = try Self.reasonText(reason)
         let now = vault.currentTimeMillis
-        return try vault.updateRequest(id, actor: actor, role: role) { record throws(GateError) in
+        return try vault.updateRequest(id, as: principal) { record throws(GateError) in
             guard !record.status.isClosed else { throw GateError(.invalidInput, "request \(id) is already \(record.status.rawValue)") }
             record.status = .rejected
             record.rejectionReason = reason
@@ -121,7 +123,7 @@ public struct RightsDesk: Sendable {
     /// Extends the deadline once, where the regime allows it, with a reason (to be told to the subject).
     public func extend(_ id: String, reason: String) throws(GateError) -> RequestRecord {
         let reason = try Self.reasonText(reason)
-        return try vault.updateRequest(id, actor: actor, role: role) { record throws(GateError) in
+        return try vault.updateRequest(id, as: principal) { record throws(GateError) in
             guard !record.status.isClosed else { throw GateError(.invalidInput, "request \(id) is already \(record.status.rawValue)") }
             guard record.extendedDueAt == nil else { throw GateError(.invalidInput, "request \(id) was already extended; a deadline extends once") }
             guard let extended = Deadlines.extended(record.type, record.regime, receivedAt: record.receivedAt) else {
@@ -160,7 +162,7 @@ public struct RightsDesk: Sendable {
     /// Fulfils a verified request: writes the export (access, portability), erases (erasure), corrects (rectification)
     /// or sets the flag (restriction, objection, opt-out, limit-sensitive), then completes it.
     public func fulfil(_ id: String, format: ExportFormat = .json) throws(GateError) -> Fulfilment {
-        let current = try vault.request(id, actor: actor, role: role)
+        let current = try vault.request(id, as: principal)
         guard current.verifiedAt != nil, [.verified, .inProgress, .extended].contains(current.status) else {
             throw GateError(
                 .invalidInput,
@@ -169,21 +171,23 @@ public struct RightsDesk: Sendable {
                     : "request \(id) is \(current.status.rawValue); verify the requester first with the code sent to the address on file")
         }
         let details =
-            try vault.requestDetails(id, actor: actor, role: role).flatMap { try? JSONDecoder().decode(Details.self, from: Data($0.utf8)) }
+            try vault.requestDetails(id, as: principal).flatMap {
+                try? JSONDecoder().decode(Details.self, from: Data($0.utf8))
+            }
             ?? Details()
         switch current.type {
         case .erasure:
             // The receipt is signed only when the erasure's own verification passes; otherwise the request stays open.
-            _ = try vault.eraseForRequest(id, actor: actor, role: role)
-            let completed = try vault.completeErasure(id, actor: actor, role: role)
+            _ = try vault.eraseForRequest(id, as: principal)
+            let completed = try vault.completeErasure(id, as: principal)
             return Fulfilment(record: completed.record, receipt: completed.receipt, verification: completed.verification)
         case .access, .portability:
-            _ = try vault.updateRequest(id, actor: actor, role: role) { record throws(GateError) in
+            _ = try vault.updateRequest(id, as: principal) { record throws(GateError) in
                 record.status = .inProgress
                 return "export started"
             }
             let (file, counts) = try writeExport(current, format: format)
-            let record = try vault.updateRequest(id, actor: actor, role: role) { record throws(GateError) in
+            let record = try vault.updateRequest(id, as: principal) { record throws(GateError) in
                 record.status = .completed
                 record.completedAt = vault.currentTimeMillis
                 record.exportFile = file
@@ -217,7 +221,8 @@ public struct RightsDesk: Sendable {
     /// Sets one flag on the request's subject; false when no subject is held (nothing to flag).
     private func setFlag(_ id: String, _ flag: SubjectFlag, _ purpose: Purpose?) throws(GateError) -> Bool {
         do {
-            try vault.recordFlag(flag, purpose: purpose, on: true, subject: .request(id), source: "dsr", actor: actor, role: role, requestID: id)
+            try vault.recordFlag(
+                flag, purpose: purpose, on: true, subject: .request(id), source: "dsr", as: Principal(actor: actor, role: role, requestID: id))
             return true
         } catch let error where error.code == .notFound {
             return false
@@ -227,7 +232,7 @@ public struct RightsDesk: Sendable {
     /// Corrects the request's subject; no fields change when no subject is held.
     private func rectify(_ id: String, _ values: [String: String]) throws(GateError) -> [String] {
         do {
-            return try vault.rectify(.request(id), values: values, actor: actor, role: role, requestID: id)
+            return try vault.rectify(.request(id), values: values, as: Principal(actor: actor, role: role, requestID: id))
         } catch let error where error.code == .notFound {
             return []
         }
@@ -235,7 +240,7 @@ public struct RightsDesk: Sendable {
 
     private func complete(_ id: String, outcome: [String: Int], step: String) throws(GateError) -> RequestRecord {
         let now = vault.currentTimeMillis
-        return try vault.updateRequest(id, actor: actor, role: role) { record throws(GateError) in
+        return try vault.updateRequest(id, as: principal) { record throws(GateError) in
             record.status = .completed
             record.completedAt = now
             record.outcome = Self.json(outcome)
@@ -279,7 +284,7 @@ public struct RightsDesk: Sendable {
         var missing = false
         var counts: [String: Int] = [:]
         do {
-            counts = try vault.exportSubject(.request(id), actor: actor, role: role, requestID: id, into: &writer)
+            counts = try vault.exportSubject(.request(id), as: Principal(actor: actor, role: role, requestID: id), into: &writer)
         } catch {
             guard error.code == .notFound else { throw error }
             missing = true
@@ -292,12 +297,12 @@ public struct RightsDesk: Sendable {
     /// audited as a step of the request, and needs the grant that produces exports (`export` for `service`), not only
     /// `dsr_manage`. The file name comes from the stored record, never from the caller.
     public func downloadExport(_ id: String) throws(GateError) -> Data {
-        try vault.requireExportGrant(actor: actor, role: role, requestID: id)
+        try vault.requireExportGrant(as: Principal(actor: actor, role: role, requestID: id))
         let record = try show(id)
         guard let file = record.exportFile, file.hasSuffix(".json"), !file.contains(".."),
             FileManager.default.fileExists(atPath: vault.directory.appendingPathComponent(file).path)
         else { throw GateError(.notFound, "request \(id) has no JSON export (CSV exports are folders; fetch them on the vault host)") }
-        _ = try vault.updateRequest(id, actor: actor, role: role) { _ throws(GateError) in "export downloaded" }
+        _ = try vault.updateRequest(id, as: principal) { _ throws(GateError) in "export downloaded" }
         guard let data = FileManager.default.contents(atPath: vault.directory.appendingPathComponent(file).path) else {
             throw GateError(.notFound, "the export of request \(id) is gone (an erasure or the retention removed it)")
         }
@@ -306,12 +311,12 @@ public struct RightsDesk: Sendable {
 
     /// Re-checks a completed erasure (see ``Vault/verifyErasure(_:actor:role:)``).
     public func verifyErasure(_ id: String) throws(GateError) -> ErasureVerification {
-        try vault.verifyErasure(id, actor: actor, role: role)
+        try vault.verifyErasure(id, as: principal)
     }
 
     /// Applies the request retention of `rights.yaml`; run before every listing and opening.
     public func housekeeping() throws(GateError) {
-        try vault.expireRequestData(actor: actor, role: role)
+        try vault.expireRequestData(as: principal)
     }
 
     static func json(_ value: some Encodable) -> String {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConsentryCore
-import ConsentryPersonalization
 import ConsentryGate
+import ConsentryPersonalization
 import Foundation
 
 /// `consentry sendtime …`: the best hour to send.
@@ -18,7 +18,8 @@ struct SendTimeCommand: ParsableCommand {
 
         func run() throws {
             let role: Role = try Parse.choice(role, "role")
-            let sources = try global.withVault { vault in try SendTimeDesk(vault: vault, actor: global.actorName, role: role).compute() }
+            let sources = try global.withVault { vault in try SendTimeDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).compute()
+            }
             if global.json {
                 Output.printJSON(sources)
             } else {
@@ -38,7 +39,7 @@ struct SendTimeCommand: ParsableCommand {
         func run() throws {
             let role: Role = try Parse.choice(role, "role")
             let result = try global.withVault { vault in
-                try SendTimeDesk(vault: vault, actor: global.actorName, role: role).show(try subject.reference)
+                try SendTimeDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).show(try subject.reference)
             }
             guard result.decision.isPermit else {
                 Output.error("denied: " + result.decision.reasons.map(\.description).joined(separator: "; "))
@@ -85,7 +86,7 @@ struct ExperimentCommand: ParsableCommand {
             }
             let role: Role = try Parse.choice(role.role ?? "marketer", "role")
             let definition = try global.withVault { vault in
-                try ExperimentDesk(vault: vault, actor: global.actorName, role: role).create(
+                try ExperimentDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).create(
                     name: name, purpose: purpose, arms: parsed, holdout: holdout)
             }
             if global.json {
@@ -105,7 +106,9 @@ struct ExperimentCommand: ParsableCommand {
 
         func run() throws {
             let role: Role = try Parse.choice(role.role ?? "marketer", "role")
-            let arms = try global.withVault { vault in try ExperimentDesk(vault: vault, actor: global.actorName, role: role).assign(name) }
+            let arms = try global.withVault { vault in
+                try ExperimentDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).assign(name)
+            }
             if global.json {
                 Output.printJSON(arms)
             } else {
@@ -153,7 +156,8 @@ struct ExperimentCommand: ParsableCommand {
                     ExperimentOutcome(id: id, subject: reference, kind: kind, value: (object["value"] as? NSNumber)?.doubleValue ?? 1, time: time))
             }
             let role: Role = try Parse.choice(role.role ?? "admin", "role")
-            let result = try global.withVault { vault in try ExperimentDesk(vault: vault, actor: global.actorName, role: role).record(name, outcomes)
+            let result = try global.withVault { vault in
+                try ExperimentDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).record(name, outcomes)
             }
             for (index, reason) in result.rejected { problems.append("outcome \(index + 1): \(reason)") }
             print("recorded \(result.recorded), already recorded \(result.duplicates), rejected \(problems.count)")
@@ -171,7 +175,9 @@ struct ExperimentCommand: ParsableCommand {
 
         func run() throws {
             let role: Role = try Parse.choice(role.role ?? "marketer", "role")
-            let report = try global.withVault { vault in try ExperimentDesk(vault: vault, actor: global.actorName, role: role).report(name) }
+            let report = try global.withVault { vault in
+                try ExperimentDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).report(name)
+            }
             if global.json {
                 Output.printJSON(report)
                 return

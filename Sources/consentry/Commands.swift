@@ -1,9 +1,9 @@
 import ArgumentParser
 import ConsentryCore
 import ConsentryCrypto
+import ConsentryGate
 import ConsentryPersonalization
 import ConsentryPolicy
-import ConsentryGate
 import Foundation
 
 struct Init: ParsableCommand {
@@ -125,7 +125,8 @@ struct Import: ParsableCommand {
             }
             let role = try admin.parsedRole
             let report = try global.withVault(configuration: batch.configuration) { vault in
-                try vault.importProfiles(from: url, source: DataSource(rawValue: source)!, format: format, actor: global.actorName, role: role)
+                try vault.importProfiles(
+                    from: url, source: DataSource(rawValue: source)!, format: format, as: Principal(actor: global.actorName, role: role))
             }
             try ImportOutput.finish(report, json: global.json)
         }
@@ -147,11 +148,11 @@ struct Import: ParsableCommand {
         func run() throws {
             let role = try admin.parsedRole
             let (report, note) = try global.withVault(configuration: batch.configuration) { vault -> (ImportReport, String?) in
-                let report = try vault.importEvents(from: URL(fileURLWithPath: file), actor: global.actorName, role: role)
+                let report = try vault.importEvents(from: URL(fileURLWithPath: file), as: Principal(actor: global.actorName, role: role))
                 // Segments that read events are brought up to date for the subjects that received new ones, each in the
                 // role that defined it; a failure here leaves the committed import alone.
                 do {
-                    let followUp = try vault.followUpEventImport(report, actor: global.actorName, role: role)
+                    let followUp = try vault.followUpEventImport(report, as: Principal(actor: global.actorName, role: role))
                     let updated = followUp.segments, fired = followUp.triggers
                     if !fired.isEmpty {
                         Output.note("triggers fired: " + fired.map { "\($0.trigger) \($0.fired)" }.joined(separator: ", "))
@@ -260,7 +261,7 @@ struct Demo: ParsableCommand {
                     at: global.vaultURL, policies: source, masterKey: key, configuration: VaultConfiguration(witnessFiles: global.witnessURLs))
             }
         }
-        let report = try Output.guarding { try vault.loadDemoData(options, actor: global.actorName) }
+        let report = try Output.guarding { try vault.loadDemoData(options, as: Principal(actor: global.actorName, role: .admin)) }
         try? vault.checkpointIfDue(force: true)
         if global.json {
             Output.printJSON(report)
@@ -324,7 +325,7 @@ struct Keys: ParsableCommand {
 
         func run() throws {
             let role = try admin.parsedRole
-            let report = try global.withVault { try $0.rotateKeys(actor: global.actorName, role: role) }
+            let report = try global.withVault { try $0.rotateKeys(as: Principal(actor: global.actorName, role: role)) }
             if global.json {
                 Output.printJSON(report)
             } else {

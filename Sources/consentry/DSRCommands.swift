@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConsentryCore
-import ConsentryRights
 import ConsentryGate
+import ConsentryRights
 import Foundation
 
 /// `consentry dsr …`: data-subject requests.
@@ -26,7 +26,7 @@ struct DSRCommand: ParsableCommand {
     /// Opens the vault and runs `body` with a desk acting as the given role.
     static func withDesk<T>(_ global: GlobalOptions, _ role: RoleOption, _ body: (RightsDesk) throws -> T) throws -> T {
         let role: Role = try Parse.choice(role.role, "role")
-        return try global.withVault { vault in try body(RightsDesk(vault: vault, actor: global.actorName, role: role)) }
+        return try global.withVault { vault in try body(RightsDesk(vault: vault, as: Principal(actor: global.actorName, role: role))) }
     }
 
     struct Open: ParsableCommand {

@@ -1,8 +1,8 @@
 import ArgumentParser
 import ConsentryAudit
 import ConsentryCore
-import ConsentryPolicy
 import ConsentryGate
+import ConsentryPolicy
 import Foundation
 
 /// `--email` or `--customer-id`: which subject a command is about.
@@ -145,7 +145,9 @@ struct ConsentCommand: ParsableCommand {
                 purpose: try Parse.choice(purpose, "purpose"), state: state, source: try Normalize.text(source, maxLength: 64), noticeVersion: notice,
                 evidence: evidence, expiresAt: try Parse.time(expires, "--expires"))
             let role = try admin.parsedRole
-            let id = try global.withVault { try $0.recordConsent(change, subject: try subject.reference, actor: global.actorName, role: role) }
+            let id = try global.withVault {
+                try $0.recordConsent(change, subject: try subject.reference, as: Principal(actor: global.actorName, role: role))
+            }
             if global.json { Output.printJSON(["record_id": id]) } else { print("consent record \(id): \(purpose) \(state.rawValue)") }
         }
     }
@@ -182,7 +184,9 @@ struct ConsentCommand: ParsableCommand {
 
         func run() throws {
             let role = try admin.parsedRole
-            let history = try global.withVault { try $0.consentHistory(subject: try subject.reference, actor: global.actorName, role: role) }
+            let history = try global.withVault {
+                try $0.consentHistory(subject: try subject.reference, as: Principal(actor: global.actorName, role: role))
+            }
             if global.json {
                 Output.printJSON(history)
                 return
@@ -215,7 +219,8 @@ struct ConsentCommand: ParsableCommand {
             let role = try admin.parsedRole
             try global.withVault {
                 try $0.recordFlag(
-                    flag, purpose: purpose, on: !clear, subject: try subject.reference, source: source, actor: global.actorName, role: role)
+                    flag, purpose: purpose, on: !clear, subject: try subject.reference, source: source,
+                    as: Principal(actor: global.actorName, role: role))
             }
             print("\(flag.rawValue)" + (purpose.map { " for \($0.rawValue)" } ?? "") + (clear ? " cleared" : " set"))
         }
@@ -272,7 +277,9 @@ struct ScanCommand: ParsableCommand {
             actor: global.actorName, role: try Parse.choice(role, "role"), action: try Parse.choice(action, "action"),
             purpose: try Parse.choice(purpose, "purpose"), fields: try Parse.fields(fields))
         var pseudonyms: [String] = []
-        let summary = try global.withVault { vault in try vault.scan(request) { member, _ in if members, let pseudonym = member.pseudonym { pseudonyms.append(pseudonym) } } }
+        let summary = try global.withVault { vault in
+            try vault.scan(request) { member, _ in if members, let pseudonym = member.pseudonym { pseudonyms.append(pseudonym) } }
+        }
         if global.json {
             Output.printJSON(summary)
         } else if summary.decision == .permit {
@@ -299,7 +306,9 @@ struct AuditCommand: ParsableCommand {
         @OptionGroup var admin: AdminRoleOption
         @Option(
             name: .long,
-            help: "SEQUENCE:HASH of an entry recorded outside the vault (`consentry status` prints the newest checkpoint); the log must still hold it (repeatable).")
+            help:
+                "SEQUENCE:HASH of an entry recorded outside the vault (`consentry status` prints the newest checkpoint); the log must still hold it (repeatable)."
+        )
         var expect: [String] = []
 
         func validate() throws { _ = try expected }
@@ -308,8 +317,11 @@ struct AuditCommand: ParsableCommand {
             get throws {
                 try expect.map { text in
                     let parts = text.split(separator: ":", maxSplits: 1)
-                    guard parts.count == 2, let sequence = Int64(parts[0]), sequence >= 0, parts[1].count == 64, parts[1].allSatisfy(\.isHexDigit) else {
-                        throw ValidationError("`--expect` takes SEQUENCE:HASH as `consentry status` prints it, such as 42:3f… (64 hex digits); got `\(text.prefix(80))`")
+                    guard parts.count == 2, let sequence = Int64(parts[0]), sequence >= 0, parts[1].count == 64, parts[1].allSatisfy(\.isHexDigit)
+                    else {
+                        throw ValidationError(
+                            "`--expect` takes SEQUENCE:HASH as `consentry status` prints it, such as 42:3f… (64 hex digits); got `\(text.prefix(80))`"
+                        )
                     }
                     return (sequence, String(parts[1]).lowercased())
                 }
@@ -319,7 +331,7 @@ struct AuditCommand: ParsableCommand {
         func run() throws {
             let role = try admin.parsedRole
             let expected = try self.expected
-            let report = try global.withVault { try $0.verifyAudit(actor: global.actorName, role: role, expected: expected) }
+            let report = try global.withVault { try $0.verifyAudit(as: Principal(actor: global.actorName, role: role), expected: expected) }
             if global.json {
                 Output.printJSON(report)
             } else {
@@ -376,7 +388,7 @@ struct AuditCommand: ParsableCommand {
         func run() throws {
             let role = try admin.parsedRole
             let query = try filter.filter(defaultLimit: 100)
-            let entries = try global.withVault { try $0.queryAudit(query, actor: global.actorName, role: role) }
+            let entries = try global.withVault { try $0.queryAudit(query, as: Principal(actor: global.actorName, role: role)) }
             if global.json {
                 Output.printJSON(entries)
                 return
@@ -418,7 +430,9 @@ struct AuditCommand: ParsableCommand {
             } else {
                 handle = FileHandle.standardOutput
             }
-            let count = try global.withVault { try $0.exportAudit(format, filter: query, to: handle, actor: global.actorName, role: role) }
+            let count = try global.withVault {
+                try $0.exportAudit(format, filter: query, to: handle, as: Principal(actor: global.actorName, role: role))
+            }
             if out != nil { Output.note("exported \(count) entries to \(out!)") }
         }
     }
@@ -440,7 +454,7 @@ struct AuditCommand: ParsableCommand {
             }
             let role = try admin.parsedRole
             let (from, to) = (try Parse.time(since, "--since"), try Parse.time(until, "--until"))
-            let result = try global.withVault { try $0.report(report, since: from, until: to, actor: global.actorName, role: role) }
+            let result = try global.withVault { try $0.report(report, since: from, until: to, as: Principal(actor: global.actorName, role: role)) }
             if global.json || format == "json" {
                 Output.printJSON(result)
                 return

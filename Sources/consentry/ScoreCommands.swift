@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConsentryCore
-import ConsentryPersonalization
 import ConsentryGate
+import ConsentryPersonalization
 import Foundation
 
 /// `consentry score …`: scores under the purpose `profiling`.
@@ -56,7 +56,9 @@ struct ScoreCommand: ParsableCommand {
                 engagement.weights = parsed
             }
             let role: Role = try Parse.choice(role.role, "role")
-            let run = try global.withVault { vault in try ScoreDesk(vault: vault, actor: global.actorName, role: role).engagement(engagement) }
+            let run = try global.withVault { vault in
+                try ScoreDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).engagement(engagement)
+            }
             try ScoreCommand.report(run, json: global.json)
         }
     }
@@ -69,7 +71,7 @@ struct ScoreCommand: ParsableCommand {
 
         func run() throws {
             let role: Role = try Parse.choice(role.role, "role")
-            let run = try global.withVault { vault in try ScoreDesk(vault: vault, actor: global.actorName, role: role).rfm() }
+            let run = try global.withVault { vault in try ScoreDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).rfm() }
             try ScoreCommand.report(run, json: global.json)
         }
     }
@@ -90,7 +92,7 @@ struct RecommendCommand: ParsableCommand {
         guard (1...50).contains(top) else { throw ValidationError("`--top` must be between 1 and 50") }
         let role: Role = try Parse.choice(role, "role")
         let run = try global.withVault { vault in
-            try RecommendationDesk(vault: vault, actor: global.actorName, role: role).run(count: top, evaluate: evaluate)
+            try RecommendationDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).run(count: top, evaluate: evaluate)
         }
         guard run.decision == .permit else {
             Output.error("denied: " + run.reasons.joined(separator: "; "))
@@ -132,7 +134,9 @@ struct ModelCommand: ParsableCommand {
             let role: Role = try Parse.choice(role.role, "role")
             switch model {
             case "propensity":
-                let report = try global.withVault { vault in try ModelDesk(vault: vault, actor: global.actorName, role: role).trainPropensity() }
+                let report = try global.withVault { vault in
+                    try ModelDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).trainPropensity()
+                }
                 if global.json {
                     Output.printJSON(report)
                     return
@@ -146,7 +150,8 @@ struct ModelCommand: ParsableCommand {
                         report.auc, report.threshold, report.precision, report.recall, report.positiveRate))
                 print("scored \(report.scored.formatted()) subjects (score/propensity); excluded by the gate: \(Output.exclusions(report.excluded))")
             case "clusters":
-                let report = try global.withVault { vault in try ModelDesk(vault: vault, actor: global.actorName, role: role).cluster() }
+                let report = try global.withVault { vault in try ModelDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).cluster()
+                }
                 if global.json {
                     Output.printJSON(report)
                     return

@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConsentryCore
-import ConsentryPersonalization
 import ConsentryGate
+import ConsentryPersonalization
 import Foundation
 
 /// `consentry segment …`: behavioral segments bound to a purpose.
@@ -16,7 +16,7 @@ struct SegmentCommand: ParsableCommand {
     }
 
     static func desk(_ vault: Vault, _ global: GlobalOptions, _ role: RoleOption) throws -> SegmentDesk {
-        SegmentDesk(vault: vault, actor: global.actorName, role: try Parse.choice(role.role, "role"))
+        SegmentDesk(vault: vault, as: Principal(actor: global.actorName, role: try Parse.choice(role.role, "role")))
     }
 
     struct Define: ParsableCommand {
@@ -153,7 +153,8 @@ struct TriggerCommand: ParsableCommand {
                 delay = count * unit
             }
             let definition = try global.withVault { vault in
-                try TriggerDesk(vault: vault, actor: global.actorName, role: role).define(name: name, kind: kind, purpose: purpose, delay: delay)
+                try TriggerDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).define(
+                    name: name, kind: kind, purpose: purpose, delay: delay)
             }
             if global.json {
                 Output.printJSON(definition)
@@ -171,7 +172,8 @@ struct TriggerCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func run() throws {
-            let results = try global.withVault { vault in try TriggerDesk(vault: vault, actor: global.actorName, role: .admin).check() }
+            let results = try global.withVault { vault in try TriggerDesk(vault: vault, as: Principal(actor: global.actorName, role: .admin)).check()
+            }
             if global.json {
                 Output.printJSON(results)
                 return
@@ -192,7 +194,7 @@ struct TriggerCommand: ParsableCommand {
         func run() throws {
             let role: Role = try Parse.choice(role, "role")
             let entries = try global.withVault { vault in
-                try TriggerDesk(vault: vault, actor: global.actorName, role: role).queue(trigger: trigger, limit: limit)
+                try TriggerDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).queue(trigger: trigger, limit: limit)
             }
             if global.json {
                 Output.printJSON(entries)
@@ -211,7 +213,7 @@ struct TriggerCommand: ParsableCommand {
 
         func run() throws {
             let role: Role = try Parse.choice(role, "role")
-            try global.withVault { vault in try TriggerDesk(vault: vault, actor: global.actorName, role: role).acknowledge(id) }
+            try global.withVault { vault in try TriggerDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).acknowledge(id) }
             if !global.json { print("acknowledged \(id)") }
         }
     }

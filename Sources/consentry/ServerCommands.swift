@@ -1,7 +1,7 @@
 import ArgumentParser
 import ConsentryCore
-import ConsentryServer
 import ConsentryGate
+import ConsentryServer
 import Foundation
 
 /// `consentry serve`: the HTTP API.
@@ -55,7 +55,7 @@ struct TokenCommand: ParsableCommand {
             }
             let role = try admin.parsedRole
             let created = try global.withVault { vault in
-                try vault.createToken(name: name, role: tokenRole, expiresAt: expiresAt, actor: global.actorName, role: role)
+                try vault.createToken(name: name, role: tokenRole, expiresAt: expiresAt, as: Principal(actor: global.actorName, role: role))
             }
             if global.json {
                 Output.printJSON(["token": created.token, "id": created.info.id, "role": tokenRole.rawValue])
@@ -73,7 +73,7 @@ struct TokenCommand: ParsableCommand {
 
         func run() throws {
             let role = try admin.parsedRole
-            let tokens = try global.withVault { try $0.tokens(actor: global.actorName, role: role) }
+            let tokens = try global.withVault { try $0.tokens(as: Principal(actor: global.actorName, role: role)) }
             if global.json {
                 Output.printJSON(tokens)
                 return
@@ -94,7 +94,7 @@ struct TokenCommand: ParsableCommand {
 
         func run() throws {
             let role = try admin.parsedRole
-            try global.withVault { try $0.revokeToken(id, actor: global.actorName, role: role) }
+            try global.withVault { try $0.revokeToken(id, as: Principal(actor: global.actorName, role: role)) }
             if !global.json { print("revoked \(id)") }
         }
     }

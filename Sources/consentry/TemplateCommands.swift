@@ -1,8 +1,8 @@
 import ArgumentParser
 import ConsentryCore
+import ConsentryGate
 import ConsentryPersonalization
 import ConsentryPolicy
-import ConsentryGate
 import Foundation
 
 /// `consentry template …`: compile, preview and register templates.
@@ -107,7 +107,7 @@ struct TemplateCommand: ParsableCommand {
             let role: Role = try Parse.choice(role, "role")
             let (text, format) = try source.load()
             let stored = try global.withVault { vault in
-                try TemplateDesk(vault: vault, actor: global.actorName, role: role).register(
+                try TemplateDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).register(
                     name: name, purpose: purpose, format: format, source: text)
             }
             if global.json {
@@ -172,7 +172,8 @@ struct RenderCommand: ParsableCommand {
             campaignValues = object.mapValues { LiquidValue(json: $0) }
         }
         let result = try global.withVault { vault in
-            try TemplateDesk(vault: vault, actor: global.actorName, role: role).render(name, subject: try reference, campaign: campaignValues)
+            try TemplateDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).render(
+                name, subject: try reference, campaign: campaignValues)
         }
         guard let output = result.output else {
             Output.error("denied: " + result.decision.reasons.map(\.description).joined(separator: "; ") + " (audit entry \(result.auditSequence))")

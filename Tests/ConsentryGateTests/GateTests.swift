@@ -17,10 +17,11 @@ func gateVault(configuration: VaultConfiguration = VaultConfiguration(clock: Fix
     _ = try importCSV(vault, rows + "\n")
     for i in stride(from: 0, to: 10, by: 2) {
         try vault.recordConsent(
-            ConsentChange(purpose: .emailMarketing, state: .pending, source: "form"), subject: .email("s\(i)@example.test"), actor: "t", role: .admin)
+            ConsentChange(purpose: .emailMarketing, state: .pending, source: "form"), subject: .email("s\(i)@example.test"),
+            as: Principal(actor: "t", role: .admin))
         try vault.recordConsent(
-            ConsentChange(purpose: .emailMarketing, state: .confirmed, source: "form"), subject: .email("s\(i)@example.test"), actor: "t",
-            role: .admin)
+            ConsentChange(purpose: .emailMarketing, state: .confirmed, source: "form"), subject: .email("s\(i)@example.test"),
+            as: Principal(actor: "t", role: .admin))
     }
     return vault
 }
@@ -37,7 +38,7 @@ struct GateTests {
         let result = try vault.read(request, subject: .email("s3@example.test"))
         #expect(result.decision.isPermit)
         #expect(result.values == ["first_name": "Name3", "last_name": "Family3"])
-        let entry = try #require(try vault.queryAudit(AuditFilter(action: "read_profile"), actor: "t", role: .admin).last)
+        let entry = try #require(try vault.queryAudit(AuditFilter(action: "read_profile"), as: Principal(actor: "t", role: .admin)).last)
         #expect(entry.sequence == result.auditSequence && entry.subject == result.pseudonym && entry.decision == "permit")
         #expect(entry.fields == ["first_name", "last_name"])
         #expect(!entry.exportLine.contains("Name3") && !entry.exportLine.contains("s3@example.test"))
@@ -64,26 +65,28 @@ struct GateTests {
         let render = AccessRequest(actor: "c", role: .campaignService, action: .render, purpose: .emailMarketing, fields: ["email"])
         #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.consentMissing])
         try vault.recordConsent(
-            ConsentChange(purpose: .emailMarketing, state: .pending, source: "form"), subject: .email("s1@example.test"), actor: "t",
-            role: .dataEngineer)
+            ConsentChange(purpose: .emailMarketing, state: .pending, source: "form"), subject: .email("s1@example.test"),
+            as: Principal(actor: "t", role: .dataEngineer))
         #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.consentUnconfirmed])
         try vault.recordConsent(
-            ConsentChange(purpose: .emailMarketing, state: .confirmed, source: "email-link"), subject: .email("s1@example.test"), actor: "t",
-            role: .dataEngineer)
+            ConsentChange(purpose: .emailMarketing, state: .confirmed, source: "email-link"), subject: .email("s1@example.test"),
+            as: Principal(actor: "t", role: .dataEngineer))
         #expect(try vault.read(render, subject: .email("s1@example.test")).values == ["email": "s1@example.test"])
         try vault.recordFlag(
-            .objection, purpose: .emailMarketing, on: true, subject: .email("s1@example.test"), source: "letter", actor: "t", role: .admin)
+            .objection, purpose: .emailMarketing, on: true, subject: .email("s1@example.test"), source: "letter",
+            as: Principal(actor: "t", role: .admin))
         #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.objection])
         try vault.recordFlag(
-            .objection, purpose: .emailMarketing, on: false, subject: .email("s1@example.test"), source: "letter", actor: "t", role: .admin)
-        try vault.recordFlag(.restriction, on: true, subject: .email("s1@example.test"), source: "dsr", actor: "t", role: .admin)
+            .objection, purpose: .emailMarketing, on: false, subject: .email("s1@example.test"), source: "letter",
+            as: Principal(actor: "t", role: .admin))
+        try vault.recordFlag(.restriction, on: true, subject: .email("s1@example.test"), source: "dsr", as: Principal(actor: "t", role: .admin))
         #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.restricted])
-        try vault.recordFlag(.restriction, on: false, subject: .email("s1@example.test"), source: "dsr", actor: "t", role: .admin)
+        try vault.recordFlag(.restriction, on: false, subject: .email("s1@example.test"), source: "dsr", as: Principal(actor: "t", role: .admin))
         try vault.recordConsent(
-            ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("s1@example.test"), actor: "t",
-            role: .admin)
+            ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("s1@example.test"),
+            as: Principal(actor: "t", role: .admin))
         #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.consentWithdrawn])
-        let history = try vault.consentHistory(subject: .email("s1@example.test"), actor: "t", role: .complianceOfficer)
+        let history = try vault.consentHistory(subject: .email("s1@example.test"), as: Principal(actor: "t", role: .complianceOfficer))
         #expect(history.records.map(\.state) == ["pending", "confirmed", "withdrawn"])
         #expect(history.current["email_marketing"] == "withdrawn")
     }
@@ -92,17 +95,23 @@ struct GateTests {
     func consentWriteRules() throws {
         let vault = try gateVault()
         let change = ConsentChange(purpose: .emailMarketing, state: .granted, source: "form")
-        #expect(throws: GateError.denied) { try vault.recordConsent(change, subject: .email("s1@example.test"), actor: "m", role: .marketer) }
-        #expect(throws: GateError.invalidInput) {
-            try vault.recordConsent(
-                ConsentChange(purpose: .service, state: .granted, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .admin)
+        #expect(throws: GateError.denied) {
+            try vault.recordConsent(change, subject: .email("s1@example.test"), as: Principal(actor: "m", role: .marketer))
         }
         #expect(throws: GateError.invalidInput) {
             try vault.recordConsent(
-                ConsentChange(purpose: .profiling, state: .confirmed, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .admin)
+                ConsentChange(purpose: .service, state: .granted, source: "form"), subject: .email("s1@example.test"),
+                as: Principal(actor: "t", role: .admin))
         }
-        #expect(throws: GateError.notFound) { try vault.recordConsent(change, subject: .email("nobody@example.test"), actor: "t", role: .admin) }
-        let denials = try vault.queryAudit(AuditFilter(decision: .deny), actor: "t", role: .admin)
+        #expect(throws: GateError.invalidInput) {
+            try vault.recordConsent(
+                ConsentChange(purpose: .profiling, state: .confirmed, source: "form"), subject: .email("s1@example.test"),
+                as: Principal(actor: "t", role: .admin))
+        }
+        #expect(throws: GateError.notFound) {
+            try vault.recordConsent(change, subject: .email("nobody@example.test"), as: Principal(actor: "t", role: .admin))
+        }
+        let denials = try vault.queryAudit(AuditFilter(decision: .deny), as: Principal(actor: "t", role: .admin))
         #expect(denials.contains { $0.actor == "m" && $0.action == "consent_write" })
     }
 
@@ -124,7 +133,7 @@ struct GateTests {
         #expect(summary.excluded == ["consent_missing": 5])
         #expect(Set(delivered.values.compactMap { $0[0] }) == Set(stride(from: 0, to: 10, by: 2).map { "s\($0)@example.test" }))
         #expect(summary.exclusionSummary == "5 excluded: consent_missing")
-        let entry = try #require(try vault.queryAudit(AuditFilter(action: "segment"), actor: "t", role: .admin).last)
+        let entry = try #require(try vault.queryAudit(AuditFilter(action: "segment"), as: Principal(actor: "t", role: .admin)).last)
         #expect(entry.subjectCount == 5 && entry.counts["excluded.consent_missing"] == 5 && entry.subjectSetDigest != nil)
         let packed = try #require(
             try vault.db.read {
@@ -141,7 +150,9 @@ struct GateTests {
         let s4Audit = try #require(s4.pseudonym)
         #expect(delivered[s4Audit]?[0] == "s4@example.test" && memberPseudonyms[s4Audit] != s4Audit)
         for email in ["s0@example.test", "s2@example.test"] {
-            try vault.recordConsent(ConsentChange(purpose: .personalization, state: .granted, source: "form"), subject: .email(email), actor: "t", role: .admin)
+            try vault.recordConsent(
+                ConsentChange(purpose: .personalization, state: .granted, source: "form"), subject: .email(email),
+                as: Principal(actor: "t", role: .admin))
         }
         var personalization: [String: String] = [:]
         _ = try vault.scan(AccessRequest(actor: "m", role: .marketer, action: .segment, purpose: .personalization, fields: ["first_name"])) {
@@ -149,9 +160,10 @@ struct GateTests {
         }
         #expect(personalization.count == 2)
         for (key, pseudonym) in personalization { #expect(memberPseudonyms[key] != pseudonym, "purposes have unrelated pseudonyms") }
-        let queried = try vault.queryAudit(AuditFilter(subject: .email("s4@example.test"), action: "segment"), actor: "t", role: .admin)
+        let queried = try vault.queryAudit(
+            AuditFilter(subject: .email("s4@example.test"), action: "segment"), as: Principal(actor: "t", role: .admin))
         #expect(queried.map(\.sequence).contains(entry.sequence), "a query by subject finds bulk entries whose set holds it")
-        let notIn = try vault.queryAudit(AuditFilter(subject: .email("s1@example.test"), action: "segment"), actor: "t", role: .admin)
+        let notIn = try vault.queryAudit(AuditFilter(subject: .email("s1@example.test"), action: "segment"), as: Principal(actor: "t", role: .admin))
         #expect(!notIn.map(\.sequence).contains(entry.sequence))
     }
 
@@ -179,14 +191,14 @@ struct GateTests {
                 for i in stride(from: 0, to: 10, by: 2) where !seen.contains("s\(i)@example.test") {
                     try other.recordConsent(
                         ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("s\(i)@example.test"),
-                        actor: "u", role: .admin)
+                        as: Principal(actor: "u", role: .admin))
                 }
             }
         }
         #expect(summary.delivered == 1 && seen.count == 1)
         #expect(summary.excludedDuringScan == ["consent_withdrawn": 4])
         #expect(summary.auditSequences.count == 2)
-        let closing = try #require(try vault.queryAudit(AuditFilter(action: "segment"), actor: "t", role: .admin).last)
+        let closing = try #require(try vault.queryAudit(AuditFilter(action: "segment"), as: Principal(actor: "t", role: .admin)).last)
         #expect(closing.counts["excluded_during_scan.consent_withdrawn"] == 4 && closing.counts["delivered"] == 1)
     }
 
@@ -205,7 +217,8 @@ struct GateTests {
         #expect(!called)
         #expect(throws: GateError.storage) {
             try vault.recordConsent(
-                ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .admin)
+                ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email("s1@example.test"),
+                as: Principal(actor: "t", role: .admin))
         }
         #expect(try vault.count("consent_record") == 10, "the consent write rolled back with its audit entry")
         #expect(throws: GateError.storage) { _ = try importCSV(vault, "new@example.test,C99,,,,,,\n") }
@@ -258,7 +271,9 @@ struct GateTests {
         }
     }
 
-    @Test("fail closed: when the write-ahead log is deleted under an open vault (lost locks), every later operation fails with why", arguments: ["-wal", "-shm"])
+    @Test(
+        "fail closed: when the write-ahead log is deleted under an open vault (lost locks), every later operation fails with why",
+        arguments: ["-wal", "-shm"])
     func walRemoved(suffix: String) throws {
         let vault = try gateVault()
         let request = AccessRequest(
@@ -320,7 +335,7 @@ struct GateTests {
         #expect(!known.trace.joined().contains("consent for"), "no consent state for a role without the grant")
         // A permitted role sees the subject's state, but never its pseudonym.
         let permitted = try vault.explain(marketingScan, subject: .email("s1@example.test"))
-        let pseudonyms = try vault.queryAudit(AuditFilter(action: "policy_explain"), actor: "t", role: .admin).compactMap(\.subject)
+        let pseudonyms = try vault.queryAudit(AuditFilter(action: "policy_explain"), as: Principal(actor: "t", role: .admin)).compactMap(\.subject)
         #expect(!pseudonyms.isEmpty)
         for pseudonym in pseudonyms { #expect(!permitted.trace.joined(separator: "\n").contains(pseudonym)) }
     }
@@ -340,7 +355,7 @@ struct AuditVerificationTests {
     }
 
     func verify(_ vault: Vault) throws -> AuditVerification {
-        try Vault.open(at: vault.directory).verifyAudit(actor: "auditor", role: .complianceOfficer)
+        try Vault.open(at: vault.directory).verifyAudit(as: Principal(actor: "auditor", role: .complianceOfficer))
     }
 
     /// Tampers with the database the way someone with the file would: outside Consentry, without its triggers.
@@ -476,7 +491,7 @@ struct GroupCommitTests {
         #expect(outcomes.contains { $0.1 }, "reads of the broken subject fail")
         #expect(try vault.count("audit_entry") - before == succeeded, "one entry per successful read; failed reads leave none")
         #expect(vault.groupCommitter.largestBatch >= 1)
-        #expect(try vault.verifyAudit(actor: "t", role: .admin).passed)
+        #expect(try vault.verifyAudit(as: Principal(actor: "t", role: .admin)).passed)
     }
 }
 
@@ -487,21 +502,23 @@ struct GateHookTests {
         let vault = try gateVault()
         let ids = try (0..<4).map { try #require(try vault.findSubject(.email, "s\($0)@example.test")) }
         try vault.recordConsent(
-            ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email("s0@example.test"), actor: "t", role: .admin)
+            ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email("s0@example.test"),
+            as: Principal(actor: "t", role: .admin))
         try vault.recordConsent(
-            ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email("s1@example.test"), actor: "t", role: .admin)
+            ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email("s1@example.test"),
+            as: Principal(actor: "t", role: .admin))
         let request = AccessRequest(actor: "model", role: .analyst, action: .score, purpose: .profiling, fields: ["country"])
         let values = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, "score-canary-\($0)") })
         let summary = try vault.writeDerived(request, kind: "score", name: "engagement", values: values)
         #expect(summary.written == 2 && summary.skipped == ["consent_missing": 2])
         let raw = try vault.db.read { try Data.fetchAll($0, sql: "SELECT sealed FROM derived") }
         #expect(raw.count == 2 && raw.allSatisfy { !TestSupport.contains($0, "score-canary") })
-        let export = try vault.exportSubject(.email("s0@example.test"), actor: "co", role: .complianceOfficer)
+        let export = try vault.exportSubject(.email("s0@example.test"), as: Principal(actor: "co", role: .complianceOfficer))
         #expect(export.derived == ["score/engagement": "score-canary-0"])
         #expect(export.profile["email"] == "s0@example.test" && export.profile["city"] == "City0")
         #expect(export.consents.map(\.purpose).contains("profiling"))
         #expect(export.processing.contains { $0.action == "score" }, "the processing log lists the bulk write that included the subject")
-        #expect(throws: GateError.denied) { _ = try vault.exportSubject(.email("s0@example.test"), actor: "m", role: .marketer) }
+        #expect(throws: GateError.denied) { _ = try vault.exportSubject(.email("s0@example.test"), as: Principal(actor: "m", role: .marketer)) }
         let denied = try vault.writeDerived(
             AccessRequest(actor: "m", role: .marketer, action: .score, purpose: .profiling), kind: "score", name: "x", values: values)
         #expect(denied.decision == .deny && denied.written == 0)
@@ -519,21 +536,21 @@ struct GateHookTests {
                 "e.jsonl", #"{"id":"c1","email":"\#(Canary.email)","type":"view","time":"2026-11-19T10:00:00Z","item_id":"\#(Canary.lastName)-sku"}"#)
         )
         try vault.recordConsent(
-            ConsentChange(purpose: .profiling, state: .granted, source: "form", evidence: Canary.city), subject: .email(Canary.email), actor: "t",
-            role: .admin)
+            ConsentChange(purpose: .profiling, state: .granted, source: "form", evidence: Canary.city), subject: .email(Canary.email),
+            as: Principal(actor: "t", role: .admin))
         let read = try vault.read(
             AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x"),
             subject: .email(Canary.email))
         let pseudonym = try #require(read.pseudonym)
-        let summary = try vault.eraseSubject(.email(Canary.email), actor: "co", role: .complianceOfficer)
+        let summary = try vault.eraseSubject(.email(Canary.email), as: Principal(actor: "co", role: .complianceOfficer))
         #expect(
             summary.deleted["subject"] == 1 && summary.deleted["event"] == 1 && summary.deleted["consent_record"] == 1
                 && summary.deleted["identity"] == 2)
         #expect(try vault.findSubject(.email, Canary.email) == nil)
         #expect(try vault.check(as: .administrator("t")).passed)
-        #expect(try vault.verifyAudit(actor: "t", role: .admin).passed)
+        #expect(try vault.verifyAudit(as: Principal(actor: "t", role: .admin)).passed)
         // The old pseudonym can no longer be computed from anything the vault holds: a query by the subject finds nothing.
-        #expect(try vault.queryAudit(AuditFilter(subject: .email(Canary.email)), actor: "t", role: .admin).isEmpty)
+        #expect(try vault.queryAudit(AuditFilter(subject: .email(Canary.email)), as: Principal(actor: "t", role: .admin)).isEmpty)
         #expect(
             try vault.db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM audit_entry WHERE subject = ?", arguments: [pseudonym]) } ?? 0 >= 1)
         try vault.db.close()
@@ -558,7 +575,7 @@ struct ConcurrentCheckpointTests {
                 try? vault.checkpointIfDue(force: true)
             }
         }
-        let report = try first.verifyAudit(actor: "t", role: .admin)
+        let report = try first.verifyAudit(as: Principal(actor: "t", role: .admin))
         #expect(report.passed, "\(report.problems)")
         #expect(report.checkpointsChecked > 10)
     }
@@ -570,11 +587,11 @@ struct DemoAuditTests {
     func demoAudited() throws {
         let vault = try TestSupport.makeVault()
         let report = try vault.loadDemoData(DemoOptions(profiles: 40, eventsPerProfile: 2))
-        let entries = try vault.queryAudit(AuditFilter(limit: 1_000), actor: "t", role: .admin)
+        let entries = try vault.queryAudit(AuditFilter(limit: 1_000), as: Principal(actor: "t", role: .admin))
         let consentWrites = entries.filter { $0.action == "consent_write" }.reduce(0) { $0 + ($1.counts["records"] ?? 0) }
         #expect(consentWrites == report.consentRecords && consentWrites > 0)
         #expect(entries.contains { $0.action == "import" && $0.reasons.contains("demo profiles") })
-        #expect(try vault.verifyAudit(actor: "t", role: .admin).passed)
+        #expect(try vault.verifyAudit(as: Principal(actor: "t", role: .admin)).passed)
     }
 }
 
@@ -622,13 +639,13 @@ struct AsyncReadTests {
         #expect(outcomes.filter { $0.0 != 9 }.allSatisfy { $0.1 == true }, "every read of a sound subject releases its value")
         #expect(outcomes.filter { $0.0 == 9 }.allSatisfy { $0.1 == nil }, "reads of the broken subject fail")
         #expect(try vault.count("audit_entry") - before == 180, "one entry per successful read; failed reads leave none")
-        #expect(try vault.verifyAudit(actor: "t", role: .admin).passed)
+        #expect(try vault.verifyAudit(as: Principal(actor: "t", role: .admin)).passed)
     }
 
     @Test("a token revoked in this process is refused at once, though its row was cached")
     func revokedTokenRefusedAtOnce() throws {
         let vault = try gateVault()
-        let created = try vault.createToken(name: "svc", role: .campaignService, expiresAt: nil, actor: "t", role: .admin)
+        let created = try vault.createToken(name: "svc", role: .campaignService, expiresAt: nil, as: Principal(actor: "t", role: .admin))
         guard case .success(let identity) = vault.authenticate(token: created.token) else {
             Issue.record("a fresh token is accepted")
             return
@@ -637,11 +654,11 @@ struct AsyncReadTests {
         // The use is recorded off the request's path; it shows in the token list shortly after.
         var used: String?
         for _ in 0..<100 where used == nil {
-            used = try vault.tokens(actor: "t", role: .admin).first { $0.id == created.info.id }?.lastUsedAt
+            used = try vault.tokens(as: Principal(actor: "t", role: .admin)).first { $0.id == created.info.id }?.lastUsedAt
             if used == nil { Thread.sleep(forTimeInterval: 0.02) }
         }
         #expect(used != nil, "the token's last use is recorded")
-        try vault.revokeToken(created.info.id, actor: "t", role: .admin)
+        try vault.revokeToken(created.info.id, as: Principal(actor: "t", role: .admin))
         guard case .failure(let refusal) = vault.authenticate(token: created.token) else {
             Issue.record("a revoked token is refused")
             return
@@ -653,10 +670,10 @@ struct AsyncReadTests {
     func reregisteredTemplate() throws {
         let vault = try gateVault()
         _ = try vault.registerTemplate(
-            name: "t", purpose: .service, format: "text", source: "one", fields: [], actor: "t", role: .admin)
+            name: "t", purpose: .service, format: "text", source: "one", fields: [], as: Principal(actor: "t", role: .admin))
         #expect(try vault.template(named: "t")?.source == "one")
         _ = try vault.registerTemplate(
-            name: "t", purpose: .service, format: "text", source: "two", fields: [], actor: "t", role: .admin)
+            name: "t", purpose: .service, format: "text", source: "two", fields: [], as: Principal(actor: "t", role: .admin))
         #expect(try vault.template(named: "t")?.source == "two")
         #expect(try vault.template(named: "t")?.version == 2)
     }
@@ -670,7 +687,7 @@ struct ReportTests {
         let request = AccessRequest(actor: "m", role: .marketer, action: .readProfile, purpose: .service, fields: ["first_name"])
         let read = try vault.read(request, subject: .email("s1@example.test"), includeDerived: true)
         #expect(!read.decision.isPermit)
-        let report = try vault.report(.denials, actor: "t", role: .admin)
+        let report = try vault.report(.denials, as: Principal(actor: "t", role: .admin))
         let reasons = Set(report.rows.map { $0[3] })
         #expect(reasons.contains("no_rule"))
         #expect(reasons.allSatisfy { DecisionReason.Code(rawValue: $0) != nil || $0 == "(none)" }, "\(reasons)")

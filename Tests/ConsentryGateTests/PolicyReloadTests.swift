@@ -16,7 +16,9 @@ struct PolicyReloadTests {
         let original = try String(contentsOf: roles, encoding: .utf8)
         let request = AccessRequest(actor: "a", role: .analyst, action: .score, purpose: .profiling)
         let decision = { () throws -> Decision in try vault.explain(request).decision }
-        func lastLoad() throws -> AuditEntry? { try vault.queryAudit(AuditFilter(action: "policy_loaded"), actor: "t", role: .admin).last }
+        func lastLoad() throws -> AuditEntry? {
+            try vault.queryAudit(AuditFilter(action: "policy_loaded"), as: Principal(actor: "t", role: .admin)).last
+        }
         #expect(try decision().isPermit)
         #expect(try vault.reloadPolicyIfChanged() == nil, "nothing changed")
         let before = vault.policyVersion
@@ -29,7 +31,7 @@ struct PolicyReloadTests {
         #expect(version != before && vault.policyVersion == version)
         #expect(try !decision().isPermit)
         #expect(try lastLoad()?.policyVersion == version && lastLoad()?.decision == "permit")
-        #expect(try vault.queryAudit(AuditFilter(action: "policy_explain"), actor: "t", role: .admin).last?.policyVersion == version)
+        #expect(try vault.queryAudit(AuditFilter(action: "policy_explain"), as: Principal(actor: "t", role: .admin)).last?.policyVersion == version)
 
         // Files that do not load: every request is denied, and the failure is audited.
         try "roles: [\n".write(to: roles, atomically: true, encoding: .utf8)
@@ -42,7 +44,7 @@ struct PolicyReloadTests {
         try original.write(to: roles, atomically: true, encoding: .utf8)
         #expect(try vault.reloadPolicyIfChanged() == before)
         #expect(try decision().isPermit)
-        let loads = try vault.queryAudit(AuditFilter(action: "policy_loaded"), actor: "t", role: .admin).suffix(3)
+        let loads = try vault.queryAudit(AuditFilter(action: "policy_loaded"), as: Principal(actor: "t", role: .admin)).suffix(3)
         #expect(loads.map(\.decision) == ["permit", "deny", "permit"])
         #expect(loads.map(\.policyVersion).first == version && loads.map(\.policyVersion).last == before)
     }

@@ -185,7 +185,7 @@ struct ProfileImportTests {
             let report = try importCSV(vault, body)
             #expect(report.records == records && report.inserted == records && report.rejected == 0)
             #expect(try vault.count("subject") == records)
-            let entries = try vault.queryAudit(AuditFilter(action: "import"), actor: "t", role: .admin)
+            let entries = try vault.queryAudit(AuditFilter(action: "import"), as: Principal(actor: "t", role: .admin))
             #expect(entries.map { $0.counts["records"] } == sizes)
             #expect(entries.map { $0.counts["inserted"] } == sizes)
             // The header is line 1, so batch k starts at line 2 + 2k.

@@ -41,7 +41,7 @@ struct StorageTests {
         #expect(refused?.message.contains("key_admin") == true || refused?.message.contains("not granted") == true, "\(String(describing: refused))")
         let report = try vault.check(as: Principal(actor: "ops", role: .admin, requestID: "req-check-1"))
         #expect(report.passed && report.valuesOpened > 0)
-        let entries = try vault.queryAudit(AuditFilter(action: "integrity_check"), actor: "t", role: .admin)
+        let entries = try vault.queryAudit(AuditFilter(action: "integrity_check"), as: Principal(actor: "t", role: .admin))
         #expect(entries.map(\.decision) == ["deny", "permit"])
         #expect(entries.last?.requestID == "req-check-1" && entries.last?.reasons.contains("passed") == true)
         #expect(entries.last?.reasons.first?.contains("admin") == true, "the permit records the rule that granted it: \(entries.last?.reasons ?? [])")

@@ -1,8 +1,8 @@
 import ConsentryAudit
 import ConsentryCore
+import ConsentryGate
 import ConsentryPolicy
 import ConsentryTesting
-import ConsentryGate
 import Foundation
 import Testing
 
@@ -51,11 +51,11 @@ struct CampaignTests {
         for i in 0..<30 {
             for state in [ConsentState.pending, .confirmed] {
                 try vault.recordConsent(
-                    ConsentChange(purpose: .emailMarketing, state: state, source: "form"), subject: .email("u\(i)@example.test"), actor: "t",
-                    role: .admin)
+                    ConsentChange(purpose: .emailMarketing, state: state, source: "form"), subject: .email("u\(i)@example.test"),
+                    as: Principal(actor: "t", role: .admin))
             }
         }
-        let desk = ExperimentDesk(vault: vault, actor: "mia", role: .marketer)
+        let desk = ExperimentDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
         _ = try desk.create(
             name: "subject_line", purpose: .emailMarketing, arms: [.init(name: "short", weight: 1), .init(name: "long", weight: 1)], holdout: 0.1)
         #expect(throws: GateError.alreadyExists) {
@@ -65,15 +65,17 @@ struct CampaignTests {
         let assigned = try desk.assign("subject_line")
         #expect(assigned.values.reduce(0, +) == 30, "only the 30 consenting subjects")
         let outcomes = (0..<40).map { ExperimentOutcome(id: "c\($0)", subject: .email("u\($0)@example.test"), kind: "conversion", value: 1, time: 0) }
-        let recorded = try ExperimentDesk(vault: vault, actor: "etl", role: .admin).record("subject_line", outcomes)
+        let recorded = try ExperimentDesk(vault: vault, as: Principal(actor: "etl", role: .admin)).record("subject_line", outcomes)
         #expect(recorded.recorded == 30 && recorded.rejected.count == 10)
-        #expect(try ExperimentDesk(vault: vault, actor: "etl", role: .admin).record("subject_line", outcomes).duplicates == 30, "idempotent by id")
+        #expect(
+            try ExperimentDesk(vault: vault, as: Principal(actor: "etl", role: .admin)).record("subject_line", outcomes).duplicates == 30,
+            "idempotent by id")
         let report = try desk.report("subject_line")
         #expect(report.arms.reduce(0) { $0 + $1.recipients } == 30 && report.arms.allSatisfy { $0.conversionRate == 1 })
         #expect(report.test == "two_proportion_z" && !report.significant)
-        let export = try vault.exportSubject(.email("u0@example.test"), actor: "t", role: .complianceOfficer)
+        let export = try vault.exportSubject(.email("u0@example.test"), as: Principal(actor: "t", role: .complianceOfficer))
         #expect(export.derived["experiment/subject_line"] != nil, "the arm is part of the subject's export")
-        _ = try vault.eraseSubject(.email("u0@example.test"), actor: "t", role: .complianceOfficer)
+        _ = try vault.eraseSubject(.email("u0@example.test"), as: Principal(actor: "t", role: .complianceOfficer))
         #expect(try desk.report("subject_line").arms.reduce(0) { $0 + $1.recipients } == 29)
     }
 
@@ -85,14 +87,15 @@ struct CampaignTests {
             format: .csv)
         for email in ["own@example.test", "peer@example.test", "lone@example.test"] {
             try vault.recordConsent(
-                ConsentChange(purpose: .personalization, state: .granted, source: "form"), subject: .email(email), actor: "t", role: .admin)
+                ConsentChange(purpose: .personalization, state: .granted, source: "form"), subject: .email(email),
+                as: Principal(actor: "t", role: .admin))
         }
         // Three opens on Tuesdays at 18:00 UTC (2026-11-17 was a Tuesday).
         let lines = (0..<3).map {
             #"{"id":"o\#($0)","email":"own@example.test","type":"email_open","campaign_id":"c","time":"2026-11-17T18:0\#($0):00Z"}"#
         }
         _ = try vault.importEvents(from: TestSupport.writeFile("e.jsonl", lines.joined(separator: "\n") + "\n"))
-        let desk = SendTimeDesk(vault: vault, actor: "esp", role: .campaignService)
+        let desk = SendTimeDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService))
         let sources = try desk.compute(now: TestSupport.fixedNow)
         #expect(sources == ["own_history": 1, "country": 1, "global": 1])
         #expect(try desk.show(.email("own@example.test")).time?.label == "Tue 18:00 UTC")

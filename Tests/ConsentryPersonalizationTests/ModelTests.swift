@@ -1,8 +1,8 @@
 import ConsentryAudit
 import ConsentryCore
+import ConsentryGate
 import ConsentryPolicy
 import ConsentryTesting
-import ConsentryGate
 import Foundation
 import Testing
 
@@ -41,7 +41,7 @@ struct ModelTests {
         // Subject ids are random, so the 70/15/15 split differs run to run: enough subjects keep the test set's AUC
         // within a few standard errors (about 0.035 here) of the true value (about 0.76).
         _ = try vault.loadDemoData(DemoOptions(profiles: 6_000, seed: 7, eventsPerProfile: 12))
-        let desk = ModelDesk(vault: vault, actor: "al", role: .analyst)
+        let desk = ModelDesk(vault: vault, as: Principal(actor: "al", role: .analyst))
         let report = try desk.trainPropensity(now: TestSupport.fixedNow)
         #expect(report.auc > 0.62, "test ROC-AUC \(report.auc) is not above chance by the stated margin (0.12)")
         #expect(report.train > report.validation && report.validation > 0 && report.test > 0)
@@ -53,7 +53,7 @@ struct ModelTests {
         let models = try vault.models()
         #expect(models.map(\.name).sorted() == ["clusters", "propensity"] && models.allSatisfy { $0.metrics.contains("\"") })
         #expect(throws: GateError.denied, "a marketer may not score for profiling") {
-            try ModelDesk(vault: vault, actor: "m", role: .marketer).cluster()
+            try ModelDesk(vault: vault, as: Principal(actor: "m", role: .marketer)).cluster()
         }
     }
 }

@@ -1,8 +1,8 @@
 import ConsentryAudit
 import ConsentryCore
+import ConsentryGate
 import ConsentryPolicy
 import ConsentryTesting
-import ConsentryGate
 import Foundation
 import Testing
 
@@ -54,10 +54,11 @@ struct ScoreTests {
         for email in ["a@example.test", "b@example.test", "c@example.test"] {
             for purpose in [Purpose.profiling, .personalization] {
                 try vault.recordConsent(
-                    ConsentChange(purpose: purpose, state: .granted, source: "form"), subject: .email(email), actor: "t", role: .admin)
+                    ConsentChange(purpose: purpose, state: .granted, source: "form"), subject: .email(email), as: Principal(actor: "t", role: .admin))
             }
         }
-        try vault.recordFlag(.objection, purpose: .profiling, on: true, subject: .email("c@example.test"), source: "letter", actor: "t", role: .admin)
+        try vault.recordFlag(
+            .objection, purpose: .profiling, on: true, subject: .email("c@example.test"), source: "letter", as: Principal(actor: "t", role: .admin))
         var lines: [String] = []
         for (i, (email, item, type)) in [
             ("a@example.test", "shoe", "purchase"), ("a@example.test", "sock", "view"), ("b@example.test", "shoe", "view"),
@@ -76,34 +77,38 @@ struct ScoreTests {
     @Test("engagement and RFM are stored for consenting subjects only; an objection to profiling excludes the subject")
     func scores() throws {
         let vault = try vault()
-        let desk = ScoreDesk(vault: vault, actor: "al", role: .analyst)
+        let desk = ScoreDesk(vault: vault, as: Principal(actor: "al", role: .analyst))
         let engagement = try desk.engagement(now: TestSupport.fixedNow)
         #expect(engagement.decision == .permit && engagement.scored == 2 && engagement.excluded == ["objection": 1])
         let rfm = try desk.rfm(now: TestSupport.fixedNow)
         #expect(rfm.scored == 2)
-        let export = try vault.exportSubject(.email("a@example.test"), actor: "t", role: .complianceOfficer)
+        let export = try vault.exportSubject(.email("a@example.test"), as: Principal(actor: "t", role: .complianceOfficer))
         #expect(export.derived["score/engagement"] != nil && export.derived["score/rfm_label"] != nil)
-        #expect(try vault.exportSubject(.email("c@example.test"), actor: "t", role: .complianceOfficer).derived.isEmpty)
-        #expect(try ScoreDesk(vault: vault, actor: "m", role: .marketer).engagement().decision == .deny)
+        #expect(try vault.exportSubject(.email("c@example.test"), as: Principal(actor: "t", role: .complianceOfficer)).derived.isEmpty)
+        #expect(try ScoreDesk(vault: vault, as: Principal(actor: "m", role: .marketer)).engagement().decision == .deny)
     }
 
     @Test("recommendations are stored under personalization and reach a personalization render, never another purpose's")
     func recommendationsInRenders() throws {
         let vault = try vault()
-        let run = try RecommendationDesk(vault: vault, actor: "esp", role: .campaignService).run(count: 3, evaluate: true, now: TestSupport.fixedNow)
+        let run = try RecommendationDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).run(
+            count: 3, evaluate: true, now: TestSupport.fixedNow)
         #expect(run.decision == .permit && run.stored == 3 && run.evaluation != nil)
-        let marketer = TemplateDesk(vault: vault, actor: "mia", role: .marketer)
+        let marketer = TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
         let source = "{% for r in recommendations %}{{ r.id }} {% endfor %}"
         _ = try marketer.register(name: "picks", purpose: .personalization, format: .text, source: source)
-        let picks = try TemplateDesk(vault: vault, actor: "esp", role: .campaignService).render("picks", subject: .email("c@example.test"))
+        let picks = try TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(
+            "picks", subject: .email("c@example.test"))
         #expect(picks.output?.contains("sock") == true, "c viewed a shoe; b and a, who also chose shoes, chose socks")
         // The same template for email_marketing (consented below) gets no recommendations: they were computed for another purpose.
         for state in [ConsentState.pending, .confirmed] {
             try vault.recordConsent(
-                ConsentChange(purpose: .emailMarketing, state: state, source: "form"), subject: .email("c@example.test"), actor: "t", role: .admin)
+                ConsentChange(purpose: .emailMarketing, state: state, source: "form"), subject: .email("c@example.test"),
+                as: Principal(actor: "t", role: .admin))
         }
         _ = try marketer.register(name: "picks_mail", purpose: .emailMarketing, format: .text, source: source)
-        let mail = try TemplateDesk(vault: vault, actor: "esp", role: .campaignService).render("picks_mail", subject: .email("c@example.test"))
+        let mail = try TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(
+            "picks_mail", subject: .email("c@example.test"))
         #expect(mail.decision.isPermit && mail.output == "")
     }
 }

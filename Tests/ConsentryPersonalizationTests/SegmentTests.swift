@@ -1,8 +1,8 @@
 import ConsentryAudit
 import ConsentryCore
+import ConsentryGate
 import ConsentryPolicy
 import ConsentryTesting
-import ConsentryGate
 import Foundation
 import Testing
 
@@ -164,12 +164,13 @@ struct SegmentGateTests {
         for email in ["run@example.test", "calm@example.test", "gone@example.test"] {
             for state in [ConsentState.pending, .confirmed] {
                 try vault.recordConsent(
-                    ConsentChange(purpose: .emailMarketing, state: state, source: "form"), subject: .email(email), actor: "t", role: .admin)
+                    ConsentChange(purpose: .emailMarketing, state: state, source: "form"), subject: .email(email),
+                    as: Principal(actor: "t", role: .admin))
             }
         }
         try vault.recordConsent(
-            ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("gone@example.test"), actor: "t",
-            role: .admin)
+            ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("gone@example.test"),
+            as: Principal(actor: "t", role: .admin))
         let events = [
             #"{"id":"1","email":"run@example.test","type":"view","item_id":"shoe-1","category":"running","time":"2026-11-18T10:00:00Z"}"#,
             #"{"id":"2","email":"none@example.test","type":"view","item_id":"shoe-1","category":"running","time":"2026-11-18T10:00:00Z"}"#,
@@ -185,22 +186,22 @@ struct SegmentGateTests {
     @Test("a run evaluates only admitted subjects, returns members as pseudonyms, stores them as derived data, and audits")
     func run() throws {
         let (vault, _) = try vault()
-        let desk = SegmentDesk(vault: vault, actor: "mia", role: .marketer)
+        let desk = SegmentDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
         let stored = try desk.define(name: "running_browsers", purpose: .emailMarketing, rule: try SegmentRule(text: Self.browsers))
         #expect(stored.readsEvents && stored.fields.isEmpty)
         let run = try desk.run("running_browsers", now: TestSupport.fixedNow)
         #expect(run.decision == .permit && run.evaluated == 2 && run.members.count == 1 && run.stored == 1)
         #expect(run.excluded == ["consent_missing": 1, "consent_withdrawn": 1], "the subjects without consent never reach the rule")
         #expect(run.members.allSatisfy { $0.count == 32 && $0.allSatisfy(\.isHexDigit) })
-        let export = try vault.exportSubject(.email("run@example.test"), actor: "t", role: .complianceOfficer)
+        let export = try vault.exportSubject(.email("run@example.test"), as: Principal(actor: "t", role: .complianceOfficer))
         #expect(export.derived.keys.contains("segment/running_browsers"), "memberships are in the subject's export")
-        #expect(try vault.queryAudit(AuditFilter(action: "segment"), actor: "t", role: .admin).contains { $0.subjectCount == 2 })
+        #expect(try vault.queryAudit(AuditFilter(action: "segment"), as: Principal(actor: "t", role: .admin)).contains { $0.subjectCount == 2 })
     }
 
     @Test("pseudonyms do not link purposes: members are keyed by purpose, aggregates-only runs release counts, overlaps stay in one purpose")
     func purposesStayApart() throws {
         let (vault, _) = try vault()
-        let desk = SegmentDesk(vault: vault, actor: "mia", role: .marketer)
+        let desk = SegmentDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
         _ = try desk.define(name: "de_mail", purpose: .emailMarketing, rule: try SegmentRule(text: #"country = "DE""#))
         _ = try desk.define(name: "de_stats", purpose: .analytics, rule: try SegmentRule(text: #"country = "DE""#))
         _ = try desk.define(name: "at_stats", purpose: .analytics, rule: try SegmentRule(text: #"country = "AT""#))
@@ -208,7 +209,7 @@ struct SegmentGateTests {
         #expect(mail.members.count == 2 && mail.memberCount == 2 && !mail.countsOnly)
         let stats = try desk.run("de_stats", now: TestSupport.fixedNow)
         #expect(stats.decision == .permit && stats.members.isEmpty && stats.memberCount == 3 && stats.countsOnly, "analytics releases counts only")
-        let audited = try vault.queryAudit(AuditFilter(), actor: "t", role: .admin).compactMap(\.subject)
+        let audited = try vault.queryAudit(AuditFilter(), as: Principal(actor: "t", role: .admin)).compactMap(\.subject)
         #expect(!audited.isEmpty && Set(mail.members).isDisjoint(with: audited), "member pseudonyms are not audit pseudonyms")
         let explained = try vault.explain(
             AccessRequest(actor: "mia", role: .marketer, action: .segment, purpose: .emailMarketing, fields: ["country"]),
@@ -223,36 +224,42 @@ struct SegmentGateTests {
     @Test("rules and templates may not compare an identifier with a literal, which would keep one person's identifier in a definition")
     func identifierLiterals() throws {
         let (vault, _) = try vault()
-        let segments = SegmentDesk(vault: vault, actor: "mia", role: .marketer)
+        let segments = SegmentDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
         let refused = #expect(throws: GateError.invalidInput) {
             _ = try segments.define(name: "one", purpose: .emailMarketing, rule: try SegmentRule(text: #"email = "\#(Canary.email)""#))
         }
         #expect(refused?.code == .invalidInput && refused?.message.contains("`email` identifies a person") == true)
         #expect(refused?.message.contains(Canary.email) == false)
         _ = try segments.define(name: "with_mail", purpose: .emailMarketing, rule: try SegmentRule(text: #"email != """#))
-        let templates = TemplateDesk(vault: vault, actor: "mia", role: .marketer)
+        let templates = TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
         let template = #expect(throws: GateError.invalidInput) {
             _ = try templates.register(
                 name: "one", purpose: .emailMarketing, format: .text, source: "{% if \"\(Canary.email)\" == email %}hi{% endif %}")
         }
-        #expect(template?.message.contains("`email` identifies a person") == true && template?.message.contains("line 1") == true, "\(template?.message ?? "")")
+        #expect(
+            template?.message.contains("`email` identifies a person") == true && template?.message.contains("line 1") == true,
+            "\(template?.message ?? "")")
         _ = try templates.register(name: "ok", purpose: .emailMarketing, format: .text, source: "{% if email != blank %}{{ first_name }}{% endif %}")
     }
 
     @Test("definitions are refused for a forbidden field, an unknown reference, a cycle and a role without the grant")
     func refusals() throws {
         let (vault, _) = try vault()
-        let desk = SegmentDesk(vault: vault, actor: "mia", role: .marketer)
+        let desk = SegmentDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
         #expect(throws: GateError.denied) {
             try desk.define(name: "old", purpose: .emailMarketing, rule: try SegmentRule(text: #"birth_date < "1970-01-01""#))
         }
-        #expect(throws: GateError.invalidInput) { try desk.define(name: "ref", purpose: .emailMarketing, rule: try SegmentRule(text: "segment(nothing)")) }
+        #expect(throws: GateError.invalidInput) {
+            try desk.define(name: "ref", purpose: .emailMarketing, rule: try SegmentRule(text: "segment(nothing)"))
+        }
         _ = try desk.define(name: "a", purpose: .emailMarketing, rule: try SegmentRule(text: #"country = "DE""#))
         _ = try desk.define(name: "b", purpose: .emailMarketing, rule: try SegmentRule(text: "segment(a)"))
         #expect(throws: GateError.invalidInput) { try desk.define(name: "a", purpose: .emailMarketing, rule: try SegmentRule(text: "segment(b)")) }
         #expect(throws: GateError.invalidInput) { try desk.define(name: "c", purpose: .emailMarketing, rule: try SegmentRule(text: "segment(c)")) }
-        #expect(throws: GateError.invalidInput) { try desk.define(name: "shoe", purpose: .emailMarketing, rule: try SegmentRule(text: #"shoe_size = "9""#)) }
-        let analyst = SegmentDesk(vault: vault, actor: "al", role: .analyst)
+        #expect(throws: GateError.invalidInput) {
+            try desk.define(name: "shoe", purpose: .emailMarketing, rule: try SegmentRule(text: #"shoe_size = "9""#))
+        }
+        let analyst = SegmentDesk(vault: vault, as: Principal(actor: "al", role: .analyst))
         #expect(throws: GateError.denied) { try analyst.define(name: "x", purpose: .emailMarketing, rule: try SegmentRule(text: #"country = "DE""#)) }
         #expect(try vault.segments().map(\.name) == ["a", "b"])
     }
@@ -260,7 +267,7 @@ struct SegmentGateTests {
     @Test("new events update memberships incrementally; a withdrawal removes the subject at the next update")
     func incremental() throws {
         let (vault, _) = try vault()
-        let desk = SegmentDesk(vault: vault, actor: "mia", role: .marketer)
+        let desk = SegmentDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
         _ = try desk.define(name: "running_browsers", purpose: .emailMarketing, rule: try SegmentRule(text: Self.browsers))
         _ = try desk.run("running_browsers", now: TestSupport.fixedNow)
         // `calm` browses running shoes: the import touches only `calm`, and the update adds it without a full re-scan.
@@ -276,8 +283,8 @@ struct SegmentGateTests {
         #expect(try members(vault) == 1)
         // `calm` withdraws; its next event's update drops the stored membership.
         try vault.recordConsent(
-            ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("calm@example.test"), actor: "t",
-            role: .admin)
+            ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("calm@example.test"),
+            as: Principal(actor: "t", role: .admin))
         let again = #"{"id":"6","email":"calm@example.test","type":"view","item_id":"shoe-1","category":"running","time":"2026-11-20T11:00:00Z"}"#
         _ = try desk.refresh(
             subjects: try vault.importEvents(from: TestSupport.writeFile("c.jsonl", again + "\n")).touchedSubjects, now: TestSupport.fixedNow)
@@ -288,7 +295,10 @@ struct SegmentGateTests {
     func members(_ vault: Vault) throws -> Int {
         var count = 0
         for email in ["run@example.test", "calm@example.test", "none@example.test", "gone@example.test"] {
-            if try vault.exportSubject(.email(email), actor: "t", role: .complianceOfficer).derived["segment/running_browsers"] != nil { count += 1 }
+            if try vault.exportSubject(.email(email), as: Principal(actor: "t", role: .complianceOfficer)).derived["segment/running_browsers"] != nil
+            {
+                count += 1
+            }
         }
         return count
     }

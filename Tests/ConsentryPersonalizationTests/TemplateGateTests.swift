@@ -1,8 +1,8 @@
 import ConsentryAudit
 import ConsentryCore
+import ConsentryGate
 import ConsentryPolicy
 import ConsentryTesting
-import ConsentryGate
 import Foundation
 import Testing
 
@@ -22,7 +22,8 @@ struct TemplateGateTests {
         _ = try vault.importProfiles(from: TestSupport.writeFile("p.csv", csv), source: .crm, format: .csv)
         for state in [ConsentState.pending, .confirmed] {
             try vault.recordConsent(
-                ConsentChange(purpose: .emailMarketing, state: state, source: "form"), subject: .email(Canary.email), actor: "t", role: .admin)
+                ConsentChange(purpose: .emailMarketing, state: state, source: "form"), subject: .email(Canary.email),
+                as: Principal(actor: "t", role: .admin))
         }
         return vault
     }
@@ -33,15 +34,15 @@ struct TemplateGateTests {
     @Test("register extracts the fields; a render releases only them, renders, and is audited")
     func registerAndRender() throws {
         let vault = try vault()
-        let marketer = TemplateDesk(vault: vault, actor: "mia", role: .marketer)
+        let marketer = TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
         let stored = try marketer.register(name: "welcome", purpose: .emailMarketing, format: .text, source: Self.welcome)
         #expect(stored.fields == ["first_name", "loyalty_tier"] && stored.version == 1)
-        let campaign = TemplateDesk(vault: vault, actor: "esp", role: .campaignService)
+        let campaign = TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService))
         let result = try campaign.render(
             "welcome", subject: .email(Canary.email), campaign: ["name": .string("Winter")], segments: ["vip"])
         #expect(result.output == "Hello \(Canary.firstName) (gold), Winter [vip]")
         #expect(result.released == ["first_name", "loyalty_tier"] && result.missing.isEmpty)
-        let entry = try #require(try vault.queryAudit(AuditFilter(action: "render"), actor: "t", role: .admin).last)
+        let entry = try #require(try vault.queryAudit(AuditFilter(action: "render"), as: Principal(actor: "t", role: .admin)).last)
         #expect(entry.sequence == result.auditSequence && entry.fields == ["first_name", "loyalty_tier"] && entry.purpose == "email_marketing")
         #expect(try marketer.register(name: "welcome", purpose: .emailMarketing, format: .text, source: Self.welcome).version == 2)
     }
@@ -49,19 +50,19 @@ struct TemplateGateTests {
     @Test("derived data is read only for a template that reads segments or recommendations, and the entry says which")
     func derivedOnlyWhenRead() throws {
         let vault = try vault()
-        let marketer = TemplateDesk(vault: vault, actor: "mia", role: .marketer)
+        let marketer = TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
         _ = try marketer.register(name: "plain", purpose: .emailMarketing, format: .text, source: "Hi {{ first_name }}, {{ campaign.name }}")
         _ = try marketer.register(name: "welcome", purpose: .emailMarketing, format: .text, source: Self.welcome)
         _ = try marketer.register(
             name: "shadowed", purpose: .emailMarketing, format: .text, source: "{% assign segments = 'none' %}{{ segments }} {{ first_name }}")
         #expect(try marketer.compile(Self.welcome, format: .text).namespacesRead == ["campaign", "segments"])
         #expect(try marketer.compile("{% for r in recommendations %}{{ r.id }}{% endfor %}", format: .text).namespacesRead == ["recommendations"])
-        let campaign = TemplateDesk(vault: vault, actor: "esp", role: .campaignService)
+        let campaign = TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService))
         let note = "with derived data of the purpose"
         for (name, expected) in [("plain", false), ("welcome", true), ("shadowed", false)] {
             let result = try campaign.render(name, subject: .email(Canary.email), campaign: ["name": .string("Winter")])
             #expect(result.decision.isPermit)
-            let entry = try #require(try vault.queryAudit(AuditFilter(action: "render"), actor: "t", role: .admin).last)
+            let entry = try #require(try vault.queryAudit(AuditFilter(action: "render"), as: Principal(actor: "t", role: .admin)).last)
             #expect(entry.sequence == result.auditSequence && entry.reasons.contains(note) == expected, "\(name)")
         }
     }
@@ -69,11 +70,11 @@ struct TemplateGateTests {
     @Test("a template reading a field its purpose does not allow is refused, and the refusal is audited")
     func forbiddenField() throws {
         let vault = try vault()
-        let marketer = TemplateDesk(vault: vault, actor: "mia", role: .marketer)
+        let marketer = TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
         #expect(throws: GateError.denied) {
             try marketer.register(name: "birthday", purpose: .emailMarketing, format: .text, source: "Happy {{ birth_date | date: '%d %B' }}")
         }
-        let denial = try #require(try vault.queryAudit(AuditFilter(action: "template_admin"), actor: "t", role: .admin).last)
+        let denial = try #require(try vault.queryAudit(AuditFilter(action: "template_admin"), as: Principal(actor: "t", role: .admin)).last)
         #expect(denial.decision == "deny" && denial.reasons.contains { $0.contains("birth_date") })
         #expect(try vault.templates().isEmpty)
         // A syntax error is reported with line and column, and nothing is stored.
@@ -85,7 +86,7 @@ struct TemplateGateTests {
         }
         // Roles without template_admin may not register.
         #expect(throws: GateError.denied) {
-            try TemplateDesk(vault: vault, actor: "a", role: .analyst).register(
+            try TemplateDesk(vault: vault, as: Principal(actor: "a", role: .analyst)).register(
                 name: "x", purpose: .emailMarketing, format: .text, source: "{{ first_name }}")
         }
     }
@@ -93,19 +94,20 @@ struct TemplateGateTests {
     @Test("no consent, no render; a withdrawal stops the next render; missing values fall back to defaults")
     func consent() throws {
         let vault = try vault()
-        _ = try TemplateDesk(vault: vault, actor: "mia", role: .marketer).register(
+        _ = try TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer)).register(
             name: "welcome", purpose: .emailMarketing, format: .html, source: Self.welcome)
-        let campaign = TemplateDesk(vault: vault, actor: "esp", role: .campaignService)
+        let campaign = TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService))
         let denied = try campaign.render("welcome", subject: .email("noconsent@example.test"))
         #expect(denied.output == nil && denied.decision.reasons.map(\.code) == [.consentMissing])
         #expect(try campaign.render("welcome", subject: .email(Canary.email)).output != nil)
         try vault.recordConsent(
-            ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email(Canary.email), actor: "t", role: .admin
-        )
+            ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email(Canary.email),
+            as: Principal(actor: "t", role: .admin))
         let after = try campaign.render("welcome", subject: .email(Canary.email))
         #expect(after.output == nil && after.decision.reasons.map(\.code) == [.consentWithdrawn])
         // A marketer may segment but not render.
-        let marketer = try TemplateDesk(vault: vault, actor: "mia", role: .marketer).render("welcome", subject: .email("noconsent@example.test"))
+        let marketer = try TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer)).render(
+            "welcome", subject: .email("noconsent@example.test"))
         #expect(marketer.decision.reasons.map(\.code).contains(.noRule))
     }
 
@@ -113,9 +115,10 @@ struct TemplateGateTests {
     func defaults() throws {
         let vault = try TestSupport.makeVault()
         _ = try vault.importProfiles(from: TestSupport.writeFile("p.csv", "email,customer_id\nbare@example.test,B-1\n"), source: .crm, format: .csv)
-        _ = try TemplateDesk(vault: vault, actor: "mia", role: .marketer).register(
+        _ = try TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer)).register(
             name: "service_note", purpose: .service, format: .text, source: "Dear {{ first_name | default: 'customer' }}")
-        let result = try TemplateDesk(vault: vault, actor: "esp", role: .campaignService).render("service_note", subject: .email("bare@example.test"))
+        let result = try TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(
+            "service_note", subject: .email("bare@example.test"))
         #expect(result.output == "Dear customer" && result.missing == ["first_name"])
     }
 }

@@ -1,8 +1,8 @@
 import ConsentryAudit
 import ConsentryCore
+import ConsentryGate
 import ConsentryPolicy
 import ConsentryTesting
-import ConsentryGate
 import Foundation
 import Testing
 
@@ -50,10 +50,11 @@ struct TriggerTests {
         for email in ["ann@example.test", "bo@example.test"] {
             for state in [ConsentState.pending, .confirmed] {
                 try vault.recordConsent(
-                    ConsentChange(purpose: .emailMarketing, state: state, source: "form"), subject: .email(email), actor: "t", role: .admin)
+                    ConsentChange(purpose: .emailMarketing, state: state, source: "form"), subject: .email(email),
+                    as: Principal(actor: "t", role: .admin))
             }
         }
-        let marketer = TriggerDesk(vault: vault, actor: "mia", role: .marketer)
+        let marketer = TriggerDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
         _ = try marketer.define(name: "cart_reminder", kind: .cartAbandoned, purpose: .emailMarketing)
         clock.advance(by: 60)
         let events = [
@@ -61,32 +62,37 @@ struct TriggerTests {
             #"{"id":"2","email":"bo@example.test","type":"cart_add","item_id":"sock","category":"running","time":"2026-11-20T12:01:00Z"}"#,
         ]
         _ = try vault.importEvents(from: TestSupport.writeFile("e.jsonl", events.joined(separator: "\n") + "\n"))
-        let system = TriggerDesk(vault: vault, actor: "scheduler", role: .admin)
+        let system = TriggerDesk(vault: vault, as: Principal(actor: "scheduler", role: .admin))
         #expect(try system.check(now: clock.now()).first?.fired == 0, "the delay has not passed")
         clock.advance(by: 10 * 60)
         // Bo withdraws before the check: the occurrence is found but withheld as it fires.
         try vault.recordConsent(
-            ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("bo@example.test"), actor: "t",
-            role: .admin)
+            ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("bo@example.test"),
+            as: Principal(actor: "t", role: .admin))
         let fired = try #require(try system.check(now: clock.now()).first)
         #expect(fired.fired == 1)
         #expect(try system.check(now: clock.now()).first?.fired == 0, "at most once per occurrence")
-        let campaign = TriggerDesk(vault: vault, actor: "esp", role: .campaignService)
+        let campaign = TriggerDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService))
         let entries = try campaign.queue()
         #expect(entries.count == 1 && entries[0].item == "shoe" && entries[0].trigger == "cart_reminder")
-        _ = try TemplateDesk(vault: vault, actor: "mia", role: .marketer).register(
+        _ = try TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer)).register(
             name: "reminder", purpose: .emailMarketing, format: .text, source: "{{ first_name }}, your cart is waiting")
-        let rendered = try TemplateDesk(vault: vault, actor: "esp", role: .campaignService).render("reminder", subject: .triggerEntry(entries[0].id))
+        let rendered = try TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(
+            "reminder", subject: .triggerEntry(entries[0].id))
         #expect(rendered.output == "Ann, your cart is waiting")
         // A withdrawal after firing withholds the entry and stops the render.
         try vault.recordConsent(
-            ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("ann@example.test"), actor: "t",
-            role: .admin)
+            ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("ann@example.test"),
+            as: Principal(actor: "t", role: .admin))
         #expect(try campaign.queue().isEmpty)
         #expect(
-            try TemplateDesk(vault: vault, actor: "esp", role: .campaignService).render("reminder", subject: .triggerEntry(entries[0].id)).output
+            try TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(
+                "reminder", subject: .triggerEntry(entries[0].id)
+            ).output
                 == nil)
         try campaign.acknowledge(entries[0].id)
-        #expect(throws: GateError.denied) { try TriggerDesk(vault: vault, actor: "al", role: .analyst).queue(trigger: "cart_reminder") }
+        #expect(throws: GateError.denied) {
+            try TriggerDesk(vault: vault, as: Principal(actor: "al", role: .analyst)).queue(trigger: "cart_reminder")
+        }
     }
 }

@@ -1,8 +1,8 @@
 import ConsentryAudit
 import ConsentryCore
+import ConsentryGate
 import ConsentryPolicy
 import ConsentryTesting
-import ConsentryGate
 import Foundation
 import Testing
 
@@ -103,7 +103,7 @@ struct FulfilmentTests {
         #expect(changed != stored && !SignedReceipt.verify(Data(changed.utf8), publicKey: f.vault.signingPublicKey))
         #expect(!SignedReceipt.verify(Data(stored.utf8), publicKey: String(repeating: "ab", count: 32)))
         #expect(try f.desk.verifyErasure(erasure.id).passed)
-        #expect(try f.vault.verifyAudit(actor: "t", role: .admin).passed, "the chain still verifies")
+        #expect(try f.vault.verifyAudit(as: Principal(actor: "t", role: .admin)).passed, "the chain still verifies")
         #expect(try f.vault.profileExists(RightsFixture.neighbour), "the neighbour is untouched")
         // Both earlier requests are unlinked from the erased subject.
         #expect(try !f.desk.show(access.id).subjectFound && !f.desk.show(erasure.id).subjectFound)
@@ -134,7 +134,7 @@ struct FulfilmentTests {
         #expect(done.record.outcome?.contains("raw files") == true, "the outcome names the failed check: \(done.record.outcome ?? "")")
         #expect(try f.desk.show(erasure.id).receipt == nil)
         #expect(try !f.vault.profileExists(Canary.email), "the data itself is erased all the same")
-        let steps = try f.vault.queryAudit(AuditFilter(action: "dsr_manage"), actor: "t", role: .admin).flatMap(\.reasons)
+        let steps = try f.vault.queryAudit(AuditFilter(action: "dsr_manage"), as: Principal(actor: "t", role: .admin)).flatMap(\.reasons)
         #expect(steps.contains { $0.hasPrefix("erasure not completed: verification failed (raw files)") })
         // Once the stray copy is gone, fulfilling again erases nothing more, verifies, and signs.
         try FileManager.default.removeItem(at: stray)
@@ -169,7 +169,7 @@ struct FulfilmentTests {
         let done = try f.desk.fulfil(record.id)
         #expect(done.record.outcome == #"{"changed":2}"#)
         // Reading the requester's details (the corrected values) is audited as a step of the request.
-        let steps = try f.vault.queryAudit(AuditFilter(action: "dsr_manage"), actor: "t", role: .admin)
+        let steps = try f.vault.queryAudit(AuditFilter(action: "dsr_manage"), as: Principal(actor: "t", role: .admin))
         #expect(steps.contains { $0.requestID == record.id && $0.reasons.contains("request details read") })
         let leaks = f.canaryLeaks(forms: [Canary.city, Canary.city.lowercased(), Data(Canary.city.utf8).base64EncodedString()])
         #expect(leaks.isEmpty, "old value left in \(leaks)")
@@ -195,10 +195,12 @@ struct FulfilmentTests {
         let policies = try Self.policiesWithSpecialField()
         let f = try RightsFixture(policies: policies)
         try f.vault.recordConsent(
-            ConsentChange(purpose: .personalization, state: .granted, source: "form"), subject: .email(Canary.email), actor: "t", role: .admin)
+            ConsentChange(purpose: .personalization, state: .granted, source: "form"), subject: .email(Canary.email),
+            as: Principal(actor: "t", role: .admin))
         try f.vault.recordConsent(
-            ConsentChange(purpose: .saleShare, state: .granted, source: "form"), subject: .email(Canary.email), actor: "t", role: .admin)
-        try f.vault.recordFlag(.gpc, on: false, subject: .email(Canary.email), source: "browser", actor: "t", role: .admin)
+            ConsentChange(purpose: .saleShare, state: .granted, source: "form"), subject: .email(Canary.email),
+            as: Principal(actor: "t", role: .admin))
+        try f.vault.recordFlag(.gpc, on: false, subject: .email(Canary.email), source: "browser", as: Principal(actor: "t", role: .admin))
         func decide(_ purpose: Purpose, _ fields: [FieldName], action: Action = .render) throws -> [DecisionReason.Code] {
             let request = AccessRequest(actor: "c", role: .campaignService, action: action, purpose: purpose, fields: fields)
             return try f.vault.read(request, subject: .email(Canary.email)).decision.reasons.map(\.code)
@@ -214,7 +216,7 @@ struct FulfilmentTests {
         let analytics = AccessRequest(actor: "a", role: .analyst, action: .score, purpose: .profiling, fields: ["country"])
         #expect(try f.vault.scan(analytics) { _, _ in }.excluded["restricted"] == 1)
         _ = try f.desk.fulfil(try f.openVerified(.optOutSaleShare, regime: .ccpa).id)
-        let flags = try f.vault.consentHistory(subject: .email(Canary.email), actor: "t", role: .complianceOfficer).flags
+        let flags = try f.vault.consentHistory(subject: .email(Canary.email), as: Principal(actor: "t", role: .complianceOfficer)).flags
         #expect(Set(flags) == ["restriction", "objection:personalization", "opt_out_sale_share", "limit_sensitive"])
     }
 
@@ -275,7 +277,7 @@ extension Vault {
         let request = AccessRequest(actor: "t", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "check")
         _ = try read(request, subject: .email(email))
         var sink = CitySink()
-        _ = try exportSubject(.email(email), actor: "t", role: .complianceOfficer, into: &sink)
+        _ = try exportSubject(.email(email), as: Principal(actor: "t", role: .complianceOfficer), into: &sink)
         return sink.city
     }
 }

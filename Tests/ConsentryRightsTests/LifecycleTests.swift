@@ -1,8 +1,8 @@
 import ConsentryAudit
 import ConsentryCore
+import ConsentryGate
 import ConsentryPolicy
 import ConsentryTesting
-import ConsentryGate
 import Foundation
 import Testing
 
@@ -20,7 +20,9 @@ struct LifecycleTests {
         #expect(opened.record.dueAt == Deadlines.of(.access, .ccpa, receivedAt: opened.record.receivedAt).due)
         let verified = try f.desk.verify(opened.record.id, code: try #require(opened.code))
         #expect(verified.check == .verified && verified.record.status == .verified && verified.record.verifiedAt != nil)
-        let steps = try f.vault.queryAudit(AuditFilter(action: "dsr_manage"), actor: "t", role: .admin).filter { $0.requestID == opened.record.id }
+        let steps = try f.vault.queryAudit(AuditFilter(action: "dsr_manage"), as: Principal(actor: "t", role: .admin)).filter {
+            $0.requestID == opened.record.id
+        }
         #expect(steps.flatMap(\.reasons).contains { $0.hasPrefix("opened: access") })
         #expect(steps.flatMap(\.reasons).contains("verification code issued"))
         #expect(steps.flatMap(\.reasons).contains("identity verified"))
@@ -58,8 +60,12 @@ struct LifecycleTests {
         #expect(try f.desk.show(theirs.record.id).verifiedAt == nil)
         // An unverified request cannot be fulfilled, and the gate will not resolve its subject.
         #expect(throws: GateError.invalidInput) { try f.desk.fulfil(theirs.record.id) }
-        #expect(throws: GateError.invalidInput) { try f.vault.eraseForRequest(theirs.record.id, actor: "dpo", role: .complianceOfficer) }
-        #expect(throws: GateError.notFound) { try f.vault.exportSubject(.request(theirs.record.id), actor: "dpo", role: .complianceOfficer) }
+        #expect(throws: GateError.invalidInput) {
+            try f.vault.eraseForRequest(theirs.record.id, as: Principal(actor: "dpo", role: .complianceOfficer))
+        }
+        #expect(throws: GateError.notFound) {
+            try f.vault.exportSubject(.request(theirs.record.id), as: Principal(actor: "dpo", role: .complianceOfficer))
+        }
         #expect(try f.vault.profileExists(RightsFixture.neighbour))
     }
 
@@ -113,13 +119,13 @@ struct LifecycleTests {
     @Test("requests need dsr_manage; a marketer is denied and the denial is audited")
     func roles() throws {
         let f = try RightsFixture()
-        let marketer = RightsDesk(vault: f.vault, actor: "mia", role: .marketer)
+        let marketer = RightsDesk(vault: f.vault, as: Principal(actor: "mia", role: .marketer))
         #expect(throws: GateError.denied) { try marketer.open(.access, regime: .gdpr, identifiers: RequestIdentifiers(email: Canary.email)) }
         #expect(throws: GateError.denied) { try marketer.list() }
-        let denials = try f.vault.queryAudit(AuditFilter(decision: .deny), actor: "t", role: .admin)
+        let denials = try f.vault.queryAudit(AuditFilter(decision: .deny), as: Principal(actor: "t", role: .admin))
         #expect(denials.contains { $0.actor == "mia" && $0.action == "dsr_manage" })
         // An admin manages requests but holds no export grant: fulfilment is denied by the gate.
-        let admin = RightsDesk(vault: f.vault, actor: "root", role: .admin)
+        let admin = RightsDesk(vault: f.vault, as: Principal(actor: "root", role: .admin))
         let opened = try admin.open(.access, regime: .gdpr, identifiers: RequestIdentifiers(email: Canary.email))
         _ = try admin.verify(opened.record.id, code: try #require(opened.code))
         #expect(throws: GateError.denied) { try admin.fulfil(opened.record.id) }
@@ -133,7 +139,9 @@ struct LifecycleTests {
         #expect(throws: GateError.invalidInput) {
             try f.desk.open(.erasure, regime: .gdpr, identifiers: RequestIdentifiers(email: Canary.email, customerID: "NEIGHBOUR-1"))
         }
-        #expect(throws: GateError.invalidInput) { try f.desk.open(.rectification, regime: .gdpr, identifiers: RequestIdentifiers(email: Canary.email)) }
+        #expect(throws: GateError.invalidInput) {
+            try f.desk.open(.rectification, regime: .gdpr, identifiers: RequestIdentifiers(email: Canary.email))
+        }
         #expect(throws: GateError.invalidInput) {
             try f.desk.open(.objection, regime: .gdpr, identifiers: RequestIdentifiers(email: Canary.email), details: .init(purposes: ["nonsense"]))
         }

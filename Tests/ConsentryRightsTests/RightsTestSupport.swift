@@ -1,7 +1,7 @@
 import ConsentryCore
+import ConsentryGate
 import ConsentryPolicy
 import ConsentryTesting
-import ConsentryGate
 import Foundation
 import Testing
 
@@ -19,7 +19,7 @@ struct RightsFixture {
     init(policies: URL? = nil) throws {
         clock = FixedClock(TestSupport.fixedNow)
         vault = try TestSupport.makeVault(clock: clock, policies: policies)
-        desk = RightsDesk(vault: vault, actor: "dpo", role: .complianceOfficer)
+        desk = RightsDesk(vault: vault, as: Principal(actor: "dpo", role: .complianceOfficer))
         let csv = """
             email,customer_id,first_name,last_name,phone,city,country
             \(Canary.email),\(Canary.customerID),\(Canary.firstName),\(Canary.lastName),\(Canary.phone),\(Canary.city),DE
@@ -36,9 +36,9 @@ struct RightsFixture {
         _ = try vault.importEvents(from: TestSupport.writeFile("e.jsonl", events))
         for email in [Canary.email, Self.neighbour] {
             try vault.recordConsent(
-                ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email(email), actor: "t", role: .admin)
+                ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email(email), as: Principal(actor: "t", role: .admin))
         }
-        try vault.recordFlag(.gpc, on: true, subject: .email(Canary.email), source: "browser", actor: "t", role: .admin)
+        try vault.recordFlag(.gpc, on: true, subject: .email(Canary.email), source: "browser", as: Principal(actor: "t", role: .admin))
         var ids: [SubjectID: String] = [:]
         _ = try vault.scan(AccessRequest(actor: "a", role: .analyst, action: .score, purpose: .profiling, fields: ["country"])) { member, _ in
             ids[member.subject] = "42"

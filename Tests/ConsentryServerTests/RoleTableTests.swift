@@ -100,10 +100,15 @@ struct RoleTableTests {
         let vault = try TestSupport.makeVault(clock: clock)
         let tokens = try Dictionary(
             uniqueKeysWithValues: Self.roles.map { role in
-                (role, try vault.createToken(name: "t-\(role)", role: Role(rawValue: role)!, expiresAt: nil, actor: "t", role: .admin).token)
+                (
+                    role,
+                    try vault.createToken(name: "t-\(role)", role: Role(rawValue: role)!, expiresAt: nil, as: Principal(actor: "t", role: .admin))
+                        .token
+                )
             })
         // Defined before the cart event below, so the event is one the trigger sees.
-        _ = try vault.defineTrigger(name: "cart", kind: "cart_abandoned", purpose: .emailMarketing, delay: 300_000, actor: "t", role: .marketer)
+        _ = try vault.defineTrigger(
+            name: "cart", kind: "cart_abandoned", purpose: .emailMarketing, delay: 300_000, as: Principal(actor: "t", role: .marketer))
         let app = Server.buildApplication(vault: vault, configuration: ServerConfiguration(rateLimit: 0))
         try await app.test(.router) { client in
             let api = Caller(client: client, tokens: tokens)
@@ -124,9 +129,10 @@ struct RoleTableTests {
             clock.advance(by: 600)
             let cartTime = Normalize.formatTimestamp(millis: Int64(clock.now().timeIntervalSince1970 * 1000))
             try await api.post(
-                "/v1/events", as: "data_engineer", ["events": [["id": "c1", "email": Canary.email, "type": "cart_add", "item_id": "sku-1", "time": cartTime]]])
+                "/v1/events", as: "data_engineer",
+                ["events": [["id": "c1", "email": Canary.email, "type": "cart_add", "item_id": "sku-1", "time": cartTime]]])
             clock.advance(by: 3_600)
-            let fired = try TriggerDesk(vault: vault, actor: "t", role: .admin).check(now: clock.now())
+            let fired = try TriggerDesk(vault: vault, as: Principal(actor: "t", role: .admin)).check(now: clock.now())
             #expect(fired.first?.fired == 1, "the cart trigger fired: \(fired)")
             let queue = try await api.call("GET", "/v1/triggers/queue", "/v1/triggers/queue", role: "campaign_service", body: nil)
             guard let entry = (try JSONSerialization.jsonObject(with: Data(queue.text.utf8)) as? [[String: Any]])?.first?["id"] as? Int else {
@@ -134,7 +140,7 @@ struct RoleTableTests {
             }
             // Send times are computed under personalization, which the canary consents to here.
             try await api.post("/v1/consent", as: "admin", ["subject": canary, "purpose": "personalization", "state": "granted"])
-            _ = try SendTimeDesk(vault: vault, actor: "t", role: .campaignService).compute(now: clock.now())
+            _ = try SendTimeDesk(vault: vault, as: Principal(actor: "t", role: .campaignService)).compute(now: clock.now())
             try await api.post("/v1/experiments", as: "marketer", ["name": "subject_line", "purpose": "email_marketing", "arms": ["a": 1, "b": 1]])
             // A verified request per call that needs one (opening, verifying and fulfilling change its state).
             @Sendable func openRequest(_ type: String, email: String = Canary.email, verify: Bool, fulfil: Bool = false) async throws -> (
@@ -227,14 +233,19 @@ struct RoleTableTests {
             // Error paths, recorded for the conformance check too.
             let render = try JSONSerialization.data(withJSONObject: ["template": "hello", "subject": canary])
             #expect(try await api.call("POST", "/v1/render", "/v1/render", role: nil, body: render).status == 401)
-            #expect(try await api.call("POST", "/v1/render", "/v1/render", role: "campaign_service", body: render, contentType: "text/plain").status == 415)
+            #expect(
+                try await api.call("POST", "/v1/render", "/v1/render", role: "campaign_service", body: render, contentType: "text/plain").status
+                    == 415)
             let huge = Data(#"{"template": ""#.utf8) + Data(repeating: UInt8(ascii: "a"), count: 300 * 1024) + Data(#""}"#.utf8)
             #expect(try await api.call("POST", "/v1/render", "/v1/render", role: "campaign_service", body: huge).status == 413)
             let unknown = try JSONSerialization.data(withJSONObject: ["template": "hello", "subject": ["email": "nobody-7f3a@example.test"]])
             let missing = try await api.call("POST", "/v1/render", "/v1/render", role: "campaign_service", body: unknown)
             #expect(
-                missing.status == 404 && missing.json["reasons"] as? [String] == ["subject_not_found"], "an unknown subject, for a role that may render")
-            #expect(try await api.call("POST", "/v1/render", "/v1/render", role: "marketer", body: unknown).status == 403, "no existence oracle for others")
+                missing.status == 404 && missing.json["reasons"] as? [String] == ["subject_not_found"],
+                "an unknown subject, for a role that may render")
+            #expect(
+                try await api.call("POST", "/v1/render", "/v1/render", role: "marketer", body: unknown).status == 403,
+                "no existence oracle for others")
             let typo = try JSONSerialization.data(withJSONObject: ["template": "hello", "subject": canary, "role": "admin"])
             let rejected = try await api.call("POST", "/v1/render", "/v1/render", role: "campaign_service", body: typo)
             #expect(rejected.status == 422 && rejected.json["pointer"] as? String == "/role")
@@ -243,7 +254,8 @@ struct RoleTableTests {
             let documentFile = TestSupport.writeFile("openapi.yaml", document)
             let responses = TestSupport.writeFile("responses.json", try JSONEncoder().encode(api.recorded))
             let checked = try Peer.run("Tests/peer/conform.py", [documentFile.path, responses.path])
-            #expect(checked.status == 0, "responses that do not conform to the document:\n\(checked.stdout.prefix(4_000))\(checked.stderr.suffix(400))")
+            #expect(
+                checked.status == 0, "responses that do not conform to the document:\n\(checked.stdout.prefix(4_000))\(checked.stderr.suffix(400))")
             #expect(api.recorded.count > 200)
         }
     }

@@ -1,6 +1,6 @@
 import ConsentryCore
-import ConsentryTesting
 import ConsentryGate
+import ConsentryTesting
 import Foundation
 import Testing
 
@@ -174,7 +174,7 @@ struct ServerTests {
         let revoked = try server.call("POST", "/v1/segments/everyone/run", token: server.tokens["marketer"], body: Data("{}".utf8))
         #expect(revoked.status == 401 && revoked.json["detail"] as? String == "the token is revoked; create a new one with `consentry token create`")
         let vault = try Vault.open(at: server.vault)
-        let expired = try vault.createToken(name: "old", role: .campaignService, expiresAt: 1, actor: "t", role: .admin).token
+        let expired = try vault.createToken(name: "old", role: .campaignService, expiresAt: 1, as: Principal(actor: "t", role: .admin)).token
         #expect(try server.call("POST", "/v1/render", token: expired, body: body).status == 401)
         let problem = try server.call("POST", "/v1/render", body: body)
         #expect(problem.json["type"] as? String == "https://consentry.dev/problems/unauthorized" && problem.json["request_id"] != nil)

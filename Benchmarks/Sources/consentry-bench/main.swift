@@ -1,10 +1,10 @@
 // consentry-bench: measures import throughput and the decrypt-and-read scan against a C baseline measured
 // in the same run, and writes the results to BENCHMARKS.md. Performance is measured here, never in tests.
 import ConsentryCore
+import ConsentryGate
 import ConsentryPersonalization
 import ConsentryPolicy
 import ConsentryRights
-import ConsentryGate
 import Foundation
 
 struct Options {
@@ -106,7 +106,7 @@ func verifiedRequest(_ desk: RightsDesk, _ type: RequestType, _ identifiers: Req
 if CommandLine.arguments.count == 4, CommandLine.arguments[1] == "--export-only" {
     do {
         let vault = try Vault.open(at: URL(fileURLWithPath: CommandLine.arguments[2]))
-        let desk = RightsDesk(vault: vault, actor: "bench", role: .complianceOfficer)
+        let desk = RightsDesk(vault: vault, as: Principal(actor: "bench", role: .complianceOfficer))
         let id = try verifiedRequest(desk, .access, RequestIdentifiers(email: CommandLine.arguments[3]))
         // VmHWM, not getrusage: Linux carries ru_maxrss over from the parent across fork and exec, VmHWM belongs to this image.
         let before = peakResidentKiB()
@@ -145,7 +145,7 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--templates-on
 /// Creates a campaign-service token in the vault at `path` and serves it with the release binary, for the load modes.
 func serveForLoad(_ path: String, tokenName: String) throws -> (token: String, server: Process, port: Int) {
     let vault = try Vault.open(at: URL(fileURLWithPath: path))
-    let token = try vault.createToken(name: tokenName, role: .campaignService, expiresAt: nil, actor: "bench", role: .admin).token
+    let token = try vault.createToken(name: tokenName, role: .campaignService, expiresAt: nil, as: Principal(actor: "bench", role: .admin)).token
     guard let (server, port) = try LoadGenerator.startServer(vault: path) else { fail("the API server did not start") }
     return (token, server, port)
 }
@@ -372,7 +372,7 @@ do {
     print("measuring segments, recommendations and templates …")
     // The demo's consents, so that the gate admits subjects as it would in a real vault.
     try vault.loadDemoConsents(DemoOptions(profiles: options.profiles, seed: 2026, eventsPerProfile: options.eventsPerProfile))
-    let segmentDesk = SegmentDesk(vault: vault, actor: "bench", role: .marketer)
+    let segmentDesk = SegmentDesk(vault: vault, as: Principal(actor: "bench", role: .marketer))
     let segmentRule = try SegmentRule(
         text: #"event(view, category = "running").within(30d) and not event(purchase).within(7d) and engagement >= 5"#)
     _ = try segmentDesk.define(name: "bench_runners", purpose: .emailMarketing, rule: segmentRule)
@@ -396,7 +396,7 @@ do {
         incrementalRuns.append(seconds)
     }
     let (recommendations, recommendSeconds) = try time {
-        try RecommendationDesk(vault: vault, actor: "bench", role: .campaignService).run(count: 5, evaluate: false)
+        try RecommendationDesk(vault: vault, as: Principal(actor: "bench", role: .campaignService)).run(count: 5, evaluate: false)
     }
     let templateDirectory = URL(fileURLWithPath: options.policies).deletingLastPathComponent().appendingPathComponent("Benchmarks/templates")
     // In a fresh process, as the peers are: measured in this process, after everything above had grown its heap, the
@@ -411,12 +411,12 @@ do {
 
     // The HTTP API: gated send-time renders over loopback with 50 connections, next to a static response.
     print("measuring the HTTP API (50 connections) …")
-    _ = try TemplateDesk(vault: vault, actor: "bench", role: .marketer).register(
+    _ = try TemplateDesk(vault: vault, as: Principal(actor: "bench", role: .marketer)).register(
         name: "bench_mail", purpose: .emailMarketing, format: .html,
         source:
             "<h1>Hello {{ first_name | default: 'there' | capitalize }}!</h1>{% if loyalty_tier == 'gold' %}<p>Gold</p>{% endif %}<p lang=\"{{ language | default: 'en' }}\">{{ campaign.name }}</p>"
     )
-    let apiToken = try vault.createToken(name: "bench", role: .campaignService, expiresAt: nil, actor: "bench", role: .admin).token
+    let apiToken = try vault.createToken(name: "bench", role: .campaignService, expiresAt: nil, as: Principal(actor: "bench", role: .admin)).token
     guard let (server, apiPort) = try LoadGenerator.startServer(vault: vaultURL.path) else { fail("the API server did not start") }
     let profilesCount = options.profiles
     let staticRequest = Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
@@ -432,18 +432,18 @@ do {
     // Data-subject requests: erasure latency in the full vault, and exports of a long history in a vault of their own.
     print("measuring erasures …")
     let erasures = 100
-    let desk = RightsDesk(vault: vault, actor: "bench", role: .complianceOfficer)
+    let desk = RightsDesk(vault: vault, as: Principal(actor: "bench", role: .complianceOfficer))
     var erasureRuns: [Double] = []
     var lastErasure = ""
     for i in 0..<erasures {
         let id = try verifiedRequest(desk, .erasure, RequestIdentifiers(customerID: "C\(String(format: "%08d", (i * 997) % options.profiles))"))
-        let (result, seconds) = try time { try vault.eraseForRequest(id, actor: "bench", role: .complianceOfficer) }
+        let (result, seconds) = try time { try vault.eraseForRequest(id, as: Principal(actor: "bench", role: .complianceOfficer)) }
         guard result.receipt.deleted["subject"] == 1 else { fail("an erasure deleted no subject") }
         erasureRuns.append(seconds)
         lastErasure = id
     }
     // Verification (and the receipt's signature) after the last erasure: it scans every file of the vault.
-    let (completion, verifySeconds) = try time { try vault.completeErasure(lastErasure, actor: "bench", role: .complianceOfficer) }
+    let (completion, verifySeconds) = try time { try vault.completeErasure(lastErasure, as: Principal(actor: "bench", role: .complianceOfficer)) }
     guard completion.verification.passed, completion.receipt != nil else { fail("verify-erasure failed in the benchmark") }
     let deleteBaseline = runBaseline(options.baseline, ["delete", work.appendingPathComponent("plain.sqlite").path, String(erasures)])
     try? FileManager.default.removeItem(at: work.appendingPathComponent("plain.sqlite"))

@@ -214,7 +214,8 @@ public enum CSVText {
 
 extension Vault {
     /// Loads deterministic synthetic data (profiles, events and consents) through the normal ingest path.
-    public func loadDemoData(_ options: DemoOptions, actor: String = "system", role: Role = .admin) throws(GateError) -> DemoReport {
+    public func loadDemoData(_ options: DemoOptions, as principal: Principal = .system) throws(GateError) -> DemoReport {
+        let (actor, role) = (principal.actor, principal.role)
         let profileAudit = try importAudit(actor: actor, role: role, what: "demo profiles")
         let eventAudit = try importAudit(actor: actor, role: role, what: "demo events")
         _ = try requireAdministrative(.consentWrite, actor: actor, role: role, requestID: nil)
@@ -244,7 +245,7 @@ extension Vault {
             return (state.line, validated.result, validated.dropped)
         }
         try ingestEvents(items, now: now, report: &events, audit: eventAudit)
-        let consentCount = try loadDemoConsents(options, generator: generator, actor: actor, role: role)
+        let consentCount = try loadDemoConsents(options, generator: generator, as: principal)
         return DemoReport(profiles: profiles, events: events, consentRecords: consentCount)
     }
 
@@ -252,12 +253,12 @@ extension Vault {
     /// skipping subjects that have demo consents: for benchmarks that import the demo files and then need consents.
     /// - Returns: the records written.
     @discardableResult
-    public func loadDemoConsents(_ options: DemoOptions, actor: String = "system", role: Role = .admin) throws(GateError) -> Int {
-        try loadDemoConsents(options, generator: DemoGenerator(options: options, now: clock.now()), actor: actor, role: role)
+    public func loadDemoConsents(_ options: DemoOptions, as principal: Principal = .system) throws(GateError) -> Int {
+        try loadDemoConsents(options, generator: DemoGenerator(options: options, now: clock.now()), as: principal)
     }
 
-    private func loadDemoConsents(_ options: DemoOptions, generator: DemoGenerator, actor: String, role: Role) throws(GateError) -> Int {
-        let consentDecision = try requireAdministrative(.consentWrite, actor: actor, role: role, requestID: nil)
+    private func loadDemoConsents(_ options: DemoOptions, generator: DemoGenerator, as principal: Principal) throws(GateError) -> Int {
+        let consentDecision = try requireAdministrative(.consentWrite, actor: principal.actor, role: principal.role, requestID: nil)
         var consentCount = 0
         do {
             var start = 0
@@ -282,7 +283,8 @@ extension Vault {
                     // Consent writes are administrative changes: the batch and its entry commit together.
                     if written > 0 {
                         var entry = draft(
-                            AccessRequest(actor: actor, role: role, action: .consentWrite), consentDecision, counts: ["records": written],
+                            AccessRequest(actor: principal.actor, role: principal.role, action: .consentWrite), consentDecision,
+                            counts: ["records": written],
                             requestID: nil)
                         entry.reasons.append("source: demo")
                         _ = try audit(entry, db: db)

@@ -57,9 +57,10 @@ extension Vault {
     /// itself is audited after it ran, so it never changes what it checked.
     /// - Parameter expected: (sequence, hash) pairs recorded outside the vault, such as the newest checkpoint that
     ///   `consentry status` printed earlier; the log must still hold each. The configured witness files are checked too.
-    public func verifyAudit(actor: String, role: Role, expected: [(sequence: Int64, hash: String)] = [], requestID: String? = nil) throws(GateError)
+    public func verifyAudit(as principal: Principal, expected: [(sequence: Int64, hash: String)] = [], requestID: String? = nil) throws(GateError)
         -> AuditVerification
     {
+        let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         let decision = try requireAdministrative(.auditRead, actor: actor, role: role, requestID: requestID)
         let report: AuditVerification
         do {
@@ -67,7 +68,8 @@ extension Vault {
                 let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit_entry ORDER BY rowid")
                 let entries = AnySequence { AnyIterator { (try? cursor.next()).flatMap { $0.map(DatabaseAuditSink.entry) } } }
                 return AuditVerifier.verify(
-                    entries: entries, checkpoints: checkpointFile.read(), witnesses: witnessFiles.map { ($0.url.path, $0.read()) }, expected: expected,
+                    entries: entries, checkpoints: checkpointFile.read(), witnesses: witnessFiles.map { ($0.url.path, $0.read()) },
+                    expected: expected,
                     publicKey: keys.signer.publicKey)
             }
         } catch { throw Self.storageError(error, "read the audit log") }
@@ -80,7 +82,8 @@ extension Vault {
     }
 
     /// Queries the audit log. Needs `audit_read`; audited.
-    public func queryAudit(_ filter: AuditFilter, actor: String, role: Role, requestID: String? = nil) throws(GateError) -> [AuditEntry] {
+    public func queryAudit(_ filter: AuditFilter, as principal: Principal) throws(GateError) -> [AuditEntry] {
+        let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         let decision = try requireAdministrative(.auditRead, actor: actor, role: role, requestID: requestID)
         var entries: [AuditEntry] = []
         do {
@@ -98,9 +101,9 @@ extension Vault {
     /// Streams the audit log (or the entries `filter` selects) to `output` in `format`, with memory that
     /// does not grow with the log. Needs `audit_read`; audited.
     public func exportAudit(
-        _ format: AuditExportFormat, filter: AuditFilter = AuditFilter(limit: Int.max), to output: FileHandle, actor: String, role: Role,
-        requestID: String? = nil
+        _ format: AuditExportFormat, filter: AuditFilter = AuditFilter(limit: Int.max), to output: FileHandle, as principal: Principal
     ) throws(GateError) -> Int {
+        let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         let decision = try requireAdministrative(.auditRead, actor: actor, role: role, requestID: requestID)
         var count = 0
         do {

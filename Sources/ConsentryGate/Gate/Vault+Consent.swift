@@ -71,8 +71,9 @@ extension Vault {
     ///   `invalidInput` for a consent on a purpose that does not rest on consent or a confirmation without a pending opt-in.
     @discardableResult
     public func recordConsent(
-        _ change: ConsentChange, subject reference: SubjectReference, actor: String, role: Role, requestID: String? = nil
+        _ change: ConsentChange, subject reference: SubjectReference, as principal: Principal
     ) throws(GateError) -> Int64 {
+        let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         let decision = try requireAdministrative(.consentWrite, actor: actor, role: role, requestID: requestID)
         guard let spec = loadedPolicy?.purposes[change.purpose], spec.legalBasis == .consent else {
             throw GateError(.invalidInput, "purpose `\(change.purpose.rawValue)` does not rest on consent, so it takes no consent records")
@@ -111,9 +112,9 @@ extension Vault {
 
     /// Sets or clears a flag (restriction, objection to a purpose, opt-out of sale/sharing, GPC) for one subject.
     public func recordFlag(
-        _ flag: SubjectFlag, purpose: Purpose? = nil, on: Bool, subject reference: SubjectReference, source: String, actor: String, role: Role,
-        requestID: String? = nil
+        _ flag: SubjectFlag, purpose: Purpose? = nil, on: Bool, subject reference: SubjectReference, source: String, as principal: Principal
     ) throws(GateError) {
+        let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         let decision = try requireAdministrative(.consentWrite, actor: actor, role: role, requestID: requestID)
         if flag == .objection && purpose == nil { throw GateError(.invalidInput, "an objection names the purpose objected to; give the purpose") }
         if flag != .objection && purpose != nil {
@@ -152,9 +153,10 @@ extension Vault {
     }
 
     /// A subject's consent ledger and flags, for roles that write consent or manage requests. Audited.
-    public func consentHistory(subject reference: SubjectReference, actor: String, role: Role, requestID: String? = nil) throws(GateError)
+    public func consentHistory(subject reference: SubjectReference, as principal: Principal) throws(GateError)
         -> ConsentHistory
     {
+        let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         let request = AccessRequest(actor: actor, role: role, action: .consentWrite)
         // Roles that write consent or manage data-subject requests may read it.
         let writeDecision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)

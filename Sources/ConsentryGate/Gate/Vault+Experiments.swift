@@ -126,8 +126,8 @@ extension Vault {
     }
 
     /// Stores assignments (subject → arm) of an experiment; subjects already assigned keep their arm.
-    public func storeAssignments(_ experiment: ExperimentDefinition, _ arms: [SubjectID: String], actor: String, role: Role) throws(GateError) -> Int
-    {
+    public func storeAssignments(_ experiment: ExperimentDefinition, _ arms: [SubjectID: String], as principal: Principal) throws(GateError) -> Int {
+        let (actor, role) = (principal.actor, principal.role)
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose)
         let decision = try require(request, requestID: nil)
         do {
@@ -152,9 +152,10 @@ extension Vault {
 
     /// Records outcomes (idempotent by id); an outcome of a subject not assigned to the experiment is rejected.
     /// - Returns: (recorded, duplicates, rejected with reasons by line index).
-    public func recordOutcomes(_ experiment: ExperimentDefinition, _ outcomes: [ExperimentOutcome], actor: String, role: Role) throws(GateError) -> (
+    public func recordOutcomes(_ experiment: ExperimentDefinition, _ outcomes: [ExperimentOutcome], as principal: Principal) throws(GateError) -> (
         recorded: Int, duplicates: Int, rejected: [(Int, String)]
     ) {
+        let (actor, role) = (principal.actor, principal.role)
         let decision = try requireAdministrative(.import, actor: actor, role: role, requestID: nil)
         do {
             return try db.write { db in
@@ -196,7 +197,8 @@ extension Vault {
     }
 
     /// Aggregated counts per arm for a report. The role needs `segment` for the experiment's purpose; only counts leave.
-    public func experimentCounts(_ experiment: ExperimentDefinition, actor: String, role: Role) throws(GateError) -> [String: ArmCounts] {
+    public func experimentCounts(_ experiment: ExperimentDefinition, as principal: Principal) throws(GateError) -> [String: ArmCounts] {
+        let (actor, role) = (principal.actor, principal.role)
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose)
         let decision = try require(request, requestID: nil)
         do {

@@ -237,18 +237,20 @@ extension Vault {
     /// processing log), for access and portability requests. Needs `export` for the purpose (`service` in the
     /// default policy); audited in the same transaction as the read.
     public func exportSubject(
-        _ reference: SubjectReference, actor: String, role: Role, purpose: Purpose = .service, reason: String? = nil, requestID: String? = nil
+        _ reference: SubjectReference, as principal: Principal, purpose: Purpose = .service, reason: String? = nil, requestID: String? = nil
     )
         throws(GateError) -> SubjectExport
     {
+        let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         var sink = InMemoryExportSink()
-        _ = try exportSubject(reference, actor: actor, role: role, purpose: purpose, reason: reason, requestID: requestID, into: &sink)
+        _ = try exportSubject(reference, as: Principal(actor: actor, role: role), purpose: purpose, reason: reason, requestID: requestID, into: &sink)
         return sink.export
     }
 
     /// Checks that `role` may receive a subject's export (`export` for `service`), auditing a denial: downloading a
     /// stored export needs the same grant as producing it.
-    public func requireExportGrant(actor: String, role: Role, requestID: String? = nil) throws(GateError) {
+    public func requireExportGrant(as principal: Principal) throws(GateError) {
+        let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         _ = try require(AccessRequest(actor: actor, role: role, action: .export, purpose: .service), requestID: requestID)
     }
 
@@ -258,9 +260,10 @@ extension Vault {
     /// is rolled back and the caller must discard what the sink wrote.
     /// - Returns: how many items of each kind were exported.
     public func exportSubject<Sink: SubjectExportSink>(
-        _ reference: SubjectReference, actor: String, role: Role, purpose: Purpose = .service, reason: String? = nil, requestID: String? = nil,
+        _ reference: SubjectReference, as principal: Principal, purpose: Purpose = .service, reason: String? = nil, requestID: String? = nil,
         into sink: inout Sink
     ) throws(GateError) -> [String: Int] {
+        let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         let request = AccessRequest(actor: actor, role: role, action: .export, purpose: purpose, reason: reason)
         // The export is the subject's own data: the purpose's field list does not limit it, so only the role's grant is checked.
         let authorized = try require(request, requestID: requestID)
@@ -374,10 +377,11 @@ extension Vault {
     /// This is the bare hook; ``eraseForRequest(_:actor:role:)`` adds verification, suppression of re-imports,
     /// retention exceptions and a signed receipt.
     public func eraseSubject(
-        _ reference: SubjectReference, actor: String, role: Role, purpose: Purpose = .service, reason: String? = nil, requestID: String? = nil
+        _ reference: SubjectReference, as principal: Principal, purpose: Purpose = .service, reason: String? = nil, requestID: String? = nil
     )
         throws(GateError) -> ErasureSummary
     {
+        let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         let request = AccessRequest(actor: actor, role: role, action: .erase, purpose: purpose, reason: reason)
         let authorized = try require(request, requestID: requestID)
         let summary: ErasureSummary

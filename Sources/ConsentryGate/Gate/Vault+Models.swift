@@ -23,9 +23,10 @@ public struct StoredModel: Sendable, Codable, Equatable {
 extension Vault {
     /// Stores a new version of a model with its metrics; the role needs `score` for the purpose. Audited.
     @discardableResult
-    public func storeModel(name: String, purpose: Purpose, metrics: String, parameters: String, actor: String, role: Role) throws(GateError)
+    public func storeModel(name: String, purpose: Purpose, metrics: String, parameters: String, as principal: Principal) throws(GateError)
         -> StoredModel
     {
+        let (actor, role) = (principal.actor, principal.role)
         guard FieldName.isValid(name) else { throw GateError(.invalidInput, "model names are lower-case identifiers") }
         let request = AccessRequest(actor: actor, role: role, action: .score, purpose: purpose)
         let decision = try require(request, requestID: nil)

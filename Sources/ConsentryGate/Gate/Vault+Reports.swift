@@ -34,8 +34,8 @@ public enum ReportName: String, Sendable, CaseIterable {
 
 extension Vault {
     /// Generates a compliance report. Needs `audit_read`; audited.
-    public func report(_ name: ReportName, since: Int64? = nil, until: Int64? = nil, actor: String, role: Role) throws(GateError) -> ComplianceReport
-    {
+    public func report(_ name: ReportName, since: Int64? = nil, until: Int64? = nil, as principal: Principal) throws(GateError) -> ComplianceReport {
+        let (actor, role) = (principal.actor, principal.role)
         let decision = try requireAdministrative(.auditRead, actor: actor, role: role, requestID: nil)
         var report = ComplianceReport(
             name: name.rawValue, generatedAt: Normalize.formatTimestamp(millis: nowMillis), policyVersion: policyVersion,

@@ -29,8 +29,9 @@ extension Vault {
     /// allowed for it (the gate decides and audits, so a rule cannot become an oracle on a field the purpose may not see).
     @discardableResult
     public func defineSegment(
-        name: String, purpose: Purpose, rule: String, fields: [String], readsEvents: Bool, actor: String, role: Role
+        name: String, purpose: Purpose, rule: String, fields: [String], readsEvents: Bool, as principal: Principal
     ) throws(GateError) -> StoredSegment {
+        let (actor, role) = (principal.actor, principal.role)
         guard FieldName.isValid(name) else {
             throw GateError(.invalidInput, "segment names are lower-case identifiers such as `running_fans` (letters, digits, `_`)")
         }

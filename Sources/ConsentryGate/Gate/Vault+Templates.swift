@@ -38,8 +38,9 @@ extension Vault {
     /// - Parameter fields: the profile fields the template reads, extracted from its source by the caller.
     @discardableResult
     public func registerTemplate(
-        name: String, purpose: Purpose, format: String, source: String, fields: [String], actor: String, role: Role
+        name: String, purpose: Purpose, format: String, source: String, fields: [String], as principal: Principal
     ) throws(GateError) -> StoredTemplate {
+        let (actor, role) = (principal.actor, principal.role)
         guard FieldName.isValid(name) else {
             throw GateError(.invalidInput, "template names are lower-case identifiers such as `welcome_mail` (letters, digits, `_`)")
         }

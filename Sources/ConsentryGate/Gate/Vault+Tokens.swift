@@ -40,9 +40,10 @@ public enum TokenRefusal: String, Sendable, Error {
 extension Vault {
     /// Creates a token for `role`; returns it once (`cns_<id>_<secret>`). Only a keyed hash of the secret is stored.
     /// Needs `key_admin`; audited as `token_admin`.
-    public func createToken(name: String, role tokenRole: Role, expiresAt: Int64?, actor: String, role: Role) throws(GateError) -> (
+    public func createToken(name: String, role tokenRole: Role, expiresAt: Int64?, as principal: Principal) throws(GateError) -> (
         token: String, info: TokenInfo
     ) {
+        let (actor, role) = (principal.actor, principal.role)
         let decision = try requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
         let trimmed = name.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty, trimmed.count <= 64, trimmed.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
@@ -79,7 +80,8 @@ extension Vault {
     }
 
     /// Every token (without secrets). Needs `key_admin`.
-    public func tokens(actor: String, role: Role) throws(GateError) -> [TokenInfo] {
+    public func tokens(as principal: Principal) throws(GateError) -> [TokenInfo] {
+        let (actor, role) = (principal.actor, principal.role)
         _ = try requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
         do {
             return try db.read { db in
@@ -98,11 +100,14 @@ extension Vault {
     }
 
     /// Revokes a token at once. Needs `key_admin`; audited.
-    public func revokeToken(_ id: String, actor: String, role: Role) throws(GateError) {
+    public func revokeToken(_ id: String, as principal: Principal) throws(GateError) {
+        let (actor, role) = (principal.actor, principal.role)
         let decision = try requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
         do {
             try db.write { db in
-                guard let row = try Row.fetchOne(db, sql: "SELECT \(RecordBinding.tokenColumns) FROM api_token WHERE id = ? AND revoked_at IS NULL", arguments: [id])
+                guard
+                    let row = try Row.fetchOne(
+                        db, sql: "SELECT \(RecordBinding.tokenColumns) FROM api_token WHERE id = ? AND revoked_at IS NULL", arguments: [id])
                 else {
                     throw GateError(.notFound, "no active token `\(id.prefix(40))`; `consentry token list` shows them")
                 }

@@ -65,9 +65,10 @@ public struct QueuedTrigger: Sendable, Codable, Equatable {
 extension Vault {
     /// Defines a trigger. The role needs `segment` for the purpose (a trigger is a behavioral segment in time). Audited.
     @discardableResult
-    public func defineTrigger(name: String, kind: String, purpose: Purpose, delay: Int64, actor: String, role: Role) throws(GateError)
+    public func defineTrigger(name: String, kind: String, purpose: Purpose, delay: Int64, as principal: Principal) throws(GateError)
         -> TriggerDefinition
     {
+        let (actor, role) = (principal.actor, principal.role)
         guard FieldName.isValid(name) else { throw GateError(.invalidInput, "trigger names are lower-case identifiers") }
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: purpose)
         let decision = try require(request, requestID: nil)
@@ -177,7 +178,8 @@ extension Vault {
 
     /// Pending queue entries (oldest first), for a role that may render for the trigger's purpose. Audited with the set
     /// of subjects released; entries of subjects whose consent was withdrawn since they fired are withheld.
-    public func triggerQueue(trigger name: String? = nil, limit: Int = 100, actor: String, role: Role) throws(GateError) -> [QueuedTrigger] {
+    public func triggerQueue(trigger name: String? = nil, limit: Int = 100, as principal: Principal) throws(GateError) -> [QueuedTrigger] {
+        let (actor, role) = (principal.actor, principal.role)
         guard let policy = loadedPolicy else { throw GateError(.policy, "the policy does not load; nothing is released") }
         var result: [QueuedTrigger] = []
         for trigger in try triggerDefinitions() where name == nil || trigger.name == name {
@@ -240,7 +242,8 @@ extension Vault {
     }
 
     /// Marks a queue entry handled. Needs `render` for the trigger's purpose.
-    public func acknowledgeTrigger(_ id: Int64, actor: String, role: Role) throws(GateError) {
+    public func acknowledgeTrigger(_ id: Int64, as principal: Principal) throws(GateError) {
+        let (actor, role) = (principal.actor, principal.role)
         let definitions = try triggerDefinitions()
         let decision: Decision
         do {

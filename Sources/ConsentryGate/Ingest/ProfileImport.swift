@@ -45,8 +45,9 @@ extension Vault {
     ///   empty, not UTF-8, bad header), in which case nothing was changed; `storage` when writing fails.
     ///   `denied` when `role` may not import (the denial is audited).
     public func importProfiles(
-        from url: URL, source: DataSource, format: ProfileFormat, actor: String = "system", role: Role = .admin
+        from url: URL, source: DataSource, format: ProfileFormat, as principal: Principal = .system
     ) throws(GateError) -> ImportReport {
+        let (actor, role) = (principal.actor, principal.role)
         let template = try importAudit(actor: actor, role: role, what: "profiles from \(source.rawValue)")
         let file = try InputFile(url: url)
         var report = ImportReport(file: url.path, kind: "profiles")
@@ -320,7 +321,8 @@ final class ProfileIngest {
         let query = try RawQuery(
             db,
             kind == .phone
-                ? "SELECT subject_id, binding FROM shared_identity WHERE hash = ? LIMIT 1" : "SELECT subject_id, binding FROM identity WHERE hash = ?")
+                ? "SELECT subject_id, binding FROM shared_identity WHERE hash = ? LIMIT 1" : "SELECT subject_id, binding FROM identity WHERE hash = ?"
+        )
         query.bind(1, hash)
         guard try query.step() else { return nil }
         let subject = SubjectID(rawValue: query.int64(0))
@@ -417,8 +419,8 @@ final class ProfileIngest {
 extension Vault {
     /// Imports profiles given as JSON objects in memory (the HTTP API's batch import), with the same validation,
     /// normalization, minimization, merges, suppression and audit as a file import; rejections name their position.
-    public func importProfiles(json records: [Data], source: DataSource, label: String, actor: String, role: Role) throws(GateError) -> ImportReport
-    {
+    public func importProfiles(json records: [Data], source: DataSource, label: String, as principal: Principal) throws(GateError) -> ImportReport {
+        let (actor, role) = (principal.actor, principal.role)
         let audit = try importAudit(actor: actor, role: role, what: "profiles from \(source.rawValue) (\(label))")
         var report = ImportReport(file: label, kind: "profiles")
         try ingestProfiles(

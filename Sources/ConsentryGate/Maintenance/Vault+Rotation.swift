@@ -26,7 +26,8 @@ extension Vault {
     /// any moment, the vault stays readable, and running the rotation again finishes the interrupted one.
     ///
     /// Needs `key_admin`; the rotation's start and end are audited.
-    public func rotateKeys(batchSize: Int = 1_000, actor: String = "system", role: Role = .admin) throws(GateError) -> RotationReport {
+    public func rotateKeys(batchSize: Int = 1_000, as principal: Principal = .system) throws(GateError) -> RotationReport {
+        let (actor, role) = (principal.actor, principal.role)
         let decision = try requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
         let nonces = NonceSource()
         let now = nowMillis

@@ -156,7 +156,8 @@ extension Vault {
     /// erases nothing more and returns the pending receipt.
     ///
     /// Needs `dsr_manage` and `erase` for `service`.
-    public func eraseForRequest(_ id: String, actor: String, role: Role) throws(GateError) -> (record: RequestRecord, receipt: ErasureReceipt) {
+    public func eraseForRequest(_ id: String, as principal: Principal) throws(GateError) -> (record: RequestRecord, receipt: ErasureReceipt) {
+        let (actor, role) = (principal.actor, principal.role)
         let manage = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         let request = AccessRequest(actor: actor, role: role, action: .erase, purpose: .service)
         let authorized = try require(request, requestID: id)
@@ -247,10 +248,11 @@ extension Vault {
     /// was found and call it again. On a request already completed it verifies again and returns the signed receipt.
     ///
     /// Needs `dsr_manage`.
-    public func completeErasure(_ id: String, actor: String, role: Role) throws(GateError) -> (
+    public func completeErasure(_ id: String, as principal: Principal) throws(GateError) -> (
         record: RequestRecord, receipt: SignedReceipt?, verification: ErasureVerification
     ) {
-        let verification = try verifyErasure(id, actor: actor, role: role)
+        let (actor, role) = (principal.actor, principal.role)
+        let verification = try verifyErasure(id, as: Principal(actor: actor, role: role))
         let manage = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         let result: (RequestRecord, SignedReceipt?)
         do {
@@ -283,7 +285,8 @@ extension Vault {
                         WHERE id = ?
                         """,
                     arguments: [
-                        now, String(decoding: try JSONEncoder.sorted.encode(outcome), as: UTF8.self), signed.json, try sealRequestData(sealed, id: id),
+                        now, String(decoding: try JSONEncoder.sorted.encode(outcome), as: UTF8.self), signed.json,
+                        try sealRequestData(sealed, id: id),
                         now, id,
                     ])
                 try auditRequestStep(id, "completed: erasure", decision: manage, actor: actor, role: role, db: db)
@@ -331,7 +334,8 @@ extension Vault {
     /// known identifiers in plain, lower-cased or base64 form. Audited.
     ///
     /// Possible while the request's sealed identifiers are kept (`keep_identifiers_days` after completion).
-    public func verifyErasure(_ id: String, actor: String, role: Role) throws(GateError) -> ErasureVerification {
+    public func verifyErasure(_ id: String, as principal: Principal) throws(GateError) -> ErasureVerification {
+        let (actor, role) = (principal.actor, principal.role)
         let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         var verification = ErasureVerification(checks: [])
         var needles: [[UInt8]] = []
@@ -351,7 +355,9 @@ extension Vault {
                 for item in sealed.known ?? [] {
                     let parts = item.split(separator: ":", maxSplits: 1).map(String.init)
                     guard parts.count == 2, let kind = IdentityKind(rawValue: parts[0]) else { continue }
-                    if try ProfileIngest.lookup(kind, keys.blindIndex.index(kind, parts[1]), binder: keys.recordBinding, db: db) != nil { found.append(kind.rawValue) }
+                    if try ProfileIngest.lookup(kind, keys.blindIndex.index(kind, parts[1]), binder: keys.recordBinding, db: db) != nil {
+                        found.append(kind.rawValue)
+                    }
                     for form in [parts[1], parts[1].lowercased(), Data(parts[1].utf8).base64EncodedString()] {
                         let bytes = Array(form.utf8)
                         if bytes.count >= 4 && !needles.contains(bytes) { needles.append(bytes) }
@@ -387,7 +393,8 @@ extension Vault {
                 name: "raw files", passed: hits?.isEmpty == true,
                 detail: hits.map {
                     $0.isEmpty
-                        ? "no file in the vault directory holds the identifiers (plain, lower-cased, base64)" : "found in " + $0.joined(separator: ", ")
+                        ? "no file in the vault directory holds the identifiers (plain, lower-cased, base64)"
+                        : "found in " + $0.joined(separator: ", ")
                 } ?? "the vault's files could not be read for the scan; check their permissions and retry"
             ))
         do {

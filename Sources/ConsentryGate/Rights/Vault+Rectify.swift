@@ -12,8 +12,9 @@ extension Vault {
     /// moves its blind index too. Needs `rectify` for `service`; audited with the names of the changed fields.
     /// - Returns: the fields whose value changed.
     public func rectify(
-        _ reference: SubjectReference, values: [String: String], actor: String, role: Role, requestID: String? = nil
+        _ reference: SubjectReference, values: [String: String], as principal: Principal
     ) throws(GateError) -> [String] {
+        let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         let request = AccessRequest(actor: actor, role: role, action: .rectify, purpose: .service)
         let authorized = try require(request, requestID: requestID)
         let normalized = try validateCorrections(values)
@@ -97,7 +98,10 @@ extension Vault {
                     INSERT OR IGNORE INTO shared_identity (hash, subject_id, kind, source, created_at, binding)
                     VALUES (?, ?, 'phone', 'rectification', ?, ?)
                     """,
-                arguments: [hash, subject.rawValue, now, Data(RecordBinding.identity(keys.recordBinding, hash: [UInt8](hash), kind: .phone, subject: subject))])
+                arguments: [
+                    hash, subject.rawValue, now,
+                    Data(RecordBinding.identity(keys.recordBinding, hash: [UInt8](hash), kind: .phone, subject: subject)),
+                ])
             return
         }
         if let owner = try ProfileIngest.lookup(kind, [UInt8](hash), binder: keys.recordBinding, db: db), owner != subject {
@@ -106,6 +110,9 @@ extension Vault {
         try db.execute(sql: "DELETE FROM identity WHERE subject_id = ? AND kind = ?", arguments: [subject.rawValue, kind.rawValue])
         try db.execute(
             sql: "INSERT INTO identity (hash, kind, subject_id, source, created_at, binding) VALUES (?, ?, ?, 'rectification', ?, ?)",
-            arguments: [hash, kind.rawValue, subject.rawValue, now, Data(RecordBinding.identity(keys.recordBinding, hash: [UInt8](hash), kind: kind, subject: subject))])
+            arguments: [
+                hash, kind.rawValue, subject.rawValue, now,
+                Data(RecordBinding.identity(keys.recordBinding, hash: [UInt8](hash), kind: kind, subject: subject)),
+            ])
     }
 }

@@ -151,8 +151,9 @@ extension Vault {
     /// - Throws: ``GateError`` `invalidInput` when no identifier is given, one is malformed, or the two name different subjects.
     public func openRequest(
         type: RequestType, regime: Regime, identifiers: RequestIdentifiers, details: String?, idempotencyKey: String? = nil,
-        actor: String, role: Role, deadlines: (Int64) -> (due: Int64, confirmBy: Int64?)
+        as principal: Principal, deadlines: (Int64) -> (due: Int64, confirmBy: Int64?)
     ) throws(GateError) -> RequestRecord {
+        let (actor, role) = (principal.actor, principal.role)
         let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: nil)
         var lookups: [IdentityLookup] = []
         if let email = identifiers.email {
@@ -211,13 +212,15 @@ extension Vault {
     }
 
     /// One request.
-    public func request(_ id: String, actor: String, role: Role) throws(GateError) -> RequestRecord {
+    public func request(_ id: String, as principal: Principal) throws(GateError) -> RequestRecord {
+        let (actor, role) = (principal.actor, principal.role)
         _ = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         do { return try db.read { try loadRequest(id, db: $0) } } catch { throw Self.storageError(error, "read the request") }
     }
 
     /// Requests, oldest first, optionally only those in one status.
-    public func requests(status: RequestStatus? = nil, actor: String, role: Role) throws(GateError) -> [RequestRecord] {
+    public func requests(status: RequestStatus? = nil, as principal: Principal) throws(GateError) -> [RequestRecord] {
+        let (actor, role) = (principal.actor, principal.role)
         _ = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: nil)
         do {
             return try db.read { db in
@@ -235,8 +238,9 @@ extension Vault {
     ///
     /// Fail closed: a request cannot become `in_progress` or `completed` unless it was verified, whatever `body` does.
     public func updateRequest(
-        _ id: String, actor: String, role: Role, _ body: (inout RequestRecord) throws(GateError) -> String
+        _ id: String, as principal: Principal, _ body: (inout RequestRecord) throws(GateError) -> String
     ) throws(GateError) -> RequestRecord {
+        let (actor, role) = (principal.actor, principal.role)
         let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         let record: RequestRecord
         do {
@@ -268,7 +272,8 @@ extension Vault {
 
     /// Issues a new one-time verification code for a request (any earlier code stops working) and returns it once.
     /// Only its keyed hash is stored; it expires after `rights.yaml` `code_ttl_hours`.
-    public func issueVerificationCode(_ id: String, actor: String, role: Role) throws(GateError) -> (record: RequestRecord, code: String) {
+    public func issueVerificationCode(_ id: String, as principal: Principal) throws(GateError) -> (record: RequestRecord, code: String) {
+        let (actor, role) = (principal.actor, principal.role)
         let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         let ttl = Int64(loadedPolicy?.rights.codeTTLHours ?? 24) * 3_600_000
         // 8 decimal digits from 64 random bits: the modulo bias is below 10^-11.
@@ -302,9 +307,10 @@ extension Vault {
     }
 
     /// Checks a verification code. A wrong code counts an attempt (audited); after `max_attempts` the code is locked.
-    public func checkVerificationCode(_ id: String, code: String, actor: String, role: Role) throws(GateError) -> (
+    public func checkVerificationCode(_ id: String, code: String, as principal: Principal) throws(GateError) -> (
         record: RequestRecord, check: CodeCheck
     ) {
+        let (actor, role) = (principal.actor, principal.role)
         let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         let maxAttempts = loadedPolicy?.rights.maxAttempts ?? 5
         let result: (RequestRecord, CodeCheck)
@@ -353,7 +359,8 @@ extension Vault {
 
     /// The details given when the request was opened (personal data: the caller must not log them). Reading them
     /// is audited as a step of the request, in the same transaction, before they are returned.
-    public func requestDetails(_ id: String, actor: String, role: Role) throws(GateError) -> String? {
+    public func requestDetails(_ id: String, as principal: Principal) throws(GateError) -> String? {
+        let (actor, role) = (principal.actor, principal.role)
         let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         do {
             return try db.write { db -> String? in
@@ -372,7 +379,8 @@ extension Vault {
     /// `keep_identifiers_days`, and the records (and export files) of requests closed longer than `keep_records_months`.
     /// - Returns: (identifiers deleted, records deleted).
     @discardableResult
-    public func expireRequestData(actor: String, role: Role) throws(GateError) -> (identifiers: Int, records: Int) {
+    public func expireRequestData(as principal: Principal) throws(GateError) -> (identifiers: Int, records: Int) {
+        let (actor, role) = (principal.actor, principal.role)
         let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: nil)
         let rights = loadedPolicy?.rights ?? RightsPolicy()
         let now = nowMillis

@@ -1,6 +1,6 @@
 public import ConsentryCore
-import ConsentryPolicy
 public import ConsentryGate
+import ConsentryPolicy
 import Foundation
 
 /// The report of an experiment: rates per arm with 95% confidence intervals, and a significance test on conversion.
@@ -50,15 +50,16 @@ public struct ExperimentDesk: Sendable {
     /// The vault.
     public let vault: Vault
     /// Who acts.
-    public let actor: String
+    public let principal: Principal
+    /// Who acts, as recorded in the audit log.
+    public var actor: String { principal.actor }
     /// The role (`segment` for the experiment's purpose; outcome imports need `import`).
-    public let role: Role
+    public var role: Role { principal.role }
 
     /// Creates a desk.
-    public init(vault: Vault, actor: String, role: Role) {
+    public init(vault: Vault, as principal: Principal) {
         self.vault = vault
-        self.actor = actor
-        self.role = role
+        self.principal = principal
     }
 
     /// The arm for a subject: a hash of (experiment, pseudonym) mapped to [0, 1); below the holdout share → `holdout`,
@@ -105,7 +106,7 @@ public struct ExperimentDesk: Sendable {
             arms[member.subject] = Self.arm(experiment: experiment, pseudonym: member.assignmentKey)
         }
         guard summary.decision == .permit else { throw GateError(.denied, "denied: " + summary.reasons.joined(separator: "; ")) }
-        _ = try vault.storeAssignments(experiment, arms, actor: actor, role: role)
+        _ = try vault.storeAssignments(experiment, arms, as: principal)
         return arms.values.reduce(into: [:]) { $0[$1, default: 0] += 1 }
     }
 
@@ -113,13 +114,13 @@ public struct ExperimentDesk: Sendable {
     public func record(_ name: String, _ outcomes: [ExperimentOutcome]) throws(GateError) -> (
         recorded: Int, duplicates: Int, rejected: [(Int, String)]
     ) {
-        try vault.recordOutcomes(try load(name), outcomes, actor: actor, role: role)
+        try vault.recordOutcomes(try load(name), outcomes, as: principal)
     }
 
     /// The report.
     public func report(_ name: String) throws(GateError) -> ExperimentReport {
         let experiment = try load(name)
-        let counts = try vault.experimentCounts(experiment, actor: actor, role: role)
+        let counts = try vault.experimentCounts(experiment, as: principal)
         var arms: [ExperimentReport.Arm] = []
         for armName in experiment.arms.map(\.name) + ["holdout"] {
             guard let c = counts[armName] else { continue }

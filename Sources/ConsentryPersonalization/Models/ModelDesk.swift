@@ -1,6 +1,6 @@
 public import ConsentryCore
-import ConsentryPolicy
 public import ConsentryGate
+import ConsentryPolicy
 public import Foundation
 
 /// Metrics of a trained propensity model, on its held-out test set.
@@ -52,15 +52,16 @@ public struct ModelDesk: Sendable {
     /// The vault.
     public let vault: Vault
     /// Who acts.
-    public let actor: String
+    public let principal: Principal
+    /// Who acts, as recorded in the audit log.
+    public var actor: String { principal.actor }
     /// The role (`score` for `profiling`).
-    public let role: Role
+    public var role: Role { principal.role }
 
     /// Creates a desk.
-    public init(vault: Vault, actor: String, role: Role) {
+    public init(vault: Vault, as principal: Principal) {
         self.vault = vault
-        self.actor = actor
-        self.role = role
+        self.principal = principal
     }
 
     static let day: Int64 = 86_400_000
@@ -145,7 +146,7 @@ public struct ModelDesk: Sendable {
         let weights =
             (try? encoder.encode(PropensityParameters(model: model, scaler: scaler))).map { String(decoding: $0, as: UTF8.self) } ?? parameters
         report.version = try vault.storeModel(
-            name: "propensity", purpose: .profiling, metrics: metrics, parameters: weights, actor: actor, role: role
+            name: "propensity", purpose: .profiling, metrics: metrics, parameters: weights, as: principal
         ).version
         var values: [SubjectID: String] = [:]
         for row in rows { values[row.id] = String(format: "%.4f", model.probability(scaler.apply(row.current))) }
@@ -210,7 +211,7 @@ public struct ModelDesk: Sendable {
         let metrics = (try? encoder.encode(report)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         let parameters = (try? encoder.encode(["centroids": chosen.model.centroids])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         report.version = try vault.storeModel(
-            name: "clusters", purpose: .profiling, metrics: metrics, parameters: parameters, actor: actor, role: role
+            name: "clusters", purpose: .profiling, metrics: metrics, parameters: parameters, as: principal
         ).version
         report.scored = try vault.writeDerived(request, kind: "score", name: "cluster", values: values, replaceAll: true).written
         return report

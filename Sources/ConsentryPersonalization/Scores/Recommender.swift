@@ -1,6 +1,6 @@
 public import ConsentryCore
-import ConsentryPolicy
 public import ConsentryGate
+import ConsentryPolicy
 public import Foundation
 
 /// One recommended item.
@@ -107,15 +107,16 @@ public struct RecommendationDesk: Sendable {
     /// The vault.
     public let vault: Vault
     /// Who acts.
-    public let actor: String
+    public let principal: Principal
+    /// Who acts, as recorded in the audit log.
+    public var actor: String { principal.actor }
     /// The role (needs `recommend` for `personalization`; the default policy grants it to `campaign_service`).
-    public let role: Role
+    public var role: Role { principal.role }
 
     /// Creates a desk.
-    public init(vault: Vault, actor: String, role: Role) {
+    public init(vault: Vault, as principal: Principal) {
         self.vault = vault
-        self.actor = actor
-        self.role = role
+        self.principal = principal
     }
 
     /// What a run did.

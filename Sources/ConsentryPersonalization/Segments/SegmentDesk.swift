@@ -1,6 +1,6 @@
 public import ConsentryCore
-import ConsentryPolicy
 public import ConsentryGate
+import ConsentryPolicy
 public import Foundation
 
 /// The result of running a segment.
@@ -31,17 +31,18 @@ public struct SegmentDesk: Sendable {
     /// The vault.
     public let vault: Vault
     /// Who acts.
-    public let actor: String
+    public let principal: Principal
+    /// Who acts, as recorded in the audit log.
+    public var actor: String { principal.actor }
     /// The role acted in (`segment` for the purpose).
-    public let role: Role
+    public var role: Role { principal.role }
     /// How `engagement` is scored.
     public let engagement: Engagement
 
     /// Creates a desk.
-    public init(vault: Vault, actor: String, role: Role, engagement: Engagement = Engagement()) {
+    public init(vault: Vault, as principal: Principal, engagement: Engagement = Engagement()) {
         self.vault = vault
-        self.actor = actor
-        self.role = role
+        self.principal = principal
         self.engagement = engagement
     }
 
@@ -105,7 +106,8 @@ public struct SegmentDesk: Sendable {
         let fields = try closure(of: rule, named: name, in: existing)
         return try vault.defineSegment(
             name: name, purpose: purpose, rule: rule.text, fields: fields.sorted(),
-            readsEvents: rule.readsEvents || rule.segmentReferences.contains { existing[$0]?.1.readsEvents == true }, actor: actor, role: role)
+            readsEvents: rule.readsEvents || rule.segmentReferences.contains { existing[$0]?.1.readsEvents == true },
+            as: principal)
     }
 
     /// Runs a segment through the gate: every admitted subject is evaluated, members are returned as pseudonyms and (with

@@ -1,6 +1,6 @@
 public import ConsentryCore
-import ConsentryPolicy
 public import ConsentryGate
+import ConsentryPolicy
 public import Foundation
 import Synchronization
 
@@ -27,15 +27,16 @@ public struct TemplateDesk: Sendable {
     /// The vault.
     public let vault: Vault
     /// Who acts.
-    public let actor: String
+    public let principal: Principal
+    /// Who acts, as recorded in the audit log.
+    public var actor: String { principal.actor }
     /// The role acted in: `template_admin` to register; `render` for the template's purpose to render.
-    public let role: Role
+    public var role: Role { principal.role }
 
     /// Creates a desk.
-    public init(vault: Vault, actor: String, role: Role) {
+    public init(vault: Vault, as principal: Principal) {
         self.vault = vault
-        self.actor = actor
-        self.role = role
+        self.principal = principal
     }
 
     /// Compiles `source` strictly against the vault's profile fields.
@@ -53,7 +54,7 @@ public struct TemplateDesk: Sendable {
             throw GateError(.invalidInput, "the template does not compile: \(error)")
         }
         return try vault.registerTemplate(
-            name: name, purpose: purpose, format: format.rawValue, source: source, fields: template.fields, actor: actor, role: role)
+            name: name, purpose: purpose, format: format.rawValue, source: source, fields: template.fields, as: principal)
     }
 
     /// Renders a registered template for one subject: the gate decides on the template's purpose and fields, audits, and

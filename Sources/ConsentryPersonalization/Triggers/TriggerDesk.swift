@@ -1,6 +1,6 @@
 public import ConsentryCore
-import ConsentryPolicy
 public import ConsentryGate
+import ConsentryPolicy
 public import Foundation
 
 /// The kinds of trigger.
@@ -82,21 +82,23 @@ public struct TriggerDesk: Sendable {
     /// The vault.
     public let vault: Vault
     /// Who acts.
-    public let actor: String
+    public let principal: Principal
+    /// Who acts, as recorded in the audit log.
+    public var actor: String { principal.actor }
     /// The role: `segment` for the purpose to define; `render` for it to read the queue.
-    public let role: Role
+    public var role: Role { principal.role }
 
     /// Creates a desk.
-    public init(vault: Vault, actor: String, role: Role) {
+    public init(vault: Vault, as principal: Principal) {
         self.vault = vault
-        self.actor = actor
-        self.role = role
+        self.principal = principal
     }
 
     /// Defines a trigger for `purpose`.
     public func define(name: String, kind: TriggerKind, purpose: Purpose, delay: Int64? = nil) throws(GateError) -> TriggerDefinition {
         if let delay, delay <= 0 || delay > 30 * 86_400_000 { throw GateError(.invalidInput, "a trigger delay is between 1 minute and 30 days") }
-        return try vault.defineTrigger(name: name, kind: kind.rawValue, purpose: purpose, delay: delay ?? kind.defaultDelay, actor: actor, role: role)
+        return try vault.defineTrigger(
+            name: name, kind: kind.rawValue, purpose: purpose, delay: delay ?? kind.defaultDelay, as: principal)
     }
 
     /// Checks every trigger (for `subjects` only, when given) and queues occurrences whose delay has passed. Events from
@@ -123,11 +125,11 @@ public struct TriggerDesk: Sendable {
 
     /// Pending entries the role may act on.
     public func queue(trigger: String? = nil, limit: Int = 100) throws(GateError) -> [QueuedTrigger] {
-        try vault.triggerQueue(trigger: trigger, limit: limit, actor: actor, role: role)
+        try vault.triggerQueue(trigger: trigger, limit: limit, as: principal)
     }
 
     /// Marks an entry handled.
-    public func acknowledge(_ id: Int64) throws(GateError) { try vault.acknowledgeTrigger(id, actor: actor, role: role) }
+    public func acknowledge(_ id: Int64) throws(GateError) { try vault.acknowledgeTrigger(id, as: principal) }
 }
 
 /// What an event import set in motion.
@@ -141,9 +143,11 @@ public struct ImportFollowUp: Sendable {
 extension Vault {
     /// After an event import: brings event-based segments up to date and checks triggers for the subjects that
     /// received events, each in the role that defined it. Every import path (CLI, API) calls this one function.
-    public func followUpEventImport(_ report: ImportReport, actor: String, role: Role) throws(GateError) -> ImportFollowUp {
-        let segments = try SegmentDesk(vault: self, actor: actor, role: role).refresh(subjects: report.touchedSubjects)
-        let triggers = try TriggerDesk(vault: self, actor: actor, role: role).check(subjects: report.touchedSubjects).filter { $0.fired > 0 }
+    public func followUpEventImport(_ report: ImportReport, as principal: Principal) throws(GateError) -> ImportFollowUp {
+        let segments = try SegmentDesk(vault: self, as: principal).refresh(subjects: report.touchedSubjects)
+        let triggers = try TriggerDesk(vault: self, as: principal).check(subjects: report.touchedSubjects).filter {
+            $0.fired > 0
+        }
         return ImportFollowUp(segments: segments, triggers: triggers)
     }
 }
