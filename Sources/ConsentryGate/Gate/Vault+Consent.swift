@@ -51,7 +51,7 @@ extension Vault {
 
     /// Authorizes a request (role, action, purpose, fields) or throws `denied`, auditing the denial.
     func require(_ request: AccessRequest, requestID: String?) throws(GateError) -> Decision {
-        let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
+        let decision = decide(request)
         guard decision.isPermit else { try refuse(request, decision, requestID: requestID) }
         return decision
     }
@@ -74,40 +74,35 @@ extension Vault {
         _ change: ConsentChange, subject reference: SubjectReference, as principal: Principal
     ) throws(GateError) -> Int64 {
         let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
-        let decision = try requireAdministrative(.consentWrite, actor: actor, role: role, requestID: requestID)
-        guard let spec = loadedPolicy?.purposes[change.purpose], spec.legalBasis == .consent else {
+        let request = AccessRequest(actor: actor, role: role, action: .consentWrite, purpose: change.purpose)
+        // The grant is decided first: a role without it learns nothing about the purposes' legal bases.
+        let grant = decide(AccessRequest(actor: actor, role: role, action: .consentWrite))
+        if grant.isPermit, loadedPolicy?.purposes[change.purpose]?.legalBasis != .consent {
             throw GateError(.invalidInput, "purpose `\(change.purpose.rawValue)` does not rest on consent, so it takes no consent records")
         }
-        let request = AccessRequest(actor: actor, role: role, action: .consentWrite, purpose: change.purpose)
-        let id: Int64
-        do {
-            id = try db.write { db -> Int64 in
-                guard let subject = try resolve(reference, db: db) else {
-                    throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
-                }
-                if change.state == .confirmed {
-                    let last = try String.fetchOne(
-                        db, sql: "SELECT state FROM consent_record WHERE subject_id = ? AND purpose = ? ORDER BY id DESC LIMIT 1",
-                        arguments: [subject.rawValue, change.purpose.rawValue])
-                    guard last == ConsentState.pending.rawValue else {
-                        throw GateError(
-                            .invalidInput, "there is no pending double opt-in for `\(change.purpose.rawValue)` to confirm; record `pending` first")
-                    }
-                }
-                let id = try appendConsent(
-                    subject: subject, purpose: change.purpose, state: change.state, time: nowMillis, source: change.source,
-                    noticeVersion: change.noticeVersion, evidence: change.evidence, expiresAt: change.expiresAt, db: db)
-                let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
-                var entry = draft(request, decision, subject: pseudonym, counts: [change.state.rawValue: 1], consentIDs: [id], requestID: requestID)
-                entry.reasons.append("source: \(change.source)")
-                _ = try audit(entry, db: db)
-                return id
+        return try perform(request, requestID: requestID, decision: grant, failure: "record the consent (nothing was written)") { scope -> Int64 in
+            let db = scope.db
+            guard let subject = try resolve(reference, db: db) else {
+                throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
             }
-        } catch {
-            throw Self.storageError(error, "record the consent (nothing was written)")
+            if change.state == .confirmed {
+                let last = try String.fetchOne(
+                    db, sql: "SELECT state FROM consent_record WHERE subject_id = ? AND purpose = ? ORDER BY id DESC LIMIT 1",
+                    arguments: [subject.rawValue, change.purpose.rawValue])
+                guard last == ConsentState.pending.rawValue else {
+                    throw GateError(
+                        .invalidInput, "there is no pending double opt-in for `\(change.purpose.rawValue)` to confirm; record `pending` first")
+                }
+            }
+            let id = try appendConsent(
+                subject: subject, purpose: change.purpose, state: change.state, time: nowMillis, source: change.source,
+                noticeVersion: change.noticeVersion, evidence: change.evidence, expiresAt: change.expiresAt, db: db)
+            scope.entry.subject = self.pseudonym(secret: try auditSecret(of: subject, db: db))
+            scope.entry.counts = [change.state.rawValue: 1]
+            scope.entry.consentRecordIDs = [id]
+            scope.entry.reasons.append("source: \(change.source)")
+            return id
         }
-        try checkpointIfDue()
-        return id
     }
 
     /// Sets or clears a flag (restriction, objection to a purpose, opt-out of sale/sharing, GPC) for one subject.
@@ -115,41 +110,32 @@ extension Vault {
         _ flag: SubjectFlag, purpose: Purpose? = nil, on: Bool, subject reference: SubjectReference, source: String, as principal: Principal
     ) throws(GateError) {
         let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
-        let decision = try requireAdministrative(.consentWrite, actor: actor, role: role, requestID: requestID)
         if flag == .objection && purpose == nil { throw GateError(.invalidInput, "an objection names the purpose objected to; give the purpose") }
         if flag != .objection && purpose != nil {
             throw GateError(.invalidInput, "`\(flag.rawValue)` applies to every purpose; give no purpose")
         }
-        do {
-            try db.write { db in
-                guard let subject = try resolve(reference, db: db) else {
-                    throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
-                }
-                let now = nowMillis
-                // The id is chosen inside the write transaction so that the binding covers it (the ledger is append-only).
-                let id = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(id) FROM subject_flag")) ?? 0) + 1
-                let binding = RecordBinding.flag(
-                    keys.recordBinding, id: id, subject: subject.rawValue, flag: flag.rawValue, purpose: purpose?.rawValue ?? "", value: on ? 1 : 0,
-                    time: now, source: source, recordedAt: now)
-                try db.execute(
-                    sql: """
-                        INSERT INTO subject_flag (id, subject_id, flag, purpose, value, time, source, recorded_at, binding)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """,
-                    arguments: [id, subject.rawValue, flag.rawValue, purpose?.rawValue ?? "", on ? 1 : 0, now, source, now, Data(binding)])
-                try advanceLedgerHead(of: subject, flag: id, db: db)
-                let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
-                var entry = draft(
-                    AccessRequest(actor: actor, role: role, action: .consentWrite, purpose: purpose), decision, subject: pseudonym,
-                    requestID: requestID)
-                entry.action = .flagWrite
-                entry.reasons += ["\(flag.rawValue): \(on ? "set" : "cleared")", "source: \(source)"]
-                _ = try audit(entry, db: db)
+        let request = AccessRequest(actor: actor, role: role, action: .consentWrite, purpose: purpose)
+        try perform(request, requestID: requestID, recordedAs: .flagWrite, failure: "record the flag (nothing was written)") { scope in
+            let db = scope.db
+            guard let subject = try resolve(reference, db: db) else {
+                throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
             }
-        } catch {
-            throw Self.storageError(error, "record the flag (nothing was written)")
+            let now = nowMillis
+            // The id is chosen inside the write transaction so that the binding covers it (the ledger is append-only).
+            let id = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(id) FROM subject_flag")) ?? 0) + 1
+            let binding = RecordBinding.flag(
+                keys.recordBinding, id: id, subject: subject.rawValue, flag: flag.rawValue, purpose: purpose?.rawValue ?? "", value: on ? 1 : 0,
+                time: now, source: source, recordedAt: now)
+            try db.execute(
+                sql: """
+                    INSERT INTO subject_flag (id, subject_id, flag, purpose, value, time, source, recorded_at, binding)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [id, subject.rawValue, flag.rawValue, purpose?.rawValue ?? "", on ? 1 : 0, now, source, now, Data(binding)])
+            try advanceLedgerHead(of: subject, flag: id, db: db)
+            scope.entry.subject = self.pseudonym(secret: try auditSecret(of: subject, db: db))
+            scope.entry.reasons += ["\(flag.rawValue): \(on ? "set" : "cleared")", "source: \(source)"]
         }
-        try checkpointIfDue()
     }
 
     /// A subject's consent ledger and flags, for roles that write consent or manage requests. Audited.
@@ -159,30 +145,23 @@ extension Vault {
         let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         let request = AccessRequest(actor: actor, role: role, action: .consentWrite)
         // Roles that write consent or manage data-subject requests may read it.
-        let writeDecision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
-        let decision =
-            writeDecision.isPermit
-            ? writeDecision : loadedPolicy?.authorize(AccessRequest(actor: actor, role: role, action: .dsrManage)) ?? writeDecision
-        guard decision.isPermit else { try refuse(request, writeDecision, as: .consentRead, requestID: requestID) }
-        do {
-            let history = try db.write { db -> ConsentHistory in
-                guard let subject = try resolve(reference, db: db) else {
-                    throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
-                }
-                let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
-                let records = try consentRecords(db, subject)
-                let state = try derivedState(of: subject, db: db).state
-                let flags = flagNames(state)
-                var entry = draft(request, decision, subject: pseudonym, consentIDs: records.map(\.id), requestID: requestID)
-                entry.action = .consentRead
-                _ = try audit(entry, db: db)
-                let current = Dictionary(uniqueKeysWithValues: Purpose.allCases.map { ($0.rawValue, state.consent($0).rawValue) })
-                return ConsentHistory(subject: pseudonym, records: records, current: current, flags: flags)
+        let writeDecision = decide(request)
+        let manageDecision = decide(AccessRequest(actor: actor, role: role, action: .dsrManage))
+        // Denied by both, the refusal gives the consent-write grant's reasons.
+        let decision = writeDecision.isPermit ? writeDecision : manageDecision.isPermit ? manageDecision : writeDecision
+        return try perform(request, requestID: requestID, recordedAs: .consentRead, decision: decision, failure: "read the consent history") {
+            scope -> ConsentHistory in
+            let db = scope.db
+            guard let subject = try resolve(reference, db: db) else {
+                throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
             }
-            try checkpointIfDue()
-            return history
-        } catch {
-            throw Self.storageError(error, "read the consent history")
+            let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
+            let records = try consentRecords(db, subject)
+            let state = try derivedState(of: subject, db: db).state
+            scope.entry.subject = pseudonym
+            scope.entry.consentRecordIDs = records.map(\.id)
+            let current = Dictionary(uniqueKeysWithValues: Purpose.allCases.map { ($0.rawValue, state.consent($0).rawValue) })
+            return ConsentHistory(subject: pseudonym, records: records, current: current, flags: flagNames(state))
         }
     }
 }

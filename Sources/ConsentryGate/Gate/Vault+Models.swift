@@ -29,23 +29,15 @@ extension Vault {
         let (actor, role) = (principal.actor, principal.role)
         guard FieldName.isValid(name) else { throw GateError(.invalidInput, "model names are lower-case identifiers") }
         let request = AccessRequest(actor: actor, role: role, action: .score, purpose: purpose)
-        let decision = try require(request, requestID: nil)
-        do {
-            let stored = try db.write { db -> StoredModel in
-                let version = (try Int.fetchOne(db, sql: "SELECT max(version) FROM model WHERE name = ?", arguments: [name]) ?? 0) + 1
-                let now = nowMillis
-                try db.execute(
-                    sql: "INSERT INTO model (name, version, purpose, metrics, parameters, trained_by, trained_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    arguments: [name, version, purpose.rawValue, metrics, parameters, actor, now])
-                var entry = draft(request, decision, requestID: nil)
-                entry.reasons.append("model `\(name)` version \(version) stored")
-                _ = try audit(entry, db: db)
-                return StoredModel(name: name, version: version, purpose: purpose, metrics: metrics, parameters: parameters, trainedAt: now)
-            }
-            try checkpointIfDue()
-            return stored
-        } catch {
-            throw Self.storageError(error, "store the model (nothing was stored)")
+        return try perform(request, requestID: principal.requestID, failure: "store the model (nothing was stored)") { scope in
+            let db = scope.db
+            let version = (try Int.fetchOne(db, sql: "SELECT max(version) FROM model WHERE name = ?", arguments: [name]) ?? 0) + 1
+            let now = nowMillis
+            try db.execute(
+                sql: "INSERT INTO model (name, version, purpose, metrics, parameters, trained_by, trained_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                arguments: [name, version, purpose.rawValue, metrics, parameters, actor, now])
+            scope.entry.reasons.append("model `\(name)` version \(version) stored")
+            return StoredModel(name: name, version: version, purpose: purpose, metrics: metrics, parameters: parameters, trainedAt: now)
         }
     }
 

@@ -36,34 +36,26 @@ extension Vault {
             throw GateError(.invalidInput, "segment names are lower-case identifiers such as `running_fans` (letters, digits, `_`)")
         }
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: purpose, fields: fields.compactMap(FieldName.init))
-        let decision = try require(request, requestID: nil)
-        do {
-            let stored = try db.write { db -> StoredSegment in
-                let version = (try Int.fetchOne(db, sql: "SELECT version FROM segment WHERE name = ?", arguments: [name]) ?? 0) + 1
-                let now = nowMillis
-                try db.execute(
-                    sql: """
-                        INSERT INTO segment (name, purpose, rule, fields, reads_events, role, version, defined_by, defined_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (name) DO UPDATE SET purpose = excluded.purpose, rule = excluded.rule, fields = excluded.fields,
-                            reads_events = excluded.reads_events, role = excluded.role, version = excluded.version,
-                            defined_by = excluded.defined_by, defined_at = excluded.defined_at
-                        """,
-                    arguments: [
-                        name, purpose.rawValue, rule, String(decoding: try JSONEncoder().encode(fields.sorted()), as: UTF8.self), readsEvents,
-                        role.rawValue, version, actor, now,
-                    ])
-                var entry = draft(request, decision, requestID: nil)
-                entry.reasons.append("segment `\(name)` version \(version) defined")
-                _ = try audit(entry, db: db)
-                return StoredSegment(
-                    name: name, purpose: purpose, rule: rule, fields: fields.sorted(), readsEvents: readsEvents, role: role, version: version,
-                    definedAt: now)
-            }
-            try checkpointIfDue()
-            return stored
-        } catch {
-            throw Self.storageError(error, "define the segment (nothing was stored)")
+        return try perform(request, requestID: principal.requestID, failure: "define the segment (nothing was stored)") { scope in
+            let db = scope.db
+            let version = (try Int.fetchOne(db, sql: "SELECT version FROM segment WHERE name = ?", arguments: [name]) ?? 0) + 1
+            let now = nowMillis
+            try db.execute(
+                sql: """
+                    INSERT INTO segment (name, purpose, rule, fields, reads_events, role, version, defined_by, defined_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (name) DO UPDATE SET purpose = excluded.purpose, rule = excluded.rule, fields = excluded.fields,
+                        reads_events = excluded.reads_events, role = excluded.role, version = excluded.version,
+                        defined_by = excluded.defined_by, defined_at = excluded.defined_at
+                    """,
+                arguments: [
+                    name, purpose.rawValue, rule, String(decoding: try JSONEncoder().encode(fields.sorted()), as: UTF8.self), readsEvents,
+                    role.rawValue, version, actor, now,
+                ])
+            scope.entry.reasons.append("segment `\(name)` version \(version) defined")
+            return StoredSegment(
+                name: name, purpose: purpose, rule: rule, fields: fields.sorted(), readsEvents: readsEvents, role: role, version: version,
+                definedAt: now)
         }
     }
 

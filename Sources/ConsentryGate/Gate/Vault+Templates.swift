@@ -46,42 +46,38 @@ extension Vault {
         }
         guard format == "html" || format == "text" else { throw GateError(.invalidInput, "a template's format is `html` or `text`") }
         guard source.utf8.count <= 256 * 1024 else { throw GateError(.invalidInput, "the template is larger than 256 KiB") }
-        let decision = try requireAdministrative(.templateAdmin, actor: actor, role: role, requestID: nil)
+        // Decided in steps: the role's grant first, then the purpose, then each field the template reads.
         let request = AccessRequest(actor: actor, role: role, action: .templateAdmin, purpose: purpose, fields: fields.compactMap(FieldName.init))
-        guard let allowed = allowedFields(for: purpose) else {
-            try refuse(request, .deny(.purposeUndeclared, "`\(purpose.rawValue)`"), requestID: nil)
-        }
-        let forbidden = fields.filter { !allowed.contains($0) }
-        if !forbidden.isEmpty {
-            try refuse(
-                request,
-                Decision(.deny, forbidden.map { DecisionReason(.fieldNotAllowed, "`\($0)` is not allowed for `\(purpose.rawValue)`") }),
-                requestID: nil)
-        }
-        do {
-            let stored = try db.write { db -> StoredTemplate in
-                let version = (try Int.fetchOne(db, sql: "SELECT version FROM template WHERE name = ?", arguments: [name]) ?? 0) + 1
-                let now = nowMillis
-                let fieldList = String(decoding: try JSONEncoder().encode(fields.sorted()), as: UTF8.self)
-                try db.execute(
-                    sql: """
-                        INSERT INTO template (name, purpose, format, source, fields, version, registered_by, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (name) DO UPDATE SET purpose = excluded.purpose, format = excluded.format, source = excluded.source,
-                            fields = excluded.fields, version = excluded.version, registered_by = excluded.registered_by,
-                            registered_at = excluded.registered_at
-                        """, arguments: [name, purpose.rawValue, format, source, fieldList, version, actor, now])
-                var entry = draft(request, decision, requestID: nil)
-                entry.reasons.append("template `\(name)` version \(version) registered")
-                _ = try audit(entry, db: db)
-                return StoredTemplate(
-                    name: name, purpose: purpose, format: format, source: source, fields: fields.sorted(), version: version, registeredAt: now)
+        var decision = decide(AccessRequest(actor: actor, role: role, action: .templateAdmin))
+        if decision.isPermit {
+            if let allowed = allowedFields(for: purpose) {
+                let forbidden = fields.filter { !allowed.contains($0) }
+                if !forbidden.isEmpty {
+                    decision = Decision(.deny, forbidden.map { DecisionReason(.fieldNotAllowed, "`\($0)` is not allowed for `\(purpose.rawValue)`") })
+                }
+            } else {
+                decision = .deny(.purposeUndeclared, "`\(purpose.rawValue)`")
             }
-            templateCache.remove(name)
-            try checkpointIfDue()
-            return stored
-        } catch {
-            throw Self.storageError(error, "register the template (nothing was stored)")
         }
+        let stored = try perform(request, requestID: principal.requestID, decision: decision, failure: "register the template (nothing was stored)") {
+            scope -> StoredTemplate in
+            let db = scope.db
+            let version = (try Int.fetchOne(db, sql: "SELECT version FROM template WHERE name = ?", arguments: [name]) ?? 0) + 1
+            let now = nowMillis
+            let fieldList = String(decoding: try JSONEncoder().encode(fields.sorted()), as: UTF8.self)
+            try db.execute(
+                sql: """
+                    INSERT INTO template (name, purpose, format, source, fields, version, registered_by, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (name) DO UPDATE SET purpose = excluded.purpose, format = excluded.format, source = excluded.source,
+                        fields = excluded.fields, version = excluded.version, registered_by = excluded.registered_by,
+                        registered_at = excluded.registered_at
+                    """, arguments: [name, purpose.rawValue, format, source, fieldList, version, actor, now])
+            scope.entry.reasons.append("template `\(name)` version \(version) registered")
+            return StoredTemplate(
+                name: name, purpose: purpose, format: format, source: source, fields: fields.sorted(), version: version, registeredAt: now)
+        }
+        templateCache.remove(name)
+        return stored
     }
 
     /// A registered template, or nil.

@@ -43,8 +43,6 @@ extension Vault {
     public func createToken(name: String, role tokenRole: Role, expiresAt: Int64?, as principal: Principal) throws(GateError) -> (
         token: String, info: TokenInfo
     ) {
-        let (actor, role) = (principal.actor, principal.role)
-        let decision = try requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
         let trimmed = name.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty, trimmed.count <= 64, trimmed.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
             throw GateError(.invalidInput, "a token name is 1 to 64 letters, digits, `-`, `_` or `.` (it is recorded as the actor of its requests)")
@@ -55,21 +53,15 @@ extension Vault {
         )
         .replacingOccurrences(of: "=", with: "")
         let now = nowMillis
-        do {
-            try db.write { db in
-                let secretHash = keys.tokenHashes.hash(tag: 0x60, "\(id)|\(secret)")
-                let binding = RecordBinding.token(
-                    keys.recordBinding, id: id, name: trimmed, role: tokenRole.rawValue, secretHash: secretHash, expiresAt: expiresAt, revokedAt: nil)
-                try db.execute(
-                    sql: "INSERT INTO api_token (id, name, role, secret_hash, created_at, expires_at, binding) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    arguments: [id, trimmed, tokenRole.rawValue, Data(secretHash), now, expiresAt, Data(binding)])
-                var entry = draft(AccessRequest(actor: actor, role: role, action: .keyAdmin), decision, requestID: nil)
-                entry.action = .tokenAdmin
-                entry.reasons.append("token \(id) created for role \(tokenRole.rawValue)")
-                _ = try audit(entry, db: db)
-            }
-        } catch {
-            throw Self.storageError(error, "create the token (nothing was stored)")
+        let request = AccessRequest(actor: principal.actor, role: principal.role, action: .keyAdmin)
+        try perform(request, requestID: principal.requestID, recordedAs: .tokenAdmin, failure: "create the token (nothing was stored)") { scope in
+            let secretHash = keys.tokenHashes.hash(tag: 0x60, "\(id)|\(secret)")
+            let binding = RecordBinding.token(
+                keys.recordBinding, id: id, name: trimmed, role: tokenRole.rawValue, secretHash: secretHash, expiresAt: expiresAt, revokedAt: nil)
+            try scope.db.execute(
+                sql: "INSERT INTO api_token (id, name, role, secret_hash, created_at, expires_at, binding) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                arguments: [id, trimmed, tokenRole.rawValue, Data(secretHash), now, expiresAt, Data(binding)])
+            scope.entry.reasons.append("token \(id) created for role \(tokenRole.rawValue)")
         }
         return (
             "cns_\(id)_\(secret)",
@@ -101,31 +93,23 @@ extension Vault {
 
     /// Revokes a token at once. Needs `key_admin`; audited.
     public func revokeToken(_ id: String, as principal: Principal) throws(GateError) {
-        let (actor, role) = (principal.actor, principal.role)
-        let decision = try requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
-        do {
-            try db.write { db in
-                guard
-                    let row = try Row.fetchOne(
-                        db, sql: "SELECT \(RecordBinding.tokenColumns) FROM api_token WHERE id = ? AND revoked_at IS NULL", arguments: [id])
-                else {
-                    throw GateError(.notFound, "no active token `\(id.prefix(40))`; `consentry token list` shows them")
-                }
-                let revokedAt = nowMillis
-                let binding = RecordBinding.token(
-                    keys.recordBinding, id: row[0], name: row[1], role: row[2], secretHash: [UInt8](row[3] as Data), expiresAt: row[4],
-                    revokedAt: revokedAt)
-                try db.execute(sql: "UPDATE api_token SET revoked_at = ?, binding = ? WHERE id = ?", arguments: [revokedAt, Data(binding), id])
-                var entry = draft(AccessRequest(actor: actor, role: role, action: .keyAdmin), decision, requestID: nil)
-                entry.action = .tokenAdmin
-                entry.reasons.append("token \(id) revoked")
-                _ = try audit(entry, db: db)
+        let request = AccessRequest(actor: principal.actor, role: principal.role, action: .keyAdmin)
+        try perform(request, requestID: principal.requestID, recordedAs: .tokenAdmin, failure: "revoke the token") { scope in
+            guard
+                let row = try Row.fetchOne(
+                    scope.db, sql: "SELECT \(RecordBinding.tokenColumns) FROM api_token WHERE id = ? AND revoked_at IS NULL", arguments: [id])
+            else {
+                throw GateError(.notFound, "no active token `\(id.prefix(40))`; `consentry token list` shows them")
             }
-            // Dropped after the commit, so that no request can cache the row as it was before.
-            tokenCache.remove(id)
-        } catch {
-            throw Self.storageError(error, "revoke the token")
+            let revokedAt = nowMillis
+            let binding = RecordBinding.token(
+                keys.recordBinding, id: row[0], name: row[1], role: row[2], secretHash: [UInt8](row[3] as Data), expiresAt: row[4],
+                revokedAt: revokedAt)
+            try scope.db.execute(sql: "UPDATE api_token SET revoked_at = ?, binding = ? WHERE id = ?", arguments: [revokedAt, Data(binding), id])
+            scope.entry.reasons.append("token \(id) revoked")
         }
+        // Dropped after the commit, so that no request can cache the row as it was before.
+        tokenCache.remove(id)
     }
 
     private static let tokenPrefix = Array("cns_tok_".utf8)

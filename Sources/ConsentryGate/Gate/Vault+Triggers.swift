@@ -71,24 +71,20 @@ extension Vault {
         let (actor, role) = (principal.actor, principal.role)
         guard FieldName.isValid(name) else { throw GateError(.invalidInput, "trigger names are lower-case identifiers") }
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: purpose)
-        let decision = try require(request, requestID: nil)
         let now = nowMillis
-        do {
-            try db.write { db in
-                try db.execute(
-                    sql: """
-                        INSERT INTO trigger_def (name, kind, purpose, delay_ms, role, defined_by, defined_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, purpose = excluded.purpose, delay_ms = excluded.delay_ms,
-                            role = excluded.role, defined_by = excluded.defined_by
-                        """, arguments: [name, kind, purpose.rawValue, delay, role.rawValue, actor, now])
-                var entry = draft(request, decision, requestID: nil)
-                entry.reasons.append("trigger `\(name)` (\(kind)) defined")
-                _ = try audit(entry, db: db)
-            }
-        } catch {
-            throw Self.storageError(error, "define the trigger (nothing was stored)")
+        try perform(request, requestID: principal.requestID, failure: "define the trigger (nothing was stored)") { scope in
+            try scope.db.execute(
+                sql: """
+                    INSERT INTO trigger_def (name, kind, purpose, delay_ms, role, defined_by, defined_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, purpose = excluded.purpose, delay_ms = excluded.delay_ms,
+                        role = excluded.role, defined_by = excluded.defined_by
+                    """, arguments: [name, kind, purpose.rawValue, delay, role.rawValue, actor, now])
+            scope.entry.reasons.append("trigger `\(name)` (\(kind)) defined")
         }
-        return try triggerDefinitions().first { $0.name == name }!
+        guard let defined = try triggerDefinitions().first(where: { $0.name == name }) else {
+            throw GateError(.storage, "the trigger `\(name)` was stored but cannot be read back; run `consentry check`")
+        }
+        return defined
     }
 
     /// Every trigger definition.
@@ -115,64 +111,56 @@ extension Vault {
     ) {
         guard !occurrences.isEmpty else { return (0, 0, 0) }
         let request = AccessRequest(actor: actor, role: trigger.role, action: .segment, purpose: trigger.purpose)
-        guard let policy = loadedPolicy else { throw GateError(.policy, "the policy does not load; nothing fired") }
-        let authorized = policy.authorize(request)
-        guard authorized.isPermit else { try refuse(request, authorized, requestID: nil) }
-        do {
-            let result = try db.write { db -> (Int, Int, Int) in
-                try refreshKEKs(db)
-                var states: [Int64: DerivedState] = [:]
-                let ids = occurrences.map(\.subject.rawValue)
-                _ = try applyLedger(db, from: ids.min()!, to: ids.max()!, after: (0, 0), withRecordIDs: false, to: &states)
-                var fired = 0, duplicates = 0, skipped = 0
-                var pseudonyms: [UInt8] = []
-                var scratch = try SecretBytes(count: Sealing.keyLength)
-                defer { scratch.zero() }
-                let nonces = NonceSource()
-                let now = nowMillis
-                for occurrence in occurrences {
-                    let subject = occurrence.subject
-                    // INVARIANT: consent is re-checked when the trigger fires, not only when it was found.
-                    if policy.admit(states[subject.rawValue]?.state ?? SubjectState(), purpose: trigger.purpose) != nil {
-                        skipped += 1
-                        continue
-                    }
-                    guard let row = try subjectRow(subject, db: db) else {
-                        skipped += 1
-                        continue
-                    }
-                    let key = Data(keys.eventIDs.hash(tag: 0x40, "\(trigger.name)|\(subject.rawValue)|\(occurrence.key)"))
-                    if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM trigger_queue WHERE occurrence = ?)", arguments: [key]) == true {
-                        duplicates += 1
-                        continue
-                    }
-                    try unwrapDataKey(of: subject, kekVersion: row.kekVersion, wrapped: row.wrappedKey, into: &scratch)
-                    var payload: [String: String] = [:]
-                    payload["item"] = occurrence.item
-                    payload["category"] = occurrence.category
-                    let sealed = Sealing.seal(
-                        String(decoding: try JSONEncoder.sorted.encode(payload), as: UTF8.self), key: scratch,
-                        associatedData: Sealing.derivedAssociatedData(
-                            subject: subject, kind: "trigger", name: trigger.name, keyVersion: row.keyVersion),
-                        nonces: nonces)
-                    scratch.zero()
-                    try db.execute(
-                        sql: "INSERT INTO trigger_queue (trigger, subject_id, occurrence, payload, occurred_at, fired_at) VALUES (?, ?, ?, ?, ?, ?)",
-                        arguments: [trigger.name, subject.rawValue, key, Data(sealed), occurrence.occurredAt, now])
-                    pseudonyms += pseudonymBytes(secret: row.auditSecret)
-                    fired += 1
+        return try perform(request, requestID: nil, failure: "queue the trigger (nothing was queued)") { scope -> (Int, Int, Int) in
+            let db = scope.db
+            // The policy the decision was taken under; a reload that broke it since denies, audited.
+            guard let policy = loadedPolicy else { throw Refusal(request: request, decision: decide(request)) }
+            try refreshKEKs(db)
+            var states: [Int64: DerivedState] = [:]
+            let ids = occurrences.map(\.subject.rawValue)
+            _ = try applyLedger(db, from: ids.min()!, to: ids.max()!, after: (0, 0), withRecordIDs: false, to: &states)
+            var fired = 0, duplicates = 0, skipped = 0
+            var pseudonyms: [UInt8] = []
+            var scratch = try SecretBytes(count: Sealing.keyLength)
+            defer { scratch.zero() }
+            let nonces = NonceSource()
+            let now = nowMillis
+            for occurrence in occurrences {
+                let subject = occurrence.subject
+                // INVARIANT: consent is re-checked when the trigger fires, not only when it was found.
+                if policy.admit(states[subject.rawValue]?.state ?? SubjectState(), purpose: trigger.purpose) != nil {
+                    skipped += 1
+                    continue
                 }
-                var entry = draft(
-                    request, authorized, subjectSet: pseudonyms, counts: ["fired": fired, "duplicates": duplicates, "skipped": skipped],
-                    requestID: nil)
-                entry.reasons.append("trigger `\(trigger.name)` fired")
-                _ = try audit(entry, db: db)
-                return (fired, duplicates, skipped)
+                guard let row = try subjectRow(subject, db: db) else {
+                    skipped += 1
+                    continue
+                }
+                let key = Data(keys.eventIDs.hash(tag: 0x40, "\(trigger.name)|\(subject.rawValue)|\(occurrence.key)"))
+                if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM trigger_queue WHERE occurrence = ?)", arguments: [key]) == true {
+                    duplicates += 1
+                    continue
+                }
+                try unwrapDataKey(of: subject, kekVersion: row.kekVersion, wrapped: row.wrappedKey, into: &scratch)
+                var payload: [String: String] = [:]
+                payload["item"] = occurrence.item
+                payload["category"] = occurrence.category
+                let sealed = Sealing.seal(
+                    String(decoding: try JSONEncoder.sorted.encode(payload), as: UTF8.self), key: scratch,
+                    associatedData: Sealing.derivedAssociatedData(
+                        subject: subject, kind: "trigger", name: trigger.name, keyVersion: row.keyVersion),
+                    nonces: nonces)
+                scratch.zero()
+                try db.execute(
+                    sql: "INSERT INTO trigger_queue (trigger, subject_id, occurrence, payload, occurred_at, fired_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [trigger.name, subject.rawValue, key, Data(sealed), occurrence.occurredAt, now])
+                pseudonyms += pseudonymBytes(secret: row.auditSecret)
+                fired += 1
             }
-            try checkpointIfDue()
-            return result
-        } catch {
-            throw Self.storageError(error, "queue the trigger (nothing was queued)")
+            scope.entry.subjectSet = pseudonyms
+            scope.entry.counts = ["fired": fired, "duplicates": duplicates, "skipped": skipped]
+            scope.entry.reasons.append("trigger `\(trigger.name)` fired")
+            return (fired, duplicates, skipped)
         }
     }
 
@@ -180,62 +168,66 @@ extension Vault {
     /// of subjects released; entries of subjects whose consent was withdrawn since they fired are withheld.
     public func triggerQueue(trigger name: String? = nil, limit: Int = 100, as principal: Principal) throws(GateError) -> [QueuedTrigger] {
         let (actor, role) = (principal.actor, principal.role)
-        guard let policy = loadedPolicy else { throw GateError(.policy, "the policy does not load; nothing is released") }
+        // A policy that does not load denies every queue: say so (audited) rather than answer with an empty list.
+        if loadedPolicy == nil {
+            let request = AccessRequest(actor: actor, role: role, action: .render)
+            try refuse(request, decide(request), requestID: principal.requestID)
+        }
         var result: [QueuedTrigger] = []
         for trigger in try triggerDefinitions() where name == nil || trigger.name == name {
             let request = AccessRequest(actor: actor, role: role, action: .render, purpose: trigger.purpose)
-            let authorized = policy.authorize(request)
-            guard authorized.isPermit else {
-                if name != nil { try refuse(request, authorized, requestID: nil) }
-                continue
-            }
-            do {
-                let entries = try db.write { db -> [QueuedTrigger] in
-                    let rows = try Row.fetchAll(
-                        db,
-                        sql: """
-                            SELECT q.id, q.subject_id, q.payload, q.occurred_at, q.fired_at, s.kek_version, s.wrapped_key, s.key_version, s.audit_secret
-                            FROM trigger_queue q JOIN subject s ON s.id = q.subject_id
-                            WHERE q.trigger = ? AND q.acknowledged_at IS NULL ORDER BY q.id LIMIT ?
-                            """, arguments: [trigger.name, max(1, min(limit, 10_000))])
-                    guard !rows.isEmpty else { return [] }
-                    try refreshKEKs(db)
-                    var states: [Int64: DerivedState] = [:]
-                    let ids = rows.map { $0["subject_id"] as Int64 }
-                    _ = try applyLedger(db, from: ids.min()!, to: ids.max()!, after: (0, 0), withRecordIDs: false, to: &states)
-                    var scratch = try SecretBytes(count: Sealing.keyLength)
-                    defer { scratch.zero() }
-                    var out: [QueuedTrigger] = []
-                    var pseudonyms: [UInt8] = []
-                    for row in rows {
-                        let subject = SubjectID(rawValue: row["subject_id"])
-                        guard policy.admit(states[subject.rawValue]?.state ?? SubjectState(), purpose: trigger.purpose) == nil else { continue }
-                        try unwrapDataKey(
-                            of: subject, kekVersion: UInt32(row["kek_version"] as Int64), wrapped: row["wrapped_key"] as Data, into: &scratch)
-                        let ad = Sealing.derivedAssociatedData(
-                            subject: subject, kind: "trigger", name: trigger.name, keyVersion: UInt32(row["key_version"] as Int64))
-                        guard let text = (row["payload"] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
-                            throw GateError(.integrity, "a queued trigger of subject \(subject) failed its integrity check")
-                        }
-                        scratch.zero()
-                        let payload = (try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))) ?? [:]
-                        let secret: Data? = row["audit_secret"]
-                        pseudonyms += pseudonymBytes(secret: secret)
-                        out.append(
-                            QueuedTrigger(
-                                id: row["id"], trigger: trigger.name, subject: pseudonym(secret: secret), item: payload["item"],
-                                category: payload["category"],
-                                occurredAt: Normalize.formatTimestamp(millis: row["occurred_at"]),
-                                firedAt: Normalize.formatTimestamp(millis: row["fired_at"])))
-                    }
-                    var entry = draft(request, authorized, subjectSet: pseudonyms, counts: ["released": out.count], requestID: nil)
-                    entry.reasons.append("trigger queue `\(trigger.name)` read")
-                    _ = try audit(entry, db: db)
-                    return out
+            // Asked for every queue, a role sees the queues of the purposes it may render for; asked for one, a denial
+            // is audited and thrown.
+            let decision = decide(request)
+            guard decision.isPermit || name != nil else { continue }
+            result += try perform(request, requestID: principal.requestID, decision: decision, failure: "read the trigger queue") {
+                scope -> [QueuedTrigger] in
+                let db = scope.db
+                guard let policy = loadedPolicy else { throw Refusal(request: request, decision: decide(request)) }
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT q.id, q.subject_id, q.payload, q.occurred_at, q.fired_at, s.kek_version, s.wrapped_key, s.key_version, s.audit_secret
+                        FROM trigger_queue q JOIN subject s ON s.id = q.subject_id
+                        WHERE q.trigger = ? AND q.acknowledged_at IS NULL ORDER BY q.id LIMIT ?
+                        """, arguments: [trigger.name, max(1, min(limit, 10_000))])
+                guard !rows.isEmpty else {
+                    scope.records = false
+                    return []
                 }
-                result += entries
-            } catch {
-                throw Self.storageError(error, "read the trigger queue")
+                try refreshKEKs(db)
+                var states: [Int64: DerivedState] = [:]
+                let ids = rows.map { $0["subject_id"] as Int64 }
+                _ = try applyLedger(db, from: ids.min()!, to: ids.max()!, after: (0, 0), withRecordIDs: false, to: &states)
+                var scratch = try SecretBytes(count: Sealing.keyLength)
+                defer { scratch.zero() }
+                var out: [QueuedTrigger] = []
+                var pseudonyms: [UInt8] = []
+                for row in rows {
+                    let subject = SubjectID(rawValue: row["subject_id"])
+                    guard policy.admit(states[subject.rawValue]?.state ?? SubjectState(), purpose: trigger.purpose) == nil else { continue }
+                    try unwrapDataKey(
+                        of: subject, kekVersion: UInt32(row["kek_version"] as Int64), wrapped: row["wrapped_key"] as Data, into: &scratch)
+                    let ad = Sealing.derivedAssociatedData(
+                        subject: subject, kind: "trigger", name: trigger.name, keyVersion: UInt32(row["key_version"] as Int64))
+                    guard let text = (row["payload"] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
+                        throw GateError(.integrity, "a queued trigger of subject \(subject) failed its integrity check")
+                    }
+                    scratch.zero()
+                    let payload = (try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))) ?? [:]
+                    let secret: Data? = row["audit_secret"]
+                    pseudonyms += pseudonymBytes(secret: secret)
+                    out.append(
+                        QueuedTrigger(
+                            id: row["id"], trigger: trigger.name, subject: pseudonym(secret: secret), item: payload["item"],
+                            category: payload["category"],
+                            occurredAt: Normalize.formatTimestamp(millis: row["occurred_at"]),
+                            firedAt: Normalize.formatTimestamp(millis: row["fired_at"])))
+                }
+                scope.entry.subjectSet = pseudonyms
+                scope.entry.counts = ["released": out.count]
+                scope.entry.reasons.append("trigger queue `\(trigger.name)` read")
+                return out
             }
         }
         return result
@@ -245,26 +237,16 @@ extension Vault {
     public func acknowledgeTrigger(_ id: Int64, as principal: Principal) throws(GateError) {
         let (actor, role) = (principal.actor, principal.role)
         let definitions = try triggerDefinitions()
-        let decision: Decision
-        do {
-            decision = try db.write { db -> Decision in
-                guard let name = try String.fetchOne(db, sql: "SELECT trigger FROM trigger_queue WHERE id = ?", arguments: [id]),
-                    let trigger = definitions.first(where: { $0.name == name })
-                else { throw GateError(.notFound, "no queued trigger \(id)") }
-                let request = AccessRequest(actor: actor, role: role, action: .render, purpose: trigger.purpose)
-                let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable)
-                var entry = draft(request, decision, requestID: nil)
-                entry.reasons.append("trigger queue entry \(id) acknowledged")
-                _ = try audit(entry, db: db)
-                // A denial commits its audit entry and changes nothing else.
-                guard decision.isPermit else { return decision }
-                try db.execute(
-                    sql: "UPDATE trigger_queue SET acknowledged_at = ? WHERE id = ? AND acknowledged_at IS NULL", arguments: [nowMillis, id])
-                return decision
-            }
-        } catch {
+        let name: String?
+        do { name = try db.read { try String.fetchOne($0, sql: "SELECT trigger FROM trigger_queue WHERE id = ?", arguments: [id]) } } catch {
             throw Self.storageError(error, "acknowledge the trigger")
         }
-        guard decision.isPermit else { throw GateError(.denied, "denied: " + decision.reasons.map(\.description).joined(separator: "; ")) }
+        guard let name, let trigger = definitions.first(where: { $0.name == name }) else { throw GateError(.notFound, "no queued trigger \(id)") }
+        let request = AccessRequest(actor: actor, role: role, action: .render, purpose: trigger.purpose)
+        try perform(request, requestID: principal.requestID, failure: "acknowledge the trigger") { scope in
+            try scope.db.execute(
+                sql: "UPDATE trigger_queue SET acknowledged_at = ? WHERE id = ? AND acknowledged_at IS NULL", arguments: [nowMillis, id])
+            scope.entry.reasons.append("trigger queue entry \(id) acknowledged")
+        }
     }
 }

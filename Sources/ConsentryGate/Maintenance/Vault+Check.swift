@@ -36,7 +36,7 @@ extension Vault {
     /// - Throws: ``GateError/denied`` when the role may not (audited), `storage` when the database cannot be read.
     public func check(fields: [FieldName]? = nil, structural: Bool = true, as principal: Principal) throws(GateError) -> CheckReport {
         let request = AccessRequest(actor: principal.actor, role: principal.role, action: .keyAdmin)
-        let decision = loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
+        let decision = decide(request)
         guard decision.isPermit else { try refuse(request, decision, as: .integrityCheck, requestID: principal.requestID) }
         var report = CheckReport()
         let names = fields ?? schema.fields.map(\.name)

@@ -1,0 +1,74 @@
+import ConsentryAudit
+import ConsentryCore
+import ConsentryPolicy
+import GRDB
+
+/// A refusal found inside an operation's work (a subject whose state denies it, say): thrown from the work, it rolls
+/// the transaction back and is audited by ``Vault/perform(_:requestID:recordedAs:decision:failure:_:)`` like a denial
+/// found before the work began.
+struct Refusal: Error {
+    /// The request as refused (its purpose and fields may be narrower than the operation's).
+    let request: AccessRequest
+    /// The denying decision, with its reasons.
+    let decision: Decision
+}
+
+/// What an operation's work sees inside its transaction, and the audit entry it fills in.
+struct OperationScope {
+    /// The transaction.
+    let db: Database
+    /// The permit the operation runs under.
+    let decision: Decision
+    /// The entry appended when the work returns, in the same transaction: the work adds reasons, counts, a subject
+    /// or a subject set.
+    var entry: AuditDraft
+    /// Whether the entry is appended. Only work that released and changed nothing (an empty queue read) clears it.
+    var records = true
+}
+
+extension Vault {
+    /// The decision for `request` under the policy in force. A policy that does not load denies, with the reason.
+    func decide(_ request: AccessRequest) -> Decision {
+        loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
+    }
+
+    /// Performs one gate operation, the same way every time:
+    /// authorize → open the transaction → do the work → append the audit entry in the same transaction → commit →
+    /// write a checkpoint when one is due.
+    ///
+    /// A denial — by the policy, by a policy that does not load, or a ``Refusal`` thrown by the work — is audited in a
+    /// transaction of its own and thrown as ``GateError/denied`` with its reasons; the work's effects roll back. Any
+    /// other failure, the audit write's included, rolls everything back and is thrown as a storage error that says
+    /// what could not be done (`failure`).
+    ///
+    /// - Parameters:
+    ///   - request: what is asked (role, action, purpose, fields); its decision is taken here unless `decision` is
+    ///     given (an operation whose grant is decided in steps).
+    ///   - action: the audit action recorded, when it is not the request's action.
+    ///   - failure: what could not be done, for the storage error (`"define the trigger (nothing was stored)"`).
+    func perform<T>(
+        _ request: AccessRequest, requestID: String?, recordedAs action: AuditAction? = nil, decision given: Decision? = nil,
+        failure: String, _ work: (inout OperationScope) throws -> T
+    ) throws(GateError) -> T {
+        let decision = given ?? decide(request)
+        // INVARIANT: deny by default and on error; every denial is audited, through this one path.
+        guard decision.isPermit else { try refuse(request, decision, as: action, requestID: requestID) }
+        let value: T
+        do {
+            value = try db.write { db -> T in
+                var scope = OperationScope(db: db, decision: decision, entry: draft(request, decision, requestID: requestID))
+                if let action { scope.entry.action = action }
+                let result = try work(&scope)
+                // INVARIANT: no audit, no data. The entry commits with the work or neither does.
+                if scope.records { _ = try audit(scope.entry, db: db) }
+                return result
+            }
+        } catch let refusal as Refusal {
+            try refuse(refusal.request, refusal.decision, as: action, requestID: requestID)
+        } catch {
+            throw Self.storageError(error, failure)
+        }
+        try checkpointIfDue()
+        return value
+    }
+}
