@@ -88,25 +88,19 @@ extension Vault {
         }
         guard (0..<1).contains(definition.holdout) else { throw GateError(.invalidInput, "the holdout share is at least 0 and below 1") }
         let request = AccessRequest(actor: actor, role: definition.role, action: .segment, purpose: definition.purpose)
-        let decision = try require(request, requestID: nil)
-        do {
-            try db.write { db in
-                guard try Int.fetchOne(db, sql: "SELECT count(*) FROM experiment WHERE name = ?", arguments: [definition.name]) == 0 else {
-                    throw GateError(
-                        .alreadyExists, "experiment `\(definition.name)` exists; experiments are not redefined (assignments depend on them)")
-                }
-                try db.execute(
-                    sql: "INSERT INTO experiment (name, purpose, arms, holdout, role, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    arguments: [
-                        definition.name, definition.purpose.rawValue, String(decoding: try JSONEncoder.sorted.encode(definition.arms), as: UTF8.self),
-                        definition.holdout, definition.role.rawValue, actor, nowMillis,
-                    ])
-                var entry = draft(request, decision, requestID: nil)
-                entry.reasons.append("experiment `\(definition.name)` created")
-                _ = try audit(entry, db: db)
+        try perform(request, requestID: nil, failure: "create the experiment (nothing was stored)") { scope in
+            let db = scope.db
+            guard try Int.fetchOne(db, sql: "SELECT count(*) FROM experiment WHERE name = ?", arguments: [definition.name]) == 0 else {
+                throw GateError(
+                    .alreadyExists, "experiment `\(definition.name)` exists; experiments are not redefined (assignments depend on them)")
             }
-        } catch {
-            throw Self.storageError(error, "create the experiment (nothing was stored)")
+            try db.execute(
+                sql: "INSERT INTO experiment (name, purpose, arms, holdout, role, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                arguments: [
+                    definition.name, definition.purpose.rawValue, String(decoding: try JSONEncoder.sorted.encode(definition.arms), as: UTF8.self),
+                    definition.holdout, definition.role.rawValue, actor, nowMillis,
+                ])
+            scope.entry.reasons.append("experiment `\(definition.name)` created")
         }
     }
 
@@ -129,24 +123,19 @@ extension Vault {
     public func storeAssignments(_ experiment: ExperimentDefinition, _ arms: [SubjectID: String], as principal: Principal) throws(GateError) -> Int {
         let (actor, role) = (principal.actor, principal.role)
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose)
-        let decision = try require(request, requestID: nil)
-        do {
-            return try db.write { db -> Int in
-                let insert = try db.cachedStatement(
-                    sql: "INSERT OR IGNORE INTO experiment_assignment (experiment, subject_id, arm, assigned_at) VALUES (?, ?, ?, ?)")
-                var added = 0
-                let now = nowMillis
-                for (subject, arm) in arms {
-                    try insert.execute(arguments: [experiment.name, subject.rawValue, arm, now])
-                    added += db.changesCount
-                }
-                var entry = draft(request, decision, counts: ["assigned": added, "considered": arms.count], requestID: nil)
-                entry.reasons.append("experiment `\(experiment.name)` assignments")
-                _ = try audit(entry, db: db)
-                return added
+        return try perform(request, requestID: principal.requestID, failure: "store the assignments") { scope -> Int in
+            let db = scope.db
+            let insert = try db.cachedStatement(
+                sql: "INSERT OR IGNORE INTO experiment_assignment (experiment, subject_id, arm, assigned_at) VALUES (?, ?, ?, ?)")
+            var added = 0
+            let now = nowMillis
+            for (subject, arm) in arms {
+                try insert.execute(arguments: [experiment.name, subject.rawValue, arm, now])
+                added += db.changesCount
             }
-        } catch {
-            throw Self.storageError(error, "store the assignments")
+            scope.entry.counts = ["assigned": added, "considered": arms.count]
+            scope.entry.reasons.append("experiment `\(experiment.name)` assignments")
+            return added
         }
     }
 
@@ -156,43 +145,37 @@ extension Vault {
         recorded: Int, duplicates: Int, rejected: [(Int, String)]
     ) {
         let (actor, role) = (principal.actor, principal.role)
-        let decision = try requireAdministrative(.import, actor: actor, role: role, requestID: nil)
-        do {
-            return try db.write { db in
-                var recorded = 0, duplicates = 0
-                var rejected: [(Int, String)] = []
-                for (index, outcome) in outcomes.enumerated() {
-                    guard ["send", "open", "click", "conversion", "revenue"].contains(outcome.kind) else {
-                        rejected.append((index, "`kind` must be send, open, click, conversion or revenue"))
-                        continue
-                    }
-                    guard let subject = try resolve(outcome.subject, db: db) else {
-                        rejected.append((index, "matches no subject; check the e-mail address or customer id"))
-                        continue
-                    }
-                    guard
-                        try Int.fetchOne(
-                            db, sql: "SELECT count(*) FROM experiment_assignment WHERE experiment = ? AND subject_id = ?",
-                            arguments: [experiment.name, subject.rawValue]) == 1
-                    else {
-                        rejected.append((index, "the subject is not assigned to `\(experiment.name)`; run `experiment assign` first"))
-                        continue
-                    }
-                    let key = Data(keys.eventIDs.hash(tag: 0x50, "\(experiment.name)|\(outcome.id)"))
-                    try db.execute(
-                        sql: "INSERT OR IGNORE INTO experiment_outcome (key, experiment, subject_id, kind, value, time) VALUES (?, ?, ?, ?, ?, ?)",
-                        arguments: [key, experiment.name, subject.rawValue, outcome.kind, outcome.value, outcome.time])
-                    if db.changesCount == 1 { recorded += 1 } else { duplicates += 1 }
+        let request = AccessRequest(actor: actor, role: role, action: .import)
+        return try perform(request, requestID: principal.requestID, failure: "record the outcomes (nothing was recorded)") { scope in
+            let db = scope.db
+            var recorded = 0, duplicates = 0
+            var rejected: [(Int, String)] = []
+            for (index, outcome) in outcomes.enumerated() {
+                guard ["send", "open", "click", "conversion", "revenue"].contains(outcome.kind) else {
+                    rejected.append((index, "`kind` must be send, open, click, conversion or revenue"))
+                    continue
                 }
-                var entry = draft(
-                    AccessRequest(actor: actor, role: role, action: .import), decision,
-                    counts: ["recorded": recorded, "duplicates": duplicates, "rejected": rejected.count], requestID: nil)
-                entry.reasons.append("experiment `\(experiment.name)` outcomes")
-                _ = try audit(entry, db: db)
-                return (recorded, duplicates, rejected)
+                guard let subject = try resolve(outcome.subject, db: db) else {
+                    rejected.append((index, "matches no subject; check the e-mail address or customer id"))
+                    continue
+                }
+                guard
+                    try Int.fetchOne(
+                        db, sql: "SELECT count(*) FROM experiment_assignment WHERE experiment = ? AND subject_id = ?",
+                        arguments: [experiment.name, subject.rawValue]) == 1
+                else {
+                    rejected.append((index, "the subject is not assigned to `\(experiment.name)`; run `experiment assign` first"))
+                    continue
+                }
+                let key = Data(keys.eventIDs.hash(tag: 0x50, "\(experiment.name)|\(outcome.id)"))
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO experiment_outcome (key, experiment, subject_id, kind, value, time) VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [key, experiment.name, subject.rawValue, outcome.kind, outcome.value, outcome.time])
+                if db.changesCount == 1 { recorded += 1 } else { duplicates += 1 }
             }
-        } catch {
-            throw Self.storageError(error, "record the outcomes (nothing was recorded)")
+            scope.entry.counts = ["recorded": recorded, "duplicates": duplicates, "rejected": rejected.count]
+            scope.entry.reasons.append("experiment `\(experiment.name)` outcomes")
+            return (recorded, duplicates, rejected)
         }
     }
 
@@ -200,43 +183,38 @@ extension Vault {
     public func experimentCounts(_ experiment: ExperimentDefinition, as principal: Principal) throws(GateError) -> [String: ArmCounts] {
         let (actor, role) = (principal.actor, principal.role)
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose)
-        let decision = try require(request, requestID: nil)
-        do {
-            return try db.write { db in
-                var result: [String: ArmCounts] = [:]
-                for row in try Row.fetchAll(
-                    db, sql: "SELECT arm, count(*) FROM experiment_assignment WHERE experiment = ? GROUP BY arm", arguments: [experiment.name])
-                {
-                    result[row[0]] = ArmCounts(assigned: row[1], reached: [:], revenue: 0, revenueSquares: 0)
-                }
-                for row in try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT a.arm, o.kind, count(DISTINCT o.subject_id) FROM experiment_outcome o
-                        JOIN experiment_assignment a ON a.experiment = o.experiment AND a.subject_id = o.subject_id
-                        WHERE o.experiment = ? AND o.kind <> 'revenue' GROUP BY a.arm, o.kind
-                        """, arguments: [experiment.name])
-                {
-                    result[row[0], default: ArmCounts(assigned: 0, reached: [:], revenue: 0, revenueSquares: 0)].reached[row[1]] = row[2]
-                }
-                for row in try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT a.arm, sum(t.total), sum(t.total * t.total) FROM (
-                            SELECT subject_id, sum(value) AS total FROM experiment_outcome WHERE experiment = ? AND kind = 'revenue' GROUP BY subject_id
-                        ) t JOIN experiment_assignment a ON a.experiment = ? AND a.subject_id = t.subject_id GROUP BY a.arm
-                        """, arguments: [experiment.name, experiment.name])
-                {
-                    result[row[0]]?.revenue = row[1] ?? 0
-                    result[row[0]]?.revenueSquares = row[2] ?? 0
-                }
-                var entry = draft(request, decision, counts: ["arms": result.count], requestID: nil)
-                entry.reasons.append("experiment `\(experiment.name)` report (aggregates only)")
-                _ = try audit(entry, db: db)
-                return result
+        return try perform(request, requestID: principal.requestID, failure: "read the experiment's counts") { scope in
+            let db = scope.db
+            var result: [String: ArmCounts] = [:]
+            for row in try Row.fetchAll(
+                db, sql: "SELECT arm, count(*) FROM experiment_assignment WHERE experiment = ? GROUP BY arm", arguments: [experiment.name])
+            {
+                result[row[0]] = ArmCounts(assigned: row[1], reached: [:], revenue: 0, revenueSquares: 0)
             }
-        } catch {
-            throw Self.storageError(error, "read the experiment's counts")
+            for row in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT a.arm, o.kind, count(DISTINCT o.subject_id) FROM experiment_outcome o
+                    JOIN experiment_assignment a ON a.experiment = o.experiment AND a.subject_id = o.subject_id
+                    WHERE o.experiment = ? AND o.kind <> 'revenue' GROUP BY a.arm, o.kind
+                    """, arguments: [experiment.name])
+            {
+                result[row[0], default: ArmCounts(assigned: 0, reached: [:], revenue: 0, revenueSquares: 0)].reached[row[1]] = row[2]
+            }
+            for row in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT a.arm, sum(t.total), sum(t.total * t.total) FROM (
+                        SELECT subject_id, sum(value) AS total FROM experiment_outcome WHERE experiment = ? AND kind = 'revenue' GROUP BY subject_id
+                    ) t JOIN experiment_assignment a ON a.experiment = ? AND a.subject_id = t.subject_id GROUP BY a.arm
+                    """, arguments: [experiment.name, experiment.name])
+            {
+                result[row[0]]?.revenue = row[1] ?? 0
+                result[row[0]]?.revenueSquares = row[2] ?? 0
+            }
+            scope.entry.counts = ["arms": result.count]
+            scope.entry.reasons.append("experiment `\(experiment.name)` report (aggregates only)")
+            return result
         }
     }
 }

@@ -154,7 +154,7 @@ extension Vault {
         as principal: Principal, deadlines: (Int64) -> (due: Int64, confirmBy: Int64?)
     ) throws(GateError) -> RequestRecord {
         let (actor, role) = (principal.actor, principal.role)
-        let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: nil)
+        let request = AccessRequest(actor: actor, role: role, action: .dsrManage)
         var lookups: [IdentityLookup] = []
         if let email = identifiers.email {
             guard case .hash = identityLookup(.email(email)) else {
@@ -172,42 +172,37 @@ extension Vault {
         if let key = idempotencyKey, key.isEmpty || key.count > 200 {
             throw GateError(.invalidInput, "the idempotency key must be 1 to 200 characters")
         }
-        let record: RequestRecord
-        do {
-            record = try db.write { db -> RequestRecord in
-                if let key = idempotencyKey,
-                    let existing = try String.fetchOne(db, sql: "SELECT id FROM dsr_request WHERE idempotency_key = ?", arguments: [key])
-                {
-                    return try loadRequest(existing, db: db)
-                }
-                let subjects = Set(try lookups.compactMap { try resolve($0, db: db) })
-                guard subjects.count <= 1 else {
-                    throw GateError(
-                        .invalidInput, "the e-mail address and the customer id belong to two different subjects; open one request for each")
-                }
-                let id = RequestIDs.new()
-                let now = nowMillis
-                let due = deadlines(now)
-                let sealed = try sealRequestData(
-                    SealedRequestData(email: identifiers.email, customerID: identifiers.customerID, details: details), id: id)
-                try db.execute(
-                    sql: """
-                        INSERT INTO dsr_request (id, type, regime, status, subject_id, identifiers, received_at, confirm_due_at, due_at,
-                            idempotency_key, updated_at)
-                        VALUES (?, ?, ?, 'received', ?, ?, ?, ?, ?, ?, ?)
-                        """,
-                    arguments: [
-                        id, type.rawValue, regime.rawValue, subjects.first?.rawValue, sealed, now, due.confirmBy, due.due, idempotencyKey, now,
-                    ])
-                try auditRequestStep(
-                    id, "opened: \(type.rawValue) under \(regime.rawValue)\(subjects.isEmpty ? "; no subject matches" : "")", decision: decision,
-                    actor: actor, role: role, db: db)
-                return try loadRequest(id, db: db)
+        let record = try perform(request, requestID: nil, failure: "open the request (nothing was stored)") { scope -> RequestRecord in
+            let db = scope.db
+            if let key = idempotencyKey,
+                let existing = try String.fetchOne(db, sql: "SELECT id FROM dsr_request WHERE idempotency_key = ?", arguments: [key])
+            {
+                // A replay opens nothing: the first opening is the one on record.
+                scope.records = false
+                return try loadRequest(existing, db: db)
             }
-        } catch {
-            throw Self.storageError(error, "open the request (nothing was stored)")
+            let subjects = Set(try lookups.compactMap { try resolve($0, db: db) })
+            guard subjects.count <= 1 else {
+                throw GateError(
+                    .invalidInput, "the e-mail address and the customer id belong to two different subjects; open one request for each")
+            }
+            let id = RequestIDs.new()
+            let now = nowMillis
+            let due = deadlines(now)
+            let sealed = try sealRequestData(
+                SealedRequestData(email: identifiers.email, customerID: identifiers.customerID, details: details), id: id)
+            try db.execute(
+                sql: """
+                    INSERT INTO dsr_request (id, type, regime, status, subject_id, identifiers, received_at, confirm_due_at, due_at,
+                        idempotency_key, updated_at)
+                    VALUES (?, ?, ?, 'received', ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    id, type.rawValue, regime.rawValue, subjects.first?.rawValue, sealed, now, due.confirmBy, due.due, idempotencyKey, now,
+                ])
+            scope.requestStep(id, "opened: \(type.rawValue) under \(regime.rawValue)\(subjects.isEmpty ? "; no subject matches" : "")")
+            return try loadRequest(id, db: db)
         }
-        try checkpointIfDue()
         return record
     }
 
@@ -241,32 +236,27 @@ extension Vault {
         _ id: String, as principal: Principal, _ body: (inout RequestRecord) throws(GateError) -> String
     ) throws(GateError) -> RequestRecord {
         let (actor, role) = (principal.actor, principal.role)
-        let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
-        let record: RequestRecord
-        do {
-            record = try db.write { db -> RequestRecord in
-                var record = try loadRequest(id, db: db)
-                let step = try body(&record)
-                if (record.status == .inProgress || record.status == .completed) && record.verifiedAt == nil {
-                    throw GateError(.invalidInput, "request \(id) is not verified; enter the verification code with `consentry dsr verify` first")
-                }
-                record.updatedAt = nowMillis
-                try db.execute(
-                    sql: """
-                        UPDATE dsr_request SET status = ?, extended_due_at = ?, extension_reason = ?, rejection_reason = ?, completed_at = ?,
-                            outcome = ?, export_file = ?, updated_at = ? WHERE id = ?
-                        """,
-                    arguments: [
-                        record.status.rawValue, record.extendedDueAt, record.extensionReason, record.rejectionReason, record.completedAt,
-                        record.outcome, record.exportFile, record.updatedAt, id,
-                    ])
-                try auditRequestStep(id, step, decision: decision, actor: actor, role: role, db: db)
-                return try loadRequest(id, db: db)
+        let request = AccessRequest(actor: actor, role: role, action: .dsrManage)
+        let record = try perform(request, requestID: id, failure: "update request \(id) (nothing was changed)") { scope -> RequestRecord in
+            let db = scope.db
+            var record = try loadRequest(id, db: db)
+            let step = try body(&record)
+            if (record.status == .inProgress || record.status == .completed) && record.verifiedAt == nil {
+                throw GateError(.invalidInput, "request \(id) is not verified; enter the verification code with `consentry dsr verify` first")
             }
-        } catch {
-            throw Self.storageError(error, "update request \(id) (nothing was changed)")
+            record.updatedAt = nowMillis
+            try db.execute(
+                sql: """
+                    UPDATE dsr_request SET status = ?, extended_due_at = ?, extension_reason = ?, rejection_reason = ?, completed_at = ?,
+                        outcome = ?, export_file = ?, updated_at = ? WHERE id = ?
+                    """,
+                arguments: [
+                    record.status.rawValue, record.extendedDueAt, record.extensionReason, record.rejectionReason, record.completedAt,
+                    record.outcome, record.exportFile, record.updatedAt, id,
+                ])
+            scope.requestStep(id, step)
+            return try loadRequest(id, db: db)
         }
-        try checkpointIfDue()
         return record
     }
 
@@ -274,30 +264,25 @@ extension Vault {
     /// Only its keyed hash is stored; it expires after `rights.yaml` `code_ttl_hours`.
     public func issueVerificationCode(_ id: String, as principal: Principal) throws(GateError) -> (record: RequestRecord, code: String) {
         let (actor, role) = (principal.actor, principal.role)
-        let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
+        let request = AccessRequest(actor: actor, role: role, action: .dsrManage)
         let ttl = Int64(loadedPolicy?.rights.codeTTLHours ?? 24) * 3_600_000
         // 8 decimal digits from 64 random bits: the modulo bias is below 10^-11.
         let random = SecureRandom.bytes(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         let code = String(format: "%08llu", random % 100_000_000)
-        let record: RequestRecord
-        do {
-            record = try db.write { db -> RequestRecord in
-                let current = try loadRequest(id, db: db)
-                guard current.status == .received || current.status == .verifying else {
-                    throw GateError(.invalidInput, "request \(id) is \(current.status.rawValue); only a request awaiting verification takes a code")
-                }
-                let subject = try Int64.fetchOne(db, sql: "SELECT subject_id FROM dsr_request WHERE id = ?", arguments: [id]) ?? 0
-                try db.execute(
-                    sql:
-                        "UPDATE dsr_request SET status = 'verifying', code_hash = ?, code_expires_at = ?, code_attempts = 0, updated_at = ? WHERE id = ?",
-                    arguments: [Data(codeHash(id: id, subject: subject, code: code)), nowMillis + ttl, nowMillis, id])
-                try auditRequestStep(id, "verification code issued", decision: decision, actor: actor, role: role, db: db)
-                return try loadRequest(id, db: db)
+        let record = try perform(request, requestID: id, failure: "issue a verification code (none was issued)") { scope -> RequestRecord in
+            let db = scope.db
+            let current = try loadRequest(id, db: db)
+            guard current.status == .received || current.status == .verifying else {
+                throw GateError(.invalidInput, "request \(id) is \(current.status.rawValue); only a request awaiting verification takes a code")
             }
-        } catch {
-            throw Self.storageError(error, "issue a verification code (none was issued)")
+            let subject = try Int64.fetchOne(db, sql: "SELECT subject_id FROM dsr_request WHERE id = ?", arguments: [id]) ?? 0
+            try db.execute(
+                sql:
+                    "UPDATE dsr_request SET status = 'verifying', code_hash = ?, code_expires_at = ?, code_attempts = 0, updated_at = ? WHERE id = ?",
+                arguments: [Data(codeHash(id: id, subject: subject, code: code)), nowMillis + ttl, nowMillis, id])
+            scope.requestStep(id, "verification code issued")
+            return try loadRequest(id, db: db)
         }
-        try checkpointIfDue()
         return (record, code)
     }
 
@@ -311,49 +296,44 @@ extension Vault {
         record: RequestRecord, check: CodeCheck
     ) {
         let (actor, role) = (principal.actor, principal.role)
-        let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
+        let request = AccessRequest(actor: actor, role: role, action: .dsrManage)
         let maxAttempts = loadedPolicy?.rights.maxAttempts ?? 5
-        let result: (RequestRecord, CodeCheck)
-        do {
-            result = try db.write { db -> (RequestRecord, CodeCheck) in
-                let current = try loadRequest(id, db: db)
-                guard current.status == .verifying,
-                    let row = try Row.fetchOne(db, sql: "SELECT code_hash, subject_id FROM dsr_request WHERE id = ?", arguments: [id]),
-                    let stored = row[0] as Data?
-                else {
-                    throw GateError(
-                        .invalidInput,
-                        "request \(id) is \(current.status.rawValue) and has no code outstanding; `consentry dsr code \(id)` issues one")
-                }
-                let check: CodeCheck
-                if current.codeAttempts >= maxAttempts {
-                    check = .locked
-                } else if let expires = current.codeExpiresAt, nowMillis >= expires {
-                    check = .expired
-                } else if Digest.equal([UInt8](stored), codeHash(id: id, subject: row[1] ?? 0, code: code)) {
-                    check = .verified
-                    try db.execute(
-                        sql: "UPDATE dsr_request SET status = 'verified', verified_at = ?, code_hash = NULL, updated_at = ? WHERE id = ?",
-                        arguments: [nowMillis, nowMillis, id])
-                } else {
-                    check = .wrong(remaining: max(0, maxAttempts - current.codeAttempts - 1))
-                    try db.execute(
-                        sql: "UPDATE dsr_request SET code_attempts = code_attempts + 1, updated_at = ? WHERE id = ?", arguments: [nowMillis, id])
-                }
-                let step: String
-                switch check {
-                case .verified: step = "identity verified"
-                case .wrong(let remaining): step = "wrong verification code; \(remaining) attempts left"
-                case .expired: step = "verification code expired"
-                case .locked: step = "verification code locked after \(maxAttempts) wrong attempts"
-                }
-                try auditRequestStep(id, step, decision: decision, actor: actor, role: role, db: db)
-                return (try loadRequest(id, db: db), check)
+        let result = try perform(request, requestID: id, failure: "check the verification code") { scope -> (RequestRecord, CodeCheck) in
+            let db = scope.db
+            let current = try loadRequest(id, db: db)
+            guard current.status == .verifying,
+                let row = try Row.fetchOne(db, sql: "SELECT code_hash, subject_id FROM dsr_request WHERE id = ?", arguments: [id]),
+                let stored = row[0] as Data?
+            else {
+                throw GateError(
+                    .invalidInput,
+                    "request \(id) is \(current.status.rawValue) and has no code outstanding; `consentry dsr code \(id)` issues one")
             }
-        } catch {
-            throw Self.storageError(error, "check the verification code")
+            let check: CodeCheck
+            if current.codeAttempts >= maxAttempts {
+                check = .locked
+            } else if let expires = current.codeExpiresAt, nowMillis >= expires {
+                check = .expired
+            } else if Digest.equal([UInt8](stored), codeHash(id: id, subject: row[1] ?? 0, code: code)) {
+                check = .verified
+                try db.execute(
+                    sql: "UPDATE dsr_request SET status = 'verified', verified_at = ?, code_hash = NULL, updated_at = ? WHERE id = ?",
+                    arguments: [nowMillis, nowMillis, id])
+            } else {
+                check = .wrong(remaining: max(0, maxAttempts - current.codeAttempts - 1))
+                try db.execute(
+                    sql: "UPDATE dsr_request SET code_attempts = code_attempts + 1, updated_at = ? WHERE id = ?", arguments: [nowMillis, id])
+            }
+            let step: String
+            switch check {
+            case .verified: step = "identity verified"
+            case .wrong(let remaining): step = "wrong verification code; \(remaining) attempts left"
+            case .expired: step = "verification code expired"
+            case .locked: step = "verification code locked after \(maxAttempts) wrong attempts"
+            }
+            scope.requestStep(id, step)
+            return (try loadRequest(id, db: db), check)
         }
-        try checkpointIfDue()
         return result
     }
 
@@ -361,17 +341,14 @@ extension Vault {
     /// is audited as a step of the request, in the same transaction, before they are returned.
     public func requestDetails(_ id: String, as principal: Principal) throws(GateError) -> String? {
         let (actor, role) = (principal.actor, principal.role)
-        let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
-        do {
-            return try db.write { db -> String? in
-                guard let details = try openRequestData(id, db: db)?.details else { return nil }
-                var entry = draft(AccessRequest(actor: actor, role: role, action: .dsrManage), decision, requestID: id)
-                entry.reasons.append("request details read")
-                _ = try audit(entry, db: db)
-                return details
+        let request = AccessRequest(actor: actor, role: role, action: .dsrManage)
+        return try perform(request, requestID: id, failure: "read the request") { scope -> String? in
+            guard let details = try openRequestData(id, db: scope.db)?.details else {
+                scope.records = false
+                return nil
             }
-        } catch {
-            throw Self.storageError(error, "read the request")
+            scope.entry.reasons.append("request details read")
+            return details
         }
     }
 
@@ -381,7 +358,7 @@ extension Vault {
     @discardableResult
     public func expireRequestData(as principal: Principal) throws(GateError) -> (identifiers: Int, records: Int) {
         let (actor, role) = (principal.actor, principal.role)
-        let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: nil)
+        let request = AccessRequest(actor: actor, role: role, action: .dsrManage)
         let rights = loadedPolicy?.rights ?? RightsPolicy()
         let now = nowMillis
         let identifierCutoff = now - Int64(rights.keepIdentifiersDays) * 86_400_000
@@ -390,35 +367,27 @@ extension Vault {
         let recordCutoff =
             calendar.date(byAdding: .month, value: -rights.keepRecordsMonths, to: Date(timeIntervalSince1970: Double(now) / 1000))
             .map { Int64($0.timeIntervalSince1970 * 1000) } ?? 0
-        let result: (Int, Int)
         var files: [String] = []
-        do {
-            result = try db.write { db -> (Int, Int) in
-                try db.execute(
-                    sql: """
-                        UPDATE dsr_request SET identifiers = NULL, details = NULL, updated_at = ?
-                        WHERE status IN ('completed', 'rejected') AND completed_at < ? AND identifiers IS NOT NULL
-                        """, arguments: [now, identifierCutoff])
-                let shredded = db.changesCount
-                files = try String.fetchAll(
-                    db, sql: "SELECT id FROM dsr_request WHERE status IN ('completed', 'rejected') AND completed_at < ?", arguments: [recordCutoff])
-                try db.execute(
-                    sql: "DELETE FROM dsr_request WHERE status IN ('completed', 'rejected') AND completed_at < ?", arguments: [recordCutoff])
-                let deleted = db.changesCount
-                if shredded + deleted > 0 {
-                    var entry = draft(AccessRequest(actor: actor, role: role, action: .dsrManage), decision, requestID: nil)
-                    entry.counts = ["identifiers_deleted": shredded, "records_deleted": deleted]
-                    entry.reasons.append(
-                        "request retention: identifiers after \(rights.keepIdentifiersDays) days, records after \(rights.keepRecordsMonths) months")
-                    _ = try audit(entry, db: db)
-                }
-                return (shredded, deleted)
-            }
-        } catch {
-            throw Self.storageError(error, "apply the request retention")
+        let result = try perform(request, requestID: principal.requestID, failure: "apply the request retention") { scope -> (Int, Int) in
+            let db = scope.db
+            try db.execute(
+                sql: """
+                    UPDATE dsr_request SET identifiers = NULL, details = NULL, updated_at = ?
+                    WHERE status IN ('completed', 'rejected') AND completed_at < ? AND identifiers IS NOT NULL
+                    """, arguments: [now, identifierCutoff])
+            let shredded = db.changesCount
+            files = try String.fetchAll(
+                db, sql: "SELECT id FROM dsr_request WHERE status IN ('completed', 'rejected') AND completed_at < ?", arguments: [recordCutoff])
+            try db.execute(sql: "DELETE FROM dsr_request WHERE status IN ('completed', 'rejected') AND completed_at < ?", arguments: [recordCutoff])
+            let deleted = db.changesCount
+            // Housekeeping that found nothing to do is not an event of the record of processing.
+            scope.records = shredded + deleted > 0
+            scope.entry.counts = ["identifiers_deleted": shredded, "records_deleted": deleted]
+            scope.entry.reasons.append(
+                "request retention: identifiers after \(rights.keepIdentifiersDays) days, records after \(rights.keepRecordsMonths) months")
+            return (shredded, deleted)
         }
         _ = removeExportFiles(ofRequests: files)
-        try checkpointIfDue()
         return result
     }
 
@@ -444,5 +413,13 @@ public enum RequestIDs {
     /// Whether `id` has the form of a request id (checked before it is used in a query or a file name).
     public static func isValid(_ id: String) -> Bool {
         id.count == 20 && id.hasPrefix("dsr_") && id.dropFirst(4).allSatisfy { $0.isHexDigit && !$0.isUppercase }
+    }
+}
+
+extension OperationScope {
+    /// Records a step of data-subject request `id` in the operation's audit entry.
+    mutating func requestStep(_ id: String, _ step: String) {
+        entry.requestID = id
+        entry.reasons.append(step)
     }
 }
