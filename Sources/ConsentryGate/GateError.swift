@@ -1,3 +1,5 @@
+public import ConsentryCore
+
 /// An error from the gate: opening the vault, a denied or failed operation, importing, rotating keys or checking.
 ///
 /// Messages are one line, lower-case, name files, lines and fields, and never contain personal values. Errors compare
@@ -35,11 +37,42 @@ public struct GateError: Error, Sendable, CustomStringConvertible, Equatable {
     /// What happened and what to do.
     public let message: String
 
+    /// The subject an integrity or key error is about, for the gate to name by its audit pseudonym.
+    let subject: SubjectID?
+    /// The message with the subject named as given; nil when the error names no subject.
+    private let naming: (@Sendable (String) -> String)?
+
     /// Creates an error (the package's modules only; callers match on the static values).
     package init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
+        self.subject = nil
+        self.naming = nil
     }
+
+    /// An error about one subject. Messages never carry the vault's internal subject id: the message says "a subject"
+    /// until the gate, which can compute the audit pseudonym, names it with ``naming(_:)``.
+    init(_ code: Code, about subject: SubjectID, _ message: @escaping @Sendable (String) -> String) {
+        self.code = code
+        self.message = message("a subject")
+        self.subject = subject
+        self.naming = message
+    }
+
+    /// The same error with its subject named `label` (`subject 3f2a…`, the audit pseudonym).
+    func naming(_ label: String) -> GateError {
+        guard let naming, let subject else { return self }
+        return GateError(code, about: subject, naming).withMessage(naming(label))
+    }
+
+    private init(code: Code, message: String, subject: SubjectID?, naming: (@Sendable (String) -> String)?) {
+        self.code = code
+        self.message = message
+        self.subject = subject
+        self.naming = naming
+    }
+
+    private func withMessage(_ text: String) -> GateError { GateError(code: code, message: text, subject: subject, naming: naming) }
 
     /// The message.
     public var description: String { message }

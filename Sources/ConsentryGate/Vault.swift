@@ -397,11 +397,11 @@ public final class Vault: Sendable {
     /// - Throws: `key` when that KEK is not held, `integrity` when the wrapped key does not open (tampered or moved).
     func unwrapDataKey(of subject: SubjectID, kekVersion: UInt32, wrapped: some ContiguousBytes, into scratch: inout SecretBytes) throws(GateError) {
         guard let kek = keys.kek(kekVersion) else {
-            throw GateError(.key, "subject \(subject) is wrapped under key-encryption key version \(kekVersion), which the vault does not hold")
+            throw GateError(.key, about: subject) { "\($0) is wrapped under key-encryption key version \(kekVersion), which the vault does not hold" }
         }
         let ad = Sealing.wrapAssociatedData(subject: subject, kekVersion: kekVersion)
         guard wrapped.withUnsafeBytes({ Sealing.unwrap($0, kek: kek.key, associatedData: ad, into: &scratch) }) else {
-            throw GateError(.integrity, "the data key of subject \(subject) failed its integrity check (tampered or moved)")
+            throw GateError(.integrity, about: subject) { "the data key of \($0) failed its integrity check (tampered or moved)" }
         }
     }
 

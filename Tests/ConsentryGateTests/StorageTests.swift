@@ -81,14 +81,18 @@ struct StorageTests {
         }
     }
 
-    @Test("a flipped byte is an integrity error naming subject and field, never the value")
+    @Test("a flipped byte is an integrity error naming the subject (by its audit pseudonym) and the field, never the value or the internal id")
     func tamperedByte() throws {
         let vault = try canaryVault()
         let subject = try #require(try vault.findSubject(.email, Canary.email))
         try corruptField("city", of: subject, in: vault)
         let report = try vault.check(as: .administrator("t"))
         #expect(!report.passed)
-        #expect(report.problems == ["field `city` of subject \(subject) failed its integrity check (tampered, moved, or sealed under another key)"])
+        // Named by the audit pseudonym, never by the vault's internal id.
+        let secret = try vault.db.read { try Data.fetchOne($0, sql: "SELECT audit_secret FROM subject WHERE id = ?", arguments: [subject.rawValue]) }
+        let pseudonym = vault.pseudonym(secret: secret)
+        #expect(report.problems == ["field `city` of subject \(pseudonym) failed its integrity check (tampered, moved, or sealed under another key)"])
+        #expect(!report.problems.joined().contains(subject.description))
         #expect(report.subjectsChecked == 1, "the untouched subject still checks")
         for canary in Canary.forms { #expect(!report.problems.joined().contains(canary)) }
     }
@@ -105,7 +109,8 @@ struct StorageTests {
         }
         #expect(throws: GateError.integrity) { try vault.readFields(of: other, fields: ["first_name"]) }
         let report = try vault.check(as: .administrator("t"))
-        #expect(report.problems.count == 1 && report.problems[0].contains("\(other)"))
+        let secret = try vault.db.read { try Data.fetchOne($0, sql: "SELECT audit_secret FROM subject WHERE id = ?", arguments: [other.rawValue]) }
+        #expect(report.problems.count == 1 && report.problems[0].contains("subject \(vault.pseudonym(secret: secret))"), "\(report.problems)")
     }
 
     @Test("a wrapped data key moved to another subject fails to unwrap")

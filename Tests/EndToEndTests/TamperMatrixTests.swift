@@ -52,7 +52,8 @@ struct TamperMatrixTests {
         // The tamperer knows which row is whose only by position; here by the neighbour's consent history.
         let rows = try Int64.fetchAll(db, sql: "SELECT DISTINCT subject_id FROM subject_flag")
         let neighbourID = try #require(rows.first)
-        return customer == "N-1" ? neighbourID : try #require(try Int64.fetchOne(db, sql: "SELECT id FROM subject WHERE id != ?", arguments: [neighbourID]))
+        return customer == "N-1"
+            ? neighbourID : try #require(try Int64.fetchOne(db, sql: "SELECT id FROM subject WHERE id != ?", arguments: [neighbourID]))
     }
 
     static let cases: [Case] = [
@@ -70,20 +71,25 @@ struct TamperMatrixTests {
             let (a, b) = (try subjectID(db, customer: "C"), try subjectID(db, customer: "N-1"))
             try db.execute(sql: "UPDATE subject SET wrapped_key = (SELECT wrapped_key FROM subject WHERE id = ?) WHERE id = ?", arguments: [a, b])
         },
-        Case(description: "identity: an e-mail's index row moved to another subject", detector: .check, message: "of `identity` fail their binding") { db in
+        Case(description: "identity: an e-mail's index row moved to another subject", detector: .check, message: "of `identity` fail their binding") {
+            db in
             let (a, b) = (try subjectID(db, customer: "C"), try subjectID(db, customer: "N-1"))
             try db.execute(sql: "UPDATE identity SET subject_id = ? WHERE subject_id = ? AND kind = 'email'", arguments: [b, a])
         },
         Case(description: "identity: a forged index row inserted", detector: .check, message: "of `identity` fail their binding") { db in
             let a = try subjectID(db, customer: "C")
             try db.execute(
-                sql: "INSERT INTO identity (hash, kind, subject_id, source, created_at) VALUES (randomblob(32), 'email', ?, 'crm', 0)", arguments: [a])
+                sql: "INSERT INTO identity (hash, kind, subject_id, source, created_at) VALUES (randomblob(32), 'email', ?, 'crm', 0)", arguments: [a]
+            )
         },
         Case(description: "shared_identity: a phone's index row moved", detector: .check, message: "of `shared_identity` fail their binding") { db in
             let (a, b) = (try subjectID(db, customer: "C"), try subjectID(db, customer: "N-1"))
             try db.execute(sql: "UPDATE shared_identity SET subject_id = ? WHERE subject_id = ?", arguments: [b, a])
         },
-        Case(description: "consent_record: a withdrawal turned into a confirmation", detector: .check, message: "of `consent_record` fail their binding") {
+        Case(
+            description: "consent_record: a withdrawal turned into a confirmation", detector: .check,
+            message: "of `consent_record` fail their binding"
+        ) {
             db in
             try db.execute(sql: "DROP TRIGGER consent_record_append_only")
             try db.execute(sql: "UPDATE consent_record SET state = 'confirmed' WHERE state = 'withdrawn'")
@@ -91,10 +97,12 @@ struct TamperMatrixTests {
         Case(description: "consent_record: a forged grant inserted", detector: .check, message: "of `consent_record` fail their binding") { db in
             let b = try subjectID(db, customer: "N-1")
             try db.execute(
-                sql: "INSERT INTO consent_record (subject_id, purpose, state, time, source, recorded_at) VALUES (?, 'email_marketing', 'confirmed', 1, 'form', 1)",
+                sql:
+                    "INSERT INTO consent_record (subject_id, purpose, state, time, source, recorded_at) VALUES (?, 'email_marketing', 'confirmed', 1, 'form', 1)",
                 arguments: [b])
         },
-        Case(description: "consent_record: a record moved to another subject", detector: .check, message: "of `consent_record` fail their binding") { db in
+        Case(description: "consent_record: a record moved to another subject", detector: .check, message: "of `consent_record` fail their binding") {
+            db in
             let (a, b) = (try subjectID(db, customer: "C"), try subjectID(db, customer: "N-1"))
             try db.execute(sql: "DROP TRIGGER consent_record_append_only")
             try db.execute(sql: "UPDATE consent_record SET subject_id = ? WHERE subject_id = ?", arguments: [a, b])
@@ -171,8 +179,13 @@ struct TamperMatrixTests {
         let copy = try Self.tamperedCopy(checkedFirst: true, testCase.tamper)
         let detector = try consentry(copy, testCase.detector == .check ? ["check"] : ["audit", "verify"])
         #expect(detector.status == 1, "\(testCase): `\(testCase.detector.rawValue)` exited \(detector.status)")
-        #expect((detector.stdout + detector.stderr).contains(testCase.message), "\(testCase): \(detector.stdout.suffix(400)) \(detector.stderr.suffix(400))")
+        #expect(
+            (detector.stdout + detector.stderr).contains(testCase.message),
+            "\(testCase): \(detector.stdout.suffix(400)) \(detector.stderr.suffix(400))")
         for canary in Canary.forms { #expect(!(detector.stdout + detector.stderr).contains(canary), "a report never names a value") }
+        // Subjects are named by their audit pseudonym, never by the vault's internal random id (`s_` and 16 hex digits).
+        #expect(
+            (detector.stdout + detector.stderr).range(of: #"s_[0-9a-f]{16}"#, options: .regularExpression) == nil, "\(detector.stdout.prefix(400))")
     }
 
     @Test("a moved e-mail index row fails the look-up closed: the neighbour's profile is never returned for the canary's address")
@@ -183,7 +196,11 @@ struct TamperMatrixTests {
             try db.execute(sql: "UPDATE identity SET subject_id = ? WHERE subject_id = ? AND kind = 'email'", arguments: [b, a])
         }
         let read = try consentry(
-            copy, ["profile", "show", "--email", Canary.email, "--as", "compliance_officer", "--purpose", "service", "--fields", "first_name", "--reason", "t"])
+            copy,
+            [
+                "profile", "show", "--email", Canary.email, "--as", "compliance_officer", "--purpose", "service", "--fields", "first_name",
+                "--reason", "t",
+            ])
         #expect(read.status != 0 && !read.stdout.contains("Ann"), "\(read.stdout)")
         #expect(read.stderr.contains("not bound to the subject it names"), "\(read.stderr)")
     }
@@ -218,7 +235,9 @@ struct TamperMatrixTests {
         func records() throws -> Int {
             let queue = try DatabaseQueue(path: copy.appendingPathComponent("vault.sqlite").path)
             defer { try? queue.close() }
-            return try queue.read { try Int.fetchOne($0, sql: "SELECT (SELECT count(*) FROM consent_record) + (SELECT count(*) FROM subject_flag)") ?? -1 }
+            return try queue.read {
+                try Int.fetchOne($0, sql: "SELECT (SELECT count(*) FROM consent_record) + (SELECT count(*) FROM subject_flag)") ?? -1
+            }
         }
         let before = try records()
         let consent = try consentry(copy, ["consent", "grant", "--email", Self.neighbour, "--purpose", "email_marketing"])
@@ -238,7 +257,11 @@ struct TamperMatrixTests {
         #expect(scan.status != 0 && scan.stderr.contains("fails its binding"), "\(scan.stdout) \(scan.stderr)")
         #expect(!scan.stdout.contains("@"), "nothing was released")
         let read = try consentry(
-            copy, ["profile", "show", "--email", Self.neighbour, "--as", "compliance_officer", "--purpose", "service", "--fields", "first_name", "--reason", "t"])
+            copy,
+            [
+                "profile", "show", "--email", Self.neighbour, "--as", "compliance_officer", "--purpose", "service", "--fields", "first_name",
+                "--reason", "t",
+            ])
         #expect(read.status != 0 && read.stderr.contains("fails its binding"), "\(read.stderr)")
     }
 }

@@ -193,3 +193,15 @@ extension Vault {
         }
     }
 }
+
+extension Vault {
+    /// How an error message names a subject: by its audit pseudonym, which the operator can look up in the audit log,
+    /// never by the vault's internal random id. Read on the caller's connection; a subject with no row (or whose row
+    /// cannot be read) is named as such.
+    func subjectLabel(_ subject: SubjectID, _ db: Database) -> String {
+        guard let secret = try? Data.fetchOne(db, sql: "SELECT audit_secret FROM subject WHERE id = ?", arguments: [subject.rawValue]) else {
+            return "a subject with no stored row"
+        }
+        return "subject \(pseudonym(secret: secret))"
+    }
+}

@@ -184,7 +184,9 @@ extension Vault {
                 return GateRead(decision: decision, values: [:], pseudonym: nil, auditSequence: entry.sequence)
             }
             // One read of the row serves the pseudonym now and the decryption after the audit entry.
-            guard let row = try subjectRow(subject, db: db) else { throw GateError(.integrity, "subject \(subject) has no row") }
+            guard let row = try subjectRow(subject, db: db) else {
+                throw GateError(.integrity, "a subject has no row (its identity points nowhere); run `consentry check`")
+            }
             let pseudonym = self.pseudonym(secret: row.auditSecret)
             let derived = try derivedState(of: subject, db: db)
             let decision = policy.decide(request, subject: derived.state)
@@ -217,7 +219,7 @@ extension Vault {
                     let kind = query.text(0) ?? "", name = query.text(1) ?? ""
                     let ad = Sealing.derivedAssociatedData(subject: subject, kind: kind, name: name, keyVersion: keyVersion)
                     guard let value = query.withBytes(2, { Sealing.openString($0, key: scratch, associatedData: ad) }) else {
-                        throw GateError(.integrity, "derived value `\(kind)/\(name)` of subject \(subject) failed its integrity check")
+                        throw GateError(.integrity, "derived value `\(kind)/\(name)` of \(subjectLabel(subject, db)) failed its integrity check")
                     }
                     result.derived["\(kind)/\(name)"] = value
                 }

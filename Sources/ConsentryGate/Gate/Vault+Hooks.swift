@@ -278,7 +278,9 @@ extension Vault {
                 }
                 try refreshKEKs(db)
                 // One read of the subject's row and one unwrap of its data key serve the profile and the derived data.
-                guard let row = try subjectRow(subject, db: db) else { throw GateError(.integrity, "subject \(subject) has no row") }
+                guard let row = try subjectRow(subject, db: db) else {
+                    throw GateError(.integrity, "a subject has no row (its identity points nowhere); run `consentry check`")
+                }
                 let keyVersion = row.keyVersion
                 let pseudonym = self.pseudonym(secret: row.auditSecret)
                 let packed = row.fields.withUnsafeBytes({ PackedFields.decode($0) })?.entries ?? []
@@ -336,7 +338,7 @@ extension Vault {
                     let kind: String = row[0], name: String = row[1]
                     let ad = Sealing.derivedAssociatedData(subject: subject, kind: kind, name: name, keyVersion: keyVersion)
                     guard let value = (row[2] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
-                        throw GateError(.integrity, "derived value `\(kind)/\(name)` of subject \(subject) failed its integrity check")
+                        throw GateError(.integrity, "derived value `\(kind)/\(name)` of \(subjectLabel(subject, db)) failed its integrity check")
                     }
                     try sink.derived(kind: kind, name: name, value: value)
                     counts["derived", default: 0] += 1

@@ -211,7 +211,7 @@ extension Vault {
                     let ad = Sealing.derivedAssociatedData(
                         subject: subject, kind: "trigger", name: trigger.name, keyVersion: UInt32(row["key_version"] as Int64))
                     guard let text = (row["payload"] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
-                        throw GateError(.integrity, "a queued trigger of subject \(subject) failed its integrity check")
+                        throw GateError(.integrity, "a queued trigger of \(subjectLabel(subject, db)) failed its integrity check")
                     }
                     scratch.zero()
                     let payload = (try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))) ?? [:]

@@ -360,13 +360,13 @@ final class ProfileIngest {
     /// among equal precedence the newer (or equally new) value wins. Returns whether any value changed.
     private func merge(into subject: SubjectID, values: [(spec: FieldSpec, value: String)], observedAt: Int64, db: Database) throws -> Bool {
         guard let row = try vault.subjectRow(subject, db: db) else {
-            throw GateError(.integrity, "identity of subject \(subject) points to no subject row")
+            throw GateError(.integrity, "an identity-index row points to no subject row; run `consentry check`")
         }
         let keyVersion = row.keyVersion
         defer { scratchKey.zero() }
         try vault.unwrapDataKey(of: subject, kekVersion: row.kekVersion, wrapped: row.wrappedKey, into: &scratchKey)
         guard var packed = row.fields.withUnsafeBytes({ PackedFields.decode($0) }) else {
-            throw GateError(.integrity, "the stored profile of subject \(subject) is malformed; run `consentry check`")
+            throw GateError(.integrity, about: subject) { "the stored profile of \($0) is malformed; run `consentry check`" }
         }
         let newRank = schema.rank(of: source)
         var changed = false
@@ -385,7 +385,7 @@ final class ProfileIngest {
                 }
                 let oldValue = old.sealed.withUnsafeBytes { Sealing.openString($0, key: scratchKey, associatedData: ad) }
                 guard let oldValue else {
-                    throw GateError(.integrity, "field `\(spec.name)` of subject \(subject) failed its integrity check; run `consentry check`")
+                    throw GateError(.integrity, about: subject) { "field `\(spec.name)` of \($0) failed its integrity check; run `consentry check`" }
                 }
                 touched = true
                 if oldValue == value {

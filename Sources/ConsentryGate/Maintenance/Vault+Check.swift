@@ -62,7 +62,7 @@ extension Vault {
                             report.valuesOpened += values.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
                         }
                     } catch let error where error.code == .integrity || error.code == .key {
-                        report.problems.append(error.message)
+                        report.problems.append(named(error).message)
                     }
                 }
             }
@@ -89,12 +89,22 @@ extension Vault {
                 report.databaseCheck = "failed: \(Self.storageError(error, "check the database").message)"
             }
         }
-        var entry = draft(request, decision, counts: ["subjects": report.subjectsChecked, "values": report.valuesOpened, "problems": report.problems.count], requestID: principal.requestID)
+        var entry = draft(
+            request, decision, counts: ["subjects": report.subjectsChecked, "values": report.valuesOpened, "problems": report.problems.count],
+            requestID: principal.requestID)
         entry.action = .integrityCheck
         entry.fields = names.map(\.rawValue)
         entry.reasons.append(report.passed ? "passed" : "failed")
         // A damaged vault may not take the entry; the report must still reach the operator.
         do { try auditAlone(entry) } catch { report.problems.append("the check could not be recorded in the audit log: \(error.message)") }
         return report
+    }
+}
+
+extension Vault {
+    /// `error` with its subject named by the audit pseudonym (for reports that list subjects, such as `check`).
+    func named(_ error: GateError) -> GateError {
+        guard let subject = error.subject, let label = try? db.read({ subjectLabel(subject, $0) }) else { return error }
+        return error.naming(label)
     }
 }

@@ -187,7 +187,9 @@ extension Vault {
                 var retained: [ErasureReceipt.Retained] = []
                 if let subject {
                     let indexed = schema.fields.filter { $0.identityKind != nil }
-                    guard let row = try subjectRow(subject, db: db) else { throw GateError(.integrity, "subject \(subject) has no row") }
+                    guard let row = try subjectRow(subject, db: db) else {
+                        throw GateError(.integrity, "a subject has no row (its identity points nowhere); run `consentry check`")
+                    }
                     var scratch = try SecretBytes(count: Sealing.keyLength)
                     defer { scratch.zero() }
                     for (spec, value) in zip(indexed, try openFields(indexed.map(\.name), of: subject, row: row, db: db, scratch: &scratch)) {

@@ -27,7 +27,7 @@ extension Vault {
                 try refreshKEKs(db)
                 guard let row = try subjectRow(subject, db: db),
                     var packed = row.fields.withUnsafeBytes({ PackedFields.decode($0) })
-                else { throw GateError(.integrity, "the stored profile of subject \(subject) is malformed; run `consentry check`") }
+                else { throw GateError(.integrity, "the stored profile of \(subjectLabel(subject, db)) is malformed; run `consentry check`") }
                 let keyVersion = row.keyVersion
                 var scratch = try SecretBytes(count: Sealing.keyLength)
                 defer { scratch.zero() }

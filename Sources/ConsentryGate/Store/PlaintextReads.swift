@@ -62,9 +62,10 @@ struct FieldOpener {
         }
         if let failure {
             throw GateError(
-                .integrity, "field `\(failure)` of subject \(subject) failed its integrity check (tampered, moved, or sealed under another key)")
+                .integrity, about: subject
+            ) { "field `\(failure)` of \($0) failed its integrity check (tampered, moved, or sealed under another key)" }
         }
-        guard wellFormed else { throw GateError(.integrity, "the stored profile of subject \(subject) is malformed") }
+        guard wellFormed else { throw GateError(.integrity, about: subject) { "the stored profile of \($0) is malformed" } }
     }
 }
 
@@ -94,7 +95,9 @@ extension Vault {
             }
         } catch { return nil }
         let hash = keys.blindIndex.index(kind, normalized)
-        do { return try db.read { try ProfileIngest.lookup(kind, hash, binder: keys.recordBinding, db: $0) } } catch { throw Self.storageError(error, "look up a subject") }
+        do { return try db.read { try ProfileIngest.lookup(kind, hash, binder: keys.recordBinding, db: $0) } } catch {
+            throw Self.storageError(error, "look up a subject")
+        }
     }
 
     /// One subject's key material and sealed profile, fetched once for ``openFields(_:of:row:db:scratch:)``.
@@ -203,7 +206,8 @@ struct SubjectReader {
                 if keys.kek(kekVersion) == nil { try vaultForRefresh?.refreshKEKs(db) }
                 guard let box = keys.kek(kekVersion) else {
                     throw GateError(
-                        .key, "subject \(subject) is wrapped under key-encryption key version \(kekVersion), which the vault does not hold")
+                        .key, about: subject
+                    ) { "\($0) is wrapped under key-encryption key version \(kekVersion), which the vault does not hold" }
                 }
                 kekCache = (kekVersion, box)
             }
@@ -216,10 +220,12 @@ struct SubjectReader {
                 guard let data else { return false }
                 return data.withUnsafeBytes { Sealing.unwrap($0, kek: kek.key, associatedData: wrapAD, into: &scratch) }
             }
-            guard unwrapped else { throw GateError(.integrity, "the data key of subject \(subject) failed its integrity check (tampered or moved)") }
+            guard unwrapped else {
+                throw GateError(.integrity, about: subject) { "the data key of \($0) failed its integrity check (tampered or moved)" }
+            }
             opener.bind(subject: subject, keyVersion: UInt32(truncatingIfNeeded: row[3] as Int64))
             try row.withUnsafeData(atIndex: 4) { data in
-                guard let data else { throw GateError(.integrity, "subject \(subject) has no stored profile") }
+                guard let data else { throw GateError(.integrity, about: subject) { "\($0) has no stored profile" } }
                 try data.withUnsafeBytes { (packed: UnsafeRawBufferPointer) in
                     try opener.open(packed: packed, key: scratch, subject: subject, into: &values)
                 }
