@@ -309,7 +309,7 @@ public struct RightsDesk: Sendable {
         return data
     }
 
-    /// Re-checks a completed erasure (see ``Vault/verifyErasure(_:actor:role:)``).
+    /// Re-checks a completed erasure (see ``Vault/verifyErasure(_:as:)``).
     public func verifyErasure(_ id: String) throws(GateError) -> ErasureVerification {
         try vault.verifyErasure(id, as: principal)
     }

@@ -57,7 +57,7 @@ extension Vault {
     /// itself is audited after it ran, so it never changes what it checked.
     /// - Parameter expected: (sequence, hash) pairs recorded outside the vault, such as the newest checkpoint that
     ///   `consentry status` printed earlier; the log must still hold each. The configured witness files are checked too.
-    public func verifyAudit(as principal: Principal, expected: [(sequence: Int64, hash: String)] = [], requestID: String? = nil) throws(GateError)
+    public func verifyAudit(as principal: Principal, expected: [(sequence: Int64, hash: String)] = []) throws(GateError)
         -> AuditVerification
     {
         let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)

@@ -89,7 +89,7 @@ public struct ProcessingRecord: Sendable, Codable, Equatable {
     }
 }
 
-/// Receives a subject's data from ``Vault/exportSubject(_:actor:role:purpose:reason:requestID:into:)``, section by
+/// Receives a subject's data from ``Vault/exportSubject(_:as:purpose:reason:into:)``, section by
 /// section in this order: profile fields, identities, consents, flags, events, derived data, processing log.
 public protocol SubjectExportSink {
     /// Called first, with the subject's audit pseudonym.
@@ -237,13 +237,12 @@ extension Vault {
     /// processing log), for access and portability requests. Needs `export` for the purpose (`service` in the
     /// default policy); audited in the same transaction as the read.
     public func exportSubject(
-        _ reference: SubjectReference, as principal: Principal, purpose: Purpose = .service, reason: String? = nil, requestID: String? = nil
+        _ reference: SubjectReference, as principal: Principal, purpose: Purpose = .service, reason: String? = nil
     )
         throws(GateError) -> SubjectExport
     {
-        let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         var sink = InMemoryExportSink()
-        _ = try exportSubject(reference, as: Principal(actor: actor, role: role), purpose: purpose, reason: reason, requestID: requestID, into: &sink)
+        _ = try exportSubject(reference, as: principal, purpose: purpose, reason: reason, into: &sink)
         return sink.export
     }
 
@@ -260,7 +259,7 @@ extension Vault {
     /// is rolled back and the caller must discard what the sink wrote.
     /// - Returns: how many items of each kind were exported.
     public func exportSubject<Sink: SubjectExportSink>(
-        _ reference: SubjectReference, as principal: Principal, purpose: Purpose = .service, reason: String? = nil, requestID: String? = nil,
+        _ reference: SubjectReference, as principal: Principal, purpose: Purpose = .service, reason: String? = nil,
         into sink: inout Sink
     ) throws(GateError) -> [String: Int] {
         let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
@@ -376,10 +375,10 @@ extension Vault {
     /// events, consents, flags and derived data; then checkpoints the WAL so that freed pages are overwritten.
     /// Needs `erase` for the purpose (`service` in the default policy); audited in the same transaction.
     ///
-    /// This is the bare hook; ``eraseForRequest(_:actor:role:)`` adds verification, suppression of re-imports,
+    /// This is the bare hook; ``eraseForRequest(_:as:)`` adds verification, suppression of re-imports,
     /// retention exceptions and a signed receipt.
     public func eraseSubject(
-        _ reference: SubjectReference, as principal: Principal, purpose: Purpose = .service, reason: String? = nil, requestID: String? = nil
+        _ reference: SubjectReference, as principal: Principal, purpose: Purpose = .service, reason: String? = nil
     )
         throws(GateError) -> ErasureSummary
     {

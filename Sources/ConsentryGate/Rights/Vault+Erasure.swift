@@ -151,7 +151,7 @@ extension Vault {
     /// copies are overwritten. One transaction: the subject is wholly present or wholly gone for every concurrent
     /// import, scan, read or render.
     ///
-    /// The request stays `in_progress` with the receipt unsigned: ``completeErasure(_:actor:role:)`` verifies the
+    /// The request stays `in_progress` with the receipt unsigned: ``completeErasure(_:as:)`` verifies the
     /// erasure and signs the receipt only when every check passes. Called again on a request already erased, it
     /// erases nothing more and returns the pending receipt.
     ///
@@ -244,7 +244,7 @@ extension Vault {
         return result
     }
 
-    /// Verifies an erased request (``verifyErasure(_:actor:role:)``) and, only when every check passes, signs its
+    /// Verifies an erased request (``verifyErasure(_:as:)``) and, only when every check passes, signs its
     /// receipt and completes it. When a check fails the request stays open (`in_progress`) with what was found in its
     /// outcome and no receipt is signed: a receipt must never claim an erasure its own check contradicts. Remove what
     /// was found and call it again. On a request already completed it verifies again and returns the signed receipt.
