@@ -24,6 +24,9 @@ struct OperationScope {
     var entry: AuditDraft
     /// Whether the entry is appended. Only work that released and changed nothing (an empty queue read) clears it.
     var records = true
+    /// Whether the write-ahead log is truncated after the commit, so that no old copy of a page the work overwrote or
+    /// freed stays in it (rectification, erasure).
+    var truncatesLog = false
 }
 
 extension Vault {
@@ -50,25 +53,35 @@ extension Vault {
         _ request: AccessRequest, requestID: String?, recordedAs action: AuditAction? = nil, decision given: Decision? = nil,
         failure: String, _ work: (inout OperationScope) throws -> T
     ) throws(GateError) -> T {
+        try performRecorded(request, requestID: requestID, recordedAs: action, decision: given, failure: failure, work).value
+    }
+
+    /// ``perform(_:requestID:recordedAs:decision:failure:_:)``, also returning the audit entry appended (nil when the
+    /// work cleared ``OperationScope/records``), for results that cite it.
+    func performRecorded<T>(
+        _ request: AccessRequest, requestID: String?, recordedAs action: AuditAction? = nil, decision given: Decision? = nil,
+        failure: String, _ work: (inout OperationScope) throws -> T
+    ) throws(GateError) -> (value: T, entry: AuditEntry?) {
         let decision = given ?? decide(request)
         // INVARIANT: deny by default and on error; every denial is audited, through this one path.
         guard decision.isPermit else { try refuse(request, decision, as: action, requestID: requestID) }
-        let value: T
+        let result: (value: T, entry: AuditEntry?, truncate: Bool)
         do {
-            value = try db.write { db -> T in
+            result = try db.write { db -> (T, AuditEntry?, Bool) in
                 var scope = OperationScope(db: db, decision: decision, entry: draft(request, decision, requestID: requestID))
                 if let action { scope.entry.action = action }
-                let result = try work(&scope)
+                let value = try work(&scope)
                 // INVARIANT: no audit, no data. The entry commits with the work or neither does.
-                if scope.records { _ = try audit(scope.entry, db: db) }
-                return result
+                let entry = scope.records ? try audit(scope.entry, db: db) : nil
+                return (value, entry, scope.truncatesLog)
             }
+            if result.truncate { _ = try db.writeWithoutTransaction { try $0.checkpoint(.truncate) } }
         } catch let refusal as Refusal {
             try refuse(refusal.request, refusal.decision, as: action, requestID: requestID)
         } catch {
             throw Self.storageError(error, failure)
         }
         try checkpointIfDue()
-        return value
+        return (result.value, result.entry)
     }
 }

@@ -155,82 +155,77 @@ extension Vault {
         guard FieldName.isValid(kind), FieldName.isValid(name) else {
             throw GateError(.invalidInput, "derived data kind and name must be lower-case identifiers such as `score` and `engagement`")
         }
-        guard let policy = loadedPolicy else {
-            let entry = try auditAlone(draft(request, .deny(.policyUnavailable), requestID: requestID))
+        // A denial is an answer here, not an error: the summary says so and cites the audited denial.
+        let authorized = decide(request)
+        guard let policy = loadedPolicy, authorized.isPermit, let purpose = request.purpose else {
+            let entry = try auditAlone(draft(request, authorized.isPermit ? .deny(.purposeRequired) : authorized, requestID: requestID))
             return DerivedWriteSummary(decision: .deny, written: 0, skipped: [:], auditSequence: entry.sequence)
         }
-        let authorized = policy.authorize(request)
-        guard authorized.isPermit, let purpose = request.purpose else {
-            let entry = try auditAlone(draft(request, authorized, requestID: requestID))
-            return DerivedWriteSummary(decision: .deny, written: 0, skipped: [:], auditSequence: entry.sequence)
-        }
-        do {
-            let summary = try db.write { db -> DerivedWriteSummary in
-                try refreshKEKs(db)
-                var removed = 0
-                if replaceAll {
-                    try db.execute(sql: "DELETE FROM derived WHERE kind = ? AND name = ?", arguments: [kind, name])
-                    removed = db.changesCount
-                }
-                for subject in removing where values[subject] == nil {
-                    try db.execute(
-                        sql: "DELETE FROM derived WHERE subject_id = ? AND kind = ? AND name = ?", arguments: [subject.rawValue, kind, name])
-                    removed += db.changesCount
-                }
-                var written = 0
-                var skipped: [String: Int] = [:]
-                var pseudonyms: [UInt8] = []
-                let ids = values.keys.sorted()
-                var states: [Int64: DerivedState] = [:]
-                if let first = ids.first, let last = ids.last {
-                    _ = try applyLedger(db, from: first.rawValue, to: last.rawValue, after: (0, 0), withRecordIDs: false, to: &states)
-                }
-                var scratch = try SecretBytes(count: Sealing.keyLength)
-                defer { scratch.zero() }
-                let nonces = NonceSource()
-                let upsert = try db.cachedStatement(
-                    sql:
-                        "INSERT INTO derived (subject_id, kind, name, sealed, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject_id, kind, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at"
-                )
-                for id in ids {
-                    if let reason = policy.admit(states[id.rawValue]?.state ?? SubjectState(), purpose: purpose) {
-                        skipped[reason.rawValue, default: 0] += 1
-                        // A value computed before the subject's consent changed must not outlive it.
-                        try db.execute(
-                            sql: "DELETE FROM derived WHERE subject_id = ? AND kind = ? AND name = ?", arguments: [id.rawValue, kind, name])
-                        continue
-                    }
-                    guard
-                        let row = try Row.fetchOne(
-                            db.cachedStatement(sql: "SELECT kek_version, wrapped_key, key_version, audit_secret FROM subject WHERE id = ?"),
-                            arguments: [id.rawValue])
-                    else {
-                        skipped[DecisionReason.Code.subjectNotFound.rawValue, default: 0] += 1
-                        continue
-                    }
-                    try unwrapDataKey(of: id, kekVersion: UInt32(row[0] as Int64), wrapped: row[1] as Data, into: &scratch)
-                    let sealed = Sealing.seal(
-                        values[id]!, key: scratch,
-                        associatedData: Sealing.derivedAssociatedData(subject: id, kind: kind, name: name, keyVersion: UInt32(row[2] as Int64)),
-                        nonces: nonces)
-                    scratch.zero()
-                    try upsert.execute(arguments: [id.rawValue, kind, name, Data(sealed), nowMillis])
-                    pseudonyms += pseudonymBytes(secret: row[3])
-                    written += 1
-                }
-                var counts = skipped.reduce(into: ["written": written]) { $0["skipped.\($1.key)"] = $1.value }
-                counts["requested"] = values.count
-                if removed > 0 { counts["removed"] = removed }
-                var entry = draft(request, authorized, subjectSet: pseudonyms, counts: counts, requestID: requestID)
-                entry.reasons.append("derived: \(kind)/\(name)")
-                let audited = try audit(entry, db: db)
-                return DerivedWriteSummary(decision: .permit, written: written, skipped: skipped, auditSequence: audited.sequence)
+        let (counts, entry) = try performRecorded(
+            request, requestID: requestID, decision: authorized, failure: "write derived data (nothing was stored)"
+        ) { scope -> (written: Int, skipped: [String: Int]) in
+            let db = scope.db
+            try refreshKEKs(db)
+            var removed = 0
+            if replaceAll {
+                try db.execute(sql: "DELETE FROM derived WHERE kind = ? AND name = ?", arguments: [kind, name])
+                removed = db.changesCount
             }
-            try checkpointIfDue()
-            return summary
-        } catch {
-            throw Self.storageError(error, "write derived data (nothing was stored)")
+            for subject in removing where values[subject] == nil {
+                try db.execute(
+                    sql: "DELETE FROM derived WHERE subject_id = ? AND kind = ? AND name = ?", arguments: [subject.rawValue, kind, name])
+                removed += db.changesCount
+            }
+            var written = 0
+            var skipped: [String: Int] = [:]
+            var pseudonyms: [UInt8] = []
+            let ids = values.keys.sorted()
+            var states: [Int64: DerivedState] = [:]
+            if let first = ids.first, let last = ids.last {
+                _ = try applyLedger(db, from: first.rawValue, to: last.rawValue, after: (0, 0), withRecordIDs: false, to: &states)
+            }
+            var scratch = try SecretBytes(count: Sealing.keyLength)
+            defer { scratch.zero() }
+            let nonces = NonceSource()
+            let upsert = try db.cachedStatement(
+                sql:
+                    "INSERT INTO derived (subject_id, kind, name, sealed, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject_id, kind, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at"
+            )
+            for id in ids {
+                if let reason = policy.admit(states[id.rawValue]?.state ?? SubjectState(), purpose: purpose) {
+                    skipped[reason.rawValue, default: 0] += 1
+                    // A value computed before the subject's consent changed must not outlive it.
+                    try db.execute(
+                        sql: "DELETE FROM derived WHERE subject_id = ? AND kind = ? AND name = ?", arguments: [id.rawValue, kind, name])
+                    continue
+                }
+                guard
+                    let row = try Row.fetchOne(
+                        db.cachedStatement(sql: "SELECT kek_version, wrapped_key, key_version, audit_secret FROM subject WHERE id = ?"),
+                        arguments: [id.rawValue])
+                else {
+                    skipped[DecisionReason.Code.subjectNotFound.rawValue, default: 0] += 1
+                    continue
+                }
+                try unwrapDataKey(of: id, kekVersion: UInt32(row[0] as Int64), wrapped: row[1] as Data, into: &scratch)
+                let sealed = Sealing.seal(
+                    values[id]!, key: scratch,
+                    associatedData: Sealing.derivedAssociatedData(subject: id, kind: kind, name: name, keyVersion: UInt32(row[2] as Int64)),
+                    nonces: nonces)
+                scratch.zero()
+                try upsert.execute(arguments: [id.rawValue, kind, name, Data(sealed), nowMillis])
+                pseudonyms += pseudonymBytes(secret: row[3])
+                written += 1
+            }
+            var counts = skipped.reduce(into: ["written": written]) { $0["skipped.\($1.key)"] = $1.value }
+            counts["requested"] = values.count
+            if removed > 0 { counts["removed"] = removed }
+            scope.entry.subjectSet = pseudonyms
+            scope.entry.counts = counts
+            scope.entry.reasons.append("derived: \(kind)/\(name)")
+            return (written, skipped)
         }
+        return DerivedWriteSummary(decision: .permit, written: counts.written, skipped: counts.skipped, auditSequence: entry?.sequence ?? 0)
     }
 
     /// Everything held about one subject (profile, identities, consents, flags, events, derived data and the

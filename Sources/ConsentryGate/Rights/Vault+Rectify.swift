@@ -16,55 +16,52 @@ extension Vault {
     ) throws(GateError) -> [String] {
         let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         let request = AccessRequest(actor: actor, role: role, action: .rectify, purpose: .service)
-        let authorized = try require(request, requestID: requestID)
+        // Denied before the values are looked at: a role without the grant learns nothing from the validation.
+        let decision = decide(request)
+        guard decision.isPermit else { try refuse(request, decision, requestID: requestID) }
         let normalized = try validateCorrections(values)
-        let changed: [String]
-        do {
-            changed = try db.write { db -> [String] in
-                guard let subject = try resolve(reference, db: db) else {
-                    throw GateError(.notFound, "no subject matches; check the e-mail address, customer id or request")
-                }
-                try refreshKEKs(db)
-                guard let row = try subjectRow(subject, db: db),
-                    var packed = row.fields.withUnsafeBytes({ PackedFields.decode($0) })
-                else { throw GateError(.integrity, "the stored profile of \(subjectLabel(subject, db)) is malformed; run `consentry check`") }
-                let keyVersion = row.keyVersion
-                var scratch = try SecretBytes(count: Sealing.keyLength)
-                defer { scratch.zero() }
-                try unwrapDataKey(of: subject, kekVersion: row.kekVersion, wrapped: row.wrappedKey, into: &scratch)
-                let nonces = NonceSource(blockNonces: 4)
-                let now = nowMillis
-                var changed: [String] = []
-                for (spec, value) in normalized {
-                    let ad = Sealing.fieldAssociatedData(subject: subject, field: spec.name, keyVersion: keyVersion)
-                    let entry = PackedFields.Entry(
-                        name: spec.name.rawValue, source: .rectification, observedAt: now,
-                        sealed: Sealing.seal(value, key: scratch, associatedData: ad, nonces: nonces))
-                    if let index = packed.entries.firstIndex(where: { $0.name == spec.name.rawValue }) {
-                        let old = packed.entries[index].sealed.withUnsafeBytes { Sealing.openString($0, key: scratch, associatedData: ad) }
-                        packed.entries[index] = entry
-                        if old == value { continue }
-                    } else {
-                        packed.entries.append(entry)
-                    }
-                    changed.append(spec.name.rawValue)
-                    if let kind = spec.identityKind { try moveIdentity(kind, to: value, of: subject, now: now, db: db) }
-                }
-                try db.execute(
-                    sql: "UPDATE subject SET fields = ?, updated_at = ? WHERE id = ?", arguments: [Data(packed.encoded()), now, subject.rawValue])
-                var entry = draft(
-                    request, authorized, subject: pseudonym(secret: row.auditSecret), counts: ["changed": changed.count], requestID: requestID)
-                entry.fields = changed
-                entry.reasons.append("rectified")
-                _ = try audit(entry, db: db)
-                return changed
+        return try perform(request, requestID: requestID, decision: decision, failure: "rectify the subject (nothing was changed)") {
+            scope -> [String] in
+            let db = scope.db
+            guard let subject = try resolve(reference, db: db) else {
+                throw GateError(.notFound, "no subject matches; check the e-mail address, customer id or request")
             }
-            _ = try db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
-        } catch {
-            throw Self.storageError(error, "rectify the subject (nothing was changed)")
+            try refreshKEKs(db)
+            guard let row = try subjectRow(subject, db: db),
+                var packed = row.fields.withUnsafeBytes({ PackedFields.decode($0) })
+            else { throw GateError(.integrity, "the stored profile of \(subjectLabel(subject, db)) is malformed; run `consentry check`") }
+            let keyVersion = row.keyVersion
+            var scratch = try SecretBytes(count: Sealing.keyLength)
+            defer { scratch.zero() }
+            try unwrapDataKey(of: subject, kekVersion: row.kekVersion, wrapped: row.wrappedKey, into: &scratch)
+            let nonces = NonceSource(blockNonces: 4)
+            let now = nowMillis
+            var changed: [String] = []
+            for (spec, value) in normalized {
+                let ad = Sealing.fieldAssociatedData(subject: subject, field: spec.name, keyVersion: keyVersion)
+                let entry = PackedFields.Entry(
+                    name: spec.name.rawValue, source: .rectification, observedAt: now,
+                    sealed: Sealing.seal(value, key: scratch, associatedData: ad, nonces: nonces))
+                if let index = packed.entries.firstIndex(where: { $0.name == spec.name.rawValue }) {
+                    let old = packed.entries[index].sealed.withUnsafeBytes { Sealing.openString($0, key: scratch, associatedData: ad) }
+                    packed.entries[index] = entry
+                    if old == value { continue }
+                } else {
+                    packed.entries.append(entry)
+                }
+                changed.append(spec.name.rawValue)
+                if let kind = spec.identityKind { try moveIdentity(kind, to: value, of: subject, now: now, db: db) }
+            }
+            try db.execute(
+                sql: "UPDATE subject SET fields = ?, updated_at = ? WHERE id = ?", arguments: [Data(packed.encoded()), now, subject.rawValue])
+            scope.entry.subject = pseudonym(secret: row.auditSecret)
+            scope.entry.counts = ["changed": changed.count]
+            scope.entry.fields = changed
+            scope.entry.reasons.append("rectified")
+            // The old ciphertext was overwritten in place (secure_delete); its copy in the WAL goes with the truncation.
+            scope.truncatesLog = true
+            return changed
         }
-        try checkpointIfDue()
-        return changed
     }
 
     /// Checks corrected values as an import would: each names a declared field and is valid for its type.
