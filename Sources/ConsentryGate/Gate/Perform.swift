@@ -27,6 +27,26 @@ struct OperationScope {
     /// Whether the write-ahead log is truncated after the commit, so that no old copy of a page the work overwrote or
     /// freed stays in it (rectification, erasure).
     var truncatesLog = false
+    /// Whether a checkpoint is written after the commit even when none is due (an erasure: its record leaves at once).
+    var forcesCheckpoint = false
+    /// Appends an entry in this transaction.
+    let append: (AuditDraft, Database) throws -> AuditEntry
+    /// The operation's entry, once ``recordNow()`` appended it.
+    private(set) var recorded: AuditEntry?
+
+    /// Appends the operation's entry now, before the work hands anything out (an export streams to its sink after
+    /// it), or because the result cites its sequence (an erasure receipt). It is not appended again at the end.
+    @discardableResult
+    mutating func recordNow() throws -> AuditEntry {
+        let entry = try append(self.entry, db)
+        recorded = entry
+        records = false
+        return entry
+    }
+
+    /// Appends another entry in the same transaction: a step of a data-subject request next to the operation's own.
+    @discardableResult
+    func record(_ draft: AuditDraft) throws -> AuditEntry { try append(draft, db) }
 }
 
 extension Vault {
@@ -65,15 +85,17 @@ extension Vault {
         let decision = given ?? decide(request)
         // INVARIANT: deny by default and on error; every denial is audited, through this one path.
         guard decision.isPermit else { try refuse(request, decision, as: action, requestID: requestID) }
-        let result: (value: T, entry: AuditEntry?, truncate: Bool)
+        let result: (value: T, entry: AuditEntry?, truncate: Bool, force: Bool)
         do {
-            result = try db.write { db -> (T, AuditEntry?, Bool) in
-                var scope = OperationScope(db: db, decision: decision, entry: draft(request, decision, requestID: requestID))
+            result = try db.write { db -> (T, AuditEntry?, Bool, Bool) in
+                var scope = OperationScope(
+                    db: db, decision: decision, entry: draft(request, decision, requestID: requestID),
+                    append: { [self] draft, db in try audit(draft, db: db) })
                 if let action { scope.entry.action = action }
                 let value = try work(&scope)
                 // INVARIANT: no audit, no data. The entry commits with the work or neither does.
-                let entry = scope.records ? try audit(scope.entry, db: db) : nil
-                return (value, entry, scope.truncatesLog)
+                let entry = scope.records ? try audit(scope.entry, db: db) : scope.recorded
+                return (value, entry, scope.truncatesLog, scope.forcesCheckpoint)
             }
             if result.truncate { _ = try db.writeWithoutTransaction { try $0.checkpoint(.truncate) } }
         } catch let refusal as Refusal {
@@ -81,7 +103,7 @@ extension Vault {
         } catch {
             throw Self.storageError(error, failure)
         }
-        try checkpointIfDue()
+        try checkpointIfDue(force: result.force)
         return (result.value, result.entry)
     }
 }

@@ -260,108 +260,105 @@ extension Vault {
         let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         let request = AccessRequest(actor: actor, role: role, action: .export, purpose: purpose, reason: reason)
         // The export is the subject's own data: the purpose's field list does not limit it, so only the role's grant is checked.
-        let authorized = try require(request, requestID: requestID)
-        do {
-            return try db.write { db -> [String: Int] in
-                // The writer's page cache is large for imports; while an export walks a long history it is held
-                // small, so that memory stays flat however many events the subject has.
-                try db.execute(sql: "PRAGMA cache_size = -4096")
-                defer { try? db.execute(sql: "PRAGMA cache_size = -\(Self.writerCacheKiB)") }
-                guard let subject = try resolve(reference, db: db) else {
-                    throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
-                }
-                try refreshKEKs(db)
-                // One read of the subject's row and one unwrap of its data key serve the profile and the derived data.
-                guard let row = try subjectRow(subject, db: db) else {
-                    throw GateError(.integrity, "a subject has no row (its identity points nowhere); run `consentry check`")
-                }
-                let keyVersion = row.keyVersion
-                let pseudonym = self.pseudonym(secret: row.auditSecret)
-                let packed = row.fields.withUnsafeBytes({ PackedFields.decode($0) })?.entries ?? []
-                let events = try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE subject_id = ?", arguments: [subject.rawValue]) ?? 0
-                // INVARIANT: no audit, no data. The entry precedes the first value handed to the sink.
-                var entry = draft(request, authorized, subject: pseudonym, counts: ["events": events, "fields": packed.count], requestID: requestID)
-                entry.fields = packed.map(\.name).sorted()
-                _ = try audit(entry, db: db)
-
-                var counts: [String: Int] = [:]
-                try sink.begin(subject: pseudonym)
-                var scratch = try SecretBytes(count: Sealing.keyLength)
-                defer { scratch.zero() }
-                let fields = schema.fields.map(\.name)
-                let provenance = Dictionary(packed.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-                for (field, value) in zip(fields, try openFields(fields, of: subject, row: row, db: db, scratch: &scratch)) {
-                    guard let value else { continue }
-                    let origin = provenance[field.rawValue]
-                    try sink.profileField(
-                        field.rawValue, value: value, source: origin?.source.rawValue ?? "",
-                        observedAt: origin.map { Normalize.formatTimestamp(millis: $0.observedAt) } ?? "")
-                    counts["fields", default: 0] += 1
-                }
-                for row in try Row.fetchAll(
-                    db,
-                    sql:
-                        "SELECT kind, source FROM identity WHERE subject_id = ? UNION ALL SELECT kind, source FROM shared_identity WHERE subject_id = ?",
-                    arguments: [subject.rawValue, subject.rawValue])
-                {
-                    try sink.identity(kind: row[0], source: row[1])
-                    counts["identities", default: 0] += 1
-                }
-                for record in try consentRecords(db, subject) {
-                    try sink.consent(record)
-                    counts["consents", default: 0] += 1
-                }
-                let state = try derivedState(of: subject, db: db).state
-                for flag in flagNames(state) {
-                    try sink.flag(flag)
-                    counts["flags", default: 0] += 1
-                }
-                let cursor = try Row.fetchCursor(
-                    db, sql: "SELECT type, time, item_id, category, amount, currency, campaign_id FROM event WHERE subject_id = ? ORDER BY time, id",
-                    arguments: [subject.rawValue])
-                while let row = try cursor.next() {
-                    try sink.event(
-                        SubjectExport.Event(
-                            type: row[0], time: Normalize.formatTimestamp(millis: row[1]), itemID: row[2], category: row[3], amount: row[4],
-                            currency: row[5], campaignID: row[6]))
-                    counts["events", default: 0] += 1
-                }
-                let derived = try Row.fetchCursor(
-                    db, sql: "SELECT kind, name, sealed FROM derived WHERE subject_id = ? ORDER BY kind, name", arguments: [subject.rawValue])
-                while let row = try derived.next() {
-                    let kind: String = row[0], name: String = row[1]
-                    let ad = Sealing.derivedAssociatedData(subject: subject, kind: kind, name: name, keyVersion: keyVersion)
-                    guard let value = (row[2] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
-                        throw GateError(.integrity, "derived value `\(kind)/\(name)` of \(subjectLabel(subject, db)) failed its integrity check")
-                    }
-                    try sink.derived(kind: kind, name: name, value: value)
-                    counts["derived", default: 0] += 1
-                }
-                // Experiment arms and fired triggers are derived data too, kept in their own tables.
-                for row in try Row.fetchAll(
-                    db, sql: "SELECT experiment, arm FROM experiment_assignment WHERE subject_id = ? ORDER BY experiment",
-                    arguments: [subject.rawValue])
-                {
-                    try sink.derived(kind: "experiment", name: row[0], value: row[1])
-                    counts["derived", default: 0] += 1
-                }
-                for row in try Row.fetchAll(
-                    db, sql: "SELECT trigger, fired_at, acknowledged_at FROM trigger_queue WHERE subject_id = ? ORDER BY id",
-                    arguments: [subject.rawValue])
-                {
-                    let state = (row[2] as Int64?) == nil ? "pending" : "handled"
-                    try sink.derived(kind: "trigger", name: row[0], value: "fired \(Normalize.formatTimestamp(millis: row[1])) (\(state))")
-                    counts["derived", default: 0] += 1
-                }
-                try forEachAuditEntry(db, AuditFilter(subject: .subject(subject), limit: Int.max)) {
-                    try sink.processing(ProcessingRecord($0))
-                    counts["processing", default: 0] += 1
-                }
-                try sink.finish()
-                return counts
+        return try perform(request, requestID: requestID, failure: "export the subject (nothing was released)") { scope -> [String: Int] in
+            let db = scope.db
+            // The writer's page cache is large for imports; while an export walks a long history it is held
+            // small, so that memory stays flat however many events the subject has.
+            try db.execute(sql: "PRAGMA cache_size = -4096")
+            defer { try? db.execute(sql: "PRAGMA cache_size = -\(Self.writerCacheKiB)") }
+            guard let subject = try resolve(reference, db: db) else {
+                throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
             }
-        } catch {
-            throw Self.storageError(error, "export the subject (nothing was released)")
+            try refreshKEKs(db)
+            // One read of the subject's row and one unwrap of its data key serve the profile and the derived data.
+            guard let row = try subjectRow(subject, db: db) else {
+                throw GateError(.integrity, "a subject has no row (its identity points nowhere); run `consentry check`")
+            }
+            let keyVersion = row.keyVersion
+            let pseudonym = self.pseudonym(secret: row.auditSecret)
+            let packed = row.fields.withUnsafeBytes({ PackedFields.decode($0) })?.entries ?? []
+            let events = try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE subject_id = ?", arguments: [subject.rawValue]) ?? 0
+            // INVARIANT: no audit, no data. The entry precedes the first value handed to the sink.
+            scope.entry.subject = pseudonym
+            scope.entry.counts = ["events": events, "fields": packed.count]
+            scope.entry.fields = packed.map(\.name).sorted()
+            try scope.recordNow()
+
+            var counts: [String: Int] = [:]
+            try sink.begin(subject: pseudonym)
+            var scratch = try SecretBytes(count: Sealing.keyLength)
+            defer { scratch.zero() }
+            let fields = schema.fields.map(\.name)
+            let provenance = Dictionary(packed.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+            for (field, value) in zip(fields, try openFields(fields, of: subject, row: row, db: db, scratch: &scratch)) {
+                guard let value else { continue }
+                let origin = provenance[field.rawValue]
+                try sink.profileField(
+                    field.rawValue, value: value, source: origin?.source.rawValue ?? "",
+                    observedAt: origin.map { Normalize.formatTimestamp(millis: $0.observedAt) } ?? "")
+                counts["fields", default: 0] += 1
+            }
+            for row in try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT kind, source FROM identity WHERE subject_id = ? UNION ALL SELECT kind, source FROM shared_identity WHERE subject_id = ?",
+                arguments: [subject.rawValue, subject.rawValue])
+            {
+                try sink.identity(kind: row[0], source: row[1])
+                counts["identities", default: 0] += 1
+            }
+            for record in try consentRecords(db, subject) {
+                try sink.consent(record)
+                counts["consents", default: 0] += 1
+            }
+            let state = try derivedState(of: subject, db: db).state
+            for flag in flagNames(state) {
+                try sink.flag(flag)
+                counts["flags", default: 0] += 1
+            }
+            let cursor = try Row.fetchCursor(
+                db, sql: "SELECT type, time, item_id, category, amount, currency, campaign_id FROM event WHERE subject_id = ? ORDER BY time, id",
+                arguments: [subject.rawValue])
+            while let row = try cursor.next() {
+                try sink.event(
+                    SubjectExport.Event(
+                        type: row[0], time: Normalize.formatTimestamp(millis: row[1]), itemID: row[2], category: row[3], amount: row[4],
+                        currency: row[5], campaignID: row[6]))
+                counts["events", default: 0] += 1
+            }
+            let derived = try Row.fetchCursor(
+                db, sql: "SELECT kind, name, sealed FROM derived WHERE subject_id = ? ORDER BY kind, name", arguments: [subject.rawValue])
+            while let row = try derived.next() {
+                let kind: String = row[0], name: String = row[1]
+                let ad = Sealing.derivedAssociatedData(subject: subject, kind: kind, name: name, keyVersion: keyVersion)
+                guard let value = (row[2] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
+                    throw GateError(.integrity, "derived value `\(kind)/\(name)` of \(subjectLabel(subject, db)) failed its integrity check")
+                }
+                try sink.derived(kind: kind, name: name, value: value)
+                counts["derived", default: 0] += 1
+            }
+            // Experiment arms and fired triggers are derived data too, kept in their own tables.
+            for row in try Row.fetchAll(
+                db, sql: "SELECT experiment, arm FROM experiment_assignment WHERE subject_id = ? ORDER BY experiment",
+                arguments: [subject.rawValue])
+            {
+                try sink.derived(kind: "experiment", name: row[0], value: row[1])
+                counts["derived", default: 0] += 1
+            }
+            for row in try Row.fetchAll(
+                db, sql: "SELECT trigger, fired_at, acknowledged_at FROM trigger_queue WHERE subject_id = ? ORDER BY id",
+                arguments: [subject.rawValue])
+            {
+                let state = (row[2] as Int64?) == nil ? "pending" : "handled"
+                try sink.derived(kind: "trigger", name: row[0], value: "fired \(Normalize.formatTimestamp(millis: row[1])) (\(state))")
+                counts["derived", default: 0] += 1
+            }
+            try forEachAuditEntry(db, AuditFilter(subject: .subject(subject), limit: Int.max)) {
+                try sink.processing(ProcessingRecord($0))
+                counts["processing", default: 0] += 1
+            }
+            try sink.finish()
+            return counts
         }
     }
 
@@ -379,27 +376,22 @@ extension Vault {
     {
         let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         let request = AccessRequest(actor: actor, role: role, action: .erase, purpose: purpose, reason: reason)
-        let authorized = try require(request, requestID: requestID)
-        let summary: ErasureSummary
-        do {
-            summary = try db.write { db -> ErasureSummary in
-                guard let subject = try resolve(reference, db: db) else {
-                    throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
-                }
-                let pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
-                let deleted = try eraseRows(of: subject, db: db)
-                var entry = draft(request, authorized, subject: pseudonym, counts: deleted.mapKeys { "deleted.\($0)" }, requestID: requestID)
-                entry.reasons.append("erased: data key destroyed")
-                let audited = try audit(entry, db: db)
-                return ErasureSummary(deleted: deleted, auditSequence: audited.sequence)
+        let (deleted, entry) = try performRecorded(request, requestID: requestID, failure: "erase the subject (nothing was erased)") {
+            scope -> [String: Int] in
+            let db = scope.db
+            guard let subject = try resolve(reference, db: db) else {
+                throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
             }
+            scope.entry.subject = self.pseudonym(secret: try auditSecret(of: subject, db: db))
+            let deleted = try eraseRows(of: subject, db: db)
+            scope.entry.counts = deleted.mapKeys { "deleted.\($0)" }
+            scope.entry.reasons.append("erased: data key destroyed")
             // Freed pages were zeroed by secure_delete in the database file; truncating the WAL removes the old copies there.
-            _ = try db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
-        } catch {
-            throw Self.storageError(error, "erase the subject (nothing was erased)")
+            scope.truncatesLog = true
+            scope.forcesCheckpoint = true
+            return deleted
         }
-        try checkpointIfDue(force: true)
-        return summary
+        return ErasureSummary(deleted: deleted, auditSequence: entry?.sequence ?? 0)
     }
 
     func consentRecords(_ db: Database, _ subject: SubjectID) throws -> [ConsentRecordInfo] {

@@ -160,88 +160,85 @@ extension Vault {
         let (actor, role) = (principal.actor, principal.role)
         let manage = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         let request = AccessRequest(actor: actor, role: role, action: .erase, purpose: .service)
-        let authorized = try require(request, requestID: id)
         let rights = loadedPolicy?.rights ?? RightsPolicy()
-        let result: (RequestRecord, ErasureReceipt)
-        var erased = false
-        do {
-            result = try db.write { db -> (RequestRecord, ErasureReceipt) in
-                let record = try loadRequest(id, db: db)
-                guard record.type == .erasure else {
-                    throw GateError(.invalidInput, "request \(id) is a \(record.type.rawValue) request, not an erasure")
-                }
-                guard record.verifiedAt != nil, [.verified, .inProgress, .extended].contains(record.status) else {
-                    throw GateError(.invalidInput, "request \(id) is \(record.status.rawValue); an erasure needs a verified, open request")
-                }
-                let sealed = try openRequestData(id, db: db) ?? SealedRequestData()
-                // Erased before, its verification not yet passed: nothing more to erase.
-                if let pending = sealed.pendingReceipt { return (record, pending) }
-                erased = true
-                let subject = try resolve(SubjectReference.request(id), db: db)
-                let now = nowMillis
-                // Every identifier the subject is known by: what the request gave and what the profile holds.
-                var known: [IdentityKind: Set<String>] = [:]
-                if let email = sealed.email, let value = try? Normalize.email(email) { known[.email, default: []].insert(value) }
-                if let customer = sealed.customerID, let value = try? Normalize.customerID(customer) { known[.customerID, default: []].insert(value) }
-                var deleted: [String: Int] = [:]
-                var retained: [ErasureReceipt.Retained] = []
-                if let subject {
-                    let indexed = schema.fields.filter { $0.identityKind != nil }
-                    guard let row = try subjectRow(subject, db: db) else {
-                        throw GateError(.integrity, "a subject has no row (its identity points nowhere); run `consentry check`")
-                    }
-                    var scratch = try SecretBytes(count: Sealing.keyLength)
-                    defer { scratch.zero() }
-                    for (spec, value) in zip(indexed, try openFields(indexed.map(\.name), of: subject, row: row, db: db, scratch: &scratch)) {
-                        if let value, let kind = spec.identityKind { known[kind, default: []].insert(value) }
-                    }
-                    for rule in rights.retain {
-                        retained.append(try retain(rule, of: subject, now: now, db: db))
-                    }
-                    deleted = try eraseRows(of: subject, db: db)
-                }
-                deleted["export_file", default: 0] += removeExportFiles(ofRequests: [id])
-                var suppressed: [String] = []
-                if rights.suppressReimport {
-                    // Phone numbers may be shared by a household, so only e-mail and customer id are suppressed.
-                    for kind in [IdentityKind.email, .customerID] {
-                        for value in known[kind] ?? [] {
-                            try db.execute(
-                                sql: "INSERT OR IGNORE INTO suppression (hash, kind, created_at) VALUES (?, ?, ?)",
-                                arguments: [Data(keys.suppression.index(kind, value)), kind.rawValue, now])
-                        }
-                        if known[kind]?.isEmpty == false { suppressed.append(kind.rawValue) }
-                    }
-                }
-                var entry = draft(request, authorized, counts: deleted.mapKeys { "deleted.\($0)" }, requestID: id)
-                for item in retained { entry.counts["retained.\(item.kind)"] = item.count }
-                entry.reasons.append(subject == nil ? "erased: no subject held" : "erased: data key destroyed")
-                let audited = try audit(entry, db: db)
-                let receipt = ErasureReceipt(
-                    kind: "erasure", requestID: id, regime: record.regime.rawValue, receivedAt: Normalize.formatTimestamp(millis: record.receivedAt),
-                    erasedAt: Normalize.formatTimestamp(millis: now), deleted: deleted, retained: retained, suppressed: suppressed,
-                    auditSequence: audited.sequence, publicKey: signingPublicKey)
-                // The identifiers stay sealed (with the former id) for `verify-erasure` until the identifier retention ends;
-                // the receipt waits, sealed with them, for the verification to pass.
-                var keep = sealed
-                keep.erasedSubject = subject?.rawValue
-                keep.known = known.flatMap { kind, values in values.map { "\(kind.rawValue):\($0)" } }.sorted()
-                keep.pendingReceipt = receipt
-                let outcome = String(decoding: try JSONEncoder.sorted.encode(["deleted": deleted]), as: UTF8.self)
-                try db.execute(
-                    sql: """
-                        UPDATE dsr_request SET status = 'in_progress', outcome = ?, identifiers = ?, subject_id = NULL, updated_at = ? WHERE id = ?
-                        """, arguments: [outcome, try sealRequestData(keep, id: id), now, id])
-                try auditRequestStep(id, "erased: awaiting verification", decision: manage, actor: actor, role: role, db: db)
-                return (try loadRequest(id, db: db), receipt)
+        // Forced either way: the record of an erasure (or of a retried one) leaves for the checkpoints at once.
+        return try perform(request, requestID: id, failure: "erase the subject of request \(id) (nothing was erased)") {
+            scope -> (RequestRecord, ErasureReceipt) in
+            let db = scope.db
+            scope.forcesCheckpoint = true
+            let record = try loadRequest(id, db: db)
+            guard record.type == .erasure else {
+                throw GateError(.invalidInput, "request \(id) is a \(record.type.rawValue) request, not an erasure")
+            }
+            guard record.verifiedAt != nil, [.verified, .inProgress, .extended].contains(record.status) else {
+                throw GateError(.invalidInput, "request \(id) is \(record.status.rawValue); an erasure needs a verified, open request")
+            }
+            let sealed = try openRequestData(id, db: db) ?? SealedRequestData()
+            // Erased before, its verification not yet passed: nothing more to erase, and nothing new to record.
+            if let pending = sealed.pendingReceipt {
+                scope.records = false
+                return (record, pending)
             }
             // Freed pages were zeroed by secure_delete in the database file; truncating the WAL removes the old copies there.
-            if erased { _ = try db.writeWithoutTransaction { try $0.checkpoint(.truncate) } }
-        } catch {
-            throw Self.storageError(error, "erase the subject of request \(id) (nothing was erased)")
+            scope.truncatesLog = true
+            let subject = try resolve(SubjectReference.request(id), db: db)
+            let now = nowMillis
+            // Every identifier the subject is known by: what the request gave and what the profile holds.
+            var known: [IdentityKind: Set<String>] = [:]
+            if let email = sealed.email, let value = try? Normalize.email(email) { known[.email, default: []].insert(value) }
+            if let customer = sealed.customerID, let value = try? Normalize.customerID(customer) { known[.customerID, default: []].insert(value) }
+            var deleted: [String: Int] = [:]
+            var retained: [ErasureReceipt.Retained] = []
+            if let subject {
+                let indexed = schema.fields.filter { $0.identityKind != nil }
+                guard let row = try subjectRow(subject, db: db) else {
+                    throw GateError(.integrity, "a subject has no row (its identity points nowhere); run `consentry check`")
+                }
+                var scratch = try SecretBytes(count: Sealing.keyLength)
+                defer { scratch.zero() }
+                for (spec, value) in zip(indexed, try openFields(indexed.map(\.name), of: subject, row: row, db: db, scratch: &scratch)) {
+                    if let value, let kind = spec.identityKind { known[kind, default: []].insert(value) }
+                }
+                for rule in rights.retain {
+                    retained.append(try retain(rule, of: subject, now: now, db: db))
+                }
+                deleted = try eraseRows(of: subject, db: db)
+            }
+            deleted["export_file", default: 0] += removeExportFiles(ofRequests: [id])
+            var suppressed: [String] = []
+            if rights.suppressReimport {
+                // Phone numbers may be shared by a household, so only e-mail and customer id are suppressed.
+                for kind in [IdentityKind.email, .customerID] {
+                    for value in known[kind] ?? [] {
+                        try db.execute(
+                            sql: "INSERT OR IGNORE INTO suppression (hash, kind, created_at) VALUES (?, ?, ?)",
+                            arguments: [Data(keys.suppression.index(kind, value)), kind.rawValue, now])
+                    }
+                    if known[kind]?.isEmpty == false { suppressed.append(kind.rawValue) }
+                }
+            }
+            scope.entry.counts = deleted.mapKeys { "deleted.\($0)" }
+            for item in retained { scope.entry.counts["retained.\(item.kind)"] = item.count }
+            scope.entry.reasons.append(subject == nil ? "erased: no subject held" : "erased: data key destroyed")
+            let audited = try scope.recordNow()
+            let receipt = ErasureReceipt(
+                kind: "erasure", requestID: id, regime: record.regime.rawValue, receivedAt: Normalize.formatTimestamp(millis: record.receivedAt),
+                erasedAt: Normalize.formatTimestamp(millis: now), deleted: deleted, retained: retained, suppressed: suppressed,
+                auditSequence: audited.sequence, publicKey: signingPublicKey)
+            // The identifiers stay sealed (with the former id) for `verify-erasure` until the identifier retention ends;
+            // the receipt waits, sealed with them, for the verification to pass.
+            var keep = sealed
+            keep.erasedSubject = subject?.rawValue
+            keep.known = known.flatMap { kind, values in values.map { "\(kind.rawValue):\($0)" } }.sorted()
+            keep.pendingReceipt = receipt
+            let outcome = String(decoding: try JSONEncoder.sorted.encode(["deleted": deleted]), as: UTF8.self)
+            try db.execute(
+                sql: """
+                    UPDATE dsr_request SET status = 'in_progress', outcome = ?, identifiers = ?, subject_id = NULL, updated_at = ? WHERE id = ?
+                    """, arguments: [outcome, try sealRequestData(keep, id: id), now, id])
+            try scope.record(requestStep(id, "erased: awaiting verification", decision: manage, actor: actor, role: role))
+            return (try loadRequest(id, db: db), receipt)
         }
-        try checkpointIfDue(force: true)
-        return result
     }
 
     /// Verifies an erased request (``verifyErasure(_:as:)``) and, only when every check passes, signs its
@@ -255,49 +252,46 @@ extension Vault {
     ) {
         let (actor, role) = (principal.actor, principal.role)
         let verification = try verifyErasure(id, as: Principal(actor: actor, role: role))
-        let manage = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
-        let result: (RequestRecord, SignedReceipt?)
-        do {
-            result = try db.write { db -> (RequestRecord, SignedReceipt?) in
-                let record = try loadRequest(id, db: db)
-                var sealed = try openRequestData(id, db: db) ?? SealedRequestData()
-                guard let pending = sealed.pendingReceipt else {
-                    let signed = try record.receipt.map { try JSONDecoder().decode(SignedReceipt.self, from: Data($0.utf8)) }
-                    return (record, signed)
-                }
-                let now = nowMillis
-                let failed = verification.checks.filter { !$0.passed }
-                guard failed.isEmpty else {
-                    var outcome: [String: [String: Int]] = ["deleted": pending.deleted, "verification": ["failed": failed.count]]
-                    outcome["failed_checks"] = Dictionary(failed.map { ($0.name, 1) }, uniquingKeysWith: +)
-                    try db.execute(
-                        sql: "UPDATE dsr_request SET outcome = ?, updated_at = ? WHERE id = ?",
-                        arguments: [String(decoding: try JSONEncoder.sorted.encode(outcome), as: UTF8.self), now, id])
-                    try auditRequestStep(
-                        id, "erasure not completed: verification failed (" + failed.map(\.name).joined(separator: ", ") + "); no receipt signed",
-                        decision: manage, actor: actor, role: role, db: db)
-                    return (try loadRequest(id, db: db), nil)
-                }
-                let signed = SignedReceipt(receipt: pending, signature: Digest.hex(keys.signer.sign(try SignedReceipt.canonical(pending))))
-                sealed.pendingReceipt = nil
-                let outcome: [String: [String: Int]] = ["deleted": pending.deleted, "verification": ["passed": 1]]
-                try db.execute(
-                    sql: """
-                        UPDATE dsr_request SET status = 'completed', completed_at = ?, outcome = ?, receipt = ?, identifiers = ?, updated_at = ?
-                        WHERE id = ?
-                        """,
-                    arguments: [
-                        now, String(decoding: try JSONEncoder.sorted.encode(outcome), as: UTF8.self), signed.json,
-                        try sealRequestData(sealed, id: id),
-                        now, id,
-                    ])
-                try auditRequestStep(id, "completed: erasure", decision: manage, actor: actor, role: role, db: db)
-                return (try loadRequest(id, db: db), signed)
+        let request = AccessRequest(actor: actor, role: role, action: .dsrManage)
+        let result = try perform(request, requestID: id, failure: "complete the erasure of request \(id)") {
+            scope -> (RequestRecord, SignedReceipt?) in
+            let db = scope.db
+            let record = try loadRequest(id, db: db)
+            var sealed = try openRequestData(id, db: db) ?? SealedRequestData()
+            guard let pending = sealed.pendingReceipt else {
+                // Completed before: the receipt is returned as it was signed, and nothing new is recorded.
+                scope.records = false
+                let signed = try record.receipt.map { try JSONDecoder().decode(SignedReceipt.self, from: Data($0.utf8)) }
+                return (record, signed)
             }
-        } catch {
-            throw Self.storageError(error, "complete the erasure of request \(id)")
+            let now = nowMillis
+            let failed = verification.checks.filter { !$0.passed }
+            guard failed.isEmpty else {
+                var outcome: [String: [String: Int]] = ["deleted": pending.deleted, "verification": ["failed": failed.count]]
+                outcome["failed_checks"] = Dictionary(failed.map { ($0.name, 1) }, uniquingKeysWith: +)
+                try db.execute(
+                    sql: "UPDATE dsr_request SET outcome = ?, updated_at = ? WHERE id = ?",
+                    arguments: [String(decoding: try JSONEncoder.sorted.encode(outcome), as: UTF8.self), now, id])
+                scope.requestStep(
+                    id, "erasure not completed: verification failed (" + failed.map(\.name).joined(separator: ", ") + "); no receipt signed")
+                return (try loadRequest(id, db: db), nil)
+            }
+            let signed = SignedReceipt(receipt: pending, signature: Digest.hex(keys.signer.sign(try SignedReceipt.canonical(pending))))
+            sealed.pendingReceipt = nil
+            let outcome: [String: [String: Int]] = ["deleted": pending.deleted, "verification": ["passed": 1]]
+            try db.execute(
+                sql: """
+                    UPDATE dsr_request SET status = 'completed', completed_at = ?, outcome = ?, receipt = ?, identifiers = ?, updated_at = ?
+                    WHERE id = ?
+                    """,
+                arguments: [
+                    now, String(decoding: try JSONEncoder.sorted.encode(outcome), as: UTF8.self), signed.json,
+                    try sealRequestData(sealed, id: id),
+                    now, id,
+                ])
+            scope.requestStep(id, "completed: erasure")
+            return (try loadRequest(id, db: db), signed)
         }
-        try checkpointIfDue()
         return (result.0, result.1, verification)
     }
 

@@ -138,9 +138,14 @@ extension Vault {
     /// after an erasure nothing links the request to the subject's earlier audit entries.
     @discardableResult
     func auditRequestStep(_ id: String, _ step: String, decision: Decision, actor: String, role: Role, db: Database) throws -> AuditEntry {
+        try audit(requestStep(id, step, decision: decision, actor: actor, role: role), db: db)
+    }
+
+    /// The audit entry of one step of request `id`, recorded under the `dsr_manage` decision.
+    func requestStep(_ id: String, _ step: String, decision: Decision, actor: String, role: Role) -> AuditDraft {
         var entry = draft(AccessRequest(actor: actor, role: role, action: .dsrManage), decision, requestID: id)
         entry.reasons.append(step)
-        return try audit(entry, db: db)
+        return entry
     }
 
     /// Opens a data-subject request: resolves the identifiers to a subject (if any), seals them, and audits it.
