@@ -106,4 +106,31 @@ extension Vault {
         try checkpointIfDue(force: result.force)
         return (result.value, result.entry)
     }
+
+    /// Performs a gate operation that reads without changing anything and must not hold the writer while it reads (audit
+    /// verification, queries, reports, exports of the log): authorize → read → append the audit entry (the count of what
+    /// was read, filled in by `record`) → checkpoint when due. The entry is committed before the result is returned, so
+    /// the rule "no audit, no data" holds; a denial takes the same path as in ``perform(_:requestID:recordedAs:decision:failure:_:)``.
+    ///
+    /// - Parameter bestEffort: record the entry if the log takes it, but return the result either way. Only audit
+    ///   verification sets it: a log that fails verification may not take an entry, and the report of what is wrong
+    ///   must still reach the operator.
+    func performRead<T>(
+        _ request: AccessRequest, requestID: String?, recordedAs action: AuditAction? = nil, failure: String, bestEffort: Bool = false,
+        read: (Database) throws -> T, record: (inout AuditDraft, T) -> Void
+    ) throws(GateError) -> T {
+        let decision = decide(request)
+        guard decision.isPermit else { try refuse(request, decision, as: action, requestID: requestID) }
+        let value: T
+        do { value = try db.read { try read($0) } } catch { throw Self.storageError(error, failure) }
+        var entry = draft(request, decision, requestID: requestID)
+        if let action { entry.action = action }
+        record(&entry, value)
+        if bestEffort {
+            _ = try? auditAlone(entry)
+        } else {
+            try auditAlone(entry)
+        }
+        return value
+    }
 }

@@ -60,42 +60,37 @@ extension Vault {
     public func verifyAudit(as principal: Principal, expected: [(sequence: Int64, hash: String)] = []) throws(GateError)
         -> AuditVerification
     {
-        let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
-        let decision = try requireAdministrative(.auditRead, actor: actor, role: role, requestID: requestID)
-        let report: AuditVerification
-        do {
-            report = try db.read { db in
+        let request = AccessRequest(actor: principal.actor, role: principal.role, action: .auditRead)
+        // A log that failed verification still gets the record that someone looked; the chain continues from its end.
+        return try performRead(
+            request, requestID: principal.requestID, failure: "read the audit log", bestEffort: true,
+            read: { db in
                 let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit_entry ORDER BY rowid")
                 let entries = AnySequence { AnyIterator { (try? cursor.next()).flatMap { $0.map(DatabaseAuditSink.entry) } } }
                 return AuditVerifier.verify(
                     entries: entries, checkpoints: checkpointFile.read(), witnesses: witnessFiles.map { ($0.url.path, $0.read()) },
-                    expected: expected,
-                    publicKey: keys.signer.publicKey)
-            }
-        } catch { throw Self.storageError(error, "read the audit log") }
-        var entry = draft(AccessRequest(actor: actor, role: role, action: .auditRead), decision, requestID: requestID)
-        entry.reasons.append(report.passed ? "verify: passed" : "verify: failed at \(report.firstBadSequence ?? 0)")
-        entry.counts = ["entries": report.entriesChecked, "checkpoints": report.checkpointsChecked]
-        // A log that failed verification still gets the record that someone looked; the chain continues from its end.
-        _ = try? auditAlone(entry)
-        return report
+                    expected: expected, publicKey: keys.signer.publicKey)
+            },
+            record: { entry, report in
+                entry.reasons.append(report.passed ? "verify: passed" : "verify: failed at \(report.firstBadSequence ?? 0)")
+                entry.counts = ["entries": report.entriesChecked, "checkpoints": report.checkpointsChecked]
+            })
     }
 
     /// Queries the audit log. Needs `audit_read`; audited.
     public func queryAudit(_ filter: AuditFilter, as principal: Principal) throws(GateError) -> [AuditEntry] {
-        let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
-        let decision = try requireAdministrative(.auditRead, actor: actor, role: role, requestID: requestID)
-        var entries: [AuditEntry] = []
-        do {
-            try db.read { db in
+        let request = AccessRequest(actor: principal.actor, role: principal.role, action: .auditRead)
+        return try performRead(
+            request, requestID: principal.requestID, failure: "query the audit log",
+            read: { db in
+                var entries: [AuditEntry] = []
                 try forEachAuditEntry(db, filter) { entries.append($0) }
-            }
-        } catch { throw Self.storageError(error, "query the audit log") }
-        var entry = draft(
-            AccessRequest(actor: actor, role: role, action: .auditRead), decision, counts: ["returned": entries.count], requestID: requestID)
-        entry.reasons.append("query")
-        try auditAlone(entry)
-        return entries
+                return entries
+            },
+            record: { entry, entries in
+                entry.counts = ["returned": entries.count]
+                entry.reasons.append("query")
+            })
     }
 
     /// Streams the audit log (or the entries `filter` selects) to `output` in `format`, with memory that
@@ -103,11 +98,11 @@ extension Vault {
     public func exportAudit(
         _ format: AuditExportFormat, filter: AuditFilter = AuditFilter(limit: Int.max), to output: FileHandle, as principal: Principal
     ) throws(GateError) -> Int {
-        let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
-        let decision = try requireAdministrative(.auditRead, actor: actor, role: role, requestID: requestID)
-        var count = 0
-        do {
-            try db.read { db in
+        let request = AccessRequest(actor: principal.actor, role: principal.role, action: .auditRead)
+        return try performRead(
+            request, requestID: principal.requestID, failure: "export the audit log",
+            read: { db -> Int in
+                var count = 0
                 var buffer = ""
                 if format == .csv {
                     buffer =
@@ -133,12 +128,12 @@ extension Vault {
                     }
                 }
                 output.write(Data(buffer.utf8))
-            }
-        } catch { throw Self.storageError(error, "export the audit log") }
-        var entry = draft(AccessRequest(actor: actor, role: role, action: .auditRead), decision, counts: ["exported": count], requestID: requestID)
-        entry.reasons.append("export: \(format.rawValue)")
-        try auditAlone(entry)
-        return count
+                return count
+            },
+            record: { entry, count in
+                entry.counts = ["exported": count]
+                entry.reasons.append("export: \(format.rawValue)")
+            })
     }
 
     /// Calls `body` with each entry `filter` selects, in sequence order.

@@ -35,25 +35,25 @@ public enum ReportName: String, Sendable, CaseIterable {
 extension Vault {
     /// Generates a compliance report. Needs `audit_read`; audited.
     public func report(_ name: ReportName, since: Int64? = nil, until: Int64? = nil, as principal: Principal) throws(GateError) -> ComplianceReport {
-        let (actor, role) = (principal.actor, principal.role)
-        let decision = try requireAdministrative(.auditRead, actor: actor, role: role, requestID: nil)
-        var report = ComplianceReport(
-            name: name.rawValue, generatedAt: Normalize.formatTimestamp(millis: nowMillis), policyVersion: policyVersion,
-            period: [since, until].compactMap { $0.map { Normalize.formatTimestamp(millis: $0) } }, columns: [], rows: [], findings: [])
-        do {
-            try db.read { db in
+        let request = AccessRequest(actor: principal.actor, role: principal.role, action: .auditRead)
+        return try performRead(
+            request, requestID: principal.requestID, failure: "compute the report",
+            read: { db in
+                var report = ComplianceReport(
+                    name: name.rawValue, generatedAt: Normalize.formatTimestamp(millis: nowMillis), policyVersion: policyVersion,
+                    period: [since, until].compactMap { $0.map { Normalize.formatTimestamp(millis: $0) } }, columns: [], rows: [], findings: [])
                 let filter = AuditFilter(since: since, until: until, limit: Int.max)
                 switch name {
                 case .accessSummary: try accessSummary(db, filter, &report)
                 case .denials: try denials(db, filter, &report)
                 case .art30: try art30(db, filter, &report)
                 }
-            }
-        } catch { throw Self.storageError(error, "compute the report") }
-        var entry = draft(AccessRequest(actor: actor, role: role, action: .auditRead), decision, counts: ["rows": report.rows.count], requestID: nil)
-        entry.reasons.append("report: \(name.rawValue)")
-        try auditAlone(entry)
-        return report
+                return report
+            },
+            record: { entry, report in
+                entry.counts = ["rows": report.rows.count]
+                entry.reasons.append("report: \(name.rawValue)")
+            })
     }
 
     private static let dataActions: Set<String> = Set(Action.allCases.filter { !$0.isAdministrative }.map(\.rawValue))
