@@ -1,4 +1,4 @@
-public import ConsentryCore
+import ConsentryCore
 
 /// An error from the gate: opening the vault, a denied or failed operation, importing, rotating keys or checking.
 ///

@@ -22,7 +22,8 @@ struct OperationScope {
     /// The entry appended when the work returns, in the same transaction: the work adds reasons, counts, a subject
     /// or a subject set.
     var entry: AuditDraft
-    /// Whether the entry is appended. Only work that released and changed nothing (an empty queue read) clears it.
+    /// Whether the entry is appended at the end. Work that released and changed nothing (an empty queue read) clears it;
+    /// ``recordNow()`` clears it because the entry is then already in.
     var records = true
     /// Whether the write-ahead log is truncated after the commit, so that no old copy of a page the work overwrote or
     /// freed stays in it (rectification, erasure).
@@ -51,8 +52,8 @@ struct OperationScope {
 
 extension Vault {
     /// The decision for `request` under the policy in force. A policy that does not load denies, with the reason.
-    func decide(_ request: AccessRequest) -> Decision {
-        loadedPolicy?.authorize(request) ?? .deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
+    func decide(_ request: AccessRequest, under snapshot: PolicySnapshot? = nil) -> Decision {
+        (snapshot ?? policyNow).loaded?.authorize(request) ?? .deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
     }
 
     /// Performs one gate operation, the same way every time:
@@ -82,14 +83,17 @@ extension Vault {
         _ request: AccessRequest, requestID: String?, recordedAs action: AuditAction? = nil, decision given: Decision? = nil,
         failure: String, _ work: (inout OperationScope) throws -> T
     ) throws(GateError) -> (value: T, entry: AuditEntry?) {
-        let decision = given ?? decide(request)
+        // One policy for the operation: the decision and the version its entry records are the same even while a
+        // reload swaps the policy.
+        let snapshot = policyNow
+        let decision = given ?? decide(request, under: snapshot)
         // INVARIANT: deny by default and on error; every denial is audited, through this one path.
         guard decision.isPermit else { try refuse(request, decision, as: action, requestID: requestID) }
         let result: (value: T, entry: AuditEntry?, truncate: Bool, force: Bool)
         do {
             result = try db.write { db -> (T, AuditEntry?, Bool, Bool) in
                 var scope = OperationScope(
-                    db: db, decision: decision, entry: draft(request, decision, requestID: requestID),
+                    db: db, decision: decision, entry: draft(request, decision, requestID: requestID, under: snapshot),
                     append: { [self] draft, db in try audit(draft, db: db) })
                 if let action { scope.entry.action = action }
                 let value = try work(&scope)
@@ -119,11 +123,12 @@ extension Vault {
         _ request: AccessRequest, requestID: String?, recordedAs action: AuditAction? = nil, failure: String, bestEffort: Bool = false,
         read: (Database) throws -> T, record: (inout AuditDraft, T) -> Void
     ) throws(GateError) -> T {
-        let decision = decide(request)
+        let snapshot = policyNow
+        let decision = decide(request, under: snapshot)
         guard decision.isPermit else { try refuse(request, decision, as: action, requestID: requestID) }
         let value: T
         do { value = try db.read { try read($0) } } catch { throw Self.storageError(error, failure) }
-        var entry = draft(request, decision, requestID: requestID)
+        var entry = draft(request, decision, requestID: requestID, under: snapshot)
         if let action { entry.action = action }
         record(&entry, value)
         if bestEffort {
