@@ -160,7 +160,7 @@ struct StorageTests {
     func consentAppendOnly() throws {
         let vault = try canaryVault()
         let subject = try #require(try vault.findSubject(.email, Canary.email))
-        try vault.db.write { db in
+        _ = try vault.db.write { db in
             try vault.appendConsent(subject: subject, purpose: .emailMarketing, state: .granted, time: 1, source: "form", db: db)
         }
         let refused = #expect(throws: DatabaseError.self) {
@@ -175,7 +175,7 @@ struct StorageTests {
         let subject = try #require(try vault.findSubject(.email, Canary.email))
         _ = try vault.importEvents(
             from: TestSupport.writeFile("e.jsonl", #"{"id":"c1","email":"\#(Canary.email)","type":"unsubscribe","time":"2026-11-19T10:00:00Z"}"#))
-        try vault.db.write { db in
+        _ = try vault.db.write { db in
             try vault.appendConsent(subject: subject, purpose: .profiling, state: .granted, time: 1, source: "form", db: db)
             try db.execute(
                 sql: "INSERT INTO derived (subject_id, kind, name, sealed, updated_at) VALUES (?, 'score', 'engagement', x'00', 0)",
