@@ -1,8 +1,8 @@
 import ConsentryCore
+public import ConsentryGate
 import ConsentryPersonalization
 import ConsentryPolicy
 import ConsentryRights
-public import ConsentryGate
 public import Foundation
 import HTTPTypes
 public import Hummingbird
@@ -13,10 +13,13 @@ import Synchronization
 /// The request context: who the bearer token says is calling.
 struct ServerContext: RequestContext {
     var coreContext: CoreRequestContextStorage
-    /// The token's name, recorded as the actor of the gate's decisions.
-    var actor = ""
-    /// The token's role.
-    var role = Role.marketer
+    /// Who the token speaks for (`token:<name>`, its role and id): every gate operation of the request is decided and
+    /// audited for it. Set by ``AuthMiddleware`` before any `/v1` route runs.
+    var principal = Principal(actor: "", role: .marketer)
+    /// The actor recorded in the audit log.
+    var actor: String { principal.actor }
+    /// The role whose grants apply.
+    var role: Role { principal.role }
 
     init(source: Source) { coreContext = .init(source: source) }
     var maxUploadSize: Int { Server.bodyLimit }
@@ -61,20 +64,20 @@ struct AuthMiddleware: RouterMiddleware {
             throw Problem(.unauthorized, "unauthorized", "send `Authorization: Bearer <token>`; `consentry token create` makes one")
         }
         switch vault.authenticate(token: String(header.dropFirst(7))) {
-        case .success(let identity):
-            if let wait = limiter.admit(identity.name) {
+        case .success(let principal):
+            if let wait = limiter.admit(principal.actor) {
                 var problem = Problem(
                     .tooManyRequests, "rate_limited", "more than \(Int(limiter.rate)) requests per second for this token; retry later")
                 problem.retryAfter = Int(wait.rounded(.up))
                 throw problem
             }
             var context = context
-            context.actor = "token:" + identity.name
-            context.role = identity.role
+            context.principal = principal
             return try await next(request, context)
         case .failure(.unavailable):
             throw Problem.from(
-                vault.storageFault() ?? GateError(.storage, "the token store could not be read; check the vault's disk and `consentry check`, then retry"))
+                vault.storageFault()
+                    ?? GateError(.storage, "the token store could not be read; check the vault's disk and `consentry check`, then retry"))
         case .failure(let refusal):
             throw Problem(.unauthorized, "unauthorized", "the token is \(refusal.rawValue); create a new one with `consentry token create`")
         }
@@ -152,7 +155,9 @@ public enum Server {
                 try? await Task.sleep(for: .seconds(1))
                 // The database files are checked even while no request writes, so that a lost WAL is found at once.
                 if let fault = vault.storageFault() {
-                    if !faultLogged { logger.critical("the vault's files failed their check; every request is refused", metadata: ["reason": "\(fault.message)"]) }
+                    if !faultLogged {
+                        logger.critical("the vault's files failed their check; every request is refused", metadata: ["reason": "\(fault.message)"])
+                    }
                     faultLogged = true
                     continue
                 }

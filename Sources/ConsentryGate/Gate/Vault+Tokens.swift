@@ -115,8 +115,9 @@ extension Vault {
     private static let tokenPrefix = Array("cns_tok_".utf8)
     private static let hexDigits = Set("0123456789abcdefABCDEF".utf8)
 
-    /// Checks a presented token in constant time against its stored hash; returns its name and role.
-    public func authenticate(token: String) -> Result<(name: String, role: Role), TokenRefusal> {
+    /// Checks a presented token in constant time against its stored hash; returns who it speaks for: the actor
+    /// `token:<name>`, the token's role and its id.
+    public func authenticate(token: String) -> Result<Principal, TokenRefusal> {
         // cns_tok_<12 hex>_<secret>, read as bytes: every API request passes here.
         let bytes = Array(token.utf8), prefix = Self.tokenPrefix
         guard bytes.count >= prefix.count + 13, bytes.starts(with: prefix), bytes[prefix.count + 12] == UInt8(ascii: "_"),
@@ -153,7 +154,7 @@ extension Vault {
         if stored.revoked { return .failure(.revoked) }
         if let expires = stored.expiresAt, expires <= nowMillis { return .failure(.expired) }
         recordUse(of: id)
-        return .success((stored.name, role))
+        return .success(Principal(actor: "token:" + stored.name, role: role, tokenID: id))
     }
 
     /// Records when a token was last used (`token list` shows it, so that unused tokens can be found and revoked):
