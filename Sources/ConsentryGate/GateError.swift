@@ -35,7 +35,7 @@ public struct GateError: Error, Sendable, CustomStringConvertible, Equatable {
     /// The kind of failure.
     public let code: Code
     /// What happened and what to do.
-    public let message: String
+    public private(set) var message: String
 
     /// The subject an integrity or key error is about, for the gate to name by its audit pseudonym.
     let subject: SubjectID?
@@ -61,18 +61,11 @@ public struct GateError: Error, Sendable, CustomStringConvertible, Equatable {
 
     /// The same error with its subject named `label` (`subject 3f2a…`, the audit pseudonym).
     func naming(_ label: String) -> GateError {
-        guard let naming, let subject else { return self }
-        return GateError(code, about: subject, naming).withMessage(naming(label))
+        guard let naming else { return self }
+        var named = self
+        named.message = naming(label)
+        return named
     }
-
-    private init(code: Code, message: String, subject: SubjectID?, naming: (@Sendable (String) -> String)?) {
-        self.code = code
-        self.message = message
-        self.subject = subject
-        self.naming = naming
-    }
-
-    private func withMessage(_ text: String) -> GateError { GateError(code: code, message: text, subject: subject, naming: naming) }
 
     /// The message.
     public var description: String { message }

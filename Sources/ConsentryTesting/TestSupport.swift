@@ -221,7 +221,9 @@ public enum Peer {
     }
 
     /// Runs an installed Python module (`python3 -m module`) with `arguments` and extra `environment` variables.
-    public static func run(module: String, _ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    public static func run(module: String, _ arguments: [String], environment: [String: String]) throws -> (
+        status: Int32, stdout: String, stderr: String
+    ) {
         try python(["-m", module] + arguments, environment: environment)
     }
 
@@ -244,5 +246,24 @@ public enum Peer {
         process.waitUntilExit()
         while !reader.isFinished { Thread.sleep(forTimeInterval: 0.01) }
         return (process.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: errors, as: UTF8.self))
+    }
+}
+
+/// One HTTP response, as the conformance checker (`Tests/peer/conform.py`) reads it: the path is the document's
+/// template (`/v1/dsr/{id}`), the body as text.
+public struct RecordedResponse: Encodable, Sendable {
+    public let method: String
+    public let path: String
+    public let status: Int
+    public let content_type: String
+    public let body: String
+
+    /// Records one response.
+    public init(method: String, path: String, status: Int, content_type: String, body: String) {
+        self.method = method
+        self.path = path
+        self.status = status
+        self.content_type = content_type
+        self.body = body
     }
 }

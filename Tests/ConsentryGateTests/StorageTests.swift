@@ -89,8 +89,7 @@ struct StorageTests {
         let report = try vault.check(as: .administrator("t"))
         #expect(!report.passed)
         // Named by the audit pseudonym, never by the vault's internal id.
-        let secret = try vault.db.read { try Data.fetchOne($0, sql: "SELECT audit_secret FROM subject WHERE id = ?", arguments: [subject.rawValue]) }
-        let pseudonym = vault.pseudonym(secret: secret)
+        let pseudonym = vault.pseudonym(secret: try vault.db.read { try vault.auditSecret(of: subject, db: $0) })
         #expect(report.problems == ["field `city` of subject \(pseudonym) failed its integrity check (tampered, moved, or sealed under another key)"])
         #expect(!report.problems.joined().contains(subject.description))
         #expect(report.subjectsChecked == 1, "the untouched subject still checks")
@@ -109,8 +108,8 @@ struct StorageTests {
         }
         #expect(throws: GateError.integrity) { try vault.readFields(of: other, fields: ["first_name"]) }
         let report = try vault.check(as: .administrator("t"))
-        let secret = try vault.db.read { try Data.fetchOne($0, sql: "SELECT audit_secret FROM subject WHERE id = ?", arguments: [other.rawValue]) }
-        #expect(report.problems.count == 1 && report.problems[0].contains("subject \(vault.pseudonym(secret: secret))"), "\(report.problems)")
+        let pseudonym = vault.pseudonym(secret: try vault.db.read { try vault.auditSecret(of: other, db: $0) })
+        #expect(report.problems.count == 1 && report.problems[0].contains("subject \(pseudonym)"), "\(report.problems)")
     }
 
     @Test("a wrapped data key moved to another subject fails to unwrap")

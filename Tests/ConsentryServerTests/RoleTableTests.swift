@@ -14,15 +14,6 @@ import Testing
 /// without a port or a binary, and every response checked against the served OpenAPI document.
 @Suite("HTTP API role table (in-process)")
 struct RoleTableTests {
-    /// One response, as the conformance checker (`Tests/peer/conform.py`) reads it.
-    struct Recorded: Encodable {
-        let method: String
-        let path: String
-        let status: Int
-        let content_type: String
-        let body: String
-    }
-
     /// One endpoint of the role table: how to call it as a role, and which roles succeed with which status.
     struct Row: Sendable {
         let method: String
@@ -56,7 +47,7 @@ struct RoleTableTests {
     final class Caller: @unchecked Sendable {
         let client: any TestClientProtocol
         let tokens: [String: String]
-        private(set) var recorded: [Recorded] = []
+        private(set) var recorded: [RecordedResponse] = []
 
         init(client: any TestClientProtocol, tokens: [String: String]) {
             self.client = client
@@ -79,7 +70,7 @@ struct RoleTableTests {
                 uri: path, method: HTTPRequest.Method(method)!, headers: headers, body: body.map { ByteBuffer(bytes: $0) })
             let text = String(buffer: response.body)
             recorded.append(
-                Recorded(
+                RecordedResponse(
                     method: method, path: template, status: Int(response.status.code), content_type: response.headers[.contentType] ?? "",
                     body: text))
             let json = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]

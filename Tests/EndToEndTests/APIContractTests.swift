@@ -1,6 +1,6 @@
 import ConsentryCore
-import ConsentryTesting
 import ConsentryGate
+import ConsentryTesting
 import Foundation
 import Testing
 
@@ -8,15 +8,6 @@ import Testing
 /// table (every endpoint as every role) runs in-process, in ConsentryServerTests.
 @Suite("HTTP API contract", .serialized)
 struct APIContractTests {
-    /// One response, as the conformance checker (`Tests/peer/conform.py`) reads it.
-    struct Recorded: Encodable {
-        let method: String
-        let path: String
-        let status: Int
-        let content_type: String
-        let body: String
-    }
-
     @Test("an Idempotency-Key makes an import run once: a retry replays the first response, another body with the key is refused")
     func idempotentImports() throws {
         let server = try ServerTests().start()
@@ -59,11 +50,12 @@ struct APIContractTests {
         // Models train over the API too (an analyst, under profiling), and their reports are as documented.
         let analyst = try consentry(vault, ["token", "create", "--role", "analyst", "--name", "models"]).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        var recorded: [Recorded] = []
+        var recorded: [RecordedResponse] = []
         for name in ["propensity", "clusters"] {
             let result = try server.call("POST", "/v1/scores/\(name)", token: analyst, body: Data("{}".utf8))
             recorded.append(
-                Recorded(method: "POST", path: "/v1/scores/{name}", status: result.status, content_type: result.contentType, body: result.text))
+                RecordedResponse(
+                    method: "POST", path: "/v1/scores/{name}", status: result.status, content_type: result.contentType, body: result.text))
             #expect(result.status == 200, "\(name): \(result.text.prefix(300))")
         }
         let propensity = try #require(try JSONSerialization.jsonObject(with: Data(recorded[0].body.utf8)) as? [String: Any])

@@ -199,9 +199,7 @@ extension Vault {
     /// never by the vault's internal random id. Read on the caller's connection; a subject with no row (or whose row
     /// cannot be read) is named as such.
     func subjectLabel(_ subject: SubjectID, _ db: Database) -> String {
-        guard let secret = try? Data.fetchOne(db, sql: "SELECT audit_secret FROM subject WHERE id = ?", arguments: [subject.rawValue]) else {
-            return "a subject with no stored row"
-        }
+        guard let secret = (try? auditSecret(of: subject, db: db)) ?? nil else { return "a subject with no stored row" }
         return "subject \(pseudonym(secret: secret))"
     }
 }

@@ -182,7 +182,9 @@ enum RecordBinding {
     }
 
     private static func headBinding(_ binder: BlindIndexer, subject: Int64, _ head: LedgerHead) -> [UInt8] {
-        mac(binder, tag: 0x54, [.integer(subject), .integer(head.consents), .integer(head.lastConsent), .integer(head.flags), .integer(head.lastFlag)])
+        mac(
+            binder, tag: 0x54,
+            [.integer(subject), .integer(head.consents), .integer(head.lastConsent), .integer(head.flags), .integer(head.lastFlag)])
     }
 
     /// The bytes stored in `subject.ledger_head` for `head`.
@@ -255,10 +257,12 @@ extension Vault {
                         sql: "UPDATE consent_record SET binding = ? WHERE id = ?", arguments: [Data(RecordBinding.consent(binder, row: row)), row[0]])
                 }
                 for row in try Row.fetchAll(db, sql: "SELECT \(RecordBinding.tokenColumns) FROM api_token WHERE binding IS NULL") {
-                    try db.execute(sql: "UPDATE api_token SET binding = ? WHERE id = ?", arguments: [Data(RecordBinding.token(binder, row: row)), row[0]])
+                    try db.execute(
+                        sql: "UPDATE api_token SET binding = ? WHERE id = ?", arguments: [Data(RecordBinding.token(binder, row: row)), row[0]])
                 }
                 for row in try Row.fetchAll(db, sql: "SELECT \(RecordBinding.flagColumns) FROM subject_flag WHERE binding IS NULL") {
-                    try db.execute(sql: "UPDATE subject_flag SET binding = ? WHERE id = ?", arguments: [Data(RecordBinding.flag(binder, row: row)), row[0]])
+                    try db.execute(
+                        sql: "UPDATE subject_flag SET binding = ? WHERE id = ?", arguments: [Data(RecordBinding.flag(binder, row: row)), row[0]])
                 }
             }
         } catch {
@@ -275,16 +279,18 @@ extension Vault {
         for row in rows {
             let head = RecordBinding.LedgerHead(consents: row[2], lastConsent: row[3], flags: row[4], lastFlag: row[5])
             try db.execute(
-                sql: "UPDATE subject SET ledger_head = ? WHERE id = ?", arguments: [Data(RecordBinding.sealHead(keys.recordBinding, subject: row[0], head)), row[0]])
+                sql: "UPDATE subject SET ledger_head = ? WHERE id = ?",
+                arguments: [Data(RecordBinding.sealHead(keys.recordBinding, subject: row[0], head)), row[0]])
         }
     }
 
     /// Per subject: id, stored head, and the count and newest id of its consent and flag records.
+    /// One grouped pass over each ledger, rather than a count and a maximum looked up apart for every subject.
     private static let ledgerCountsSQL = """
-        SELECT s.id, s.ledger_head,
-            (SELECT count(*) FROM consent_record c WHERE c.subject_id = s.id), (SELECT coalesce(max(c.id), 0) FROM consent_record c WHERE c.subject_id = s.id),
-            (SELECT count(*) FROM subject_flag f WHERE f.subject_id = s.id), (SELECT coalesce(max(f.id), 0) FROM subject_flag f WHERE f.subject_id = s.id)
+        SELECT s.id, s.ledger_head, coalesce(c.n, 0), coalesce(c.newest, 0), coalesce(f.n, 0), coalesce(f.newest, 0)
         FROM subject s
+        LEFT JOIN (SELECT subject_id, count(*) AS n, max(id) AS newest FROM consent_record GROUP BY subject_id) c ON c.subject_id = s.id
+        LEFT JOIN (SELECT subject_id, count(*) AS n, max(id) AS newest FROM subject_flag GROUP BY subject_id) f ON f.subject_id = s.id
         """
 
     /// Moves a subject's ledger head past a record just appended, in the record's transaction. A head that fails its
@@ -293,7 +299,8 @@ extension Vault {
         let stored = try Data.fetchOne(db.cachedStatement(sql: "SELECT ledger_head FROM subject WHERE id = ?"), arguments: [subject.rawValue])
         guard let head = RecordBinding.openHead(keys.recordBinding, subject: subject.rawValue, stored) else { throw Self.unboundLedger }
         try db.cachedStatement(sql: "UPDATE subject SET ledger_head = ? WHERE id = ?").execute(arguments: [
-            Data(RecordBinding.sealHead(keys.recordBinding, subject: subject.rawValue, head.appending(consent: consent, flag: flag))), subject.rawValue,
+            Data(RecordBinding.sealHead(keys.recordBinding, subject: subject.rawValue, head.appending(consent: consent, flag: flag))),
+            subject.rawValue,
         ])
     }
 
@@ -320,7 +327,8 @@ extension Vault {
                 let kind = IdentityKind(rawValue: row[1])
                 let ok =
                     kind.map {
-                        RecordBinding.matches(row[3], RecordBinding.identity(binder, hash: [UInt8](row[0] as Data), kind: $0, subject: SubjectID(rawValue: row[2])))
+                        RecordBinding.matches(
+                            row[3], RecordBinding.identity(binder, hash: [UInt8](row[0] as Data), kind: $0, subject: SubjectID(rawValue: row[2])))
                     } ?? false
                 if !ok { bad[table, default: 0] += 1 }
             }
