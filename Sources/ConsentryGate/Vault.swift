@@ -48,34 +48,37 @@ public final class Vault: Sendable {
     let templateCache = HotCache<StoredTemplate>(ttl: 1)
     /// Idempotency keys of requests running now (keyed hashes), so that a concurrent retry is told to wait.
     let idempotencyInFlight = Mutex<Set<Data>>([])
-    /// The database, -wal and -shm files as they were when the vault opened; see ``checkDatabaseFile()``.
-    let storageFiles: StorageFiles
+    /// Where the vault's records live (see ``VaultStore``).
+    let store: SQLiteStore
     /// The database file's path; it and its -wal and -shm files are checked against their identities at open before
     /// every audit entry (after the commit, for gated reads that share one).
-    public let databasePath: String
-    let db: DatabasePool
+    public var databasePath: String { store.path }
+    /// The store's connection pool, for the operations whose statements have not moved behind the store protocol yet.
+    var db: DatabasePool { store.pool }
+    /// The kind of store and where it is (`consentry status`).
+    public var storeDescription: String { store.description }
+    /// What the store guarantees about the bytes of erased records.
+    public var erasureGuarantee: ErasureGuarantee { store.erasureGuarantee }
     let keys: VaultKeys
     let configuration: VaultConfiguration
     var clock: any WallClock { configuration.clock }
 
     /// The database file inside a vault directory.
-    public static let databaseFileName = "vault.sqlite"
+    public static let databaseFileName = SQLiteStore.fileName
     /// The master key file, relative to the vault directory.
     public static let masterKeyPath = "keys/master.key"
 
     private init(
-        directory: URL, db: DatabasePool, keys: VaultKeys, schema: FieldSchema, policy: Result<Policy, PolicyError>, policyVersion: String,
+        directory: URL, store: SQLiteStore, keys: VaultKeys, schema: FieldSchema, policy: Result<Policy, PolicyError>, policyVersion: String,
         configuration: VaultConfiguration
     ) {
         self.directory = directory
         self.policyState = Mutex(PolicySnapshot(schema: schema, version: policyVersion, policy: policy))
-        self.databasePath = directory.appendingPathComponent(Self.databaseFileName).path
-        let files = StorageFiles(databasePath: databasePath)
-        self.storageFiles = files
+        self.store = store
+        let files = store.files
         // Checked once per shared commit, after it and before any read of the batch returns: an entry committed to a
         // file that is no longer the vault's is no entry, and no value leaves on it.
         self.groupCommitter = GroupCommitter { () throws(GateError) in try files.check() }
-        self.db = db
         self.keys = keys
         self.configuration = configuration
     }
@@ -93,8 +96,7 @@ public final class Vault: Sendable {
         at directory: URL, policies: URL, masterKey: consuming SecretBytes? = nil, configuration: VaultConfiguration = VaultConfiguration()
     ) throws(GateError) -> Vault {
         let fm = FileManager.default
-        let dbURL = directory.appendingPathComponent(databaseFileName)
-        if fm.fileExists(atPath: dbURL.path) {
+        if SQLiteStore.exists(in: directory) {
             throw GateError(.alreadyExists, "a vault already exists at `\(directory.path)`; choose another `--vault` or remove it first")
         }
         // Validate the policy before anything is written, so a bad policy leaves no half-made vault.
@@ -124,21 +126,7 @@ public final class Vault: Sendable {
                 master = try MasterKey.create(at: directory.appendingPathComponent(masterKeyPath))
             }
         } catch { throw GateError(.key, error.message) }
-        // Pre-create the database file 0600: SQLite gives -wal and -shm the same mode.
-        guard fm.createFile(atPath: dbURL.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
-            throw GateError(.storage, "could not create `\(dbURL.path)`; check that the directory is writable")
-        }
-        // 16 KB pages: a quarter of the write calls for imports and checkpoints than SQLite's default 4 KB. The page
-        // size can only be chosen before the database turns to WAL, so it is set here, before the pool opens it.
-        do {
-            let setup = try DatabaseQueue(path: dbURL.path)
-            try setup.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA user_version = 1")
-            }
-            try setup.close()
-        } catch {
-            throw Self.storageError(error, "create the vault database")
-        }
+        try SQLiteStore.createFile(in: directory)
         return try open(directory: directory, master: master, configuration: configuration, creating: true)
     }
 
@@ -152,7 +140,7 @@ public final class Vault: Sendable {
     public static func open(
         at directory: URL, masterKey: consuming SecretBytes? = nil, configuration: VaultConfiguration = VaultConfiguration()
     ) throws(GateError) -> Vault {
-        guard FileManager.default.fileExists(atPath: directory.appendingPathComponent(databaseFileName).path) else {
+        guard SQLiteStore.exists(in: directory) else {
             throw GateError(
                 .notFound, "no vault at `\(directory.path)`; create one with `consentry init --vault \(directory.path)` or pass `--vault`")
         }
@@ -178,38 +166,10 @@ public final class Vault: Sendable {
         let keys: VaultKeys
         do { keys = try VaultKeys(master: master) } catch { throw GateError(.key, error.message) }
         _ = consume master
-        let db: DatabasePool
-        // Every use of a vault writes its audit entry, so even reading needs write access; say so plainly rather than
-        // SQLite's "unable to open database file".
-        for path in [directory.path, directory.appendingPathComponent(databaseFileName).path] where access(path, W_OK) != 0 {
-            throw GateError(
-                .storage,
-                "the vault at `\(directory.path)` is read-only for this user (`\(URL(fileURLWithPath: path).lastPathComponent)` is not writable); every command writes its audit entry, even one that only reads, so give write access or copy the vault to a writable place"
-            )
-        }
-        do {
-            db = try DatabasePool(path: directory.appendingPathComponent(databaseFileName).path, configuration: databaseConfiguration(configuration))
-            // GRDB switches the writer to synchronous=NORMAL when it enables WAL, after prepareDatabase ran;
-            // a committed import must survive power loss, so put FULL back and check that it holds.
-            let writerSynchronous = try db.writeWithoutTransaction { db -> Int? in
-                try db.execute(sql: "PRAGMA synchronous = FULL")
-                // Imports insert into indexes keyed by random hashes: a larger page cache keeps them in memory,
-                // and a larger checkpoint threshold makes fewer, bigger checkpoints.
-                try db.execute(sql: "PRAGMA cache_size = -\(Self.writerCacheKiB); PRAGMA wal_autocheckpoint = 8192")
-                return try Int.fetchOne(db, sql: "PRAGMA synchronous")
-            }
-            guard writerSynchronous == 2 else { throw GateError(.storage, "the database writer refused synchronous=FULL") }
-            try Schema.migrator.migrate(db)
-            let mode = try db.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
-            guard mode == "wal" else { throw GateError(.storage, "the database is not in WAL mode; the vault cannot guarantee crash safety") }
-        } catch let error as GateError {
-            throw error
-        } catch {
-            throw storageError(error, "open the vault database")
-        }
+        let store = try SQLiteStore.open(in: directory, busyTimeout: configuration.busyTimeout)
         let policy = Result<Policy, PolicyError> { () throws(PolicyError) in try Policy.load(directory: policyDirectory) }
         let vault = Vault(
-            directory: directory, db: db, keys: keys, schema: schema, policy: policy, policyVersion: versionOfPolicy(at: policyDirectory),
+            directory: directory, store: store, keys: keys, schema: schema, policy: policy, policyVersion: versionOfPolicy(at: policyDirectory),
             configuration: configuration)
         if creating {
             try vault.createFirstKEK()
@@ -223,42 +183,7 @@ public final class Vault: Sendable {
         return vault
     }
 
-    /// Per-connection settings, asserted on every connection: a connection that does not end up with
-    /// them is refused rather than used.
-    static func databaseConfiguration(_ configuration: VaultConfiguration) -> Configuration {
-        var config = Configuration()
-        config.foreignKeysEnabled = true
-        config.busyMode = .timeout(configuration.busyTimeout)
-        config.label = "consentry-vault"
-        config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA foreign_keys = ON")
-            let synchronous = try Int.fetchOne(db, sql: "PRAGMA synchronous")
-            let secureDelete = try Int.fetchOne(db, sql: "PRAGMA secure_delete")
-            let foreignKeys = try Int.fetchOne(db, sql: "PRAGMA foreign_keys")
-            guard synchronous == 2, secureDelete == 1, foreignKeys == 1 else {
-                throw GateError(
-                    .storage, "the database connection refused the required settings (synchronous=FULL, secure_delete=ON, foreign_keys=ON)")
-            }
-        }
-        return config
-    }
-
-    static func storageError(_ error: any Error, _ doing: String) -> GateError {
-        if let vaultError = error as? GateError { return vaultError }
-        if let dbError = error as? DatabaseError {
-            // GRDB leaves statement arguments out of its description, so no value leaks here.
-            let reason = dbError.message ?? "SQLite error \(dbError.resultCode.rawValue)"
-            switch dbError.resultCode {
-            case .SQLITE_FULL: return GateError(.storage, "could not \(doing): the disk is full; free space and retry (nothing was half-written)")
-            case .SQLITE_READONLY: return GateError(.storage, "could not \(doing): the vault is read-only; check the files' permissions")
-            case .SQLITE_CORRUPT, .SQLITE_NOTADB: return GateError(.integrity, "could not \(doing): the database file is damaged or not a vault")
-            case .SQLITE_BUSY, .SQLITE_LOCKED:
-                return GateError(.storage, "could not \(doing): another process holds the vault; retry when it is done")
-            default: return GateError(.storage, "could not \(doing): \(reason)")
-            }
-        }
-        return GateError(.storage, "could not \(doing): \(error)")
-    }
+    static func storageError(_ error: any Error, _ doing: String) -> GateError { SQLiteStore.storageError(error, doing) }
 
     /// The policy version of a directory: the first 16 hex digits of BLAKE2b over its `*.yaml` files (names and contents).
     public static func versionOfPolicy(at directory: URL) -> String {
@@ -328,7 +253,7 @@ public final class Vault: Sendable {
     /// Fails when the database file or its -wal or -shm file was removed or replaced since the vault was opened; once
     /// it failed, it fails for the rest of the vault's life (see ``StorageFiles``).
     func checkDatabaseFile() throws(GateError) {
-        try storageFiles.check()
+        try store.checkIntegrityOfFiles()
     }
 
     /// Why this vault can no longer be used safely (its database files were removed or replaced while it was open), or
@@ -336,7 +261,7 @@ public final class Vault: Sendable {
     /// readiness probes, so that a fault is found even while no request writes.
     public func storageFault() -> GateError? {
         do throws(GateError) {
-            try storageFiles.check()
+            try store.checkIntegrityOfFiles()
             return nil
         } catch { return error }
     }
@@ -358,10 +283,7 @@ public final class Vault: Sendable {
 
     /// The fault ``storageFault()`` or any audit entry found earlier, without looking at the files again; cheap enough
     /// for every request.
-    public var knownStorageFault: GateError? { storageFiles.known }
-
-    /// The writer connection's page cache, in KiB.
-    static let writerCacheKiB = 131_072
+    public var knownStorageFault: GateError? { store.knownFault }
 
     var nowMillis: Int64 { Int64((clock.now().timeIntervalSince1970 * 1000).rounded()) }
 
@@ -451,59 +373,5 @@ final class PolicySnapshot: Sendable {
         self.version = version
         self.policy = policy
         self.loaded = try? policy.get()
-    }
-}
-
-/// The identities (device and inode) of a vault's `vault.sqlite`, `-wal` and `-shm` files as this process opened them.
-///
-/// SQLite's locks are POSIX record locks, which belong to the process: if anything in this process opens and closes
-/// one of the files, or another process deletes or replaces them, another process can believe it holds the last
-/// connection, checkpoint, and unlink the -wal and -shm this process goes on writing to. Commits then land in files
-/// no other connection will ever read. The identities are compared before every audit entry (after each group commit)
-/// and every second in a server; the first difference poisons the vault for good, so that every later operation
-/// fails closed with the same truthful error instead of serving from orphaned files.
-final class StorageFiles: Sendable {
-    private let paths: [(name: String, path: String)]
-    /// The identity of each file, taken at open (or when first seen, for a -wal or -shm not yet created then).
-    private let identities: Mutex<[(device: UInt64, inode: UInt64)?]>
-    private let fault = Mutex<GateError?>(nil)
-
-    init(databasePath: String) {
-        paths = [("database", databasePath), ("write-ahead log", databasePath + "-wal"), ("shared-memory index", databasePath + "-shm")]
-        identities = Mutex(paths.map { Self.identity($0.path) })
-    }
-
-    static func identity(_ path: String) -> (device: UInt64, inode: UInt64)? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return (UInt64(info.st_dev), UInt64(info.st_ino))
-    }
-
-    /// The fault found so far, without looking at the files again (cheap enough for every request).
-    var known: GateError? { fault.withLock { $0 } }
-
-    /// Throws the vault's fault, finding it first when a file's identity changed.
-    func check() throws(GateError) {
-        if let known = fault.withLock({ $0 }) { throw known }
-        let changed = identities.withLock { identities -> String? in
-            for (index, file) in paths.enumerated() {
-                let now = Self.identity(file.path)
-                guard let opened = identities[index] else {
-                    // Only the database must exist from the start; SQLite creates the other two on first use.
-                    if index == 0 { return file.name }
-                    identities[index] = now
-                    continue
-                }
-                guard let now, now == opened else { return file.name }
-            }
-            return nil
-        }
-        guard let changed else { return }
-        let error = GateError(
-            .storage,
-            "the vault's \(changed) file was removed or replaced while this process had the vault open (another process deleted it, or the files were copied or moved); nothing was released, and this process refuses every operation: stop it, run `consentry check`, and start it again"
-        )
-        fault.withLock { if $0 == nil { $0 = error } }
-        throw fault.withLock { $0 ?? error }
     }
 }

@@ -217,7 +217,7 @@ struct Routes: Sendable {
             if let receipt = done.receipt { response["receipt"] = (try? JSONSerialization.jsonObject(with: Data(receipt.json.utf8))) ?? [:] }
             if let verification = done.verification {
                 response["verification"] = [
-                    "passed": verification.passed,
+                    "passed": verification.passed, "store_guarantee": verification.storeGuarantee,
                     "checks": verification.checks.map { ["name": $0.name, "passed": $0.passed, "detail": $0.detail] as [String: Any] },
                 ]
             }

@@ -70,6 +70,7 @@ struct Status: ParsableCommand {
             return
         }
         print("vault            \(status.path)")
+        print("store            \(status.store)")
         print("created          \(status.createdAt ?? "unknown")")
         print("subjects         \(status.subjects)")
         print("identities       \(status.identities) (blind indexes)")

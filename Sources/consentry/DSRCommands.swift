@@ -157,7 +157,8 @@ struct DSRCommand: ParsableCommand {
                     print("signed receipt: consentry dsr receipt \(id)")
                 }
                 if let verification = done.verification {
-                    for check in verification.checks { print("check \(check.passed ? "ok  " : "FAIL") \(check.name): \(check.detail)") }
+                    print("store: \(verification.storeGuarantee)")
+                for check in verification.checks { print("check \(check.passed ? "ok  " : "FAIL") \(check.name): \(check.detail)") }
                 }
                 if let outcome = done.record.outcome, done.receipt == nil { print("outcome: \(outcome)") }
             }
@@ -247,6 +248,7 @@ struct DSRCommand: ParsableCommand {
             if global.json {
                 Output.printJSON(verification)
             } else {
+                print("store: \(verification.storeGuarantee)")
                 for check in verification.checks { print("check \(check.passed ? "ok  " : "FAIL") \(check.name): \(check.detail)") }
                 print(verification.passed ? "erasure verified: nothing of the subject is left" : "erasure verification FAILED")
             }

@@ -11,57 +11,17 @@ struct DatabaseAuditSink: AuditSink {
     let db: Database
 
     mutating func append(_ draft: AuditDraft, time: Int64) throws -> AuditEntry {
-        let (previousSequence, previousHash) = try head()
-        let sequence = previousSequence + 1
+        let row = Self.chain(draft, onto: try SQLiteAuditRows.head(db), time: time)
+        try SQLiteAuditRows.insert(row, db)
+        return row.entry
+    }
+
+    /// The row of `draft` chained onto the log's last entry.
+    static func chain(_ draft: AuditDraft, onto head: (sequence: Int64, hash: String), time: Int64) -> AuditRow {
         let (entry, columns) = AuditEntry.chained(
-            draft, sequence: sequence, time: time, previousHash: previousHash, subjectSetDigest: AuditEntry.digest(ofSubjectSet: draft.subjectSet))
-        // Every gated read appends an entry on the shared writer, so the insert binds its values with SQLite's own
-        // calls: GRDB's argument boxing cost about half of the insert in profiles of the API's renders.
-        let insert = try RawQuery(
-            db,
-            """
-            INSERT INTO audit_entry (sequence, time, actor, role, action, purpose, subject, subject_count, subject_set_digest, fields, counts,
-                decision, reasons, policy_version, consent_record_ids, request_id, previous_hash, hash)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        let texts: [(Int32, String?)] = [
-            (3, entry.actor), (4, entry.role), (5, entry.action), (6, entry.purpose), (7, entry.subject), (9, entry.subjectSetDigest),
-            (10, columns.fields), (11, columns.counts), (12, entry.decision), (13, columns.reasons), (14, entry.policyVersion),
-            (15, AuditJSON.array(entry.consentRecordIDs.map(String.init))), (16, entry.requestID), (17, entry.previousHash), (18, entry.hash),
-        ]
-        insert.bind(1, entry.sequence)
-        insert.bind(2, entry.time)
-        insert.bind(8, Int64(entry.subjectCount))
-        for (index, text) in texts { insert.bind(index, text) }
-        try insert.execute()
-        if !draft.subjectSet.isEmpty {
-            try db.cachedStatement(sql: "INSERT INTO audit_subject_set (sequence, pseudonyms) VALUES (?, ?)").execute(arguments: [
-                sequence, Data(draft.subjectSet),
-            ])
-        }
-        return entry
-    }
-
-    /// The sequence and hash of the log's last entry (0 and the genesis hash for an empty log).
-    private func head() throws -> (sequence: Int64, hash: String) {
-        let last = try RawQuery(db, "SELECT sequence, hash FROM audit_entry ORDER BY sequence DESC LIMIT 1")
-        guard try last.step() else { return (0, AuditEntry.genesisHash) }
-        guard let hash = last.text(1) else { throw AuditError(.tampered, "the last audit entry has no hash; run `consentry audit verify`") }
-        return (last.int64(0), hash)
-    }
-
-    /// Reads an entry back from a row of `audit_entry`.
-    static func entry(_ row: Row) -> AuditEntry {
-        func list(_ column: String) -> [String] {
-            (try? JSONDecoder().decode([String].self, from: Data((row[column] as String? ?? "[]").utf8))) ?? ["<unreadable>"]
-        }
-        let counts = (try? JSONDecoder().decode([String: Int].self, from: Data((row["counts"] as String? ?? "{}").utf8))) ?? ["<unreadable>": -1]
-        return AuditEntry(
-            sequence: row["sequence"], time: row["time"], actor: row["actor"], role: row["role"], action: row["action"], purpose: row["purpose"],
-            subject: row["subject"], subjectCount: row["subject_count"], subjectSetDigest: row["subject_set_digest"], fields: list("fields"),
-            counts: counts, decision: row["decision"], reasons: list("reasons"), policyVersion: row["policy_version"],
-            consentRecordIDs: list("consent_record_ids").compactMap { Int64($0) }, requestID: row["request_id"],
-            previousHash: row["previous_hash"], hash: row["hash"])
+            draft, sequence: head.sequence + 1, time: time, previousHash: head.hash,
+            subjectSetDigest: AuditEntry.digest(ofSubjectSet: draft.subjectSet))
+        return AuditRow(entry: entry, columns: columns, subjectSet: draft.subjectSet)
     }
 }
 

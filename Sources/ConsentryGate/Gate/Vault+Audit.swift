@@ -66,7 +66,7 @@ extension Vault {
             request, requestID: principal.requestID, failure: "read the audit log", bestEffort: true,
             read: { db in
                 let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit_entry ORDER BY rowid")
-                let entries = AnySequence { AnyIterator { (try? cursor.next()).flatMap { $0.map(DatabaseAuditSink.entry) } } }
+                let entries = AnySequence { AnyIterator { (try? cursor.next()).flatMap { $0.map(SQLiteAuditRows.entry) } } }
                 return AuditVerifier.verify(
                     entries: entries, checkpoints: checkpointFile.read(), witnesses: witnessFiles.map { ($0.url.path, $0.read()) },
                     expected: expected, publicKey: keys.signer.publicKey)
@@ -159,6 +159,6 @@ extension Vault {
         let cursor = try Row.fetchCursor(
             db, sql: "SELECT * FROM (SELECT * FROM audit_entry \(whereClause) ORDER BY sequence DESC\(limit)) ORDER BY sequence",
             arguments: StatementArguments(arguments))
-        while let row = try cursor.next() { try body(DatabaseAuditSink.entry(row)) }
+        while let row = try cursor.next() { try body(SQLiteAuditRows.entry(row)) }
     }
 }

@@ -265,7 +265,7 @@ extension Vault {
             // The writer's page cache is large for imports; while an export walks a long history it is held
             // small, so that memory stays flat however many events the subject has.
             try db.execute(sql: "PRAGMA cache_size = -4096")
-            defer { try? db.execute(sql: "PRAGMA cache_size = -\(Self.writerCacheKiB)") }
+            defer { try? db.execute(sql: "PRAGMA cache_size = -\(SQLiteStore.writerCacheKiB)") }
             guard let subject = try resolve(reference, db: db) else {
                 throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
             }

@@ -10,6 +10,10 @@ import GRDB
 public struct VaultStatus: Sendable, Codable, Equatable {
     /// The vault directory.
     public var path: String
+    /// The store that holds the vault's records, and where (`SQLite file …/vault.sqlite`).
+    public var store: String
+    /// What the store guarantees about the bytes of erased records.
+    public var erasureGuarantee: String
     /// Data subjects held.
     public var subjects: Int
     /// Blind-index entries (e-mail, phone, customer id).
@@ -48,7 +52,7 @@ extension Vault {
                 let created = try String.fetchOne(db, sql: "SELECT value FROM vault_meta WHERE key = 'created_at'").flatMap(Int64.init)
                 let migrations = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid")
                 return VaultStatus(
-                    path: directory.path, subjects: try count("subject"), identities: try count("identity") + count("shared_identity"),
+                    path: directory.path, store: store.description, erasureGuarantee: store.erasureGuarantee.summary, subjects: try count("subject"), identities: try count("identity") + count("shared_identity"),
                     events: try count("event"),
                     consentRecords: try count("consent_record"), derivedRecords: try count("derived"), keyVersion: Int(keys.activeVersion),
                     keyRotationPending: try count("kek") > 1, schemaVersion: migrations.last ?? "none", policyVersion: policyVersion,

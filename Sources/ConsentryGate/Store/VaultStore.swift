@@ -1,0 +1,73 @@
+import ConsentryAudit
+
+/// Where a vault's records live, as the gate sees it.
+///
+/// A store holds what the gate hands it and hands it back: ciphertext (sealed fields and derived values), data keys
+/// wrapped under a key-encryption key, keyed hashes (blind indexes, pseudonyms, record bindings) and non-personal
+/// metadata (ids, times, states, the audit chain). It never holds a key: keys, sealing and opening stay in the gate, so a
+/// copy of a store's files or tables without the master key reveals no personal data.
+///
+/// Transaction bodies are `async`, so that a store reached over a network (PostgreSQL) implements the same protocol as
+/// the embedded SQLite file. A body must not start another write of the same store: it would wait for itself.
+protocol VaultStore: Sendable {
+    /// The store's write transaction, in which the gate's operations read and write.
+    associatedtype Transaction: StoreTransaction
+
+    /// The kind of store and where it is, for people (`consentry status`); never a password or a key.
+    var description: String { get }
+
+    /// What this store does with the bytes of the records an erasure deletes.
+    var erasureGuarantee: ErasureGuarantee { get }
+
+    /// Runs `body` in one write transaction, exclusive of every other write to this store: committed when `body`
+    /// returns, rolled back when it throws. A failed commit throws and changes nothing.
+    func write<T>(_ body: (Transaction) async throws -> T) async throws -> T
+
+    /// Makes the bytes of rows deleted by committed transactions unrecoverable from the store's own files (for SQLite:
+    /// the write-ahead log is truncated, so no old copy of an overwritten page stays in it). Called after erasure and
+    /// rectification commit.
+    func purgeDeleted() async throws
+
+    /// Fails when the store can no longer be used safely (its files were removed or replaced while it was open); once it
+    /// failed it fails for good.
+    func checkIntegrityOfFiles() throws(GateError)
+
+    /// The fault ``checkIntegrityOfFiles()`` found earlier, without looking again: cheap enough for every request.
+    var knownFault: GateError? { get }
+}
+
+/// One write transaction of a store. Its operations read and write records the gate has sealed or hashed already.
+protocol StoreTransaction: AnyObject {
+    /// The sequence and hash of the audit log's last entry (0 and the genesis hash for an empty log). A store shared by
+    /// several servers locks the head here, so that the entry chained onto it is the next one committed.
+    func auditHead() async throws -> (sequence: Int64, hash: String)
+
+    /// Appends one chained entry (its row as ``AuditRow``) and, when it names a subject set, the set's pseudonyms.
+    func insertAudit(_ row: AuditRow) async throws
+}
+
+/// What a store keeps of one audit entry: the entry's columns and the pseudonyms of its subject set.
+struct AuditRow: Sendable {
+    /// The chained entry.
+    let entry: AuditEntry
+    /// Its list and map columns as the chain hashed them.
+    let columns: AuditColumns
+    /// The subject set's pseudonyms, concatenated (16 bytes each), or empty.
+    let subjectSet: [UInt8]
+}
+
+/// What a store guarantees about the bytes of the records an erasure deletes, and so which checks `verify-erasure` can
+/// make of it.
+public struct ErasureGuarantee: Sendable, Codable, Equatable {
+    /// The guarantee, in a sentence (`consentry status`, the erasure verification's report).
+    public let summary: String
+    /// Whether the store's files are on this host, so that `verify-erasure` can scan their raw bytes for the erased
+    /// identifiers. A networked store's pages are on its server; the scan does not apply there.
+    public let rawFilesScannable: Bool
+
+    /// The SQLite store: `secure_delete` overwrites freed content with zeros, and the write-ahead log is truncated
+    /// after each erasure commits, so that no old copy of a page stays in it.
+    static let sqlite = ErasureGuarantee(
+        summary: "secure delete (freed pages overwritten with zeros) and the write-ahead log truncated after each erasure",
+        rawFilesScannable: true)
+}
