@@ -11,7 +11,7 @@ let swiftSettings: [SwiftSetting] = [
 
 let package = Package(
     name: "consentry",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "consentry", targets: ["consentry"]),
         .library(name: "ConsentryGate", targets: ["ConsentryGate"]),

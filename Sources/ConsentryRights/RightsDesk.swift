@@ -49,20 +49,20 @@ public struct RightsDesk: Sendable {
     /// on file (the CLI prints it when no mail is configured).
     public func open(
         _ type: RequestType, regime: Regime, identifiers: RequestIdentifiers, details: Details = Details(), idempotencyKey: String? = nil
-    ) throws(GateError) -> (record: RequestRecord, code: String?) {
+    ) async throws(GateError) -> (record: RequestRecord, code: String?) {
         try validate(type, details)
-        try housekeeping()
+        try await housekeeping()
         let detailText: String?
         do { detailText = details == Details() ? nil : String(decoding: try JSONEncoder().encode(details), as: UTF8.self) } catch {
             throw GateError(.invalidInput, "the request details could not be encoded")
         }
-        let record = try vault.openRequest(
+        let record = try await vault.openRequest(
             type: type, regime: regime, identifiers: identifiers, details: detailText, idempotencyKey: idempotencyKey,
             as: principal
         ) { Deadlines.of(type, regime, receivedAt: $0) }
         // A replayed idempotency key returns the request as it stands; its code was handed out the first time.
         guard record.status == .received else { return (record, nil) }
-        let issued = try vault.issueVerificationCode(record.id, as: principal)
+        let issued = try await vault.issueVerificationCode(record.id, as: principal)
         return (issued.record, issued.code)
     }
 
@@ -83,13 +83,13 @@ public struct RightsDesk: Sendable {
     }
 
     /// Issues a new verification code (the old one stops working).
-    public func reissueCode(_ id: String) throws(GateError) -> (record: RequestRecord, code: String) {
-        try vault.issueVerificationCode(id, as: principal)
+    public func reissueCode(_ id: String) async throws(GateError) -> (record: RequestRecord, code: String) {
+        try await vault.issueVerificationCode(id, as: principal)
     }
 
     /// Checks a verification code.
-    public func verify(_ id: String, code: String) throws(GateError) -> (record: RequestRecord, check: CodeCheck) {
-        try vault.checkVerificationCode(id, code: code, as: principal)
+    public func verify(_ id: String, code: String) async throws(GateError) -> (record: RequestRecord, check: CodeCheck) {
+        try await vault.checkVerificationCode(id, code: code, as: principal)
     }
 
     /// One request.
@@ -97,8 +97,8 @@ public struct RightsDesk: Sendable {
 
     /// Requests, ordered by the deadline in force. `overdue` keeps open requests past it; `dueWithinDays` open requests
     /// due within that many days from now (overdue ones included).
-    public func list(status: RequestStatus? = nil, overdue: Bool = false, dueWithinDays: Int? = nil) throws(GateError) -> [RequestRecord] {
-        try housekeeping()
+    public func list(status: RequestStatus? = nil, overdue: Bool = false, dueWithinDays: Int? = nil) async throws(GateError) -> [RequestRecord] {
+        try await housekeeping()
         let now = vault.currentTimeMillis
         return try vault.requests(status: status, as: principal).filter { record in
             if overdue && (record.status.isClosed || record.effectiveDueAt >= now) { return false }
@@ -108,10 +108,10 @@ public struct RightsDesk: Sendable {
     }
 
     /// Rejects a request (manifestly unfounded, identity not verified, an exemption applies) with a reason.
-    public func reject(_ id: String, reason: String) throws(GateError) -> RequestRecord {
+    public func reject(_ id: String, reason: String) async throws(GateError) -> RequestRecord {
         let reason = try Self.reasonText(reason)
         let now = vault.currentTimeMillis
-        return try vault.updateRequest(id, as: principal) { record throws(GateError) in
+        return try await vault.updateRequest(id, as: principal) { record throws(GateError) in
             guard !record.status.isClosed else { throw GateError(.invalidInput, "request \(id) is already \(record.status.rawValue)") }
             record.status = .rejected
             record.rejectionReason = reason
@@ -121,9 +121,9 @@ public struct RightsDesk: Sendable {
     }
 
     /// Extends the deadline once, where the regime allows it, with a reason (to be told to the subject).
-    public func extend(_ id: String, reason: String) throws(GateError) -> RequestRecord {
+    public func extend(_ id: String, reason: String) async throws(GateError) -> RequestRecord {
         let reason = try Self.reasonText(reason)
-        return try vault.updateRequest(id, as: principal) { record throws(GateError) in
+        return try await vault.updateRequest(id, as: principal) { record throws(GateError) in
             guard !record.status.isClosed else { throw GateError(.invalidInput, "request \(id) is already \(record.status.rawValue)") }
             guard record.extendedDueAt == nil else { throw GateError(.invalidInput, "request \(id) was already extended; a deadline extends once") }
             guard let extended = Deadlines.extended(record.type, record.regime, receivedAt: record.receivedAt) else {
@@ -161,7 +161,7 @@ public struct RightsDesk: Sendable {
 
     /// Fulfils a verified request: writes the export (access, portability), erases (erasure), corrects (rectification)
     /// or sets the flag (restriction, objection, opt-out, limit-sensitive), then completes it.
-    public func fulfil(_ id: String, format: ExportFormat = .json) throws(GateError) -> Fulfilment {
+    public func fulfil(_ id: String, format: ExportFormat = .json) async throws(GateError) -> Fulfilment {
         let current = try vault.request(id, as: principal)
         guard current.verifiedAt != nil, [.verified, .inProgress, .extended].contains(current.status) else {
             throw GateError(
@@ -171,23 +171,23 @@ public struct RightsDesk: Sendable {
                     : "request \(id) is \(current.status.rawValue); verify the requester first with the code sent to the address on file")
         }
         let details =
-            try vault.requestDetails(id, as: principal).flatMap {
+            try await vault.requestDetails(id, as: principal).flatMap {
                 try? JSONDecoder().decode(Details.self, from: Data($0.utf8))
             }
             ?? Details()
         switch current.type {
         case .erasure:
             // The receipt is signed only when the erasure's own verification passes; otherwise the request stays open.
-            _ = try vault.eraseForRequest(id, as: principal)
-            let completed = try vault.completeErasure(id, as: principal)
+            _ = try await vault.eraseForRequest(id, as: principal)
+            let completed = try await vault.completeErasure(id, as: principal)
             return Fulfilment(record: completed.record, receipt: completed.receipt, verification: completed.verification)
         case .access, .portability:
-            _ = try vault.updateRequest(id, as: principal) { record throws(GateError) in
+            _ = try await vault.updateRequest(id, as: principal) { record throws(GateError) in
                 record.status = .inProgress
                 return "export started"
             }
-            let (file, counts) = try writeExport(current, format: format)
-            let record = try vault.updateRequest(id, as: principal) { record throws(GateError) in
+            let (file, counts) = try await writeExport(current, format: format)
+            let record = try await vault.updateRequest(id, as: principal) { record throws(GateError) in
                 record.status = .completed
                 record.completedAt = vault.currentTimeMillis
                 record.exportFile = file
@@ -196,32 +196,32 @@ public struct RightsDesk: Sendable {
             }
             return Fulfilment(record: record, exportFile: file)
         case .rectification:
-            let changed = try rectify(id, details.set ?? [:])
-            return Fulfilment(
+            let changed = try await rectify(id, details.set ?? [:])
+            return await Fulfilment(
                 record: try complete(id, outcome: ["changed": changed.count], step: "completed: rectified \(changed.joined(separator: ", "))"))
         case .restriction:
-            return Fulfilment(record: try setFlags(id, [(.restriction, nil)]))
+            return await Fulfilment(record: try setFlags(id, [(.restriction, nil)]))
         case .objection:
             let purposes = (details.purposes ?? [Purpose.profiling.rawValue, Purpose.emailMarketing.rawValue]).compactMap(Purpose.init(rawValue:))
-            return Fulfilment(record: try setFlags(id, purposes.map { (.objection, $0) }))
+            return await Fulfilment(record: try setFlags(id, purposes.map { (.objection, $0) }))
         case .optOutSaleShare:
-            return Fulfilment(record: try setFlags(id, [(.optOutSaleShare, nil)]))
+            return await Fulfilment(record: try setFlags(id, [(.optOutSaleShare, nil)]))
         case .limitSensitive:
-            return Fulfilment(record: try setFlags(id, [(.limitSensitive, nil)]))
+            return await Fulfilment(record: try setFlags(id, [(.limitSensitive, nil)]))
         }
     }
 
-    private func setFlags(_ id: String, _ flags: [(SubjectFlag, Purpose?)]) throws(GateError) -> RequestRecord {
+    private func setFlags(_ id: String, _ flags: [(SubjectFlag, Purpose?)]) async throws(GateError) -> RequestRecord {
         var set = 0
-        for (flag, purpose) in flags where try setFlag(id, flag, purpose) { set += 1 }
+        for (flag, purpose) in flags where try await setFlag(id, flag, purpose) { set += 1 }
         let names = flags.map { flag, purpose in purpose.map { "\(flag.rawValue):\($0.rawValue)" } ?? flag.rawValue }.joined(separator: ", ")
-        return try complete(id, outcome: ["flags_set": set], step: set == 0 ? "completed: no subject held" : "completed: \(names) set")
+        return try await complete(id, outcome: ["flags_set": set], step: set == 0 ? "completed: no subject held" : "completed: \(names) set")
     }
 
     /// Sets one flag on the request's subject; false when no subject is held (nothing to flag).
-    private func setFlag(_ id: String, _ flag: SubjectFlag, _ purpose: Purpose?) throws(GateError) -> Bool {
+    private func setFlag(_ id: String, _ flag: SubjectFlag, _ purpose: Purpose?) async throws(GateError) -> Bool {
         do {
-            try vault.recordFlag(
+            try await vault.recordFlag(
                 flag, purpose: purpose, on: true, subject: .request(id), source: "dsr", as: Principal(actor: actor, role: role, requestID: id))
             return true
         } catch let error where error.code == .notFound {
@@ -230,17 +230,17 @@ public struct RightsDesk: Sendable {
     }
 
     /// Corrects the request's subject; no fields change when no subject is held.
-    private func rectify(_ id: String, _ values: [String: String]) throws(GateError) -> [String] {
+    private func rectify(_ id: String, _ values: [String: String]) async throws(GateError) -> [String] {
         do {
-            return try vault.rectify(.request(id), values: values, as: Principal(actor: actor, role: role, requestID: id))
+            return try await vault.rectify(.request(id), values: values, as: Principal(actor: actor, role: role, requestID: id))
         } catch let error where error.code == .notFound {
             return []
         }
     }
 
-    private func complete(_ id: String, outcome: [String: Int], step: String) throws(GateError) -> RequestRecord {
+    private func complete(_ id: String, outcome: [String: Int], step: String) async throws(GateError) -> RequestRecord {
         let now = vault.currentTimeMillis
-        return try vault.updateRequest(id, as: principal) { record throws(GateError) in
+        return try await vault.updateRequest(id, as: principal) { record throws(GateError) in
             record.status = .completed
             record.completedAt = now
             record.outcome = Self.json(outcome)
@@ -250,7 +250,7 @@ public struct RightsDesk: Sendable {
 
     /// Writes the export under a temporary dot-name and renames it when complete, so a failed export leaves no
     /// partial file where a download would find it.
-    private func writeExport(_ record: RequestRecord, format: ExportFormat) throws(GateError) -> (String, [String: Int]) {
+    private func writeExport(_ record: RequestRecord, format: ExportFormat) async throws(GateError) -> (String, [String: Int]) {
         let exports = vault.exportsDirectory
         let name = "\(record.id)-\(UUID().uuidString.prefix(8).lowercased())" + (format == .json ? ".json" : "-csv")
         let partial = exports.appendingPathComponent("." + name)
@@ -264,11 +264,11 @@ public struct RightsDesk: Sendable {
             switch format {
             case .json:
                 var writer = JSONExportWriter(file: try BufferedFile(creating: partial), header: header)
-                counts = try export(record.id, into: &writer)
+                counts = try await export(record.id, into: &writer)
             case .csv:
                 try FileManager.default.createDirectory(at: partial, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
                 var writer = try CSVExportWriter(folder: partial, header: header)
-                counts = try export(record.id, into: &writer)
+                counts = try await export(record.id, into: &writer)
             }
             try FileManager.default.moveItem(at: partial, to: exports.appendingPathComponent(name))
         } catch {
@@ -280,11 +280,11 @@ public struct RightsDesk: Sendable {
     }
 
     /// Streams the request's subject into `writer`; a request that matches no subject gets the empty document.
-    private func export<Writer: ExportDocument>(_ id: String, into writer: inout Writer) throws -> [String: Int] {
+    private func export<Writer: ExportDocument>(_ id: String, into writer: inout Writer) async throws -> [String: Int] {
         var missing = false
         var counts: [String: Int] = [:]
         do {
-            counts = try vault.exportSubject(.request(id), as: Principal(actor: actor, role: role, requestID: id), into: &writer)
+            counts = try await vault.exportSubject(.request(id), as: Principal(actor: actor, role: role, requestID: id), into: &writer)
         } catch {
             guard error.code == .notFound else { throw error }
             missing = true
@@ -296,13 +296,13 @@ public struct RightsDesk: Sendable {
     /// The JSON export of a completed access or portability request, for handing to the subject. Every download is
     /// audited as a step of the request, and needs the grant that produces exports (`export` for `service`), not only
     /// `dsr_manage`. The file name comes from the stored record, never from the caller.
-    public func downloadExport(_ id: String) throws(GateError) -> Data {
+    public func downloadExport(_ id: String) async throws(GateError) -> Data {
         try vault.requireExportGrant(as: Principal(actor: actor, role: role, requestID: id))
         let record = try show(id)
         guard let file = record.exportFile, file.hasSuffix(".json"), !file.contains(".."),
             FileManager.default.fileExists(atPath: vault.directory.appendingPathComponent(file).path)
         else { throw GateError(.notFound, "request \(id) has no JSON export (CSV exports are folders; fetch them on the vault host)") }
-        _ = try vault.updateRequest(id, as: principal) { _ throws(GateError) in "export downloaded" }
+        _ = try await vault.updateRequest(id, as: principal) { _ throws(GateError) in "export downloaded" }
         guard let data = FileManager.default.contents(atPath: vault.directory.appendingPathComponent(file).path) else {
             throw GateError(.notFound, "the export of request \(id) is gone (an erasure or the retention removed it)")
         }
@@ -315,8 +315,8 @@ public struct RightsDesk: Sendable {
     }
 
     /// Applies the request retention of `rights.yaml`; run before every listing and opening.
-    public func housekeeping() throws(GateError) {
-        try vault.expireRequestData(as: principal)
+    public func housekeeping() async throws(GateError) {
+        try await vault.expireRequestData(as: principal)
     }
 
     static func json(_ value: some Encodable) -> String {

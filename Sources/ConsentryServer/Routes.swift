@@ -18,9 +18,22 @@ let vaultThreads: NIOThreadPool = {
     return pool
 }()
 
-/// Runs blocking vault work off the server's event loops.
-func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await vaultThreads.runIfActive(body)
+/// Runs vault work off the server's event loops and off Swift's cooperative threads: the work's synchronous stretches
+/// (a scan, an import batch, a request step waiting for its fsync) run on ``vaultThreads``, and its waits for the
+/// store suspend without holding a thread.
+func blocking<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+    try await withTaskExecutorPreference(VaultExecutor.shared) { try await body() }
+}
+
+/// Runs the jobs of tasks that prefer it on ``vaultThreads`` (see ``blocking(_:)``).
+final class VaultExecutor: TaskExecutor {
+    static let shared = VaultExecutor()
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedTaskExecutor()
+        vaultThreads.submit { _ in job.runSynchronously(on: executor) }
+    }
 }
 
 /// The `/v1` routes. Each takes its actor and role from the token, never from the body.
@@ -100,14 +113,14 @@ struct Routes: Sendable {
                 let report = try await blocking { () -> ImportReport in
                     let report = try vault.importEvents(json: lines, source: "api", as: context.principal)
                     // A failed follow-up leaves the committed import alone; the next `segment run` or `trigger check` catches up.
-                    _ = try? vault.followUpEventImport(report, as: context.principal)
+                    _ = try? await vault.followUpEventImport(report, as: context.principal)
                     return report
                 }
                 // A Global Privacy Control signal on the request is recorded for the subjects it carried events of.
                 if gpc {
                     for subject in report.touchedSubjects {
                         try await blocking {
-                            try vault.recordFlag(
+                            try await vault.recordFlag(
                                 .gpc, on: true, subject: .subject(subject), source: "sec-gpc", as: context.principal
                             )
                         }
@@ -123,12 +136,12 @@ struct Routes: Sendable {
                 purpose: try body.choice("purpose", as: Purpose.self)!, state: try body.choice("state", as: ConsentState.self)!,
                 source: try body.string("source", max: 64) ?? "api", noticeVersion: try body.string("notice_version", max: 64))
             let subject = try body.subject()
-            let id = try await blocking { try vault.recordConsent(change, subject: subject, as: context.principal) }
+            let id = try await blocking { try await vault.recordConsent(change, subject: subject, as: context.principal) }
             return Server.json(["record_id": id], status: .created)
         }
         group.post("segments/:name/run") { _, context -> Response in
             let name = try context.parameters.require("name")
-            let run = try await blocking { try SegmentDesk(vault: vault, as: context.principal).run(name) }
+            let run = try await blocking { try await SegmentDesk(vault: vault, as: context.principal).run(name) }
             guard run.decision == .permit else { throw Self.denied(reasons: run.reasons) }
             return Server.json(run)
         }
@@ -146,7 +159,7 @@ struct Routes: Sendable {
                 throw Problem(.unprocessableContent, "validation", "`after` is a member pseudonym from the previous page", pointer: "/after")
             }
             let run = try await blocking {
-                try SegmentDesk(vault: vault, as: context.principal).run(name, store: false)
+                try await SegmentDesk(vault: vault, as: context.principal).run(name, store: false)
             }
             guard run.decision == .permit else { throw Self.denied(reasons: run.reasons) }
             guard !run.countsOnly else {
@@ -161,12 +174,12 @@ struct Routes: Sendable {
             return Server.json(response)
         }
         group.get("triggers/queue") { _, context -> Response in
-            let entries = try await blocking { try TriggerDesk(vault: vault, as: context.principal).queue() }
+            let entries = try await blocking { try await TriggerDesk(vault: vault, as: context.principal).queue() }
             return Server.json(entries)
         }
         group.post("triggers/:id/ack") { _, context -> Response in
             guard let id = Int64(try context.parameters.require("id")) else { throw Problem(.notFound, "not_found", "no such queue entry") }
-            try await blocking { try TriggerDesk(vault: vault, as: context.principal).acknowledge(id) }
+            try await blocking { try await TriggerDesk(vault: vault, as: context.principal).acknowledge(id) }
             return Server.json(["acknowledged": id])
         }
         group.post("dsr") { request, context -> Response in
@@ -176,7 +189,7 @@ struct Routes: Sendable {
             let details = RightsDesk.Details(text: try body.string("details", max: 2000))
             let idempotency = request.headers[Self.idempotencyKey]
             let opened = try await blocking {
-                try RightsDesk(vault: vault, as: context.principal).open(
+                try await RightsDesk(vault: vault, as: context.principal).open(
                     type, regime: regime, identifiers: identifiers, details: details, idempotencyKey: idempotency)
             }
             var response = Self.request(opened.record)
@@ -194,7 +207,7 @@ struct Routes: Sendable {
             let body = try await Body.read(request, allowed: ["code"], required: ["code"])
             let code = try body.string("code", max: 16)!
             let result = try await blocking {
-                try RightsDesk(vault: vault, as: context.principal).verify(id, code: code)
+                try await RightsDesk(vault: vault, as: context.principal).verify(id, code: code)
             }
             switch result.check {
             case .verified: break
@@ -212,7 +225,7 @@ struct Routes: Sendable {
         }
         group.post("dsr/:id/fulfil") { _, context -> Response in
             let id = try context.parameters.require("id")
-            let done = try await blocking { try RightsDesk(vault: vault, as: context.principal).fulfil(id) }
+            let done = try await blocking { try await RightsDesk(vault: vault, as: context.principal).fulfil(id) }
             var response = Self.request(done.record)
             if let receipt = done.receipt { response["receipt"] = (try? JSONSerialization.jsonObject(with: Data(receipt.json.utf8))) ?? [:] }
             if let verification = done.verification {
@@ -226,7 +239,7 @@ struct Routes: Sendable {
         group.post("consent/history") { request, context -> Response in
             let body = try await Body.read(request, allowed: ["subject"], required: ["subject"])
             let subject = try body.subject()
-            let history = try await blocking { try vault.consentHistory(subject: subject, as: context.principal) }
+            let history = try await blocking { try await vault.consentHistory(subject: subject, as: context.principal) }
             return Server.json(history)
         }
         group.post("templates") { request, context -> Response in
@@ -235,7 +248,7 @@ struct Routes: Sendable {
             let purpose = try body.choice("purpose", as: Purpose.self)!
             let format = try body.choice("format", as: LiquidTemplate.Format.self) ?? .html
             let stored = try await blocking {
-                try TemplateDesk(vault: vault, as: context.principal).register(
+                try await TemplateDesk(vault: vault, as: context.principal).register(
                     name: name, purpose: purpose, format: format, source: source)
             }
             return Server.json(
@@ -256,13 +269,13 @@ struct Routes: Sendable {
                 throw Problem(.unprocessableContent, "validation", "the rule does not parse: \(error)", pointer: "/rule")
             }
             let stored = try await blocking {
-                try SegmentDesk(vault: vault, as: context.principal).define(
+                try await SegmentDesk(vault: vault, as: context.principal).define(
                     name: name, purpose: purpose, rule: rule)
             }
             return Server.json(["name": stored.name, "version": stored.version, "rule": stored.rule, "fields": stored.fields], status: .created)
         }
         group.post("recommendations/run") { _, context -> Response in
-            let run = try await blocking { try RecommendationDesk(vault: vault, as: context.principal).run() }
+            let run = try await blocking { try await RecommendationDesk(vault: vault, as: context.principal).run() }
             guard run.decision == .permit else { throw Self.denied(reasons: run.reasons) }
             return Server.json(run)
         }
@@ -292,14 +305,14 @@ struct Routes: Sendable {
             }
             let holdout = (body.object["holdout"] as? NSNumber)?.doubleValue ?? 0.1
             let created = try await blocking {
-                try ExperimentDesk(vault: vault, as: context.principal).create(
+                try await ExperimentDesk(vault: vault, as: context.principal).create(
                     name: name, purpose: purpose, arms: parsed, holdout: holdout)
             }
             return Server.json(created, status: .created)
         }
         group.post("experiments/:name/assign") { _, context -> Response in
             let name = try context.parameters.require("name")
-            let arms = try await blocking { try ExperimentDesk(vault: vault, as: context.principal).assign(name) }
+            let arms = try await blocking { try await ExperimentDesk(vault: vault, as: context.principal).assign(name) }
             return Server.json(arms)
         }
         group.post("experiments/:name/outcomes") { request, context -> Response in
@@ -326,7 +339,7 @@ struct Routes: Sendable {
                 return ExperimentOutcome(id: id, subject: subject, kind: kind, value: (item["value"] as? NSNumber)?.doubleValue ?? 1, time: time)
             }
             let result = try await blocking {
-                try ExperimentDesk(vault: vault, as: context.principal).record(name, outcomes)
+                try await ExperimentDesk(vault: vault, as: context.principal).record(name, outcomes)
             }
             return Server.json(
                 [
@@ -339,15 +352,15 @@ struct Routes: Sendable {
             let desk = ScoreDesk(vault: vault, as: context.principal)
             let run: ScoreRun
             switch name {
-            case "engagement": run = try await blocking { try desk.engagement() }
-            case "rfm": run = try await blocking { try desk.rfm() }
+            case "engagement": run = try await blocking { try await desk.engagement() }
+            case "rfm": run = try await blocking { try await desk.rfm() }
             // Models train a new version from the admitted subjects, store it with its metrics and score everyone admitted.
             case "propensity":
                 let models = ModelDesk(vault: vault, as: context.principal)
-                return Server.json(try await blocking { try models.trainPropensity() })
+                return Server.json(try await blocking { try await models.trainPropensity() })
             case "clusters":
                 let models = ModelDesk(vault: vault, as: context.principal)
-                let report = try await blocking { try models.cluster() }
+                let report = try await blocking { try await models.cluster() }
                 return Server.json([
                     "version": report.version, "k": report.k, "sizes": report.sizes, "scored": report.scored, "excluded": report.excluded,
                     "silhouettes": Dictionary(uniqueKeysWithValues: report.silhouettes.map { (String($0.key), $0.value) }),
@@ -359,7 +372,7 @@ struct Routes: Sendable {
         }
         group.get("experiments/:name/report") { _, context -> Response in
             let name = try context.parameters.require("name")
-            let report = try await blocking { try ExperimentDesk(vault: vault, as: context.principal).report(name) }
+            let report = try await blocking { try await ExperimentDesk(vault: vault, as: context.principal).report(name) }
             return Server.json(report)
         }
         group.get("dsr/:id/receipt") { _, context -> Response in
@@ -370,13 +383,13 @@ struct Routes: Sendable {
         }
         group.get("dsr/:id/export") { _, context -> Response in
             let id = try context.parameters.require("id")
-            let data = try await blocking { try RightsDesk(vault: vault, as: context.principal).downloadExport(id) }
+            let data = try await blocking { try await RightsDesk(vault: vault, as: context.principal).downloadExport(id) }
             return Response(
                 status: .ok, headers: [.contentType: "application/json", .contentDisposition: "attachment; filename=\"\(id).json\""],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
         }
         group.get("audit/verify") { _, context -> Response in
-            let result = try await blocking { try vault.verifyAudit(as: context.principal) }
+            let result = try await blocking { try await vault.verifyAudit(as: context.principal) }
             return Server.json(result)
         }
         group.post("audit/query") { request, context -> Response in
@@ -399,7 +412,7 @@ struct Routes: Sendable {
                 filter.limit = number
             }
             let query = filter
-            let entries = try await blocking { try vault.queryAudit(query, as: context.principal) }
+            let entries = try await blocking { try await vault.queryAudit(query, as: context.principal) }
             // The entries in their canonical form with hashes, exactly as the log's JSON Lines export has them.
             let text = "{\"count\":\(entries.count),\"entries\":[" + entries.map(\.exportLine).joined(separator: ",") + "]}"
             return Server.json(data: Data(text.utf8))
@@ -419,7 +432,7 @@ struct Routes: Sendable {
                     let handle = FileHandle(forWritingAtPath: file.path)
                 else { throw Problem(.serviceUnavailable, "unavailable", "the vault's exports folder is not writable") }
                 defer { try? handle.close() }
-                do { return try vault.exportAudit(format, to: handle, as: context.principal) } catch {
+                do { return try await vault.exportAudit(format, to: handle, as: context.principal) } catch {
                     try? FileManager.default.removeItem(at: file)
                     throw error
                 }
@@ -443,7 +456,7 @@ struct Routes: Sendable {
             guard let name = ReportName(rawValue: try context.parameters.require("name")) else {
                 throw Problem(.notFound, "not_found", "no such report; use access-summary, denials or art30")
             }
-            let report = try await blocking { try vault.report(name, as: context.principal) }
+            let report = try await blocking { try await vault.report(name, as: context.principal) }
             return Server.json(report)
         }
         group.post("policy/explain") { request, context -> Response in

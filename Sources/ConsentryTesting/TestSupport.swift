@@ -16,6 +16,28 @@ public enum TestSupport {
     public static let fixedNow = Date(timeIntervalSince1970: 1_795_176_000)
 
     /// A fresh, empty temporary directory, unique per call, under ``temporaryRoot``.
+    /// Runs synchronous work on a thread of its own and waits for it without holding a cooperative thread: work that
+    /// blocks inside (a scan whose consumer calls ``waitFor(_:)``) must not run on one.
+    public static func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
+    }
+
+    /// Runs an asynchronous operation from a thread that is not one of Swift's cooperative threads (an import's
+    /// preparing thread, a test's helper thread) and waits for it there: the race tests act between two steps of a
+    /// synchronous operation.
+    public static func waitFor<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: Result<T, any Error>?
+        Task {
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            done.signal()
+        }
+        done.wait()
+        return try result!.get()
+    }
+
     public static func temporaryDirectory(_ label: String = "consentry") -> URL {
         let url = temporaryRoot.appendingPathComponent("\(label)-\(UUID().uuidString.prefix(12))")
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)

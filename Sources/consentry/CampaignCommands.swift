@@ -10,15 +10,15 @@ struct SendTimeCommand: ParsableCommand {
         commandName: "sendtime", abstract: "Send-time optimization under personalization: compute for everyone, or show one subject's.",
         subcommands: [Compute.self, Show.self], defaultSubcommand: Show.self)
 
-    struct Compute: ParsableCommand {
+    struct Compute: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Best hour of week per subject from opens and clicks; falls back to the country, then to everyone.")
         @OptionGroup var global: GlobalOptions
         @Option(name: .customLong("as"), help: "The role (default: campaign_service).") var role = "campaign_service"
 
-        func run() throws {
+        func run() async throws {
             let role: Role = try Parse.choice(role, "role")
-            let sources = try global.withVault { vault in try SendTimeDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).compute()
+            let sources = try await global.withVault { vault in try await SendTimeDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).compute()
             }
             if global.json {
                 Output.printJSON(sources)
@@ -30,15 +30,15 @@ struct SendTimeCommand: ParsableCommand {
         }
     }
 
-    struct Show: ParsableCommand {
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "One subject's best hour (a gated, audited read).")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var subject: SubjectOptions
         @Option(name: .customLong("as"), help: "The role (default: campaign_service).") var role = "campaign_service"
 
-        func run() throws {
+        func run() async throws {
             let role: Role = try Parse.choice(role, "role")
-            let result = try global.withVault { vault in
+            let result = try await global.withVault { vault in
                 try SendTimeDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).show(try subject.reference)
             }
             guard result.decision.isPermit else {
@@ -68,7 +68,7 @@ struct ExperimentCommand: ParsableCommand {
         @Option(name: .customLong("as"), help: "The role (default: marketer; outcomes need `import`, default admin).") var role: String?
     }
 
-    struct Create: ParsableCommand {
+    struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an experiment: --arm name=weight (two or more), --holdout share.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var role: RoleOption
@@ -77,7 +77,7 @@ struct ExperimentCommand: ParsableCommand {
         @Option(name: .customLong("arm"), help: "An arm as name=weight (repeatable).") var arms: [String] = []
         @Option(name: .long, help: "The share held out, from 0 to below 1 (default 0.1).") var holdout = 0.1
 
-        func run() throws {
+        func run() async throws {
             let purpose: Purpose = try Parse.choice(purpose, "purpose")
             let parsed = try arms.map { text -> ExperimentDefinition.Arm in
                 let parts = text.split(separator: "=")
@@ -85,8 +85,8 @@ struct ExperimentCommand: ParsableCommand {
                 return ExperimentDefinition.Arm(name: String(parts[0]), weight: weight)
             }
             let role: Role = try Parse.choice(role.role ?? "marketer", "role")
-            let definition = try global.withVault { vault in
-                try ExperimentDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).create(
+            let definition = try await global.withVault { vault in
+                try await ExperimentDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).create(
                     name: name, purpose: purpose, arms: parsed, holdout: holdout)
             }
             if global.json {
@@ -97,17 +97,17 @@ struct ExperimentCommand: ParsableCommand {
         }
     }
 
-    struct Assign: ParsableCommand {
+    struct Assign: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Assign every subject the gate admits for the purpose (deterministic; earlier assignments stay).")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var role: RoleOption
         @Argument(help: "The experiment.") var name: String
 
-        func run() throws {
+        func run() async throws {
             let role: Role = try Parse.choice(role.role ?? "marketer", "role")
-            let arms = try global.withVault { vault in
-                try ExperimentDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).assign(name)
+            let arms = try await global.withVault { vault in
+                try await ExperimentDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).assign(name)
             }
             if global.json {
                 Output.printJSON(arms)
@@ -117,7 +117,7 @@ struct ExperimentCommand: ParsableCommand {
         }
     }
 
-    struct Outcomes: ParsableCommand {
+    struct Outcomes: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
                 "Ingest outcomes from JSON Lines: {\"id\", \"email\" or \"customer_id\", \"kind\": send|open|click|conversion|revenue, \"value\", \"time\"}."
@@ -127,7 +127,7 @@ struct ExperimentCommand: ParsableCommand {
         @Argument(help: "The experiment.") var name: String
         @Argument(help: "The JSON Lines file.") var file: String
 
-        func run() throws {
+        func run() async throws {
             guard let data = FileManager.default.contents(atPath: file) else {
                 Output.error("cannot read `\(file)`")
                 throw ExitCode(1)
@@ -156,8 +156,8 @@ struct ExperimentCommand: ParsableCommand {
                     ExperimentOutcome(id: id, subject: reference, kind: kind, value: (object["value"] as? NSNumber)?.doubleValue ?? 1, time: time))
             }
             let role: Role = try Parse.choice(role.role ?? "admin", "role")
-            let result = try global.withVault { vault in
-                try ExperimentDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).record(name, outcomes)
+            let result = try await global.withVault { vault in
+                try await ExperimentDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).record(name, outcomes)
             }
             for (index, reason) in result.rejected { problems.append("outcome \(index + 1): \(reason)") }
             print("recorded \(result.recorded), already recorded \(result.duplicates), rejected \(problems.count)")
@@ -166,17 +166,17 @@ struct ExperimentCommand: ParsableCommand {
         }
     }
 
-    struct Report: ParsableCommand {
+    struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Open rate, CTR, conversion and revenue per recipient per arm, with 95% intervals and a significance test.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var role: RoleOption
         @Argument(help: "The experiment.") var name: String
 
-        func run() throws {
+        func run() async throws {
             let role: Role = try Parse.choice(role.role ?? "marketer", "role")
-            let report = try global.withVault { vault in
-                try ExperimentDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).report(name)
+            let report = try await global.withVault { vault in
+                try await ExperimentDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).report(name)
             }
             if global.json {
                 Output.printJSON(report)

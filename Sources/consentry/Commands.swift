@@ -6,7 +6,7 @@ import ConsentryPersonalization
 import ConsentryPolicy
 import Foundation
 
-struct Init: ParsableCommand {
+struct Init: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Create a new vault: database, master key (mode 0600) and a copy of the policy files.")
 
@@ -15,7 +15,7 @@ struct Init: ParsableCommand {
     @Option(name: .long, help: "The policy directory to copy into the vault (default: the policy set built into consentry).")
     var policies: String?
 
-    func run() throws {
+    func run() async throws {
         let source = try policies.map { URL(fileURLWithPath: $0) } ?? Self.writeDefaultPolicies()
         defer { if policies == nil { try? FileManager.default.removeItem(at: source.deletingLastPathComponent()) } }
         let vault = try Output.guarding {
@@ -57,12 +57,12 @@ extension Init {
     }
 }
 
-struct Status: ParsableCommand {
+struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show counts, key version, schema and policy version (no personal data).")
 
     @OptionGroup var global: GlobalOptions
 
-    func run() throws {
+    func run() async throws {
         let vault = try global.openVault()
         let status = try Output.guarding { try vault.status() }
         if global.json {
@@ -91,7 +91,7 @@ struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Import profiles or behavioral events.", subcommands: [Profiles.self, Events.self])
 
-    struct Profiles: ParsableCommand {
+    struct Profiles: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Import profiles from CSV (header row of field names) or JSON Lines.",
             discussion: "Undeclared fields are dropped and reported; bad records are rejected with line, field and reason; the rest are committed.")
@@ -118,14 +118,14 @@ struct Import: ParsableCommand {
             if let format, ProfileFormat(rawValue: format) == nil { throw ValidationError("unknown format `\(format)`; use `csv` or `jsonl`") }
         }
 
-        func run() throws {
+        func run() async throws {
             let url = URL(fileURLWithPath: file)
             guard let format = format.flatMap(ProfileFormat.init(rawValue:)) ?? ProfileFormat(fileExtension: url.pathExtension) else {
                 Output.error("cannot tell the format of `\(file)` from its extension; pass `--format csv` or `--format jsonl`")
                 throw ExitCode(64)
             }
             let role = try admin.parsedRole
-            let report = try global.withVault(configuration: batch.configuration) { vault in
+            let report = try await global.withVault(configuration: batch.configuration) { vault in
                 try vault.importProfiles(
                     from: url, source: DataSource(rawValue: source)!, format: format, as: Principal(actor: global.actorName, role: role))
             }
@@ -133,7 +133,7 @@ struct Import: ParsableCommand {
         }
     }
 
-    struct Events: ParsableCommand {
+    struct Events: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Import behavioral events from JSON Lines (idempotent by event id).")
 
@@ -146,14 +146,14 @@ struct Import: ParsableCommand {
 
         @OptionGroup var admin: AdminRoleOption
 
-        func run() throws {
+        func run() async throws {
             let role = try admin.parsedRole
-            let (report, note) = try global.withVault(configuration: batch.configuration) { vault -> (ImportReport, String?) in
+            let (report, note) = try await global.withVault(configuration: batch.configuration) { vault -> (ImportReport, String?) in
                 let report = try vault.importEvents(from: URL(fileURLWithPath: file), as: Principal(actor: global.actorName, role: role))
                 // Segments that read events are brought up to date for the subjects that received new ones, each in the
                 // role that defined it; a failure here leaves the committed import alone.
                 do {
-                    let followUp = try vault.followUpEventImport(report, as: Principal(actor: global.actorName, role: role))
+                    let followUp = try await vault.followUpEventImport(report, as: Principal(actor: global.actorName, role: role))
                     let updated = followUp.segments, fired = followUp.triggers
                     if !fired.isEmpty {
                         Output.note("triggers fired: " + fired.map { "\($0.trigger) \($0.fired)" }.joined(separator: ", "))
@@ -210,7 +210,7 @@ enum ImportOutput {
     }
 }
 
-struct Demo: ParsableCommand {
+struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fill a vault with deterministic synthetic customers, events and consents (creating the vault if absent).",
         discussion:
@@ -238,7 +238,7 @@ struct Demo: ParsableCommand {
         guard eventsPerProfile >= 0, eventsPerProfile <= 1_000 else { throw ValidationError("`--events-per-profile` must be between 0 and 1,000") }
     }
 
-    func run() throws {
+    func run() async throws {
         let options = DemoOptions(profiles: profiles, seed: seed, eventsPerProfile: eventsPerProfile)
         if let writeFiles {
             let generator = DemoGenerator(options: options, now: Date())
@@ -275,7 +275,7 @@ struct Demo: ParsableCommand {
     }
 }
 
-struct Check: ParsableCommand {
+struct Check: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Verify that every subject's data key and fields open, and that the database is consistent.",
         discussion: "Prints subjects and fields that fail, never values. Exits 1 if anything is wrong.")
@@ -285,8 +285,8 @@ struct Check: ParsableCommand {
     @Option(name: .long, help: "Comma-separated fields to open (default: all declared fields).")
     var fields: String?
 
-    func run() throws {
-        let report = try global.withVault { vault -> CheckReport in
+    func run() async throws {
+        let report = try await global.withVault { vault -> CheckReport in
             let names = try fields.map { list in
                 try list.split(separator: ",").map { item -> FieldName in
                     let raw = String(item).trimmingCharacters(in: .whitespaces)
@@ -316,7 +316,7 @@ struct Check: ParsableCommand {
 struct Keys: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Manage the vault's keys.", subcommands: [Rotate.self])
 
-    struct Rotate: ParsableCommand {
+    struct Rotate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Rotate the key-encryption key and re-wrap every data key (crash-safe; re-run to finish an interrupted rotation).")
 
@@ -324,9 +324,9 @@ struct Keys: ParsableCommand {
 
         @OptionGroup var admin: AdminRoleOption
 
-        func run() throws {
+        func run() async throws {
             let role = try admin.parsedRole
-            let report = try global.withVault { try $0.rotateKeys(as: Principal(actor: global.actorName, role: role)) }
+            let report = try await global.withVault { try $0.rotateKeys(as: Principal(actor: global.actorName, role: role)) }
             if global.json {
                 Output.printJSON(report)
             } else {

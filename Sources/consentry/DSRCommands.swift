@@ -24,12 +24,12 @@ struct DSRCommand: ParsableCommand {
     }
 
     /// Opens the vault and runs `body` with a desk acting as the given role.
-    static func withDesk<T>(_ global: GlobalOptions, _ role: RoleOption, _ body: (RightsDesk) throws -> T) throws -> T {
+    static func withDesk<T>(_ global: GlobalOptions, _ role: RoleOption, _ body: (RightsDesk) async throws -> T) async throws -> T {
         let role: Role = try Parse.choice(role.role, "role")
-        return try global.withVault { vault in try body(RightsDesk(vault: vault, as: Principal(actor: global.actorName, role: role))) }
+        return try await global.withVault { vault in try await body(RightsDesk(vault: vault, as: Principal(actor: global.actorName, role: role))) }
     }
 
-    struct Open: ParsableCommand {
+    struct Open: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Open a request and issue its verification code.",
             discussion: """
@@ -52,7 +52,7 @@ struct DSRCommand: ParsableCommand {
         @Flag(name: .long, help: "Read a JSON object {\"email\", \"customer_id\", \"set\", \"details\"} from standard input.") var stdin = false
         @Option(name: .customLong("idempotency-key"), help: "Opening twice with one key returns the first request.") var idempotencyKey: String?
 
-        func run() throws {
+        func run() async throws {
             let type: RequestType = try Parse.choice(self.type, "request type")
             let regime: Regime = try Parse.choice(self.regime, "regime")
             var identifiers = RequestIdentifiers(email: try StandardInput.valueOrLine(email), customerID: try StandardInput.valueOrLine(customerID))
@@ -72,8 +72,8 @@ struct DSRCommand: ParsableCommand {
                 details.text = input.details ?? details.text
             }
             if !values.isEmpty { details.set = values }
-            let opened = try DSRCommand.withDesk(global, role) {
-                try $0.open(type, regime: regime, identifiers: identifiers, details: details, idempotencyKey: idempotencyKey)
+            let opened = try await DSRCommand.withDesk(global, role) {
+                try await $0.open(type, regime: regime, identifiers: identifiers, details: details, idempotencyKey: idempotencyKey)
             }
             if global.json {
                 Output.printJSON(RequestView(opened.record, code: opened.code))
@@ -91,28 +91,28 @@ struct DSRCommand: ParsableCommand {
         }
     }
 
-    struct Code: ParsableCommand {
+    struct Code: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Issue a new verification code (the previous one stops working).")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var role: RoleOption
         @Argument(help: "The request id.") var id: String
 
-        func run() throws {
-            let issued = try DSRCommand.withDesk(global, role) { try $0.reissueCode(id) }
+        func run() async throws {
+            let issued = try await DSRCommand.withDesk(global, role) { try await $0.reissueCode(id) }
             if global.json { Output.printJSON(RequestView(issued.record, code: issued.code)) } else { print("verification code: \(issued.code)") }
         }
     }
 
-    struct Verify: ParsableCommand {
+    struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Enter the verification code the subject received.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var role: RoleOption
         @Argument(help: "The request id.") var id: String
         @Option(name: .long, help: "The code (`-`: read it from standard input).") var code: String
 
-        func run() throws {
+        func run() async throws {
             let code = try StandardInput.valueOrLine(code) ?? ""
-            let result = try DSRCommand.withDesk(global, role) { try $0.verify(id, code: code) }
+            let result = try await DSRCommand.withDesk(global, role) { try await $0.verify(id, code: code) }
             let message: String
             switch result.check {
             case .verified: message = "verified: \(id) can now be fulfilled with `consentry dsr fulfil \(id)`"
@@ -128,7 +128,7 @@ struct DSRCommand: ParsableCommand {
         }
     }
 
-    struct Fulfil: ParsableCommand {
+    struct Fulfil: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Fulfil a verified request: export, erase, rectify, or set the restriction/objection/opt-out/limit flag.")
         @OptionGroup var global: GlobalOptions
@@ -137,9 +137,9 @@ struct DSRCommand: ParsableCommand {
         @Option(name: .long, help: "Export format for access and portability: json (one document) or csv (a folder of tables).")
         var format: String = "json"
 
-        func run() throws {
+        func run() async throws {
             let format: ExportFormat = try Parse.choice(format, "export format")
-            let done = try DSRCommand.withDesk(global, role) { try $0.fulfil(id, format: format) }
+            let done = try await DSRCommand.withDesk(global, role) { try await $0.fulfil(id, format: format) }
             if global.json {
                 Output.printJSON(RequestView(done.record, receipt: done.receipt, verification: done.verification))
             } else {
@@ -166,33 +166,33 @@ struct DSRCommand: ParsableCommand {
         }
     }
 
-    struct Reject: ParsableCommand {
+    struct Reject: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Reject a request with a reason (kept 24 months; no personal data).")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var role: RoleOption
         @Argument(help: "The request id.") var id: String
         @Option(name: .long, help: "Why.") var reason: String
 
-        func run() throws {
-            let record = try DSRCommand.withDesk(global, role) { try $0.reject(id, reason: reason) }
+        func run() async throws {
+            let record = try await DSRCommand.withDesk(global, role) { try await $0.reject(id, reason: reason) }
             if global.json { Output.printJSON(RequestView(record)) } else { print("\(id): rejected") }
         }
     }
 
-    struct Extend: ParsableCommand {
+    struct Extend: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Extend the deadline once where the regime allows it, with a reason.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var role: RoleOption
         @Argument(help: "The request id.") var id: String
         @Option(name: .long, help: "Why (tell the subject within the original deadline).") var reason: String
 
-        func run() throws {
-            let record = try DSRCommand.withDesk(global, role) { try $0.extend(id, reason: reason) }
+        func run() async throws {
+            let record = try await DSRCommand.withDesk(global, role) { try await $0.extend(id, reason: reason) }
             if global.json { Output.printJSON(RequestView(record)) } else { print("\(id): due \(RequestView.day(record.effectiveDueAt)) (extended)") }
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List requests by deadline.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var role: RoleOption
@@ -200,7 +200,7 @@ struct DSRCommand: ParsableCommand {
         @Flag(name: .long, help: "Only open requests past their deadline.") var overdue = false
         @Option(name: .customLong("due-within"), help: "Only open requests due within this time, such as 7d.") var dueWithin: String?
 
-        func run() throws {
+        func run() async throws {
             let status: RequestStatus? = try status.map { try Parse.choice($0, "status") }
             var days: Int?
             if let dueWithin {
@@ -209,7 +209,7 @@ struct DSRCommand: ParsableCommand {
                 }
                 days = count
             }
-            let records = try DSRCommand.withDesk(global, role) { try $0.list(status: status, overdue: overdue, dueWithinDays: days) }
+            let records = try await DSRCommand.withDesk(global, role) { try await $0.list(status: status, overdue: overdue, dueWithinDays: days) }
             if global.json {
                 Output.printJSON(records.map { RequestView($0) })
                 return
@@ -223,19 +223,19 @@ struct DSRCommand: ParsableCommand {
         }
     }
 
-    struct Show: ParsableCommand {
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show one request: status, deadlines, outcome.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var role: RoleOption
         @Argument(help: "The request id.") var id: String
 
-        func run() throws {
-            let record = try DSRCommand.withDesk(global, role) { try $0.show(id) }
+        func run() async throws {
+            let record = try await DSRCommand.withDesk(global, role) { try $0.show(id) }
             if global.json { Output.printJSON(RequestView(record)) } else { print(RequestView(record).lines.joined(separator: "\n")) }
         }
     }
 
-    struct VerifyErasure: ParsableCommand {
+    struct VerifyErasure: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "verify-erasure",
             abstract: "Re-check a completed erasure: blind-index look-ups, rows referencing the subject, raw bytes of every vault file.")
@@ -243,8 +243,8 @@ struct DSRCommand: ParsableCommand {
         @OptionGroup var role: RoleOption
         @Argument(help: "The request id.") var id: String
 
-        func run() throws {
-            let verification = try DSRCommand.withDesk(global, role) { try $0.verifyErasure(id) }
+        func run() async throws {
+            let verification = try await DSRCommand.withDesk(global, role) { try $0.verifyErasure(id) }
             if global.json {
                 Output.printJSON(verification)
             } else {
@@ -256,14 +256,14 @@ struct DSRCommand: ParsableCommand {
         }
     }
 
-    struct Receipt: ParsableCommand {
+    struct Receipt: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the signed receipt of a completed erasure (JSON).")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var role: RoleOption
         @Argument(help: "The request id.") var id: String
 
-        func run() throws {
-            let record = try DSRCommand.withDesk(global, role) { try $0.show(id) }
+        func run() async throws {
+            let record = try await DSRCommand.withDesk(global, role) { try $0.show(id) }
             guard let receipt = record.receipt else {
                 Output.error("request \(id) has no receipt; only completed erasure requests have one")
                 throw ExitCode(1)
@@ -272,7 +272,7 @@ struct DSRCommand: ParsableCommand {
         }
     }
 
-    struct VerifyReceipt: ParsableCommand {
+    struct VerifyReceipt: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "verify-receipt", abstract: "Check an erasure receipt's signature against the vault's public key (audit/signing.pub).")
         @OptionGroup var global: GlobalOptions
@@ -280,7 +280,7 @@ struct DSRCommand: ParsableCommand {
         @Option(name: .customLong("public-key"), help: "The signing key in hex (default: the vault's audit/signing.pub).")
         var publicKey: String?
 
-        func run() throws {
+        func run() async throws {
             guard let data = FileManager.default.contents(atPath: file) else {
                 Output.error("cannot read `\(file)`")
                 throw ExitCode(1)

@@ -62,7 +62,7 @@ struct PolicyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "policy", abstract: "Check policy files and explain decisions.", subcommands: [Check.self, Explain.self])
 
-    struct Check: ParsableCommand {
+    struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Validate a policy directory (fields.yaml, purposes.yaml, roles.yaml); errors name file, line and a fix.")
 
@@ -72,7 +72,7 @@ struct PolicyCommand: ParsableCommand {
         @Flag(name: .long, help: "Print machine-readable JSON.")
         var json = false
 
-        func run() throws {
+        func run() async throws {
             let url = URL(fileURLWithPath: directory)
             do {
                 let policy = try Policy.load(directory: url)
@@ -95,7 +95,7 @@ struct PolicyCommand: ParsableCommand {
         }
     }
 
-    struct Explain: ParsableCommand {
+    struct Explain: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the full trace of a decision, ending with `permit` or `deny` (audited; releases no personal data).")
 
@@ -108,14 +108,14 @@ struct PolicyCommand: ParsableCommand {
         @Option(name: .long, help: "The subject's e-mail address, to include its consent state (`-`: from standard input).") var email: String?
         @Option(name: .customLong("customer-id"), help: "The subject's customer id.") var customerID: String?
 
-        func run() throws {
+        func run() async throws {
             let request = AccessRequest(
                 actor: global.actorName, role: try Parse.choice(role, "role"), action: try Parse.choice(action, "action"),
                 purpose: try purpose.map { try Parse.choice($0, "purpose") }, fields: try Parse.fields(fields), reason: reason)
             let subject =
                 try (StandardInput.valueOrLine(email)).map(SubjectReference.email)
                 ?? (StandardInput.valueOrLine(customerID)).map(SubjectReference.customerID)
-            let explanation = try global.withVault { try $0.explain(request, subject: subject) }
+            let explanation = try await global.withVault { try $0.explain(request, subject: subject) }
             if global.json {
                 Output.printJSON(explanation)
             } else {
@@ -140,52 +140,52 @@ struct ConsentCommand: ParsableCommand {
         @Option(name: .long, help: "A reference to the evidence (form submission id, document).") var evidence: String?
         @Option(name: .long, help: "When the consent expires (YYYY-MM-DD or RFC 3339).") var expires: String?
 
-        func record(_ state: ConsentState) throws {
+        func record(_ state: ConsentState) async throws {
             let change = ConsentChange(
                 purpose: try Parse.choice(purpose, "purpose"), state: state, source: try Normalize.text(source, maxLength: 64), noticeVersion: notice,
                 evidence: evidence, expiresAt: try Parse.time(expires, "--expires"))
             let role = try admin.parsedRole
-            let id = try global.withVault {
-                try $0.recordConsent(change, subject: try subject.reference, as: Principal(actor: global.actorName, role: role))
+            let id = try await global.withVault {
+                try await $0.recordConsent(change, subject: try subject.reference, as: Principal(actor: global.actorName, role: role))
             }
             if global.json { Output.printJSON(["record_id": id]) } else { print("consent record \(id): \(purpose) \(state.rawValue)") }
         }
     }
 
-    struct Grant: ParsableCommand {
+    struct Grant: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Record that the subject gave consent for a purpose.")
         @OptionGroup var change: Change
-        func run() throws { try change.record(.granted) }
+        func run() async throws { try await change.record(.granted) }
     }
 
-    struct Withdraw: ParsableCommand {
+    struct Withdraw: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Record a withdrawal; it applies to every later decision at once.")
         @OptionGroup var change: Change
-        func run() throws { try change.record(.withdrawn) }
+        func run() async throws { try await change.record(.withdrawn) }
     }
 
-    struct Pending: ParsableCommand {
+    struct Pending: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Record a double opt-in that awaits confirmation.")
         @OptionGroup var change: Change
-        func run() throws { try change.record(.pending) }
+        func run() async throws { try await change.record(.pending) }
     }
 
-    struct Confirm: ParsableCommand {
+    struct Confirm: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Complete a pending double opt-in.")
         @OptionGroup var change: Change
-        func run() throws { try change.record(.confirmed) }
+        func run() async throws { try await change.record(.confirmed) }
     }
 
-    struct Show: ParsableCommand {
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a subject's consent history, current state and flags (audited).")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var subject: SubjectOptions
         @OptionGroup var admin: AdminRoleOption
 
-        func run() throws {
+        func run() async throws {
             let role = try admin.parsedRole
-            let history = try global.withVault {
-                try $0.consentHistory(subject: try subject.reference, as: Principal(actor: global.actorName, role: role))
+            let history = try await global.withVault {
+                try await $0.consentHistory(subject: try subject.reference, as: Principal(actor: global.actorName, role: role))
             }
             if global.json {
                 Output.printJSON(history)
@@ -202,7 +202,7 @@ struct ConsentCommand: ParsableCommand {
         }
     }
 
-    struct FlagCommand: ParsableCommand {
+    struct FlagCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "flag", abstract: "Set or clear restriction, objection (per purpose), opt-out of sale/sharing or the GPC signal.")
         @OptionGroup var global: GlobalOptions
@@ -213,12 +213,12 @@ struct ConsentCommand: ParsableCommand {
         @Flag(name: .long, help: "Clear the flag instead of setting it.") var clear = false
         @Option(name: .long, help: "Where the request came from.") var source = "api"
 
-        func run() throws {
+        func run() async throws {
             let flag: SubjectFlag = try Parse.choice(set, "flag")
             let purpose: Purpose? = try purpose.map { try Parse.choice($0, "purpose") }
             let role = try admin.parsedRole
-            try global.withVault {
-                try $0.recordFlag(
+            try await global.withVault {
+                try await $0.recordFlag(
                     flag, purpose: purpose, on: !clear, subject: try subject.reference, source: source,
                     as: Principal(actor: global.actorName, role: role))
             }
@@ -231,7 +231,7 @@ struct ProfileCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "profile", abstract: "Gated reads of one subject's profile.", subcommands: [Show.self])
 
-    struct Show: ParsableCommand {
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Read chosen fields of one subject through the policy gate (audited); exits 2 when denied.")
         @OptionGroup var global: GlobalOptions
@@ -241,11 +241,11 @@ struct ProfileCommand: ParsableCommand {
         @Option(name: .long, help: "Comma-separated fields to read.") var fields: String
         @Option(name: .long, help: "A stated reason (required for some roles).") var reason: String?
 
-        func run() throws {
+        func run() async throws {
             let request = AccessRequest(
                 actor: global.actorName, role: try Parse.choice(role, "role"), action: .readProfile, purpose: try Parse.choice(purpose, "purpose"),
                 fields: try Parse.fields(fields), reason: reason)
-            let result = try global.withVault { try $0.read(request, subject: try subject.reference) }
+            let result = try await global.withVault { try $0.read(request, subject: try subject.reference) }
             guard result.decision.isPermit else {
                 Output.error(
                     "denied: " + result.decision.reasons.map(\.description).joined(separator: "; ") + " (audit entry \(result.auditSequence))")
@@ -261,7 +261,7 @@ struct ProfileCommand: ParsableCommand {
     }
 }
 
-struct ScanCommand: ParsableCommand {
+struct ScanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scan",
         abstract: "Scan every subject for a purpose through the gate and report who is included and why others are excluded (no values are printed).")
@@ -272,12 +272,12 @@ struct ScanCommand: ParsableCommand {
     @Option(name: .long, help: "Comma-separated fields the scan reads.") var fields: String
     @Flag(name: .long, help: "List the pseudonyms of the included subjects.") var members = false
 
-    func run() throws {
+    func run() async throws {
         let request = AccessRequest(
             actor: global.actorName, role: try Parse.choice(role, "role"), action: try Parse.choice(action, "action"),
             purpose: try Parse.choice(purpose, "purpose"), fields: try Parse.fields(fields))
         var pseudonyms: [String] = []
-        let summary = try global.withVault { vault in
+        let summary = try await global.withVault { vault in
             try vault.scan(request) { member, _ in if members, let pseudonym = member.pseudonym { pseudonyms.append(pseudonym) } }
         }
         if global.json {
@@ -299,7 +299,7 @@ struct AuditCommand: ParsableCommand {
         commandName: "audit", abstract: "Verify, query, export and report on the tamper-evident audit log.",
         subcommands: [Verify.self, Query.self, Export.self, Report.self])
 
-    struct Verify: ParsableCommand {
+    struct Verify: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check the hash chain, signatures and checkpoints; names the first bad entry and exits 1 on any problem.")
         @OptionGroup var global: GlobalOptions
@@ -328,10 +328,10 @@ struct AuditCommand: ParsableCommand {
             }
         }
 
-        func run() throws {
+        func run() async throws {
             let role = try admin.parsedRole
             let expected = try self.expected
-            let report = try global.withVault { try $0.verifyAudit(as: Principal(actor: global.actorName, role: role), expected: expected) }
+            let report = try await global.withVault { try await $0.verifyAudit(as: Principal(actor: global.actorName, role: role), expected: expected) }
             if global.json {
                 Output.printJSON(report)
             } else {
@@ -379,16 +379,16 @@ struct AuditCommand: ParsableCommand {
         }
     }
 
-    struct Query: ParsableCommand {
+    struct Query: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Find audit entries by subject, actor, role, purpose, action, decision and time.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var admin: AdminRoleOption
         @OptionGroup var filter: FilterOptions
 
-        func run() throws {
+        func run() async throws {
             let role = try admin.parsedRole
             let query = try filter.filter(defaultLimit: 100)
-            let entries = try global.withVault { try $0.queryAudit(query, as: Principal(actor: global.actorName, role: role)) }
+            let entries = try await global.withVault { try await $0.queryAudit(query, as: Principal(actor: global.actorName, role: role)) }
             if global.json {
                 Output.printJSON(entries)
                 return
@@ -405,7 +405,7 @@ struct AuditCommand: ParsableCommand {
         }
     }
 
-    struct Export: ParsableCommand {
+    struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Stream the audit log as JSON Lines (verifiable offline) or CSV (safe to open in spreadsheets).")
         @OptionGroup var global: GlobalOptions
@@ -414,7 +414,7 @@ struct AuditCommand: ParsableCommand {
         @Option(name: .long, help: "jsonl or csv.") var format = "jsonl"
         @Option(name: .long, help: "Write to this file (created 0600, never overwritten) instead of standard output.") var out: String?
 
-        func run() throws {
+        func run() async throws {
             let format: AuditExportFormat = try Parse.choice(self.format, "format")
             let role = try admin.parsedRole
             let query = try filter.filter(defaultLimit: Int.max)
@@ -430,14 +430,14 @@ struct AuditCommand: ParsableCommand {
             } else {
                 handle = FileHandle.standardOutput
             }
-            let count = try global.withVault {
-                try $0.exportAudit(format, filter: query, to: handle, as: Principal(actor: global.actorName, role: role))
+            let count = try await global.withVault {
+                try await $0.exportAudit(format, filter: query, to: handle, as: Principal(actor: global.actorName, role: role))
             }
             if out != nil { Output.note("exported \(count) entries to \(out!)") }
         }
     }
 
-    struct Report: ParsableCommand {
+    struct Report: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Compliance reports: access-summary, denials, art30 (record of processing compared with the log). See audit/REPORTS.md.")
         @OptionGroup var global: GlobalOptions
@@ -447,14 +447,14 @@ struct AuditCommand: ParsableCommand {
         @Option(name: .long, help: "Until, exclusive (YYYY-MM-DD or RFC 3339).") var until: String?
         @Option(name: .long, help: "text, json or csv.") var format = "text"
 
-        func run() throws {
+        func run() async throws {
             let report: ReportName = try Parse.choice(name, "report")
             guard ["text", "json", "csv"].contains(format) else {
                 throw ValidationError("unknown format `\(format.prefix(32))`; use `text`, `json` or `csv`")
             }
             let role = try admin.parsedRole
             let (from, to) = (try Parse.time(since, "--since"), try Parse.time(until, "--until"))
-            let result = try global.withVault { try $0.report(report, since: from, until: to, as: Principal(actor: global.actorName, role: role)) }
+            let result = try await global.withVault { try await $0.report(report, since: from, until: to, as: Principal(actor: global.actorName, role: role)) }
             if global.json || format == "json" {
                 Output.printJSON(result)
                 return

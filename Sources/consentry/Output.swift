@@ -52,10 +52,10 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// Opens the vault, runs `body`, and writes a final signed audit checkpoint (as a server does at shutdown).
-    func withVault<T>(configuration: VaultConfiguration = VaultConfiguration(), _ body: (Vault) throws -> T) throws -> T {
+    func withVault<T>(configuration: VaultConfiguration = VaultConfiguration(), _ body: (Vault) async throws -> T) async throws -> T {
         let vault = try openVault(configuration: configuration)
         defer { try? vault.checkpointIfDue(force: true) }
-        return try Output.guarding { try body(vault) }
+        return try await Output.guarding { try await body(vault) }
     }
 }
 
@@ -114,6 +114,17 @@ enum Output {
     /// Runs `body`, turning a vault or key error into its message on standard error and exit code 1.
     static func guarding<T: ~Copyable>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch let error as GateError {
+            Self.error(error.message)
+            throw ExitCode(error.code == .denied ? 2 : 1)
+        } catch let error as CryptoError {
+            Self.error(error.message)
+            throw ExitCode(1)
+        }
+    }
+
+    /// ``guarding(_:)`` for an asynchronous body.
+    static func guarding<T: ~Copyable>(_ body: () async throws -> T) async throws -> T {
+        do { return try await body() } catch let error as GateError {
             Self.error(error.message)
             throw ExitCode(error.code == .denied ? 2 : 1)
         } catch let error as CryptoError {

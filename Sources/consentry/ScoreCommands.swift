@@ -32,7 +32,7 @@ struct ScoreCommand: ParsableCommand {
         }
     }
 
-    struct EngagementScore: ParsableCommand {
+    struct EngagementScore: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "engagement",
             abstract: "Weighted events with time decay (default: open 1, click 3, cart_add 5, purchase 10; half-life 30 days).")
@@ -41,7 +41,7 @@ struct ScoreCommand: ParsableCommand {
         @Option(name: .long, help: "Weights as type=weight pairs, e.g. email_open=1,email_click=3,cart_add=5,purchase=10.") var weights: String?
         @Option(name: .customLong("half-life"), help: "Days after which an event counts half (default 30).") var halfLife = 30.0
 
-        func run() throws {
+        func run() async throws {
             var engagement = Engagement(halfLifeDays: halfLife)
             guard halfLife > 0 else { throw ValidationError("`--half-life` must be a positive number of days") }
             if let weights {
@@ -56,29 +56,29 @@ struct ScoreCommand: ParsableCommand {
                 engagement.weights = parsed
             }
             let role: Role = try Parse.choice(role.role, "role")
-            let run = try global.withVault { vault in
-                try ScoreDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).engagement(engagement)
+            let run = try await global.withVault { vault in
+                try await ScoreDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).engagement(engagement)
             }
             try ScoreCommand.report(run, json: global.json)
         }
     }
 
-    struct RFMScore: ParsableCommand {
+    struct RFMScore: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "rfm", abstract: "Recency, frequency and monetary quintiles (1–5) with labels such as champions and at_risk.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var role: RoleOption
 
-        func run() throws {
+        func run() async throws {
             let role: Role = try Parse.choice(role.role, "role")
-            let run = try global.withVault { vault in try ScoreDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).rfm() }
+            let run = try await global.withVault { vault in try await ScoreDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).rfm() }
             try ScoreCommand.report(run, json: global.json)
         }
     }
 }
 
 /// `consentry recommend`: item-item recommendations under `personalization`.
-struct RecommendCommand: ParsableCommand {
+struct RecommendCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recommend",
         abstract: "Item-item collaborative filtering over views and purchases; stores each subject's top items for renders.")
@@ -88,11 +88,11 @@ struct RecommendCommand: ParsableCommand {
     @Option(name: .long, help: "Items per subject (1-50).") var top = 5
     @Flag(name: .long, help: "Also report Precision@k and Recall@k on held-out interactions.") var evaluate = false
 
-    func run() throws {
+    func run() async throws {
         guard (1...50).contains(top) else { throw ValidationError("`--top` must be between 1 and 50") }
         let role: Role = try Parse.choice(role, "role")
-        let run = try global.withVault { vault in
-            try RecommendationDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).run(count: top, evaluate: evaluate)
+        let run = try await global.withVault { vault in
+            try await RecommendationDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).run(count: top, evaluate: evaluate)
         }
         guard run.decision == .permit else {
             Output.error("denied: " + run.reasons.joined(separator: "; "))
@@ -122,7 +122,7 @@ struct ModelCommand: ParsableCommand {
         commandName: "model", abstract: "Train and list models under `profiling` (propensity to purchase, clusters).",
         subcommands: [Train.self, List.self])
 
-    struct Train: ParsableCommand {
+    struct Train: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
                 "Train `propensity` (logistic regression, 70/15/15 split, test ROC-AUC, precision, recall) or `clusters` (K-Means, k by silhouette).")
@@ -130,12 +130,12 @@ struct ModelCommand: ParsableCommand {
         @OptionGroup var role: ScoreCommand.RoleOption
         @Argument(help: "propensity or clusters") var model: String
 
-        func run() throws {
+        func run() async throws {
             let role: Role = try Parse.choice(role.role, "role")
             switch model {
             case "propensity":
-                let report = try global.withVault { vault in
-                    try ModelDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).trainPropensity()
+                let report = try await global.withVault { vault in
+                    try await ModelDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).trainPropensity()
                 }
                 if global.json {
                     Output.printJSON(report)
@@ -150,7 +150,7 @@ struct ModelCommand: ParsableCommand {
                         report.auc, report.threshold, report.precision, report.recall, report.positiveRate))
                 print("scored \(report.scored.formatted()) subjects (score/propensity); excluded by the gate: \(Output.exclusions(report.excluded))")
             case "clusters":
-                let report = try global.withVault { vault in try ModelDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).cluster()
+                let report = try await global.withVault { vault in try await ModelDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).cluster()
                 }
                 if global.json {
                     Output.printJSON(report)
@@ -167,12 +167,12 @@ struct ModelCommand: ParsableCommand {
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stored model versions with their metrics.")
         @OptionGroup var global: GlobalOptions
 
-        func run() throws {
-            let models = try global.withVault { try $0.models() }
+        func run() async throws {
+            let models = try await global.withVault { try $0.models() }
             if global.json {
                 Output.printJSON(
                     models.map { ["name": $0.name, "version": String($0.version), "purpose": $0.purpose.rawValue, "metrics": $0.metrics] })

@@ -19,7 +19,7 @@ struct SegmentCommand: ParsableCommand {
         SegmentDesk(vault: vault, as: Principal(actor: global.actorName, role: try Parse.choice(role.role, "role")))
     }
 
-    struct Define: ParsableCommand {
+    struct Define: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Define or redefine a segment from a text rule or a JSON rule file.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var role: RoleOption
@@ -29,7 +29,7 @@ struct SegmentCommand: ParsableCommand {
         var rule: String?
         @Option(name: .customLong("rule-file"), help: "A file with the rule: text, or JSON when it ends in .json.") var ruleFile: String?
 
-        func run() throws {
+        func run() async throws {
             let purpose: Purpose = try Parse.choice(purpose, "purpose")
             let parsed: SegmentRule
             do {
@@ -55,8 +55,8 @@ struct SegmentCommand: ParsableCommand {
                 Output.error("the rule does not parse: \(ruleFile.map { "\($0): " } ?? "")\(error)")
                 throw ExitCode(1)
             }
-            let stored = try global.withVault { vault in
-                try SegmentCommand.desk(vault, global, role).define(name: name, purpose: purpose, rule: parsed)
+            let stored = try await global.withVault { vault in
+                try await SegmentCommand.desk(vault, global, role).define(name: name, purpose: purpose, rule: parsed)
             }
             if global.json {
                 Output.printJSON(stored)
@@ -69,12 +69,12 @@ struct SegmentCommand: ParsableCommand {
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List segment definitions.")
         @OptionGroup var global: GlobalOptions
 
-        func run() throws {
-            let segments = try global.withVault { try $0.segments() }
+        func run() async throws {
+            let segments = try await global.withVault { try $0.segments() }
             if global.json {
                 Output.printJSON(segments)
                 return
@@ -84,7 +84,7 @@ struct SegmentCommand: ParsableCommand {
         }
     }
 
-    struct Run: ParsableCommand {
+    struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a segment through the gate: members (pseudonymous ids), count, and who was excluded and why; stores the memberships.")
         @OptionGroup var global: GlobalOptions
@@ -92,8 +92,8 @@ struct SegmentCommand: ParsableCommand {
         @Argument(help: "The segment.") var name: String
         @Flag(name: .long, help: "Print the members' pseudonymous ids.") var members = false
 
-        func run() throws {
-            let result = try global.withVault { vault in try SegmentCommand.desk(vault, global, role).run(name) }
+        func run() async throws {
+            let result = try await global.withVault { vault in try await SegmentCommand.desk(vault, global, role).run(name) }
             guard result.decision == .permit else {
                 Output.error("denied: " + result.reasons.joined(separator: "; "))
                 throw ExitCode(2)
@@ -108,15 +108,15 @@ struct SegmentCommand: ParsableCommand {
         }
     }
 
-    struct Overlap: ParsableCommand {
+    struct Overlap: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "How many subjects two segments share (both run through the gate).")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var role: RoleOption
         @Argument(help: "The first segment.") var first: String
         @Argument(help: "The second segment.") var second: String
 
-        func run() throws {
-            let overlap = try global.withVault { vault in try SegmentCommand.desk(vault, global, role).overlap(first, second) }
+        func run() async throws {
+            let overlap = try await global.withVault { vault in try await SegmentCommand.desk(vault, global, role).overlap(first, second) }
             if global.json {
                 Output.printJSON(["a": Double(overlap.a), "b": Double(overlap.b), "both": Double(overlap.both), "jaccard": overlap.jaccard])
             } else {
@@ -132,7 +132,7 @@ struct TriggerCommand: ParsableCommand {
         commandName: "trigger", abstract: "Triggers (cart_abandoned, viewed_not_purchased, browse_abandoned): define, check, read the queue.",
         subcommands: [Define.self, Check.self, Queue.self, Ack.self])
 
-    struct Define: ParsableCommand {
+    struct Define: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Define a trigger for a purpose.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The trigger's name.") var name: String
@@ -141,7 +141,7 @@ struct TriggerCommand: ParsableCommand {
         @Option(name: .long, help: "Delay before it fires, such as 5m, 2h or 1d (default per kind: 5m, 1d, 1h).") var after: String?
         @Option(name: .customLong("as"), help: "The role (needs `segment` for the purpose; default: marketer).") var role = "marketer"
 
-        func run() throws {
+        func run() async throws {
             let kind: TriggerKind = try Parse.choice(kind, "trigger kind")
             let purpose: Purpose = try Parse.choice(purpose, "purpose")
             let role: Role = try Parse.choice(role, "role")
@@ -152,8 +152,8 @@ struct TriggerCommand: ParsableCommand {
                 else { throw ValidationError("`--after` takes a number and a unit: 5m, 2h or 1d") }
                 delay = count * unit
             }
-            let definition = try global.withVault { vault in
-                try TriggerDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).define(
+            let definition = try await global.withVault { vault in
+                try await TriggerDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).define(
                     name: name, kind: kind, purpose: purpose, delay: delay)
             }
             if global.json {
@@ -166,13 +166,13 @@ struct TriggerCommand: ParsableCommand {
         }
     }
 
-    struct Check: ParsableCommand {
+    struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Queue every occurrence whose delay has passed (run it on a schedule; imports check the subjects they touch).")
         @OptionGroup var global: GlobalOptions
 
-        func run() throws {
-            let results = try global.withVault { vault in try TriggerDesk(vault: vault, as: Principal(actor: global.actorName, role: .admin)).check()
+        func run() async throws {
+            let results = try await global.withVault { vault in try await TriggerDesk(vault: vault, as: Principal(actor: global.actorName, role: .admin)).check()
             }
             if global.json {
                 Output.printJSON(results)
@@ -183,7 +183,7 @@ struct TriggerCommand: ParsableCommand {
         }
     }
 
-    struct Queue: ParsableCommand {
+    struct Queue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Pending queue entries: entry id, trigger, subject pseudonym, item. Render with `consentry render NAME --trigger ID`.")
         @OptionGroup var global: GlobalOptions
@@ -191,10 +191,10 @@ struct TriggerCommand: ParsableCommand {
         @Option(name: .long, help: "At most this many entries per trigger (default 100).") var limit = 100
         @Option(name: .customLong("as"), help: "The role (needs `render` for the purpose; default: campaign_service).") var role = "campaign_service"
 
-        func run() throws {
+        func run() async throws {
             let role: Role = try Parse.choice(role, "role")
-            let entries = try global.withVault { vault in
-                try TriggerDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).queue(trigger: trigger, limit: limit)
+            let entries = try await global.withVault { vault in
+                try await TriggerDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).queue(trigger: trigger, limit: limit)
             }
             if global.json {
                 Output.printJSON(entries)
@@ -205,15 +205,15 @@ struct TriggerCommand: ParsableCommand {
         }
     }
 
-    struct Ack: ParsableCommand {
+    struct Ack: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ack", abstract: "Mark a queue entry handled.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The entry id.") var id: Int64
         @Option(name: .customLong("as"), help: "The role (default: campaign_service).") var role = "campaign_service"
 
-        func run() throws {
+        func run() async throws {
             let role: Role = try Parse.choice(role, "role")
-            try global.withVault { vault in try TriggerDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).acknowledge(id) }
+            try await global.withVault { vault in try await TriggerDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).acknowledge(id) }
             if !global.json { print("acknowledged \(id)") }
         }
     }

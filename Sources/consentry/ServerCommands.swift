@@ -35,7 +35,7 @@ struct TokenCommand: ParsableCommand {
         commandName: "token", abstract: "API tokens: each carries one role; only a keyed hash is stored.",
         subcommands: [Create.self, List.self, Revoke.self])
 
-    struct Create: ParsableCommand {
+    struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a token for a role and print it once.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var admin: AdminRoleOption
@@ -43,7 +43,7 @@ struct TokenCommand: ParsableCommand {
         @Option(name: .long, help: "A name for the integration (recorded as the actor of its requests).") var name: String
         @Option(name: .long, help: "Lifetime such as 30d or 12h (default: no expiry).") var expires: String?
 
-        func run() throws {
+        func run() async throws {
             let tokenRole: Role = try Parse.choice(tokenRole, "role")
             var expiresAt: Int64?
             if let expires {
@@ -54,8 +54,8 @@ struct TokenCommand: ParsableCommand {
                 expiresAt = Int64(Date().timeIntervalSince1970 * 1000) + count * unit
             }
             let role = try admin.parsedRole
-            let created = try global.withVault { vault in
-                try vault.createToken(name: name, role: tokenRole, expiresAt: expiresAt, as: Principal(actor: global.actorName, role: role))
+            let created = try await global.withVault { vault in
+                try await vault.createToken(name: name, role: tokenRole, expiresAt: expiresAt, as: Principal(actor: global.actorName, role: role))
             }
             if global.json {
                 Output.printJSON(["token": created.token, "id": created.info.id, "role": tokenRole.rawValue])
@@ -66,14 +66,14 @@ struct TokenCommand: ParsableCommand {
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List tokens (never their secrets).")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var admin: AdminRoleOption
 
-        func run() throws {
+        func run() async throws {
             let role = try admin.parsedRole
-            let tokens = try global.withVault { try $0.tokens(as: Principal(actor: global.actorName, role: role)) }
+            let tokens = try await global.withVault { try $0.tokens(as: Principal(actor: global.actorName, role: role)) }
             if global.json {
                 Output.printJSON(tokens)
                 return
@@ -86,15 +86,15 @@ struct TokenCommand: ParsableCommand {
         }
     }
 
-    struct Revoke: ParsableCommand {
+    struct Revoke: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Revoke a token at once.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var admin: AdminRoleOption
         @Argument(help: "The token id (tok_…).") var id: String
 
-        func run() throws {
+        func run() async throws {
             let role = try admin.parsedRole
-            try global.withVault { try $0.revokeToken(id, as: Principal(actor: global.actorName, role: role)) }
+            try await global.withVault { try await $0.revokeToken(id, as: Principal(actor: global.actorName, role: role)) }
             if !global.json { print("revoked \(id)") }
         }
     }

@@ -57,19 +57,19 @@ struct TemplateCommand: ParsableCommand {
         }
     }
 
-    struct Fields: ParsableCommand {
+    struct Fields: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Compile a template strictly and list the profile fields it reads.")
         @OptionGroup var source: Source
         @OptionGroup var policy: PolicyOption
         @Flag(name: .long, help: "Print JSON.") var json = false
 
-        func run() throws {
+        func run() async throws {
             let template = try source.compile(fields: try policy.fields)
             if json { Output.printJSON(["fields": template.fields]) } else { print(template.fields.joined(separator: "\n")) }
         }
     }
 
-    struct Preview: ParsableCommand {
+    struct Preview: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "render", abstract: "Preview a template offline with data from a JSON file (no vault, nothing audited).")
         @OptionGroup var source: Source
@@ -77,7 +77,7 @@ struct TemplateCommand: ParsableCommand {
         @Option(name: .long, help: "A JSON object with profile fields and the namespaces recommendations, segments, campaign.")
         var context: String?
 
-        func run() throws {
+        func run() async throws {
             let template = try source.compile(fields: try policy.fields)
             var values: [String: LiquidValue] = [:]
             if let context {
@@ -93,7 +93,7 @@ struct TemplateCommand: ParsableCommand {
         }
     }
 
-    struct Register: ParsableCommand {
+    struct Register: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Register a template for a purpose; refused when it reads a field the purpose does not allow.")
         @OptionGroup var global: GlobalOptions
@@ -102,12 +102,12 @@ struct TemplateCommand: ParsableCommand {
         @Option(name: .long, help: "The purpose it serves.") var purpose: String
         @Option(name: .customLong("as"), help: "The role (needs template_admin; default: marketer).") var role = "marketer"
 
-        func run() throws {
+        func run() async throws {
             let purpose: Purpose = try Parse.choice(purpose, "purpose")
             let role: Role = try Parse.choice(role, "role")
             let (text, format) = try source.load()
-            let stored = try global.withVault { vault in
-                try TemplateDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).register(
+            let stored = try await global.withVault { vault in
+                try await TemplateDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).register(
                     name: name, purpose: purpose, format: format, source: text)
             }
             if global.json {
@@ -119,12 +119,12 @@ struct TemplateCommand: ParsableCommand {
         }
     }
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List registered templates.")
         @OptionGroup var global: GlobalOptions
 
-        func run() throws {
-            let templates = try global.withVault { try $0.templates() }
+        func run() async throws {
+            let templates = try await global.withVault { try $0.templates() }
             if global.json { Output.printJSON(templates) } else if templates.isEmpty { print("no templates") }
             for t in templates where !global.json {
                 print("\(t.name)  v\(t.version)  \(t.purpose.rawValue)  \(t.format)  reads: \(t.fields.joined(separator: ", "))")
@@ -134,7 +134,7 @@ struct TemplateCommand: ParsableCommand {
 }
 
 /// `consentry render NAME --email E --as ROLE`: a gated, audited render for one subject.
-struct RenderCommand: ParsableCommand {
+struct RenderCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "render", abstract: "Render a registered template for one subject through the gate (audited); prints the message.")
     @OptionGroup var global: GlobalOptions
@@ -159,7 +159,7 @@ struct RenderCommand: ParsableCommand {
     }
     @Option(name: .long, help: "A JSON file with the `campaign` namespace (name, subject, links).") var campaign: String?
 
-    func run() throws {
+    func run() async throws {
         let role: Role = try Parse.choice(role, "role")
         var campaignValues: [String: LiquidValue] = [:]
         if let campaign {
@@ -171,7 +171,7 @@ struct RenderCommand: ParsableCommand {
             }
             campaignValues = object.mapValues { LiquidValue(json: $0) }
         }
-        let result = try global.withVault { vault in
+        let result = try await global.withVault { vault in
             try TemplateDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).render(
                 name, subject: try reference, campaign: campaignValues)
         }

@@ -10,16 +10,16 @@ import Testing
 @testable import ConsentryGate
 
 /// A vault with ten subjects `s0…s9@example.test`; even ones have confirmed e-mail-marketing consent.
-func gateVault(configuration: VaultConfiguration = VaultConfiguration(clock: FixedClock(TestSupport.fixedNow))) throws -> Vault {
+func gateVault(configuration: VaultConfiguration = VaultConfiguration(clock: FixedClock(TestSupport.fixedNow))) async throws -> Vault {
     let directory = TestSupport.temporaryDirectory("gate").appendingPathComponent("v")
     let vault = try Vault.create(at: directory, policies: TestSupport.policies, configuration: configuration)
     let rows = (0..<10).map { "s\($0)@example.test,C\($0),Name\($0),Family\($0),,1990-01-0\(($0 % 9) + 1),City\($0),DE" }.joined(separator: "\n")
     _ = try importCSV(vault, rows + "\n")
     for i in stride(from: 0, to: 10, by: 2) {
-        try vault.recordConsent(
+        try await vault.recordConsent(
             ConsentChange(purpose: .emailMarketing, state: .pending, source: "form"), subject: .email("s\(i)@example.test"),
             as: Principal(actor: "t", role: .admin))
-        try vault.recordConsent(
+        try await vault.recordConsent(
             ConsentChange(purpose: .emailMarketing, state: .confirmed, source: "form"), subject: .email("s\(i)@example.test"),
             as: Principal(actor: "t", role: .admin))
     }
@@ -31,22 +31,22 @@ let marketingScan = AccessRequest(actor: "mia", role: .marketer, action: .segmen
 @Suite("Gate")
 struct GateTests {
     @Test("a permitted read releases exactly the requested fields and is audited with a pseudonym")
-    func permittedRead() throws {
-        let vault = try gateVault()
+    func permittedRead() async throws {
+        let vault = try await gateVault()
         let request = AccessRequest(
             actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name", "last_name"], reason: "ticket 7")
         let result = try vault.read(request, subject: .email("s3@example.test"))
         #expect(result.decision.isPermit)
         #expect(result.values == ["first_name": "Name3", "last_name": "Family3"])
-        let entry = try #require(try vault.queryAudit(AuditFilter(action: "read_profile"), as: Principal(actor: "t", role: .admin)).last)
+        let entry = try #require(try await vault.queryAudit(AuditFilter(action: "read_profile"), as: Principal(actor: "t", role: .admin)).last)
         #expect(entry.sequence == result.auditSequence && entry.subject == result.pseudonym && entry.decision == "permit")
         #expect(entry.fields == ["first_name", "last_name"])
         #expect(!entry.exportLine.contains("Name3") && !entry.exportLine.contains("s3@example.test"))
     }
 
     @Test("a denied read releases nothing and says why; an unknown subject is a deny, not an error")
-    func deniedRead() throws {
-        let vault = try gateVault()
+    func deniedRead() async throws {
+        let vault = try await gateVault()
         let wrongField = AccessRequest(actor: "c", role: .campaignService, action: .render, purpose: .emailMarketing, fields: ["birth_date"])
         let denied = try vault.read(wrongField, subject: .email("s2@example.test"))
         #expect(!denied.decision.isPermit && denied.values.isEmpty)
@@ -60,67 +60,67 @@ struct GateTests {
     }
 
     @Test("consent changes apply to the next decision: confirm, withdraw, objection, restriction")
-    func consentChanges() throws {
-        let vault = try gateVault()
+    func consentChanges() async throws {
+        let vault = try await gateVault()
         let render = AccessRequest(actor: "c", role: .campaignService, action: .render, purpose: .emailMarketing, fields: ["email"])
         #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.consentMissing])
-        try vault.recordConsent(
+        try await vault.recordConsent(
             ConsentChange(purpose: .emailMarketing, state: .pending, source: "form"), subject: .email("s1@example.test"),
             as: Principal(actor: "t", role: .dataEngineer))
         #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.consentUnconfirmed])
-        try vault.recordConsent(
+        try await vault.recordConsent(
             ConsentChange(purpose: .emailMarketing, state: .confirmed, source: "email-link"), subject: .email("s1@example.test"),
             as: Principal(actor: "t", role: .dataEngineer))
         #expect(try vault.read(render, subject: .email("s1@example.test")).values == ["email": "s1@example.test"])
-        try vault.recordFlag(
+        try await vault.recordFlag(
             .objection, purpose: .emailMarketing, on: true, subject: .email("s1@example.test"), source: "letter",
             as: Principal(actor: "t", role: .admin))
         #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.objection])
-        try vault.recordFlag(
+        try await vault.recordFlag(
             .objection, purpose: .emailMarketing, on: false, subject: .email("s1@example.test"), source: "letter",
             as: Principal(actor: "t", role: .admin))
-        try vault.recordFlag(.restriction, on: true, subject: .email("s1@example.test"), source: "dsr", as: Principal(actor: "t", role: .admin))
+        try await vault.recordFlag(.restriction, on: true, subject: .email("s1@example.test"), source: "dsr", as: Principal(actor: "t", role: .admin))
         #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.restricted])
-        try vault.recordFlag(.restriction, on: false, subject: .email("s1@example.test"), source: "dsr", as: Principal(actor: "t", role: .admin))
-        try vault.recordConsent(
+        try await vault.recordFlag(.restriction, on: false, subject: .email("s1@example.test"), source: "dsr", as: Principal(actor: "t", role: .admin))
+        try await vault.recordConsent(
             ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("s1@example.test"),
             as: Principal(actor: "t", role: .admin))
         #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.consentWithdrawn])
-        let history = try vault.consentHistory(subject: .email("s1@example.test"), as: Principal(actor: "t", role: .complianceOfficer))
+        let history = try await vault.consentHistory(subject: .email("s1@example.test"), as: Principal(actor: "t", role: .complianceOfficer))
         #expect(history.records.map(\.state) == ["pending", "confirmed", "withdrawn"])
         #expect(history.current["email_marketing"] == "withdrawn")
     }
 
     @Test("consent writes need a role that may write consent, and bad changes are refused")
-    func consentWriteRules() throws {
-        let vault = try gateVault()
+    func consentWriteRules() async throws {
+        let vault = try await gateVault()
         let change = ConsentChange(purpose: .emailMarketing, state: .granted, source: "form")
-        #expect(throws: GateError.denied) {
-            try vault.recordConsent(change, subject: .email("s1@example.test"), as: Principal(actor: "m", role: .marketer))
+        await #expect(throws: GateError.denied) {
+            try await vault.recordConsent(change, subject: .email("s1@example.test"), as: Principal(actor: "m", role: .marketer))
         }
-        #expect(throws: GateError.invalidInput) {
-            try vault.recordConsent(
+        await #expect(throws: GateError.invalidInput) {
+            try await vault.recordConsent(
                 ConsentChange(purpose: .service, state: .granted, source: "form"), subject: .email("s1@example.test"),
                 as: Principal(actor: "t", role: .admin))
         }
-        #expect(throws: GateError.invalidInput) {
-            try vault.recordConsent(
+        await #expect(throws: GateError.invalidInput) {
+            try await vault.recordConsent(
                 ConsentChange(purpose: .profiling, state: .confirmed, source: "form"), subject: .email("s1@example.test"),
                 as: Principal(actor: "t", role: .admin))
         }
-        #expect(throws: GateError.notFound) {
-            try vault.recordConsent(change, subject: .email("nobody@example.test"), as: Principal(actor: "t", role: .admin))
+        await #expect(throws: GateError.notFound) {
+            try await vault.recordConsent(change, subject: .email("nobody@example.test"), as: Principal(actor: "t", role: .admin))
         }
-        let denials = try vault.queryAudit(AuditFilter(decision: .deny), as: Principal(actor: "t", role: .admin))
+        let denials = try await vault.queryAudit(AuditFilter(decision: .deny), as: Principal(actor: "t", role: .admin))
         #expect(denials.contains { $0.actor == "m" && $0.action == "consent_write" })
     }
 
     @Test("a scan admits consenting subjects, counts exclusions by reason, and never decrypts excluded subjects")
-    func scan() throws {
-        let vault = try gateVault()
+    func scan() async throws {
+        let vault = try await gateVault()
         // Corrupt an excluded subject: if the scan decrypted it, it would fail with an integrity error.
         let excluded = try #require(try vault.findSubject(.email, "s1@example.test"))
-        try vault.db.write { db in
+        try await vault.db.write { db in
             try db.execute(sql: "UPDATE subject SET wrapped_key = zeroblob(73) WHERE id = ?", arguments: [excluded.rawValue])
         }
         var delivered: [String: [String?]] = [:]
@@ -133,9 +133,9 @@ struct GateTests {
         #expect(summary.excluded == ["consent_missing": 5])
         #expect(Set(delivered.values.compactMap { $0[0] }) == Set(stride(from: 0, to: 10, by: 2).map { "s\($0)@example.test" }))
         #expect(summary.exclusionSummary == "5 excluded: consent_missing")
-        let entry = try #require(try vault.queryAudit(AuditFilter(action: "segment"), as: Principal(actor: "t", role: .admin)).last)
+        let entry = try #require(try await vault.queryAudit(AuditFilter(action: "segment"), as: Principal(actor: "t", role: .admin)).last)
         #expect(entry.subjectCount == 5 && entry.counts["excluded.consent_missing"] == 5 && entry.subjectSetDigest != nil)
-        let packed = try #require(
+        let packed = try await #require(
             try vault.db.read {
                 try Data.fetchOne($0, sql: "SELECT pseudonyms FROM audit_subject_set WHERE sequence = ?", arguments: [entry.sequence])
             })
@@ -150,7 +150,7 @@ struct GateTests {
         let s4Audit = try #require(s4.pseudonym)
         #expect(delivered[s4Audit]?[0] == "s4@example.test" && memberPseudonyms[s4Audit] != s4Audit)
         for email in ["s0@example.test", "s2@example.test"] {
-            try vault.recordConsent(
+            try await vault.recordConsent(
                 ConsentChange(purpose: .personalization, state: .granted, source: "form"), subject: .email(email),
                 as: Principal(actor: "t", role: .admin))
         }
@@ -160,16 +160,16 @@ struct GateTests {
         }
         #expect(personalization.count == 2)
         for (key, pseudonym) in personalization { #expect(memberPseudonyms[key] != pseudonym, "purposes have unrelated pseudonyms") }
-        let queried = try vault.queryAudit(
+        let queried = try await vault.queryAudit(
             AuditFilter(subject: .email("s4@example.test"), action: "segment"), as: Principal(actor: "t", role: .admin))
         #expect(queried.map(\.sequence).contains(entry.sequence), "a query by subject finds bulk entries whose set holds it")
-        let notIn = try vault.queryAudit(AuditFilter(subject: .email("s1@example.test"), action: "segment"), as: Principal(actor: "t", role: .admin))
+        let notIn = try await vault.queryAudit(AuditFilter(subject: .email("s1@example.test"), action: "segment"), as: Principal(actor: "t", role: .admin))
         #expect(!notIn.map(\.sequence).contains(entry.sequence))
     }
 
     @Test("a scan that asks for a field outside the purpose is denied as a whole and reads nothing")
-    func scanOracle() throws {
-        let vault = try gateVault()
+    func scanOracle() async throws {
+        let vault = try await gateVault()
         var called = false
         let request = AccessRequest(actor: "mia", role: .marketer, action: .segment, purpose: .emailMarketing, fields: ["birth_date"])
         let summary = try vault.scan(request) { _, _ in called = true }
@@ -178,34 +178,39 @@ struct GateTests {
     }
 
     @Test("consent withdrawn in the middle of a scan excludes the subject from the rest of it")
-    func withdrawalMidScan() throws {
-        let vault = try gateVault(configuration: VaultConfiguration(clock: FixedClock(TestSupport.fixedNow), scanChunkSize: 1))
+    func withdrawalMidScan() async throws {
+        let vault = try await gateVault(configuration: VaultConfiguration(clock: FixedClock(TestSupport.fixedNow), scanChunkSize: 1))
         let other = try Vault.open(at: vault.directory)
-        var seen: [String] = []
-        var withdrew = false
-        let summary = try vault.scan(marketingScan) { _, values in
-            seen.append(values[0] ?? "")
-            if !withdrew {
-                withdrew = true
-                // Withdraw, from another connection, the consent of every admitted subject not yet delivered.
-                for i in stride(from: 0, to: 10, by: 2) where !seen.contains("s\(i)@example.test") {
-                    try other.recordConsent(
-                        ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("s\(i)@example.test"),
-                        as: Principal(actor: "u", role: .admin))
+        let (summary, seen) = try await TestSupport.onOwnThread { [marketingScan] in
+            var seen: [String] = []
+            var withdrew = false
+            let summary = try vault.scan(marketingScan) { _, values in
+                seen.append(values[0] ?? "")
+                if !withdrew {
+                    withdrew = true
+                    // Withdraw, from another connection, the consent of every admitted subject not yet delivered.
+                    for i in stride(from: 0, to: 10, by: 2) where !seen.contains("s\(i)@example.test") {
+                        _ = try TestSupport.waitFor {
+                            try await other.recordConsent(
+                                ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("s\(i)@example.test"),
+                                as: Principal(actor: "u", role: .admin))
+                        }
+                    }
                 }
             }
+            return (summary, seen)
         }
         #expect(summary.delivered == 1 && seen.count == 1)
         #expect(summary.excludedDuringScan == ["consent_withdrawn": 4])
         #expect(summary.auditSequences.count == 2)
-        let closing = try #require(try vault.queryAudit(AuditFilter(action: "segment"), as: Principal(actor: "t", role: .admin)).last)
+        let closing = try #require(try await vault.queryAudit(AuditFilter(action: "segment"), as: Principal(actor: "t", role: .admin)).last)
         #expect(closing.counts["excluded_during_scan.consent_withdrawn"] == 4 && closing.counts["delivered"] == 1)
     }
 
     @Test("fail closed: when the audit entry cannot be written, reads and scans release nothing")
-    func auditUnwritable() throws {
-        let vault = try gateVault()
-        try vault.db.write { db in
+    func auditUnwritable() async throws {
+        let vault = try await gateVault()
+        try await vault.db.write { db in
             try db.execute(
                 sql: "CREATE TRIGGER simulate_full_disk BEFORE INSERT ON audit_entry BEGIN SELECT RAISE(FAIL, 'database or disk is full'); END")
         }
@@ -215,8 +220,8 @@ struct GateTests {
         var called = false
         #expect(throws: GateError.storage) { _ = try vault.scan(marketingScan) { _, _ in called = true } }
         #expect(!called)
-        #expect(throws: GateError.storage) {
-            try vault.recordConsent(
+        await #expect(throws: GateError.storage) {
+            try await vault.recordConsent(
                 ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email("s1@example.test"),
                 as: Principal(actor: "t", role: .admin))
         }
@@ -226,9 +231,9 @@ struct GateTests {
     }
 
     @Test("fail closed: a real disk-full condition on the database fails the read")
-    func diskFull() throws {
-        let vault = try gateVault()
-        try vault.db.writeWithoutTransaction { db in
+    func diskFull() async throws {
+        let vault = try await gateVault()
+        try await vault.db.writeWithoutTransaction { db in
             let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
             try db.execute(sql: "PRAGMA max_page_count = \(pages)")
         }
@@ -246,9 +251,9 @@ struct GateTests {
     }
 
     @Test("fail closed: a read-only database fails the read and releases nothing")
-    func readOnly() throws {
-        let vault = try gateVault()
-        try vault.db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA query_only = ON") }
+    func readOnly() async throws {
+        let vault = try await gateVault()
+        try await vault.db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA query_only = ON") }
         let request = AccessRequest(
             actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x")
         #expect(throws: GateError.storage) { _ = try vault.read(request, subject: .email("s2@example.test")) }
@@ -258,8 +263,8 @@ struct GateTests {
     }
 
     @Test("fail closed: when the database file is removed while open, reads fail instead of auditing into a lost file")
-    func fileRemoved() throws {
-        let vault = try gateVault()
+    func fileRemoved() async throws {
+        let vault = try await gateVault()
         try FileManager.default.removeItem(at: vault.directory.appendingPathComponent(Vault.databaseFileName))
         let request = AccessRequest(
             actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x")
@@ -274,8 +279,8 @@ struct GateTests {
     @Test(
         "fail closed: when the write-ahead log is deleted under an open vault (lost locks), every later operation fails with why",
         arguments: ["-wal", "-shm"])
-    func walRemoved(suffix: String) throws {
-        let vault = try gateVault()
+    func walRemoved(suffix: String) async throws {
+        let vault = try await gateVault()
         let request = AccessRequest(
             actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x")
         _ = try vault.read(request, subject: .email("s2@example.test"))
@@ -296,8 +301,8 @@ struct GateTests {
     }
 
     @Test("a broken policy makes every decision deny, and the failure is audited")
-    func brokenPolicy() throws {
-        let vault = try gateVault()
+    func brokenPolicy() async throws {
+        let vault = try await gateVault()
         try Data("roles:\n  marketer: [oops\n".utf8).write(to: vault.directory.appendingPathComponent("policies/roles.yaml"))
         let reopened = try Vault.open(at: vault.directory)
         let read = try reopened.read(
@@ -313,8 +318,8 @@ struct GateTests {
     }
 
     @Test("explain traces each check and ends with the decision")
-    func explain() throws {
-        let vault = try gateVault()
+    func explain() async throws {
+        let vault = try await gateVault()
         let explanation = try vault.explain(marketingScan, subject: .email("s1@example.test"))
         #expect(explanation.decision.reasons.map(\.code) == [.consentMissing])
         #expect(explanation.trace.last == "decision: deny")
@@ -323,8 +328,8 @@ struct GateTests {
     }
 
     @Test("explain is no oracle: a role without the grant gets the same answer for a known and an unknown person, and no trace names a pseudonym")
-    func explainForARoleWithoutTheGrant() throws {
-        let vault = try gateVault()
+    func explainForARoleWithoutTheGrant() async throws {
+        let vault = try await gateVault()
         // An analyst may not read profiles for service at all.
         let request = AccessRequest(actor: "an", role: .analyst, action: .readProfile, purpose: .service, fields: ["email"], reason: "x")
         let known = try vault.explain(request, subject: .email("s1@example.test"))
@@ -335,7 +340,7 @@ struct GateTests {
         #expect(!known.trace.joined().contains("consent for"), "no consent state for a role without the grant")
         // A permitted role sees the subject's state, but never its pseudonym.
         let permitted = try vault.explain(marketingScan, subject: .email("s1@example.test"))
-        let pseudonyms = try vault.queryAudit(AuditFilter(action: "policy_explain"), as: Principal(actor: "t", role: .admin)).compactMap(\.subject)
+        let pseudonyms = try await vault.queryAudit(AuditFilter(action: "policy_explain"), as: Principal(actor: "t", role: .admin)).compactMap(\.subject)
         #expect(!pseudonyms.isEmpty)
         for pseudonym in pseudonyms { #expect(!permitted.trace.joined(separator: "\n").contains(pseudonym)) }
     }
@@ -343,8 +348,8 @@ struct GateTests {
 
 @Suite("Audit verification", .serialized)
 struct AuditVerificationTests {
-    func vaultWithHistory() throws -> Vault {
-        let vault = try gateVault()
+    func vaultWithHistory() async throws -> Vault {
+        let vault = try await gateVault()
         for i in 0..<3 {
             _ = try vault.read(
                 AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "r\(i)"),
@@ -354,8 +359,8 @@ struct AuditVerificationTests {
         return vault
     }
 
-    func verify(_ vault: Vault) throws -> AuditVerification {
-        try Vault.open(at: vault.directory).verifyAudit(as: Principal(actor: "auditor", role: .complianceOfficer))
+    func verify(_ vault: Vault) async throws -> AuditVerification {
+        try await Vault.open(at: vault.directory).verifyAudit(as: Principal(actor: "auditor", role: .complianceOfficer))
     }
 
     /// Tampers with the database the way someone with the file would: outside Consentry, without its triggers.
@@ -368,64 +373,64 @@ struct AuditVerificationTests {
     }
 
     @Test("an intact log verifies")
-    func intact() throws {
-        let report = try verify(try vaultWithHistory())
+    func intact() async throws {
+        let report = try await verify(try vaultWithHistory())
         #expect(report.passed, "\(report.problems)")
         #expect(report.entriesChecked > 10)
     }
 
     @Test("an edited entry is detected and named")
-    func edited() throws {
-        let vault = try vaultWithHistory()
+    func edited() async throws {
+        let vault = try await vaultWithHistory()
         try tamper(vault, "UPDATE audit_entry SET decision = 'deny' WHERE sequence = 5")
-        let report = try verify(vault)
+        let report = try await verify(vault)
         #expect(report.firstBadSequence == 5)
     }
 
     @Test("a deleted entry is detected and named")
-    func deleted() throws {
-        let vault = try vaultWithHistory()
+    func deleted() async throws {
+        let vault = try await vaultWithHistory()
         try tamper(vault, "DELETE FROM audit_entry WHERE sequence = 7")
-        #expect(try verify(vault).firstBadSequence == 7)
+        #expect(try await verify(vault).firstBadSequence == 7)
     }
 
     @Test("reordered entries are detected")
-    func reordered() throws {
-        let vault = try vaultWithHistory()
+    func reordered() async throws {
+        let vault = try await vaultWithHistory()
         try tamper(
             vault,
             "UPDATE audit_entry SET sequence = sequence + 1000 WHERE sequence IN (8, 9); UPDATE audit_entry SET sequence = 9 WHERE sequence = 1008; UPDATE audit_entry SET sequence = 8 WHERE sequence = 1009"
         )
-        #expect(try verify(vault).firstBadSequence == 8)
+        #expect(try await verify(vault).firstBadSequence == 8)
     }
 
     @Test("an entry appended out of band is detected")
-    func appendedOutOfBand() throws {
-        let vault = try vaultWithHistory()
+    func appendedOutOfBand() async throws {
+        let vault = try await vaultWithHistory()
         try tamper(
             vault,
             """
             INSERT INTO audit_entry SELECT sequence + 1000, time, 'intruder', role, action, purpose, subject, subject_count, subject_set_digest, fields, counts,
                 decision, reasons, policy_version, consent_record_ids, request_id, hash, hash FROM audit_entry ORDER BY sequence DESC LIMIT 1
             """)
-        #expect(!(try verify(vault)).passed)
+        #expect(!(try await verify(vault)).passed)
     }
 
     @Test("a truncated tail is detected through the checkpoints")
-    func truncated() throws {
-        let vault = try vaultWithHistory()
-        let last = try vault.db.read { try Int64.fetchOne($0, sql: "SELECT max(sequence) FROM audit_entry") } ?? 0
+    func truncated() async throws {
+        let vault = try await vaultWithHistory()
+        let last = try await vault.db.read { try Int64.fetchOne($0, sql: "SELECT max(sequence) FROM audit_entry") } ?? 0
         try tamper(vault, "DELETE FROM audit_entry WHERE sequence > \(last - 3)")
-        let report = try verify(vault)
+        let report = try await verify(vault)
         #expect(report.firstBadSequence == last - 2)
         #expect(report.problems.contains { $0.contains("truncated or the database restored from an older copy") })
     }
 
     @Test("a database restored from an older copy is detected")
-    func restoredOlderCopy() throws {
-        let vault = try vaultWithHistory()
+    func restoredOlderCopy() async throws {
+        let vault = try await vaultWithHistory()
         let file = vault.directory.appendingPathComponent("vault.sqlite")
-        _ = try vault.db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+        _ = try await vault.db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
         let backup = try Data(contentsOf: file)
         for i in 3..<6 {
             _ = try vault.read(
@@ -433,19 +438,19 @@ struct AuditVerificationTests {
                 subject: .email("s\(i)@example.test"))
         }
         try vault.checkpointIfDue(force: true)
-        _ = try vault.db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+        _ = try await vault.db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
         try vault.db.close()
         try backup.write(to: file)
         try? FileManager.default.removeItem(at: vault.directory.appendingPathComponent("vault.sqlite-wal"))
         try? FileManager.default.removeItem(at: vault.directory.appendingPathComponent("vault.sqlite-shm"))
-        let report = try verify(vault)
+        let report = try await verify(vault)
         #expect(!report.passed)
         #expect(report.problems.contains { $0.contains("restored from an older copy") })
     }
 
     @Test("a removed or edited checkpoint file is detected")
-    func checkpointFile() throws {
-        let vault = try vaultWithHistory()
+    func checkpointFile() async throws {
+        let vault = try await vaultWithHistory()
         let url = vault.directory.appendingPathComponent("audit/checkpoints")
         var text = try String(contentsOf: url, encoding: .utf8)
         let lines = text.split(separator: "\n")
@@ -454,21 +459,21 @@ struct AuditVerificationTests {
         parts[3] = String((Int64(parts[3]) ?? 0) + 1)
         text = text.replacingOccurrences(of: lastLine, with: parts.joined(separator: " "))
         try Data(text.utf8).write(to: url)
-        #expect(try verify(vault).problems.contains { $0.contains("invalid signature") })
+        #expect(try await verify(vault).problems.contains { $0.contains("invalid signature") })
         try FileManager.default.removeItem(at: url)
-        #expect(try verify(vault).problems.contains { $0.contains("checkpoint file is missing") })
+        #expect(try await verify(vault).problems.contains { $0.contains("checkpoint file is missing") })
     }
 }
 
 @Suite("Group commit")
 struct GroupCommitTests {
     @Test("concurrent gated reads share transactions, each gets its own audit entry, and the chain verifies")
-    func concurrentReads() throws {
-        let vault = try gateVault()
+    func concurrentReads() async throws {
+        let vault = try await gateVault()
         let before = try vault.count("audit_entry")
         // One subject whose data key is corrupt: its reads fail alone, without failing the others in the batch.
         let broken = try #require(try vault.findSubject(.email, "s9@example.test"))
-        try vault.db.write { try $0.execute(sql: "UPDATE subject SET wrapped_key = zeroblob(73) WHERE id = ?", arguments: [broken.rawValue]) }
+        try await vault.db.write { try $0.execute(sql: "UPDATE subject SET wrapped_key = zeroblob(73) WHERE id = ?", arguments: [broken.rawValue]) }
         let request = AccessRequest(
             actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "load")
         let lock = NSLock()
@@ -491,41 +496,41 @@ struct GroupCommitTests {
         #expect(outcomes.contains { $0.1 }, "reads of the broken subject fail")
         #expect(try vault.count("audit_entry") - before == succeeded, "one entry per successful read; failed reads leave none")
         #expect(vault.groupCommitter.largestBatch >= 1)
-        #expect(try vault.verifyAudit(as: Principal(actor: "t", role: .admin)).passed)
+        #expect(try await vault.verifyAudit(as: Principal(actor: "t", role: .admin)).passed)
     }
 }
 
 @Suite("Gate hooks: derived data, export, erasure")
 struct GateHookTests {
     @Test("derived values are sealed, stored only for admitted subjects, audited as one entry, and exported")
-    func derivedAndExport() throws {
-        let vault = try gateVault()
+    func derivedAndExport() async throws {
+        let vault = try await gateVault()
         let ids = try (0..<4).map { try #require(try vault.findSubject(.email, "s\($0)@example.test")) }
-        try vault.recordConsent(
+        try await vault.recordConsent(
             ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email("s0@example.test"),
             as: Principal(actor: "t", role: .admin))
-        try vault.recordConsent(
+        try await vault.recordConsent(
             ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email("s1@example.test"),
             as: Principal(actor: "t", role: .admin))
         let request = AccessRequest(actor: "model", role: .analyst, action: .score, purpose: .profiling, fields: ["country"])
         let values = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, "score-canary-\($0)") })
-        let summary = try vault.writeDerived(request, kind: "score", name: "engagement", values: values)
+        let summary = try await vault.writeDerived(request, kind: "score", name: "engagement", values: values)
         #expect(summary.written == 2 && summary.skipped == ["consent_missing": 2])
-        let raw = try vault.db.read { try Data.fetchAll($0, sql: "SELECT sealed FROM derived") }
+        let raw = try await vault.db.read { try Data.fetchAll($0, sql: "SELECT sealed FROM derived") }
         #expect(raw.count == 2 && raw.allSatisfy { !TestSupport.contains($0, "score-canary") })
-        let export = try vault.exportSubject(.email("s0@example.test"), as: Principal(actor: "co", role: .complianceOfficer))
+        let export = try await vault.exportSubject(.email("s0@example.test"), as: Principal(actor: "co", role: .complianceOfficer))
         #expect(export.derived == ["score/engagement": "score-canary-0"])
         #expect(export.profile["email"] == "s0@example.test" && export.profile["city"] == "City0")
         #expect(export.consents.map(\.purpose).contains("profiling"))
         #expect(export.processing.contains { $0.action == "score" }, "the processing log lists the bulk write that included the subject")
-        #expect(throws: GateError.denied) { _ = try vault.exportSubject(.email("s0@example.test"), as: Principal(actor: "m", role: .marketer)) }
-        let denied = try vault.writeDerived(
+        await #expect(throws: GateError.denied) { _ = try await vault.exportSubject(.email("s0@example.test"), as: Principal(actor: "m", role: .marketer)) }
+        let denied = try await vault.writeDerived(
             AccessRequest(actor: "m", role: .marketer, action: .score, purpose: .profiling), kind: "score", name: "x", values: values)
         #expect(denied.decision == .deny && denied.written == 0)
     }
 
     @Test("after erasure no file of the vault holds the subject, the chain still verifies, and past entries are unlinkable")
-    func erasure() throws {
+    func erasure() async throws {
         let vault = try TestSupport.makeVault()
         _ = try importCSV(
             vault,
@@ -535,23 +540,23 @@ struct GateHookTests {
             from: TestSupport.writeFile(
                 "e.jsonl", #"{"id":"c1","email":"\#(Canary.email)","type":"view","time":"2026-11-19T10:00:00Z","item_id":"\#(Canary.lastName)-sku"}"#)
         )
-        try vault.recordConsent(
+        try await vault.recordConsent(
             ConsentChange(purpose: .profiling, state: .granted, source: "form", evidence: Canary.city), subject: .email(Canary.email),
             as: Principal(actor: "t", role: .admin))
         let read = try vault.read(
             AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x"),
             subject: .email(Canary.email))
         let pseudonym = try #require(read.pseudonym)
-        let summary = try vault.eraseSubject(.email(Canary.email), as: Principal(actor: "co", role: .complianceOfficer))
+        let summary = try await vault.eraseSubject(.email(Canary.email), as: Principal(actor: "co", role: .complianceOfficer))
         #expect(
             summary.deleted["subject"] == 1 && summary.deleted["event"] == 1 && summary.deleted["consent_record"] == 1
                 && summary.deleted["identity"] == 2)
         #expect(try vault.findSubject(.email, Canary.email) == nil)
         #expect(try vault.check(as: .administrator("t")).passed)
-        #expect(try vault.verifyAudit(as: Principal(actor: "t", role: .admin)).passed)
+        #expect(try await vault.verifyAudit(as: Principal(actor: "t", role: .admin)).passed)
         // The old pseudonym can no longer be computed from anything the vault holds: a query by the subject finds nothing.
-        #expect(try vault.queryAudit(AuditFilter(subject: .email(Canary.email)), as: Principal(actor: "t", role: .admin)).isEmpty)
-        #expect(
+        #expect(try await vault.queryAudit(AuditFilter(subject: .email(Canary.email)), as: Principal(actor: "t", role: .admin)).isEmpty)
+        await #expect(
             try vault.db.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM audit_entry WHERE subject = ?", arguments: [pseudonym]) } ?? 0 >= 1)
         try vault.db.close()
         for file in TestSupport.files(under: vault.directory) {
@@ -564,8 +569,8 @@ struct GateHookTests {
 @Suite("Checkpoints from several writers")
 struct ConcurrentCheckpointTests {
     @Test("checkpoints written concurrently by two vault instances never go backwards, and the log verifies")
-    func concurrentCheckpoints() throws {
-        let first = try gateVault()
+    func concurrentCheckpoints() async throws {
+        let first = try await gateVault()
         let second = try Vault.open(at: first.directory)
         let request = AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "x")
         DispatchQueue.concurrentPerform(iterations: 6) { worker in
@@ -575,7 +580,7 @@ struct ConcurrentCheckpointTests {
                 try? vault.checkpointIfDue(force: true)
             }
         }
-        let report = try first.verifyAudit(as: Principal(actor: "t", role: .admin))
+        let report = try await first.verifyAudit(as: Principal(actor: "t", role: .admin))
         #expect(report.passed, "\(report.problems)")
         #expect(report.checkpointsChecked > 10)
     }
@@ -584,14 +589,14 @@ struct ConcurrentCheckpointTests {
 @Suite("Demo data is audited")
 struct DemoAuditTests {
     @Test("the demo's imports and consent writes are in the audit log, and the log verifies")
-    func demoAudited() throws {
+    func demoAudited() async throws {
         let vault = try TestSupport.makeVault()
         let report = try vault.loadDemoData(DemoOptions(profiles: 40, eventsPerProfile: 2))
-        let entries = try vault.queryAudit(AuditFilter(limit: 1_000), as: Principal(actor: "t", role: .admin))
+        let entries = try await vault.queryAudit(AuditFilter(limit: 1_000), as: Principal(actor: "t", role: .admin))
         let consentWrites = entries.filter { $0.action == "consent_write" }.reduce(0) { $0 + ($1.counts["records"] ?? 0) }
         #expect(consentWrites == report.consentRecords && consentWrites > 0)
         #expect(entries.contains { $0.action == "import" && $0.reasons.contains("demo profiles") })
-        #expect(try vault.verifyAudit(as: Principal(actor: "t", role: .admin)).passed)
+        #expect(try await vault.verifyAudit(as: Principal(actor: "t", role: .admin)).passed)
     }
 }
 
@@ -600,9 +605,9 @@ struct LedgerQueryTests {
     /// One subject's consent state is read on every gated read: its ledger query must go through the per-subject index,
     /// not walk the whole ledger in record order (which made reads slow once the ledger was large).
     @Test("one subject's ledger is read through the per-subject indexes; ranges scan in record order from the watermark")
-    func plans() throws {
-        let vault = try gateVault()
-        let plans = try vault.db.read { db -> [String] in
+    func plans() async throws {
+        let vault = try await gateVault()
+        let plans = try await vault.db.read { db -> [String] in
             try [Vault.consentLedgerSQL(bySubject: true), Vault.flagLedgerSQL(bySubject: true), Vault.consentLedgerSQL(bySubject: false)].map { sql in
                 try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: [5, 5, 0]).map { $0["detail"] as String }.joined(separator: "; ")
             }
@@ -617,7 +622,7 @@ struct LedgerQueryTests {
 struct AsyncReadTests {
     @Test("asynchronous reads (the API's path) release the same values, fail alone, and each leave one audit entry")
     func asyncReads() async throws {
-        let vault = try gateVault()
+        let vault = try await gateVault()
         let before = try vault.count("audit_entry")
         let broken = try #require(try vault.findSubject(.email, "s9@example.test"))
         try await vault.db.write { try $0.execute(sql: "UPDATE subject SET wrapped_key = zeroblob(73) WHERE id = ?", arguments: [broken.rawValue]) }
@@ -639,13 +644,13 @@ struct AsyncReadTests {
         #expect(outcomes.filter { $0.0 != 9 }.allSatisfy { $0.1 == true }, "every read of a sound subject releases its value")
         #expect(outcomes.filter { $0.0 == 9 }.allSatisfy { $0.1 == nil }, "reads of the broken subject fail")
         #expect(try vault.count("audit_entry") - before == 180, "one entry per successful read; failed reads leave none")
-        #expect(try vault.verifyAudit(as: Principal(actor: "t", role: .admin)).passed)
+        await #expect(try vault.verifyAudit(as: Principal(actor: "t", role: .admin)).passed)
     }
 
     @Test("a token revoked in this process is refused at once, though its row was cached")
-    func revokedTokenRefusedAtOnce() throws {
-        let vault = try gateVault()
-        let created = try vault.createToken(name: "svc", role: .campaignService, expiresAt: nil, as: Principal(actor: "t", role: .admin))
+    func revokedTokenRefusedAtOnce() async throws {
+        let vault = try await gateVault()
+        let created = try await vault.createToken(name: "svc", role: .campaignService, expiresAt: nil, as: Principal(actor: "t", role: .admin))
         guard case .success(let principal) = vault.authenticate(token: created.token) else {
             Issue.record("a fresh token is accepted")
             return
@@ -655,10 +660,10 @@ struct AsyncReadTests {
         var used: String?
         for _ in 0..<100 where used == nil {
             used = try vault.tokens(as: Principal(actor: "t", role: .admin)).first { $0.id == created.info.id }?.lastUsedAt
-            if used == nil { Thread.sleep(forTimeInterval: 0.02) }
+            if used == nil { try await Task.sleep(for: .milliseconds(20)) }
         }
         #expect(used != nil, "the token's last use is recorded")
-        try vault.revokeToken(created.info.id, as: Principal(actor: "t", role: .admin))
+        try await vault.revokeToken(created.info.id, as: Principal(actor: "t", role: .admin))
         guard case .failure(let refusal) = vault.authenticate(token: created.token) else {
             Issue.record("a revoked token is refused")
             return
@@ -667,12 +672,12 @@ struct AsyncReadTests {
     }
 
     @Test("a template registered again renders its new version at once")
-    func reregisteredTemplate() throws {
-        let vault = try gateVault()
-        _ = try vault.registerTemplate(
+    func reregisteredTemplate() async throws {
+        let vault = try await gateVault()
+        _ = try await vault.registerTemplate(
             name: "t", purpose: .service, format: "text", source: "one", fields: [], as: Principal(actor: "t", role: .admin))
         #expect(try vault.template(named: "t")?.source == "one")
-        _ = try vault.registerTemplate(
+        _ = try await vault.registerTemplate(
             name: "t", purpose: .service, format: "text", source: "two", fields: [], as: Principal(actor: "t", role: .admin))
         #expect(try vault.template(named: "t")?.source == "two")
         #expect(try vault.template(named: "t")?.version == 2)
@@ -682,12 +687,12 @@ struct AsyncReadTests {
 @Suite("Compliance reports")
 struct ReportTests {
     @Test("the denials report tallies the gate's reason codes, not the notes entries carry after them")
-    func denialsTallyCodesOnly() throws {
-        let vault = try gateVault()
+    func denialsTallyCodesOnly() async throws {
+        let vault = try await gateVault()
         let request = AccessRequest(actor: "m", role: .marketer, action: .readProfile, purpose: .service, fields: ["first_name"])
         let read = try vault.read(request, subject: .email("s1@example.test"), includeDerived: true)
         #expect(!read.decision.isPermit)
-        let report = try vault.report(.denials, as: Principal(actor: "t", role: .admin))
+        let report = try await vault.report(.denials, as: Principal(actor: "t", role: .admin))
         let reasons = Set(report.rows.map { $0[3] })
         #expect(reasons.contains("no_rule"))
         #expect(reasons.allSatisfy { DecisionReason.Code(rawValue: $0) != nil || $0 == "(none)" }, "\(reasons)")

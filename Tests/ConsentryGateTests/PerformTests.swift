@@ -20,38 +20,38 @@ struct PerformTests {
     }
 
     @Test("a permit commits the work and its entry together; the entry carries what the work added")
-    func permit() throws {
+    func permit() async throws {
         let vault = try TestSupport.makeVault()
         let request = AccessRequest(actor: "ops", role: .admin, action: .keyAdmin)
-        let value = try vault.perform(request, requestID: "req-1", failure: "mark the vault") { scope -> Int in
+        let value = try await vault.perform(request, requestID: "req-1", failure: "mark the vault") { scope -> Int in
             try scope.db.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('perform-test', 'x')")
             scope.entry.reasons.append("marked")
             return 7
         }
         #expect(try value == 7 && Self.marker(vault) == "x")
-        let last = try #require(try vault.queryAudit(AuditFilter(action: "keys_rotated"), as: .administrator("t")).last)
+        let last = try #require(try await vault.queryAudit(AuditFilter(action: "keys_rotated"), as: .administrator("t")).last)
         #expect(last.decision == "permit" && last.reasons.contains("marked") && last.requestID == "req-1")
     }
 
     @Test("a denial by the policy runs no work and is audited with its reasons")
-    func denied() throws {
+    func denied() async throws {
         let vault = try TestSupport.makeVault()
         var ran = false
-        let refused = #expect(throws: GateError.denied) {
-            try vault.perform(AccessRequest(actor: "m", role: .marketer, action: .keyAdmin), requestID: nil, failure: "x") { _ in ran = true }
+        let refused = await #expect(throws: GateError.denied) {
+            try await vault.perform(AccessRequest(actor: "m", role: .marketer, action: .keyAdmin), requestID: nil, failure: "x") { _ in ran = true }
         }
         #expect(!ran && refused?.message.hasPrefix("denied: ") == true)
-        let last = try #require(try vault.queryAudit(AuditFilter(decision: .deny), as: .administrator("t")).last)
+        let last = try #require(try await vault.queryAudit(AuditFilter(decision: .deny), as: .administrator("t")).last)
         #expect(last.actor == "m" && last.action == "keys_rotated")
     }
 
     @Test("a refusal thrown by the work rolls the work back and is audited like a denial before it")
-    func refusalInsideWork() throws {
+    func refusalInsideWork() async throws {
         let vault = try TestSupport.makeVault()
         let request = AccessRequest(actor: "ops", role: .admin, action: .keyAdmin)
         let before = try Self.entries(vault)
-        let refused = #expect(throws: GateError.denied) {
-            try vault.perform(request, requestID: nil, failure: "x") { scope in
+        let refused = await #expect(throws: GateError.denied) {
+            try await vault.perform(request, requestID: nil, failure: "x") { scope in
                 try scope.db.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('perform-test', 'x')")
                 throw Refusal(request: request, decision: .deny(.consentMissing, "found inside the work"))
             }
@@ -59,15 +59,15 @@ struct PerformTests {
         #expect(refused?.message.contains("found inside the work") == true)
         #expect(try Self.marker(vault) == nil, "the work rolled back")
         #expect(try Self.entries(vault) == before + 1, "exactly the denial was recorded")
-        #expect(try vault.queryAudit(AuditFilter(decision: .deny), as: .administrator("t")).last?.reasons.first?.contains("found inside") == true)
+        #expect(try await vault.queryAudit(AuditFilter(decision: .deny), as: .administrator("t")).last?.reasons.first?.contains("found inside") == true)
     }
 
     @Test("a failing work or audit write rolls everything back and says what could not be done")
-    func failureRollsBack() throws {
+    func failureRollsBack() async throws {
         let vault = try TestSupport.makeVault()
         let before = try Self.entries(vault)
-        let failed = #expect(throws: GateError.storage) {
-            try vault.perform(AccessRequest(actor: "ops", role: .admin, action: .keyAdmin), requestID: nil, failure: "mark the vault") { scope in
+        let failed = await #expect(throws: GateError.storage) {
+            try await vault.perform(AccessRequest(actor: "ops", role: .admin, action: .keyAdmin), requestID: nil, failure: "mark the vault") { scope in
                 try scope.db.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('perform-test', 'x')")
                 try scope.db.execute(sql: "INSERT INTO no_such_table VALUES (1)")
             }

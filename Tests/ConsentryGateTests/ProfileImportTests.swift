@@ -177,7 +177,7 @@ struct ProfileImportTests {
     }
 
     @Test("records commit in batches of the configured size, each with its own audit entry, and no empty batch follows")
-    func batchBoundaries() throws {
+    func batchBoundaries() async throws {
         // Five records make batches of 2, 2 and 1; four make exactly two (the input ends on a batch boundary).
         for (records, sizes) in [(5, [2, 2, 1]), (4, [2, 2]), (1, [1])] {
             let vault = try TestSupport.makeVault(batchSize: 2)
@@ -185,7 +185,7 @@ struct ProfileImportTests {
             let report = try importCSV(vault, body)
             #expect(report.records == records && report.inserted == records && report.rejected == 0)
             #expect(try vault.count("subject") == records)
-            let entries = try vault.queryAudit(AuditFilter(action: "import"), as: Principal(actor: "t", role: .admin))
+            let entries = try await vault.queryAudit(AuditFilter(action: "import"), as: Principal(actor: "t", role: .admin))
             #expect(entries.map { $0.counts["records"] } == sizes)
             #expect(entries.map { $0.counts["inserted"] } == sizes)
             // The header is line 1, so batch k starts at line 2 + 2k.

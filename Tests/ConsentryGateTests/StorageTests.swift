@@ -35,13 +35,13 @@ struct StorageTests {
     }
 
     @Test("check is a gated operation: a role without key_admin is refused before any value is opened, and both outcomes are audited")
-    func checkIsGated() throws {
+    func checkIsGated() async throws {
         let vault = try canaryVault()
         let refused = #expect(throws: GateError.denied) { _ = try vault.check(as: Principal(actor: "m", role: .marketer)) }
         #expect(refused?.message.contains("key_admin") == true || refused?.message.contains("not granted") == true, "\(String(describing: refused))")
         let report = try vault.check(as: Principal(actor: "ops", role: .admin, requestID: "req-check-1"))
         #expect(report.passed && report.valuesOpened > 0)
-        let entries = try vault.queryAudit(AuditFilter(action: "integrity_check"), as: Principal(actor: "t", role: .admin))
+        let entries = try await vault.queryAudit(AuditFilter(action: "integrity_check"), as: Principal(actor: "t", role: .admin))
         #expect(entries.map(\.decision) == ["deny", "permit"])
         #expect(entries.last?.requestID == "req-check-1" && entries.last?.reasons.contains("passed") == true)
         #expect(entries.last?.reasons.first?.contains("admin") == true, "the permit records the rule that granted it: \(entries.last?.reasons ?? [])")
@@ -233,13 +233,13 @@ struct RotationTests {
 @Suite("Key rotation by another process")
 struct ConcurrentRotationTests {
     @Test("an import after another process rotated the keys wraps new subjects under the current key-encryption key")
-    func importAfterForeignRotation() throws {
+    func importAfterForeignRotation() async throws {
         let vault = try TestSupport.makeVault()
         _ = try importCSV(vault, "a@example.test,C1,,,,,,\n")
         let other = try Vault.open(at: vault.directory)
         _ = try other.rotateKeys()
         _ = try importCSV(vault, "b@example.test,C2,,,,,,\n")
-        let derived = try vault.writeDerived(
+        let derived = try await vault.writeDerived(
             AccessRequest(actor: "t", role: .analyst, action: .score, purpose: .analytics), kind: "score", name: "x",
             values: [try #require(try vault.findSubject(.email, "a@example.test")): "1"])
         #expect(derived.decision == .permit)

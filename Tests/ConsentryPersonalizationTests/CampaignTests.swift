@@ -44,49 +44,49 @@ struct CampaignTests {
     @Test(
         "an experiment end to end: consenting subjects are assigned, outcomes of others are refused, the report aggregates; erasure removes the subject's part"
     )
-    func experimentFlow() throws {
+    func experimentFlow() async throws {
         let vault = try TestSupport.makeVault()
         let csv = (0..<40).map { "u\($0)@example.test,U\($0)" }.joined(separator: "\n")
         _ = try vault.importProfiles(from: TestSupport.writeFile("p.csv", "email,customer_id\n" + csv + "\n"), source: .crm, format: .csv)
         for i in 0..<30 {
             for state in [ConsentState.pending, .confirmed] {
-                try vault.recordConsent(
+                try await vault.recordConsent(
                     ConsentChange(purpose: .emailMarketing, state: state, source: "form"), subject: .email("u\(i)@example.test"),
                     as: Principal(actor: "t", role: .admin))
             }
         }
         let desk = ExperimentDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
-        _ = try desk.create(
+        _ = try await desk.create(
             name: "subject_line", purpose: .emailMarketing, arms: [.init(name: "short", weight: 1), .init(name: "long", weight: 1)], holdout: 0.1)
-        #expect(throws: GateError.alreadyExists) {
-            try desk.create(
+        await #expect(throws: GateError.alreadyExists) {
+            try await desk.create(
                 name: "subject_line", purpose: .emailMarketing, arms: [.init(name: "x", weight: 1), .init(name: "y", weight: 1)], holdout: 0)
         }
-        let assigned = try desk.assign("subject_line")
+        let assigned = try await desk.assign("subject_line")
         #expect(assigned.values.reduce(0, +) == 30, "only the 30 consenting subjects")
         let outcomes = (0..<40).map { ExperimentOutcome(id: "c\($0)", subject: .email("u\($0)@example.test"), kind: "conversion", value: 1, time: 0) }
-        let recorded = try ExperimentDesk(vault: vault, as: Principal(actor: "etl", role: .admin)).record("subject_line", outcomes)
+        let recorded = try await ExperimentDesk(vault: vault, as: Principal(actor: "etl", role: .admin)).record("subject_line", outcomes)
         #expect(recorded.recorded == 30 && recorded.rejected.count == 10)
-        #expect(
+        await #expect(
             try ExperimentDesk(vault: vault, as: Principal(actor: "etl", role: .admin)).record("subject_line", outcomes).duplicates == 30,
             "idempotent by id")
-        let report = try desk.report("subject_line")
+        let report = try await desk.report("subject_line")
         #expect(report.arms.reduce(0) { $0 + $1.recipients } == 30 && report.arms.allSatisfy { $0.conversionRate == 1 })
         #expect(report.test == "two_proportion_z" && !report.significant)
-        let export = try vault.exportSubject(.email("u0@example.test"), as: Principal(actor: "t", role: .complianceOfficer))
+        let export = try await vault.exportSubject(.email("u0@example.test"), as: Principal(actor: "t", role: .complianceOfficer))
         #expect(export.derived["experiment/subject_line"] != nil, "the arm is part of the subject's export")
-        _ = try vault.eraseSubject(.email("u0@example.test"), as: Principal(actor: "t", role: .complianceOfficer))
-        #expect(try desk.report("subject_line").arms.reduce(0) { $0 + $1.recipients } == 29)
+        _ = try await vault.eraseSubject(.email("u0@example.test"), as: Principal(actor: "t", role: .complianceOfficer))
+        await #expect(try desk.report("subject_line").arms.reduce(0) { $0 + $1.recipients } == 29)
     }
 
     @Test("send time: own history when there is enough, else the country, else everyone; shown through the gate")
-    func sendTime() throws {
+    func sendTime() async throws {
         let vault = try TestSupport.makeVault()
         _ = try vault.importProfiles(
             from: TestSupport.writeFile("p.csv", "email,country\nown@example.test,DE\npeer@example.test,DE\nlone@example.test,FR\n"), source: .crm,
             format: .csv)
         for email in ["own@example.test", "peer@example.test", "lone@example.test"] {
-            try vault.recordConsent(
+            try await vault.recordConsent(
                 ConsentChange(purpose: .personalization, state: .granted, source: "form"), subject: .email(email),
                 as: Principal(actor: "t", role: .admin))
         }
@@ -96,7 +96,7 @@ struct CampaignTests {
         }
         _ = try vault.importEvents(from: TestSupport.writeFile("e.jsonl", lines.joined(separator: "\n") + "\n"))
         let desk = SendTimeDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService))
-        let sources = try desk.compute(now: TestSupport.fixedNow)
+        let sources = try await desk.compute(now: TestSupport.fixedNow)
         #expect(sources == ["own_history": 1, "country": 1, "global": 1])
         #expect(try desk.show(.email("own@example.test")).time?.label == "Tue 18:00 UTC")
         #expect(try desk.show(.email("peer@example.test")).time?.source == "country")

@@ -36,24 +36,24 @@ struct ModelTests {
 
     /// The demo generator plants a signal: profiles with more activity before the cut-off buy more after it.
     @Test("on demo data the propensity model beats chance by a clear margin, and clusters are chosen by silhouette")
-    func demoQuality() throws {
+    func demoQuality() async throws {
         let vault = try TestSupport.makeVault()
         // Subject ids are random, so the 70/15/15 split differs run to run: enough subjects keep the test set's AUC
         // within a few standard errors (about 0.035 here) of the true value (about 0.76).
         _ = try vault.loadDemoData(DemoOptions(profiles: 6_000, seed: 7, eventsPerProfile: 12))
         let desk = ModelDesk(vault: vault, as: Principal(actor: "al", role: .analyst))
-        let report = try desk.trainPropensity(now: TestSupport.fixedNow)
+        let report = try await desk.trainPropensity(now: TestSupport.fixedNow)
         #expect(report.auc > 0.62, "test ROC-AUC \(report.auc) is not above chance by the stated margin (0.12)")
         #expect(report.train > report.validation && report.validation > 0 && report.test > 0)
         #expect(report.scored == report.train + report.validation + report.test)
         #expect(report.excluded["consent_missing", default: 0] > 0, "subjects without profiling consent are never modelled")
-        let clusters = try desk.cluster(now: TestSupport.fixedNow)
+        let clusters = try await desk.cluster(now: TestSupport.fixedNow)
         #expect((2...8).contains(clusters.k) && clusters.silhouettes[clusters.k] == clusters.silhouettes.values.max())
         #expect(clusters.sizes.values.reduce(0, +) == clusters.scored)
         let models = try vault.models()
         #expect(models.map(\.name).sorted() == ["clusters", "propensity"] && models.allSatisfy { $0.metrics.contains("\"") })
-        #expect(throws: GateError.denied, "a marketer may not score for profiling") {
-            try ModelDesk(vault: vault, as: Principal(actor: "m", role: .marketer)).cluster()
+        await #expect(throws: GateError.denied, "a marketer may not score for profiling") {
+            try await ModelDesk(vault: vault, as: Principal(actor: "m", role: .marketer)).cluster()
         }
     }
 }

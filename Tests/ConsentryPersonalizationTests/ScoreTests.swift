@@ -47,17 +47,17 @@ struct ScoreTests {
     }
 
     /// A vault where two subjects consent to profiling and personalization and one objected to profiling.
-    func vault() throws -> Vault {
+    func vault() async throws -> Vault {
         let vault = try TestSupport.makeVault()
         let csv = "email,customer_id,first_name,country\na@example.test,A,Ann,DE\nb@example.test,B,Bo,DE\nc@example.test,C,Cy,FR\n"
         _ = try vault.importProfiles(from: TestSupport.writeFile("p.csv", csv), source: .crm, format: .csv)
         for email in ["a@example.test", "b@example.test", "c@example.test"] {
             for purpose in [Purpose.profiling, .personalization] {
-                try vault.recordConsent(
+                try await vault.recordConsent(
                     ConsentChange(purpose: purpose, state: .granted, source: "form"), subject: .email(email), as: Principal(actor: "t", role: .admin))
             }
         }
-        try vault.recordFlag(
+        try await vault.recordFlag(
             .objection, purpose: .profiling, on: true, subject: .email("c@example.test"), source: "letter", as: Principal(actor: "t", role: .admin))
         var lines: [String] = []
         for (i, (email, item, type)) in [
@@ -75,38 +75,38 @@ struct ScoreTests {
     }
 
     @Test("engagement and RFM are stored for consenting subjects only; an objection to profiling excludes the subject")
-    func scores() throws {
-        let vault = try vault()
+    func scores() async throws {
+        let vault = try await vault()
         let desk = ScoreDesk(vault: vault, as: Principal(actor: "al", role: .analyst))
-        let engagement = try desk.engagement(now: TestSupport.fixedNow)
+        let engagement = try await desk.engagement(now: TestSupport.fixedNow)
         #expect(engagement.decision == .permit && engagement.scored == 2 && engagement.excluded == ["objection": 1])
-        let rfm = try desk.rfm(now: TestSupport.fixedNow)
+        let rfm = try await desk.rfm(now: TestSupport.fixedNow)
         #expect(rfm.scored == 2)
-        let export = try vault.exportSubject(.email("a@example.test"), as: Principal(actor: "t", role: .complianceOfficer))
+        let export = try await vault.exportSubject(.email("a@example.test"), as: Principal(actor: "t", role: .complianceOfficer))
         #expect(export.derived["score/engagement"] != nil && export.derived["score/rfm_label"] != nil)
-        #expect(try vault.exportSubject(.email("c@example.test"), as: Principal(actor: "t", role: .complianceOfficer)).derived.isEmpty)
-        #expect(try ScoreDesk(vault: vault, as: Principal(actor: "m", role: .marketer)).engagement().decision == .deny)
+        await #expect(try vault.exportSubject(.email("c@example.test"), as: Principal(actor: "t", role: .complianceOfficer)).derived.isEmpty)
+        await #expect(try ScoreDesk(vault: vault, as: Principal(actor: "m", role: .marketer)).engagement().decision == .deny)
     }
 
     @Test("recommendations are stored under personalization and reach a personalization render, never another purpose's")
-    func recommendationsInRenders() throws {
-        let vault = try vault()
-        let run = try RecommendationDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).run(
+    func recommendationsInRenders() async throws {
+        let vault = try await vault()
+        let run = try await RecommendationDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).run(
             count: 3, evaluate: true, now: TestSupport.fixedNow)
         #expect(run.decision == .permit && run.stored == 3 && run.evaluation != nil)
         let marketer = TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
         let source = "{% for r in recommendations %}{{ r.id }} {% endfor %}"
-        _ = try marketer.register(name: "picks", purpose: .personalization, format: .text, source: source)
+        _ = try await marketer.register(name: "picks", purpose: .personalization, format: .text, source: source)
         let picks = try TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(
             "picks", subject: .email("c@example.test"))
         #expect(picks.output?.contains("sock") == true, "c viewed a shoe; b and a, who also chose shoes, chose socks")
         // The same template for email_marketing (consented below) gets no recommendations: they were computed for another purpose.
         for state in [ConsentState.pending, .confirmed] {
-            try vault.recordConsent(
+            try await vault.recordConsent(
                 ConsentChange(purpose: .emailMarketing, state: state, source: "form"), subject: .email("c@example.test"),
                 as: Principal(actor: "t", role: .admin))
         }
-        _ = try marketer.register(name: "picks_mail", purpose: .emailMarketing, format: .text, source: source)
+        _ = try await marketer.register(name: "picks_mail", purpose: .emailMarketing, format: .text, source: source)
         let mail = try TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(
             "picks_mail", subject: .email("c@example.test"))
         #expect(mail.decision.isPermit && mail.output == "")

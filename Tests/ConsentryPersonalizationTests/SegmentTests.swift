@@ -149,7 +149,7 @@ struct SegmentRuleTests {
 @Suite("segments through the gate")
 struct SegmentGateTests {
     /// Four subjects: two with confirmed e-mail-marketing consent (one a running browser), one without consent, one withdrawn.
-    func vault() throws -> (Vault, FixedClock) {
+    func vault() async throws -> (Vault, FixedClock) {
         let clock = FixedClock(TestSupport.fixedNow)
         let vault = try TestSupport.makeVault(clock: clock)
         let csv = """
@@ -163,12 +163,12 @@ struct SegmentGateTests {
         _ = try vault.importProfiles(from: TestSupport.writeFile("p.csv", csv), source: .crm, format: .csv)
         for email in ["run@example.test", "calm@example.test", "gone@example.test"] {
             for state in [ConsentState.pending, .confirmed] {
-                try vault.recordConsent(
+                try await vault.recordConsent(
                     ConsentChange(purpose: .emailMarketing, state: state, source: "form"), subject: .email(email),
                     as: Principal(actor: "t", role: .admin))
             }
         }
-        try vault.recordConsent(
+        try await vault.recordConsent(
             ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("gone@example.test"),
             as: Principal(actor: "t", role: .admin))
         let events = [
@@ -184,118 +184,118 @@ struct SegmentGateTests {
     static let browsers = #"event(view, category = "running").within(7d) and not event(purchase).within(7d)"#
 
     @Test("a run evaluates only admitted subjects, returns members as pseudonyms, stores them as derived data, and audits")
-    func run() throws {
-        let (vault, _) = try vault()
+    func run() async throws {
+        let (vault, _) = try await vault()
         let desk = SegmentDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
-        let stored = try desk.define(name: "running_browsers", purpose: .emailMarketing, rule: try SegmentRule(text: Self.browsers))
+        let stored = try await desk.define(name: "running_browsers", purpose: .emailMarketing, rule: try SegmentRule(text: Self.browsers))
         #expect(stored.readsEvents && stored.fields.isEmpty)
-        let run = try desk.run("running_browsers", now: TestSupport.fixedNow)
+        let run = try await desk.run("running_browsers", now: TestSupport.fixedNow)
         #expect(run.decision == .permit && run.evaluated == 2 && run.members.count == 1 && run.stored == 1)
         #expect(run.excluded == ["consent_missing": 1, "consent_withdrawn": 1], "the subjects without consent never reach the rule")
         #expect(run.members.allSatisfy { $0.count == 32 && $0.allSatisfy(\.isHexDigit) })
-        let export = try vault.exportSubject(.email("run@example.test"), as: Principal(actor: "t", role: .complianceOfficer))
+        let export = try await vault.exportSubject(.email("run@example.test"), as: Principal(actor: "t", role: .complianceOfficer))
         #expect(export.derived.keys.contains("segment/running_browsers"), "memberships are in the subject's export")
-        #expect(try vault.queryAudit(AuditFilter(action: "segment"), as: Principal(actor: "t", role: .admin)).contains { $0.subjectCount == 2 })
+        await #expect(try vault.queryAudit(AuditFilter(action: "segment"), as: Principal(actor: "t", role: .admin)).contains { $0.subjectCount == 2 })
     }
 
     @Test("pseudonyms do not link purposes: members are keyed by purpose, aggregates-only runs release counts, overlaps stay in one purpose")
-    func purposesStayApart() throws {
-        let (vault, _) = try vault()
+    func purposesStayApart() async throws {
+        let (vault, _) = try await vault()
         let desk = SegmentDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
-        _ = try desk.define(name: "de_mail", purpose: .emailMarketing, rule: try SegmentRule(text: #"country = "DE""#))
-        _ = try desk.define(name: "de_stats", purpose: .analytics, rule: try SegmentRule(text: #"country = "DE""#))
-        _ = try desk.define(name: "at_stats", purpose: .analytics, rule: try SegmentRule(text: #"country = "AT""#))
-        let mail = try desk.run("de_mail", now: TestSupport.fixedNow)
+        _ = try await desk.define(name: "de_mail", purpose: .emailMarketing, rule: try SegmentRule(text: #"country = "DE""#))
+        _ = try await desk.define(name: "de_stats", purpose: .analytics, rule: try SegmentRule(text: #"country = "DE""#))
+        _ = try await desk.define(name: "at_stats", purpose: .analytics, rule: try SegmentRule(text: #"country = "AT""#))
+        let mail = try await desk.run("de_mail", now: TestSupport.fixedNow)
         #expect(mail.members.count == 2 && mail.memberCount == 2 && !mail.countsOnly)
-        let stats = try desk.run("de_stats", now: TestSupport.fixedNow)
+        let stats = try await desk.run("de_stats", now: TestSupport.fixedNow)
         #expect(stats.decision == .permit && stats.members.isEmpty && stats.memberCount == 3 && stats.countsOnly, "analytics releases counts only")
-        let audited = try vault.queryAudit(AuditFilter(), as: Principal(actor: "t", role: .admin)).compactMap(\.subject)
+        let audited = try await vault.queryAudit(AuditFilter(), as: Principal(actor: "t", role: .admin)).compactMap(\.subject)
         #expect(!audited.isEmpty && Set(mail.members).isDisjoint(with: audited), "member pseudonyms are not audit pseudonyms")
         let explained = try vault.explain(
             AccessRequest(actor: "mia", role: .marketer, action: .segment, purpose: .emailMarketing, fields: ["country"]),
             subject: .email("run@example.test"))
         for member in mail.members { #expect(!explained.trace.joined().contains(member)) }
-        let refused = #expect(throws: GateError.denied) { _ = try desk.overlap("de_mail", "de_stats", now: TestSupport.fixedNow) }
+        let refused = await #expect(throws: GateError.denied) { _ = try await desk.overlap("de_mail", "de_stats", now: TestSupport.fixedNow) }
         #expect(refused?.code == .denied && refused?.message.contains("join results across purposes") == true)
-        let within = try desk.overlap("de_stats", "at_stats", now: TestSupport.fixedNow)
+        let within = try await desk.overlap("de_stats", "at_stats", now: TestSupport.fixedNow)
         #expect(within.a == 3 && within.b == 1 && within.both == 0, "an overlap within one aggregates-only purpose is counted")
     }
 
     @Test("rules and templates may not compare an identifier with a literal, which would keep one person's identifier in a definition")
-    func identifierLiterals() throws {
-        let (vault, _) = try vault()
+    func identifierLiterals() async throws {
+        let (vault, _) = try await vault()
         let segments = SegmentDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
-        let refused = #expect(throws: GateError.invalidInput) {
-            _ = try segments.define(name: "one", purpose: .emailMarketing, rule: try SegmentRule(text: #"email = "\#(Canary.email)""#))
+        let refused = await #expect(throws: GateError.invalidInput) {
+            _ = try await segments.define(name: "one", purpose: .emailMarketing, rule: try SegmentRule(text: #"email = "\#(Canary.email)""#))
         }
         #expect(refused?.code == .invalidInput && refused?.message.contains("`email` identifies a person") == true)
         #expect(refused?.message.contains(Canary.email) == false)
-        _ = try segments.define(name: "with_mail", purpose: .emailMarketing, rule: try SegmentRule(text: #"email != """#))
+        _ = try await segments.define(name: "with_mail", purpose: .emailMarketing, rule: try SegmentRule(text: #"email != """#))
         let templates = TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
-        let template = #expect(throws: GateError.invalidInput) {
-            _ = try templates.register(
+        let template = await #expect(throws: GateError.invalidInput) {
+            _ = try await templates.register(
                 name: "one", purpose: .emailMarketing, format: .text, source: "{% if \"\(Canary.email)\" == email %}hi{% endif %}")
         }
         #expect(
             template?.message.contains("`email` identifies a person") == true && template?.message.contains("line 1") == true,
             "\(template?.message ?? "")")
-        _ = try templates.register(name: "ok", purpose: .emailMarketing, format: .text, source: "{% if email != blank %}{{ first_name }}{% endif %}")
+        _ = try await templates.register(name: "ok", purpose: .emailMarketing, format: .text, source: "{% if email != blank %}{{ first_name }}{% endif %}")
     }
 
     @Test("definitions are refused for a forbidden field, an unknown reference, a cycle and a role without the grant")
-    func refusals() throws {
-        let (vault, _) = try vault()
+    func refusals() async throws {
+        let (vault, _) = try await vault()
         let desk = SegmentDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
-        #expect(throws: GateError.denied) {
-            try desk.define(name: "old", purpose: .emailMarketing, rule: try SegmentRule(text: #"birth_date < "1970-01-01""#))
+        await #expect(throws: GateError.denied) {
+            try await desk.define(name: "old", purpose: .emailMarketing, rule: try SegmentRule(text: #"birth_date < "1970-01-01""#))
         }
-        #expect(throws: GateError.invalidInput) {
-            try desk.define(name: "ref", purpose: .emailMarketing, rule: try SegmentRule(text: "segment(nothing)"))
+        await #expect(throws: GateError.invalidInput) {
+            try await desk.define(name: "ref", purpose: .emailMarketing, rule: try SegmentRule(text: "segment(nothing)"))
         }
-        _ = try desk.define(name: "a", purpose: .emailMarketing, rule: try SegmentRule(text: #"country = "DE""#))
-        _ = try desk.define(name: "b", purpose: .emailMarketing, rule: try SegmentRule(text: "segment(a)"))
-        #expect(throws: GateError.invalidInput) { try desk.define(name: "a", purpose: .emailMarketing, rule: try SegmentRule(text: "segment(b)")) }
-        #expect(throws: GateError.invalidInput) { try desk.define(name: "c", purpose: .emailMarketing, rule: try SegmentRule(text: "segment(c)")) }
-        #expect(throws: GateError.invalidInput) {
-            try desk.define(name: "shoe", purpose: .emailMarketing, rule: try SegmentRule(text: #"shoe_size = "9""#))
+        _ = try await desk.define(name: "a", purpose: .emailMarketing, rule: try SegmentRule(text: #"country = "DE""#))
+        _ = try await desk.define(name: "b", purpose: .emailMarketing, rule: try SegmentRule(text: "segment(a)"))
+        await #expect(throws: GateError.invalidInput) { try await desk.define(name: "a", purpose: .emailMarketing, rule: try SegmentRule(text: "segment(b)")) }
+        await #expect(throws: GateError.invalidInput) { try await desk.define(name: "c", purpose: .emailMarketing, rule: try SegmentRule(text: "segment(c)")) }
+        await #expect(throws: GateError.invalidInput) {
+            try await desk.define(name: "shoe", purpose: .emailMarketing, rule: try SegmentRule(text: #"shoe_size = "9""#))
         }
         let analyst = SegmentDesk(vault: vault, as: Principal(actor: "al", role: .analyst))
-        #expect(throws: GateError.denied) { try analyst.define(name: "x", purpose: .emailMarketing, rule: try SegmentRule(text: #"country = "DE""#)) }
+        await #expect(throws: GateError.denied) { try await analyst.define(name: "x", purpose: .emailMarketing, rule: try SegmentRule(text: #"country = "DE""#)) }
         #expect(try vault.segments().map(\.name) == ["a", "b"])
     }
 
     @Test("new events update memberships incrementally; a withdrawal removes the subject at the next update")
-    func incremental() throws {
-        let (vault, _) = try vault()
+    func incremental() async throws {
+        let (vault, _) = try await vault()
         let desk = SegmentDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
-        _ = try desk.define(name: "running_browsers", purpose: .emailMarketing, rule: try SegmentRule(text: Self.browsers))
-        _ = try desk.run("running_browsers", now: TestSupport.fixedNow)
+        _ = try await desk.define(name: "running_browsers", purpose: .emailMarketing, rule: try SegmentRule(text: Self.browsers))
+        _ = try await desk.run("running_browsers", now: TestSupport.fixedNow)
         // `calm` browses running shoes: the import touches only `calm`, and the update adds it without a full re-scan.
         let view = #"{"id":"4","email":"calm@example.test","type":"view","item_id":"shoe-1","category":"running","time":"2026-11-20T09:00:00Z"}"#
         let report = try vault.importEvents(from: TestSupport.writeFile("v.jsonl", view + "\n"))
         #expect(report.touchedSubjects.count == 1)
-        #expect(try desk.refresh(subjects: report.touchedSubjects, now: TestSupport.fixedNow) == ["running_browsers": 1])
-        #expect(try members(vault) == 2)
+        await #expect(try desk.refresh(subjects: report.touchedSubjects, now: TestSupport.fixedNow) == ["running_browsers": 1])
+        await #expect(try members(vault) == 2)
         // `run` buys: the purchase removes it from the segment.
         let buy = #"{"id":"5","email":"run@example.test","type":"purchase","amount":80,"currency":"EUR","time":"2026-11-20T10:00:00Z"}"#
         let second = try vault.importEvents(from: TestSupport.writeFile("b.jsonl", buy + "\n"))
-        _ = try desk.refresh(subjects: second.touchedSubjects, now: TestSupport.fixedNow)
-        #expect(try members(vault) == 1)
+        _ = try await desk.refresh(subjects: second.touchedSubjects, now: TestSupport.fixedNow)
+        await #expect(try members(vault) == 1)
         // `calm` withdraws; its next event's update drops the stored membership.
-        try vault.recordConsent(
+        try await vault.recordConsent(
             ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("calm@example.test"),
             as: Principal(actor: "t", role: .admin))
         let again = #"{"id":"6","email":"calm@example.test","type":"view","item_id":"shoe-1","category":"running","time":"2026-11-20T11:00:00Z"}"#
-        _ = try desk.refresh(
+        _ = try await desk.refresh(
             subjects: try vault.importEvents(from: TestSupport.writeFile("c.jsonl", again + "\n")).touchedSubjects, now: TestSupport.fixedNow)
-        #expect(try members(vault) == 0)
+        await #expect(try members(vault) == 0)
     }
 
     /// Stored members of `running_browsers` (counted from derived data, as tests may).
-    func members(_ vault: Vault) throws -> Int {
+    func members(_ vault: Vault) async throws -> Int {
         var count = 0
         for email in ["run@example.test", "calm@example.test", "none@example.test", "gone@example.test"] {
-            if try vault.exportSubject(.email(email), as: Principal(actor: "t", role: .complianceOfficer)).derived["segment/running_browsers"] != nil
+            if try await vault.exportSubject(.email(email), as: Principal(actor: "t", role: .complianceOfficer)).derived["segment/running_browsers"] != nil
             {
                 count += 1
             }

@@ -11,7 +11,7 @@ import Testing
 @Suite("templates through the gate")
 struct TemplateGateTests {
     /// A vault with the canary subject (confirmed e-mail-marketing consent) and one without consent.
-    func vault() throws -> Vault {
+    func vault() async throws -> Vault {
         let vault = try TestSupport.makeVault()
         let csv = """
             email,customer_id,first_name,birth_date,loyalty_tier,language
@@ -21,7 +21,7 @@ struct TemplateGateTests {
             """
         _ = try vault.importProfiles(from: TestSupport.writeFile("p.csv", csv), source: .crm, format: .csv)
         for state in [ConsentState.pending, .confirmed] {
-            try vault.recordConsent(
+            try await vault.recordConsent(
                 ConsentChange(purpose: .emailMarketing, state: state, source: "form"), subject: .email(Canary.email),
                 as: Principal(actor: "t", role: .admin))
         }
@@ -32,28 +32,28 @@ struct TemplateGateTests {
         "Hello {{ first_name | default: 'there' }} ({{ loyalty_tier }}), {{ campaign.name }}{% for s in segments %} [{{ s }}]{% endfor %}"
 
     @Test("register extracts the fields; a render releases only them, renders, and is audited")
-    func registerAndRender() throws {
-        let vault = try vault()
+    func registerAndRender() async throws {
+        let vault = try await vault()
         let marketer = TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
-        let stored = try marketer.register(name: "welcome", purpose: .emailMarketing, format: .text, source: Self.welcome)
+        let stored = try await marketer.register(name: "welcome", purpose: .emailMarketing, format: .text, source: Self.welcome)
         #expect(stored.fields == ["first_name", "loyalty_tier"] && stored.version == 1)
         let campaign = TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService))
         let result = try campaign.render(
             "welcome", subject: .email(Canary.email), campaign: ["name": .string("Winter")], segments: ["vip"])
         #expect(result.output == "Hello \(Canary.firstName) (gold), Winter [vip]")
         #expect(result.released == ["first_name", "loyalty_tier"] && result.missing.isEmpty)
-        let entry = try #require(try vault.queryAudit(AuditFilter(action: "render"), as: Principal(actor: "t", role: .admin)).last)
+        let entry = try await #require(try vault.queryAudit(AuditFilter(action: "render"), as: Principal(actor: "t", role: .admin)).last)
         #expect(entry.sequence == result.auditSequence && entry.fields == ["first_name", "loyalty_tier"] && entry.purpose == "email_marketing")
-        #expect(try marketer.register(name: "welcome", purpose: .emailMarketing, format: .text, source: Self.welcome).version == 2)
+        await #expect(try marketer.register(name: "welcome", purpose: .emailMarketing, format: .text, source: Self.welcome).version == 2)
     }
 
     @Test("derived data is read only for a template that reads segments or recommendations, and the entry says which")
-    func derivedOnlyWhenRead() throws {
-        let vault = try vault()
+    func derivedOnlyWhenRead() async throws {
+        let vault = try await vault()
         let marketer = TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
-        _ = try marketer.register(name: "plain", purpose: .emailMarketing, format: .text, source: "Hi {{ first_name }}, {{ campaign.name }}")
-        _ = try marketer.register(name: "welcome", purpose: .emailMarketing, format: .text, source: Self.welcome)
-        _ = try marketer.register(
+        _ = try await marketer.register(name: "plain", purpose: .emailMarketing, format: .text, source: "Hi {{ first_name }}, {{ campaign.name }}")
+        _ = try await marketer.register(name: "welcome", purpose: .emailMarketing, format: .text, source: Self.welcome)
+        _ = try await marketer.register(
             name: "shadowed", purpose: .emailMarketing, format: .text, source: "{% assign segments = 'none' %}{{ segments }} {{ first_name }}")
         #expect(try marketer.compile(Self.welcome, format: .text).namespacesRead == ["campaign", "segments"])
         #expect(try marketer.compile("{% for r in recommendations %}{{ r.id }}{% endfor %}", format: .text).namespacesRead == ["recommendations"])
@@ -62,45 +62,45 @@ struct TemplateGateTests {
         for (name, expected) in [("plain", false), ("welcome", true), ("shadowed", false)] {
             let result = try campaign.render(name, subject: .email(Canary.email), campaign: ["name": .string("Winter")])
             #expect(result.decision.isPermit)
-            let entry = try #require(try vault.queryAudit(AuditFilter(action: "render"), as: Principal(actor: "t", role: .admin)).last)
+            let entry = try await #require(try vault.queryAudit(AuditFilter(action: "render"), as: Principal(actor: "t", role: .admin)).last)
             #expect(entry.sequence == result.auditSequence && entry.reasons.contains(note) == expected, "\(name)")
         }
     }
 
     @Test("a template reading a field its purpose does not allow is refused, and the refusal is audited")
-    func forbiddenField() throws {
-        let vault = try vault()
+    func forbiddenField() async throws {
+        let vault = try await vault()
         let marketer = TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
-        #expect(throws: GateError.denied) {
-            try marketer.register(name: "birthday", purpose: .emailMarketing, format: .text, source: "Happy {{ birth_date | date: '%d %B' }}")
+        await #expect(throws: GateError.denied) {
+            try await marketer.register(name: "birthday", purpose: .emailMarketing, format: .text, source: "Happy {{ birth_date | date: '%d %B' }}")
         }
-        let denial = try #require(try vault.queryAudit(AuditFilter(action: "template_admin"), as: Principal(actor: "t", role: .admin)).last)
+        let denial = try await #require(try vault.queryAudit(AuditFilter(action: "template_admin"), as: Principal(actor: "t", role: .admin)).last)
         #expect(denial.decision == "deny" && denial.reasons.contains { $0.contains("birth_date") })
         #expect(try vault.templates().isEmpty)
         // A syntax error is reported with line and column, and nothing is stored.
         do {
-            _ = try marketer.register(name: "broken", purpose: .emailMarketing, format: .text, source: "ok\n{% if %}")
+            _ = try await marketer.register(name: "broken", purpose: .emailMarketing, format: .text, source: "ok\n{% if %}")
             Issue.record("a broken template was registered")
         } catch {
             #expect(error.code == .invalidInput && error.message.contains("line 2, column"))
         }
         // Roles without template_admin may not register.
-        #expect(throws: GateError.denied) {
-            try TemplateDesk(vault: vault, as: Principal(actor: "a", role: .analyst)).register(
+        await #expect(throws: GateError.denied) {
+            try await TemplateDesk(vault: vault, as: Principal(actor: "a", role: .analyst)).register(
                 name: "x", purpose: .emailMarketing, format: .text, source: "{{ first_name }}")
         }
     }
 
     @Test("no consent, no render; a withdrawal stops the next render; missing values fall back to defaults")
-    func consent() throws {
-        let vault = try vault()
-        _ = try TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer)).register(
+    func consent() async throws {
+        let vault = try await vault()
+        _ = try await TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer)).register(
             name: "welcome", purpose: .emailMarketing, format: .html, source: Self.welcome)
         let campaign = TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService))
         let denied = try campaign.render("welcome", subject: .email("noconsent@example.test"))
         #expect(denied.output == nil && denied.decision.reasons.map(\.code) == [.consentMissing])
         #expect(try campaign.render("welcome", subject: .email(Canary.email)).output != nil)
-        try vault.recordConsent(
+        try await vault.recordConsent(
             ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email(Canary.email),
             as: Principal(actor: "t", role: .admin))
         let after = try campaign.render("welcome", subject: .email(Canary.email))
@@ -112,10 +112,10 @@ struct TemplateGateTests {
     }
 
     @Test("a subject without a value gets the template's default")
-    func defaults() throws {
+    func defaults() async throws {
         let vault = try TestSupport.makeVault()
         _ = try vault.importProfiles(from: TestSupport.writeFile("p.csv", "email,customer_id\nbare@example.test,B-1\n"), source: .crm, format: .csv)
-        _ = try TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer)).register(
+        _ = try await TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer)).register(
             name: "service_note", purpose: .service, format: .text, source: "Dear {{ first_name | default: 'customer' }}")
         let result = try TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(
             "service_note", subject: .email("bare@example.test"))

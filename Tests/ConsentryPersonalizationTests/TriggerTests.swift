@@ -42,20 +42,20 @@ struct TriggerTests {
     }
 
     @Test("a check queues each occurrence once, re-checks consent as it fires and when the queue is read; render by entry works")
-    func queue() throws {
+    func queue() async throws {
         let clock = FixedClock(TestSupport.fixedNow)
         let vault = try TestSupport.makeVault(clock: clock)
         _ = try vault.importProfiles(
             from: TestSupport.writeFile("p.csv", "email,first_name\nann@example.test,Ann\nbo@example.test,Bo\n"), source: .crm, format: .csv)
         for email in ["ann@example.test", "bo@example.test"] {
             for state in [ConsentState.pending, .confirmed] {
-                try vault.recordConsent(
+                try await vault.recordConsent(
                     ConsentChange(purpose: .emailMarketing, state: state, source: "form"), subject: .email(email),
                     as: Principal(actor: "t", role: .admin))
             }
         }
         let marketer = TriggerDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
-        _ = try marketer.define(name: "cart_reminder", kind: .cartAbandoned, purpose: .emailMarketing)
+        _ = try await marketer.define(name: "cart_reminder", kind: .cartAbandoned, purpose: .emailMarketing)
         clock.advance(by: 60)
         let events = [
             #"{"id":"1","email":"ann@example.test","type":"cart_add","item_id":"shoe","category":"running","time":"2026-11-20T12:01:00Z"}"#,
@@ -63,36 +63,36 @@ struct TriggerTests {
         ]
         _ = try vault.importEvents(from: TestSupport.writeFile("e.jsonl", events.joined(separator: "\n") + "\n"))
         let system = TriggerDesk(vault: vault, as: Principal(actor: "scheduler", role: .admin))
-        #expect(try system.check(now: clock.now()).first?.fired == 0, "the delay has not passed")
+        await #expect(try system.check(now: clock.now()).first?.fired == 0, "the delay has not passed")
         clock.advance(by: 10 * 60)
         // Bo withdraws before the check: the occurrence is found but withheld as it fires.
-        try vault.recordConsent(
+        try await vault.recordConsent(
             ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("bo@example.test"),
             as: Principal(actor: "t", role: .admin))
-        let fired = try #require(try system.check(now: clock.now()).first)
+        let fired = try await #require(try system.check(now: clock.now()).first)
         #expect(fired.fired == 1)
-        #expect(try system.check(now: clock.now()).first?.fired == 0, "at most once per occurrence")
+        await #expect(try system.check(now: clock.now()).first?.fired == 0, "at most once per occurrence")
         let campaign = TriggerDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService))
-        let entries = try campaign.queue()
+        let entries = try await campaign.queue()
         #expect(entries.count == 1 && entries[0].item == "shoe" && entries[0].trigger == "cart_reminder")
-        _ = try TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer)).register(
+        _ = try await TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer)).register(
             name: "reminder", purpose: .emailMarketing, format: .text, source: "{{ first_name }}, your cart is waiting")
         let rendered = try TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(
             "reminder", subject: .triggerEntry(entries[0].id))
         #expect(rendered.output == "Ann, your cart is waiting")
         // A withdrawal after firing withholds the entry and stops the render.
-        try vault.recordConsent(
+        try await vault.recordConsent(
             ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("ann@example.test"),
             as: Principal(actor: "t", role: .admin))
-        #expect(try campaign.queue().isEmpty)
+        await #expect(try campaign.queue().isEmpty)
         #expect(
             try TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(
                 "reminder", subject: .triggerEntry(entries[0].id)
             ).output
                 == nil)
-        try campaign.acknowledge(entries[0].id)
-        #expect(throws: GateError.denied) {
-            try TriggerDesk(vault: vault, as: Principal(actor: "al", role: .analyst)).queue(trigger: "cart_reminder")
+        try await campaign.acknowledge(entries[0].id)
+        await #expect(throws: GateError.denied) {
+            try await TriggerDesk(vault: vault, as: Principal(actor: "al", role: .analyst)).queue(trigger: "cart_reminder")
         }
     }
 }

@@ -9,9 +9,9 @@ import Testing
 @Suite("erasure during a running import")
 struct ErasureRaceTests {
     @Test("an erasure committed between two batches of a running import stops the erased subject's later records")
-    func erasureBetweenBatches() throws {
-        let f = try RightsFixture()
-        let erasure = try f.openVerified(.erasure)
+    func erasureBetweenBatches() async throws {
+        let f = try await RightsFixture()
+        let erasure = try await f.openVerified(.erasure)
         // A second handle on the same vault, with one record per batch: the import as another process would run it.
         let importer = try Vault.open(at: f.vault.directory, configuration: VaultConfiguration(clock: f.clock, importBatchSize: 1))
         let desk = f.desk
@@ -27,7 +27,7 @@ struct ErasureRaceTests {
             if index == 1 {
                 let deadline = Date().addingTimeInterval(30)
                 while (try? vault.profileExists("first-batch@example.test")) != true && Date() < deadline { usleep(2_000) }
-                _ = try? desk.fulfil(erasure.id)
+                _ = try? TestSupport.waitFor { try await desk.fulfil(erasure.id) }
             }
             return ProfileRecord(line: index + 2, values: rows[index])
         }

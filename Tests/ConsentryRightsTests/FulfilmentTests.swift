@@ -11,10 +11,10 @@ import Testing
 @Suite("fulfilment")
 struct FulfilmentTests {
     @Test("an access export holds every kind of data about the subject and nothing of anyone else, in a 0600 file")
-    func accessExport() throws {
-        let f = try RightsFixture()
-        let record = try f.openVerified(.access)
-        let done = try f.desk.fulfil(record.id)
+    func accessExport() async throws {
+        let f = try await RightsFixture()
+        let record = try await f.openVerified(.access)
+        let done = try await f.desk.fulfil(record.id)
         #expect(done.record.status == .completed)
         let file = try #require(done.exportFile)
         let path = f.vault.directory.appendingPathComponent(file).path
@@ -45,10 +45,10 @@ struct FulfilmentTests {
     }
 
     @Test("a portability export as CSV is a folder of tables with headers, spreadsheet-safe, private")
-    func csvExport() throws {
-        let f = try RightsFixture()
-        let record = try f.openVerified(.portability, regime: .lgpd)
-        let done = try f.desk.fulfil(record.id, format: .csv)
+    func csvExport() async throws {
+        let f = try await RightsFixture()
+        let record = try await f.openVerified(.portability, regime: .lgpd)
+        let done = try await f.desk.fulfil(record.id, format: .csv)
         let file = try #require(done.exportFile)
         let folder = f.vault.directory.appendingPathComponent(file)
         let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
@@ -67,12 +67,12 @@ struct FulfilmentTests {
     }
 
     @Test("a request whose identifiers match no subject completes with an export saying nothing is held")
-    func nothingHeld() throws {
-        let f = try RightsFixture()
-        let opened = try f.desk.open(.access, regime: .gdpr, identifiers: RequestIdentifiers(email: "stranger@example.test"))
+    func nothingHeld() async throws {
+        let f = try await RightsFixture()
+        let opened = try await f.desk.open(.access, regime: .gdpr, identifiers: RequestIdentifiers(email: "stranger@example.test"))
         #expect(!opened.record.subjectFound)
-        _ = try f.desk.verify(opened.record.id, code: try #require(opened.code))
-        let done = try f.desk.fulfil(opened.record.id)
+        _ = try await f.desk.verify(opened.record.id, code: try #require(opened.code))
+        let done = try await f.desk.fulfil(opened.record.id)
         let file = try #require(done.exportFile)
         let data = try #require(FileManager.default.contents(atPath: f.vault.directory.appendingPathComponent(file).path))
         let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
@@ -80,13 +80,13 @@ struct FulfilmentTests {
     }
 
     @Test("forensics: after an erasure no vault file holds a canary, verify-erasure passes, the receipt verifies and a changed one does not")
-    func erasureForensics() throws {
-        let f = try RightsFixture()
-        let access = try f.openVerified(.access)
-        _ = try f.desk.fulfil(access.id)
+    func erasureForensics() async throws {
+        let f = try await RightsFixture()
+        let access = try await f.openVerified(.access)
+        _ = try await f.desk.fulfil(access.id)
         #expect(!f.canaryLeaks().isEmpty, "the export holds the canaries before the erasure (the scan can find them)")
-        let erasure = try f.openVerified(.erasure)
-        let done = try f.desk.fulfil(erasure.id)
+        let erasure = try await f.openVerified(.erasure)
+        let done = try await f.desk.fulfil(erasure.id)
         #expect(done.record.status == .completed && done.verification?.passed == true)
         #expect(f.canaryLeaks().isEmpty, "leaks: \(f.canaryLeaks())")
         let receipt = try #require(done.receipt)
@@ -103,17 +103,17 @@ struct FulfilmentTests {
         #expect(changed != stored && !SignedReceipt.verify(Data(changed.utf8), publicKey: f.vault.signingPublicKey))
         #expect(!SignedReceipt.verify(Data(stored.utf8), publicKey: String(repeating: "ab", count: 32)))
         #expect(try f.desk.verifyErasure(erasure.id).passed)
-        #expect(try f.vault.verifyAudit(as: Principal(actor: "t", role: .admin)).passed, "the chain still verifies")
+        await #expect(try f.vault.verifyAudit(as: Principal(actor: "t", role: .admin)).passed, "the chain still verifies")
         #expect(try f.vault.profileExists(RightsFixture.neighbour), "the neighbour is untouched")
         // Both earlier requests are unlinked from the erased subject.
         #expect(try !f.desk.show(access.id).subjectFound && !f.desk.show(erasure.id).subjectFound)
     }
 
     @Test("verify-erasure fails when an identifier is still somewhere in the vault directory")
-    func verifyErasureDetects() throws {
-        let f = try RightsFixture()
-        let erasure = try f.openVerified(.erasure)
-        _ = try f.desk.fulfil(erasure.id)
+    func verifyErasureDetects() async throws {
+        let f = try await RightsFixture()
+        let erasure = try await f.openVerified(.erasure)
+        _ = try await f.desk.fulfil(erasure.id)
         try Data("left behind: \(Canary.email.lowercased())".utf8).write(to: f.vault.exportsDirectory.appendingPathComponent("stray.txt"))
         let verification = try f.desk.verifyErasure(erasure.id)
         #expect(!verification.passed)
@@ -122,23 +122,23 @@ struct FulfilmentTests {
     }
 
     @Test("an erasure whose own verification fails signs no receipt: the request stays open with what was found, and completes once it is gone")
-    func failedVerificationSignsNoReceipt() throws {
-        let f = try RightsFixture()
+    func failedVerificationSignsNoReceipt() async throws {
+        let f = try await RightsFixture()
         // A copy of the subject's address left in the vault directory before the erasure (an operator's stray file).
         let stray = f.vault.exportsDirectory.appendingPathComponent("stray.txt")
         try Data("left behind: \(Canary.email.lowercased())".utf8).write(to: stray)
-        let erasure = try f.openVerified(.erasure)
-        let done = try f.desk.fulfil(erasure.id)
+        let erasure = try await f.openVerified(.erasure)
+        let done = try await f.desk.fulfil(erasure.id)
         #expect(done.receipt == nil && done.verification?.passed == false)
         #expect(done.record.status == .inProgress && done.record.receipt == nil, "the request stays open")
         #expect(done.record.outcome?.contains("raw files") == true, "the outcome names the failed check: \(done.record.outcome ?? "")")
         #expect(try f.desk.show(erasure.id).receipt == nil)
         #expect(try !f.vault.profileExists(Canary.email), "the data itself is erased all the same")
-        let steps = try f.vault.queryAudit(AuditFilter(action: "dsr_manage"), as: Principal(actor: "t", role: .admin)).flatMap(\.reasons)
+        let steps = try await f.vault.queryAudit(AuditFilter(action: "dsr_manage"), as: Principal(actor: "t", role: .admin)).flatMap(\.reasons)
         #expect(steps.contains { $0.hasPrefix("erasure not completed: verification failed (raw files)") })
         // Once the stray copy is gone, fulfilling again erases nothing more, verifies, and signs.
         try FileManager.default.removeItem(at: stray)
-        let again = try f.desk.fulfil(erasure.id)
+        let again = try await f.desk.fulfil(erasure.id)
         let receipt = try #require(again.receipt)
         #expect(again.record.status == .completed && again.verification?.passed == true)
         #expect(receipt.receipt.deleted["subject"] == 1, "the receipt counts what the first pass erased")
@@ -146,9 +146,9 @@ struct FulfilmentTests {
     }
 
     @Test("a re-import of an erased e-mail or customer id is refused and reported; other records go in")
-    func suppression() throws {
-        let f = try RightsFixture()
-        _ = try f.desk.fulfil(try f.openVerified(.erasure).id)
+    func suppression() async throws {
+        let f = try await RightsFixture()
+        _ = try await f.desk.fulfil(try f.openVerified(.erasure).id)
         let csv = """
             email,customer_id,first_name
             \(Canary.email.uppercased()),,Again
@@ -163,13 +163,13 @@ struct FulfilmentTests {
     }
 
     @Test("rectification corrects values, moves the blind index, keeps the old value nowhere, and outlasts a stale re-import")
-    func rectification() throws {
-        let f = try RightsFixture()
-        let record = try f.openVerified(.rectification, details: .init(set: ["city": "Newhaven", "email": "renamed-7f3a@example.test"]))
-        let done = try f.desk.fulfil(record.id)
+    func rectification() async throws {
+        let f = try await RightsFixture()
+        let record = try await f.openVerified(.rectification, details: .init(set: ["city": "Newhaven", "email": "renamed-7f3a@example.test"]))
+        let done = try await f.desk.fulfil(record.id)
         #expect(done.record.outcome == #"{"changed":2}"#)
         // Reading the requester's details (the corrected values) is audited as a step of the request.
-        let steps = try f.vault.queryAudit(AuditFilter(action: "dsr_manage"), as: Principal(actor: "t", role: .admin))
+        let steps = try await f.vault.queryAudit(AuditFilter(action: "dsr_manage"), as: Principal(actor: "t", role: .admin))
         #expect(steps.contains { $0.requestID == record.id && $0.reasons.contains("request details read") })
         let leaks = f.canaryLeaks(forms: [Canary.city, Canary.city.lowercased(), Data(Canary.city.utf8).base64EncodedString()])
         #expect(leaks.isEmpty, "old value left in \(leaks)")
@@ -181,42 +181,42 @@ struct FulfilmentTests {
             AccessRequest(actor: "t", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "check"),
             subject: .email("renamed-7f3a@example.test"))
         #expect(read.decision.isPermit)
-        #expect(try f.vault.rectifiedCity("renamed-7f3a@example.test") == "Newhaven")
+        await #expect(try f.vault.rectifiedCity("renamed-7f3a@example.test") == "Newhaven")
         for bad in [["shoe_size": "9"], ["birth_date": "yesterday"]] {
-            #expect(throws: GateError.invalidInput, "refused at open, before anything is stored") {
-                try f.desk.open(
+            await #expect(throws: GateError.invalidInput, "refused at open, before anything is stored") {
+                try await f.desk.open(
                     .rectification, regime: .gdpr, identifiers: RequestIdentifiers(email: RightsFixture.neighbour), details: .init(set: bad))
             }
         }
     }
 
     @Test("restriction, objection, opt-out and the sensitive-data limit take effect for the next decision")
-    func flags() throws {
+    func flags() async throws {
         let policies = try Self.policiesWithSpecialField()
-        let f = try RightsFixture(policies: policies)
-        try f.vault.recordConsent(
+        let f = try await RightsFixture(policies: policies)
+        try await f.vault.recordConsent(
             ConsentChange(purpose: .personalization, state: .granted, source: "form"), subject: .email(Canary.email),
             as: Principal(actor: "t", role: .admin))
-        try f.vault.recordConsent(
+        try await f.vault.recordConsent(
             ConsentChange(purpose: .saleShare, state: .granted, source: "form"), subject: .email(Canary.email),
             as: Principal(actor: "t", role: .admin))
-        try f.vault.recordFlag(.gpc, on: false, subject: .email(Canary.email), source: "browser", as: Principal(actor: "t", role: .admin))
-        func decide(_ purpose: Purpose, _ fields: [FieldName], action: Action = .render) throws -> [DecisionReason.Code] {
+        try await f.vault.recordFlag(.gpc, on: false, subject: .email(Canary.email), source: "browser", as: Principal(actor: "t", role: .admin))
+        func decide(_ purpose: Purpose, _ fields: [FieldName], action: Action = .render) async throws -> [DecisionReason.Code] {
             let request = AccessRequest(actor: "c", role: .campaignService, action: action, purpose: purpose, fields: fields)
             return try f.vault.read(request, subject: .email(Canary.email)).decision.reasons.map(\.code)
         }
-        #expect(try decide(.personalization, ["first_name", "religion"]) == [.granted])
-        _ = try f.desk.fulfil(try f.openVerified(.limitSensitive, regime: .ccpa).id)
-        #expect(try decide(.personalization, ["first_name", "religion"]) == [.sensitiveLimited])
-        #expect(try decide(.personalization, ["first_name"]) == [.granted], "other fields still flow")
-        _ = try f.desk.fulfil(try f.openVerified(.objection, details: .init(purposes: ["personalization"])).id)
-        #expect(try decide(.personalization, ["first_name"]) == [.objection])
-        _ = try f.desk.fulfil(try f.openVerified(.restriction).id)
-        #expect(try decide(.service, ["email"]) == [.granted], "service goes on under restriction")
+        await #expect(try decide(.personalization, ["first_name", "religion"]) == [.granted])
+        _ = try await f.desk.fulfil(try f.openVerified(.limitSensitive, regime: .ccpa).id)
+        await #expect(try decide(.personalization, ["first_name", "religion"]) == [.sensitiveLimited])
+        await #expect(try decide(.personalization, ["first_name"]) == [.granted], "other fields still flow")
+        _ = try await f.desk.fulfil(try f.openVerified(.objection, details: .init(purposes: ["personalization"])).id)
+        await #expect(try decide(.personalization, ["first_name"]) == [.objection])
+        _ = try await f.desk.fulfil(try f.openVerified(.restriction).id)
+        await #expect(try decide(.service, ["email"]) == [.granted], "service goes on under restriction")
         let analytics = AccessRequest(actor: "a", role: .analyst, action: .score, purpose: .profiling, fields: ["country"])
         #expect(try f.vault.scan(analytics) { _, _ in }.excluded["restricted"] == 1)
-        _ = try f.desk.fulfil(try f.openVerified(.optOutSaleShare, regime: .ccpa).id)
-        let flags = try f.vault.consentHistory(subject: .email(Canary.email), as: Principal(actor: "t", role: .complianceOfficer)).flags
+        _ = try await f.desk.fulfil(try f.openVerified(.optOutSaleShare, regime: .ccpa).id)
+        let flags = try await f.vault.consentHistory(subject: .email(Canary.email), as: Principal(actor: "t", role: .complianceOfficer)).flags
         #expect(Set(flags) == ["restriction", "objection:personalization", "opt_out_sale_share", "limit_sensitive"])
     }
 
@@ -243,8 +243,8 @@ struct FulfilmentTests {
     @Test("an erasure racing imports and scans never leaves the subject partly present, and nothing after it resurrects them")
     func erasureRace() async throws {
         for round in 0..<4 {
-            let f = try RightsFixture()
-            let record = try f.openVerified(.erasure)
+            let f = try await RightsFixture()
+            let record = try await f.openVerified(.erasure)
             let line = "email,first_name\n\(Canary.email),Round\(round)\n"
             let vault = f.vault
             async let importer: Void = {
@@ -259,7 +259,7 @@ struct FulfilmentTests {
                     _ = try? vault.scan(request) { _, values in #expect(values.count == 1) }
                 }
             }()
-            let done = try f.desk.fulfil(record.id)
+            let done = try await f.desk.fulfil(record.id)
             _ = await (importer, scanner)
             #expect(done.record.status == .completed)
             #expect(try !f.vault.profileExists(Canary.email), "round \(round): the subject came back")
@@ -273,11 +273,11 @@ extension Vault {
     var policyForTests: Policy { get throws { try Policy.load(directory: directory.appendingPathComponent("policies")) } }
 
     /// The subject's city through a support read.
-    func rectifiedCity(_ email: String) throws -> String? {
+    func rectifiedCity(_ email: String) async throws -> String? {
         let request = AccessRequest(actor: "t", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "check")
         _ = try read(request, subject: .email(email))
         var sink = CitySink()
-        _ = try exportSubject(.email(email), as: Principal(actor: "t", role: .complianceOfficer), into: &sink)
+        _ = try await exportSubject(.email(email), as: Principal(actor: "t", role: .complianceOfficer), into: &sink)
         return sink.city
     }
 }

@@ -16,7 +16,7 @@ struct RightsFixture {
     static let neighbour = "neighbour-9c1d@example.test"
     static let neighbourName = "Plimbertine"
 
-    init(policies: URL? = nil) throws {
+    init(policies: URL? = nil) async throws {
         clock = FixedClock(TestSupport.fixedNow)
         vault = try TestSupport.makeVault(clock: clock, policies: policies)
         desk = RightsDesk(vault: vault, as: Principal(actor: "dpo", role: .complianceOfficer))
@@ -35,23 +35,23 @@ struct RightsFixture {
             ].joined(separator: "\n") + "\n"
         _ = try vault.importEvents(from: TestSupport.writeFile("e.jsonl", events))
         for email in [Canary.email, Self.neighbour] {
-            try vault.recordConsent(
+            try await vault.recordConsent(
                 ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email(email), as: Principal(actor: "t", role: .admin))
         }
-        try vault.recordFlag(.gpc, on: true, subject: .email(Canary.email), source: "browser", as: Principal(actor: "t", role: .admin))
+        try await vault.recordFlag(.gpc, on: true, subject: .email(Canary.email), source: "browser", as: Principal(actor: "t", role: .admin))
         var ids: [SubjectID: String] = [:]
         _ = try vault.scan(AccessRequest(actor: "a", role: .analyst, action: .score, purpose: .profiling, fields: ["country"])) { member, _ in
             ids[member.subject] = "42"
         }
-        _ = try vault.writeDerived(
+        _ = try await vault.writeDerived(
             AccessRequest(actor: "a", role: .analyst, action: .score, purpose: .profiling), kind: "score", name: "engagement", values: ids)
     }
 
     /// Opens a request for the canary and verifies it.
-    func openVerified(_ type: RequestType, regime: Regime = .gdpr, details: RightsDesk.Details = .init()) throws -> RequestRecord {
-        let opened = try desk.open(type, regime: regime, identifiers: RequestIdentifiers(email: Canary.email), details: details)
+    func openVerified(_ type: RequestType, regime: Regime = .gdpr, details: RightsDesk.Details = .init()) async throws -> RequestRecord {
+        let opened = try await desk.open(type, regime: regime, identifiers: RequestIdentifiers(email: Canary.email), details: details)
         let code = try #require(opened.code)
-        let verified = try desk.verify(opened.record.id, code: code)
+        let verified = try await desk.verify(opened.record.id, code: code)
         try #require(verified.check == .verified)
         return verified.record
     }

@@ -89,16 +89,14 @@ struct RoleTableTests {
     func everyEndpointEveryRole() async throws {
         let clock = FixedClock(TestSupport.fixedNow)
         let vault = try TestSupport.makeVault(clock: clock)
-        let tokens = try Dictionary(
-            uniqueKeysWithValues: Self.roles.map { role in
-                (
-                    role,
-                    try vault.createToken(name: "t-\(role)", role: Role(rawValue: role)!, expiresAt: nil, as: Principal(actor: "t", role: .admin))
-                        .token
-                )
-            })
+        var issued: [String: String] = [:]
+        for role in Self.roles {
+            issued[role] = try await vault.createToken(name: "t-\(role)", role: Role(rawValue: role)!, expiresAt: nil, as: Principal(actor: "t", role: .admin))
+                .token
+        }
+        let tokens = issued
         // Defined before the cart event below, so the event is one the trigger sees.
-        _ = try vault.defineTrigger(
+        _ = try await vault.defineTrigger(
             name: "cart", kind: "cart_abandoned", purpose: .emailMarketing, delay: 300_000, as: Principal(actor: "t", role: .marketer))
         let app = Server.buildApplication(vault: vault, configuration: ServerConfiguration(rateLimit: 0))
         try await app.test(.router) { client in
@@ -123,7 +121,7 @@ struct RoleTableTests {
                 "/v1/events", as: "data_engineer",
                 ["events": [["id": "c1", "email": Canary.email, "type": "cart_add", "item_id": "sku-1", "time": cartTime]]])
             clock.advance(by: 3_600)
-            let fired = try TriggerDesk(vault: vault, as: Principal(actor: "t", role: .admin)).check(now: clock.now())
+            let fired = try await TriggerDesk(vault: vault, as: Principal(actor: "t", role: .admin)).check(now: clock.now())
             #expect(fired.first?.fired == 1, "the cart trigger fired: \(fired)")
             let queue = try await api.call("GET", "/v1/triggers/queue", "/v1/triggers/queue", role: "campaign_service", body: nil)
             guard let entry = (try JSONSerialization.jsonObject(with: Data(queue.text.utf8)) as? [[String: Any]])?.first?["id"] as? Int else {
@@ -131,7 +129,7 @@ struct RoleTableTests {
             }
             // Send times are computed under personalization, which the canary consents to here.
             try await api.post("/v1/consent", as: "admin", ["subject": canary, "purpose": "personalization", "state": "granted"])
-            _ = try SendTimeDesk(vault: vault, as: Principal(actor: "t", role: .campaignService)).compute(now: clock.now())
+            _ = try await SendTimeDesk(vault: vault, as: Principal(actor: "t", role: .campaignService)).compute(now: clock.now())
             try await api.post("/v1/experiments", as: "marketer", ["name": "subject_line", "purpose": "email_marketing", "arms": ["a": 1, "b": 1]])
             // A verified request per call that needs one (opening, verifying and fulfilling change its state).
             @Sendable func openRequest(_ type: String, email: String = Canary.email, verify: Bool, fulfil: Bool = false) async throws -> (

@@ -154,7 +154,7 @@ struct ServerTests {
     }
 
     @Test("authentication: no token, a malformed, wrong, revoked or expired token are 401 problems")
-    func authentication() throws {
+    func authentication() async throws {
         let server = try start()
         defer { _ = server.stop() }
         let body = try JSONSerialization.data(withJSONObject: ["template": "hello", "subject": ["email": Canary.email]])
@@ -170,11 +170,11 @@ struct ServerTests {
         // The server holds a token's row for up to a second; a revocation by another process is seen after it.
         #expect(try server.call("POST", "/v1/segments/everyone/run", token: server.tokens["marketer"], body: Data("{}".utf8)).status != 401)
         #expect(try consentry(server.vault, ["token", "revoke", id]).status == 0)
-        Thread.sleep(forTimeInterval: 1.2)
+        try await Task.sleep(for: .milliseconds(1200))
         let revoked = try server.call("POST", "/v1/segments/everyone/run", token: server.tokens["marketer"], body: Data("{}".utf8))
         #expect(revoked.status == 401 && revoked.json["detail"] as? String == "the token is revoked; create a new one with `consentry token create`")
         let vault = try Vault.open(at: server.vault)
-        let expired = try vault.createToken(name: "old", role: .campaignService, expiresAt: 1, as: Principal(actor: "t", role: .admin)).token
+        let expired = try await vault.createToken(name: "old", role: .campaignService, expiresAt: 1, as: Principal(actor: "t", role: .admin)).token
         #expect(try server.call("POST", "/v1/render", token: expired, body: body).status == 401)
         let problem = try server.call("POST", "/v1/render", body: body)
         #expect(problem.json["type"] as? String == "https://consentry.dev/problems/unauthorized" && problem.json["request_id"] != nil)

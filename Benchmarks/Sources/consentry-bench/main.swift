@@ -52,6 +52,13 @@ func time<T>(_ body: () throws -> T) rethrows -> (T, Double) {
     return (result, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
 }
 
+/// ``time(_:)`` for an asynchronous body.
+func time<T>(_ body: () async throws -> T) async rethrows -> (T, Double) {
+    let start = DispatchTime.now().uptimeNanoseconds
+    let result = try await body()
+    return (result, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+}
+
 func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
 
 func runBaseline(_ path: String, _ arguments: [String], interpreter: String? = nil) -> [String: Double] {
@@ -95,9 +102,9 @@ func peakResidentKiB() -> Int {
 }
 
 /// Opens a data-subject request for `email` and verifies it through the desk; returns its id.
-func verifiedRequest(_ desk: RightsDesk, _ type: RequestType, _ identifiers: RequestIdentifiers) throws -> String {
-    let opened = try desk.open(type, regime: .gdpr, identifiers: identifiers)
-    guard let code = opened.code, try desk.verify(opened.record.id, code: code).check == .verified else { fail("verification failed") }
+func verifiedRequest(_ desk: RightsDesk, _ type: RequestType, _ identifiers: RequestIdentifiers) async throws -> String {
+    let opened = try await desk.open(type, regime: .gdpr, identifiers: identifiers)
+    guard let code = opened.code, try await desk.verify(opened.record.id, code: code).check == .verified else { fail("verification failed") }
     return opened.record.id
 }
 
@@ -107,10 +114,10 @@ if CommandLine.arguments.count == 4, CommandLine.arguments[1] == "--export-only"
     do {
         let vault = try Vault.open(at: URL(fileURLWithPath: CommandLine.arguments[2]))
         let desk = RightsDesk(vault: vault, as: Principal(actor: "bench", role: .complianceOfficer))
-        let id = try verifiedRequest(desk, .access, RequestIdentifiers(email: CommandLine.arguments[3]))
+        let id = try await verifiedRequest(desk, .access, RequestIdentifiers(email: CommandLine.arguments[3]))
         // VmHWM, not getrusage: Linux carries ru_maxrss over from the parent across fork and exec, VmHWM belongs to this image.
         let before = peakResidentKiB()
-        let (done, seconds) = try time { try desk.fulfil(id) }
+        let (done, seconds) = try await time { try await desk.fulfil(id) }
         let after = peakResidentKiB()
         let events = done.record.outcome.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Int] }?["events"] ?? -1
         let size =
@@ -143,9 +150,9 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--templates-on
 }
 
 /// Creates a campaign-service token in the vault at `path` and serves it with the release binary, for the load modes.
-func serveForLoad(_ path: String, tokenName: String) throws -> (token: String, server: Process, port: Int) {
+func serveForLoad(_ path: String, tokenName: String) async throws -> (token: String, server: Process, port: Int) {
     let vault = try Vault.open(at: URL(fileURLWithPath: path))
-    let token = try vault.createToken(name: tokenName, role: .campaignService, expiresAt: nil, as: Principal(actor: "bench", role: .admin)).token
+    let token = try await vault.createToken(name: tokenName, role: .campaignService, expiresAt: nil, as: Principal(actor: "bench", role: .admin)).token
     guard let (server, port) = try LoadGenerator.startServer(vault: path) else { fail("the API server did not start") }
     return (token, server, port)
 }
@@ -154,7 +161,7 @@ func serveForLoad(_ path: String, tokenName: String) throws -> (token: String, s
 // no static rounds: a steady load to attach a profiler to.
 if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--render-only" {
     do {
-        let (token, server, port) = try serveForLoad(CommandLine.arguments[2], tokenName: "render-only")
+        let (token, server, port) = try await serveForLoad(CommandLine.arguments[2], tokenName: "render-only")
         let requests = LoadGenerator.RenderRequests(token: token, profiles: 100_000)
         let load = LoadGenerator.run(port: port, connections: 50, seconds: 6) { worker, n in requests.request(worker: worker, n: n) }
         server.terminate()
@@ -168,7 +175,7 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--render-only"
 // renders `bench_mail` over 50 connections for 5 seconds (for profiling; the template and data come from a full run).
 if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--api-only" {
     do {
-        let (token, server, port) = try serveForLoad(CommandLine.arguments[2], tokenName: "api-only")
+        let (token, server, port) = try await serveForLoad(CommandLine.arguments[2], tokenName: "api-only")
         let staticRequest = Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
         _ = LoadGenerator.run(port: port, connections: 50, seconds: 1) { _, _ in staticRequest }  // warm-up
         let (staticLoad, load, ratios) = LoadGenerator.compare(
@@ -375,15 +382,15 @@ do {
     let segmentDesk = SegmentDesk(vault: vault, as: Principal(actor: "bench", role: .marketer))
     let segmentRule = try SegmentRule(
         text: #"event(view, category = "running").within(30d) and not event(purchase).within(7d) and engagement >= 5"#)
-    _ = try segmentDesk.define(name: "bench_runners", purpose: .emailMarketing, rule: segmentRule)
+    _ = try await segmentDesk.define(name: "bench_runners", purpose: .emailMarketing, rule: segmentRule)
     var segmentRuns: [Double] = []
     var segmentResult: SegmentRun?
     for _ in 0..<3 {
-        let (result, seconds) = try time { try segmentDesk.run("bench_runners", store: false) }
+        let (result, seconds) = try await time { try await segmentDesk.run("bench_runners", store: false) }
         segmentRuns.append(seconds)
         segmentResult = result
     }
-    let (_, storedSegmentSeconds) = try time { try segmentDesk.run("bench_runners", store: true) }
+    let (_, storedSegmentSeconds) = try await time { try await segmentDesk.run("bench_runners", store: true) }
     let evaluated = Double(segmentResult?.evaluated ?? 0)
     var incrementalRuns: [Double] = []
     for i in 0..<20 {
@@ -392,11 +399,11 @@ do {
         let file = work.appendingPathComponent("incremental.jsonl")
         try Data((line + "\n").utf8).write(to: file)
         let report = try vault.importEvents(from: file)
-        let (_, seconds) = try time { try segmentDesk.refresh(subjects: report.touchedSubjects) }
+        let (_, seconds) = try await time { try await segmentDesk.refresh(subjects: report.touchedSubjects) }
         incrementalRuns.append(seconds)
     }
-    let (recommendations, recommendSeconds) = try time {
-        try RecommendationDesk(vault: vault, as: Principal(actor: "bench", role: .campaignService)).run(count: 5, evaluate: false)
+    let (recommendations, recommendSeconds) = try await time {
+        try await RecommendationDesk(vault: vault, as: Principal(actor: "bench", role: .campaignService)).run(count: 5, evaluate: false)
     }
     let templateDirectory = URL(fileURLWithPath: options.policies).deletingLastPathComponent().appendingPathComponent("Benchmarks/templates")
     // In a fresh process, as the peers are: measured in this process, after everything above had grown its heap, the
@@ -411,12 +418,12 @@ do {
 
     // The HTTP API: gated send-time renders over loopback with 50 connections, next to a static response.
     print("measuring the HTTP API (50 connections) …")
-    _ = try TemplateDesk(vault: vault, as: Principal(actor: "bench", role: .marketer)).register(
+    _ = try await TemplateDesk(vault: vault, as: Principal(actor: "bench", role: .marketer)).register(
         name: "bench_mail", purpose: .emailMarketing, format: .html,
         source:
             "<h1>Hello {{ first_name | default: 'there' | capitalize }}!</h1>{% if loyalty_tier == 'gold' %}<p>Gold</p>{% endif %}<p lang=\"{{ language | default: 'en' }}\">{{ campaign.name }}</p>"
     )
-    let apiToken = try vault.createToken(name: "bench", role: .campaignService, expiresAt: nil, as: Principal(actor: "bench", role: .admin)).token
+    let apiToken = try await vault.createToken(name: "bench", role: .campaignService, expiresAt: nil, as: Principal(actor: "bench", role: .admin)).token
     guard let (server, apiPort) = try LoadGenerator.startServer(vault: vaultURL.path) else { fail("the API server did not start") }
     let profilesCount = options.profiles
     let staticRequest = Array("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
@@ -436,14 +443,14 @@ do {
     var erasureRuns: [Double] = []
     var lastErasure = ""
     for i in 0..<erasures {
-        let id = try verifiedRequest(desk, .erasure, RequestIdentifiers(customerID: "C\(String(format: "%08d", (i * 997) % options.profiles))"))
-        let (result, seconds) = try time { try vault.eraseForRequest(id, as: Principal(actor: "bench", role: .complianceOfficer)) }
+        let id = try await verifiedRequest(desk, .erasure, RequestIdentifiers(customerID: "C\(String(format: "%08d", (i * 997) % options.profiles))"))
+        let (result, seconds) = try await time { try await vault.eraseForRequest(id, as: Principal(actor: "bench", role: .complianceOfficer)) }
         guard result.receipt.deleted["subject"] == 1 else { fail("an erasure deleted no subject") }
         erasureRuns.append(seconds)
         lastErasure = id
     }
     // Verification (and the receipt's signature) after the last erasure: it scans every file of the vault.
-    let (completion, verifySeconds) = try time { try vault.completeErasure(lastErasure, as: Principal(actor: "bench", role: .complianceOfficer)) }
+    let (completion, verifySeconds) = try await time { try await vault.completeErasure(lastErasure, as: Principal(actor: "bench", role: .complianceOfficer)) }
     guard completion.verification.passed, completion.receipt != nil else { fail("verify-erasure failed in the benchmark") }
     let deleteBaseline = runBaseline(options.baseline, ["delete", work.appendingPathComponent("plain.sqlite").path, String(erasures)])
     try? FileManager.default.removeItem(at: work.appendingPathComponent("plain.sqlite"))

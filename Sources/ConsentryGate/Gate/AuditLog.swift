@@ -49,7 +49,18 @@ extension Vault {
 
     /// Appends an audit entry in a transaction of its own (for events with no other effect).
     @discardableResult
-    func auditAlone(_ draft: AuditDraft) throws(GateError) -> AuditEntry {
+    func auditAlone(_ draft: AuditDraft) async throws(GateError) -> AuditEntry {
+        let entry: AuditEntry
+        do { entry = try await store.writeInOneStep { try audit(draft, db: $0) } } catch {
+            throw Self.storageError(error, "write the audit log (nothing was done)")
+        }
+        try checkpointIfDue()
+        return entry
+    }
+
+    /// ``auditAlone(_:)`` for operations that do not run through the asynchronous path yet.
+    @discardableResult
+    func auditAloneNow(_ draft: AuditDraft) throws(GateError) -> AuditEntry {
         let entry: AuditEntry
         do { entry = try db.write { try audit(draft, db: $0) } } catch { throw Self.storageError(error, "write the audit log (nothing was done)") }
         try checkpointIfDue()

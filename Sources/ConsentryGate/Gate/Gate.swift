@@ -259,12 +259,12 @@ extension Vault {
         let snapshot = policyNow
         guard let policy = snapshot.loaded else {
             let decision = Decision.deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
-            let entry = try auditAlone(draft(request, decision, requestID: requestID, under: snapshot))
+            let entry = try auditAloneNow(draft(request, decision, requestID: requestID, under: snapshot))
             return ScanSummary(decision: .deny, reasons: decision.reasons.map(\.description), auditSequences: [entry.sequence])
         }
         let authorized = policy.authorize(request)
         guard authorized.isPermit, let purpose = request.purpose else {
-            let entry = try auditAlone(draft(request, authorized, requestID: requestID, under: snapshot))
+            let entry = try auditAloneNow(draft(request, authorized, requestID: requestID, under: snapshot))
             return ScanSummary(decision: .deny, reasons: authorized.reasons.map(\.description), auditSequences: [entry.sequence])
         }
         var summary = ScanSummary(decision: .permit, reasons: authorized.reasons.map(\.description))
@@ -382,7 +382,7 @@ extension Vault {
         if !summary.excludedDuringScan.isEmpty {
             var counts = summary.excludedDuringScan.reduce(into: ["delivered": summary.delivered]) { $0["excluded_during_scan.\($1.key)"] = $1.value }
             counts["permitted_at_start"] = summary.permitted
-            let entry = try auditAlone(draft(request, authorized, counts: counts, requestID: requestID, under: snapshot))
+            let entry = try auditAloneNow(draft(request, authorized, counts: counts, requestID: requestID, under: snapshot))
             summary.auditSequences.append(entry.sequence)
         }
         return summary
@@ -445,7 +445,7 @@ extension Vault {
         trace.append("decision: \(decision.effect.rawValue)")
         var explainDraft = draft(request, decision, subject: pseudonym, requestID: requestID, under: snapshot)
         explainDraft.action = .policyExplain
-        try auditAlone(explainDraft)
+        try auditAloneNow(explainDraft)
         return Explanation(decision: decision, trace: trace)
     }
 }

@@ -73,8 +73,8 @@ extension Vault {
     func perform<T>(
         _ request: AccessRequest, requestID: String?, recordedAs action: AuditAction? = nil, decision given: Decision? = nil,
         failure: String, _ work: (inout OperationScope) throws -> T
-    ) throws(GateError) -> T {
-        try performRecorded(request, requestID: requestID, recordedAs: action, decision: given, failure: failure, work).value
+    ) async throws(GateError) -> T {
+        try await performRecorded(request, requestID: requestID, recordedAs: action, decision: given, failure: failure, work).value
     }
 
     /// ``perform(_:requestID:recordedAs:decision:failure:_:)``, also returning the audit entry appended (nil when the
@@ -82,16 +82,18 @@ extension Vault {
     func performRecorded<T>(
         _ request: AccessRequest, requestID: String?, recordedAs action: AuditAction? = nil, decision given: Decision? = nil,
         failure: String, _ work: (inout OperationScope) throws -> T
-    ) throws(GateError) -> (value: T, entry: AuditEntry?) {
+    ) async throws(GateError) -> (value: T, entry: AuditEntry?) {
         // One policy for the operation: the decision and the version its entry records are the same even while a
         // reload swaps the policy.
         let snapshot = policyNow
         let decision = given ?? decide(request, under: snapshot)
         // INVARIANT: deny by default and on error; every denial is audited, through this one path.
-        guard decision.isPermit else { try refuse(request, decision, as: action, requestID: requestID) }
+        guard decision.isPermit else { try await refuse(request, decision, as: action, requestID: requestID) }
         let result: (value: T, entry: AuditEntry?, truncate: Bool, force: Bool)
         do {
-            result = try db.write { db -> (T, AuditEntry?, Bool, Bool) in
+            // The work's statements have not moved behind the store protocol yet: it runs as one step in the
+            // transaction, and its entry is appended in the same transaction.
+            result = try await store.writeInOneStep { db -> (T, AuditEntry?, Bool, Bool) in
                 var scope = OperationScope(
                     db: db, decision: decision, entry: draft(request, decision, requestID: requestID, under: snapshot),
                     append: { [self] draft, db in try audit(draft, db: db) })
@@ -101,9 +103,9 @@ extension Vault {
                 let entry = scope.records ? try audit(scope.entry, db: db) : scope.recorded
                 return (value, entry, scope.truncatesLog, scope.forcesCheckpoint)
             }
-            if result.truncate { _ = try db.writeWithoutTransaction { try $0.checkpoint(.truncate) } }
+            if result.truncate { try await store.purgeDeleted() }
         } catch let refusal as Refusal {
-            try refuse(refusal.request, refusal.decision, as: action, requestID: requestID)
+            try await refuse(refusal.request, refusal.decision, as: action, requestID: requestID)
         } catch {
             throw Self.storageError(error, failure)
         }
@@ -122,19 +124,19 @@ extension Vault {
     func performRead<T>(
         _ request: AccessRequest, requestID: String?, recordedAs action: AuditAction? = nil, failure: String, bestEffort: Bool = false,
         read: (Database) throws -> T, record: (inout AuditDraft, T) -> Void
-    ) throws(GateError) -> T {
+    ) async throws(GateError) -> T {
         let snapshot = policyNow
         let decision = decide(request, under: snapshot)
-        guard decision.isPermit else { try refuse(request, decision, as: action, requestID: requestID) }
+        guard decision.isPermit else { try await refuse(request, decision, as: action, requestID: requestID) }
         let value: T
-        do { value = try db.read { try read($0) } } catch { throw Self.storageError(error, failure) }
+        do { value = try await store.read { try read($0) } } catch { throw Self.storageError(error, failure) }
         var entry = draft(request, decision, requestID: requestID, under: snapshot)
         if let action { entry.action = action }
         record(&entry, value)
         if bestEffort {
-            _ = try? auditAlone(entry)
+            _ = try? await auditAlone(entry)
         } else {
-            try auditAlone(entry)
+            try await auditAlone(entry)
         }
         return value
     }

@@ -57,12 +57,12 @@ extension Vault {
     /// itself is audited after it ran, so it never changes what it checked.
     /// - Parameter expected: (sequence, hash) pairs recorded outside the vault, such as the newest checkpoint that
     ///   `consentry status` printed earlier; the log must still hold each. The configured witness files are checked too.
-    public func verifyAudit(as principal: Principal, expected: [(sequence: Int64, hash: String)] = []) throws(GateError)
+    public func verifyAudit(as principal: Principal, expected: [(sequence: Int64, hash: String)] = []) async throws(GateError)
         -> AuditVerification
     {
         let request = AccessRequest(actor: principal.actor, role: principal.role, action: .auditRead)
         // A log that failed verification still gets the record that someone looked; the chain continues from its end.
-        return try performRead(
+        return try await performRead(
             request, requestID: principal.requestID, failure: "read the audit log", bestEffort: true,
             read: { db in
                 let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit_entry ORDER BY rowid")
@@ -78,9 +78,9 @@ extension Vault {
     }
 
     /// Queries the audit log. Needs `audit_read`; audited.
-    public func queryAudit(_ filter: AuditFilter, as principal: Principal) throws(GateError) -> [AuditEntry] {
+    public func queryAudit(_ filter: AuditFilter, as principal: Principal) async throws(GateError) -> [AuditEntry] {
         let request = AccessRequest(actor: principal.actor, role: principal.role, action: .auditRead)
-        return try performRead(
+        return try await performRead(
             request, requestID: principal.requestID, failure: "query the audit log",
             read: { db in
                 var entries: [AuditEntry] = []
@@ -97,9 +97,9 @@ extension Vault {
     /// does not grow with the log. Needs `audit_read`; audited.
     public func exportAudit(
         _ format: AuditExportFormat, filter: AuditFilter = AuditFilter(limit: Int.max), to output: FileHandle, as principal: Principal
-    ) throws(GateError) -> Int {
+    ) async throws(GateError) -> Int {
         let request = AccessRequest(actor: principal.actor, role: principal.role, action: .auditRead)
-        return try performRead(
+        return try await performRead(
             request, requestID: principal.requestID, failure: "export the audit log",
             read: { db -> Int in
                 var count = 0

@@ -57,11 +57,29 @@ extension Vault {
     }
 
     /// Audits a denied request (recorded as `action` when given) and throws `denied` with the decision's reasons.
-    func refuse(_ request: AccessRequest, _ decision: Decision, as action: AuditAction? = nil, requestID: String?) throws(GateError) -> Never {
+    func refuse(_ request: AccessRequest, _ decision: Decision, as action: AuditAction? = nil, requestID: String?) async throws(GateError)
+        -> Never
+    {
+        try await auditAlone(denial(request, decision, as: action, requestID: requestID))
+        throw Self.denied(decision)
+    }
+
+    /// The audit entry of a denial.
+    func denial(_ request: AccessRequest, _ decision: Decision, as action: AuditAction?, requestID: String?) -> AuditDraft {
         var entry = draft(request, decision, requestID: requestID)
         if let action { entry.action = action }
-        try auditAlone(entry)
-        throw GateError(.denied, "denied: " + decision.reasons.map(\.description).joined(separator: "; "))
+        return entry
+    }
+
+    /// The error a denial throws, with the decision's reasons.
+    static func denied(_ decision: Decision) -> GateError {
+        GateError(.denied, "denied: " + decision.reasons.map(\.description).joined(separator: "; "))
+    }
+
+    /// ``refuse(_:_:as:requestID:)`` for operations that do not run through the asynchronous path yet.
+    func refuse(_ request: AccessRequest, _ decision: Decision, as action: AuditAction? = nil, requestID: String?) throws(GateError) -> Never {
+        try auditAloneNow(denial(request, decision, as: action, requestID: requestID))
+        throw Self.denied(decision)
     }
 
     /// Appends a consent record for one subject. A withdrawal takes effect for every later decision,
@@ -72,7 +90,7 @@ extension Vault {
     @discardableResult
     public func recordConsent(
         _ change: ConsentChange, subject reference: SubjectReference, as principal: Principal
-    ) throws(GateError) -> Int64 {
+    ) async throws(GateError) -> Int64 {
         let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         let request = AccessRequest(actor: actor, role: role, action: .consentWrite, purpose: change.purpose)
         // The grant is decided first: a role without it learns nothing about the purposes' legal bases.
@@ -80,7 +98,7 @@ extension Vault {
         if grant.isPermit, loadedPolicy?.purposes[change.purpose]?.legalBasis != .consent {
             throw GateError(.invalidInput, "purpose `\(change.purpose.rawValue)` does not rest on consent, so it takes no consent records")
         }
-        return try perform(request, requestID: requestID, decision: grant, failure: "record the consent (nothing was written)") { scope -> Int64 in
+        return try await perform(request, requestID: requestID, decision: grant, failure: "record the consent (nothing was written)") { scope -> Int64 in
             let db = scope.db
             guard let subject = try resolve(reference, db: db) else {
                 throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
@@ -108,14 +126,14 @@ extension Vault {
     /// Sets or clears a flag (restriction, objection to a purpose, opt-out of sale/sharing, GPC) for one subject.
     public func recordFlag(
         _ flag: SubjectFlag, purpose: Purpose? = nil, on: Bool, subject reference: SubjectReference, source: String, as principal: Principal
-    ) throws(GateError) {
+    ) async throws(GateError) {
         let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         if flag == .objection && purpose == nil { throw GateError(.invalidInput, "an objection names the purpose objected to; give the purpose") }
         if flag != .objection && purpose != nil {
             throw GateError(.invalidInput, "`\(flag.rawValue)` applies to every purpose; give no purpose")
         }
         let request = AccessRequest(actor: actor, role: role, action: .consentWrite, purpose: purpose)
-        try perform(request, requestID: requestID, recordedAs: .flagWrite, failure: "record the flag (nothing was written)") { scope in
+        try await perform(request, requestID: requestID, recordedAs: .flagWrite, failure: "record the flag (nothing was written)") { scope in
             let db = scope.db
             guard let subject = try resolve(reference, db: db) else {
                 throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
@@ -139,7 +157,7 @@ extension Vault {
     }
 
     /// A subject's consent ledger and flags, for roles that write consent or manage requests. Audited.
-    public func consentHistory(subject reference: SubjectReference, as principal: Principal) throws(GateError)
+    public func consentHistory(subject reference: SubjectReference, as principal: Principal) async throws(GateError)
         -> ConsentHistory
     {
         let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
@@ -149,7 +167,7 @@ extension Vault {
         let manageDecision = decide(AccessRequest(actor: actor, role: role, action: .dsrManage))
         // Denied by both, the refusal gives the consent-write grant's reasons.
         let decision = writeDecision.isPermit ? writeDecision : manageDecision.isPermit ? manageDecision : writeDecision
-        return try perform(request, requestID: requestID, recordedAs: .consentRead, decision: decision, failure: "read the consent history") {
+        return try await perform(request, requestID: requestID, recordedAs: .consentRead, decision: decision, failure: "read the consent history") {
             scope -> ConsentHistory in
             let db = scope.db
             guard let subject = try resolve(reference, db: db) else {

@@ -79,7 +79,7 @@ public struct ArmCounts: Sendable, Codable, Equatable {
 
 extension Vault {
     /// Creates an experiment for `purpose`; the role needs `segment` for it. Audited.
-    public func createExperiment(_ definition: ExperimentDefinition, actor: String) throws(GateError) {
+    public func createExperiment(_ definition: ExperimentDefinition, actor: String) async throws(GateError) {
         guard FieldName.isValid(definition.name) else { throw GateError(.invalidInput, "experiment names are lower-case identifiers") }
         guard definition.arms.count >= 2, definition.arms.allSatisfy({ $0.weight > 0 && FieldName.isValid($0.name) && $0.name != "holdout" }),
             Set(definition.arms.map(\.name)).count == definition.arms.count
@@ -88,7 +88,7 @@ extension Vault {
         }
         guard (0..<1).contains(definition.holdout) else { throw GateError(.invalidInput, "the holdout share is at least 0 and below 1") }
         let request = AccessRequest(actor: actor, role: definition.role, action: .segment, purpose: definition.purpose)
-        try perform(request, requestID: nil, failure: "create the experiment (nothing was stored)") { scope in
+        try await perform(request, requestID: nil, failure: "create the experiment (nothing was stored)") { scope in
             let db = scope.db
             guard try Int.fetchOne(db, sql: "SELECT count(*) FROM experiment WHERE name = ?", arguments: [definition.name]) == 0 else {
                 throw GateError(
@@ -120,10 +120,10 @@ extension Vault {
     }
 
     /// Stores assignments (subject → arm) of an experiment; subjects already assigned keep their arm.
-    public func storeAssignments(_ experiment: ExperimentDefinition, _ arms: [SubjectID: String], as principal: Principal) throws(GateError) -> Int {
+    public func storeAssignments(_ experiment: ExperimentDefinition, _ arms: [SubjectID: String], as principal: Principal) async throws(GateError) -> Int {
         let (actor, role) = (principal.actor, principal.role)
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose)
-        return try perform(request, requestID: principal.requestID, failure: "store the assignments") { scope -> Int in
+        return try await perform(request, requestID: principal.requestID, failure: "store the assignments") { scope -> Int in
             let db = scope.db
             let insert = try db.cachedStatement(
                 sql: "INSERT OR IGNORE INTO experiment_assignment (experiment, subject_id, arm, assigned_at) VALUES (?, ?, ?, ?)")
@@ -141,12 +141,12 @@ extension Vault {
 
     /// Records outcomes (idempotent by id); an outcome of a subject not assigned to the experiment is rejected.
     /// - Returns: (recorded, duplicates, rejected with reasons by line index).
-    public func recordOutcomes(_ experiment: ExperimentDefinition, _ outcomes: [ExperimentOutcome], as principal: Principal) throws(GateError) -> (
+    public func recordOutcomes(_ experiment: ExperimentDefinition, _ outcomes: [ExperimentOutcome], as principal: Principal) async throws(GateError) -> (
         recorded: Int, duplicates: Int, rejected: [(Int, String)]
     ) {
         let (actor, role) = (principal.actor, principal.role)
         let request = AccessRequest(actor: actor, role: role, action: .import)
-        return try perform(request, requestID: principal.requestID, failure: "record the outcomes (nothing was recorded)") { scope in
+        return try await perform(request, requestID: principal.requestID, failure: "record the outcomes (nothing was recorded)") { scope in
             let db = scope.db
             var recorded = 0, duplicates = 0
             var rejected: [(Int, String)] = []
@@ -180,10 +180,10 @@ extension Vault {
     }
 
     /// Aggregated counts per arm for a report. The role needs `segment` for the experiment's purpose; only counts leave.
-    public func experimentCounts(_ experiment: ExperimentDefinition, as principal: Principal) throws(GateError) -> [String: ArmCounts] {
+    public func experimentCounts(_ experiment: ExperimentDefinition, as principal: Principal) async throws(GateError) -> [String: ArmCounts] {
         let (actor, role) = (principal.actor, principal.role)
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose)
-        return try perform(request, requestID: principal.requestID, failure: "read the experiment's counts") { scope in
+        return try await perform(request, requestID: principal.requestID, failure: "read the experiment's counts") { scope in
             let db = scope.db
             var result: [String: ArmCounts] = [:]
             for row in try Row.fetchAll(

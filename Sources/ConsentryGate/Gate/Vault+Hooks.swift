@@ -151,17 +151,17 @@ extension Vault {
     public func writeDerived(
         _ request: AccessRequest, kind: String, name: String, values: [SubjectID: String], replaceAll: Bool = false,
         removing: Set<SubjectID> = [], requestID: String? = nil
-    ) throws(GateError) -> DerivedWriteSummary {
+    ) async throws(GateError) -> DerivedWriteSummary {
         guard FieldName.isValid(kind), FieldName.isValid(name) else {
             throw GateError(.invalidInput, "derived data kind and name must be lower-case identifiers such as `score` and `engagement`")
         }
         // A denial is an answer here, not an error: the summary says so and cites the audited denial.
         let authorized = decide(request)
         guard let policy = loadedPolicy, authorized.isPermit, let purpose = request.purpose else {
-            let entry = try auditAlone(draft(request, authorized.isPermit ? .deny(.purposeRequired) : authorized, requestID: requestID))
+            let entry = try auditAloneNow(draft(request, authorized.isPermit ? .deny(.purposeRequired) : authorized, requestID: requestID))
             return DerivedWriteSummary(decision: .deny, written: 0, skipped: [:], auditSequence: entry.sequence)
         }
-        let (counts, entry) = try performRecorded(
+        let (counts, entry) = try await performRecorded(
             request, requestID: requestID, decision: authorized, failure: "write derived data (nothing was stored)"
         ) { scope -> (written: Int, skipped: [String: Int]) in
             let db = scope.db
@@ -234,10 +234,10 @@ extension Vault {
     public func exportSubject(
         _ reference: SubjectReference, as principal: Principal, purpose: Purpose = .service, reason: String? = nil
     )
-        throws(GateError) -> SubjectExport
+       async throws(GateError) -> SubjectExport
     {
         var sink = InMemoryExportSink()
-        _ = try exportSubject(reference, as: principal, purpose: purpose, reason: reason, into: &sink)
+        _ = try await exportSubject(reference, as: principal, purpose: purpose, reason: reason, into: &sink)
         return sink.export
     }
 
@@ -256,11 +256,11 @@ extension Vault {
     public func exportSubject<Sink: SubjectExportSink>(
         _ reference: SubjectReference, as principal: Principal, purpose: Purpose = .service, reason: String? = nil,
         into sink: inout Sink
-    ) throws(GateError) -> [String: Int] {
+    ) async throws(GateError) -> [String: Int] {
         let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         let request = AccessRequest(actor: actor, role: role, action: .export, purpose: purpose, reason: reason)
         // The export is the subject's own data: the purpose's field list does not limit it, so only the role's grant is checked.
-        return try perform(request, requestID: requestID, failure: "export the subject (nothing was released)") { scope -> [String: Int] in
+        return try await perform(request, requestID: requestID, failure: "export the subject (nothing was released)") { scope -> [String: Int] in
             let db = scope.db
             // The writer's page cache is large for imports; while an export walks a long history it is held
             // small, so that memory stays flat however many events the subject has.
@@ -372,11 +372,11 @@ extension Vault {
     public func eraseSubject(
         _ reference: SubjectReference, as principal: Principal, purpose: Purpose = .service, reason: String? = nil
     )
-        throws(GateError) -> ErasureSummary
+       async throws(GateError) -> ErasureSummary
     {
         let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         let request = AccessRequest(actor: actor, role: role, action: .erase, purpose: purpose, reason: reason)
-        let (deleted, entry) = try performRecorded(request, requestID: requestID, failure: "erase the subject (nothing was erased)") {
+        let (deleted, entry) = try await performRecorded(request, requestID: requestID, failure: "erase the subject (nothing was erased)") {
             scope -> [String: Int] in
             let db = scope.db
             guard let subject = try resolve(reference, db: db) else {

@@ -23,13 +23,13 @@ public struct StoredModel: Sendable, Codable, Equatable {
 extension Vault {
     /// Stores a new version of a model with its metrics; the role needs `score` for the purpose. Audited.
     @discardableResult
-    public func storeModel(name: String, purpose: Purpose, metrics: String, parameters: String, as principal: Principal) throws(GateError)
+    public func storeModel(name: String, purpose: Purpose, metrics: String, parameters: String, as principal: Principal) async throws(GateError)
         -> StoredModel
     {
         let (actor, role) = (principal.actor, principal.role)
         guard FieldName.isValid(name) else { throw GateError(.invalidInput, "model names are lower-case identifiers") }
         let request = AccessRequest(actor: actor, role: role, action: .score, purpose: purpose)
-        return try perform(request, requestID: principal.requestID, failure: "store the model (nothing was stored)") { scope in
+        return try await perform(request, requestID: principal.requestID, failure: "store the model (nothing was stored)") { scope in
             let db = scope.db
             let version = (try Int.fetchOne(db, sql: "SELECT max(version) FROM model WHERE name = ?", arguments: [name]) ?? 0) + 1
             let now = nowMillis

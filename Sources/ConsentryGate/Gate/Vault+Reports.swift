@@ -34,9 +34,9 @@ public enum ReportName: String, Sendable, CaseIterable {
 
 extension Vault {
     /// Generates a compliance report. Needs `audit_read`; audited.
-    public func report(_ name: ReportName, since: Int64? = nil, until: Int64? = nil, as principal: Principal) throws(GateError) -> ComplianceReport {
+    public func report(_ name: ReportName, since: Int64? = nil, until: Int64? = nil, as principal: Principal) async throws(GateError) -> ComplianceReport {
         let request = AccessRequest(actor: principal.actor, role: principal.role, action: .auditRead)
-        return try performRead(
+        return try await performRead(
             request, requestID: principal.requestID, failure: "compute the report",
             read: { db in
                 var report = ComplianceReport(

@@ -30,13 +30,13 @@ extension Vault {
     @discardableResult
     public func defineSegment(
         name: String, purpose: Purpose, rule: String, fields: [String], readsEvents: Bool, as principal: Principal
-    ) throws(GateError) -> StoredSegment {
+    ) async throws(GateError) -> StoredSegment {
         let (actor, role) = (principal.actor, principal.role)
         guard FieldName.isValid(name) else {
             throw GateError(.invalidInput, "segment names are lower-case identifiers such as `running_fans` (letters, digits, `_`)")
         }
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: purpose, fields: fields.compactMap(FieldName.init))
-        return try perform(request, requestID: principal.requestID, failure: "define the segment (nothing was stored)") { scope in
+        return try await perform(request, requestID: principal.requestID, failure: "define the segment (nothing was stored)") { scope in
             let db = scope.db
             let version = (try Int.fetchOne(db, sql: "SELECT version FROM segment WHERE name = ?", arguments: [name]) ?? 0) + 1
             let now = nowMillis

@@ -39,7 +39,7 @@ extension Vault {
     @discardableResult
     public func registerTemplate(
         name: String, purpose: Purpose, format: String, source: String, fields: [String], as principal: Principal
-    ) throws(GateError) -> StoredTemplate {
+    ) async throws(GateError) -> StoredTemplate {
         let (actor, role) = (principal.actor, principal.role)
         guard FieldName.isValid(name) else {
             throw GateError(.invalidInput, "template names are lower-case identifiers such as `welcome_mail` (letters, digits, `_`)")
@@ -59,7 +59,7 @@ extension Vault {
                 decision = .deny(.purposeUndeclared, "`\(purpose.rawValue)`")
             }
         }
-        let stored = try perform(request, requestID: principal.requestID, decision: decision, failure: "register the template (nothing was stored)") {
+        let stored = try await perform(request, requestID: principal.requestID, decision: decision, failure: "register the template (nothing was stored)") {
             scope -> StoredTemplate in
             let db = scope.db
             let version = (try Int.fetchOne(db, sql: "SELECT version FROM template WHERE name = ?", arguments: [name]) ?? 0) + 1

@@ -40,7 +40,7 @@ public enum TokenRefusal: String, Sendable, Error {
 extension Vault {
     /// Creates a token for `role`; returns it once (`cns_<id>_<secret>`). Only a keyed hash of the secret is stored.
     /// Needs `key_admin`; audited as `token_admin`.
-    public func createToken(name: String, role tokenRole: Role, expiresAt: Int64?, as principal: Principal) throws(GateError) -> (
+    public func createToken(name: String, role tokenRole: Role, expiresAt: Int64?, as principal: Principal) async throws(GateError) -> (
         token: String, info: TokenInfo
     ) {
         let trimmed = name.trimmingCharacters(in: .whitespaces)
@@ -54,7 +54,7 @@ extension Vault {
         .replacingOccurrences(of: "=", with: "")
         let now = nowMillis
         let request = AccessRequest(actor: principal.actor, role: principal.role, action: .keyAdmin)
-        try perform(request, requestID: principal.requestID, recordedAs: .tokenAdmin, failure: "create the token (nothing was stored)") { scope in
+        try await perform(request, requestID: principal.requestID, recordedAs: .tokenAdmin, failure: "create the token (nothing was stored)") { scope in
             let secretHash = keys.tokenHashes.hash(tag: 0x60, "\(id)|\(secret)")
             let binding = RecordBinding.token(
                 keys.recordBinding, id: id, name: trimmed, role: tokenRole.rawValue, secretHash: secretHash, expiresAt: expiresAt, revokedAt: nil)
@@ -92,9 +92,9 @@ extension Vault {
     }
 
     /// Revokes a token at once. Needs `key_admin`; audited.
-    public func revokeToken(_ id: String, as principal: Principal) throws(GateError) {
+    public func revokeToken(_ id: String, as principal: Principal) async throws(GateError) {
         let request = AccessRequest(actor: principal.actor, role: principal.role, action: .keyAdmin)
-        try perform(request, requestID: principal.requestID, recordedAs: .tokenAdmin, failure: "revoke the token") { scope in
+        try await perform(request, requestID: principal.requestID, recordedAs: .tokenAdmin, failure: "revoke the token") { scope in
             guard
                 let row = try Row.fetchOne(
                     scope.db, sql: "SELECT \(RecordBinding.tokenColumns) FROM api_token WHERE id = ? AND revoked_at IS NULL", arguments: [id])

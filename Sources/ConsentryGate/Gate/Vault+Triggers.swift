@@ -65,14 +65,14 @@ public struct QueuedTrigger: Sendable, Codable, Equatable {
 extension Vault {
     /// Defines a trigger. The role needs `segment` for the purpose (a trigger is a behavioral segment in time). Audited.
     @discardableResult
-    public func defineTrigger(name: String, kind: String, purpose: Purpose, delay: Int64, as principal: Principal) throws(GateError)
+    public func defineTrigger(name: String, kind: String, purpose: Purpose, delay: Int64, as principal: Principal) async throws(GateError)
         -> TriggerDefinition
     {
         let (actor, role) = (principal.actor, principal.role)
         guard FieldName.isValid(name) else { throw GateError(.invalidInput, "trigger names are lower-case identifiers") }
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: purpose)
         let now = nowMillis
-        try perform(request, requestID: principal.requestID, failure: "define the trigger (nothing was stored)") { scope in
+        try await perform(request, requestID: principal.requestID, failure: "define the trigger (nothing was stored)") { scope in
             try scope.db.execute(
                 sql: """
                     INSERT INTO trigger_def (name, kind, purpose, delay_ms, role, defined_by, defined_at) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -106,12 +106,12 @@ extension Vault {
     /// check means no entry); an occurrence already queued is not queued again. One audit entry holds the subject set.
     /// - Returns: (fired, already fired, skipped by the gate).
     @discardableResult
-    public func enqueueTriggers(_ trigger: TriggerDefinition, occurrences: [TriggerOccurrence], actor: String) throws(GateError) -> (
+    public func enqueueTriggers(_ trigger: TriggerDefinition, occurrences: [TriggerOccurrence], actor: String) async throws(GateError) -> (
         fired: Int, duplicates: Int, skipped: Int
     ) {
         guard !occurrences.isEmpty else { return (0, 0, 0) }
         let request = AccessRequest(actor: actor, role: trigger.role, action: .segment, purpose: trigger.purpose)
-        return try perform(request, requestID: nil, failure: "queue the trigger (nothing was queued)") { scope -> (Int, Int, Int) in
+        return try await perform(request, requestID: nil, failure: "queue the trigger (nothing was queued)") { scope -> (Int, Int, Int) in
             let db = scope.db
             // The policy the decision was taken under; a reload that broke it since denies, audited.
             guard let policy = loadedPolicy else { throw Refusal(request: request, decision: decide(request)) }
@@ -166,12 +166,12 @@ extension Vault {
 
     /// Pending queue entries (oldest first), for a role that may render for the trigger's purpose. Audited with the set
     /// of subjects released; entries of subjects whose consent was withdrawn since they fired are withheld.
-    public func triggerQueue(trigger name: String? = nil, limit: Int = 100, as principal: Principal) throws(GateError) -> [QueuedTrigger] {
+    public func triggerQueue(trigger name: String? = nil, limit: Int = 100, as principal: Principal) async throws(GateError) -> [QueuedTrigger] {
         let (actor, role) = (principal.actor, principal.role)
         // A policy that does not load denies every queue: say so (audited) rather than answer with an empty list.
         if loadedPolicy == nil {
             let request = AccessRequest(actor: actor, role: role, action: .render)
-            try refuse(request, decide(request), requestID: principal.requestID)
+            try await refuse(request, decide(request), requestID: principal.requestID)
         }
         var result: [QueuedTrigger] = []
         for trigger in try triggerDefinitions() where name == nil || trigger.name == name {
@@ -180,7 +180,7 @@ extension Vault {
             // is audited and thrown.
             let decision = decide(request)
             guard decision.isPermit || name != nil else { continue }
-            result += try perform(request, requestID: principal.requestID, decision: decision, failure: "read the trigger queue") {
+            await result += try perform(request, requestID: principal.requestID, decision: decision, failure: "read the trigger queue") {
                 scope -> [QueuedTrigger] in
                 let db = scope.db
                 guard let policy = loadedPolicy else { throw Refusal(request: request, decision: decide(request)) }
@@ -234,16 +234,16 @@ extension Vault {
     }
 
     /// Marks a queue entry handled. Needs `render` for the trigger's purpose.
-    public func acknowledgeTrigger(_ id: Int64, as principal: Principal) throws(GateError) {
+    public func acknowledgeTrigger(_ id: Int64, as principal: Principal) async throws(GateError) {
         let (actor, role) = (principal.actor, principal.role)
         let definitions = try triggerDefinitions()
         let name: String?
-        do { name = try db.read { try String.fetchOne($0, sql: "SELECT trigger FROM trigger_queue WHERE id = ?", arguments: [id]) } } catch {
+        do { name = try await db.read { try String.fetchOne($0, sql: "SELECT trigger FROM trigger_queue WHERE id = ?", arguments: [id]) } } catch {
             throw Self.storageError(error, "acknowledge the trigger")
         }
         guard let name, let trigger = definitions.first(where: { $0.name == name }) else { throw GateError(.notFound, "no queued trigger \(id)") }
         let request = AccessRequest(actor: actor, role: role, action: .render, purpose: trigger.purpose)
-        try perform(request, requestID: principal.requestID, failure: "acknowledge the trigger") { scope in
+        try await perform(request, requestID: principal.requestID, failure: "acknowledge the trigger") { scope in
             try scope.db.execute(
                 sql: "UPDATE trigger_queue SET acknowledged_at = ? WHERE id = ? AND acknowledged_at IS NULL", arguments: [nowMillis, id])
             scope.entry.reasons.append("trigger queue entry \(id) acknowledged")

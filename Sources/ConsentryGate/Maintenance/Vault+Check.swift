@@ -96,7 +96,7 @@ extension Vault {
         entry.fields = names.map(\.rawValue)
         entry.reasons.append(report.passed ? "passed" : "failed")
         // A damaged vault may not take the entry; the report must still reach the operator.
-        do { try auditAlone(entry) } catch { report.problems.append("the check could not be recorded in the audit log: \(error.message)") }
+        do { try auditAloneNow(entry) } catch { report.problems.append("the check could not be recorded in the audit log: \(error.message)") }
         return report
     }
 }

@@ -98,7 +98,7 @@ extension Vault {
             try loadKEKs()
             var entry = draft(AccessRequest(actor: actor, role: role, action: .keyAdmin), decision, counts: ["rewrapped": rewrapped], requestID: nil)
             entry.reasons.append("key-encryption key \(fromVersion) → \(toVersion)" + (resumed ? " (finished an interrupted rotation)" : ""))
-            try auditAlone(entry)
+            try auditAloneNow(entry)
             return RotationReport(fromVersion: fromVersion, toVersion: toVersion, rewrapped: rewrapped, resumed: resumed)
         } catch let error as CryptoError {
             throw GateError(.key, error.message)

@@ -159,13 +159,13 @@ extension Vault {
     /// erases nothing more and returns the pending receipt.
     ///
     /// Needs `dsr_manage` and `erase` for `service`.
-    public func eraseForRequest(_ id: String, as principal: Principal) throws(GateError) -> (record: RequestRecord, receipt: ErasureReceipt) {
+    public func eraseForRequest(_ id: String, as principal: Principal) async throws(GateError) -> (record: RequestRecord, receipt: ErasureReceipt) {
         let (actor, role) = (principal.actor, principal.role)
         let manage = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         let request = AccessRequest(actor: actor, role: role, action: .erase, purpose: .service)
         let rights = loadedPolicy?.rights ?? RightsPolicy()
         // Forced either way: the record of an erasure (or of a retried one) leaves for the checkpoints at once.
-        return try perform(request, requestID: id, failure: "erase the subject of request \(id) (nothing was erased)") {
+        return try await perform(request, requestID: id, failure: "erase the subject of request \(id) (nothing was erased)") {
             scope -> (RequestRecord, ErasureReceipt) in
             let db = scope.db
             scope.forcesCheckpoint = true
@@ -250,13 +250,13 @@ extension Vault {
     /// was found and call it again. On a request already completed it verifies again and returns the signed receipt.
     ///
     /// Needs `dsr_manage`.
-    public func completeErasure(_ id: String, as principal: Principal) throws(GateError) -> (
+    public func completeErasure(_ id: String, as principal: Principal) async throws(GateError) -> (
         record: RequestRecord, receipt: SignedReceipt?, verification: ErasureVerification
     ) {
         let (actor, role) = (principal.actor, principal.role)
         let verification = try verifyErasure(id, as: Principal(actor: actor, role: role))
         let request = AccessRequest(actor: actor, role: role, action: .dsrManage)
-        let result = try perform(request, requestID: id, failure: "complete the erasure of request \(id)") {
+        let result = try await perform(request, requestID: id, failure: "complete the erasure of request \(id)") {
             scope -> (RequestRecord, SignedReceipt?) in
             let db = scope.db
             let record = try loadRequest(id, db: db)

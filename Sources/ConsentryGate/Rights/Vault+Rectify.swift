@@ -13,14 +13,14 @@ extension Vault {
     /// - Returns: the fields whose value changed.
     public func rectify(
         _ reference: SubjectReference, values: [String: String], as principal: Principal
-    ) throws(GateError) -> [String] {
+    ) async throws(GateError) -> [String] {
         let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
         let request = AccessRequest(actor: actor, role: role, action: .rectify, purpose: .service)
         // Denied before the values are looked at: a role without the grant learns nothing from the validation.
         let decision = decide(request)
-        guard decision.isPermit else { try refuse(request, decision, requestID: requestID) }
+        guard decision.isPermit else { try await refuse(request, decision, requestID: requestID) }
         let normalized = try validateCorrections(values)
-        return try perform(request, requestID: requestID, decision: decision, failure: "rectify the subject (nothing was changed)") {
+        return try await perform(request, requestID: requestID, decision: decision, failure: "rectify the subject (nothing was changed)") {
             scope -> [String] in
             let db = scope.db
             guard let subject = try resolve(reference, db: db) else {

@@ -157,7 +157,7 @@ extension Vault {
     public func openRequest(
         type: RequestType, regime: Regime, identifiers: RequestIdentifiers, details: String?, idempotencyKey: String? = nil,
         as principal: Principal, deadlines: (Int64) -> (due: Int64, confirmBy: Int64?)
-    ) throws(GateError) -> RequestRecord {
+    ) async throws(GateError) -> RequestRecord {
         let (actor, role) = (principal.actor, principal.role)
         let request = AccessRequest(actor: actor, role: role, action: .dsrManage)
         var lookups: [IdentityLookup] = []
@@ -177,7 +177,7 @@ extension Vault {
         if let key = idempotencyKey, key.isEmpty || key.count > 200 {
             throw GateError(.invalidInput, "the idempotency key must be 1 to 200 characters")
         }
-        let record = try perform(request, requestID: nil, failure: "open the request (nothing was stored)") { scope -> RequestRecord in
+        let record = try await perform(request, requestID: nil, failure: "open the request (nothing was stored)") { scope -> RequestRecord in
             let db = scope.db
             if let key = idempotencyKey,
                 let existing = try String.fetchOne(db, sql: "SELECT id FROM dsr_request WHERE idempotency_key = ?", arguments: [key])
@@ -239,10 +239,10 @@ extension Vault {
     /// Fail closed: a request cannot become `in_progress` or `completed` unless it was verified, whatever `body` does.
     public func updateRequest(
         _ id: String, as principal: Principal, _ body: (inout RequestRecord) throws(GateError) -> String
-    ) throws(GateError) -> RequestRecord {
+    ) async throws(GateError) -> RequestRecord {
         let (actor, role) = (principal.actor, principal.role)
         let request = AccessRequest(actor: actor, role: role, action: .dsrManage)
-        let record = try perform(request, requestID: id, failure: "update request \(id) (nothing was changed)") { scope -> RequestRecord in
+        let record = try await perform(request, requestID: id, failure: "update request \(id) (nothing was changed)") { scope -> RequestRecord in
             let db = scope.db
             var record = try loadRequest(id, db: db)
             let step = try body(&record)
@@ -267,14 +267,14 @@ extension Vault {
 
     /// Issues a new one-time verification code for a request (any earlier code stops working) and returns it once.
     /// Only its keyed hash is stored; it expires after `rights.yaml` `code_ttl_hours`.
-    public func issueVerificationCode(_ id: String, as principal: Principal) throws(GateError) -> (record: RequestRecord, code: String) {
+    public func issueVerificationCode(_ id: String, as principal: Principal) async throws(GateError) -> (record: RequestRecord, code: String) {
         let (actor, role) = (principal.actor, principal.role)
         let request = AccessRequest(actor: actor, role: role, action: .dsrManage)
         let ttl = Int64(loadedPolicy?.rights.codeTTLHours ?? 24) * 3_600_000
         // 8 decimal digits from 64 random bits: the modulo bias is below 10^-11.
         let random = SecureRandom.bytes(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         let code = String(format: "%08llu", random % 100_000_000)
-        let record = try perform(request, requestID: id, failure: "issue a verification code (none was issued)") { scope -> RequestRecord in
+        let record = try await perform(request, requestID: id, failure: "issue a verification code (none was issued)") { scope -> RequestRecord in
             let db = scope.db
             let current = try loadRequest(id, db: db)
             guard current.status == .received || current.status == .verifying else {
@@ -297,13 +297,13 @@ extension Vault {
     }
 
     /// Checks a verification code. A wrong code counts an attempt (audited); after `max_attempts` the code is locked.
-    public func checkVerificationCode(_ id: String, code: String, as principal: Principal) throws(GateError) -> (
+    public func checkVerificationCode(_ id: String, code: String, as principal: Principal) async throws(GateError) -> (
         record: RequestRecord, check: CodeCheck
     ) {
         let (actor, role) = (principal.actor, principal.role)
         let request = AccessRequest(actor: actor, role: role, action: .dsrManage)
         let maxAttempts = loadedPolicy?.rights.maxAttempts ?? 5
-        let result = try perform(request, requestID: id, failure: "check the verification code") { scope -> (RequestRecord, CodeCheck) in
+        let result = try await perform(request, requestID: id, failure: "check the verification code") { scope -> (RequestRecord, CodeCheck) in
             let db = scope.db
             let current = try loadRequest(id, db: db)
             guard current.status == .verifying,
@@ -344,10 +344,10 @@ extension Vault {
 
     /// The details given when the request was opened (personal data: the caller must not log them). Reading them
     /// is audited as a step of the request, in the same transaction, before they are returned.
-    public func requestDetails(_ id: String, as principal: Principal) throws(GateError) -> String? {
+    public func requestDetails(_ id: String, as principal: Principal) async throws(GateError) -> String? {
         let (actor, role) = (principal.actor, principal.role)
         let request = AccessRequest(actor: actor, role: role, action: .dsrManage)
-        return try perform(request, requestID: id, failure: "read the request") { scope -> String? in
+        return try await perform(request, requestID: id, failure: "read the request") { scope -> String? in
             guard let details = try openRequestData(id, db: scope.db)?.details else {
                 scope.records = false
                 return nil
@@ -361,7 +361,7 @@ extension Vault {
     /// `keep_identifiers_days`, and the records (and export files) of requests closed longer than `keep_records_months`.
     /// - Returns: (identifiers deleted, records deleted).
     @discardableResult
-    public func expireRequestData(as principal: Principal) throws(GateError) -> (identifiers: Int, records: Int) {
+    public func expireRequestData(as principal: Principal) async throws(GateError) -> (identifiers: Int, records: Int) {
         let (actor, role) = (principal.actor, principal.role)
         let request = AccessRequest(actor: actor, role: role, action: .dsrManage)
         let rights = loadedPolicy?.rights ?? RightsPolicy()
@@ -373,7 +373,7 @@ extension Vault {
             calendar.date(byAdding: .month, value: -rights.keepRecordsMonths, to: Date(timeIntervalSince1970: Double(now) / 1000))
             .map { Int64($0.timeIntervalSince1970 * 1000) } ?? 0
         var files: [String] = []
-        let result = try perform(request, requestID: principal.requestID, failure: "apply the request retention") { scope -> (Int, Int) in
+        let result = try await perform(request, requestID: principal.requestID, failure: "apply the request retention") { scope -> (Int, Int) in
             let db = scope.db
             try db.execute(
                 sql: """

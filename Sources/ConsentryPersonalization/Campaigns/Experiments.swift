@@ -86,9 +86,9 @@ public struct ExperimentDesk: Sendable {
     }
 
     /// Creates an experiment.
-    public func create(name: String, purpose: Purpose, arms: [ExperimentDefinition.Arm], holdout: Double) throws(GateError) -> ExperimentDefinition {
+    public func create(name: String, purpose: Purpose, arms: [ExperimentDefinition.Arm], holdout: Double) async throws(GateError) -> ExperimentDefinition {
         let definition = ExperimentDefinition(name: name, purpose: purpose, arms: arms, holdout: holdout, role: role)
-        try vault.createExperiment(definition, actor: actor)
+        try await vault.createExperiment(definition, actor: actor)
         return definition
     }
 
@@ -99,28 +99,28 @@ public struct ExperimentDesk: Sendable {
 
     /// Assigns every subject the gate admits for the experiment's purpose (consent, flags); earlier assignments stay.
     /// - Returns: new assignments per arm.
-    public func assign(_ name: String) throws(GateError) -> [String: Int] {
+    public func assign(_ name: String) async throws(GateError) -> [String: Int] {
         let experiment = try load(name)
         var arms: [SubjectID: String] = [:]
         let summary = try vault.scan(AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose)) { member, _ in
             arms[member.subject] = Self.arm(experiment: experiment, pseudonym: member.assignmentKey)
         }
         guard summary.decision == .permit else { throw GateError(.denied, "denied: " + summary.reasons.joined(separator: "; ")) }
-        _ = try vault.storeAssignments(experiment, arms, as: principal)
+        _ = try await vault.storeAssignments(experiment, arms, as: principal)
         return arms.values.reduce(into: [:]) { $0[$1, default: 0] += 1 }
     }
 
     /// Records outcomes.
-    public func record(_ name: String, _ outcomes: [ExperimentOutcome]) throws(GateError) -> (
+    public func record(_ name: String, _ outcomes: [ExperimentOutcome]) async throws(GateError) -> (
         recorded: Int, duplicates: Int, rejected: [(Int, String)]
     ) {
-        try vault.recordOutcomes(try load(name), outcomes, as: principal)
+        try await vault.recordOutcomes(try load(name), outcomes, as: principal)
     }
 
     /// The report.
-    public func report(_ name: String) throws(GateError) -> ExperimentReport {
+    public func report(_ name: String) async throws(GateError) -> ExperimentReport {
         let experiment = try load(name)
-        let counts = try vault.experimentCounts(experiment, as: principal)
+        let counts = try await vault.experimentCounts(experiment, as: principal)
         var arms: [ExperimentReport.Arm] = []
         for armName in experiment.arms.map(\.name) + ["holdout"] {
             guard let c = counts[armName] else { continue }

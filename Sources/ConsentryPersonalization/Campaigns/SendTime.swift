@@ -49,7 +49,7 @@ public struct SendTimeDesk: Sendable {
     static func best(_ histogram: [Double]) -> Int { histogram.indices.max { (histogram[$0], -$0) < (histogram[$1], -$1) } ?? 0 }
 
     /// Computes and stores (`recommendation/send_time`) the best hour for every admitted subject. Returns counts per source.
-    public func compute(now: Date = Date()) throws(GateError) -> [String: Int] {
+    public func compute(now: Date = Date()) async throws(GateError) -> [String: Int] {
         let request = AccessRequest(actor: actor, role: role, action: .recommend, purpose: .personalization, fields: ["country"])
         var own: [SubjectID: [Double]] = [:]
         var country: [SubjectID: String] = [:]
@@ -86,7 +86,7 @@ public struct SendTimeDesk: Sendable {
             values[subject] = (try? encoder.encode(time)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
             sources[time.source, default: 0] += 1
         }
-        _ = try vault.writeDerived(
+        _ = try await vault.writeDerived(
             AccessRequest(actor: actor, role: role, action: .recommend, purpose: .personalization), kind: "recommendation", name: "send_time",
             values: values, replaceAll: true)
         return sources

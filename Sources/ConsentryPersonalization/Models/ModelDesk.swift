@@ -103,7 +103,7 @@ public struct ModelDesk: Sendable {
     /// Trains the propensity to purchase within 30 days: features at (now − 30 days), label = a purchase since; splits
     /// subjects 70/15/15 by id, picks the threshold with the best F1 on validation, reports test metrics, stores the
     /// model version, then scores every admitted subject on its features now.
-    public func trainPropensity(now: Date = Date()) throws(GateError) -> PropensityReport {
+    public func trainPropensity(now: Date = Date()) async throws(GateError) -> PropensityReport {
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         let cutoff = nowMillis - 30 * Self.day
         var rows: [(id: SubjectID, past: [Double], label: Bool, current: [Double])] = []
@@ -145,12 +145,12 @@ public struct ModelDesk: Sendable {
             (try? encoder.encode(["features": Self.propensityFeatures] as [String: [String]])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         let weights =
             (try? encoder.encode(PropensityParameters(model: model, scaler: scaler))).map { String(decoding: $0, as: UTF8.self) } ?? parameters
-        report.version = try vault.storeModel(
+        report.version = try await vault.storeModel(
             name: "propensity", purpose: .profiling, metrics: metrics, parameters: weights, as: principal
         ).version
         var values: [SubjectID: String] = [:]
         for row in rows { values[row.id] = String(format: "%.4f", model.probability(scaler.apply(row.current))) }
-        report.scored = try vault.writeDerived(request, kind: "score", name: "propensity", values: values, replaceAll: true).written
+        report.scored = try await vault.writeDerived(request, kind: "score", name: "propensity", values: values, replaceAll: true).written
         return report
     }
 
@@ -163,7 +163,7 @@ public struct ModelDesk: Sendable {
     /// Clusters admitted subjects on recency, frequency, monetary value and engagement (log-scaled, standardized) with
     /// K-Means for k = 2…8, keeps the k with the best silhouette (on a sample of up to 1,000), labels each cluster by
     /// its centroid, stores the model and each subject's label as `score/cluster`.
-    public func cluster(now: Date = Date(), seed: UInt64 = 2026) throws(GateError) -> ClusterReport {
+    public func cluster(now: Date = Date(), seed: UInt64 = 2026) async throws(GateError) -> ClusterReport {
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         var ids: [SubjectID] = []
         var raw: [[Double]] = []
@@ -210,10 +210,10 @@ public struct ModelDesk: Sendable {
         encoder.outputFormatting = [.sortedKeys]
         let metrics = (try? encoder.encode(report)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         let parameters = (try? encoder.encode(["centroids": chosen.model.centroids])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        report.version = try vault.storeModel(
+        report.version = try await vault.storeModel(
             name: "clusters", purpose: .profiling, metrics: metrics, parameters: parameters, as: principal
         ).version
-        report.scored = try vault.writeDerived(request, kind: "score", name: "cluster", values: values, replaceAll: true).written
+        report.scored = try await vault.writeDerived(request, kind: "score", name: "cluster", values: values, replaceAll: true).written
         return report
     }
 

@@ -145,7 +145,7 @@ public struct RecommendationDesk: Sendable {
     /// Computes top-`count` recommendations for every admitted subject from the last year of views, cart adds and
     /// purchases; stores them (JSON) as `recommendation/top`. With `evaluate`, first measures Precision@k and Recall@k
     /// by holding out each subject's most recent item.
-    public func run(count: Int = 5, evaluate: Bool = false, now: Date = Date()) throws(GateError) -> Run {
+    public func run(count: Int = 5, evaluate: Bool = false, now: Date = Date()) async throws(GateError) -> Run {
         let request = AccessRequest(actor: actor, role: role, action: .recommend, purpose: .personalization)
         var histories: [SubjectID: History] = [:]
         var categories: [String: String] = [:]
@@ -175,7 +175,7 @@ public struct RecommendationDesk: Sendable {
             let items = model.recommend(history.interactions, purchased: history.purchased, count: count)
             values[subject] = (try? encoder.encode(items)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
         }
-        run.stored = try vault.writeDerived(request, kind: "recommendation", name: "top", values: values, replaceAll: true).written
+        run.stored = try await vault.writeDerived(request, kind: "recommendation", name: "top", values: values, replaceAll: true).written
         return run
     }
 

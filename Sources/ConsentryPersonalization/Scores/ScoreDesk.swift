@@ -45,7 +45,7 @@ public struct ScoreDesk: Sendable {
         try vault.scanBehavior(request, eventsSince: since) { member, _, events in body(member.subject, events) }
     }
 
-    func finish(_ name: String, _ summary: ScanSummary, _ values: [String: [SubjectID: String]], distribution: [String: Double]) throws(GateError)
+    func finish(_ name: String, _ summary: ScanSummary, _ values: [String: [SubjectID: String]], distribution: [String: Double]) async throws(GateError)
         -> ScoreRun
     {
         var run = ScoreRun(
@@ -53,14 +53,14 @@ public struct ScoreDesk: Sendable {
             excluded: summary.excluded.merging(summary.excludedDuringScan, uniquingKeysWith: +), distribution: distribution)
         guard summary.decision == .permit else { return run }
         for (key, stored) in values.sorted(by: { $0.key < $1.key }) {
-            let write = try vault.writeDerived(request, kind: "score", name: key, values: stored, replaceAll: true)
+            let write = try await vault.writeDerived(request, kind: "score", name: key, values: stored, replaceAll: true)
             run.scored = max(run.scored, write.written)
         }
         return run
     }
 
     /// The engagement score of every admitted subject (weights per event type, halved every `halfLifeDays`).
-    public func engagement(_ engagement: Engagement = Engagement(), now: Date = Date()) throws(GateError) -> ScoreRun {
+    public func engagement(_ engagement: Engagement = Engagement(), now: Date = Date()) async throws(GateError) -> ScoreRun {
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         var scores: [SubjectID: Double] = [:]
         let summary = try scan(since: nowMillis - Engagement.horizon) { subject, events in
@@ -68,7 +68,7 @@ public struct ScoreDesk: Sendable {
         }
         let sorted = scores.values.sorted()
         func quantile(_ q: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * q))] }
-        return try finish(
+        return try await finish(
             "engagement", summary, ["engagement": scores.mapValues { String(format: "%.2f", $0) }],
             distribution: ["p25": quantile(0.25), "median": quantile(0.5), "p75": quantile(0.75), "p90": quantile(0.9), "max": sorted.last ?? 0])
     }
@@ -127,7 +127,7 @@ public struct ScoreDesk: Sendable {
     }
 
     /// RFM quintiles and labels of every admitted subject with at least one purchase.
-    public func rfm(now: Date = Date()) throws(GateError) -> ScoreRun {
+    public func rfm(now: Date = Date()) async throws(GateError) -> ScoreRun {
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         var inputs: [SubjectID: RFMInput] = [:]
         let summary = try scan(since: nil) { subject, events in
@@ -144,7 +144,7 @@ public struct ScoreDesk: Sendable {
         let scores = Self.rfm(inputs)
         var labels: [String: Double] = [:]
         for (_, s) in scores { labels[s.label, default: 0] += 1 }
-        return try finish(
+        return try await finish(
             "rfm", summary,
             ["rfm": scores.mapValues { "\($0.r)\($0.f)\($0.m)" }, "rfm_label": scores.mapValues(\.label)], distribution: labels)
     }

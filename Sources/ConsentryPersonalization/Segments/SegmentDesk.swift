@@ -79,7 +79,7 @@ public struct SegmentDesk: Sendable {
 
     /// Defines (or redefines) a segment for `purpose`: checks names against the vault's fields, references and cycles;
     /// the gate then refuses a field the purpose does not allow.
-    public func define(name: String, purpose: Purpose, rule: SegmentRule) throws(GateError) -> StoredSegment {
+    public func define(name: String, purpose: Purpose, rule: SegmentRule) async throws(GateError) -> StoredSegment {
         let known = Set(vault.profileFieldNames)
         let identifiers = Set(vault.schema.fields.filter { $0.identityKind != nil }.map(\.name.rawValue))
         var problems: [String] = []
@@ -104,7 +104,7 @@ public struct SegmentDesk: Sendable {
         var existing = try rules()
         existing[name] = nil
         let fields = try closure(of: rule, named: name, in: existing)
-        return try vault.defineSegment(
+        return try await vault.defineSegment(
             name: name, purpose: purpose, rule: rule.text, fields: fields.sorted(),
             readsEvents: rule.readsEvents || rule.segmentReferences.contains { existing[$0]?.1.readsEvents == true },
             as: principal)
@@ -112,12 +112,12 @@ public struct SegmentDesk: Sendable {
 
     /// Runs a segment through the gate: every admitted subject is evaluated, members are returned as pseudonyms and (with
     /// `store`) stored as derived data `segment/<name>`, replacing the previous members.
-    public func run(_ name: String, store: Bool = true, now: Date = Date()) throws(GateError) -> SegmentRun {
-        try evaluate(name, store: store, now: now).run
+    public func run(_ name: String, store: Bool = true, now: Date = Date()) async throws(GateError) -> SegmentRun {
+        try await evaluate(name, store: store, now: now).run
     }
 
     /// ``run(_:store:now:)`` with the members' internal ids, which never leave this module, and the segment's purpose.
-    private func evaluate(_ name: String, store: Bool, now: Date) throws(GateError) -> (run: SegmentRun, members: Set<SubjectID>, purpose: Purpose) {
+    private func evaluate(_ name: String, store: Bool, now: Date) async throws(GateError) -> (run: SegmentRun, members: Set<SubjectID>, purpose: Purpose) {
         let all = try rules()
         guard let (segment, rule) = all[name] else {
             throw GateError(.notFound, "no segment `\(name.prefix(64))`; `consentry segment list` shows the defined ones")
@@ -153,7 +153,7 @@ public struct SegmentDesk: Sendable {
             excluded: summary.excluded.merging(summary.excludedDuringScan, uniquingKeysWith: +), stored: 0)
         guard summary.decision == .permit else { return (run, [], segment.purpose) }
         if store {
-            let write = try vault.writeDerived(
+            let write = try await vault.writeDerived(
                 AccessRequest(actor: actor, role: role, action: .segment, purpose: segment.purpose), kind: "segment", name: name, values: members,
                 replaceAll: true)
             run.stored = write.written
@@ -175,7 +175,7 @@ public struct SegmentDesk: Sendable {
     /// Members of two segments and their overlap, as counts (each segment is run through the gate; nothing is stored).
     /// Both segments must serve the same purpose: an overlap across purposes would join one purpose's results with
     /// another's, which the policy keeps apart.
-    public func overlap(_ a: String, _ b: String, now: Date = Date()) throws(GateError) -> (a: Int, b: Int, both: Int, jaccard: Double) {
+    public func overlap(_ a: String, _ b: String, now: Date = Date()) async throws(GateError) -> (a: Int, b: Int, both: Int, jaccard: Double) {
         let known = try rules()
         for name in [a, b] where known[name] == nil {
             throw GateError(.notFound, "no segment `\(name.prefix(64))`; `consentry segment list` shows the defined ones")
@@ -187,7 +187,7 @@ public struct SegmentDesk: Sendable {
                 "denied: `\(a.prefix(64))` serves \(purposeA.rawValue) and `\(b.prefix(64))` serves \(purposeB.rawValue); an overlap would join results across purposes, so compare segments of one purpose"
             )
         }
-        let firstRun = try evaluate(a, store: false, now: now), secondRun = try evaluate(b, store: false, now: now)
+        let firstRun = try await evaluate(a, store: false, now: now), secondRun = try await evaluate(b, store: false, now: now)
         for run in [firstRun.run, secondRun.run] where run.decision != .permit {
             throw GateError(.denied, "denied: " + run.reasons.joined(separator: "; "))
         }
@@ -201,7 +201,7 @@ public struct SegmentDesk: Sendable {
     /// that defined it, and updates their stored memberships: the incremental path that keeps segments current without
     /// a full re-scan. Returns how many memberships were added or confirmed per segment.
     @discardableResult
-    public func refresh(subjects: Set<SubjectID>, now: Date = Date()) throws(GateError) -> [String: Int] {
+    public func refresh(subjects: Set<SubjectID>, now: Date = Date()) async throws(GateError) -> [String: Int] {
         guard !subjects.isEmpty else { return [:] }
         let all = try rules()
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
@@ -218,7 +218,7 @@ public struct SegmentDesk: Sendable {
                 if evaluator.holds(rule, profile: profile, events: events) { members[member.subject] = Normalize.formatTimestamp(millis: nowMillis) }
             }
             guard summary.decision == .permit else { continue }
-            let write = try vault.writeDerived(
+            let write = try await vault.writeDerived(
                 AccessRequest(actor: actor, role: segment.role, action: .segment, purpose: segment.purpose), kind: "segment", name: name,
                 values: members, removing: subjects)
             result[name] = write.written

@@ -48,12 +48,12 @@ public struct TemplateDesk: Sendable {
 
     /// Compiles and registers a template for `purpose`; refused when it reads a field the purpose does not allow.
     /// - Throws: ``GateError`` `invalidInput` with the template error's line and column, or `denied` from the gate.
-    public func register(name: String, purpose: Purpose, format: LiquidTemplate.Format, source: String) throws(GateError) -> StoredTemplate {
+    public func register(name: String, purpose: Purpose, format: LiquidTemplate.Format, source: String) async throws(GateError) -> StoredTemplate {
         let template: LiquidTemplate
         do { template = try compile(source, format: format) } catch {
             throw GateError(.invalidInput, "the template does not compile: \(error)")
         }
-        return try vault.registerTemplate(
+        return try await vault.registerTemplate(
             name: name, purpose: purpose, format: format.rawValue, source: source, fields: template.fields, as: principal)
     }
 

@@ -95,16 +95,16 @@ public struct TriggerDesk: Sendable {
     }
 
     /// Defines a trigger for `purpose`.
-    public func define(name: String, kind: TriggerKind, purpose: Purpose, delay: Int64? = nil) throws(GateError) -> TriggerDefinition {
+    public func define(name: String, kind: TriggerKind, purpose: Purpose, delay: Int64? = nil) async throws(GateError) -> TriggerDefinition {
         if let delay, delay <= 0 || delay > 30 * 86_400_000 { throw GateError(.invalidInput, "a trigger delay is between 1 minute and 30 days") }
-        return try vault.defineTrigger(
+        return try await vault.defineTrigger(
             name: name, kind: kind.rawValue, purpose: purpose, delay: delay ?? kind.defaultDelay, as: principal)
     }
 
     /// Checks every trigger (for `subjects` only, when given) and queues occurrences whose delay has passed. Events from
     /// before a trigger was defined, or older than a week, never fire it. Each check scans through the gate in the role
     /// that defined the trigger, and consent is checked again as each occurrence is queued.
-    public func check(subjects: Set<SubjectID>? = nil, now: Date = Date()) throws(GateError) -> [TriggerCheck] {
+    public func check(subjects: Set<SubjectID>? = nil, now: Date = Date()) async throws(GateError) -> [TriggerCheck] {
         if let subjects, subjects.isEmpty { return [] }
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         var results: [TriggerCheck] = []
@@ -117,19 +117,19 @@ public struct TriggerDesk: Sendable {
                 found += kind.occurrences(events, subject: member.subject, delay: trigger.delay, since: since, now: nowMillis)
             }
             guard summary.decision == .permit else { continue }
-            let queued = try vault.enqueueTriggers(trigger, occurrences: found, actor: actor)
+            let queued = try await vault.enqueueTriggers(trigger, occurrences: found, actor: actor)
             results.append(TriggerCheck(trigger: trigger.name, fired: queued.fired, duplicates: queued.duplicates, skipped: queued.skipped))
         }
         return results
     }
 
     /// Pending entries the role may act on.
-    public func queue(trigger: String? = nil, limit: Int = 100) throws(GateError) -> [QueuedTrigger] {
-        try vault.triggerQueue(trigger: trigger, limit: limit, as: principal)
+    public func queue(trigger: String? = nil, limit: Int = 100) async throws(GateError) -> [QueuedTrigger] {
+        try await vault.triggerQueue(trigger: trigger, limit: limit, as: principal)
     }
 
     /// Marks an entry handled.
-    public func acknowledge(_ id: Int64) throws(GateError) { try vault.acknowledgeTrigger(id, as: principal) }
+    public func acknowledge(_ id: Int64) async throws(GateError) { try await vault.acknowledgeTrigger(id, as: principal) }
 }
 
 /// What an event import set in motion.
@@ -143,9 +143,9 @@ public struct ImportFollowUp: Sendable {
 extension Vault {
     /// After an event import: brings event-based segments up to date and checks triggers for the subjects that
     /// received events, each in the role that defined it. Every import path (CLI, API) calls this one function.
-    public func followUpEventImport(_ report: ImportReport, as principal: Principal) throws(GateError) -> ImportFollowUp {
-        let segments = try SegmentDesk(vault: self, as: principal).refresh(subjects: report.touchedSubjects)
-        let triggers = try TriggerDesk(vault: self, as: principal).check(subjects: report.touchedSubjects).filter {
+    public func followUpEventImport(_ report: ImportReport, as principal: Principal) async throws(GateError) -> ImportFollowUp {
+        let segments = try await SegmentDesk(vault: self, as: principal).refresh(subjects: report.touchedSubjects)
+        let triggers = try await TriggerDesk(vault: self, as: principal).check(subjects: report.touchedSubjects).filter {
             $0.fired > 0
         }
         return ImportFollowUp(segments: segments, triggers: triggers)

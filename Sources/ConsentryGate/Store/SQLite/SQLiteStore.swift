@@ -112,6 +112,8 @@ final class SQLiteStore: VaultStore {
 
     // MARK: - Transactions
 
+    /// A body that suspends holds the writer until it is done (see ``writeInOneStep(_:)`` for why the gate's
+    /// operations use one-step writes while synchronous writers remain).
     func write<T>(_ body: (SQLiteTransaction) async throws -> T) async throws -> T {
         let transaction = SQLiteTransaction()
         // The transaction runs on GRDB's writer queue, which it holds until the body is done: the body's statements are
@@ -126,6 +128,51 @@ final class SQLiteStore: VaultStore {
             // A failed commit has rolled back already; finishing again only releases the writer.
             try? await transaction.finish(commit: false)
             throw error
+        }
+    }
+
+    /// Runs `work` in one write transaction on the writer connection, without holding the caller's thread while it waits
+    /// for the writer: committed when `work` returns, rolled back when it throws.
+    ///
+    /// Unlike ``write(_:)``, the writer is never held across a suspension. That matters while some of the gate's writes
+    /// are still synchronous and block the thread they run on: a body suspended while it holds the writer needs a
+    /// cooperative thread to resume, and a synchronous writer blocked on a cooperative thread waits for that body — with
+    /// every cooperative thread blocked so, neither goes on. Operations whose statements have not moved behind the store
+    /// protocol run their work this way, as one step.
+    func writeInOneStep<R>(_ work: (Database) throws -> R) async throws -> R {
+        try await withoutActuallyEscaping(work) { work in
+            let box = UncheckedBox<((Database) throws -> R)?>(work)
+            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<UncheckedBox<R>, any Error>) in
+                pool.asyncWriteWithoutTransaction { db in
+                    let result = Result {
+                        var value: R?
+                        try db.inTransaction(.immediate) {
+                            value = try box.value!(db)
+                            return .commit
+                        }
+                        return UncheckedBox(value!)
+                    }
+                    box.value = nil
+                    continuation.resume(with: result)
+                }
+            }.value
+        }
+    }
+
+    /// Runs `work` on a reader connection (a snapshot of the last commit) without holding the caller's thread while it
+    /// waits for one; for the reads whose statements have not moved behind the store protocol yet.
+    func read<R>(_ work: (Database) throws -> R) async throws -> R {
+        try await withoutActuallyEscaping(work) { work in
+            // GRDB may keep its closure after calling it; the box lets go of `work` before the caller is woken, so
+            // that nothing holds the borrowed closure once `read` returns.
+            let box = UncheckedBox<((Database) throws -> R)?>(work)
+            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<UncheckedBox<R>, any Error>) in
+                pool.asyncRead { opened in
+                    let result = Result { UncheckedBox(try box.value!(try opened.get())) }
+                    box.value = nil
+                    continuation.resume(with: result)
+                }
+            }.value
         }
     }
 
