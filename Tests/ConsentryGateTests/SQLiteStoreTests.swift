@@ -3,6 +3,7 @@ import ConsentryCore
 import ConsentryTesting
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 
 @testable import ConsentryGate
@@ -22,24 +23,28 @@ import Testing
 
     private struct Planned: Error {}
 
+    private final class Flag: Sendable {
+        let value = Mutex(false)
+    }
+
     @Test func aBodyThatReturnsCommitsAndOneThatThrowsRollsBack() async throws {
         let store = try makeStore()
         try await store.write { tx in
-            try await tx.run { try $0.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('kept', 'yes')") }
+            try tx.run { try $0.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('kept', 'yes')") }
             // A step sees the steps before it in the same transaction.
-            let seen = try await tx.run { try String.fetchOne($0, sql: "SELECT value FROM vault_meta WHERE key = 'kept'") }
+            let seen = try tx.run { try String.fetchOne($0, sql: "SELECT value FROM vault_meta WHERE key = 'kept'") }
             #expect(seen == "yes")
         }
         #expect(try value(store, "kept") == "yes")
         await #expect(throws: Planned.self) {
             try await store.write { tx in
-                try await tx.run { try $0.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('dropped', 'yes')") }
+                try tx.run { try $0.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('dropped', 'yes')") }
                 throw Planned()
             }
         }
         #expect(try value(store, "dropped") == nil)
         // The writer is free again after either ending.
-        try await store.write { tx in try await tx.run { try $0.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('after', 'yes')") } }
+        try await store.write { tx in try tx.run { try $0.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('after', 'yes')") } }
         #expect(try value(store, "after") == "yes")
     }
 
@@ -47,8 +52,8 @@ import Testing
         let store = try makeStore()
         let error = await #expect(throws: DatabaseError.self) {
             try await store.write { tx in
-                try await tx.run { try $0.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('twice', '1')") }
-                try await tx.run { try $0.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('twice', '2')") }
+                try tx.run { try $0.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('twice', '1')") }
+                try tx.run { try $0.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('twice', '2')") }
             }
         }
         #expect(error?.resultCode == .SQLITE_CONSTRAINT)
@@ -61,14 +66,14 @@ import Testing
         let store = try makeStore()
         var (generator, _) = TestSupport.propertyGenerator("concurrentBodiesAreExclusive")
         let bodies = Int.random(in: 20...60, using: &generator)
-        try await store.write { tx in try await tx.run { try $0.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('n', '0')") } }
+        try await store.write { tx in try tx.run { try $0.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('n', '0')") } }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<bodies {
                 group.addTask {
                     try await store.write { tx in
-                        let current = try await tx.run { try String.fetchOne($0, sql: "SELECT value FROM vault_meta WHERE key = 'n'") }
+                        let current = try tx.run { try String.fetchOne($0, sql: "SELECT value FROM vault_meta WHERE key = 'n'") }
                         await Task.yield()
-                        try await tx.run {
+                        try tx.run {
                             try $0.execute(sql: "UPDATE vault_meta SET value = ? WHERE key = 'n'", arguments: [String(Int(current!)! + 1)])
                         }
                     }
@@ -77,6 +82,47 @@ import Testing
             try await group.waitForAll()
         }
         #expect(try value(store, "n") == String(bodies))
+    }
+
+    /// A body that suspends while it holds the writer finishes even when every cooperative thread is blocked in a
+    /// synchronous write waiting for that writer: the body runs on the writer's own thread, not on a cooperative one.
+    @Test(.timeLimit(.minutes(1))) func aSuspendedBodyIsNotStalledBySynchronousWriters() async throws {
+        let store = try makeStore()
+        try await store.write { tx in try tx.run { try $0.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('n', '0')") } }
+        let holding = Flag()
+        // More synchronous writers than cores, each blocking the cooperative thread it runs on.
+        let writers = ProcessInfo.processInfo.activeProcessorCount + 2
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await store.write { tx in
+                    holding.value.withLock { $0 = true }
+                    // Suspend repeatedly while the synchronous writers pile up behind the writer.
+                    for _ in 0..<50 {
+                        await Task.yield()
+                        try await Task.sleep(for: .milliseconds(2))
+                    }
+                    try tx.run { try $0.execute(sql: "UPDATE vault_meta SET value = 'body' WHERE key = 'n'") }
+                }
+            }
+            while !holding.value.withLock({ $0 }) { await Task.yield() }
+            for index in 0..<writers {
+                group.addTask {
+                    try store.pool.write { try $0.execute(sql: "INSERT INTO vault_meta (key, value) VALUES (?, 'sync')", arguments: ["w\(index)"]) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try value(store, "n") == "body")
+        let synchronous = try await store.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM vault_meta WHERE value = 'sync'") }
+        #expect(synchronous == writers)
+    }
+
+    /// A statement handed to a transaction from outside its body is refused, not run off the writer's thread.
+    @Test func aStepOutsideTheBodyIsRefused() async throws {
+        let store = try makeStore()
+        let escaped = try await store.write { tx in tx }
+        let error = #expect(throws: GateError.self) { try escaped.run { try $0.execute(sql: "DELETE FROM vault_meta") } }
+        #expect(error?.message.contains("outside its write transaction") == true)
     }
 
     /// Entries appended through the transaction's audit steps chain onto each other and verify.

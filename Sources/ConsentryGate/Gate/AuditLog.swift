@@ -51,7 +51,7 @@ extension Vault {
     @discardableResult
     func auditAlone(_ draft: AuditDraft) async throws(GateError) -> AuditEntry {
         let entry: AuditEntry
-        do { entry = try await store.writeInOneStep { try audit(draft, db: $0) } } catch {
+        do { entry = try await store.write { tx in try tx.run { try audit(draft, db: $0) } } } catch {
             throw Self.storageError(error, "write the audit log (nothing was done)")
         }
         try checkpointIfDue()

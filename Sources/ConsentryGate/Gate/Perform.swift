@@ -15,7 +15,10 @@ struct Refusal: Error {
 
 /// What an operation's work sees inside its transaction, and the audit entry it fills in.
 struct OperationScope {
-    /// The transaction.
+    /// The store's transaction: the work's reads and writes go through its typed records.
+    let tx: SQLiteTransaction
+    /// The transaction's connection, for the work whose statements have not moved behind the store's records yet.
+    /// Valid in the work, which runs on the transaction's thread (``SQLiteTransaction``).
     let db: Database
     /// The permit the operation runs under.
     let decision: Decision
@@ -72,7 +75,7 @@ extension Vault {
     ///   - failure: what could not be done, for the storage error (`"define the trigger (nothing was stored)"`).
     func perform<T>(
         _ request: AccessRequest, requestID: String?, recordedAs action: AuditAction? = nil, decision given: Decision? = nil,
-        failure: String, _ work: (inout OperationScope) throws -> T
+        failure: String, _ work: (inout OperationScope) async throws -> T
     ) async throws(GateError) -> T {
         try await performRecorded(request, requestID: requestID, recordedAs: action, decision: given, failure: failure, work).value
     }
@@ -81,7 +84,7 @@ extension Vault {
     /// work cleared ``OperationScope/records``), for results that cite it.
     func performRecorded<T>(
         _ request: AccessRequest, requestID: String?, recordedAs action: AuditAction? = nil, decision given: Decision? = nil,
-        failure: String, _ work: (inout OperationScope) throws -> T
+        failure: String, _ work: (inout OperationScope) async throws -> T
     ) async throws(GateError) -> (value: T, entry: AuditEntry?) {
         // One policy for the operation: the decision and the version its entry records are the same even while a
         // reload swaps the policy.
@@ -91,14 +94,13 @@ extension Vault {
         guard decision.isPermit else { try await refuse(request, decision, as: action, requestID: requestID) }
         let result: (value: T, entry: AuditEntry?, truncate: Bool, force: Bool)
         do {
-            // The work's statements have not moved behind the store protocol yet: it runs as one step in the
-            // transaction, and its entry is appended in the same transaction.
-            result = try await store.writeInOneStep { db -> (T, AuditEntry?, Bool, Bool) in
+            result = try await store.write { tx -> (T, AuditEntry?, Bool, Bool) in
+                let db = try tx.run { $0 }
                 var scope = OperationScope(
-                    db: db, decision: decision, entry: draft(request, decision, requestID: requestID, under: snapshot),
+                    tx: tx, db: db, decision: decision, entry: draft(request, decision, requestID: requestID, under: snapshot),
                     append: { [self] draft, db in try audit(draft, db: db) })
                 if let action { scope.entry.action = action }
-                let value = try work(&scope)
+                let value = try await work(&scope)
                 // INVARIANT: no audit, no data. The entry commits with the work or neither does.
                 let entry = scope.records ? try audit(scope.entry, db: db) : scope.recorded
                 return (value, entry, scope.truncatesLog, scope.forcesCheckpoint)

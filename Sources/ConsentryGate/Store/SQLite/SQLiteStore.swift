@@ -112,50 +112,29 @@ final class SQLiteStore: VaultStore {
 
     // MARK: - Transactions
 
-    /// A body that suspends holds the writer until it is done (see ``writeInOneStep(_:)`` for why the gate's
-    /// operations use one-step writes while synchronous writers remain).
+    /// Runs `body` in one write transaction on the writer connection.
+    ///
+    /// The transaction holds GRDB's writer queue from `BEGIN IMMEDIATE` to the commit, and `body` runs *on* that queue's
+    /// thread: the transaction is the task executor `body` prefers (``SQLiteTransaction``), so each of its steps, and
+    /// the code between them, runs there in order. A body that suspends therefore never waits for one of Swift's
+    /// cooperative threads while it holds the writer, and a synchronous writer that blocks a cooperative thread waiting
+    /// for the writer cannot stall it: the body goes on, commits and lets the writer go.
     func write<T>(_ body: (SQLiteTransaction) async throws -> T) async throws -> T {
         let transaction = SQLiteTransaction()
-        // The transaction runs on GRDB's writer queue, which it holds until the body is done: the body's statements are
-        // handed to that queue one by one, so the connection is only ever used there, and every other write (group
-        // commits included) waits for this one, as it would for a synchronous write.
         pool.asyncWriteWithoutTransaction { db in transaction.serve(db) }
-        do {
-            let value = try await body(transaction)
-            try await transaction.finish(commit: true)
-            return value
-        } catch {
-            // A failed commit has rolled back already; finishing again only releases the writer.
-            try? await transaction.finish(commit: false)
-            throw error
-        }
-    }
-
-    /// Runs `work` in one write transaction on the writer connection, without holding the caller's thread while it waits
-    /// for the writer: committed when `work` returns, rolled back when it throws.
-    ///
-    /// Unlike ``write(_:)``, the writer is never held across a suspension. That matters while some of the gate's writes
-    /// are still synchronous and block the thread they run on: a body suspended while it holds the writer needs a
-    /// cooperative thread to resume, and a synchronous writer blocked on a cooperative thread waits for that body — with
-    /// every cooperative thread blocked so, neither goes on. Operations whose statements have not moved behind the store
-    /// protocol run their work this way, as one step.
-    func writeInOneStep<R>(_ work: (Database) throws -> R) async throws -> R {
-        try await withoutActuallyEscaping(work) { work in
-            let box = UncheckedBox<((Database) throws -> R)?>(work)
-            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<UncheckedBox<R>, any Error>) in
-                pool.asyncWriteWithoutTransaction { db in
-                    let result = Result {
-                        var value: R?
-                        try db.inTransaction(.immediate) {
-                            value = try box.value!(db)
-                            return .commit
-                        }
-                        return UncheckedBox(value!)
-                    }
-                    box.value = nil
-                    continuation.resume(with: result)
-                }
-            }.value
+        return try await withTaskExecutorPreference(transaction) {
+            // Everything up to the commit runs on the writer's thread, the commit's wait included: the transaction
+            // ends on that thread, and only then does the task leave it.
+            do {
+                try transaction.checkOpened()
+                let value = try await body(transaction)
+                try await transaction.finish(commit: true)
+                return value
+            } catch {
+                // A failed commit has rolled back already; finishing again only releases the writer.
+                try? await transaction.finish(commit: false)
+                throw error
+            }
         }
     }
 
@@ -206,80 +185,111 @@ final class SQLiteStore: VaultStore {
     }
 }
 
-/// One write transaction of the SQLite store, open on GRDB's writer queue while an asynchronous body runs.
+/// One write transaction of the SQLite store, open on GRDB's writer queue while an asynchronous body runs, and the
+/// task executor that body runs on.
 ///
-/// The body hands each step to the writer queue (``run(_:)``) and waits for it without holding a thread; the queue runs
-/// the steps in order inside one `BEGIN IMMEDIATE` transaction and ends it with a commit or a rollback when the body is
-/// done. The connection is never touched outside the writer queue.
-final class SQLiteTransaction: StoreTransaction, @unchecked Sendable {
-    // @unchecked: `steps` is only touched under `lock`; a step's closure runs on the writer queue while its caller is
-    // suspended waiting for it, so what it captures is never used from two threads at once.
-    private enum Step {
-        /// A statement or several; it gets the connection, or why the transaction could not open, and returns what wakes
-        /// its caller, which the queue calls once it let go of the step (the step borrows the caller's closure).
-        case run((Result<Database, any Error>) -> () -> Void)
+/// GRDB runs ``serve(_:)`` on its writer queue: it opens the transaction and then runs the jobs of the body's task, as
+/// they are enqueued, on that thread, until the body posts the end; then it commits or rolls back and returns the queue
+/// to GRDB. The body's statements (``run(_:)``) therefore run inline on the writer connection, on the thread GRDB
+/// allows it on. Jobs that arrive after the end (the task resuming to leave the transaction) go to Swift's global
+/// executor.
+final class SQLiteTransaction: StoreTransaction, TaskExecutor, @unchecked Sendable {
+    // @unchecked: `items` and `closed` are only touched under `lock`; `opened` and `thread` are written by `serve` before
+    // it runs the first job and read by jobs it runs, on the same thread.
+    private enum Item {
+        case job(UnownedJob)
         case finish(commit: Bool, done: (Result<Void, any Error>) -> Void)
     }
 
     private let lock = NSLock()
-    private var steps: [Step] = []
+    private var items: [Item] = []
+    private var closed = false
     private let ready = DispatchSemaphore(value: 0)
+    private var opened: Result<Database, any Error> = .failure(GateError(.storage, "the write transaction has not begun"))
+    private var thread: pthread_t?
 
-    /// The writer queue's side: opens the transaction, runs the steps as they come, and commits or rolls back.
-    fileprivate func serve(_ db: Database) {
-        var opened: Result<Database, any Error> = .success(db)
-        do { try db.execute(sql: "BEGIN IMMEDIATE TRANSACTION") } catch { opened = .failure(error) }
-        while true {
-            ready.wait()
-            var wake: (() -> Void)?
-            switch lock.withLock({ steps.removeFirst() }) {
-            case .run(let work): wake = work(opened)
-            case .finish(let commit, let done):
-                if case .failure(let error) = opened { return done(.failure(error)) }
-                do {
-                    try db.execute(sql: commit ? "COMMIT TRANSACTION" : "ROLLBACK TRANSACTION")
-                    done(.success(()))
-                } catch {
-                    // SQLite rolls back a commit it cannot complete; make sure nothing stays open either way.
-                    if db.isInsideTransaction { try? db.execute(sql: "ROLLBACK TRANSACTION") }
-                    done(.failure(error))
-                }
-                return
-            }
-            wake?()
+    func enqueue(_ job: consuming ExecutorJob) {
+        lock.lock()
+        if closed {
+            lock.unlock()
+            globalConcurrentExecutor.enqueue(job)
+            return
         }
-    }
-
-    private func post(_ step: Step) {
-        lock.withLock { steps.append(step) }
+        items.append(.job(UnownedJob(job)))
+        lock.unlock()
         ready.signal()
     }
 
-    /// Runs `work` on the writer connection inside this transaction and returns its result.
-    func run<R>(_ work: (Database) throws -> R) async throws -> R {
-        try await withoutActuallyEscaping(work) { work in
-            let box = UncheckedBox(work)
-            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<UncheckedBox<R>, any Error>) in
-                post(
-                    .run { opened in
-                        let result = Result { UncheckedBox(try box.value(try opened.get())) }
-                        return { continuation.resume(with: result) }
-                    })
-            }.value
+    /// The writer queue's side: opens the transaction, runs the body's jobs as they come, and commits or rolls back.
+    fileprivate func serve(_ db: Database) {
+        thread = pthread_self()
+        do {
+            try db.execute(sql: "BEGIN IMMEDIATE TRANSACTION")
+            opened = .success(db)
+        } catch {
+            opened = .failure(error)
         }
+        let executor = asUnownedTaskExecutor()
+        while true {
+            ready.wait()
+            switch lock.withLock({ items.removeFirst() }) {
+            case .job(let job): job.runSynchronously(on: executor)
+            case .finish(let commit, let done):
+                var outcome: Result<Void, any Error> = .success(())
+                if case .success = opened {
+                    do {
+                        try db.execute(sql: commit ? "COMMIT TRANSACTION" : "ROLLBACK TRANSACTION")
+                    } catch {
+                        // SQLite rolls back a commit it cannot complete; make sure nothing stays open either way.
+                        if db.isInsideTransaction { try? db.execute(sql: "ROLLBACK TRANSACTION") }
+                        outcome = .failure(error)
+                    }
+                } else if case .failure(let error) = opened {
+                    outcome = .failure(error)
+                }
+                opened = .failure(GateError(.storage, "the write transaction has ended"))
+                let late = lock.withLock { () -> [Item] in
+                    closed = true
+                    defer { items = [] }
+                    return items
+                }
+                // The task's next job arrives when `done` resumes it, after `closed`: it goes to the global executor.
+                done(outcome)
+                for case .job(let job) in late { globalConcurrentExecutor.enqueue(ExecutorJob(job)) }
+                return
+            }
+        }
+    }
+
+    /// Throws why the transaction could not begin (the database is locked by another process, say).
+    fileprivate func checkOpened() throws { _ = try connection() }
+
+    private func connection() throws -> Database {
+        // A step outside the transaction's thread would use the connection where GRDB does not allow it: refuse it.
+        guard let thread, pthread_equal(thread, pthread_self()) != 0 else {
+            throw GateError(.storage, "a store step ran outside its write transaction; nothing was written")
+        }
+        return try opened.get()
     }
 
     fileprivate func finish(commit: Bool) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            post(.finish(commit: commit) { continuation.resume(with: $0) })
+            lock.withLock { items.append(.finish(commit: commit) { continuation.resume(with: $0) }) }
+            ready.signal()
         }
     }
 
+    /// Runs `work` on the writer connection inside this transaction and returns its result. It runs inline: the body
+    /// that calls it runs on the transaction's thread.
+    func run<R>(_ work: (Database) throws -> R) throws -> R {
+        try work(try connection())
+    }
+
     func auditHead() async throws -> (sequence: Int64, hash: String) {
-        try await run { try SQLiteAuditRows.head($0) }
+        try run { try SQLiteAuditRows.head($0) }
     }
 
     func insertAudit(_ row: AuditRow) async throws {
-        try await run { try SQLiteAuditRows.insert(row, $0) }
+        try run { try SQLiteAuditRows.insert(row, $0) }
     }
 }
