@@ -172,7 +172,7 @@ struct ModelCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func run() async throws {
-            let models = try await global.withVault { try $0.models() }
+            let models = try await global.withVault { try await $0.models() }
             if global.json {
                 Output.printJSON(
                     models.map { ["name": $0.name, "version": String($0.version), "purpose": $0.purpose.rawValue, "metrics": $0.metrics] })

@@ -74,7 +74,7 @@ struct SegmentCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func run() async throws {
-            let segments = try await global.withVault { try $0.segments() }
+            let segments = try await global.withVault { try await $0.segments() }
             if global.json {
                 Output.printJSON(segments)
                 return

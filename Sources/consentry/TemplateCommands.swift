@@ -124,7 +124,7 @@ struct TemplateCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func run() async throws {
-            let templates = try await global.withVault { try $0.templates() }
+            let templates = try await global.withVault { try await $0.templates() }
             if global.json { Output.printJSON(templates) } else if templates.isEmpty { print("no templates") }
             for t in templates where !global.json {
                 print("\(t.name)  v\(t.version)  \(t.purpose.rawValue)  \(t.format)  reads: \(t.fields.joined(separator: ", "))")
@@ -172,7 +172,7 @@ struct RenderCommand: AsyncParsableCommand {
             campaignValues = object.mapValues { LiquidValue(json: $0) }
         }
         let result = try await global.withVault { vault in
-            try TemplateDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).render(
+            try await TemplateDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).render(
                 name, subject: try reference, campaign: campaignValues)
         }
         guard let output = result.output else {

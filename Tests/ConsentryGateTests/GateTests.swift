@@ -676,11 +676,11 @@ struct AsyncReadTests {
         let vault = try await gateVault()
         _ = try await vault.registerTemplate(
             name: "t", purpose: .service, format: "text", source: "one", fields: [], as: Principal(actor: "t", role: .admin))
-        #expect(try vault.template(named: "t")?.source == "one")
+        await #expect(try vault.template(named: "t")?.source == "one")
         _ = try await vault.registerTemplate(
             name: "t", purpose: .service, format: "text", source: "two", fields: [], as: Principal(actor: "t", role: .admin))
-        #expect(try vault.template(named: "t")?.source == "two")
-        #expect(try vault.template(named: "t")?.version == 2)
+        await #expect(try vault.template(named: "t")?.source == "two")
+        await #expect(try vault.template(named: "t")?.version == 2)
     }
 }
 

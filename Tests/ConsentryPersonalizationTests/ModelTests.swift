@@ -50,7 +50,7 @@ struct ModelTests {
         let clusters = try await desk.cluster(now: TestSupport.fixedNow)
         #expect((2...8).contains(clusters.k) && clusters.silhouettes[clusters.k] == clusters.silhouettes.values.max())
         #expect(clusters.sizes.values.reduce(0, +) == clusters.scored)
-        let models = try vault.models()
+        let models = try await vault.models()
         #expect(models.map(\.name).sorted() == ["clusters", "propensity"] && models.allSatisfy { $0.metrics.contains("\"") })
         await #expect(throws: GateError.denied, "a marketer may not score for profiling") {
             try await ModelDesk(vault: vault, as: Principal(actor: "m", role: .marketer)).cluster()

@@ -97,7 +97,7 @@ struct ScoreTests {
         let marketer = TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer))
         let source = "{% for r in recommendations %}{{ r.id }} {% endfor %}"
         _ = try await marketer.register(name: "picks", purpose: .personalization, format: .text, source: source)
-        let picks = try TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(
+        let picks = try await TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(
             "picks", subject: .email("c@example.test"))
         #expect(picks.output?.contains("sock") == true, "c viewed a shoe; b and a, who also chose shoes, chose socks")
         // The same template for email_marketing (consented below) gets no recommendations: they were computed for another purpose.
@@ -107,7 +107,7 @@ struct ScoreTests {
                 as: Principal(actor: "t", role: .admin))
         }
         _ = try await marketer.register(name: "picks_mail", purpose: .emailMarketing, format: .text, source: source)
-        let mail = try TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(
+        let mail = try await TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(
             "picks_mail", subject: .email("c@example.test"))
         #expect(mail.decision.isPermit && mail.output == "")
     }

@@ -261,7 +261,7 @@ struct SegmentGateTests {
         }
         let analyst = SegmentDesk(vault: vault, as: Principal(actor: "al", role: .analyst))
         await #expect(throws: GateError.denied) { try await analyst.define(name: "x", purpose: .emailMarketing, rule: try SegmentRule(text: #"country = "DE""#)) }
-        #expect(try vault.segments().map(\.name) == ["a", "b"])
+        await #expect(try vault.segments().map(\.name) == ["a", "b"])
     }
 
     @Test("new events update memberships incrementally; a withdrawal removes the subject at the next update")

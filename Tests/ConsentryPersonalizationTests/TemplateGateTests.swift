@@ -38,7 +38,7 @@ struct TemplateGateTests {
         let stored = try await marketer.register(name: "welcome", purpose: .emailMarketing, format: .text, source: Self.welcome)
         #expect(stored.fields == ["first_name", "loyalty_tier"] && stored.version == 1)
         let campaign = TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService))
-        let result = try campaign.render(
+        let result = try await campaign.render(
             "welcome", subject: .email(Canary.email), campaign: ["name": .string("Winter")], segments: ["vip"])
         #expect(result.output == "Hello \(Canary.firstName) (gold), Winter [vip]")
         #expect(result.released == ["first_name", "loyalty_tier"] && result.missing.isEmpty)
@@ -60,7 +60,7 @@ struct TemplateGateTests {
         let campaign = TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService))
         let note = "with derived data of the purpose"
         for (name, expected) in [("plain", false), ("welcome", true), ("shadowed", false)] {
-            let result = try campaign.render(name, subject: .email(Canary.email), campaign: ["name": .string("Winter")])
+            let result = try await campaign.render(name, subject: .email(Canary.email), campaign: ["name": .string("Winter")])
             #expect(result.decision.isPermit)
             let entry = try await #require(try vault.queryAudit(AuditFilter(action: "render"), as: Principal(actor: "t", role: .admin)).last)
             #expect(entry.sequence == result.auditSequence && entry.reasons.contains(note) == expected, "\(name)")
@@ -76,7 +76,7 @@ struct TemplateGateTests {
         }
         let denial = try await #require(try vault.queryAudit(AuditFilter(action: "template_admin"), as: Principal(actor: "t", role: .admin)).last)
         #expect(denial.decision == "deny" && denial.reasons.contains { $0.contains("birth_date") })
-        #expect(try vault.templates().isEmpty)
+        await #expect(try vault.templates().isEmpty)
         // A syntax error is reported with line and column, and nothing is stored.
         do {
             _ = try await marketer.register(name: "broken", purpose: .emailMarketing, format: .text, source: "ok\n{% if %}")
@@ -97,16 +97,16 @@ struct TemplateGateTests {
         _ = try await TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer)).register(
             name: "welcome", purpose: .emailMarketing, format: .html, source: Self.welcome)
         let campaign = TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService))
-        let denied = try campaign.render("welcome", subject: .email("noconsent@example.test"))
+        let denied = try await campaign.render("welcome", subject: .email("noconsent@example.test"))
         #expect(denied.output == nil && denied.decision.reasons.map(\.code) == [.consentMissing])
-        #expect(try campaign.render("welcome", subject: .email(Canary.email)).output != nil)
+        await #expect(try campaign.render("welcome", subject: .email(Canary.email)).output != nil)
         try await vault.recordConsent(
             ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email(Canary.email),
             as: Principal(actor: "t", role: .admin))
-        let after = try campaign.render("welcome", subject: .email(Canary.email))
+        let after = try await campaign.render("welcome", subject: .email(Canary.email))
         #expect(after.output == nil && after.decision.reasons.map(\.code) == [.consentWithdrawn])
         // A marketer may segment but not render.
-        let marketer = try TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer)).render(
+        let marketer = try await TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer)).render(
             "welcome", subject: .email("noconsent@example.test"))
         #expect(marketer.decision.reasons.map(\.code).contains(.noRule))
     }
@@ -117,7 +117,7 @@ struct TemplateGateTests {
         _ = try vault.importProfiles(from: TestSupport.writeFile("p.csv", "email,customer_id\nbare@example.test,B-1\n"), source: .crm, format: .csv)
         _ = try await TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer)).register(
             name: "service_note", purpose: .service, format: .text, source: "Dear {{ first_name | default: 'customer' }}")
-        let result = try TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(
+        let result = try await TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(
             "service_note", subject: .email("bare@example.test"))
         #expect(result.output == "Dear customer" && result.missing == ["first_name"])
     }

@@ -77,7 +77,7 @@ struct TriggerTests {
         #expect(entries.count == 1 && entries[0].item == "shoe" && entries[0].trigger == "cart_reminder")
         _ = try await TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer)).register(
             name: "reminder", purpose: .emailMarketing, format: .text, source: "{{ first_name }}, your cart is waiting")
-        let rendered = try TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(
+        let rendered = try await TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(
             "reminder", subject: .triggerEntry(entries[0].id))
         #expect(rendered.output == "Ann, your cart is waiting")
         // A withdrawal after firing withholds the entry and stops the render.
@@ -85,7 +85,7 @@ struct TriggerTests {
             ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("ann@example.test"),
             as: Principal(actor: "t", role: .admin))
         await #expect(try campaign.queue().isEmpty)
-        #expect(
+        await #expect(
             try TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(
                 "reminder", subject: .triggerEntry(entries[0].id)
             ).output

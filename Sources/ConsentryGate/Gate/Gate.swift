@@ -208,7 +208,8 @@ extension Vault {
                     db,
                     """
                     SELECT kind, name, sealed FROM derived WHERE subject_id = ? AND (
-                        (kind = 'segment' AND name IN (SELECT name FROM segment WHERE purpose = ?))
+                        (kind = 'segment' AND name IN (SELECT c.name FROM catalog c WHERE c.kind = 'segment' AND c.purpose = ?
+                            AND c.version = (SELECT max(version) FROM catalog WHERE kind = 'segment' AND name = c.name)))
                         OR (kind = 'recommendation' AND ? = 'personalization'))
                     """)
                 query.bind(1, subject.rawValue)

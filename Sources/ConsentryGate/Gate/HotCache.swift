@@ -19,17 +19,29 @@ final class HotCache<Value: Sendable>: Sendable {
 
     /// The cached value for `key` when fresh; otherwise `load()`'s, kept when not nil.
     func value<E: Error>(_ key: String, load: () throws(E) -> Value?) throws(E) -> Value? {
-        let now = DispatchTime.now().uptimeNanoseconds
-        if let hit = entries.withLock({ $0[key] }), now &- hit.at < ttl { return hit.value }
+        if let hit = fresh(key) { return hit }
         guard let value = try load() else {
             remove(key)
             return nil
         }
+        keep(key, value)
+        return value
+    }
+
+    /// The cached value for `key` when it is fresh, or nil.
+    func fresh(_ key: String) -> Value? {
+        let now = DispatchTime.now().uptimeNanoseconds
+        if let hit = entries.withLock({ $0[key] }), now &- hit.at < ttl { return hit.value }
+        return nil
+    }
+
+    /// Keeps `value` for `key` from now.
+    func keep(_ key: String, _ value: Value) {
+        let now = DispatchTime.now().uptimeNanoseconds
         entries.withLock { entries in
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
             entries[key] = (value, now)
         }
-        return value
     }
 
     /// Drops `key` (after this process changed its row).

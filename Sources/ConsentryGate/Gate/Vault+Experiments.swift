@@ -89,34 +89,25 @@ extension Vault {
         guard (0..<1).contains(definition.holdout) else { throw GateError(.invalidInput, "the holdout share is at least 0 and below 1") }
         let request = AccessRequest(actor: actor, role: definition.role, action: .segment, purpose: definition.purpose)
         try await perform(request, requestID: nil, failure: "create the experiment (nothing was stored)") { scope in
-            let db = scope.db
-            guard try Int.fetchOne(db, sql: "SELECT count(*) FROM experiment WHERE name = ?", arguments: [definition.name]) == 0 else {
+            guard try await scope.tx.catalogEntry(.experiment, named: definition.name) == nil else {
                 throw GateError(
                     .alreadyExists, "experiment `\(definition.name)` exists; experiments are not redefined (assignments depend on them)")
             }
-            try db.execute(
-                sql: "INSERT INTO experiment (name, purpose, arms, holdout, role, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                arguments: [
-                    definition.name, definition.purpose.rawValue, String(decoding: try JSONEncoder.sorted.encode(definition.arms), as: UTF8.self),
-                    definition.holdout, definition.role.rawValue, actor, nowMillis,
-                ])
+            try await scope.tx.insertCatalogEntry(
+                try CatalogEntry(
+                    kind: .experiment, name: definition.name, version: 1, purpose: definition.purpose, role: definition.role,
+                    body: ExperimentBody(arms: definition.arms, holdout: definition.holdout), definedBy: actor, definedAt: nowMillis))
             scope.entry.reasons.append("experiment `\(definition.name)` created")
         }
     }
 
     /// An experiment, or nil.
-    public func experiment(_ name: String) throws(GateError) -> ExperimentDefinition? {
-        do {
-            return try db.read { db in
-                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM experiment WHERE name = ?", arguments: [name]),
-                    let purpose = Purpose(rawValue: row["purpose"]), let role = Role(rawValue: row["role"])
-                else { return nil }
-                let arms = (try? JSONDecoder().decode([ExperimentDefinition.Arm].self, from: Data((row["arms"] as String).utf8))) ?? []
-                return ExperimentDefinition(name: name, purpose: purpose, arms: arms, holdout: row["holdout"], role: role)
-            }
-        } catch {
-            throw Self.storageError(error, "read the experiment")
-        }
+    public func experiment(_ name: String) async throws(GateError) -> ExperimentDefinition? {
+        let entry: CatalogEntry?
+        do { entry = try await store.catalogEntry(.experiment, named: name) } catch { throw Self.storageError(error, "read the experiment") }
+        guard let entry else { return nil }
+        let body = try entry.decodeBody(ExperimentBody.self)
+        return ExperimentDefinition(name: name, purpose: entry.purpose, arms: body.arms, holdout: body.holdout, role: try entry.actingRole())
     }
 
     /// Stores assignments (subject → arm) of an experiment; subjects already assigned keep their arm.
@@ -217,4 +208,10 @@ extension Vault {
             return result
         }
     }
+}
+
+/// An experiment's fields in the catalog, beside its name, purpose and role.
+struct ExperimentBody: Codable {
+    var arms: [ExperimentDefinition.Arm]
+    var holdout: Double
 }

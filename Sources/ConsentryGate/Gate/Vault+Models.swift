@@ -2,7 +2,6 @@ import ConsentryAudit
 public import ConsentryCore
 import ConsentryPolicy
 import Foundation
-import GRDB
 
 /// A stored model version.
 public struct StoredModel: Sendable, Codable, Equatable {
@@ -30,30 +29,32 @@ extension Vault {
         guard FieldName.isValid(name) else { throw GateError(.invalidInput, "model names are lower-case identifiers") }
         let request = AccessRequest(actor: actor, role: role, action: .score, purpose: purpose)
         return try await perform(request, requestID: principal.requestID, failure: "store the model (nothing was stored)") { scope in
-            let db = scope.db
-            let version = (try Int.fetchOne(db, sql: "SELECT max(version) FROM model WHERE name = ?", arguments: [name]) ?? 0) + 1
-            let now = nowMillis
-            try db.execute(
-                sql: "INSERT INTO model (name, version, purpose, metrics, parameters, trained_by, trained_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                arguments: [name, version, purpose.rawValue, metrics, parameters, actor, now])
+            let version = (try await scope.tx.catalogEntry(.model, named: name)?.version ?? 0) + 1
+            let stored = StoredModel(name: name, version: version, purpose: purpose, metrics: metrics, parameters: parameters, trainedAt: nowMillis)
+            try await scope.tx.insertCatalogEntry(
+                try CatalogEntry(
+                    kind: .model, name: name, version: version, purpose: purpose, role: nil,
+                    body: ModelBody(metrics: metrics, parameters: parameters), definedBy: actor, definedAt: stored.trainedAt))
             scope.entry.reasons.append("model `\(name)` version \(version) stored")
-            return StoredModel(name: name, version: version, purpose: purpose, metrics: metrics, parameters: parameters, trainedAt: now)
+            return stored
         }
     }
 
     /// Every stored model version, newest first per name.
-    public func models() throws(GateError) -> [StoredModel] {
-        do {
-            return try db.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM model ORDER BY name, version DESC").compactMap { row in
-                    guard let purpose = Purpose(rawValue: row["purpose"]) else { return nil }
-                    return StoredModel(
-                        name: row["name"], version: row["version"], purpose: purpose, metrics: row["metrics"], parameters: row["parameters"],
-                        trainedAt: row["trained_at"])
-                }
-            }
-        } catch {
-            throw Self.storageError(error, "read the models")
+    public func models() async throws(GateError) -> [StoredModel] {
+        let entries: [CatalogEntry]
+        do { entries = try await store.catalog(.model, allVersions: true) } catch { throw Self.storageError(error, "read the models") }
+        return try entries.map { entry throws(GateError) in
+            let body = try entry.decodeBody(ModelBody.self)
+            return StoredModel(
+                name: entry.name, version: entry.version, purpose: entry.purpose, metrics: body.metrics, parameters: body.parameters,
+                trainedAt: entry.definedAt)
         }
     }
+}
+
+/// A model version's fields in the catalog: its metrics and parameters, each a JSON object kept as the trainer wrote it.
+struct ModelBody: Codable {
+    var metrics: String
+    var parameters: String
 }

@@ -2,7 +2,6 @@ import ConsentryAudit
 public import ConsentryCore
 import ConsentryPolicy
 import Foundation
-import GRDB
 
 /// A segment definition, as stored.
 public struct StoredSegment: Sendable, Codable, Equatable {
@@ -37,44 +36,39 @@ extension Vault {
         }
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: purpose, fields: fields.compactMap(FieldName.init))
         return try await perform(request, requestID: principal.requestID, failure: "define the segment (nothing was stored)") { scope in
-            let db = scope.db
-            let version = (try Int.fetchOne(db, sql: "SELECT version FROM segment WHERE name = ?", arguments: [name]) ?? 0) + 1
-            let now = nowMillis
-            try db.execute(
-                sql: """
-                    INSERT INTO segment (name, purpose, rule, fields, reads_events, role, version, defined_by, defined_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (name) DO UPDATE SET purpose = excluded.purpose, rule = excluded.rule, fields = excluded.fields,
-                        reads_events = excluded.reads_events, role = excluded.role, version = excluded.version,
-                        defined_by = excluded.defined_by, defined_at = excluded.defined_at
-                    """,
-                arguments: [
-                    name, purpose.rawValue, rule, String(decoding: try JSONEncoder().encode(fields.sorted()), as: UTF8.self), readsEvents,
-                    role.rawValue, version, actor, now,
-                ])
-            scope.entry.reasons.append("segment `\(name)` version \(version) defined")
-            return StoredSegment(
+            let version = (try await scope.tx.catalogEntry(.segment, named: name)?.version ?? 0) + 1
+            let stored = StoredSegment(
                 name: name, purpose: purpose, rule: rule, fields: fields.sorted(), readsEvents: readsEvents, role: role, version: version,
-                definedAt: now)
+                definedAt: nowMillis)
+            try await scope.tx.insertCatalogEntry(
+                try CatalogEntry(
+                    kind: .segment, name: name, version: version, purpose: purpose, role: role, body: SegmentBody(stored), definedBy: actor,
+                    definedAt: stored.definedAt))
+            scope.entry.reasons.append("segment `\(name)` version \(version) defined")
+            return stored
         }
     }
 
     /// Every segment definition, by name.
-    public func segments() throws(GateError) -> [StoredSegment] {
-        do {
-            return try db.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM segment ORDER BY name").map { row in
-                    guard let purpose = Purpose(rawValue: row["purpose"]), let role = Role(rawValue: row["role"]) else {
-                        throw GateError(.integrity, "segment `\(row["name"] as String? ?? "?")` names an unknown purpose or role")
-                    }
-                    return StoredSegment(
-                        name: row["name"], purpose: purpose, rule: row["rule"],
-                        fields: (try? JSONDecoder().decode([String].self, from: Data((row["fields"] as String).utf8))) ?? [],
-                        readsEvents: row["reads_events"], role: role, version: row["version"], definedAt: row["defined_at"])
-                }
-            }
-        } catch {
-            throw Self.storageError(error, "read the segments")
+    public func segments() async throws(GateError) -> [StoredSegment] {
+        let entries: [CatalogEntry]
+        do { entries = try await store.catalog(.segment, allVersions: false) } catch { throw Self.storageError(error, "read the segments") }
+        return try entries.map { entry throws(GateError) in
+            let body = try entry.decodeBody(SegmentBody.self)
+            return StoredSegment(
+                name: entry.name, purpose: entry.purpose, rule: body.rule, fields: body.fields, readsEvents: body.readsEvents,
+                role: try entry.actingRole(), version: entry.version, definedAt: entry.definedAt)
         }
+    }
+}
+
+/// A segment's fields in the catalog, beside its name, version, purpose and role.
+struct SegmentBody: Codable {
+    var rule: String
+    var fields: [String]
+    var readsEvents: Bool
+
+    init(_ segment: StoredSegment) {
+        (rule, fields, readsEvents) = (segment.rule, segment.fields, segment.readsEvents)
     }
 }

@@ -2,7 +2,6 @@ import ConsentryAudit
 public import ConsentryCore
 import ConsentryPolicy
 import Foundation
-import GRDB
 
 /// A registered template, as stored.
 public struct StoredTemplate: Sendable, Codable, Equatable {
@@ -61,53 +60,59 @@ extension Vault {
         }
         let stored = try await perform(request, requestID: principal.requestID, decision: decision, failure: "register the template (nothing was stored)") {
             scope -> StoredTemplate in
-            let db = scope.db
-            let version = (try Int.fetchOne(db, sql: "SELECT version FROM template WHERE name = ?", arguments: [name]) ?? 0) + 1
-            let now = nowMillis
-            let fieldList = String(decoding: try JSONEncoder().encode(fields.sorted()), as: UTF8.self)
-            try db.execute(
-                sql: """
-                    INSERT INTO template (name, purpose, format, source, fields, version, registered_by, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (name) DO UPDATE SET purpose = excluded.purpose, format = excluded.format, source = excluded.source,
-                        fields = excluded.fields, version = excluded.version, registered_by = excluded.registered_by,
-                        registered_at = excluded.registered_at
-                    """, arguments: [name, purpose.rawValue, format, source, fieldList, version, actor, now])
+            let version = (try await scope.tx.catalogEntry(.template, named: name)?.version ?? 0) + 1
+            let stored = StoredTemplate(
+                name: name, purpose: purpose, format: format, source: source, fields: fields.sorted(), version: version, registeredAt: nowMillis)
+            try await scope.tx.insertCatalogEntry(
+                try CatalogEntry(
+                    kind: .template, name: name, version: version, purpose: purpose, role: nil, body: TemplateBody(stored), definedBy: actor,
+                    definedAt: stored.registeredAt))
             scope.entry.reasons.append("template `\(name)` version \(version) registered")
-            return StoredTemplate(
-                name: name, purpose: purpose, format: format, source: source, fields: fields.sorted(), version: version, registeredAt: now)
+            return stored
         }
         templateCache.remove(name)
         return stored
     }
 
     /// A registered template, or nil.
-    public func template(named name: String) throws(GateError) -> StoredTemplate? {
+    public func template(named name: String) async throws(GateError) -> StoredTemplate? {
         guard FieldName.isValid(name) else { return nil }
-        return try templateCache.value(name) { () throws(GateError) -> StoredTemplate? in
-            do {
-                return try db.read { db in
-                    try Row.fetchOne(db, sql: "SELECT * FROM template WHERE name = ?", arguments: [name]).map(Self.storedTemplate)
-                }
-            } catch {
-                throw Self.storageError(error, "read the template")
-            }
+        if let cached = templateCache.fresh(name) { return cached }
+        let entry: CatalogEntry?
+        do { entry = try await store.catalogEntry(.template, named: name) } catch { throw Self.storageError(error, "read the template") }
+        guard let entry else {
+            templateCache.remove(name)
+            return nil
         }
+        let stored = try StoredTemplate(entry)
+        templateCache.keep(name, stored)
+        return stored
     }
 
     /// Every registered template, by name.
-    public func templates() throws(GateError) -> [StoredTemplate] {
-        do {
-            return try db.read { db in try Row.fetchAll(db, sql: "SELECT * FROM template ORDER BY name").map(Self.storedTemplate) }
-        } catch {
-            throw Self.storageError(error, "list the templates")
-        }
+    public func templates() async throws(GateError) -> [StoredTemplate] {
+        let entries: [CatalogEntry]
+        do { entries = try await store.catalog(.template, allVersions: false) } catch { throw Self.storageError(error, "list the templates") }
+        return try entries.map { entry throws(GateError) in try StoredTemplate(entry) }
     }
+}
 
-    static func storedTemplate(_ row: Row) throws -> StoredTemplate {
-        guard let purpose = Purpose(rawValue: row["purpose"]) else { throw GateError(.integrity, "a stored template names an unknown purpose") }
-        let fields = (try? JSONDecoder().decode([String].self, from: Data((row["fields"] as String).utf8))) ?? []
-        return StoredTemplate(
-            name: row["name"], purpose: purpose, format: row["format"], source: row["source"], fields: fields, version: row["version"],
-            registeredAt: row["registered_at"])
+/// A template's fields in the catalog, beside its name, version and purpose.
+struct TemplateBody: Codable {
+    var format: String
+    var source: String
+    var fields: [String]
+
+    init(_ template: StoredTemplate) {
+        (format, source, fields) = (template.format, template.source, template.fields)
+    }
+}
+
+extension StoredTemplate {
+    init(_ entry: CatalogEntry) throws(GateError) {
+        let body = try entry.decodeBody(TemplateBody.self)
+        self.init(
+            name: entry.name, purpose: entry.purpose, format: body.format, source: body.source, fields: body.fields, version: entry.version,
+            registeredAt: entry.definedAt)
     }
 }

@@ -72,33 +72,29 @@ extension Vault {
         guard FieldName.isValid(name) else { throw GateError(.invalidInput, "trigger names are lower-case identifiers") }
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: purpose)
         let now = nowMillis
-        try await perform(request, requestID: principal.requestID, failure: "define the trigger (nothing was stored)") { scope in
-            try scope.db.execute(
-                sql: """
-                    INSERT INTO trigger_def (name, kind, purpose, delay_ms, role, defined_by, defined_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, purpose = excluded.purpose, delay_ms = excluded.delay_ms,
-                        role = excluded.role, defined_by = excluded.defined_by
-                    """, arguments: [name, kind, purpose.rawValue, delay, role.rawValue, actor, now])
+        return try await perform(request, requestID: principal.requestID, failure: "define the trigger (nothing was stored)") { scope in
+            let previous = try await scope.tx.catalogEntry(.trigger, named: name)
+            // A redefinition keeps the time the trigger first fired from: events it could have fired on stay eligible.
+            let since = try previous?.decodeBody(TriggerBody.self).firesSince ?? now
+            let version = (previous?.version ?? 0) + 1
+            try await scope.tx.insertCatalogEntry(
+                try CatalogEntry(
+                    kind: .trigger, name: name, version: version, purpose: purpose, role: role,
+                    body: TriggerBody(kind: kind, delayMillis: delay, firesSince: since), definedBy: actor, definedAt: now))
             scope.entry.reasons.append("trigger `\(name)` (\(kind)) defined")
+            return TriggerDefinition(name: name, kind: kind, purpose: purpose, delay: delay, role: role, definedAt: since)
         }
-        guard let defined = try triggerDefinitions().first(where: { $0.name == name }) else {
-            throw GateError(.storage, "the trigger `\(name)` was stored but cannot be read back; run `consentry check`")
-        }
-        return defined
     }
 
     /// Every trigger definition.
-    public func triggerDefinitions() throws(GateError) -> [TriggerDefinition] {
-        do {
-            return try db.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM trigger_def ORDER BY name").compactMap { row in
-                    guard let purpose = Purpose(rawValue: row["purpose"]), let role = Role(rawValue: row["role"]) else { return nil }
-                    return TriggerDefinition(
-                        name: row["name"], kind: row["kind"], purpose: purpose, delay: row["delay_ms"], role: role, definedAt: row["defined_at"])
-                }
-            }
-        } catch {
-            throw Self.storageError(error, "read the triggers")
+    public func triggerDefinitions() async throws(GateError) -> [TriggerDefinition] {
+        let entries: [CatalogEntry]
+        do { entries = try await store.catalog(.trigger, allVersions: false) } catch { throw Self.storageError(error, "read the triggers") }
+        return try entries.map { entry throws(GateError) in
+            let body = try entry.decodeBody(TriggerBody.self)
+            return TriggerDefinition(
+                name: entry.name, kind: body.kind, purpose: entry.purpose, delay: body.delayMillis, role: try entry.actingRole(),
+                definedAt: body.firesSince)
         }
     }
 
@@ -174,7 +170,7 @@ extension Vault {
             try await refuse(request, decide(request), requestID: principal.requestID)
         }
         var result: [QueuedTrigger] = []
-        for trigger in try triggerDefinitions() where name == nil || trigger.name == name {
+        for trigger in try await triggerDefinitions() where name == nil || trigger.name == name {
             let request = AccessRequest(actor: actor, role: role, action: .render, purpose: trigger.purpose)
             // Asked for every queue, a role sees the queues of the purposes it may render for; asked for one, a denial
             // is audited and thrown.
@@ -236,7 +232,7 @@ extension Vault {
     /// Marks a queue entry handled. Needs `render` for the trigger's purpose.
     public func acknowledgeTrigger(_ id: Int64, as principal: Principal) async throws(GateError) {
         let (actor, role) = (principal.actor, principal.role)
-        let definitions = try triggerDefinitions()
+        let definitions = try await triggerDefinitions()
         let name: String?
         do { name = try await db.read { try String.fetchOne($0, sql: "SELECT trigger FROM trigger_queue WHERE id = ?", arguments: [id]) } } catch {
             throw Self.storageError(error, "acknowledge the trigger")
@@ -249,4 +245,14 @@ extension Vault {
             scope.entry.reasons.append("trigger queue entry \(id) acknowledged")
         }
     }
+}
+
+/// A trigger's fields in the catalog, beside its name, version, purpose and role.
+struct TriggerBody: Codable {
+    /// `cart_abandoned`, `viewed_not_purchased` or `browse_abandoned`.
+    var kind: String
+    /// How long after the causing event it fires (ms).
+    var delayMillis: Int64
+    /// When it was first defined (ms): events before this never fire it.
+    var firesSince: Int64
 }

@@ -34,6 +34,13 @@ protocol VaultStore: Sendable {
 
     /// The fault ``checkIntegrityOfFiles()`` found earlier, without looking again: cheap enough for every request.
     var knownFault: GateError? { get }
+
+    /// The catalog's definitions of `kind`, by name: the newest version of each, or with `allVersions` every version,
+    /// newest first within a name. Read from the last commit, outside any write.
+    func catalog(_ kind: CatalogKind, allVersions: Bool) async throws -> [CatalogEntry]
+
+    /// The newest version of the definition `name` of `kind`, or nil. Read from the last commit, outside any write.
+    func catalogEntry(_ kind: CatalogKind, named name: String) async throws -> CatalogEntry?
 }
 
 /// One write transaction of a store. Its operations read and write records the gate has sealed or hashed already.
@@ -44,6 +51,13 @@ protocol StoreTransaction: AnyObject {
 
     /// Appends one chained entry (its row as ``AuditRow``) and, when it names a subject set, the set's pseudonyms.
     func insertAudit(_ row: AuditRow) async throws
+
+    /// The newest version of the definition `name` of `kind` as this transaction sees it, or nil.
+    func catalogEntry(_ kind: CatalogKind, named name: String) async throws -> CatalogEntry?
+
+    /// Adds a version of a definition. Its version must be one more than the newest stored (1 for a new name): a
+    /// version already stored fails the transaction rather than replace it.
+    func insertCatalogEntry(_ entry: CatalogEntry) async throws
 }
 
 /// What a store keeps of one audit entry: the entry's columns and the pseudonyms of its subject set.

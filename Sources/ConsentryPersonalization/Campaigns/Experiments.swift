@@ -92,15 +92,15 @@ public struct ExperimentDesk: Sendable {
         return definition
     }
 
-    func load(_ name: String) throws(GateError) -> ExperimentDefinition {
-        guard let experiment = try vault.experiment(name) else { throw GateError(.notFound, "no experiment `\(name.prefix(64))`") }
+    func load(_ name: String) async throws(GateError) -> ExperimentDefinition {
+        guard let experiment = try await vault.experiment(name) else { throw GateError(.notFound, "no experiment `\(name.prefix(64))`") }
         return experiment
     }
 
     /// Assigns every subject the gate admits for the experiment's purpose (consent, flags); earlier assignments stay.
     /// - Returns: new assignments per arm.
     public func assign(_ name: String) async throws(GateError) -> [String: Int] {
-        let experiment = try load(name)
+        let experiment = try await load(name)
         var arms: [SubjectID: String] = [:]
         let summary = try vault.scan(AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose)) { member, _ in
             arms[member.subject] = Self.arm(experiment: experiment, pseudonym: member.assignmentKey)
@@ -119,7 +119,7 @@ public struct ExperimentDesk: Sendable {
 
     /// The report.
     public func report(_ name: String) async throws(GateError) -> ExperimentReport {
-        let experiment = try load(name)
+        let experiment = try await load(name)
         let counts = try await vault.experimentCounts(experiment, as: principal)
         var arms: [ExperimentReport.Arm] = []
         for armName in experiment.arms.map(\.name) + ["holdout"] {

@@ -47,9 +47,9 @@ public struct SegmentDesk: Sendable {
     }
 
     /// The stored rules by name, parsed.
-    func rules() throws(GateError) -> [String: (StoredSegment, SegmentRule)] {
+    func rules() async throws(GateError) -> [String: (StoredSegment, SegmentRule)] {
         var out: [String: (StoredSegment, SegmentRule)] = [:]
-        for segment in try vault.segments() {
+        for segment in try await vault.segments() {
             do { out[segment.name] = (segment, try SegmentRule(text: segment.rule)) } catch {
                 throw GateError(.integrity, "stored segment `\(segment.name)` no longer parses (\(error)); define it again")
             }
@@ -101,7 +101,7 @@ public struct SegmentDesk: Sendable {
             }
         }
         if let problem = problems.first { throw GateError(.invalidInput, problem) }
-        var existing = try rules()
+        var existing = try await rules()
         existing[name] = nil
         let fields = try closure(of: rule, named: name, in: existing)
         return try await vault.defineSegment(
@@ -118,7 +118,7 @@ public struct SegmentDesk: Sendable {
 
     /// ``run(_:store:now:)`` with the members' internal ids, which never leave this module, and the segment's purpose.
     private func evaluate(_ name: String, store: Bool, now: Date) async throws(GateError) -> (run: SegmentRun, members: Set<SubjectID>, purpose: Purpose) {
-        let all = try rules()
+        let all = try await rules()
         guard let (segment, rule) = all[name] else {
             throw GateError(.notFound, "no segment `\(name.prefix(64))`; `consentry segment list` shows the defined ones")
         }
@@ -176,7 +176,7 @@ public struct SegmentDesk: Sendable {
     /// Both segments must serve the same purpose: an overlap across purposes would join one purpose's results with
     /// another's, which the policy keeps apart.
     public func overlap(_ a: String, _ b: String, now: Date = Date()) async throws(GateError) -> (a: Int, b: Int, both: Int, jaccard: Double) {
-        let known = try rules()
+        let known = try await rules()
         for name in [a, b] where known[name] == nil {
             throw GateError(.notFound, "no segment `\(name.prefix(64))`; `consentry segment list` shows the defined ones")
         }
@@ -203,7 +203,7 @@ public struct SegmentDesk: Sendable {
     @discardableResult
     public func refresh(subjects: Set<SubjectID>, now: Date = Date()) async throws(GateError) -> [String: Int] {
         guard !subjects.isEmpty else { return [:] }
-        let all = try rules()
+        let all = try await rules()
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         let evaluator = SegmentEvaluator(now: nowMillis, engagement: engagement, segments: all.mapValues(\.1))
         var result: [String: Int] = [:]

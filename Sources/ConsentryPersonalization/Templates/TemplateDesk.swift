@@ -66,8 +66,8 @@ public struct TemplateDesk: Sendable {
     public func render(
         _ name: String, subject: SubjectReference, campaign: [String: LiquidValue] = [:], recommendations: [LiquidValue] = [],
         segments: [String] = [], requestID: String? = nil, now: Date = Date()
-    ) throws(GateError) -> RenderResult {
-        let (stored, template, request) = try prepare(name)
+    ) async throws(GateError) -> RenderResult {
+        let (stored, template, request) = try await prepare(name)
         let read = try vault.read(request, subject: subject, includeDerived: Self.readsDerived(template), requestID: requestID)
         return finish(stored, template, read, campaign: campaign, recommendations: recommendations, segments: segments, now: now)
     }
@@ -77,7 +77,7 @@ public struct TemplateDesk: Sendable {
     public func asyncRender(
         _ name: String, subject: SubjectReference, campaign: [String: LiquidValue] = [:], requestID: String? = nil, now: Date = Date()
     ) async throws(GateError) -> RenderResult {
-        let (stored, template, request) = try prepare(name)
+        let (stored, template, request) = try await prepare(name)
         let read = try await vault.asyncRead(request, subject: subject, includeDerived: Self.readsDerived(template), requestID: requestID)
         return finish(stored, template, read, campaign: campaign, recommendations: [], segments: [], now: now)
     }
@@ -90,8 +90,8 @@ public struct TemplateDesk: Sendable {
     }
 
     /// The registered template, compiled, and the gate request that renders it.
-    private func prepare(_ name: String) throws(GateError) -> (StoredTemplate, LiquidTemplate, AccessRequest) {
-        guard let stored = try vault.template(named: name) else {
+    private func prepare(_ name: String) async throws(GateError) -> (StoredTemplate, LiquidTemplate, AccessRequest) {
+        guard let stored = try await vault.template(named: name) else {
             throw GateError(.notFound, "no template `\(name.prefix(64))`; `consentry template list` shows the registered ones")
         }
         let template = try Self.compiled(stored, vault: vault) { () throws(GateError) -> LiquidTemplate in

@@ -108,7 +108,7 @@ public struct TriggerDesk: Sendable {
         if let subjects, subjects.isEmpty { return [] }
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         var results: [TriggerCheck] = []
-        for trigger in try vault.triggerDefinitions() {
+        for trigger in try await vault.triggerDefinitions() {
             guard let kind = TriggerKind(rawValue: trigger.kind) else { continue }
             let since = max(trigger.definedAt, nowMillis - 7 * 86_400_000)
             let request = AccessRequest(actor: actor, role: trigger.role, action: .segment, purpose: trigger.purpose)

@@ -161,6 +161,14 @@ final class SQLiteStore: VaultStore {
 
     func checkIntegrityOfFiles() throws(GateError) { try files.check() }
 
+    func catalog(_ kind: CatalogKind, allVersions: Bool) async throws -> [CatalogEntry] {
+        try await read { try SQLiteCatalogRows.all(kind, allVersions: allVersions, $0) }
+    }
+
+    func catalogEntry(_ kind: CatalogKind, named name: String) async throws -> CatalogEntry? {
+        try await read { try SQLiteCatalogRows.latest(kind, name, $0) }
+    }
+
     var knownFault: GateError? { files.known }
 
     // MARK: - Errors
@@ -291,5 +299,13 @@ final class SQLiteTransaction: StoreTransaction, TaskExecutor, @unchecked Sendab
 
     func insertAudit(_ row: AuditRow) async throws {
         try run { try SQLiteAuditRows.insert(row, $0) }
+    }
+
+    func catalogEntry(_ kind: CatalogKind, named name: String) async throws -> CatalogEntry? {
+        try run { try SQLiteCatalogRows.latest(kind, name, $0) }
+    }
+
+    func insertCatalogEntry(_ entry: CatalogEntry) async throws {
+        try run { try SQLiteCatalogRows.insert(entry, $0) }
     }
 }

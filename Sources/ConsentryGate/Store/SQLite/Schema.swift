@@ -443,6 +443,79 @@ enum Schema {
             // a record deleted from the file shows against it. Filled at the first open after the upgrade.
             try db.execute(sql: "ALTER TABLE subject ADD COLUMN ledger_head BLOB")
         }
+        migrator.registerMigration("v15-catalog") { db in
+            try db.execute(
+                sql: """
+                    -- One versioned catalog for the features' non-personal definitions (templates, segments, model
+                    -- versions, triggers, experiments), keyed by kind, name and version: defining a name again adds a
+                    -- version, and the newest is in force. `body` holds the feature's own fields as a JSON object.
+                    CREATE TABLE catalog (
+                        kind TEXT NOT NULL,
+                        name TEXT NOT NULL,
+                        version INTEGER NOT NULL CHECK (version > 0),
+                        purpose TEXT NOT NULL,
+                        role TEXT,
+                        body TEXT NOT NULL CHECK (json_valid(body)),
+                        defined_by TEXT NOT NULL,
+                        defined_at INTEGER NOT NULL,
+                        PRIMARY KEY (kind, name, version)
+                    ) WITHOUT ROWID;
+                    INSERT INTO catalog (kind, name, version, purpose, role, body, defined_by, defined_at)
+                        SELECT 'template', name, version, purpose, NULL,
+                            json_object('fields', json(fields), 'format', format, 'source', source), registered_by, registered_at
+                        FROM template;
+                    INSERT INTO catalog (kind, name, version, purpose, role, body, defined_by, defined_at)
+                        SELECT 'segment', name, version, purpose, role,
+                            json_object('fields', json(fields), 'readsEvents', json(CASE reads_events WHEN 1 THEN 'true' ELSE 'false' END),
+                                'rule', rule),
+                            defined_by, defined_at
+                        FROM segment;
+                    INSERT INTO catalog (kind, name, version, purpose, role, body, defined_by, defined_at)
+                        SELECT 'model', name, version, purpose, NULL, json_object('metrics', metrics, 'parameters', parameters), trained_by,
+                            trained_at
+                        FROM model;
+                    INSERT INTO catalog (kind, name, version, purpose, role, body, defined_by, defined_at)
+                        SELECT 'trigger', name, 1, purpose, role, json_object('delayMillis', delay_ms, 'firesSince', defined_at, 'kind', kind), defined_by, defined_at
+                        FROM trigger_def;
+                    INSERT INTO catalog (kind, name, version, purpose, role, body, defined_by, defined_at)
+                        SELECT 'experiment', name, 1, purpose, role, json_object('arms', json(arms), 'holdout', holdout), created_by, created_at
+                        FROM experiment;
+
+                    -- Assignments and outcomes named their experiment by a foreign key into `experiment`; the catalog
+                    -- keeps every version, so they name it by its name alone (experiments are never removed).
+                    CREATE TABLE experiment_assignment_v15 (
+                        experiment TEXT NOT NULL,
+                        subject_id INTEGER NOT NULL REFERENCES subject(id) ON DELETE CASCADE,
+                        arm TEXT NOT NULL,
+                        assigned_at INTEGER NOT NULL,
+                        PRIMARY KEY (experiment, subject_id)
+                    ) WITHOUT ROWID;
+                    INSERT INTO experiment_assignment_v15 SELECT experiment, subject_id, arm, assigned_at FROM experiment_assignment;
+                    DROP TABLE experiment_assignment;
+                    ALTER TABLE experiment_assignment_v15 RENAME TO experiment_assignment;
+                    CREATE INDEX experiment_assignment_subject ON experiment_assignment(subject_id);
+                    CREATE TABLE experiment_outcome_v15 (
+                        id INTEGER PRIMARY KEY,
+                        key BLOB NOT NULL UNIQUE,
+                        experiment TEXT NOT NULL,
+                        subject_id INTEGER NOT NULL REFERENCES subject(id) ON DELETE CASCADE,
+                        kind TEXT NOT NULL CHECK (kind IN ('send', 'open', 'click', 'conversion', 'revenue')),
+                        value REAL NOT NULL,
+                        time INTEGER NOT NULL
+                    );
+                    INSERT INTO experiment_outcome_v15 SELECT id, key, experiment, subject_id, kind, value, time FROM experiment_outcome;
+                    DROP TABLE experiment_outcome;
+                    ALTER TABLE experiment_outcome_v15 RENAME TO experiment_outcome;
+                    CREATE INDEX experiment_outcome_subject ON experiment_outcome(subject_id);
+                    CREATE INDEX experiment_outcome_experiment ON experiment_outcome(experiment, kind);
+
+                    DROP TABLE template;
+                    DROP TABLE segment;
+                    DROP TABLE model;
+                    DROP TABLE trigger_def;
+                    DROP TABLE experiment;
+                    """)
+        }
         return migrator
     }
 }
