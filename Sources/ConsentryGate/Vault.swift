@@ -177,6 +177,7 @@ public final class Vault: Sendable {
         }
         try vault.loadKEKs()
         try vault.bindUnboundRecords()
+        try vault.sealExperimentArms()
         vault.loadCheckpointState()
         try vault.initializeWitnesses()
         try vault.recordPolicyIfChanged(creating: creating)

@@ -1,11 +1,11 @@
 import ConsentryAudit
 import ConsentryCore
-import ConsentryGate
 import ConsentryPolicy
 import ConsentryTesting
 import Foundation
 import Testing
 
+import ConsentryGate
 @testable import ConsentryPersonalization
 
 @Suite("send time and experiments")

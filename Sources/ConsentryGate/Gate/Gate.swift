@@ -113,6 +113,13 @@ public struct Explanation: Sendable, Codable, Equatable {
 }
 
 extension Vault {
+    /// The derived values a gated read releases: those of the kinds released with reads, computed for the read's
+    /// purpose (``DerivedKind``).
+    static let releasedDerivedQuery = """
+        SELECT kind, name, sealed FROM derived WHERE subject_id = ? AND purpose = ?
+            AND kind IN (\(DerivedKind.releasedNames.map { "'\($0)'" }.joined(separator: ", ")))
+        """
+
     func draft(
         _ request: AccessRequest, _ decision: Decision, subject: String? = nil, subjectSet: [UInt8] = [], counts: [String: Int] = [:],
         consentIDs: [Int64] = [], requestID: String?, under snapshot: PolicySnapshot? = nil
@@ -204,17 +211,9 @@ extension Vault {
             var result = GateRead(decision: decision, values: values, pseudonym: pseudonym, auditSequence: entry.sequence)
             if includeDerived, let purpose = request.purpose {
                 // INVARIANT: derived data leaves only for the purpose it was computed for.
-                let query = try RawQuery(
-                    db,
-                    """
-                    SELECT kind, name, sealed FROM derived WHERE subject_id = ? AND (
-                        (kind = 'segment' AND name IN (SELECT c.name FROM catalog c WHERE c.kind = 'segment' AND c.purpose = ?
-                            AND c.version = (SELECT max(version) FROM catalog WHERE kind = 'segment' AND name = c.name)))
-                        OR (kind = 'recommendation' AND ? = 'personalization'))
-                    """)
+                let query = try RawQuery(db, Self.releasedDerivedQuery)
                 query.bind(1, subject.rawValue)
                 query.bind(2, purpose.rawValue)
-                query.bind(3, purpose.rawValue)
                 let keyVersion = row.keyVersion
                 while try query.step() {
                     let kind = query.text(0) ?? "", name = query.text(1) ?? ""

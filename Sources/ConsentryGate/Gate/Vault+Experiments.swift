@@ -110,23 +110,20 @@ extension Vault {
         return ExperimentDefinition(name: name, purpose: entry.purpose, arms: body.arms, holdout: body.holdout, role: try entry.actingRole())
     }
 
-    /// Stores assignments (subject → arm) of an experiment; subjects already assigned keep their arm.
+    /// Stores assignments (subject → arm) of an experiment as sealed derived data of the experiment's purpose; subjects
+    /// already assigned keep their arm, and a subject the purpose no longer admits is not assigned (and loses its arm).
     public func storeAssignments(_ experiment: ExperimentDefinition, _ arms: [SubjectID: String], as principal: Principal) async throws(GateError) -> Int {
         let (actor, role) = (principal.actor, principal.role)
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose)
         return try await perform(request, requestID: principal.requestID, failure: "store the assignments") { scope -> Int in
-            let db = scope.db
-            let insert = try db.cachedStatement(
-                sql: "INSERT OR IGNORE INTO experiment_assignment (experiment, subject_id, arm, assigned_at) VALUES (?, ?, ?, ?)")
-            var added = 0
-            let now = nowMillis
-            for (subject, arm) in arms {
-                try insert.execute(arguments: [experiment.name, subject.rawValue, arm, now])
-                added += db.changesCount
-            }
-            scope.entry.counts = ["assigned": added, "considered": arms.count]
+            guard let policy = loadedPolicy else { throw Refusal(request: request, decision: decide(request)) }
+            let stored = try storeDerived(
+                scope.db, kind: DerivedKind.experimentArm.name, name: experiment.name, purpose: experiment.purpose, values: arms, policy: policy,
+                keepExisting: true)
+            scope.entry.subjectSet = stored.pseudonyms
+            scope.entry.counts = ["assigned": stored.written, "considered": arms.count]
             scope.entry.reasons.append("experiment `\(experiment.name)` assignments")
-            return added
+            return stored.written
         }
     }
 
@@ -151,9 +148,9 @@ extension Vault {
                     continue
                 }
                 guard
-                    try Int.fetchOne(
-                        db, sql: "SELECT count(*) FROM experiment_assignment WHERE experiment = ? AND subject_id = ?",
-                        arguments: [experiment.name, subject.rawValue]) == 1
+                    try Bool.fetchOne(
+                        db, sql: "SELECT EXISTS (SELECT 1 FROM derived WHERE subject_id = ? AND kind = ? AND name = ?)",
+                        arguments: [subject.rawValue, DerivedKind.experimentArm.name, experiment.name]) == true
                 else {
                     rejected.append((index, "the subject is not assigned to `\(experiment.name)`; run `experiment assign` first"))
                     continue
@@ -176,36 +173,92 @@ extension Vault {
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose)
         return try await perform(request, requestID: principal.requestID, failure: "read the experiment's counts") { scope in
             let db = scope.db
+            // The arms are sealed: each is opened with its subject's key here, and only the counts leave.
+            let arms = try openArms(of: experiment, db: db)
             var result: [String: ArmCounts] = [:]
-            for row in try Row.fetchAll(
-                db, sql: "SELECT arm, count(*) FROM experiment_assignment WHERE experiment = ? GROUP BY arm", arguments: [experiment.name])
-            {
-                result[row[0]] = ArmCounts(assigned: row[1], reached: [:], revenue: 0, revenueSquares: 0)
+            for arm in arms.values { result[arm, default: ArmCounts(assigned: 0, reached: [:], revenue: 0, revenueSquares: 0)].assigned += 1 }
+            var reached: [String: [String: Set<Int64>]] = [:]
+            var revenue: [Int64: Double] = [:]
+            let outcomes = try Row.fetchCursor(
+                db, sql: "SELECT subject_id, kind, value FROM experiment_outcome WHERE experiment = ?", arguments: [experiment.name])
+            while let row = try outcomes.next() {
+                let subject: Int64 = row[0], kind: String = row[1]
+                guard arms[subject] != nil else { continue }
+                if kind == "revenue" { revenue[subject, default: 0] += row[2] as Double } else { reached[arms[subject]!, default: [:]][kind, default: []].insert(subject) }
             }
-            for row in try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT a.arm, o.kind, count(DISTINCT o.subject_id) FROM experiment_outcome o
-                    JOIN experiment_assignment a ON a.experiment = o.experiment AND a.subject_id = o.subject_id
-                    WHERE o.experiment = ? AND o.kind <> 'revenue' GROUP BY a.arm, o.kind
-                    """, arguments: [experiment.name])
-            {
-                result[row[0], default: ArmCounts(assigned: 0, reached: [:], revenue: 0, revenueSquares: 0)].reached[row[1]] = row[2]
-            }
-            for row in try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT a.arm, sum(t.total), sum(t.total * t.total) FROM (
-                        SELECT subject_id, sum(value) AS total FROM experiment_outcome WHERE experiment = ? AND kind = 'revenue' GROUP BY subject_id
-                    ) t JOIN experiment_assignment a ON a.experiment = ? AND a.subject_id = t.subject_id GROUP BY a.arm
-                    """, arguments: [experiment.name, experiment.name])
-            {
-                result[row[0]]?.revenue = row[1] ?? 0
-                result[row[0]]?.revenueSquares = row[2] ?? 0
+            for (arm, kinds) in reached { result[arm]?.reached = kinds.mapValues(\.count) }
+            for (subject, total) in revenue {
+                result[arms[subject]!]?.revenue += total
+                result[arms[subject]!]?.revenueSquares += total * total
             }
             scope.entry.counts = ["arms": result.count]
             scope.entry.reasons.append("experiment `\(experiment.name)` report (aggregates only)")
             return result
+        }
+    }
+
+    /// Every assigned subject's arm of `experiment`, opened with the subject's data key.
+    private func openArms(of experiment: ExperimentDefinition, db: Database) throws -> [Int64: String] {
+        try refreshKEKs(db)
+        var scratch = try SecretBytes(count: Sealing.keyLength)
+        defer { scratch.zero() }
+        var arms: [Int64: String] = [:]
+        let kind = DerivedKind.experimentArm.name
+        let rows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT d.subject_id, d.sealed, s.kek_version, s.wrapped_key, s.key_version FROM derived d JOIN subject s ON s.id = d.subject_id
+                WHERE d.kind = ? AND d.name = ?
+                """, arguments: [kind, experiment.name])
+        while let row = try rows.next() {
+            let subject = SubjectID(rawValue: row[0])
+            try unwrapDataKey(of: subject, kekVersion: UInt32(row[2] as Int64), wrapped: row[3] as Data, into: &scratch)
+            let ad = Sealing.derivedAssociatedData(subject: subject, kind: kind, name: experiment.name, keyVersion: UInt32(row[4] as Int64))
+            guard let arm = (row[1] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
+                throw GateError(.integrity, "the experiment arm of \(subjectLabel(subject, db)) failed its integrity check")
+            }
+            scratch.zero()
+            arms[subject.rawValue] = arm
+        }
+        return arms
+    }
+
+    /// Seals the experiment arms of a vault from before schema v16, once: the first open after the upgrade moves each
+    /// row of `experiment_assignment` (arms in clear) into sealed derived data of the experiment's purpose and drops the
+    /// table, in one transaction, so that no arm stays in clear.
+    func sealExperimentArms() throws(GateError) {
+        do {
+            let pending = try db.read { try Bool.fetchOne($0, sql: "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'experiment_assignment')") }
+            guard pending == true else { return }
+            try db.write { db in
+                try refreshKEKs(db)
+                var scratch = try SecretBytes(count: Sealing.keyLength)
+                defer { scratch.zero() }
+                let nonces = NonceSource()
+                let kind = DerivedKind.experimentArm.name
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT a.experiment, a.subject_id, a.arm, a.assigned_at, s.kek_version, s.wrapped_key, s.key_version,
+                            (SELECT c.purpose FROM catalog c WHERE c.kind = 'experiment' AND c.name = a.experiment ORDER BY c.version DESC LIMIT 1)
+                        FROM experiment_assignment a JOIN subject s ON s.id = a.subject_id
+                        """)
+                for row in rows {
+                    let subject = SubjectID(rawValue: row[1]), experiment: String = row[0], arm: String = row[2]
+                    try unwrapDataKey(of: subject, kekVersion: UInt32(row[4] as Int64), wrapped: row[5] as Data, into: &scratch)
+                    let sealed = Sealing.seal(
+                        arm, key: scratch,
+                        associatedData: Sealing.derivedAssociatedData(subject: subject, kind: kind, name: experiment, keyVersion: UInt32(row[6] as Int64)),
+                        nonces: nonces)
+                    scratch.zero()
+                    try db.execute(
+                        sql: "INSERT OR IGNORE INTO derived (subject_id, kind, name, sealed, updated_at, purpose) VALUES (?, ?, ?, ?, ?, ?)",
+                        arguments: [subject.rawValue, kind, experiment, Data(sealed), row[3] as Int64, row[7] as String?])
+                }
+                try db.execute(sql: "DROP TABLE experiment_assignment")
+            }
+        } catch {
+            throw Self.storageError(error, "seal the experiment arms stored in clear before schema v16")
         }
     }
 }

@@ -161,11 +161,15 @@ extension Vault {
             let entry = try auditAloneNow(draft(request, authorized.isPermit ? .deny(.purposeRequired) : authorized, requestID: requestID))
             return DerivedWriteSummary(decision: .deny, written: 0, skipped: [:], auditSequence: entry.sequence)
         }
+        guard DerivedKind.named(kind) != nil else {
+            throw GateError(
+                .invalidInput,
+                "`\(kind)` is not a registered kind of derived data; use one of \(DerivedKind.registered.map { "`\($0.name)`" }.joined(separator: ", "))")
+        }
         let (counts, entry) = try await performRecorded(
             request, requestID: requestID, decision: authorized, failure: "write derived data (nothing was stored)"
         ) { scope -> (written: Int, skipped: [String: Int]) in
             let db = scope.db
-            try refreshKEKs(db)
             var removed = 0
             if replaceAll {
                 try db.execute(sql: "DELETE FROM derived WHERE kind = ? AND name = ?", arguments: [kind, name])
@@ -176,56 +180,72 @@ extension Vault {
                     sql: "DELETE FROM derived WHERE subject_id = ? AND kind = ? AND name = ?", arguments: [subject.rawValue, kind, name])
                 removed += db.changesCount
             }
-            var written = 0
-            var skipped: [String: Int] = [:]
-            var pseudonyms: [UInt8] = []
-            let ids = values.keys.sorted()
-            var states: [Int64: DerivedState] = [:]
-            if let first = ids.first, let last = ids.last {
-                _ = try applyLedger(db, from: first.rawValue, to: last.rawValue, after: (0, 0), withRecordIDs: false, to: &states)
-            }
-            var scratch = try SecretBytes(count: Sealing.keyLength)
-            defer { scratch.zero() }
-            let nonces = NonceSource()
-            let upsert = try db.cachedStatement(
-                sql:
-                    "INSERT INTO derived (subject_id, kind, name, sealed, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject_id, kind, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at"
-            )
-            for id in ids {
-                if let reason = policy.admit(states[id.rawValue]?.state ?? SubjectState(), purpose: purpose) {
-                    skipped[reason.rawValue, default: 0] += 1
-                    // A value computed before the subject's consent changed must not outlive it.
-                    try db.execute(
-                        sql: "DELETE FROM derived WHERE subject_id = ? AND kind = ? AND name = ?", arguments: [id.rawValue, kind, name])
-                    continue
-                }
-                guard
-                    let row = try Row.fetchOne(
-                        db.cachedStatement(sql: "SELECT kek_version, wrapped_key, key_version, audit_secret FROM subject WHERE id = ?"),
-                        arguments: [id.rawValue])
-                else {
-                    skipped[DecisionReason.Code.subjectNotFound.rawValue, default: 0] += 1
-                    continue
-                }
-                try unwrapDataKey(of: id, kekVersion: UInt32(row[0] as Int64), wrapped: row[1] as Data, into: &scratch)
-                let sealed = Sealing.seal(
-                    values[id]!, key: scratch,
-                    associatedData: Sealing.derivedAssociatedData(subject: id, kind: kind, name: name, keyVersion: UInt32(row[2] as Int64)),
-                    nonces: nonces)
-                scratch.zero()
-                try upsert.execute(arguments: [id.rawValue, kind, name, Data(sealed), nowMillis])
-                pseudonyms += pseudonymBytes(secret: row[3])
-                written += 1
-            }
-            var counts = skipped.reduce(into: ["written": written]) { $0["skipped.\($1.key)"] = $1.value }
+            let stored = try storeDerived(db, kind: kind, name: name, purpose: purpose, values: values, policy: policy)
+            var counts = stored.skipped.reduce(into: ["written": stored.written]) { $0["skipped.\($1.key)"] = $1.value }
             counts["requested"] = values.count
             if removed > 0 { counts["removed"] = removed }
-            scope.entry.subjectSet = pseudonyms
+            scope.entry.subjectSet = stored.pseudonyms
             scope.entry.counts = counts
             scope.entry.reasons.append("derived: \(kind)/\(name)")
-            return (written, skipped)
+            return (stored.written, stored.skipped)
         }
         return DerivedWriteSummary(decision: .permit, written: counts.written, skipped: counts.skipped, auditSequence: entry?.sequence ?? 0)
+    }
+
+    /// Seals and stores `values` as derived data `kind/name` computed for `purpose`, in the caller's transaction. Each
+    /// subject is admitted again first: one whose consent or flags no longer admit the purpose is skipped and loses any
+    /// value it had, so that a value computed before the change does not outlive it.
+    /// - Parameter keepExisting: a subject that has a value already keeps it (an experiment's arm is never reassigned).
+    /// - Returns: the values written, the subjects skipped by reason, and the written subjects' pseudonyms.
+    func storeDerived(
+        _ db: Database, kind: String, name: String, purpose: Purpose, values: [SubjectID: String], policy: Policy,
+        keepExisting: Bool = false
+    ) throws -> (written: Int, skipped: [String: Int], pseudonyms: [UInt8]) {
+        try refreshKEKs(db)
+        var written = 0
+        var skipped: [String: Int] = [:]
+        var pseudonyms: [UInt8] = []
+        let ids = values.keys.sorted()
+        var states: [Int64: DerivedState] = [:]
+        if let first = ids.first, let last = ids.last {
+            _ = try applyLedger(db, from: first.rawValue, to: last.rawValue, after: (0, 0), withRecordIDs: false, to: &states)
+        }
+        var scratch = try SecretBytes(count: Sealing.keyLength)
+        defer { scratch.zero() }
+        let nonces = NonceSource()
+        let upsert = try db.cachedStatement(
+            sql: """
+                INSERT INTO derived (subject_id, kind, name, sealed, updated_at, purpose) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (subject_id, kind, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at,
+                    purpose = excluded.purpose
+                """)
+        let exists = try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM derived WHERE subject_id = ? AND kind = ? AND name = ?)")
+        for id in ids {
+            if let reason = policy.admit(states[id.rawValue]?.state ?? SubjectState(), purpose: purpose) {
+                skipped[reason.rawValue, default: 0] += 1
+                try db.execute(sql: "DELETE FROM derived WHERE subject_id = ? AND kind = ? AND name = ?", arguments: [id.rawValue, kind, name])
+                continue
+            }
+            if keepExisting, try Bool.fetchOne(exists, arguments: [id.rawValue, kind, name]) == true { continue }
+            guard
+                let row = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT kek_version, wrapped_key, key_version, audit_secret FROM subject WHERE id = ?"),
+                    arguments: [id.rawValue])
+            else {
+                skipped[DecisionReason.Code.subjectNotFound.rawValue, default: 0] += 1
+                continue
+            }
+            try unwrapDataKey(of: id, kekVersion: UInt32(row[0] as Int64), wrapped: row[1] as Data, into: &scratch)
+            let sealed = Sealing.seal(
+                values[id]!, key: scratch,
+                associatedData: Sealing.derivedAssociatedData(subject: id, kind: kind, name: name, keyVersion: UInt32(row[2] as Int64)),
+                nonces: nonces)
+            scratch.zero()
+            try upsert.execute(arguments: [id.rawValue, kind, name, Data(sealed), nowMillis, purpose.rawValue])
+            pseudonyms += pseudonymBytes(secret: row[3])
+            written += 1
+        }
+        return (written, skipped, pseudonyms)
     }
 
     /// Everything held about one subject (profile, identities, consents, flags, events, derived data and the
@@ -337,14 +357,7 @@ extension Vault {
                 try sink.derived(kind: kind, name: name, value: value)
                 counts["derived", default: 0] += 1
             }
-            // Experiment arms and fired triggers are derived data too, kept in their own tables.
-            for row in try Row.fetchAll(
-                db, sql: "SELECT experiment, arm FROM experiment_assignment WHERE subject_id = ? ORDER BY experiment",
-                arguments: [subject.rawValue])
-            {
-                try sink.derived(kind: "experiment", name: row[0], value: row[1])
-                counts["derived", default: 0] += 1
-            }
+            // Fired triggers are derived data too, kept in the trigger queue.
             for row in try Row.fetchAll(
                 db, sql: "SELECT trigger, fired_at, acknowledged_at FROM trigger_queue WHERE subject_id = ? ORDER BY id",
                 arguments: [subject.rawValue])

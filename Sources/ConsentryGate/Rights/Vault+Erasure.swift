@@ -126,7 +126,7 @@ public struct ErasureVerification: Sendable, Codable, Equatable {
 extension Vault {
     /// Tables whose rows belong to a subject; deleting the subject row cascades to them.
     static let subjectTables = [
-        "identity", "shared_identity", "event", "consent_record", "subject_flag", "derived", "trigger_queue", "experiment_assignment",
+        "identity", "shared_identity", "event", "consent_record", "subject_flag", "derived", "trigger_queue",
         "experiment_outcome",
     ]
 

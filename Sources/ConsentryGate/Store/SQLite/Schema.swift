@@ -516,6 +516,26 @@ enum Schema {
                     DROP TABLE experiment;
                     """)
         }
+        migrator.registerMigration("v16-derived-purposes") { db in
+            try db.execute(
+                sql: """
+                    -- Each derived value carries the purpose it was computed for, and a gated read releases the values of
+                    -- its own purpose only (the kinds released with reads: segment memberships by their segment's
+                    -- purpose, recommendations and send times for personalization). Values of other kinds keep no
+                    -- purpose until they are written again; they are never released with reads.
+                    ALTER TABLE derived ADD COLUMN purpose TEXT;
+                    UPDATE derived SET purpose = (
+                        SELECT c.purpose FROM catalog c WHERE c.kind = 'segment' AND c.name = derived.name ORDER BY c.version DESC LIMIT 1
+                    ) WHERE kind = 'segment';
+                    UPDATE derived SET purpose = 'personalization' WHERE kind = 'recommendation';
+                    """)
+            // Experiment arms become sealed derived values. Sealing needs the subjects' keys, so a vault with
+            // assignments keeps `experiment_assignment` until its first open moves the rows and drops it
+            // (Vault.sealExperimentArms); without any, it goes now.
+            if try Int.fetchOne(db, sql: "SELECT count(*) FROM experiment_assignment") == 0 {
+                try db.execute(sql: "DROP TABLE experiment_assignment")
+            }
+        }
         return migrator
     }
 }
