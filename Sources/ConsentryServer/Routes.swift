@@ -493,7 +493,7 @@ struct Routes: Sendable {
             return Server.json(data: data, status: status)
         }
         let raw = body.raw
-        switch try await blocking({ try vault.beginIdempotent(key: key, scope: context.actor, body: raw) }) {
+        switch try await vault.beginIdempotent(key: key, scope: context.actor, body: raw) {
         case .replay(let first):
             var response = Server.json(data: first.body, status: HTTPResponse.Status(code: first.status))
             response.headers[HTTPField.Name("Idempotent-Replayed")!] = "true"
@@ -506,10 +506,10 @@ struct Routes: Sendable {
         case .new(let claim):
             do {
                 let (status, data) = try await run()
-                try await blocking { vault.finishIdempotent(claim, response: IdempotentResponse(status: Int(status.code), body: data)) }
+                await vault.finishIdempotent(claim, response: IdempotentResponse(status: Int(status.code), body: data))
                 return Server.json(data: data, status: status)
             } catch {
-                try await blocking { vault.finishIdempotent(claim, response: nil) }
+                await vault.finishIdempotent(claim, response: nil)
                 throw error
             }
         }

@@ -63,7 +63,7 @@ struct AuthMiddleware: RouterMiddleware {
         else {
             throw Problem(.unauthorized, "unauthorized", "send `Authorization: Bearer <token>`; `consentry token create` makes one")
         }
-        switch vault.authenticate(token: String(header.dropFirst(7))) {
+        switch await vault.authenticate(token: String(header.dropFirst(7))) {
         case .success(let principal):
             if let wait = limiter.admit(principal.actor) {
                 var problem = Problem(

@@ -73,7 +73,7 @@ struct TokenCommand: ParsableCommand {
 
         func run() async throws {
             let role = try admin.parsedRole
-            let tokens = try await global.withVault { try $0.tokens(as: Principal(actor: global.actorName, role: role)) }
+            let tokens = try await global.withVault { try await $0.tokens(as: Principal(actor: global.actorName, role: role)) }
             if global.json {
                 Output.printJSON(tokens)
                 return

@@ -653,7 +653,7 @@ struct AsyncReadTests {
     func revokedTokenRefusedAtOnce() async throws {
         let vault = try await gateVault()
         let created = try await vault.createToken(name: "svc", role: .campaignService, expiresAt: nil, as: Principal(actor: "t", role: .admin))
-        guard case .success(let principal) = vault.authenticate(token: created.token) else {
+        guard case .success(let principal) = await vault.authenticate(token: created.token) else {
             Issue.record("a fresh token is accepted")
             return
         }
@@ -661,12 +661,12 @@ struct AsyncReadTests {
         // The use is recorded off the request's path; it shows in the token list shortly after.
         var used: String?
         for _ in 0..<100 where used == nil {
-            used = try vault.tokens(as: Principal(actor: "t", role: .admin)).first { $0.id == created.info.id }?.lastUsedAt
+            used = try await vault.tokens(as: Principal(actor: "t", role: .admin)).first { $0.id == created.info.id }?.lastUsedAt
             if used == nil { try await Task.sleep(for: .milliseconds(20)) }
         }
         #expect(used != nil, "the token's last use is recorded")
         try await vault.revokeToken(created.info.id, as: Principal(actor: "t", role: .admin))
-        guard case .failure(let refusal) = vault.authenticate(token: created.token) else {
+        guard case .failure(let refusal) = await vault.authenticate(token: created.token) else {
             Issue.record("a revoked token is refused")
             return
         }

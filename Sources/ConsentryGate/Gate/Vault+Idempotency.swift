@@ -1,6 +1,5 @@
 import ConsentryCrypto
 public import Foundation
-import GRDB
 import Synchronization
 
 /// A response recorded for an idempotency key: what a retry with the same key and body gets back.
@@ -42,7 +41,7 @@ extension Vault {
     /// Checks an `Idempotency-Key` of caller `scope` (the token's name, so callers never see each other's
     /// responses) for a request with `body`; claims the key when it is new.
     /// - Throws: ``GateError`` `invalidInput` for a key that is not 1 to 128 visible ASCII characters.
-    public func beginIdempotent(key: String, scope: String, body: some Collection<UInt8>) throws(GateError) -> IdempotencyCheck {
+    public func beginIdempotent(key: String, scope: String, body: some Collection<UInt8>) async throws(GateError) -> IdempotencyCheck {
         guard !key.isEmpty, key.utf8.count <= 128, key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             throw GateError(.invalidInput, "the Idempotency-Key must be 1 to 128 visible ASCII characters, such as a UUID")
         }
@@ -50,37 +49,28 @@ extension Vault {
             keyHash: Data(keys.tokenHashes.hash(tag: 0x61, "\(scope)|\(key)")),
             requestHash: Data(keys.tokenHashes.hash(tag: 0x62, bytes: Array(body))))
         guard idempotencyInFlight.withLock({ $0.insert(claim.keyHash).inserted }) else { return .inFlight }
-        let stored: Row?
-        do {
-            stored = try db.read { db in
-                try Row.fetchOne(
-                    db, sql: "SELECT request_hash, status, response FROM idempotency_key WHERE key_hash = ? AND created_at > ?",
-                    arguments: [claim.keyHash, nowMillis - Self.idempotencyWindowMillis])
-            }
-        } catch {
+        let stored: IdempotencyRecord?
+        do { stored = try await store.idempotencyRecord(claim.keyHash, newerThan: nowMillis - Self.idempotencyWindowMillis) } catch {
             release(claim)
             throw Self.storageError(error, "read the idempotency key")
         }
         guard let stored else { return .new(claim) }
         release(claim)
-        guard (stored["request_hash"] as Data) == claim.requestHash else { return .mismatch }
-        return .replay(IdempotentResponse(status: stored["status"], body: stored["response"]))
+        guard stored.requestHash == claim.requestHash else { return .mismatch }
+        return .replay(IdempotentResponse(status: stored.status, body: stored.response))
     }
 
     /// Records the response to a claimed key (nil: the request failed and may be retried with the key), releases
     /// the claim, and forgets responses older than the window.
-    public func finishIdempotent(_ claim: IdempotencyClaim, response: IdempotentResponse?) {
+    public func finishIdempotent(_ claim: IdempotencyClaim, response: IdempotentResponse?) async {
         defer { release(claim) }
         guard let response else { return }
+        let now = nowMillis
         // A failure to record leaves the import committed and the key unrecorded: a retry would import again,
         // which event ids and the merge rule make harmless.
-        try? db.write { db in
-            let now = nowMillis
-            try db.execute(sql: "DELETE FROM idempotency_key WHERE created_at <= ?", arguments: [now - Self.idempotencyWindowMillis])
-            try db.execute(
-                sql: "INSERT OR REPLACE INTO idempotency_key (key_hash, request_hash, status, response, created_at) VALUES (?, ?, ?, ?, ?)",
-                arguments: [claim.keyHash, claim.requestHash, response.status, response.body, now])
-        }
+        try? await store.storeIdempotencyRecord(
+            IdempotencyRecord(keyHash: claim.keyHash, requestHash: claim.requestHash, status: response.status, response: response.body, createdAt: now),
+            forgettingBefore: now - Self.idempotencyWindowMillis)
     }
 
     private func release(_ claim: IdempotencyClaim) {

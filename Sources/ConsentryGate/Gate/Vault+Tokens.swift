@@ -3,7 +3,6 @@ public import ConsentryCore
 import ConsentryCrypto
 import ConsentryPolicy
 import Foundation
-import GRDB
 import Synchronization
 
 /// An API token as listed (never its secret).
@@ -58,9 +57,10 @@ extension Vault {
             let secretHash = keys.tokenHashes.hash(tag: 0x60, "\(id)|\(secret)")
             let binding = RecordBinding.token(
                 keys.recordBinding, id: id, name: trimmed, role: tokenRole.rawValue, secretHash: secretHash, expiresAt: expiresAt, revokedAt: nil)
-            try scope.db.execute(
-                sql: "INSERT INTO api_token (id, name, role, secret_hash, created_at, expires_at, binding) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                arguments: [id, trimmed, tokenRole.rawValue, Data(secretHash), now, expiresAt, Data(binding)])
+            try await scope.tx.insertToken(
+                TokenRecord(
+                    id: id, name: trimmed, role: tokenRole.rawValue, secretHash: secretHash, createdAt: now, expiresAt: expiresAt, revokedAt: nil,
+                    lastUsedAt: nil, binding: binding))
             scope.entry.reasons.append("token \(id) created for role \(tokenRole.rawValue)")
         }
         return (
@@ -72,22 +72,18 @@ extension Vault {
     }
 
     /// Every token (without secrets). Needs `key_admin`.
-    public func tokens(as principal: Principal) throws(GateError) -> [TokenInfo] {
+    public func tokens(as principal: Principal) async throws(GateError) -> [TokenInfo] {
         let (actor, role) = (principal.actor, principal.role)
         _ = try requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
-        do {
-            return try db.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM api_token ORDER BY created_at").compactMap { row in
-                    guard let tokenRole = Role(rawValue: row["role"]) else { return nil }
-                    return TokenInfo(
-                        id: row["id"], name: row["name"], role: tokenRole, createdAt: Normalize.formatTimestamp(millis: row["created_at"]),
-                        expiresAt: (row["expires_at"] as Int64?).map { Normalize.formatTimestamp(millis: $0) },
-                        revokedAt: (row["revoked_at"] as Int64?).map { Normalize.formatTimestamp(millis: $0) },
-                        lastUsedAt: (row["last_used_at"] as Int64?).map { Normalize.formatTimestamp(millis: $0) })
-                }
-            }
-        } catch {
-            throw Self.storageError(error, "list the tokens")
+        let records: [TokenRecord]
+        do { records = try await store.tokens() } catch { throw Self.storageError(error, "list the tokens") }
+        return records.compactMap { record in
+            guard let tokenRole = Role(rawValue: record.role) else { return nil }
+            return TokenInfo(
+                id: record.id, name: record.name, role: tokenRole, createdAt: Normalize.formatTimestamp(millis: record.createdAt),
+                expiresAt: record.expiresAt.map { Normalize.formatTimestamp(millis: $0) },
+                revokedAt: record.revokedAt.map { Normalize.formatTimestamp(millis: $0) },
+                lastUsedAt: record.lastUsedAt.map { Normalize.formatTimestamp(millis: $0) })
         }
     }
 
@@ -95,17 +91,14 @@ extension Vault {
     public func revokeToken(_ id: String, as principal: Principal) async throws(GateError) {
         let request = AccessRequest(actor: principal.actor, role: principal.role, action: .keyAdmin)
         try await perform(request, requestID: principal.requestID, recordedAs: .tokenAdmin, failure: "revoke the token") { scope in
-            guard
-                let row = try Row.fetchOne(
-                    scope.db, sql: "SELECT \(RecordBinding.tokenColumns) FROM api_token WHERE id = ? AND revoked_at IS NULL", arguments: [id])
-            else {
+            guard let token = try await scope.tx.activeToken(id) else {
                 throw GateError(.notFound, "no active token `\(id.prefix(40))`; `consentry token list` shows them")
             }
             let revokedAt = nowMillis
             let binding = RecordBinding.token(
-                keys.recordBinding, id: row[0], name: row[1], role: row[2], secretHash: [UInt8](row[3] as Data), expiresAt: row[4],
+                keys.recordBinding, id: token.id, name: token.name, role: token.role, secretHash: token.secretHash, expiresAt: token.expiresAt,
                 revokedAt: revokedAt)
-            try scope.db.execute(sql: "UPDATE api_token SET revoked_at = ?, binding = ? WHERE id = ?", arguments: [revokedAt, Data(binding), id])
+            try await scope.tx.revokeToken(id, at: revokedAt, binding: binding)
             scope.entry.reasons.append("token \(id) revoked")
         }
         // Dropped after the commit, so that no request can cache the row as it was before.
@@ -117,7 +110,7 @@ extension Vault {
 
     /// Checks a presented token in constant time against its stored hash; returns who it speaks for: the actor
     /// `token:<name>`, the token's role and its id.
-    public func authenticate(token: String) -> Result<Principal, TokenRefusal> {
+    public func authenticate(token: String) async -> Result<Principal, TokenRefusal> {
         // cns_tok_<12 hex>_<secret>, read as bytes: every API request passes here.
         let bytes = Array(token.utf8), prefix = Self.tokenPrefix
         guard bytes.count >= prefix.count + 13, bytes.starts(with: prefix), bytes[prefix.count + 12] == UInt8(ascii: "_"),
@@ -131,24 +124,21 @@ extension Vault {
         hashed.append(UInt8(ascii: "|"))
         hashed += bytes[(prefix.count + 13)...]
         let presented = keys.tokenHashes.hash(tag: 0x60, bytes: hashed)
-        let stored: StoredToken?
-        do {
-            stored = try tokenCache.value(id) { () throws(GateError) -> StoredToken? in
-                do {
-                    return try db.read { db in
-                        try Row.fetchOne(db, sql: "SELECT \(RecordBinding.tokenColumns) FROM api_token WHERE id = ?", arguments: [id]).map { row in
-                            // A row whose binding fails (role raised, expiry lifted or revocation undone in the file) authenticates nothing.
-                            StoredToken(
-                                secretHash: [UInt8](row[3] as Data), name: row[1], role: Role(rawValue: row[2]), revoked: (row[5] as Int64?) != nil,
-                                expiresAt: row[4], bound: RecordBinding.matches(row[6], RecordBinding.token(keys.recordBinding, row: row)))
-                        }
-                    }
-                } catch {
-                    throw Self.storageError(error, "read the token")
-                }
+        var stored = tokenCache.fresh(id)
+        if stored == nil {
+            let record: TokenRecord?
+            do { record = try await store.token(id) } catch { return .failure(.unavailable) }
+            guard let record else {
+                tokenCache.remove(id)
+                return .failure(.invalid)
             }
-        } catch {
-            return .failure(.unavailable)
+            // A row whose binding fails (role raised, expiry lifted or revocation undone in the file) authenticates nothing.
+            let token = StoredToken(
+                secretHash: record.secretHash, name: record.name, role: Role(rawValue: record.role), revoked: record.revokedAt != nil,
+                expiresAt: record.expiresAt,
+                bound: RecordBinding.matches(record.binding.map { Data($0) }, RecordBinding.token(keys.recordBinding, record: record)))
+            tokenCache.keep(id, token)
+            stored = token
         }
         guard let stored, Digest.equal(stored.secretHash, presented), stored.bound, let role = stored.role else { return .failure(.invalid) }
         if stored.revoked { return .failure(.revoked) }
@@ -167,10 +157,9 @@ extension Vault {
             return true
         }
         guard due else { return }
-        DispatchQueue.global(qos: .utility).async { [self] in
-            // A failed write only leaves the time older; it never affects the request.
-            try? db.write { try $0.execute(sql: "UPDATE api_token SET last_used_at = ? WHERE id = ?", arguments: [now, id]) }
-        }
+        let store = self.store
+        // A failed write only leaves the time older; it never affects the request.
+        Task.detached(priority: .utility) { try? await store.recordTokenUse(id, at: now) }
     }
 }
 

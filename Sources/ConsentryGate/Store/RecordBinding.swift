@@ -149,6 +149,13 @@ enum RecordBinding {
 
     static let tokenColumns = "id, name, role, secret_hash, expires_at, revoked_at, binding"
 
+    /// The binding a token record should carry.
+    static func token(_ binder: BlindIndexer, record: TokenRecord) -> [UInt8] {
+        token(
+            binder, id: record.id, name: record.name, role: record.role, secretHash: record.secretHash, expiresAt: record.expiresAt,
+            revokedAt: record.revokedAt)
+    }
+
     /// The binding a token row (selected with ``tokenColumns``) should carry.
     static func token(_ binder: BlindIndexer, row: Row) -> [UInt8] {
         token(binder, id: row[0], name: row[1], role: row[2], secretHash: [UInt8](row[3] as Data), expiresAt: row[4], revokedAt: row[5])

@@ -1,4 +1,5 @@
 import ConsentryAudit
+import Foundation
 
 /// Where a vault's records live, as the gate sees it.
 ///
@@ -41,6 +42,22 @@ protocol VaultStore: Sendable {
 
     /// The newest version of the definition `name` of `kind`, or nil. Read from the last commit, outside any write.
     func catalogEntry(_ kind: CatalogKind, named name: String) async throws -> CatalogEntry?
+
+    /// Every API token, oldest first. Read from the last commit.
+    func tokens() async throws -> [TokenRecord]
+
+    /// The API token `id`, revoked or not, or nil. Read from the last commit.
+    func token(_ id: String) async throws -> TokenRecord?
+
+    /// Records when token `id` was last used: a write of its own, outside any operation (the time decides nothing).
+    func recordTokenUse(_ id: String, at time: Int64) async throws
+
+    /// The response recorded for idempotency key hash `keyHash` after `time`, or nil. Read from the last commit.
+    func idempotencyRecord(_ keyHash: Data, newerThan time: Int64) async throws -> IdempotencyRecord?
+
+    /// Records a response (replacing one for the same key), and forgets those recorded at or before `oldest`: a write
+    /// of its own, after the request it answers committed.
+    func storeIdempotencyRecord(_ record: IdempotencyRecord, forgettingBefore oldest: Int64) async throws
 }
 
 /// One write transaction of a store. Its operations read and write records the gate has sealed or hashed already.
@@ -58,6 +75,15 @@ protocol StoreTransaction: AnyObject {
     /// Adds a version of a definition. Its version must be one more than the newest stored (1 for a new name): a
     /// version already stored fails the transaction rather than replace it.
     func insertCatalogEntry(_ entry: CatalogEntry) async throws
+
+    /// Adds an API token; an id stored already fails the transaction.
+    func insertToken(_ token: TokenRecord) async throws
+
+    /// The API token `id` unless it is revoked, as this transaction sees it.
+    func activeToken(_ id: String) async throws -> TokenRecord?
+
+    /// Marks token `id` revoked at `time`, with the binding that covers the revocation.
+    func revokeToken(_ id: String, at time: Int64, binding: [UInt8]) async throws
 }
 
 /// What a store keeps of one audit entry: the entry's columns and the pseudonyms of its subject set.

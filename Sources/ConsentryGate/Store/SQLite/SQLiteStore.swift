@@ -169,6 +169,22 @@ final class SQLiteStore: VaultStore {
         try await read { try SQLiteCatalogRows.latest(kind, name, $0) }
     }
 
+    func tokens() async throws -> [TokenRecord] { try await read { try SQLiteTokenRows.all($0) } }
+
+    func token(_ id: String) async throws -> TokenRecord? { try await read { try SQLiteTokenRows.token(id, activeOnly: false, $0) } }
+
+    func recordTokenUse(_ id: String, at time: Int64) async throws {
+        try await write { tx in try tx.run { try SQLiteTokenRows.recordUse(id, at: time, $0) } }
+    }
+
+    func idempotencyRecord(_ keyHash: Data, newerThan time: Int64) async throws -> IdempotencyRecord? {
+        try await read { try SQLiteIdempotencyRows.record(keyHash, newerThan: time, $0) }
+    }
+
+    func storeIdempotencyRecord(_ record: IdempotencyRecord, forgettingBefore oldest: Int64) async throws {
+        try await write { tx in try tx.run { try SQLiteIdempotencyRows.store(record, forgettingBefore: oldest, $0) } }
+    }
+
     var knownFault: GateError? { files.known }
 
     // MARK: - Errors
@@ -307,5 +323,13 @@ final class SQLiteTransaction: StoreTransaction, TaskExecutor, @unchecked Sendab
 
     func insertCatalogEntry(_ entry: CatalogEntry) async throws {
         try run { try SQLiteCatalogRows.insert(entry, $0) }
+    }
+
+    func insertToken(_ token: TokenRecord) async throws { try run { try SQLiteTokenRows.insert(token, $0) } }
+
+    func activeToken(_ id: String) async throws -> TokenRecord? { try run { try SQLiteTokenRows.token(id, activeOnly: true, $0) } }
+
+    func revokeToken(_ id: String, at time: Int64, binding: [UInt8]) async throws {
+        try run { try SQLiteTokenRows.revoke(id, at: time, binding: binding, $0) }
     }
 }
