@@ -93,14 +93,14 @@ public struct RightsDesk: Sendable {
     }
 
     /// One request.
-    public func show(_ id: String) throws(GateError) -> RequestRecord { try vault.request(id, as: principal) }
+    public func show(_ id: String) async throws(GateError) -> RequestRecord { try await vault.request(id, as: principal) }
 
     /// Requests, ordered by the deadline in force. `overdue` keeps open requests past it; `dueWithinDays` open requests
     /// due within that many days from now (overdue ones included).
     public func list(status: RequestStatus? = nil, overdue: Bool = false, dueWithinDays: Int? = nil) async throws(GateError) -> [RequestRecord] {
         try await housekeeping()
         let now = vault.currentTimeMillis
-        return try vault.requests(status: status, as: principal).filter { record in
+        return try await vault.requests(status: status, as: principal).filter { record in
             if overdue && (record.status.isClosed || record.effectiveDueAt >= now) { return false }
             if let days = dueWithinDays, record.status.isClosed || record.effectiveDueAt > now + Int64(days) * 86_400_000 { return false }
             return true
@@ -162,7 +162,7 @@ public struct RightsDesk: Sendable {
     /// Fulfils a verified request: writes the export (access, portability), erases (erasure), corrects (rectification)
     /// or sets the flag (restriction, objection, opt-out, limit-sensitive), then completes it.
     public func fulfil(_ id: String, format: ExportFormat = .json) async throws(GateError) -> Fulfilment {
-        let current = try vault.request(id, as: principal)
+        let current = try await vault.request(id, as: principal)
         guard current.verifiedAt != nil, [.verified, .inProgress, .extended].contains(current.status) else {
             throw GateError(
                 .invalidInput,
@@ -298,7 +298,7 @@ public struct RightsDesk: Sendable {
     /// `dsr_manage`. The file name comes from the stored record, never from the caller.
     public func downloadExport(_ id: String) async throws(GateError) -> Data {
         try vault.requireExportGrant(as: Principal(actor: actor, role: role, requestID: id))
-        let record = try show(id)
+        let record = try await show(id)
         guard let file = record.exportFile, file.hasSuffix(".json"), !file.contains(".."),
             FileManager.default.fileExists(atPath: vault.directory.appendingPathComponent(file).path)
         else { throw GateError(.notFound, "request \(id) has no JSON export (CSV exports are folders; fetch them on the vault host)") }

@@ -199,7 +199,7 @@ struct Routes: Sendable {
         }
         group.get("dsr/:id") { _, context -> Response in
             let id = try context.parameters.require("id")
-            let record = try await blocking { try RightsDesk(vault: vault, as: context.principal).show(id) }
+            let record = try await RightsDesk(vault: vault, as: context.principal).show(id)
             return Server.json(Self.request(record))
         }
         group.post("dsr/:id/verify") { request, context -> Response in
@@ -377,7 +377,7 @@ struct Routes: Sendable {
         }
         group.get("dsr/:id/receipt") { _, context -> Response in
             let id = try context.parameters.require("id")
-            let record = try await blocking { try RightsDesk(vault: vault, as: context.principal).show(id) }
+            let record = try await RightsDesk(vault: vault, as: context.principal).show(id)
             guard let receipt = record.receipt else { throw Problem(.notFound, "not_found", "only a completed erasure has a receipt") }
             return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: receipt)))
         }

@@ -230,7 +230,7 @@ struct DSRCommand: ParsableCommand {
         @Argument(help: "The request id.") var id: String
 
         func run() async throws {
-            let record = try await DSRCommand.withDesk(global, role) { try $0.show(id) }
+            let record = try await DSRCommand.withDesk(global, role) { try await $0.show(id) }
             if global.json { Output.printJSON(RequestView(record)) } else { print(RequestView(record).lines.joined(separator: "\n")) }
         }
     }
@@ -263,7 +263,7 @@ struct DSRCommand: ParsableCommand {
         @Argument(help: "The request id.") var id: String
 
         func run() async throws {
-            let record = try await DSRCommand.withDesk(global, role) { try $0.show(id) }
+            let record = try await DSRCommand.withDesk(global, role) { try await $0.show(id) }
             guard let receipt = record.receipt else {
                 Output.error("request \(id) has no receipt; only completed erasure requests have one")
                 throw ExitCode(1)

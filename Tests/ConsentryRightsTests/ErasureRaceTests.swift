@@ -34,7 +34,7 @@ struct ErasureRaceTests {
         var report = ImportReport(file: "race", kind: "profiles")
         let audit = try importer.importAudit(actor: "t", role: .admin, what: "profiles from crm")
         try importer.ingestProfiles(records, source: .crm, report: &report, audit: audit)
-        #expect(try f.vault.request(erasure.id, as: Principal(actor: "dpo", role: .complianceOfficer)).status == .completed)
+        await #expect(try f.vault.request(erasure.id, as: Principal(actor: "dpo", role: .complianceOfficer)).status == .completed)
         #expect(report.inserted == 2 && report.suppressed == 1)
         #expect(try !f.vault.profileExists(Canary.email))
         #expect(try f.vault.profileExists("third-batch@example.test"))

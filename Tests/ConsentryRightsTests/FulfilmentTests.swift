@@ -97,7 +97,7 @@ struct FulfilmentTests {
         #expect(receipt.receipt.retained.count == 1)
         #expect(retained.kind == "purchase_events" && retained.count == 1 && retained.reason == reason && retained.until == "2036-11-20")
         #expect(receipt.receipt.suppressed == ["email", "customer_id"])
-        let stored = try #require(try f.desk.show(erasure.id).receipt)
+        let stored = try await #require(try f.desk.show(erasure.id).receipt)
         #expect(SignedReceipt.verify(Data(stored.utf8), publicKey: f.vault.signingPublicKey))
         let changed = stored.replacingOccurrences(of: "\"subject\":1", with: "\"subject\":0")
         #expect(changed != stored && !SignedReceipt.verify(Data(changed.utf8), publicKey: f.vault.signingPublicKey))
@@ -106,7 +106,8 @@ struct FulfilmentTests {
         await #expect(try f.vault.verifyAudit(as: Principal(actor: "t", role: .admin)).passed, "the chain still verifies")
         #expect(try f.vault.profileExists(RightsFixture.neighbour), "the neighbour is untouched")
         // Both earlier requests are unlinked from the erased subject.
-        #expect(try !f.desk.show(access.id).subjectFound && !f.desk.show(erasure.id).subjectFound)
+        let (accessShown, erasureShown) = (try await f.desk.show(access.id), try await f.desk.show(erasure.id))
+        #expect(!accessShown.subjectFound && !erasureShown.subjectFound)
     }
 
     @Test("verify-erasure fails when an identifier is still somewhere in the vault directory")
@@ -132,7 +133,7 @@ struct FulfilmentTests {
         #expect(done.receipt == nil && done.verification?.passed == false)
         #expect(done.record.status == .inProgress && done.record.receipt == nil, "the request stays open")
         #expect(done.record.outcome?.contains("raw files") == true, "the outcome names the failed check: \(done.record.outcome ?? "")")
-        #expect(try f.desk.show(erasure.id).receipt == nil)
+        await #expect(try f.desk.show(erasure.id).receipt == nil)
         #expect(try !f.vault.profileExists(Canary.email), "the data itself is erased all the same")
         let steps = try await f.vault.queryAudit(AuditFilter(action: "dsr_manage"), as: Principal(actor: "t", role: .admin)).flatMap(\.reasons)
         #expect(steps.contains { $0.hasPrefix("erasure not completed: verification failed (raw files)") })
@@ -142,7 +143,7 @@ struct FulfilmentTests {
         let receipt = try #require(again.receipt)
         #expect(again.record.status == .completed && again.verification?.passed == true)
         #expect(receipt.receipt.deleted["subject"] == 1, "the receipt counts what the first pass erased")
-        #expect(SignedReceipt.verify(Data(try #require(try f.desk.show(erasure.id).receipt).utf8), publicKey: f.vault.signingPublicKey))
+        await #expect(SignedReceipt.verify(Data(try #require(try f.desk.show(erasure.id).receipt).utf8), publicKey: f.vault.signingPublicKey))
     }
 
     @Test("a re-import of an erased e-mail or customer id is refused and reported; other records go in")

@@ -57,7 +57,7 @@ struct LifecycleTests {
         let theirs = try await f.desk.open(.erasure, regime: .gdpr, identifiers: RequestIdentifiers(email: RightsFixture.neighbour))
         let check = try await f.desk.verify(theirs.record.id, code: try #require(mine.code)).check
         #expect(check != .verified)
-        #expect(try f.desk.show(theirs.record.id).verifiedAt == nil)
+        await #expect(try f.desk.show(theirs.record.id).verifiedAt == nil)
         // An unverified request cannot be fulfilled, and the gate will not resolve its subject.
         await #expect(throws: GateError.invalidInput) { try await f.desk.fulfil(theirs.record.id) }
         await #expect(throws: GateError.invalidInput) {
@@ -106,10 +106,10 @@ struct LifecycleTests {
         let f = try await RightsFixture()
         let record = try await f.desk.open(.access, regime: .gdpr, identifiers: RequestIdentifiers(email: Canary.email)).record
         _ = try await f.desk.reject(record.id, reason: "duplicate")
-        #expect(try f.desk.show(record.id).identifiersKept)
+        await #expect(try f.desk.show(record.id).identifiersKept)
         f.clock.advance(by: 31 * 86_400)
         _ = try await f.desk.list()
-        #expect(try !f.desk.show(record.id).identifiersKept)
+        await #expect(try !f.desk.show(record.id).identifiersKept)
         f.clock.advance(by: 22 * 31 * 86_400)
         await #expect(try f.desk.list().map(\.id) == [record.id], "kept for 24 months")
         f.clock.advance(by: 40 * 86_400)

@@ -213,15 +213,12 @@ extension Vault {
         case .hash(let kind, let hash): return try ProfileIngest.lookup(kind, hash, binder: keys.recordBinding, db: db)
         case .request(let id):
             // INVARIANT: a verification unlocks its own request's subject only, and only while the request is open.
-            guard
-                let row = try Row.fetchOne(
-                    db,
-                    sql: "SELECT subject_id FROM dsr_request WHERE id = ? AND verified_at IS NOT NULL AND status NOT IN ('completed', 'rejected')",
-                    arguments: [id])
+            guard let row = try SQLiteRequestRows.request(id, db), row.verifiedAt != nil,
+                row.status != RequestStatus.completed.rawValue, row.status != RequestStatus.rejected.rawValue
             else { return nil }
-            if let bound = row[0] as Int64? { return try resolve(SubjectReference.subject(SubjectID(rawValue: bound)), db: db) }
+            if let bound = row.subjectID { return try resolve(SubjectReference.subject(SubjectID(rawValue: bound)), db: db) }
             // No subject matched when the request was opened; one may have been imported since.
-            guard let sealed = try openRequestData(id, db: db) else { return nil }
+            guard let sealed = try openRequestData(row) else { return nil }
             let found = try [sealed.email.map(SubjectReference.email), sealed.customerID.map(SubjectReference.customerID)].compactMap { $0 }
                 .compactMap { try resolve($0, db: db) }
             return Set(found).count == 1 ? found.first : nil

@@ -142,8 +142,7 @@ extension Vault {
         // deleting it crypto-shreds every sealed value and unlinks past audit entries.
         try db.execute(sql: "DELETE FROM subject WHERE id = ?", arguments: [subject.rawValue])
         deleted["subject"] = db.changesCount
-        let requests = try String.fetchAll(db, sql: "SELECT id FROM dsr_request WHERE subject_id = ?", arguments: [subject.rawValue])
-        try db.execute(sql: "UPDATE dsr_request SET subject_id = NULL WHERE subject_id = ?", arguments: [subject.rawValue])
+        let requests = try SQLiteRequestRows.detach(subject: subject.rawValue, db)
         deleted["export_file"] = removeExportFiles(ofRequests: requests)
         return deleted
     }
@@ -169,14 +168,15 @@ extension Vault {
             scope -> (RequestRecord, ErasureReceipt) in
             let db = scope.db
             scope.forcesCheckpoint = true
-            let record = try loadRequest(id, db: db)
+            var row = try await loadRequestRow(id, scope.tx)
+            let record = try Self.requestRecord(row)
             guard record.type == .erasure else {
                 throw GateError(.invalidInput, "request \(id) is a \(record.type.rawValue) request, not an erasure")
             }
             guard record.verifiedAt != nil, [.verified, .inProgress, .extended].contains(record.status) else {
                 throw GateError(.invalidInput, "request \(id) is \(record.status.rawValue); an erasure needs a verified, open request")
             }
-            let sealed = try openRequestData(id, db: db) ?? SealedRequestData()
+            let sealed = try openRequestData(row) ?? SealedRequestData()
             // Erased before, its verification not yet passed: nothing more to erase, and nothing new to record.
             if let pending = sealed.pendingReceipt {
                 scope.records = false
@@ -235,12 +235,16 @@ extension Vault {
             keep.known = known.flatMap { kind, values in values.map { "\(kind.rawValue):\($0)" } }.sorted()
             keep.pendingReceipt = receipt
             let outcome = String(decoding: try JSONEncoder.sorted.encode(["deleted": deleted]), as: UTF8.self)
-            try db.execute(
-                sql: """
-                    UPDATE dsr_request SET status = 'in_progress', outcome = ?, identifiers = ?, subject_id = NULL, updated_at = ? WHERE id = ?
-                    """, arguments: [outcome, try sealRequestData(keep, id: id), now, id])
+            // The row as it is now: the erasure above unlinked it from the subject.
+            row = try await loadRequestRow(id, scope.tx)
+            row.status = RequestStatus.inProgress.rawValue
+            row.outcome = outcome
+            row.identifiers = try sealRequestData(keep, id: id)
+            row.subjectID = nil
+            row.updatedAt = now
+            try await scope.tx.updateRequest(row)
             try scope.record(requestStep(id, "erased: awaiting verification", decision: manage, actor: actor, role: role))
-            return (try loadRequest(id, db: db), receipt)
+            return (try Self.requestRecord(row), receipt)
         }
     }
 
@@ -258,9 +262,9 @@ extension Vault {
         let request = AccessRequest(actor: actor, role: role, action: .dsrManage)
         let result = try await perform(request, requestID: id, failure: "complete the erasure of request \(id)") {
             scope -> (RequestRecord, SignedReceipt?) in
-            let db = scope.db
-            let record = try loadRequest(id, db: db)
-            var sealed = try openRequestData(id, db: db) ?? SealedRequestData()
+            var row = try await loadRequestRow(id, scope.tx)
+            let record = try Self.requestRecord(row)
+            var sealed = try openRequestData(row) ?? SealedRequestData()
             guard let pending = sealed.pendingReceipt else {
                 // Completed before: the receipt is returned as it was signed, and nothing new is recorded.
                 scope.records = false
@@ -272,28 +276,25 @@ extension Vault {
             guard failed.isEmpty else {
                 var outcome: [String: [String: Int]] = ["deleted": pending.deleted, "verification": ["failed": failed.count]]
                 outcome["failed_checks"] = Dictionary(failed.map { ($0.name, 1) }, uniquingKeysWith: +)
-                try db.execute(
-                    sql: "UPDATE dsr_request SET outcome = ?, updated_at = ? WHERE id = ?",
-                    arguments: [String(decoding: try JSONEncoder.sorted.encode(outcome), as: UTF8.self), now, id])
+                row.outcome = String(decoding: try JSONEncoder.sorted.encode(outcome), as: UTF8.self)
+                row.updatedAt = now
+                try await scope.tx.updateRequest(row)
                 scope.requestStep(
                     id, "erasure not completed: verification failed (" + failed.map(\.name).joined(separator: ", ") + "); no receipt signed")
-                return (try loadRequest(id, db: db), nil)
+                return (try Self.requestRecord(row), nil)
             }
             let signed = SignedReceipt(receipt: pending, signature: Digest.hex(keys.signer.sign(try SignedReceipt.canonical(pending))))
             sealed.pendingReceipt = nil
             let outcome: [String: [String: Int]] = ["deleted": pending.deleted, "verification": ["passed": 1]]
-            try db.execute(
-                sql: """
-                    UPDATE dsr_request SET status = 'completed', completed_at = ?, outcome = ?, receipt = ?, identifiers = ?, updated_at = ?
-                    WHERE id = ?
-                    """,
-                arguments: [
-                    now, String(decoding: try JSONEncoder.sorted.encode(outcome), as: UTF8.self), signed.json,
-                    try sealRequestData(sealed, id: id),
-                    now, id,
-                ])
+            row.status = RequestStatus.completed.rawValue
+            row.completedAt = now
+            row.outcome = String(decoding: try JSONEncoder.sorted.encode(outcome), as: UTF8.self)
+            row.receipt = signed.json
+            row.identifiers = try sealRequestData(sealed, id: id)
+            row.updatedAt = now
+            try await scope.tx.updateRequest(row)
             scope.requestStep(id, "completed: erasure")
-            return (try loadRequest(id, db: db), signed)
+            return (try Self.requestRecord(row), signed)
         }
         return (result.0, result.1, verification)
     }

@@ -95,28 +95,37 @@ extension Vault {
     /// The vault's clock, in milliseconds since 1970 (a fixed clock in tests).
     public var currentTimeMillis: Int64 { nowMillis }
 
-    static let requestColumns = """
-        id, type, regime, status, subject_id, identifiers IS NOT NULL AS kept, received_at, confirm_due_at, due_at, extended_due_at,
-        extension_reason, rejection_reason, code_expires_at, code_attempts, verified_at, completed_at, outcome, receipt, export_file, updated_at
-        """
-
-    static func requestRecord(_ row: Row) throws -> RequestRecord {
-        guard let type = RequestType(rawValue: row["type"]), let regime = Regime(rawValue: row["regime"]),
-            let status = RequestStatus(rawValue: row["status"])
-        else { throw GateError(.integrity, "request \(row["id"] as String? ?? "?") has an unknown type, regime or status") }
+    /// The public record of a stored request.
+    static func requestRecord(_ row: RequestRow) throws(GateError) -> RequestRecord {
+        guard let type = RequestType(rawValue: row.type), let regime = Regime(rawValue: row.regime), let status = RequestStatus(rawValue: row.status)
+        else { throw GateError(.integrity, "request \(row.id) has an unknown type, regime or status") }
         return RequestRecord(
-            id: row["id"], type: type, regime: regime, status: status, subjectFound: (row["subject_id"] as Int64?) != nil,
-            receivedAt: row["received_at"], confirmDueAt: row["confirm_due_at"], dueAt: row["due_at"], extendedDueAt: row["extended_due_at"],
-            extensionReason: row["extension_reason"], rejectionReason: row["rejection_reason"], codeExpiresAt: row["code_expires_at"],
-            codeAttempts: row["code_attempts"], verifiedAt: row["verified_at"], completedAt: row["completed_at"], outcome: row["outcome"],
-            receipt: row["receipt"], exportFile: row["export_file"], identifiersKept: row["kept"], updatedAt: row["updated_at"])
+            id: row.id, type: type, regime: regime, status: status, subjectFound: row.subjectID != nil, receivedAt: row.receivedAt,
+            confirmDueAt: row.confirmDueAt, dueAt: row.dueAt, extendedDueAt: row.extendedDueAt, extensionReason: row.extensionReason,
+            rejectionReason: row.rejectionReason, codeExpiresAt: row.codeExpiresAt, codeAttempts: row.codeAttempts, verifiedAt: row.verifiedAt,
+            completedAt: row.completedAt, outcome: row.outcome, receipt: row.receipt, exportFile: row.exportFile,
+            identifiersKept: row.identifiers != nil, updatedAt: row.updatedAt)
     }
 
+    /// Request `id` in the operation's transaction; not found is an error that says how to list them.
+    func loadRequestRow(_ id: String, _ tx: SQLiteTransaction) async throws -> RequestRow {
+        guard RequestIDs.isValid(id), let row = try await tx.request(id) else { throw Self.requestNotFound(id) }
+        return row
+    }
+
+    /// ``loadRequestRow(_:_:)`` as its public record.
+    func loadRequest(_ id: String, _ tx: SQLiteTransaction) async throws -> RequestRecord {
+        try Self.requestRecord(try await loadRequestRow(id, tx))
+    }
+
+    /// ``loadRequest(_:_:)`` for the synchronous paths (erasure verification).
     func loadRequest(_ id: String, db: Database) throws -> RequestRecord {
-        guard RequestIDs.isValid(id),
-            let row = try Row.fetchOne(db, sql: "SELECT \(Self.requestColumns) FROM dsr_request WHERE id = ?", arguments: [id])
-        else { throw GateError(.notFound, "no request `\(id)`; `consentry dsr list` shows the requests") }
+        guard RequestIDs.isValid(id), let row = try SQLiteRequestRows.request(id, db) else { throw Self.requestNotFound(id) }
         return try Self.requestRecord(row)
+    }
+
+    static func requestNotFound(_ id: String) -> GateError {
+        GateError(.notFound, "no request `\(id)`; `consentry dsr list` shows the requests")
     }
 
     func sealRequestData(_ data: SealedRequestData, id: String) throws -> Data {
@@ -127,11 +136,19 @@ extension Vault {
                 nonces: NonceSource(blockNonces: 1)))
     }
 
-    func openRequestData(_ id: String, db: Database) throws -> SealedRequestData? {
-        guard let sealed = try Data.fetchOne(db, sql: "SELECT identifiers FROM dsr_request WHERE id = ?", arguments: [id]) else { return nil }
-        guard let text = sealed.withUnsafeBytes({ Sealing.openString($0, key: keys.requestSealing.key, associatedData: Array("dsr|\(id)".utf8)) })
-        else { throw GateError(.integrity, "the sealed identifiers of request \(id) failed their integrity check") }
+    /// The sealed data of a stored request, opened; nil once its identifiers were deleted.
+    func openRequestData(_ row: RequestRow) throws -> SealedRequestData? {
+        guard let sealed = row.identifiers else { return nil }
+        guard
+            let text = sealed.withUnsafeBytes({ Sealing.openString($0, key: keys.requestSealing.key, associatedData: Array("dsr|\(row.id)".utf8)) })
+        else { throw GateError(.integrity, "the sealed identifiers of request \(row.id) failed their integrity check") }
         return try JSONDecoder().decode(SealedRequestData.self, from: Data(text.utf8))
+    }
+
+    /// ``openRequestData(_:)`` of request `id`, for the synchronous paths (resolving a request's subject).
+    func openRequestData(_ id: String, db: Database) throws -> SealedRequestData? {
+        guard let row = try SQLiteRequestRows.request(id, db) else { return nil }
+        return try openRequestData(row)
     }
 
     /// Audits a step of a request's lifecycle inside the caller's transaction. Entries name the request, never the subject:
@@ -178,14 +195,12 @@ extension Vault {
             throw GateError(.invalidInput, "the idempotency key must be 1 to 200 characters")
         }
         let record = try await perform(request, requestID: nil, failure: "open the request (nothing was stored)") { scope -> RequestRecord in
-            let db = scope.db
-            if let key = idempotencyKey,
-                let existing = try String.fetchOne(db, sql: "SELECT id FROM dsr_request WHERE idempotency_key = ?", arguments: [key])
-            {
+            if let key = idempotencyKey, let existing = try await scope.tx.requestID(idempotencyKey: key) {
                 // A replay opens nothing: the first opening is the one on record.
                 scope.records = false
-                return try loadRequest(existing, db: db)
+                return try await loadRequest(existing, scope.tx)
             }
+            let db = scope.db
             let subjects = Set(try lookups.compactMap { try resolve($0, db: db) })
             guard subjects.count <= 1 else {
                 throw GateError(
@@ -196,41 +211,34 @@ extension Vault {
             let due = deadlines(now)
             let sealed = try sealRequestData(
                 SealedRequestData(email: identifiers.email, customerID: identifiers.customerID, details: details), id: id)
-            try db.execute(
-                sql: """
-                    INSERT INTO dsr_request (id, type, regime, status, subject_id, identifiers, received_at, confirm_due_at, due_at,
-                        idempotency_key, updated_at)
-                    VALUES (?, ?, ?, 'received', ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    id, type.rawValue, regime.rawValue, subjects.first?.rawValue, sealed, now, due.confirmBy, due.due, idempotencyKey, now,
-                ])
+            let row = RequestRow(
+                id: id, type: type.rawValue, regime: regime.rawValue, status: RequestStatus.received.rawValue, subjectID: subjects.first?.rawValue,
+                identifiers: sealed, receivedAt: now, confirmDueAt: due.confirmBy, dueAt: due.due, codeAttempts: 0, idempotencyKey: idempotencyKey,
+                updatedAt: now)
+            try await scope.tx.insertRequest(row)
             scope.requestStep(id, "opened: \(type.rawValue) under \(regime.rawValue)\(subjects.isEmpty ? "; no subject matches" : "")")
-            return try loadRequest(id, db: db)
+            return try Self.requestRecord(row)
         }
         return record
     }
 
     /// One request.
-    public func request(_ id: String, as principal: Principal) throws(GateError) -> RequestRecord {
+    public func request(_ id: String, as principal: Principal) async throws(GateError) -> RequestRecord {
         let (actor, role) = (principal.actor, principal.role)
         _ = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
-        do { return try db.read { try loadRequest(id, db: $0) } } catch { throw Self.storageError(error, "read the request") }
+        let row: RequestRow?
+        do { row = RequestIDs.isValid(id) ? try await store.request(id) : nil } catch { throw Self.storageError(error, "read the request") }
+        guard let row else { throw Self.requestNotFound(id) }
+        return try Self.requestRecord(row)
     }
 
     /// Requests, oldest first, optionally only those in one status.
-    public func requests(status: RequestStatus? = nil, as principal: Principal) throws(GateError) -> [RequestRecord] {
+    public func requests(status: RequestStatus? = nil, as principal: Principal) async throws(GateError) -> [RequestRecord] {
         let (actor, role) = (principal.actor, principal.role)
         _ = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: nil)
-        do {
-            return try db.read { db in
-                try Row.fetchAll(
-                    db,
-                    sql: "SELECT \(Self.requestColumns) FROM dsr_request \(status == nil ? "" : "WHERE status = ?") ORDER BY received_at, id",
-                    arguments: status.map { [$0.rawValue] } ?? []
-                ).map(Self.requestRecord)
-            }
-        } catch { throw Self.storageError(error, "list the requests") }
+        let rows: [RequestRow]
+        do { rows = try await store.requests(status: status?.rawValue) } catch { throw Self.storageError(error, "list the requests") }
+        return try rows.map { row throws(GateError) in try Self.requestRecord(row) }
     }
 
     /// Changes a request in one transaction with its audit entry. `body` gets the current record and returns the
@@ -243,24 +251,24 @@ extension Vault {
         let (actor, role) = (principal.actor, principal.role)
         let request = AccessRequest(actor: actor, role: role, action: .dsrManage)
         let record = try await perform(request, requestID: id, failure: "update request \(id) (nothing was changed)") { scope -> RequestRecord in
-            let db = scope.db
-            var record = try loadRequest(id, db: db)
+            var row = try await loadRequestRow(id, scope.tx)
+            var record = try Self.requestRecord(row)
             let step = try body(&record)
             if (record.status == .inProgress || record.status == .completed) && record.verifiedAt == nil {
                 throw GateError(.invalidInput, "request \(id) is not verified; enter the verification code with `consentry dsr verify` first")
             }
-            record.updatedAt = nowMillis
-            try db.execute(
-                sql: """
-                    UPDATE dsr_request SET status = ?, extended_due_at = ?, extension_reason = ?, rejection_reason = ?, completed_at = ?,
-                        outcome = ?, export_file = ?, updated_at = ? WHERE id = ?
-                    """,
-                arguments: [
-                    record.status.rawValue, record.extendedDueAt, record.extensionReason, record.rejectionReason, record.completedAt,
-                    record.outcome, record.exportFile, record.updatedAt, id,
-                ])
+            // The body changes the lifecycle only: status, deadline extension, reasons, completion, outcome, export file.
+            row.status = record.status.rawValue
+            row.extendedDueAt = record.extendedDueAt
+            row.extensionReason = record.extensionReason
+            row.rejectionReason = record.rejectionReason
+            row.completedAt = record.completedAt
+            row.outcome = record.outcome
+            row.exportFile = record.exportFile
+            row.updatedAt = nowMillis
+            try await scope.tx.updateRequest(row)
             scope.requestStep(id, step)
-            return try loadRequest(id, db: db)
+            return try Self.requestRecord(row)
         }
         return record
     }
@@ -275,18 +283,18 @@ extension Vault {
         let random = SecureRandom.bytes(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         let code = String(format: "%08llu", random % 100_000_000)
         let record = try await perform(request, requestID: id, failure: "issue a verification code (none was issued)") { scope -> RequestRecord in
-            let db = scope.db
-            let current = try loadRequest(id, db: db)
-            guard current.status == .received || current.status == .verifying else {
-                throw GateError(.invalidInput, "request \(id) is \(current.status.rawValue); only a request awaiting verification takes a code")
+            var row = try await loadRequestRow(id, scope.tx)
+            guard row.status == RequestStatus.received.rawValue || row.status == RequestStatus.verifying.rawValue else {
+                throw GateError(.invalidInput, "request \(id) is \(row.status); only a request awaiting verification takes a code")
             }
-            let subject = try Int64.fetchOne(db, sql: "SELECT subject_id FROM dsr_request WHERE id = ?", arguments: [id]) ?? 0
-            try db.execute(
-                sql:
-                    "UPDATE dsr_request SET status = 'verifying', code_hash = ?, code_expires_at = ?, code_attempts = 0, updated_at = ? WHERE id = ?",
-                arguments: [Data(codeHash(id: id, subject: subject, code: code)), nowMillis + ttl, nowMillis, id])
+            row.status = RequestStatus.verifying.rawValue
+            row.codeHash = Data(codeHash(id: id, subject: row.subjectID ?? 0, code: code))
+            row.codeExpiresAt = nowMillis + ttl
+            row.codeAttempts = 0
+            row.updatedAt = nowMillis
+            try await scope.tx.updateRequest(row)
             scope.requestStep(id, "verification code issued")
-            return try loadRequest(id, db: db)
+            return try Self.requestRecord(row)
         }
         return (record, code)
     }
@@ -304,30 +312,28 @@ extension Vault {
         let request = AccessRequest(actor: actor, role: role, action: .dsrManage)
         let maxAttempts = loadedPolicy?.rights.maxAttempts ?? 5
         let result = try await perform(request, requestID: id, failure: "check the verification code") { scope -> (RequestRecord, CodeCheck) in
-            let db = scope.db
-            let current = try loadRequest(id, db: db)
-            guard current.status == .verifying,
-                let row = try Row.fetchOne(db, sql: "SELECT code_hash, subject_id FROM dsr_request WHERE id = ?", arguments: [id]),
-                let stored = row[0] as Data?
-            else {
+            var row = try await loadRequestRow(id, scope.tx)
+            guard row.status == RequestStatus.verifying.rawValue, let stored = row.codeHash else {
                 throw GateError(
-                    .invalidInput,
-                    "request \(id) is \(current.status.rawValue) and has no code outstanding; `consentry dsr code \(id)` issues one")
+                    .invalidInput, "request \(id) is \(row.status) and has no code outstanding; `consentry dsr code \(id)` issues one")
             }
             let check: CodeCheck
-            if current.codeAttempts >= maxAttempts {
+            if row.codeAttempts >= maxAttempts {
                 check = .locked
-            } else if let expires = current.codeExpiresAt, nowMillis >= expires {
+            } else if let expires = row.codeExpiresAt, nowMillis >= expires {
                 check = .expired
-            } else if Digest.equal([UInt8](stored), codeHash(id: id, subject: row[1] ?? 0, code: code)) {
+            } else if Digest.equal([UInt8](stored), codeHash(id: id, subject: row.subjectID ?? 0, code: code)) {
                 check = .verified
-                try db.execute(
-                    sql: "UPDATE dsr_request SET status = 'verified', verified_at = ?, code_hash = NULL, updated_at = ? WHERE id = ?",
-                    arguments: [nowMillis, nowMillis, id])
+                row.status = RequestStatus.verified.rawValue
+                row.verifiedAt = nowMillis
+                row.codeHash = nil
+                row.updatedAt = nowMillis
+                try await scope.tx.updateRequest(row)
             } else {
-                check = .wrong(remaining: max(0, maxAttempts - current.codeAttempts - 1))
-                try db.execute(
-                    sql: "UPDATE dsr_request SET code_attempts = code_attempts + 1, updated_at = ? WHERE id = ?", arguments: [nowMillis, id])
+                check = .wrong(remaining: max(0, maxAttempts - row.codeAttempts - 1))
+                row.codeAttempts += 1
+                row.updatedAt = nowMillis
+                try await scope.tx.updateRequest(row)
             }
             let step: String
             switch check {
@@ -337,7 +343,7 @@ extension Vault {
             case .locked: step = "verification code locked after \(maxAttempts) wrong attempts"
             }
             scope.requestStep(id, step)
-            return (try loadRequest(id, db: db), check)
+            return (try Self.requestRecord(row), check)
         }
         return result
     }
@@ -348,7 +354,7 @@ extension Vault {
         let (actor, role) = (principal.actor, principal.role)
         let request = AccessRequest(actor: actor, role: role, action: .dsrManage)
         return try await perform(request, requestID: id, failure: "read the request") { scope -> String? in
-            guard let details = try openRequestData(id, db: scope.db)?.details else {
+            guard let row = try await scope.tx.request(id), let details = try openRequestData(row)?.details else {
                 scope.records = false
                 return nil
             }
@@ -374,17 +380,9 @@ extension Vault {
             .map { Int64($0.timeIntervalSince1970 * 1000) } ?? 0
         var files: [String] = []
         let result = try await perform(request, requestID: principal.requestID, failure: "apply the request retention") { scope -> (Int, Int) in
-            let db = scope.db
-            try db.execute(
-                sql: """
-                    UPDATE dsr_request SET identifiers = NULL, details = NULL, updated_at = ?
-                    WHERE status IN ('completed', 'rejected') AND completed_at < ? AND identifiers IS NOT NULL
-                    """, arguments: [now, identifierCutoff])
-            let shredded = db.changesCount
-            files = try String.fetchAll(
-                db, sql: "SELECT id FROM dsr_request WHERE status IN ('completed', 'rejected') AND completed_at < ?", arguments: [recordCutoff])
-            try db.execute(sql: "DELETE FROM dsr_request WHERE status IN ('completed', 'rejected') AND completed_at < ?", arguments: [recordCutoff])
-            let deleted = db.changesCount
+            let expired = try await scope.tx.expireRequests(identifiersClosedBefore: identifierCutoff, recordsClosedBefore: recordCutoff, now: now)
+            files = expired.deleted
+            let (shredded, deleted) = (expired.shredded, expired.deleted.count)
             // Housekeeping that found nothing to do is not an event of the record of processing.
             scope.records = shredded + deleted > 0
             scope.entry.counts = ["identifiers_deleted": shredded, "records_deleted": deleted]

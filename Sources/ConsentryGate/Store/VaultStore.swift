@@ -58,6 +58,12 @@ protocol VaultStore: Sendable {
     /// Records a response (replacing one for the same key), and forgets those recorded at or before `oldest`: a write
     /// of its own, after the request it answers committed.
     func storeIdempotencyRecord(_ record: IdempotencyRecord, forgettingBefore oldest: Int64) async throws
+
+    /// Data-subject requests, oldest first, or those in `status` only. Read from the last commit.
+    func requests(status: String?) async throws -> [RequestRow]
+
+    /// Request `id`, or nil. Read from the last commit.
+    func request(_ id: String) async throws -> RequestRow?
 }
 
 /// One write transaction of a store. Its operations read and write records the gate has sealed or hashed already.
@@ -84,6 +90,23 @@ protocol StoreTransaction: AnyObject {
 
     /// Marks token `id` revoked at `time`, with the binding that covers the revocation.
     func revokeToken(_ id: String, at time: Int64, binding: [UInt8]) async throws
+
+    /// Request `id` as this transaction sees it, or nil.
+    func request(_ id: String) async throws -> RequestRow?
+
+    /// The id of the request opened with idempotency key `key`, or nil.
+    func requestID(idempotencyKey key: String) async throws -> String?
+
+    /// Adds a request; an id or idempotency key stored already fails the transaction.
+    func insertRequest(_ request: RequestRow) async throws
+
+    /// Replaces the stored request `request.id` with `request`.
+    func updateRequest(_ request: RequestRow) async throws
+
+    /// Deletes the sealed identifiers of requests closed before `identifierCutoff` and the requests closed before
+    /// `recordCutoff`: how many lost their identifiers, and the ids of those deleted.
+    func expireRequests(identifiersClosedBefore identifierCutoff: Int64, recordsClosedBefore recordCutoff: Int64, now: Int64) async throws
+        -> (shredded: Int, deleted: [String])
 }
 
 /// What a store keeps of one audit entry: the entry's columns and the pseudonyms of its subject set.

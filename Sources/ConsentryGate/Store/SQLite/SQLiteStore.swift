@@ -185,6 +185,10 @@ final class SQLiteStore: VaultStore {
         try await write { tx in try tx.run { try SQLiteIdempotencyRows.store(record, forgettingBefore: oldest, $0) } }
     }
 
+    func requests(status: String?) async throws -> [RequestRow] { try await read { try SQLiteRequestRows.all(status: status, $0) } }
+
+    func request(_ id: String) async throws -> RequestRow? { try await read { try SQLiteRequestRows.request(id, $0) } }
+
     var knownFault: GateError? { files.known }
 
     // MARK: - Errors
@@ -331,5 +335,19 @@ final class SQLiteTransaction: StoreTransaction, TaskExecutor, @unchecked Sendab
 
     func revokeToken(_ id: String, at time: Int64, binding: [UInt8]) async throws {
         try run { try SQLiteTokenRows.revoke(id, at: time, binding: binding, $0) }
+    }
+
+    func request(_ id: String) async throws -> RequestRow? { try run { try SQLiteRequestRows.request(id, $0) } }
+
+    func requestID(idempotencyKey key: String) async throws -> String? { try run { try SQLiteRequestRows.requestID(idempotencyKey: key, $0) } }
+
+    func insertRequest(_ request: RequestRow) async throws { try run { try SQLiteRequestRows.insert(request, $0) } }
+
+    func updateRequest(_ request: RequestRow) async throws { try run { try SQLiteRequestRows.update(request, $0) } }
+
+    func expireRequests(identifiersClosedBefore identifierCutoff: Int64, recordsClosedBefore recordCutoff: Int64, now: Int64) async throws
+        -> (shredded: Int, deleted: [String])
+    {
+        try run { try SQLiteRequestRows.expire(identifiersClosedBefore: identifierCutoff, recordsClosedBefore: recordCutoff, now: now, $0) }
     }
 }

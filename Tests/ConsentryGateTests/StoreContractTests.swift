@@ -1,0 +1,104 @@
+import ConsentryCore
+import ConsentryTesting
+import Foundation
+import Testing
+
+@testable import ConsentryGate
+
+/// What every store must do with the records the gate hands it: keep each field as given, and read back what a
+/// transaction wrote. Written against ``VaultStore`` and ``StoreTransaction`` only, so that each store runs the same.
+@Suite struct StoreContractTests {
+    private func sqlite() throws -> SQLiteStore {
+        let directory = TestSupport.temporaryDirectory("contract")
+        try SQLiteStore.createFile(in: directory)
+        return try SQLiteStore.open(in: directory, busyTimeout: 5)
+    }
+
+    private func request(_ id: String, seed: Int64) -> RequestRow {
+        RequestRow(
+            id: id, type: "erasure", regime: "gdpr", status: "verifying", subjectID: nil, identifiers: Data([1, 2, UInt8(seed & 0xff)]),
+            receivedAt: seed, confirmDueAt: seed + 1, dueAt: seed + 2, extendedDueAt: seed + 3, extensionReason: "complex \(seed)",
+            rejectionReason: "no \(seed)", codeHash: Data(repeating: 7, count: 32), codeExpiresAt: seed + 4, codeAttempts: Int(seed % 5),
+            verifiedAt: seed + 5, completedAt: seed + 6, outcome: "{\"n\":\(seed)}", receipt: "{\"r\":\(seed)}", exportFile: "exports/\(id)",
+            idempotencyKey: "key-\(seed)", updatedAt: seed + 7)
+    }
+
+    @Test func aRequestKeepsEveryFieldThroughInsertAndUpdate() async throws {
+        let store = try sqlite()
+        let first = request("dsr_00000000000000a1", seed: 1_000)
+        try await store.write { tx in try await tx.insertRequest(first) }
+        #expect(try await store.request(first.id) == first)
+        var changed = first
+        changed.status = "completed"
+        changed.identifiers = nil
+        changed.codeHash = nil
+        changed.extendedDueAt = nil
+        changed.codeAttempts = 4
+        changed.outcome = "{\"deleted\":{}}"
+        changed.updatedAt = 9_999
+        try await store.write { tx in
+            #expect(try await tx.requestID(idempotencyKey: "key-1000") == first.id)
+            try await tx.updateRequest(changed)
+            #expect(try await tx.request(first.id) == changed, "a transaction reads its own write")
+        }
+        #expect(try await store.request(first.id) == changed)
+        let second = request("dsr_00000000000000b2", seed: 2_000)
+        try await store.write { tx in try await tx.insertRequest(second) }
+        #expect(try await store.requests(status: nil).map(\.id) == [first.id, second.id], "oldest first")
+        #expect(try await store.requests(status: "verifying") == [second])
+    }
+
+    @Test func requestRetentionShredsThenDeletesClosedRequests() async throws {
+        let store = try sqlite()
+        var old = request("dsr_00000000000000c3", seed: 10)
+        old.status = "completed"
+        var recent = request("dsr_00000000000000d4", seed: 500)
+        recent.status = "rejected"
+        let open = request("dsr_00000000000000e5", seed: 20)
+        try await store.write { tx in
+            for row in [old, recent, open] { try await tx.insertRequest(row) }
+        }
+        // `old` closed at 16, `recent` at 506; the open one is never touched.
+        let result = try await store.write { tx in
+            try await tx.expireRequests(identifiersClosedBefore: 1_000, recordsClosedBefore: 100, now: 2_000)
+        }
+        #expect(result.deleted == [old.id])
+        #expect(result.shredded == 2)
+        #expect(try await store.request(old.id) == nil)
+        let shredded = try #require(try await store.request(recent.id))
+        #expect(shredded.identifiers == nil && shredded.updatedAt == 2_000)
+        #expect(try await store.request(open.id) == open)
+    }
+
+    @Test func aTokenKeepsEveryFieldAndItsRevocation() async throws {
+        let store = try sqlite()
+        let token = TokenRecord(
+            id: "tok_0123456789ab", name: "esp", role: "campaign_service", secretHash: Array(repeating: 3, count: 32), createdAt: 5,
+            expiresAt: 50, revokedAt: nil, lastUsedAt: nil, binding: Array(repeating: 9, count: 32))
+        try await store.write { tx in try await tx.insertToken(token) }
+        #expect(try await store.token(token.id) == token)
+        #expect(try await store.tokens() == [token])
+        try await store.recordTokenUse(token.id, at: 7)
+        try await store.write { tx in
+            #expect(try await tx.activeToken(token.id)?.lastUsedAt == 7)
+            try await tx.revokeToken(token.id, at: 8, binding: Array(repeating: 4, count: 32))
+            #expect(try await tx.activeToken(token.id) == nil, "a revoked token is not active")
+        }
+        let revoked = try #require(try await store.token(token.id))
+        #expect(revoked.revokedAt == 8 && revoked.binding == Array(repeating: 4, count: 32) && revoked.expiresAt == 50)
+    }
+
+    @Test func anIdempotentResponseIsReplayedWithinItsWindowAndForgottenAfter() async throws {
+        let store = try sqlite()
+        let first = IdempotencyRecord(
+            keyHash: Data(repeating: 1, count: 32), requestHash: Data(repeating: 2, count: 32), status: 201, response: Data("{}".utf8), createdAt: 100)
+        try await store.storeIdempotencyRecord(first, forgettingBefore: 0)
+        #expect(try await store.idempotencyRecord(first.keyHash, newerThan: 99) == first)
+        #expect(try await store.idempotencyRecord(first.keyHash, newerThan: 100) == nil, "outside the window")
+        let later = IdempotencyRecord(
+            keyHash: Data(repeating: 5, count: 32), requestHash: Data(repeating: 6, count: 32), status: 200, response: Data("[]".utf8), createdAt: 300)
+        try await store.storeIdempotencyRecord(later, forgettingBefore: 200)
+        #expect(try await store.idempotencyRecord(first.keyHash, newerThan: 0) == nil, "forgotten when a later one is stored")
+        #expect(try await store.idempotencyRecord(later.keyHash, newerThan: 0) == later)
+    }
+}
