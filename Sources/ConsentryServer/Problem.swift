@@ -67,14 +67,24 @@ public struct Problem: Error, Sendable {
     }
 }
 
+/// A request context that carries the request's id to the operations it runs.
+protocol RequestIdentifying: RequestContext {
+    /// The request's id, set by ``ProblemMiddleware``.
+    var requestID: String? { get set }
+}
+
+extension ServerContext: RequestIdentifying {}
+
 /// Turns every error into a problem response, so no stack trace or framework message reaches a caller.
-struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+struct ProblemMiddleware<Context: RequestIdentifying>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         // Every request gets an id (`X-Request-Id`, kept if the caller sent a well-formed one) for logs and problems.
         let given = request.headers[Self.header]
         let requestID =
             given.flatMap { $0.count <= 64 && !$0.isEmpty && $0.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" } ? $0 : nil }
             ?? Self.newRequestID()
+        var context = context
+        context.requestID = requestID
         do {
             var response = try await next(request, context)
             response.headers[Self.header] = requestID

@@ -79,7 +79,7 @@ struct Routes: Sendable {
             let request = AccessRequest(
                 actor: context.actor, role: context.role, action: .readProfile, purpose: purpose, fields: fields, reason: try body.string("reason"))
             let subject = try body.subject()
-            let read = try await blocking { try vault.read(request, subject: subject) }
+            let read = try await blocking { try vault.read(request, subject: subject, requestID: context.principal.requestID) }
             guard read.decision.isPermit else { throw Self.denied(read.decision) }
             return Server.json([
                 "subject": read.pseudonym ?? "", "values": Dictionary(uniqueKeysWithValues: read.values.map { ($0.key.rawValue, $0.value) }),
@@ -473,7 +473,7 @@ struct Routes: Sendable {
                 purpose: try body.choice("purpose", as: Purpose.self),
                 fields: fields, reason: try body.string("reason"))
             let subject = body.object["subject"] == nil ? nil : try body.subject()
-            let explanation = try await blocking { try vault.explain(access, subject: subject) }
+            let explanation = try await blocking { try vault.explain(access, subject: subject, requestID: context.principal.requestID) }
             return Server.json(explanation)
         }
     }

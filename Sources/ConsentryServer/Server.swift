@@ -16,6 +16,9 @@ struct ServerContext: RequestContext {
     /// Who the token speaks for (`token:<name>`, its role and id): every gate operation of the request is decided and
     /// audited for it. Set by ``AuthMiddleware`` before any `/v1` route runs.
     var principal = Principal(actor: "", role: .marketer)
+    /// The request's id (`X-Request-Id`, the caller's when well-formed, otherwise a new one): set by
+    /// ``ProblemMiddleware`` first, carried into ``principal`` so that every audit entry of the request records it.
+    var requestID: String?
     /// The actor recorded in the audit log.
     var actor: String { principal.actor }
     /// The role whose grants apply.
@@ -73,6 +76,7 @@ struct AuthMiddleware: RouterMiddleware {
             }
             var context = context
             context.principal = principal
+            context.principal.requestID = context.requestID
             return try await next(request, context)
         case .failure(.unavailable):
             throw Problem.from(

@@ -107,7 +107,7 @@ public struct ModelDesk: Sendable {
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         let cutoff = nowMillis - 30 * Self.day
         var rows: [(id: SubjectID, past: [Double], label: Bool, current: [Double])] = []
-        let summary = try vault.scanBehavior(request, eventsSince: cutoff - 60 * Self.day) { member, _, events in
+        let summary = try vault.scanBehavior(request, eventsSince: cutoff - 60 * Self.day, requestID: principal.requestID) { member, _, events in
             let label = events.contains { $0.type == .purchase && $0.time >= cutoff && $0.time <= nowMillis }
             rows.append((member.subject, Self.features(events, cutoff: cutoff), label, Self.features(events, cutoff: nowMillis + 1)))
         }
@@ -150,7 +150,7 @@ public struct ModelDesk: Sendable {
         ).version
         var values: [SubjectID: String] = [:]
         for row in rows { values[row.id] = String(format: "%.4f", model.probability(scaler.apply(row.current))) }
-        report.scored = try await vault.writeDerived(request, kind: "score", name: "propensity", values: values, replaceAll: true).written
+        report.scored = try await vault.writeDerived(request, kind: "score", name: "propensity", values: values, replaceAll: true, requestID: principal.requestID).written
         return report
     }
 
@@ -167,7 +167,7 @@ public struct ModelDesk: Sendable {
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         var ids: [SubjectID] = []
         var raw: [[Double]] = []
-        let summary = try vault.scanBehavior(request, eventsSince: nowMillis - 365 * Self.day) { member, _, events in
+        let summary = try vault.scanBehavior(request, eventsSince: nowMillis - 365 * Self.day, requestID: principal.requestID) { member, _, events in
             var purchases = 0.0, revenue = 0.0
             var last: Int64?
             for e in events where e.type == .purchase {
@@ -213,7 +213,7 @@ public struct ModelDesk: Sendable {
         report.version = try await vault.storeModel(
             name: "clusters", purpose: .profiling, metrics: metrics, parameters: parameters, as: principal
         ).version
-        report.scored = try await vault.writeDerived(request, kind: "score", name: "cluster", values: values, replaceAll: true).written
+        report.scored = try await vault.writeDerived(request, kind: "score", name: "cluster", values: values, replaceAll: true, requestID: principal.requestID).written
         return report
     }
 

@@ -42,7 +42,7 @@ public struct ScoreDesk: Sendable {
 
     /// Scans every admitted subject with its events since `since` (ms) and hands each to `body`.
     func scan(since: Int64?, _ body: (SubjectID, [BehaviorEvent]) -> Void) throws(GateError) -> ScanSummary {
-        try vault.scanBehavior(request, eventsSince: since) { member, _, events in body(member.subject, events) }
+        try vault.scanBehavior(request, eventsSince: since, requestID: principal.requestID) { member, _, events in body(member.subject, events) }
     }
 
     func finish(_ name: String, _ summary: ScanSummary, _ values: [String: [SubjectID: String]], distribution: [String: Double]) async throws(GateError)
@@ -53,7 +53,7 @@ public struct ScoreDesk: Sendable {
             excluded: summary.excluded.merging(summary.excludedDuringScan, uniquingKeysWith: +), distribution: distribution)
         guard summary.decision == .permit else { return run }
         for (key, stored) in values.sorted(by: { $0.key < $1.key }) {
-            let write = try await vault.writeDerived(request, kind: "score", name: key, values: stored, replaceAll: true)
+            let write = try await vault.writeDerived(request, kind: "score", name: key, values: stored, replaceAll: true, requestID: principal.requestID)
             run.scored = max(run.scored, write.written)
         }
         return run

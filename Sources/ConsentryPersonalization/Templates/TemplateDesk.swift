@@ -68,7 +68,7 @@ public struct TemplateDesk: Sendable {
         segments: [String] = [], requestID: String? = nil, now: Date = Date()
     ) async throws(GateError) -> RenderResult {
         let (stored, template, request) = try await prepare(name)
-        let read = try vault.read(request, subject: subject, includeDerived: Self.readsDerived(template), requestID: requestID)
+        let read = try vault.read(request, subject: subject, includeDerived: Self.readsDerived(template), requestID: requestID ?? principal.requestID)
         return finish(stored, template, read, campaign: campaign, recommendations: recommendations, segments: segments, now: now)
     }
 
@@ -78,7 +78,7 @@ public struct TemplateDesk: Sendable {
         _ name: String, subject: SubjectReference, campaign: [String: LiquidValue] = [:], requestID: String? = nil, now: Date = Date()
     ) async throws(GateError) -> RenderResult {
         let (stored, template, request) = try await prepare(name)
-        let read = try await vault.asyncRead(request, subject: subject, includeDerived: Self.readsDerived(template), requestID: requestID)
+        let read = try await vault.asyncRead(request, subject: subject, includeDerived: Self.readsDerived(template), requestID: requestID ?? principal.requestID)
         return finish(stored, template, read, campaign: campaign, recommendations: [], segments: [], now: now)
     }
 

@@ -275,7 +275,7 @@ final class SQLiteTransaction: StoreTransaction, TaskExecutor, @unchecked Sendab
                 } else if case .failure(let error) = opened {
                     outcome = .failure(error)
                 }
-                opened = .failure(GateError(.storage, "the write transaction has ended"))
+                opened = .failure(Self.outside)
                 let late = lock.withLock { () -> [Item] in
                     closed = true
                     defer { items = [] }
@@ -289,14 +289,15 @@ final class SQLiteTransaction: StoreTransaction, TaskExecutor, @unchecked Sendab
         }
     }
 
+    /// A step handed to the transaction from another thread, or after it ended.
+    private static let outside = GateError(.storage, "a store step ran outside its write transaction; nothing was written")
+
     /// Throws why the transaction could not begin (the database is locked by another process, say).
     fileprivate func checkOpened() throws { _ = try connection() }
 
     private func connection() throws -> Database {
         // A step outside the transaction's thread would use the connection where GRDB does not allow it: refuse it.
-        guard let thread, pthread_equal(thread, pthread_self()) != 0 else {
-            throw GateError(.storage, "a store step ran outside its write transaction; nothing was written")
-        }
+        guard let thread, pthread_equal(thread, pthread_self()) != 0 else { throw Self.outside }
         return try opened.get()
     }
 
