@@ -223,7 +223,7 @@ extension Vault {
                 .compactMap { try resolve($0, db: db) }
             return Set(found).count == 1 ? found.first : nil
         case .triggerEntry(let id):
-            return try Int64.fetchOne(db, sql: "SELECT subject_id FROM trigger_queue WHERE id = ?", arguments: [id]).map(SubjectID.init(rawValue:))
+            return try SQLiteQueueRows.entry(id, db).map { SubjectID(rawValue: $0.subjectID) }
         case .invalid: return nil
         }
     }

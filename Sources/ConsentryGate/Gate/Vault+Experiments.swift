@@ -147,19 +147,17 @@ extension Vault {
                     rejected.append((index, "matches no subject; check the e-mail address or customer id"))
                     continue
                 }
-                guard
-                    try Bool.fetchOne(
-                        db, sql: "SELECT EXISTS (SELECT 1 FROM derived WHERE subject_id = ? AND kind = ? AND name = ?)",
-                        arguments: [subject.rawValue, DerivedKind.experimentArm.name, experiment.name]) == true
+                guard try await scope.tx.derivedExists(subject: subject.rawValue, kind: DerivedKind.experimentArm.name, name: experiment.name)
                 else {
                     rejected.append((index, "the subject is not assigned to `\(experiment.name)`; run `experiment assign` first"))
                     continue
                 }
                 let key = Data(keys.eventIDs.hash(tag: 0x50, "\(experiment.name)|\(outcome.id)"))
-                try db.execute(
-                    sql: "INSERT OR IGNORE INTO experiment_outcome (key, experiment, subject_id, kind, value, time) VALUES (?, ?, ?, ?, ?, ?)",
-                    arguments: [key, experiment.name, subject.rawValue, outcome.kind, outcome.value, outcome.time])
-                if db.changesCount == 1 { recorded += 1 } else { duplicates += 1 }
+                let new = try await scope.tx.recordOutcome(
+                    OutcomeRow(
+                        key: key, experiment: experiment.name, subjectID: subject.rawValue, kind: outcome.kind, value: outcome.value,
+                        time: outcome.time))
+                if new { recorded += 1 } else { duplicates += 1 }
             }
             scope.entry.counts = ["recorded": recorded, "duplicates": duplicates, "rejected": rejected.count]
             scope.entry.reasons.append("experiment `\(experiment.name)` outcomes")
@@ -172,19 +170,19 @@ extension Vault {
         let (actor, role) = (principal.actor, principal.role)
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose)
         return try await perform(request, requestID: principal.requestID, failure: "read the experiment's counts") { scope in
-            let db = scope.db
             // The arms are sealed: each is opened with its subject's key here, and only the counts leave.
-            let arms = try openArms(of: experiment, db: db)
+            let arms = try await openArms(of: experiment, scope.tx, db: scope.db)
             var result: [String: ArmCounts] = [:]
             for arm in arms.values { result[arm, default: ArmCounts(assigned: 0, reached: [:], revenue: 0, revenueSquares: 0)].assigned += 1 }
             var reached: [String: [String: Set<Int64>]] = [:]
             var revenue: [Int64: Double] = [:]
-            let outcomes = try Row.fetchCursor(
-                db, sql: "SELECT subject_id, kind, value FROM experiment_outcome WHERE experiment = ?", arguments: [experiment.name])
-            while let row = try outcomes.next() {
-                let subject: Int64 = row[0], kind: String = row[1]
-                guard arms[subject] != nil else { continue }
-                if kind == "revenue" { revenue[subject, default: 0] += row[2] as Double } else { reached[arms[subject]!, default: [:]][kind, default: []].insert(subject) }
+            for outcome in try await scope.tx.outcomes(ofExperiment: experiment.name) {
+                guard let arm = arms[outcome.subjectID] else { continue }
+                if outcome.kind == "revenue" {
+                    revenue[outcome.subjectID, default: 0] += outcome.value
+                } else {
+                    reached[arm, default: [:]][outcome.kind, default: []].insert(outcome.subjectID)
+                }
             }
             for (arm, kinds) in reached { result[arm]?.reached = kinds.mapValues(\.count) }
             for (subject, total) in revenue {
@@ -198,27 +196,21 @@ extension Vault {
     }
 
     /// Every assigned subject's arm of `experiment`, opened with the subject's data key.
-    private func openArms(of experiment: ExperimentDefinition, db: Database) throws -> [Int64: String] {
+    private func openArms(of experiment: ExperimentDefinition, _ tx: SQLiteTransaction, db: Database) async throws -> [Int64: String] {
         try refreshKEKs(db)
         var scratch = try SecretBytes(count: Sealing.keyLength)
         defer { scratch.zero() }
         var arms: [Int64: String] = [:]
         let kind = DerivedKind.experimentArm.name
-        let rows = try Row.fetchCursor(
-            db,
-            sql: """
-                SELECT d.subject_id, d.sealed, s.kek_version, s.wrapped_key, s.key_version FROM derived d JOIN subject s ON s.id = d.subject_id
-                WHERE d.kind = ? AND d.name = ?
-                """, arguments: [kind, experiment.name])
-        while let row = try rows.next() {
-            let subject = SubjectID(rawValue: row[0])
-            try unwrapDataKey(of: subject, kekVersion: UInt32(row[2] as Int64), wrapped: row[3] as Data, into: &scratch)
-            let ad = Sealing.derivedAssociatedData(subject: subject, kind: kind, name: experiment.name, keyVersion: UInt32(row[4] as Int64))
-            guard let arm = (row[1] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
+        for value in try await tx.derivedValues(kind: kind, name: experiment.name) {
+            let subject = SubjectID(rawValue: value.subjectID)
+            try unwrapDataKey(of: subject, kekVersion: value.keys.kekVersion, wrapped: value.keys.wrappedKey, into: &scratch)
+            let ad = Sealing.derivedAssociatedData(subject: subject, kind: kind, name: experiment.name, keyVersion: value.keys.keyVersion)
+            guard let arm = value.sealed.withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
                 throw GateError(.integrity, "the experiment arm of \(subjectLabel(subject, db)) failed its integrity check")
             }
             scratch.zero()
-            arms[subject.rawValue] = arm
+            arms[value.subjectID] = arm
         }
         return arms
     }

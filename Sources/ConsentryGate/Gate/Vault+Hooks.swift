@@ -358,12 +358,9 @@ extension Vault {
                 counts["derived", default: 0] += 1
             }
             // Fired triggers are derived data too, kept in the trigger queue.
-            for row in try Row.fetchAll(
-                db, sql: "SELECT trigger, fired_at, acknowledged_at FROM trigger_queue WHERE subject_id = ? ORDER BY id",
-                arguments: [subject.rawValue])
-            {
-                let state = (row[2] as Int64?) == nil ? "pending" : "handled"
-                try sink.derived(kind: "trigger", name: row[0], value: "fired \(Normalize.formatTimestamp(millis: row[1])) (\(state))")
+            for entry in try await scope.tx.triggerEntries(ofSubject: subject.rawValue) {
+                let state = entry.acknowledgedAt == nil ? "pending" : "handled"
+                try sink.derived(kind: "trigger", name: entry.trigger, value: "fired \(Normalize.formatTimestamp(millis: entry.firedAt)) (\(state))")
                 counts["derived", default: 0] += 1
             }
             try forEachAuditEntry(db, AuditFilter(subject: .subject(subject), limit: Int.max)) {

@@ -133,7 +133,7 @@ extension Vault {
                     continue
                 }
                 let key = Data(keys.eventIDs.hash(tag: 0x40, "\(trigger.name)|\(subject.rawValue)|\(occurrence.key)"))
-                if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM trigger_queue WHERE occurrence = ?)", arguments: [key]) == true {
+                if try await scope.tx.triggerOccurrenceQueued(key) {
                     duplicates += 1
                     continue
                 }
@@ -147,9 +147,10 @@ extension Vault {
                         subject: subject, kind: "trigger", name: trigger.name, keyVersion: row.keyVersion),
                     nonces: nonces)
                 scratch.zero()
-                try db.execute(
-                    sql: "INSERT INTO trigger_queue (trigger, subject_id, occurrence, payload, occurred_at, fired_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    arguments: [trigger.name, subject.rawValue, key, Data(sealed), occurrence.occurredAt, now])
+                try await scope.tx.enqueueTrigger(
+                    QueuedTriggerRow(
+                        id: 0, trigger: trigger.name, subjectID: subject.rawValue, occurrence: key, payload: Data(sealed),
+                        occurredAt: occurrence.occurredAt, firedAt: now, acknowledgedAt: nil))
                 pseudonyms += pseudonymBytes(secret: row.auditSecret)
                 fired += 1
             }
@@ -180,45 +181,35 @@ extension Vault {
                 scope -> [QueuedTrigger] in
                 let db = scope.db
                 guard let policy = loadedPolicy else { throw Refusal(request: request, decision: decide(request)) }
-                let rows = try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT q.id, q.subject_id, q.payload, q.occurred_at, q.fired_at, s.kek_version, s.wrapped_key, s.key_version, s.audit_secret
-                        FROM trigger_queue q JOIN subject s ON s.id = q.subject_id
-                        WHERE q.trigger = ? AND q.acknowledged_at IS NULL ORDER BY q.id LIMIT ?
-                        """, arguments: [trigger.name, max(1, min(limit, 10_000))])
+                let rows = try await scope.tx.pendingTriggers(trigger.name, limit: max(1, min(limit, 10_000)))
                 guard !rows.isEmpty else {
                     scope.records = false
                     return []
                 }
                 try refreshKEKs(db)
                 var states: [Int64: DerivedState] = [:]
-                let ids = rows.map { $0["subject_id"] as Int64 }
+                let ids = rows.map(\.0.subjectID)
                 _ = try applyLedger(db, from: ids.min()!, to: ids.max()!, after: (0, 0), withRecordIDs: false, to: &states)
                 var scratch = try SecretBytes(count: Sealing.keyLength)
                 defer { scratch.zero() }
                 var out: [QueuedTrigger] = []
                 var pseudonyms: [UInt8] = []
-                for row in rows {
-                    let subject = SubjectID(rawValue: row["subject_id"])
+                for (entry, keys) in rows {
+                    let subject = SubjectID(rawValue: entry.subjectID)
                     guard policy.admit(states[subject.rawValue]?.state ?? SubjectState(), purpose: trigger.purpose) == nil else { continue }
-                    try unwrapDataKey(
-                        of: subject, kekVersion: UInt32(row["kek_version"] as Int64), wrapped: row["wrapped_key"] as Data, into: &scratch)
-                    let ad = Sealing.derivedAssociatedData(
-                        subject: subject, kind: "trigger", name: trigger.name, keyVersion: UInt32(row["key_version"] as Int64))
-                    guard let text = (row["payload"] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
+                    try unwrapDataKey(of: subject, kekVersion: keys.kekVersion, wrapped: keys.wrappedKey, into: &scratch)
+                    let ad = Sealing.derivedAssociatedData(subject: subject, kind: "trigger", name: trigger.name, keyVersion: keys.keyVersion)
+                    guard let text = entry.payload.withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
                         throw GateError(.integrity, "a queued trigger of \(subjectLabel(subject, db)) failed its integrity check")
                     }
                     scratch.zero()
                     let payload = (try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))) ?? [:]
-                    let secret: Data? = row["audit_secret"]
-                    pseudonyms += pseudonymBytes(secret: secret)
+                    pseudonyms += pseudonymBytes(secret: keys.auditSecret)
                     out.append(
                         QueuedTrigger(
-                            id: row["id"], trigger: trigger.name, subject: pseudonym(secret: secret), item: payload["item"],
-                            category: payload["category"],
-                            occurredAt: Normalize.formatTimestamp(millis: row["occurred_at"]),
-                            firedAt: Normalize.formatTimestamp(millis: row["fired_at"])))
+                            id: entry.id, trigger: trigger.name, subject: pseudonym(secret: keys.auditSecret), item: payload["item"],
+                            category: payload["category"], occurredAt: Normalize.formatTimestamp(millis: entry.occurredAt),
+                            firedAt: Normalize.formatTimestamp(millis: entry.firedAt)))
                 }
                 scope.entry.subjectSet = pseudonyms
                 scope.entry.counts = ["released": out.count]
@@ -234,14 +225,11 @@ extension Vault {
         let (actor, role) = (principal.actor, principal.role)
         let definitions = try await triggerDefinitions()
         let name: String?
-        do { name = try await db.read { try String.fetchOne($0, sql: "SELECT trigger FROM trigger_queue WHERE id = ?", arguments: [id]) } } catch {
-            throw Self.storageError(error, "acknowledge the trigger")
-        }
+        do { name = try await store.queuedTrigger(id)?.trigger } catch { throw Self.storageError(error, "acknowledge the trigger") }
         guard let name, let trigger = definitions.first(where: { $0.name == name }) else { throw GateError(.notFound, "no queued trigger \(id)") }
         let request = AccessRequest(actor: actor, role: role, action: .render, purpose: trigger.purpose)
         try await perform(request, requestID: principal.requestID, failure: "acknowledge the trigger") { scope in
-            try scope.db.execute(
-                sql: "UPDATE trigger_queue SET acknowledged_at = ? WHERE id = ? AND acknowledged_at IS NULL", arguments: [nowMillis, id])
+            _ = try await scope.tx.acknowledgeTrigger(id, at: nowMillis)
             scope.entry.reasons.append("trigger queue entry \(id) acknowledged")
         }
     }

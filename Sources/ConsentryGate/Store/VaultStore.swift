@@ -64,6 +64,9 @@ protocol VaultStore: Sendable {
 
     /// Request `id`, or nil. Read from the last commit.
     func request(_ id: String) async throws -> RequestRow?
+
+    /// Trigger queue entry `id`, or nil. Read from the last commit.
+    func queuedTrigger(_ id: Int64) async throws -> QueuedTriggerRow?
 }
 
 /// One write transaction of a store. Its operations read and write records the gate has sealed or hashed already.
@@ -107,6 +110,33 @@ protocol StoreTransaction: AnyObject {
     /// `recordCutoff`: how many lost their identifiers, and the ids of those deleted.
     func expireRequests(identifiersClosedBefore identifierCutoff: Int64, recordsClosedBefore recordCutoff: Int64, now: Int64) async throws
         -> (shredded: Int, deleted: [String])
+
+    /// Whether an occurrence (its keyed hash) is queued already.
+    func triggerOccurrenceQueued(_ occurrence: Data) async throws -> Bool
+
+    /// Queues a fired trigger (its `id` and `acknowledgedAt` are the store's to set).
+    func enqueueTrigger(_ entry: QueuedTriggerRow) async throws
+
+    /// The oldest `limit` unacknowledged entries of `trigger`, each with its subject's keys.
+    func pendingTriggers(_ trigger: String, limit: Int) async throws -> [(QueuedTriggerRow, SubjectKeys)]
+
+    /// The trigger queue entries of one subject, oldest first (for its export).
+    func triggerEntries(ofSubject subject: Int64) async throws -> [QueuedTriggerRow]
+
+    /// Marks entry `id` handled at `time`; false when it was handled already or is gone.
+    func acknowledgeTrigger(_ id: Int64, at time: Int64) async throws -> Bool
+
+    /// Records an experiment outcome; false when one with its key is recorded already.
+    func recordOutcome(_ outcome: OutcomeRow) async throws -> Bool
+
+    /// Every outcome of `experiment`, oldest first.
+    func outcomes(ofExperiment experiment: String) async throws -> [OutcomeRow]
+
+    /// Whether `subject` has a derived value `kind/name`.
+    func derivedExists(subject: Int64, kind: String, name: String) async throws -> Bool
+
+    /// Every stored value of `kind/name`, each with its subject's keys.
+    func derivedValues(kind: String, name: String) async throws -> [SealedDerived]
 }
 
 /// What a store keeps of one audit entry: the entry's columns and the pseudonyms of its subject set.

@@ -189,6 +189,8 @@ final class SQLiteStore: VaultStore {
 
     func request(_ id: String) async throws -> RequestRow? { try await read { try SQLiteRequestRows.request(id, $0) } }
 
+    func queuedTrigger(_ id: Int64) async throws -> QueuedTriggerRow? { try await read { try SQLiteQueueRows.entry(id, $0) } }
+
     var knownFault: GateError? { files.known }
 
     // MARK: - Errors
@@ -350,5 +352,31 @@ final class SQLiteTransaction: StoreTransaction, TaskExecutor, @unchecked Sendab
         -> (shredded: Int, deleted: [String])
     {
         try run { try SQLiteRequestRows.expire(identifiersClosedBefore: identifierCutoff, recordsClosedBefore: recordCutoff, now: now, $0) }
+    }
+
+    func triggerOccurrenceQueued(_ occurrence: Data) async throws -> Bool { try run { try SQLiteQueueRows.occurrenceQueued(occurrence, $0) } }
+
+    func enqueueTrigger(_ entry: QueuedTriggerRow) async throws { try run { try SQLiteQueueRows.enqueue(entry, $0) } }
+
+    func pendingTriggers(_ trigger: String, limit: Int) async throws -> [(QueuedTriggerRow, SubjectKeys)] {
+        try run { try SQLiteQueueRows.pending(trigger, limit: limit, $0) }
+    }
+
+    func triggerEntries(ofSubject subject: Int64) async throws -> [QueuedTriggerRow] {
+        try run { try SQLiteQueueRows.entries(ofSubject: subject, $0) }
+    }
+
+    func acknowledgeTrigger(_ id: Int64, at time: Int64) async throws -> Bool { try run { try SQLiteQueueRows.acknowledge(id, at: time, $0) } }
+
+    func recordOutcome(_ outcome: OutcomeRow) async throws -> Bool { try run { try SQLiteQueueRows.recordOutcome(outcome, $0) } }
+
+    func outcomes(ofExperiment experiment: String) async throws -> [OutcomeRow] { try run { try SQLiteQueueRows.outcomes(of: experiment, $0) } }
+
+    func derivedExists(subject: Int64, kind: String, name: String) async throws -> Bool {
+        try run { try SQLiteQueueRows.derivedExists(subject: subject, kind: kind, name: name, $0) }
+    }
+
+    func derivedValues(kind: String, name: String) async throws -> [SealedDerived] {
+        try run { try SQLiteQueueRows.derivedValues(kind: kind, name: name, $0) }
     }
 }
