@@ -296,9 +296,9 @@ public final class Vault: Sendable {
             let wrapped = keys.wrapKEK(kek, version: 1, nonces: NonceSource(blockNonces: 1))
             let now = nowMillis
             try db.write { db in
-                try db.execute(
-                    sql: "INSERT INTO kek (version, wrapped, state, created_at) VALUES (1, ?, 'active', ?)", arguments: [Data(wrapped), now])
-                try db.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('created_at', ?), ('format', '1')", arguments: [String(now)])
+                try SQLiteKeyRows.insert(KEKRecord(version: 1, wrapped: Data(wrapped), active: true, createdAt: now), db)
+                try SQLiteKeyRows.setMetadata("created_at", String(now), db)
+                try SQLiteKeyRows.setMetadata("format", "1", db)
             }
         } catch let error as CryptoError {
             throw GateError(.key, error.message)
@@ -309,11 +309,9 @@ public final class Vault: Sendable {
 
     /// Reads and unwraps every stored KEK; fails when the master key does not open them.
     func loadKEKs() throws(GateError) {
-        let rows: [Row]
-        do { rows = try db.read { try Row.fetchAll($0, sql: "SELECT version, wrapped, state FROM kek ORDER BY version") } } catch {
-            throw Self.storageError(error, "read the key-encryption keys")
-        }
-        try installKEKs(rows)
+        let records: [KEKRecord]
+        do { records = try db.read { try SQLiteKeyRows.keks($0) } } catch { throw Self.storageError(error, "read the key-encryption keys") }
+        try installKEKs(records)
     }
 
     /// Unwraps the data key of `subject`, wrapped under key-encryption key `kekVersion`, into `scratch`.
@@ -331,28 +329,26 @@ public final class Vault: Sendable {
     /// Makes sure the KEKs held in memory match the stored ones, inside the caller's transaction: another
     /// process may have rotated the keys since this vault was opened. Call it before wrapping or unwrapping.
     func refreshKEKs(_ db: Database) throws {
-        let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT version, wrapped, state FROM kek ORDER BY version"))
-        let active = rows.first { ($0["state"] as String) == "active" }.map { UInt32($0["version"] as Int64) }
-        if active == keys.activeVersion, rows.allSatisfy({ keys.kek(UInt32($0["version"] as Int64)) != nil }) { return }
-        try installKEKs(rows)
+        let records = try SQLiteKeyRows.keks(db)
+        let active = records.first(where: \.active)?.version
+        if active == keys.activeVersion, records.allSatisfy({ keys.kek($0.version) != nil }) { return }
+        try installKEKs(records)
     }
 
-    private func installKEKs(_ rows: [Row]) throws(GateError) {
+    private func installKEKs(_ records: [KEKRecord]) throws(GateError) {
         var unwrapped: [UInt32: KeyBox] = [:]
         var active: UInt32 = 0
-        for row in rows {
-            let version = UInt32(row["version"] as Int64)
-            let wrapped = [UInt8](row["wrapped"] as Data)
+        for record in records {
             let box: KeyBox?
-            do { box = try keys.unwrapKEK(wrapped, version: version) } catch { throw GateError(.key, error.message) }
+            do { box = try keys.unwrapKEK([UInt8](record.wrapped), version: record.version) } catch { throw GateError(.key, error.message) }
             guard let box else {
                 throw GateError(
                     .key,
-                    "the master key does not open key-encryption key version \(version); check CONSENTRY_MASTER_KEY or `\(Self.masterKeyPath)` (or the key table was tampered with)"
+                    "the master key does not open key-encryption key version \(record.version); check CONSENTRY_MASTER_KEY or `\(Self.masterKeyPath)` (or the key table was tampered with)"
                 )
             }
-            unwrapped[version] = box
-            if (row["state"] as String) == "active" { active = version }
+            unwrapped[record.version] = box
+            if record.active { active = record.version }
         }
         guard active > 0 else { throw GateError(.key, "the vault has no active key-encryption key; the key table is damaged") }
         keys.install(unwrapped, active: active)

@@ -23,7 +23,7 @@ struct Init: AsyncParsableCommand {
             return try Vault.create(
                 at: global.vaultURL, policies: source, masterKey: key, configuration: VaultConfiguration(witnessFiles: global.witnessURLs))
         }
-        let status = try Output.guarding { try vault.status() }
+        let status = try await Output.guarding { try await vault.status() }
         if global.json {
             Output.printJSON(status)
         } else {
@@ -64,7 +64,7 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         let vault = try global.openVault()
-        let status = try Output.guarding { try vault.status() }
+        let status = try await Output.guarding { try await vault.status() }
         if global.json {
             Output.printJSON(status)
             return
@@ -326,7 +326,7 @@ struct Keys: ParsableCommand {
 
         func run() async throws {
             let role = try admin.parsedRole
-            let report = try await global.withVault { try $0.rotateKeys(as: Principal(actor: global.actorName, role: role)) }
+            let report = try await global.withVault { try await $0.rotateKeys(as: Principal(actor: global.actorName, role: role)) }
             if global.json {
                 Output.printJSON(report)
             } else {

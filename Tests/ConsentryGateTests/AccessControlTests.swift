@@ -43,7 +43,7 @@ struct AccessControlTests {
         let control = try typecheck(
             """
             import ConsentryGate
-            func ok(_ v: Vault) throws { _ = try v.status() }
+            func ok(_ v: Vault) async throws { _ = try await v.status() }
             """)
         #expect(control.status == 0, "the control probe must compile: \(control.output)")
 

@@ -141,7 +141,7 @@ struct StorageTests {
     }
 
     @Test("a vault created with a supplied master key writes no key file and reopens only with it")
-    func suppliedMasterKey() throws {
+    func suppliedMasterKey() async throws {
         let directory = TestSupport.temporaryDirectory("supplied").appendingPathComponent("v")
         let material = [UInt8](repeating: 0x5A, count: 32)
         func key() throws -> SecretBytes {
@@ -151,7 +151,8 @@ struct StorageTests {
         }
         _ = try Vault.create(at: directory, policies: TestSupport.policies, masterKey: try key())
         #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent(Vault.masterKeyPath).path))
-        #expect(try Vault.open(at: directory, masterKey: try key()).status().keyVersion == 1)
+        let reopened = try Vault.open(at: directory, masterKey: try key())
+        #expect(try await reopened.status().keyVersion == 1)
         #expect(throws: GateError.key) { _ = try Vault.open(at: directory) }
     }
 
@@ -190,42 +191,41 @@ struct StorageTests {
 @Suite("Key rotation")
 struct RotationTests {
     @Test("rotation re-wraps every data key, leaves sealed fields untouched, and retires the old key")
-    func rotates() throws {
+    func rotates() async throws {
         let vault = try TestSupport.makeVault(batchSize: 7)
         _ = try vault.loadDemoData(DemoOptions(profiles: 50, eventsPerProfile: 0))
-        let fieldsBefore = try vault.db.read { try Data.fetchAll($0, sql: "SELECT fields FROM subject ORDER BY id") }
-        let report = try vault.rotateKeys(batchSize: 7)
+        let fieldsBefore = try await vault.db.read { try Data.fetchAll($0, sql: "SELECT fields FROM subject ORDER BY id") }
+        let report = try await vault.rotateKeys(batchSize: 7)
         #expect(report == RotationReport(fromVersion: 1, toVersion: 2, rewrapped: 50, resumed: false))
-        let fieldsAfter = try vault.db.read { try Data.fetchAll($0, sql: "SELECT fields FROM subject ORDER BY id") }
+        let fieldsAfter = try await vault.db.read { try Data.fetchAll($0, sql: "SELECT fields FROM subject ORDER BY id") }
         #expect(fieldsBefore == fieldsAfter)
         #expect(try vault.count("kek") == 1)
         #expect(try vault.check(as: .administrator("t")).passed)
         let reopened = try Vault.open(at: vault.directory)
         #expect(try reopened.check(as: .administrator("t")).subjectsChecked == 50)
-        #expect(try reopened.status().keyVersion == 2)
+        await #expect(try reopened.status().keyVersion == 2)
     }
 
     @Test("an interrupted rotation leaves every subject readable and is finished by the next run")
-    func resumes() throws {
+    func resumes() async throws {
         let vault = try TestSupport.makeVault()
         _ = try vault.loadDemoData(DemoOptions(profiles: 30, eventsPerProfile: 0))
         // Simulate a crash after step 1 and one partial batch: a new active KEK, some subjects moved.
         let nonces = NonceSource()
         let kek = try SecretBytes.random(count: 32)
-        try vault.db.write { db in
+        let wrapped = Data(vault.keys.wrapKEK(kek, version: 2, nonces: nonces))
+        try await vault.db.write { db in
             try db.execute(sql: "UPDATE kek SET state = 'retiring'")
-            try db.execute(
-                sql: "INSERT INTO kek (version, wrapped, state, created_at) VALUES (2, ?, 'active', 0)",
-                arguments: [Data(vault.keys.wrapKEK(kek, version: 2, nonces: nonces))])
+            try db.execute(sql: "INSERT INTO kek (version, wrapped, state, created_at) VALUES (2, ?, 'active', 0)", arguments: [wrapped])
         }
         try vault.loadKEKs()
         _ = try vault.loadDemoData(DemoOptions(profiles: 40, eventsPerProfile: 0))  // 10 new subjects go straight to version 2
         let reopened = try Vault.open(at: vault.directory)
-        #expect(try reopened.status().keyRotationPending)
+        await #expect(try reopened.status().keyRotationPending)
         #expect(try reopened.check(as: .administrator("t")).passed, "readable in the middle of a rotation")
-        let report = try reopened.rotateKeys()
+        let report = try await reopened.rotateKeys()
         #expect(report.resumed && report.fromVersion == 1 && report.toVersion == 2 && report.rewrapped == 30)
-        #expect(try reopened.status().keyRotationPending == false)
+        await #expect(try reopened.status().keyRotationPending == false)
         #expect(try reopened.check(as: .administrator("t")).subjectsChecked == 40)
     }
 }
@@ -237,7 +237,7 @@ struct ConcurrentRotationTests {
         let vault = try TestSupport.makeVault()
         _ = try importCSV(vault, "a@example.test,C1,,,,,,\n")
         let other = try Vault.open(at: vault.directory)
-        _ = try other.rotateKeys()
+        _ = try await other.rotateKeys()
         _ = try importCSV(vault, "b@example.test,C2,,,,,,\n")
         let derived = try await vault.writeDerived(
             AccessRequest(actor: "t", role: .analyst, action: .score, purpose: .analytics), kind: "score", name: "x",

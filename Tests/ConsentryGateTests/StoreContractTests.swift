@@ -1,4 +1,6 @@
+import ConsentryAudit
 import ConsentryCore
+import ConsentryCrypto
 import ConsentryTesting
 import Foundation
 import Testing
@@ -100,5 +102,58 @@ import Testing
         try await store.storeIdempotencyRecord(later, forgettingBefore: 200)
         #expect(try await store.idempotencyRecord(first.keyHash, newerThan: 0) == nil, "forgotten when a later one is stored")
         #expect(try await store.idempotencyRecord(later.keyHash, newerThan: 0) == later)
+    }
+
+    @Test func keyEncryptionKeysRotateAndRetire() async throws {
+        let store = try sqlite()
+        let first = KEKRecord(version: 1, wrapped: Data(repeating: 1, count: 72), active: true, createdAt: 10)
+        let second = KEKRecord(version: 2, wrapped: Data(repeating: 2, count: 72), active: true, createdAt: 20)
+        try await store.write { tx in try await tx.insertKEK(first) }
+        try await store.write { tx in
+            try await tx.rotateKEK(to: second)
+            let keks = try await tx.keks()
+            #expect(keks.map(\.version) == [1, 2] && keks.map(\.active) == [false, true], "one active, the old one retiring")
+        }
+        try await store.write { tx in try await tx.deleteRetiringKEKs() }
+        #expect(try await store.write { tx in try await tx.keks() } == [second])
+    }
+
+    /// Audit queries match on the entry's own columns, and a pseudonym matches a subject set only at a 16-byte boundary.
+    @Test func auditQueriesMatchColumnsAndSubjectSetsOnTheirBoundaries() async throws {
+        let store = try sqlite()
+        let alice = [UInt8](repeating: 0xA1, count: 16), bob = [UInt8](repeating: 0xB2, count: 16)
+        // A set whose bytes hold Alice's pseudonym only across the boundary between two other pseudonyms.
+        let straddling = [UInt8](repeating: 0x00, count: 8) + alice + [UInt8](repeating: 0x00, count: 8)
+        let drafts: [(AuditDraft, [UInt8])] = [
+            (AuditDraft(actor: "mia", role: .marketer, action: .segment, decision: .permit, policyVersion: "v"), bob + alice),
+            (AuditDraft(actor: "mia", role: .marketer, action: .segment, decision: .permit, policyVersion: "v"), straddling),
+            (AuditDraft(actor: "co", role: .complianceOfficer, action: .readProfile, decision: .deny, policyVersion: "v"), []),
+        ]
+        for (index, (draft, set)) in drafts.enumerated() {
+            var draft = draft
+            draft.subjectSet = set
+            try await store.write { tx in
+                try await tx.insertAudit(DatabaseAuditSink.chain(draft, onto: try await tx.auditHead(), time: 1_000 + Int64(index)))
+            }
+        }
+        func sequences(_ query: AuditQuery) async throws -> [Int64] {
+            try await store.read { db in
+                var found: [Int64] = []
+                try SQLiteAuditRows.forEach(query, db) { found.append($0.sequence) }
+                return found
+            }
+        }
+        #expect(try await sequences(AuditQuery(pseudonym: (Digest.hex(alice), alice))) == [1])
+        #expect(try await sequences(AuditQuery(actor: "mia")) == [1, 2])
+        #expect(try await sequences(AuditQuery(decision: "deny")) == [3])
+        #expect(try await sequences(AuditQuery(since: 1_001, until: 1_002)) == [2])
+        #expect(try await sequences(AuditQuery(limit: 2)) == [2, 3], "the newest entries, in sequence order")
+    }
+
+    @Test func theCensusCountsWithoutReadingPersonalData() async throws {
+        let store = try sqlite()
+        let census = try await store.census()
+        #expect(census.subjects == 0 && census.events == 0 && census.keks == 0)
+        #expect(census.schemaVersion == "v16-derived-purposes")
     }
 }

@@ -103,8 +103,8 @@ extension Vault {
         var written: Checkpoint?
         do {
             try checkpointFile.appendExclusively { () throws -> Checkpoint? in
-                let last = try db.read { try Row.fetchOne($0, sql: "SELECT sequence, hash FROM audit_entry ORDER BY sequence DESC LIMIT 1") }
-                let sequence: Int64 = last?[0] ?? 0
+                let last = try db.read { try SQLiteAuditRows.head($0) }
+                let sequence = last.sequence
                 let previous = checkpointState.withLock { $0 }
                 let newest = checkpointFile.newest()?.sequence ?? 0
                 let now = nowMillis
@@ -114,7 +114,7 @@ extension Vault {
                         || now - previous.time >= Int64(configuration.checkpointEverySeconds * 1000)
                 else { return nil }
                 checkpointState.withLock { $0 = (sequence, now) }
-                let checkpoint = Checkpoint(sequence: sequence, hash: last?[1] ?? AuditEntry.genesisHash, time: now, signer: keys.signer)
+                let checkpoint = Checkpoint(sequence: sequence, hash: last.hash, time: now, signer: keys.signer)
                 written = checkpoint
                 return checkpoint
             }
@@ -134,8 +134,8 @@ extension Vault {
     func initializeWitnesses() throws(GateError) {
         guard witnessFiles.contains(where: { $0.newest() == nil }) else { return }
         do {
-            let last = try db.read { try Row.fetchOne($0, sql: "SELECT sequence, hash FROM audit_entry ORDER BY sequence DESC LIMIT 1") }
-            let checkpoint = Checkpoint(sequence: last?[0] ?? 0, hash: last?[1] ?? AuditEntry.genesisHash, time: nowMillis, signer: keys.signer)
+            let last = try db.read { try SQLiteAuditRows.head($0) }
+            let checkpoint = Checkpoint(sequence: last.sequence, hash: last.hash, time: nowMillis, signer: keys.signer)
             for witness in witnessFiles where witness.newest() == nil {
                 try witness.appendExclusively { witness.newest() == nil ? checkpoint : nil }
             }

@@ -65,10 +65,8 @@ extension Vault {
         return try await performRead(
             request, requestID: principal.requestID, failure: "read the audit log", bestEffort: true,
             read: { db in
-                let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit_entry ORDER BY rowid")
-                let entries = AnySequence { AnyIterator { (try? cursor.next()).flatMap { $0.map(SQLiteAuditRows.entry) } } }
-                return AuditVerifier.verify(
-                    entries: entries, checkpoints: checkpointFile.read(), witnesses: witnessFiles.map { ($0.url.path, $0.read()) },
+                AuditVerifier.verify(
+                    entries: try SQLiteAuditRows.all(db), checkpoints: checkpointFile.read(), witnesses: witnessFiles.map { ($0.url.path, $0.read()) },
                     expected: expected, publicKey: keys.signer.publicKey)
             },
             record: { entry, report in
@@ -138,27 +136,14 @@ extension Vault {
 
     /// Calls `body` with each entry `filter` selects, in sequence order.
     func forEachAuditEntry(_ db: Database, _ filter: AuditFilter, _ body: (AuditEntry) throws -> Void) throws {
-        var conditions: [String] = []
-        var arguments: [any DatabaseValueConvertible] = []
+        var query = AuditQuery(
+            actor: filter.actor, role: filter.role?.rawValue, purpose: filter.purpose?.rawValue, action: filter.action,
+            decision: filter.decision?.rawValue, since: filter.since, until: filter.until, limit: filter.limit == Int.max ? nil : filter.limit)
         if let reference = filter.subject {
             guard let subject = try resolve(reference, db: db) else { return }
             let secret = try auditSecret(of: subject, db: db)
-            // Bulk entries hold packed 16-byte pseudonyms; a match must start on a 16-byte boundary.
-            conditions.append("(subject = ? OR sequence IN (SELECT sequence FROM audit_subject_set WHERE instr(pseudonyms, ?) % 16 = 1))")
-            arguments += [pseudonym(secret: secret), Data(pseudonymBytes(secret: secret))]
+            query.pseudonym = (pseudonym(secret: secret), Array(pseudonymBytes(secret: secret)))
         }
-        if let actor = filter.actor { conditions.append("actor = ?"); arguments.append(actor) }
-        if let role = filter.role { conditions.append("role = ?"); arguments.append(role.rawValue) }
-        if let purpose = filter.purpose { conditions.append("purpose = ?"); arguments.append(purpose.rawValue) }
-        if let action = filter.action { conditions.append("action = ?"); arguments.append(action) }
-        if let decision = filter.decision { conditions.append("decision = ?"); arguments.append(decision.rawValue) }
-        if let since = filter.since { conditions.append("time >= ?"); arguments.append(since) }
-        if let until = filter.until { conditions.append("time < ?"); arguments.append(until) }
-        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        let limit = filter.limit == Int.max ? "" : " LIMIT \(max(0, filter.limit))"
-        let cursor = try Row.fetchCursor(
-            db, sql: "SELECT * FROM (SELECT * FROM audit_entry \(whereClause) ORDER BY sequence DESC\(limit)) ORDER BY sequence",
-            arguments: StatementArguments(arguments))
-        while let row = try cursor.next() { try body(SQLiteAuditRows.entry(row)) }
+        try SQLiteAuditRows.forEach(query, db, body)
     }
 }

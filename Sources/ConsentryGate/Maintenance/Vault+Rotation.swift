@@ -3,7 +3,6 @@ public import ConsentryCore
 import ConsentryCrypto
 import ConsentryPolicy
 import Foundation
-import GRDB
 
 /// What a key rotation did.
 public struct RotationReport: Sendable, Codable, Equatable {
@@ -26,80 +25,68 @@ extension Vault {
     /// any moment, the vault stays readable, and running the rotation again finishes the interrupted one.
     ///
     /// Needs `key_admin`; the rotation's start and end are audited.
-    public func rotateKeys(batchSize: Int = 1_000, as principal: Principal = .system) throws(GateError) -> RotationReport {
+    public func rotateKeys(batchSize: Int = 1_000, as principal: Principal = .system) async throws(GateError) -> RotationReport {
         let (actor, role) = (principal.actor, principal.role)
         let decision = try requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
         let nonces = NonceSource()
         let now = nowMillis
-        var resumed = false
-        var fromVersion = 0
-        var toVersion = 0
         do {
             // Step 1: install a new active KEK, unless an interrupted rotation already did.
             let newKEK = try SecretBytes.random(count: Sealing.keyLength)
-            try db.write { db in
-                let retiring = try Int64.fetchOne(db, sql: "SELECT version FROM kek WHERE state = 'retiring' ORDER BY version LIMIT 1")
-                let active = try Int64.fetchOne(db, sql: "SELECT version FROM kek WHERE state = 'active'") ?? 0
-                if let retiring {
-                    resumed = true
-                    fromVersion = Int(retiring)
-                    toVersion = Int(active)
-                    return
-                }
+            let (fromVersion, toVersion, resumed) = try await store.write { tx -> (UInt32, UInt32, Bool) in
+                let keks = try await tx.keks()
+                let active = keks.first(where: \.active)?.version ?? 0
+                if let retiring = keks.first(where: { !$0.active })?.version { return (retiring, active, true) }
                 let next = active + 1
-                fromVersion = Int(active)
-                toVersion = Int(next)
-                try db.execute(sql: "UPDATE kek SET state = 'retiring' WHERE state = 'active'")
-                try db.execute(
-                    sql: "INSERT INTO kek (version, wrapped, state, created_at) VALUES (?, ?, 'active', ?)",
-                    arguments: [next, Data(keys.wrapKEK(newKEK, version: UInt32(next), nonces: nonces)), now])
+                try await tx.rotateKEK(
+                    to: KEKRecord(version: next, wrapped: Data(keys.wrapKEK(newKEK, version: next, nonces: nonces)), active: true, createdAt: now))
+                return (active, next, false)
             }
             try loadKEKs()
-            let target = UInt32(toVersion)
+            let target = toVersion
             guard let targetKEK = keys.kek(target) else { throw GateError(.key, "the new key-encryption key did not load") }
             // Step 2: re-wrap data keys in batches, each batch one transaction.
             var scratch = try SecretBytes(count: Sealing.keyLength)
             defer { scratch.zero() }
             var rewrapped = 0
-            // Page through subjects by id (the primary key), re-wrapping those not yet under the target.
+            // Page through subjects by id, re-wrapping those not yet under the target.
             var after: Int64 = 0
             while true {
-                let (scanned, moved) = try db.write { db -> (Int, Int) in
-                    let page = try Row.fetchAll(
-                        db, sql: "SELECT id, kek_version, wrapped_key FROM subject WHERE id > ? ORDER BY id LIMIT ?", arguments: [after, batchSize])
-                    after = page.last?[0] ?? after
-                    let rows = page.filter { ($0[1] as Int64) != Int64(target) }
-                    let update = try db.cachedStatement(sql: "UPDATE subject SET kek_version = ?, wrapped_key = ? WHERE id = ?")
-                    for row in rows {
-                        let subject = SubjectID(rawValue: row[0])
+                let (scanned, moved, last) = try await store.write { tx -> (Int, Int, Int64) in
+                    let page = try await tx.dataKeys(after: after, limit: batchSize)
+                    var moved = 0
+                    for key in page where key.kekVersion != target {
+                        let subject = SubjectID(rawValue: key.subjectID)
                         // A failure rolls back this batch: nothing of it is changed.
-                        try unwrapDataKey(of: subject, kekVersion: UInt32(row[1] as Int64), wrapped: row[2] as Data, into: &scratch)
+                        try unwrapDataKey(of: subject, kekVersion: key.kekVersion, wrapped: key.wrappedKey, into: &scratch)
                         let wrapped = Sealing.wrap(
                             scratch, kek: targetKEK.key, associatedData: Sealing.wrapAssociatedData(subject: subject, kekVersion: target),
                             nonces: nonces)
                         scratch.zero()
-                        try update.execute(arguments: [Int64(target), Data(wrapped), subject.rawValue])
+                        try await tx.rewrapDataKey(WrappedDataKey(subjectID: key.subjectID, kekVersion: target, wrappedKey: Data(wrapped)))
+                        moved += 1
                     }
-                    return (page.count, rows.count)
+                    return (page.count, moved, page.last?.subjectID ?? after)
                 }
+                after = last
                 rewrapped += moved
                 if scanned < batchSize { break }
             }
-            // Step 3: retire the old KEKs once nothing references them, then checkpoint so that their
-            // wrapped copies leave the WAL too (secure_delete overwrites them in the main file).
-            try db.write { db in
-                let remaining = try Int.fetchOne(db, sql: "SELECT count(*) FROM subject WHERE kek_version <> ?", arguments: [Int64(target)]) ?? 0
+            // Step 3: retire the old KEKs once nothing references them, then purge the store's deleted bytes so that
+            // their wrapped copies leave the write-ahead log too (secure_delete overwrites them in the main file).
+            try await store.write { tx in
+                let remaining = try await tx.dataKeysNotUnder(target)
                 guard remaining == 0 else {
                     throw GateError(.storage, "\(remaining) data keys still use an old key-encryption key; run `consentry keys rotate` again")
                 }
-                try db.execute(sql: "DELETE FROM kek WHERE state = 'retiring'")
+                try await tx.deleteRetiringKEKs()
             }
-            _ = try db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+            try await store.purgeDeleted()
             try loadKEKs()
             var entry = draft(AccessRequest(actor: actor, role: role, action: .keyAdmin), decision, counts: ["rewrapped": rewrapped], requestID: nil)
             entry.reasons.append("key-encryption key \(fromVersion) → \(toVersion)" + (resumed ? " (finished an interrupted rotation)" : ""))
-            try auditAloneNow(entry)
-            return RotationReport(fromVersion: fromVersion, toVersion: toVersion, rewrapped: rewrapped, resumed: resumed)
+            try await auditAlone(entry)
+            return RotationReport(fromVersion: Int(fromVersion), toVersion: Int(toVersion), rewrapped: rewrapped, resumed: resumed)
         } catch let error as CryptoError {
             throw GateError(.key, error.message)
         } catch {

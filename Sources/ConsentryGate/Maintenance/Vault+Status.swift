@@ -2,7 +2,6 @@ import ConsentryAudit
 import ConsentryCore
 import ConsentryPolicy
 import Foundation
-import GRDB
 
 /// A summary of a vault without any personal data: counts, key and schema versions.
 ///
@@ -45,22 +44,14 @@ public struct VaultStatus: Sendable, Codable, Equatable {
 
 extension Vault {
     /// Counts and versions; reads no personal data.
-    public func status() throws(GateError) -> VaultStatus {
-        do {
-            return try db.read { db in
-                func count(_ table: String) throws -> Int { try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") ?? 0 }
-                let created = try String.fetchOne(db, sql: "SELECT value FROM vault_meta WHERE key = 'created_at'").flatMap(Int64.init)
-                let migrations = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid")
-                return VaultStatus(
-                    path: directory.path, store: store.description, erasureGuarantee: store.erasureGuarantee.summary, subjects: try count("subject"), identities: try count("identity") + count("shared_identity"),
-                    events: try count("event"),
-                    consentRecords: try count("consent_record"), derivedRecords: try count("derived"), keyVersion: Int(keys.activeVersion),
-                    keyRotationPending: try count("kek") > 1, schemaVersion: migrations.last ?? "none", policyVersion: policyVersion,
-                    declaredFields: schema.fields.count, createdAt: created.map { Normalize.formatTimestamp(millis: $0) },
-                    newestCheckpoint: checkpointFile.newest().map { "\($0.sequence):\($0.hash)" }, witnessFiles: witnessFiles.map(\.url.path))
-            }
-        } catch {
-            throw Self.storageError(error, "read the vault status")
-        }
+    public func status() async throws(GateError) -> VaultStatus {
+        let census: StoreCensus
+        do { census = try await store.census() } catch { throw Self.storageError(error, "read the vault status") }
+        return VaultStatus(
+            path: directory.path, store: store.description, erasureGuarantee: store.erasureGuarantee.summary, subjects: census.subjects,
+            identities: census.identities, events: census.events, consentRecords: census.consentRecords, derivedRecords: census.derivedRecords,
+            keyVersion: Int(keys.activeVersion), keyRotationPending: census.keks > 1, schemaVersion: census.schemaVersion ?? "none",
+            policyVersion: policyVersion, declaredFields: schema.fields.count, createdAt: census.createdAt.map { Normalize.formatTimestamp(millis: $0) },
+            newestCheckpoint: checkpointFile.newest().map { "\($0.sequence):\($0.hash)" }, witnessFiles: witnessFiles.map(\.url.path))
     }
 }

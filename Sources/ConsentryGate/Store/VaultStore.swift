@@ -67,6 +67,9 @@ protocol VaultStore: Sendable {
 
     /// Trigger queue entry `id`, or nil. Read from the last commit.
     func queuedTrigger(_ id: Int64) async throws -> QueuedTriggerRow?
+
+    /// How many records the store holds, when the vault was created and the newest schema migration.
+    func census() async throws -> StoreCensus
 }
 
 /// One write transaction of a store. Its operations read and write records the gate has sealed or hashed already.
@@ -137,6 +140,30 @@ protocol StoreTransaction: AnyObject {
 
     /// Every stored value of `kind/name`, each with its subject's keys.
     func derivedValues(kind: String, name: String) async throws -> [SealedDerived]
+
+    /// Every key-encryption key (wrapped), by version.
+    func keks() async throws -> [KEKRecord]
+
+    /// Adds a key-encryption key; a version stored already fails the transaction.
+    func insertKEK(_ kek: KEKRecord) async throws
+
+    /// Marks the active key-encryption key retiring and makes `next` the active one.
+    func rotateKEK(to next: KEKRecord) async throws
+
+    /// Deletes the retiring key-encryption keys (no data key may still use them: the caller checked).
+    func deleteRetiringKEKs() async throws
+
+    /// The wrapped data keys of the `limit` subjects after subject `after`, by id.
+    func dataKeys(after: Int64, limit: Int) async throws -> [WrappedDataKey]
+
+    /// Replaces a subject's wrapped data key (and the KEK version it is wrapped under).
+    func rewrapDataKey(_ key: WrappedDataKey) async throws
+
+    /// How many data keys are wrapped under a KEK other than `version`.
+    func dataKeysNotUnder(_ version: UInt32) async throws -> Int
+
+    /// Records a vault metadata value (`created_at`, `format`) unless one is recorded.
+    func setMetadata(_ key: String, _ value: String) async throws
 }
 
 /// What a store keeps of one audit entry: the entry's columns and the pseudonyms of its subject set.

@@ -59,3 +59,69 @@ struct SealedDerived: Sendable, Equatable {
     /// The subject's keys, to open it.
     let keys: SubjectKeys
 }
+
+/// How many records a store holds, and its own metadata: no personal data (`consentry status`).
+struct StoreCensus: Sendable, Equatable {
+    /// Data subjects.
+    let subjects: Int
+    /// Identity index entries (unique and shared).
+    let identities: Int
+    /// Behavioral events.
+    let events: Int
+    /// Consent ledger records.
+    let consentRecords: Int
+    /// Derived values.
+    let derivedRecords: Int
+    /// Key-encryption keys held (more than one while a rotation is unfinished).
+    let keks: Int
+    /// When the vault was created (ms), if recorded.
+    let createdAt: Int64?
+    /// The newest applied schema migration.
+    let schemaVersion: String?
+}
+
+/// A key-encryption key as a store keeps it: wrapped under the master key, never in clear.
+struct KEKRecord: Sendable, Equatable {
+    /// Its version, from 1.
+    let version: UInt32
+    /// The KEK wrapped under the master key.
+    let wrapped: Data
+    /// Whether new data keys are wrapped under it (`active`, exactly one) or it waits to be deleted (`retiring`).
+    let active: Bool
+    /// When it was made (ms).
+    let createdAt: Int64
+}
+
+/// A subject's data key as wrapped, for key rotation.
+struct WrappedDataKey: Sendable, Equatable {
+    /// The subject.
+    let subjectID: Int64
+    /// The KEK version it is wrapped under.
+    let kekVersion: UInt32
+    /// The wrapped data key.
+    let wrappedKey: Data
+}
+
+/// Which audit entries to read, as a store matches them: every condition is on the entry's own columns, and a
+/// subject is named by its pseudonym (the gate derives it), never by its id.
+struct AuditQuery: Sendable, Equatable {
+    /// The subject's pseudonym, as hex (single-subject entries) and as its 16 bytes (subject sets).
+    var pseudonym: (hex: String, bytes: [UInt8])?
+    var actor: String?
+    var role: String?
+    var purpose: String?
+    var action: String?
+    var decision: String?
+    /// From this time on (ms).
+    var since: Int64?
+    /// Until this time (ms, exclusive).
+    var until: Int64?
+    /// The newest `limit` matching entries (in sequence order); nil for all.
+    var limit: Int?
+
+    static func == (lhs: AuditQuery, rhs: AuditQuery) -> Bool {
+        lhs.pseudonym?.hex == rhs.pseudonym?.hex && lhs.pseudonym?.bytes == rhs.pseudonym?.bytes && lhs.actor == rhs.actor
+            && lhs.role == rhs.role && lhs.purpose == rhs.purpose && lhs.action == rhs.action && lhs.decision == rhs.decision
+            && lhs.since == rhs.since && lhs.until == rhs.until && lhs.limit == rhs.limit
+    }
+}

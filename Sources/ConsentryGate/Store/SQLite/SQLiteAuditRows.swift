@@ -55,4 +55,36 @@ enum SQLiteAuditRows {
             consentRecordIDs: list("consent_record_ids").compactMap { Int64($0) }, requestID: row["request_id"],
             previousHash: row["previous_hash"], hash: row["hash"])
     }
+
+    /// Calls `body` with each entry `query` matches, in sequence order, through a cursor (memory does not grow with the
+    /// log).
+    static func forEach(_ query: AuditQuery, _ db: Database, _ body: (AuditEntry) throws -> Void) throws {
+        var conditions: [String] = []
+        var arguments: [any DatabaseValueConvertible] = []
+        if let pseudonym = query.pseudonym {
+            // Bulk entries hold packed 16-byte pseudonyms; a match must start on a 16-byte boundary.
+            conditions.append("(subject = ? OR sequence IN (SELECT sequence FROM audit_subject_set WHERE instr(pseudonyms, ?) % 16 = 1))")
+            arguments += [pseudonym.hex, Data(pseudonym.bytes)]
+        }
+        let columns: [(String, (any DatabaseValueConvertible)?)] = [
+            ("actor = ?", query.actor), ("role = ?", query.role), ("purpose = ?", query.purpose), ("action = ?", query.action),
+            ("decision = ?", query.decision), ("time >= ?", query.since), ("time < ?", query.until),
+        ]
+        for case let (condition, value?) in columns {
+            conditions.append(condition)
+            arguments.append(value)
+        }
+        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        let limit = query.limit.map { " LIMIT \(max(0, $0))" } ?? ""
+        let cursor = try Row.fetchCursor(
+            db, sql: "SELECT * FROM (SELECT * FROM audit_entry \(whereClause) ORDER BY sequence DESC\(limit)) ORDER BY sequence",
+            arguments: StatementArguments(arguments))
+        while let row = try cursor.next() { try body(entry(row)) }
+    }
+
+    /// Every entry in the order it is stored, for verification: an entry moved or reordered in the file shows.
+    static func all(_ db: Database) throws -> AnySequence<AuditEntry> {
+        let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit_entry ORDER BY rowid")
+        return AnySequence { AnyIterator { (try? cursor.next()).flatMap { $0.map(entry) } } }
+    }
 }

@@ -191,6 +191,8 @@ final class SQLiteStore: VaultStore {
 
     func queuedTrigger(_ id: Int64) async throws -> QueuedTriggerRow? { try await read { try SQLiteQueueRows.entry(id, $0) } }
 
+    func census() async throws -> StoreCensus { try await read { try SQLiteCensus.census($0) } }
+
     var knownFault: GateError? { files.known }
 
     // MARK: - Errors
@@ -379,4 +381,20 @@ final class SQLiteTransaction: StoreTransaction, TaskExecutor, @unchecked Sendab
     func derivedValues(kind: String, name: String) async throws -> [SealedDerived] {
         try run { try SQLiteQueueRows.derivedValues(kind: kind, name: name, $0) }
     }
+
+    func keks() async throws -> [KEKRecord] { try run { try SQLiteKeyRows.keks($0) } }
+
+    func insertKEK(_ kek: KEKRecord) async throws { try run { try SQLiteKeyRows.insert(kek, $0) } }
+
+    func rotateKEK(to next: KEKRecord) async throws { try run { try SQLiteKeyRows.rotate(to: next, $0) } }
+
+    func deleteRetiringKEKs() async throws { try run { try SQLiteKeyRows.deleteRetiring($0) } }
+
+    func dataKeys(after: Int64, limit: Int) async throws -> [WrappedDataKey] { try run { try SQLiteKeyRows.dataKeys(after: after, limit: limit, $0) } }
+
+    func rewrapDataKey(_ key: WrappedDataKey) async throws { try run { try SQLiteKeyRows.rewrap(key, $0) } }
+
+    func dataKeysNotUnder(_ version: UInt32) async throws -> Int { try run { try SQLiteKeyRows.dataKeysNotUnder(version, $0) } }
+
+    func setMetadata(_ key: String, _ value: String) async throws { try run { try SQLiteKeyRows.setMetadata(key, value, $0) } }
 }
