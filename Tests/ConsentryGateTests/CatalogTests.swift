@@ -121,9 +121,7 @@ import Testing
 
     /// A version already stored is refused, so a definition is never silently replaced.
     @Test func aStoredVersionIsNeverReplaced() async throws {
-        let directory = TestSupport.temporaryDirectory("catalog")
-        try SQLiteStore.createFile(in: directory)
-        let store = try SQLiteStore.open(in: directory, busyTimeout: 5)
+        let store = try freshSQLiteStore("catalog")
         let entry = try CatalogEntry(
             kind: .segment, name: "s", version: 1, purpose: .analytics, role: .analyst, body: ["rule": "x"], definedBy: "t", definedAt: 1)
         try await store.write { tx in try await tx.insertCatalogEntry(entry) }

@@ -8,14 +8,17 @@ import Testing
 
 @testable import ConsentryGate
 
+/// A new, empty SQLite store in a temporary directory.
+func freshSQLiteStore(_ label: String = "store") throws -> SQLiteStore {
+    let directory = TestSupport.temporaryDirectory(label)
+    try SQLiteStore.createFile(in: directory)
+    return try SQLiteStore.open(in: directory, busyTimeout: 5)
+}
+
 /// The SQLite store's asynchronous write transactions: the body's steps run on the writer connection inside one
 /// transaction that commits when the body returns and rolls back when it throws, exclusive of every other write.
 @Suite struct SQLiteStoreTests {
-    private func makeStore() throws -> SQLiteStore {
-        let directory = TestSupport.temporaryDirectory("store")
-        try SQLiteStore.createFile(in: directory)
-        return try SQLiteStore.open(in: directory, busyTimeout: 5)
-    }
+    private func makeStore() throws -> SQLiteStore { try freshSQLiteStore() }
 
     private func value(_ store: SQLiteStore, _ key: String) throws -> String? {
         try store.pool.read { try String.fetchOne($0, sql: "SELECT value FROM vault_meta WHERE key = ?", arguments: [key]) }

@@ -10,11 +10,7 @@ import Testing
 /// What every store must do with the records the gate hands it: keep each field as given, and read back what a
 /// transaction wrote. Written against ``VaultStore`` and ``StoreTransaction`` only, so that each store runs the same.
 @Suite struct StoreContractTests {
-    private func sqlite() throws -> SQLiteStore {
-        let directory = TestSupport.temporaryDirectory("contract")
-        try SQLiteStore.createFile(in: directory)
-        return try SQLiteStore.open(in: directory, busyTimeout: 5)
-    }
+    private func sqlite() throws -> SQLiteStore { try freshSQLiteStore("contract") }
 
     private func request(_ id: String, seed: Int64) -> RequestRow {
         RequestRow(

@@ -29,12 +29,10 @@ extension Vault {
         guard FieldName.isValid(name) else { throw GateError(.invalidInput, "model names are lower-case identifiers") }
         let request = AccessRequest(actor: actor, role: role, action: .score, purpose: purpose)
         return try await perform(request, requestID: principal.requestID, failure: "store the model (nothing was stored)") { scope in
-            let version = (try await scope.tx.catalogEntry(.model, named: name)?.version ?? 0) + 1
-            let stored = StoredModel(name: name, version: version, purpose: purpose, metrics: metrics, parameters: parameters, trainedAt: nowMillis)
-            try await scope.tx.insertCatalogEntry(
-                try CatalogEntry(
-                    kind: .model, name: name, version: version, purpose: purpose, role: nil,
-                    body: ModelBody(metrics: metrics, parameters: parameters), definedBy: actor, definedAt: stored.trainedAt))
+            let now = nowMillis
+            let version = try await scope.tx.addCatalogVersion(
+                .model, name: name, purpose: purpose, role: nil, body: ModelBody(metrics: metrics, parameters: parameters), definedBy: actor, at: now)
+            let stored = StoredModel(name: name, version: version, purpose: purpose, metrics: metrics, parameters: parameters, trainedAt: now)
             scope.entry.reasons.append("model `\(name)` version \(version) stored")
             return stored
         }

@@ -36,14 +36,12 @@ extension Vault {
         }
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: purpose, fields: fields.compactMap(FieldName.init))
         return try await perform(request, requestID: principal.requestID, failure: "define the segment (nothing was stored)") { scope in
-            let version = (try await scope.tx.catalogEntry(.segment, named: name)?.version ?? 0) + 1
+            let now = nowMillis
+            let version = try await scope.tx.addCatalogVersion(
+                .segment, name: name, purpose: purpose, role: role, body: SegmentBody(rule: rule, fields: fields.sorted(), readsEvents: readsEvents),
+                definedBy: actor, at: now)
             let stored = StoredSegment(
-                name: name, purpose: purpose, rule: rule, fields: fields.sorted(), readsEvents: readsEvents, role: role, version: version,
-                definedAt: nowMillis)
-            try await scope.tx.insertCatalogEntry(
-                try CatalogEntry(
-                    kind: .segment, name: name, version: version, purpose: purpose, role: role, body: SegmentBody(stored), definedBy: actor,
-                    definedAt: stored.definedAt))
+                name: name, purpose: purpose, rule: rule, fields: fields.sorted(), readsEvents: readsEvents, role: role, version: version, definedAt: now)
             scope.entry.reasons.append("segment `\(name)` version \(version) defined")
             return stored
         }
@@ -67,8 +65,4 @@ struct SegmentBody: Codable {
     var rule: String
     var fields: [String]
     var readsEvents: Bool
-
-    init(_ segment: StoredSegment) {
-        (rule, fields, readsEvents) = (segment.rule, segment.fields, segment.readsEvents)
-    }
 }

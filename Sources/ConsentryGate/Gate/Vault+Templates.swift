@@ -60,13 +60,12 @@ extension Vault {
         }
         let stored = try await perform(request, requestID: principal.requestID, decision: decision, failure: "register the template (nothing was stored)") {
             scope -> StoredTemplate in
-            let version = (try await scope.tx.catalogEntry(.template, named: name)?.version ?? 0) + 1
+            let now = nowMillis
+            let version = try await scope.tx.addCatalogVersion(
+                .template, name: name, purpose: purpose, role: nil, body: TemplateBody(format: format, source: source, fields: fields.sorted()),
+                definedBy: actor, at: now)
             let stored = StoredTemplate(
-                name: name, purpose: purpose, format: format, source: source, fields: fields.sorted(), version: version, registeredAt: nowMillis)
-            try await scope.tx.insertCatalogEntry(
-                try CatalogEntry(
-                    kind: .template, name: name, version: version, purpose: purpose, role: nil, body: TemplateBody(stored), definedBy: actor,
-                    definedAt: stored.registeredAt))
+                name: name, purpose: purpose, format: format, source: source, fields: fields.sorted(), version: version, registeredAt: now)
             scope.entry.reasons.append("template `\(name)` version \(version) registered")
             return stored
         }
@@ -102,10 +101,6 @@ struct TemplateBody: Codable {
     var format: String
     var source: String
     var fields: [String]
-
-    init(_ template: StoredTemplate) {
-        (format, source, fields) = (template.format, template.source, template.fields)
-    }
 }
 
 extension StoredTemplate {

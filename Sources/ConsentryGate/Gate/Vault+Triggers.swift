@@ -73,14 +73,11 @@ extension Vault {
         let request = AccessRequest(actor: actor, role: role, action: .segment, purpose: purpose)
         let now = nowMillis
         return try await perform(request, requestID: principal.requestID, failure: "define the trigger (nothing was stored)") { scope in
-            let previous = try await scope.tx.catalogEntry(.trigger, named: name)
             // A redefinition keeps the time the trigger first fired from: events it could have fired on stay eligible.
-            let since = try previous?.decodeBody(TriggerBody.self).firesSince ?? now
-            let version = (previous?.version ?? 0) + 1
-            try await scope.tx.insertCatalogEntry(
-                try CatalogEntry(
-                    kind: .trigger, name: name, version: version, purpose: purpose, role: role,
-                    body: TriggerBody(kind: kind, delayMillis: delay, firesSince: since), definedBy: actor, definedAt: now))
+            let since = try await scope.tx.catalogEntry(.trigger, named: name)?.decodeBody(TriggerBody.self).firesSince ?? now
+            _ = try await scope.tx.addCatalogVersion(
+                .trigger, name: name, purpose: purpose, role: role, body: TriggerBody(kind: kind, delayMillis: delay, firesSince: since),
+                definedBy: actor, at: now)
             scope.entry.reasons.append("trigger `\(name)` (\(kind)) defined")
             return TriggerDefinition(name: name, kind: kind, purpose: purpose, delay: delay, role: role, definedAt: since)
         }

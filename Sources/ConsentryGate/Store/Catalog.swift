@@ -70,3 +70,16 @@ struct CatalogEntry: Sendable, Equatable {
         return role
     }
 }
+
+extension StoreTransaction {
+    /// Adds the next version of definition `name` of `kind` (1 for a new name) with the feature's fields `body`, and
+    /// returns the version added.
+    func addCatalogVersion<Body: Encodable>(
+        _ kind: CatalogKind, name: String, purpose: Purpose, role: Role?, body: Body, definedBy: String, at time: Int64
+    ) async throws -> Int {
+        let version = (try await catalogEntry(kind, named: name)?.version ?? 0) + 1
+        try await insertCatalogEntry(
+            try CatalogEntry(kind: kind, name: name, version: version, purpose: purpose, role: role, body: body, definedBy: definedBy, definedAt: time))
+        return version
+    }
+}
