@@ -393,7 +393,7 @@ extension Vault {
                 throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
             }
             scope.entry.subject = self.pseudonym(secret: try auditSecret(of: subject, db: db))
-            let deleted = try eraseRows(of: subject, db: db)
+            let deleted = try await eraseRows(of: subject, scope.tx)
             scope.entry.counts = deleted.mapKeys { "deleted.\($0)" }
             scope.entry.reasons.append("erased: data key destroyed")
             // Freed pages were zeroed by secure_delete in the database file; truncating the WAL removes the old copies there.

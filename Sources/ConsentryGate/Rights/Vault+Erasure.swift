@@ -124,25 +124,13 @@ public struct ErasureVerification: Sendable, Codable, Equatable {
 }
 
 extension Vault {
-    /// Tables whose rows belong to a subject; deleting the subject row cascades to them.
-    static let subjectTables = [
-        "identity", "shared_identity", "event", "consent_record", "subject_flag", "derived", "trigger_queue",
-        "experiment_outcome",
-    ]
-
-    /// Deletes a subject and everything that references it, inside the caller's transaction: counts per table, then
-    /// the subject row (the wrapped data key and the pseudonym secret go with it), then the link from its requests,
-    /// then its export files. Returns the counts.
-    func eraseRows(of subject: SubjectID, db: Database) throws -> [String: Int] {
-        var deleted: [String: Int] = [:]
-        for table in Self.subjectTables {
-            deleted[table] = try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table) WHERE subject_id = ?", arguments: [subject.rawValue]) ?? 0
-        }
+    /// Deletes a subject and everything that references it, inside the operation's transaction: the subject row (the
+    /// wrapped data key and the pseudonym secret go with it) and by the store's cascade its identities, events, ledgers,
+    /// derived data and queue entries; then the link from its requests, then its export files. Returns the counts.
+    func eraseRows(of subject: SubjectID, _ tx: SQLiteTransaction) async throws -> [String: Int] {
         // INVARIANT: erasure is final. The row holds the wrapped data key and the pseudonym secret;
         // deleting it crypto-shreds every sealed value and unlinks past audit entries.
-        try db.execute(sql: "DELETE FROM subject WHERE id = ?", arguments: [subject.rawValue])
-        deleted["subject"] = db.changesCount
-        let requests = try SQLiteRequestRows.detach(subject: subject.rawValue, db)
+        var (deleted, requests) = try await tx.eraseSubject(subject.rawValue)
         deleted["export_file"] = removeExportFiles(ofRequests: requests)
         return deleted
     }
@@ -203,9 +191,9 @@ extension Vault {
                     if let value, let kind = spec.identityKind { known[kind, default: []].insert(value) }
                 }
                 for rule in rights.retain {
-                    retained.append(try retain(rule, of: subject, now: now, db: db))
+                    retained.append(try await retain(rule, of: subject, now: now, scope.tx))
                 }
-                deleted = try eraseRows(of: subject, db: db)
+                deleted = try await eraseRows(of: subject, scope.tx)
             }
             deleted["export_file", default: 0] += removeExportFiles(ofRequests: [id])
             var suppressed: [String] = []
@@ -213,9 +201,7 @@ extension Vault {
                 // Phone numbers may be shared by a household, so only e-mail and customer id are suppressed.
                 for kind in [IdentityKind.email, .customerID] {
                     for value in known[kind] ?? [] {
-                        try db.execute(
-                            sql: "INSERT OR IGNORE INTO suppression (hash, kind, created_at) VALUES (?, ?, ?)",
-                            arguments: [Data(keys.suppression.index(kind, value)), kind.rawValue, now])
+                        try await scope.tx.suppress(Data(keys.suppression.index(kind, value)), kind: kind.rawValue, at: now)
                     }
                     if known[kind]?.isEmpty == false { suppressed.append(kind.rawValue) }
                 }
@@ -299,8 +285,10 @@ extension Vault {
         return (result.0, result.1, verification)
     }
 
-    /// Copies the records a retention rule keeps into `retained_record`, without the subject's id.
-    private func retain(_ rule: RightsPolicy.Retention, of subject: SubjectID, now: Int64, db: Database) throws -> ErasureReceipt.Retained {
+    /// Copies the records a retention rule keeps, without the subject's id.
+    private func retain(_ rule: RightsPolicy.Retention, of subject: SubjectID, now: Int64, _ tx: SQLiteTransaction) async throws
+        -> ErasureReceipt.Retained
+    {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
         let until = calendar.date(byAdding: .year, value: rule.years, to: Date(timeIntervalSince1970: Double(now) / 1000))!
@@ -308,20 +296,16 @@ extension Vault {
         var count = 0
         switch rule.kind {
         case .purchaseEvents:
-            let rows = try Row.fetchCursor(
-                db, sql: "SELECT time, item_id, category, amount, currency FROM event WHERE subject_id = ? AND type = 'purchase' ORDER BY time",
-                arguments: [subject.rawValue])
-            let insert = try db.cachedStatement(
-                sql: "INSERT INTO retained_record (kind, reason, retain_until, data, created_at) VALUES (?, ?, ?, ?, ?)")
-            while let row = try rows.next() {
-                var data: [String: String] = ["time": Normalize.formatTimestamp(millis: row[0])]
-                if let item = row[1] as String? { data["item_id"] = item }
-                if let category = row[2] as String? { data["category"] = category }
-                if let amount = row[3] as Double? { data["amount"] = String(amount) }
-                if let currency = row[4] as String? { data["currency"] = currency }
-                try insert.execute(arguments: [
-                    rule.kind.rawValue, rule.reason, untilMillis, String(decoding: try JSONEncoder.sorted.encode(data), as: UTF8.self), now,
-                ])
+            for purchase in try await tx.purchases(of: subject.rawValue) {
+                var data: [String: String] = ["time": Normalize.formatTimestamp(millis: purchase.time)]
+                if let item = purchase.itemID { data["item_id"] = item }
+                if let category = purchase.category { data["category"] = category }
+                if let amount = purchase.amount { data["amount"] = String(amount) }
+                if let currency = purchase.currency { data["currency"] = currency }
+                try await tx.retain(
+                    RetainedRecord(
+                        kind: rule.kind.rawValue, reason: rule.reason, retainUntil: untilMillis,
+                        data: String(decoding: try JSONEncoder.sorted.encode(data), as: UTF8.self), createdAt: now))
                 count += 1
             }
         }
@@ -368,17 +352,7 @@ extension Vault {
                         name: "blind-index look-ups", passed: found.isEmpty,
                         detail: found.isEmpty
                             ? "\((sealed.known ?? []).count) identifiers looked up, none found" : "still found by " + found.joined(separator: ", ")))
-                var referencing: [String] = []
-                if let former = sealed.erasedSubject {
-                    for table in Self.subjectTables + ["dsr_request"] {
-                        if try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table) WHERE subject_id = ?", arguments: [former]) ?? 0 > 0 {
-                            referencing.append(table)
-                        }
-                    }
-                    if try Int.fetchOne(db, sql: "SELECT count(*) FROM subject WHERE id = ?", arguments: [former]) ?? 0 > 0 {
-                        referencing.append("subject")
-                    }
-                }
+                let referencing = try sealed.erasedSubject.map { try SQLiteErasureRows.references(to: $0, db) } ?? []
                 verification.checks.append(
                     .init(
                         name: "rows referencing the subject", passed: referencing.isEmpty,
@@ -389,16 +363,16 @@ extension Vault {
         }
         // A networked store's pages are on its server, out of this scan's reach; its guarantee says what holds there.
         if erasureGuarantee.rawFilesScannable {
-        let hits = Self.filesContaining(needles, under: directory, skipping: ["keys"])
-        verification.checks.append(
-            .init(
-                name: "raw files", passed: hits?.isEmpty == true,
-                detail: hits.map {
-                    $0.isEmpty
-                        ? "no file in the vault directory holds the identifiers (plain, lower-cased, base64)"
-                        : "found in " + $0.joined(separator: ", ")
-                } ?? "the vault's files could not be read for the scan; check their permissions and retry"
-            ))
+            let hits = Self.filesContaining(needles, under: directory, skipping: ["keys"])
+            verification.checks.append(
+                .init(
+                    name: "raw files", passed: hits?.isEmpty == true,
+                    detail: hits.map {
+                        $0.isEmpty
+                            ? "no file in the vault directory holds the identifiers (plain, lower-cased, base64)"
+                            : "found in " + $0.joined(separator: ", ")
+                    } ?? "the vault's files could not be read for the scan; check their permissions and retry"
+                ))
         }
         do {
             try db.write { db in

@@ -164,6 +164,19 @@ protocol StoreTransaction: AnyObject {
 
     /// Records a vault metadata value (`created_at`, `format`) unless one is recorded.
     func setMetadata(_ key: String, _ value: String) async throws
+
+    /// Deletes `subject` and every record that references it (its wrapped data key and pseudonym secret go with its
+    /// row), and unlinks the requests that named it: the records deleted per kind, and those requests' ids.
+    func eraseSubject(_ subject: Int64) async throws -> (deleted: [String: Int], requests: [String])
+
+    /// Enters a keyed hash of an erased identifier on the suppression list (once).
+    func suppress(_ hash: Data, kind: String, at time: Int64) async throws
+
+    /// The subject's purchases, oldest first (what a retention rule may keep).
+    func purchases(of subject: Int64) async throws -> [PurchaseRecord]
+
+    /// Keeps a record for a legal obligation, with no link to any subject.
+    func retain(_ record: RetainedRecord) async throws
 }
 
 /// What a store keeps of one audit entry: the entry's columns and the pseudonyms of its subject set.

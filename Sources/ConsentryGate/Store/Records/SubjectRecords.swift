@@ -125,3 +125,26 @@ struct AuditQuery: Sendable, Equatable {
             && lhs.since == rhs.since && lhs.until == rhs.until && lhs.limit == rhs.limit
     }
 }
+
+/// A purchase of a subject being erased, as a retention rule keeps it: no link to the subject.
+struct PurchaseRecord: Sendable, Equatable {
+    let time: Int64
+    let itemID: String?
+    let category: String?
+    let amount: Double?
+    let currency: String?
+}
+
+/// A record an erasure keeps for a legal obligation, detached from the erased subject.
+struct RetainedRecord: Sendable, Equatable {
+    /// The retention rule's kind (`purchase_events`).
+    let kind: String
+    /// The obligation.
+    let reason: String
+    /// When it may be deleted (ms).
+    let retainUntil: Int64
+    /// The kept fields, as a JSON object.
+    let data: String
+    /// When it was kept (ms).
+    let createdAt: Int64
+}

@@ -397,4 +397,14 @@ final class SQLiteTransaction: StoreTransaction, TaskExecutor, @unchecked Sendab
     func dataKeysNotUnder(_ version: UInt32) async throws -> Int { try run { try SQLiteKeyRows.dataKeysNotUnder(version, $0) } }
 
     func setMetadata(_ key: String, _ value: String) async throws { try run { try SQLiteKeyRows.setMetadata(key, value, $0) } }
+
+    func eraseSubject(_ subject: Int64) async throws -> (deleted: [String: Int], requests: [String]) {
+        try run { try SQLiteErasureRows.erase(subject, $0) }
+    }
+
+    func suppress(_ hash: Data, kind: String, at time: Int64) async throws { try run { try SQLiteErasureRows.suppress(hash, kind: kind, at: time, $0) } }
+
+    func purchases(of subject: Int64) async throws -> [PurchaseRecord] { try run { try SQLiteErasureRows.purchases(of: subject, $0) } }
+
+    func retain(_ record: RetainedRecord) async throws { try run { try SQLiteErasureRows.retain(record, $0) } }
 }
