@@ -269,10 +269,7 @@ extension Vault {
                     for i in start..<end {
                         let hash = keys.blindIndex.index(.customerID, "C\(String(format: "%08d", i))")
                         guard let subject = try ProfileIngest.lookup(.customerID, hash, binder: keys.recordBinding, db: db) else { continue }
-                        let already =
-                            try Int.fetchOne(
-                                db, sql: "SELECT count(*) FROM consent_record WHERE subject_id = ? AND source = 'demo'", arguments: [subject.rawValue]
-                            ) ?? 0
+                        let already = try SQLiteLedgerRows.consentCount(subject: subject.rawValue, source: "demo", db)
                         guard already == 0 else { continue }
                         for record in generator.consents(i) {
                             try appendConsent(
@@ -307,20 +304,15 @@ extension Vault {
     ) throws -> Int64 {
         // The id is chosen here (the write transaction holds the writer) so that the binding can cover it: the ledger
         // is append-only, so the binding cannot be added after the insert.
-        let id = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(id) FROM consent_record")) ?? 0) + 1
+        let id = try SQLiteLedgerRows.nextConsentID(db)
         let recordedAt = nowMillis
         let binding = RecordBinding.consent(
             keys.recordBinding, id: id, subject: subject.rawValue, purpose: purpose.rawValue, state: state.rawValue, time: time, source: source,
             noticeVersion: noticeVersion, evidence: evidence, expiresAt: expiresAt, recordedAt: recordedAt)
-        try db.cachedStatement(
-            sql: """
-                INSERT INTO consent_record (id, subject_id, purpose, state, time, source, notice_version, evidence_ref, expires_at, recorded_at,
-                    binding)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """
-        ).execute(arguments: [
-            id, subject.rawValue, purpose.rawValue, state.rawValue, time, source, noticeVersion, evidence, expiresAt, recordedAt, Data(binding),
-        ])
+        try SQLiteLedgerRows.insertConsent(
+            ConsentRecordRow(
+                id: id, subjectID: subject.rawValue, purpose: purpose.rawValue, state: state.rawValue, time: time, source: source,
+                noticeVersion: noticeVersion, evidence: evidence, expiresAt: expiresAt, recordedAt: recordedAt, binding: binding), db)
         try advanceLedgerHead(of: subject, consent: id, db: db)
         return id
     }

@@ -104,9 +104,7 @@ extension Vault {
                 throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
             }
             if change.state == .confirmed {
-                let last = try String.fetchOne(
-                    db, sql: "SELECT state FROM consent_record WHERE subject_id = ? AND purpose = ? ORDER BY id DESC LIMIT 1",
-                    arguments: [subject.rawValue, change.purpose.rawValue])
+                let last = try SQLiteLedgerRows.lastConsentState(subject: subject.rawValue, purpose: change.purpose.rawValue, db)
                 guard last == ConsentState.pending.rawValue else {
                     throw GateError(
                         .invalidInput, "there is no pending double opt-in for `\(change.purpose.rawValue)` to confirm; record `pending` first")
@@ -140,16 +138,14 @@ extension Vault {
             }
             let now = nowMillis
             // The id is chosen inside the write transaction so that the binding covers it (the ledger is append-only).
-            let id = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(id) FROM subject_flag")) ?? 0) + 1
+            let id = try SQLiteLedgerRows.nextFlagID(db)
             let binding = RecordBinding.flag(
                 keys.recordBinding, id: id, subject: subject.rawValue, flag: flag.rawValue, purpose: purpose?.rawValue ?? "", value: on ? 1 : 0,
                 time: now, source: source, recordedAt: now)
-            try db.execute(
-                sql: """
-                    INSERT INTO subject_flag (id, subject_id, flag, purpose, value, time, source, recorded_at, binding)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [id, subject.rawValue, flag.rawValue, purpose?.rawValue ?? "", on ? 1 : 0, now, source, now, Data(binding)])
+            try SQLiteLedgerRows.insertFlag(
+                FlagRecordRow(
+                    id: id, subjectID: subject.rawValue, flag: flag.rawValue, purpose: purpose?.rawValue ?? "", value: on ? 1 : 0, time: now,
+                    source: source, recordedAt: now, binding: binding), db)
             try advanceLedgerHead(of: subject, flag: id, db: db)
             scope.entry.subject = self.pseudonym(secret: try auditSecret(of: subject, db: db))
             scope.entry.reasons += ["\(flag.rawValue): \(on ? "set" : "cleared")", "source: \(source)"]

@@ -405,15 +405,10 @@ extension Vault {
     }
 
     func consentRecords(_ db: Database, _ subject: SubjectID) throws -> [ConsentRecordInfo] {
-        try Row.fetchAll(
-            db,
-            sql:
-                "SELECT id, purpose, state, time, source, notice_version, evidence_ref, expires_at FROM consent_record WHERE subject_id = ? ORDER BY id",
-            arguments: [subject.rawValue]
-        ).map { row in
+        try SQLiteLedgerRows.consentRecords(of: subject.rawValue, db).map { row in
             ConsentRecordInfo(
-                id: row[0], purpose: row[1], state: row[2], time: Normalize.formatTimestamp(millis: row[3]), source: row[4], noticeVersion: row[5],
-                evidence: row[6], expiresAt: (row[7] as Int64?).map { Normalize.formatTimestamp(millis: $0) })
+                id: row.id, purpose: row.purpose, state: row.state, time: Normalize.formatTimestamp(millis: row.time), source: row.source,
+                noticeVersion: row.noticeVersion, evidence: row.evidence, expiresAt: row.expiresAt.map { Normalize.formatTimestamp(millis: $0) })
         }
     }
 

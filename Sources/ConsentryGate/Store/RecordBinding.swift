@@ -303,12 +303,10 @@ extension Vault {
     /// Moves a subject's ledger head past a record just appended, in the record's transaction. A head that fails its
     /// binding stops the write: the ledger was changed in the file, and a new record on top would hide that.
     func advanceLedgerHead(of subject: SubjectID, consent: Int64? = nil, flag: Int64? = nil, db: Database) throws {
-        let stored = try Data.fetchOne(db.cachedStatement(sql: "SELECT ledger_head FROM subject WHERE id = ?"), arguments: [subject.rawValue])
+        let stored = try SQLiteLedgerRows.ledgerHead(of: subject.rawValue, db)
         guard let head = RecordBinding.openHead(keys.recordBinding, subject: subject.rawValue, stored) else { throw Self.unboundLedger }
-        try db.cachedStatement(sql: "UPDATE subject SET ledger_head = ? WHERE id = ?").execute(arguments: [
-            Data(RecordBinding.sealHead(keys.recordBinding, subject: subject.rawValue, head.appending(consent: consent, flag: flag))),
-            subject.rawValue,
-        ])
+        try SQLiteLedgerRows.setLedgerHead(
+            of: subject.rawValue, RecordBinding.sealHead(keys.recordBinding, subject: subject.rawValue, head.appending(consent: consent, flag: flag)), db)
     }
 
     /// How many subjects' ledgers differ from their heads (for `consentry check`): a consent or flag record deleted from
