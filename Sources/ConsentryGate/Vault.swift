@@ -235,9 +235,7 @@ public final class Vault: Sendable {
         let (policy, policyVersion) = (snapshot.policy, snapshot.version)
         let recorded: String?
         do {
-            recorded = try db.read {
-                try String.fetchOne($0, sql: "SELECT policy_version FROM audit_entry WHERE action = 'policy_loaded' ORDER BY sequence DESC LIMIT 1")
-            }
+            recorded = try db.read { try SQLiteMaintenanceRows.lastRecordedPolicyVersion($0) }
         } catch { throw Self.storageError(error, "read the audit log") }
         guard recorded != policyVersion else { return }
         var reasons: [String] = []

@@ -220,34 +220,24 @@ extension Vault {
     /// table, in one transaction, so that no arm stays in clear.
     func sealExperimentArms() throws(GateError) {
         do {
-            let pending = try db.read { try Bool.fetchOne($0, sql: "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'experiment_assignment')") }
-            guard pending == true else { return }
+            guard try db.read({ try SQLiteMaintenanceRows.hasClearArms($0) }) else { return }
             try db.write { db in
                 try refreshKEKs(db)
                 var scratch = try SecretBytes(count: Sealing.keyLength)
                 defer { scratch.zero() }
                 let nonces = NonceSource()
                 let kind = DerivedKind.experimentArm.name
-                let rows = try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT a.experiment, a.subject_id, a.arm, a.assigned_at, s.kek_version, s.wrapped_key, s.key_version,
-                            (SELECT c.purpose FROM catalog c WHERE c.kind = 'experiment' AND c.name = a.experiment ORDER BY c.version DESC LIMIT 1)
-                        FROM experiment_assignment a JOIN subject s ON s.id = a.subject_id
-                        """)
-                for row in rows {
-                    let subject = SubjectID(rawValue: row[1]), experiment: String = row[0], arm: String = row[2]
-                    try unwrapDataKey(of: subject, kekVersion: UInt32(row[4] as Int64), wrapped: row[5] as Data, into: &scratch)
+                for arm in try SQLiteMaintenanceRows.clearArms(db) {
+                    let subject = SubjectID(rawValue: arm.subjectID)
+                    try unwrapDataKey(of: subject, kekVersion: arm.keys.kekVersion, wrapped: arm.keys.wrappedKey, into: &scratch)
                     let sealed = Sealing.seal(
-                        arm, key: scratch,
-                        associatedData: Sealing.derivedAssociatedData(subject: subject, kind: kind, name: experiment, keyVersion: UInt32(row[6] as Int64)),
+                        arm.arm, key: scratch,
+                        associatedData: Sealing.derivedAssociatedData(subject: subject, kind: kind, name: arm.experiment, keyVersion: arm.keys.keyVersion),
                         nonces: nonces)
                     scratch.zero()
-                    try db.execute(
-                        sql: "INSERT OR IGNORE INTO derived (subject_id, kind, name, sealed, updated_at, purpose) VALUES (?, ?, ?, ?, ?, ?)",
-                        arguments: [subject.rawValue, kind, experiment, Data(sealed), row[3] as Int64, row[7] as String?])
+                    try SQLiteMaintenanceRows.storeSealedArm(arm, kind: kind, sealed: sealed, db)
                 }
-                try db.execute(sql: "DROP TABLE experiment_assignment")
+                try SQLiteMaintenanceRows.dropClearArms(db)
             }
         } catch {
             throw Self.storageError(error, "seal the experiment arms stored in clear before schema v16")

@@ -42,7 +42,7 @@ extension Vault {
         let names = fields ?? schema.fields.map(\.name)
         // Scan subject by subject so that one bad subject does not hide the others.
         let ids: [Int64]
-        do { ids = try db.read { try Int64.fetchAll($0, sql: "SELECT id FROM subject ORDER BY id") } } catch {
+        do { ids = try db.read { try SQLiteMaintenanceRows.subjectIDs($0) } } catch {
             throw Self.storageError(error, "list subjects")
         }
         if ids.count > 0 && report.problems.isEmpty {
@@ -70,8 +70,7 @@ extension Vault {
         if structural {
             do {
                 try db.read { db in
-                    report.databaseCheck = try String.fetchAll(db, sql: "PRAGMA quick_check").joined(separator: "; ")
-                    report.foreignKeyViolations = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").count
+                    (report.databaseCheck, report.foreignKeyViolations) = try SQLiteMaintenanceRows.structure(db)
                     // Index rows moved to another subject and ledger records edited or forged in the file.
                     for (table, count) in try unboundRecords(db).sorted(by: { $0.key < $1.key }) {
                         report.problems.append(
