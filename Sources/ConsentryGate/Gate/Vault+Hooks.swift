@@ -171,14 +171,9 @@ extension Vault {
         ) { scope -> (written: Int, skipped: [String: Int]) in
             let db = scope.db
             var removed = 0
-            if replaceAll {
-                try db.execute(sql: "DELETE FROM derived WHERE kind = ? AND name = ?", arguments: [kind, name])
-                removed = db.changesCount
-            }
+            if replaceAll { removed = try SQLiteSubjectRows.deleteDerived(subject: nil, kind: kind, name: name, db) }
             for subject in removing where values[subject] == nil {
-                try db.execute(
-                    sql: "DELETE FROM derived WHERE subject_id = ? AND kind = ? AND name = ?", arguments: [subject.rawValue, kind, name])
-                removed += db.changesCount
+                removed += try SQLiteSubjectRows.deleteDerived(subject: subject.rawValue, kind: kind, name: name, db)
             }
             let stored = try storeDerived(db, kind: kind, name: name, purpose: purpose, values: values, policy: policy)
             var counts = stored.skipped.reduce(into: ["written": stored.written]) { $0["skipped.\($1.key)"] = $1.value }
@@ -213,36 +208,24 @@ extension Vault {
         var scratch = try SecretBytes(count: Sealing.keyLength)
         defer { scratch.zero() }
         let nonces = NonceSource()
-        let upsert = try db.cachedStatement(
-            sql: """
-                INSERT INTO derived (subject_id, kind, name, sealed, updated_at, purpose) VALUES (?, ?, ?, ?, ?, ?)
-                ON CONFLICT (subject_id, kind, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at,
-                    purpose = excluded.purpose
-                """)
-        let exists = try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM derived WHERE subject_id = ? AND kind = ? AND name = ?)")
         for id in ids {
             if let reason = policy.admit(states[id.rawValue]?.state ?? SubjectState(), purpose: purpose) {
                 skipped[reason.rawValue, default: 0] += 1
-                try db.execute(sql: "DELETE FROM derived WHERE subject_id = ? AND kind = ? AND name = ?", arguments: [id.rawValue, kind, name])
+                _ = try SQLiteSubjectRows.deleteDerived(subject: id.rawValue, kind: kind, name: name, db)
                 continue
             }
-            if keepExisting, try Bool.fetchOne(exists, arguments: [id.rawValue, kind, name]) == true { continue }
-            guard
-                let row = try Row.fetchOne(
-                    db.cachedStatement(sql: "SELECT kek_version, wrapped_key, key_version, audit_secret FROM subject WHERE id = ?"),
-                    arguments: [id.rawValue])
-            else {
+            if keepExisting, try SQLiteQueueRows.derivedExists(subject: id.rawValue, kind: kind, name: name, db) { continue }
+            guard let keys = try SQLiteSubjectRows.keys(of: id.rawValue, db) else {
                 skipped[DecisionReason.Code.subjectNotFound.rawValue, default: 0] += 1
                 continue
             }
-            try unwrapDataKey(of: id, kekVersion: UInt32(row[0] as Int64), wrapped: row[1] as Data, into: &scratch)
+            try unwrapDataKey(of: id, kekVersion: keys.kekVersion, wrapped: keys.wrappedKey, into: &scratch)
             let sealed = Sealing.seal(
-                values[id]!, key: scratch,
-                associatedData: Sealing.derivedAssociatedData(subject: id, kind: kind, name: name, keyVersion: UInt32(row[2] as Int64)),
+                values[id]!, key: scratch, associatedData: Sealing.derivedAssociatedData(subject: id, kind: kind, name: name, keyVersion: keys.keyVersion),
                 nonces: nonces)
             scratch.zero()
-            try upsert.execute(arguments: [id.rawValue, kind, name, Data(sealed), nowMillis, purpose.rawValue])
-            pseudonyms += pseudonymBytes(secret: row[3])
+            try SQLiteSubjectRows.upsertDerived(subject: id.rawValue, kind: kind, name: name, sealed: sealed, at: nowMillis, purpose: purpose.rawValue, db)
+            pseudonyms += pseudonymBytes(secret: keys.auditSecret)
             written += 1
         }
         return (written, skipped, pseudonyms)
@@ -284,8 +267,8 @@ extension Vault {
             let db = scope.db
             // The writer's page cache is large for imports; while an export walks a long history it is held
             // small, so that memory stays flat however many events the subject has.
-            try db.execute(sql: "PRAGMA cache_size = -4096")
-            defer { try? db.execute(sql: "PRAGMA cache_size = -\(SQLiteStore.writerCacheKiB)") }
+            try SQLiteSubjectRows.holdCacheSmall(db)
+            defer { SQLiteSubjectRows.restoreCache(db) }
             guard let subject = try resolve(reference, db: db) else {
                 throw GateError(.notFound, "no subject matches; check the e-mail address or customer id")
             }
@@ -297,7 +280,7 @@ extension Vault {
             let keyVersion = row.keyVersion
             let pseudonym = self.pseudonym(secret: row.auditSecret)
             let packed = row.fields.withUnsafeBytes({ PackedFields.decode($0) })?.entries ?? []
-            let events = try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE subject_id = ?", arguments: [subject.rawValue]) ?? 0
+            let events = try SQLiteSubjectRows.eventCount(of: subject.rawValue, db)
             // INVARIANT: no audit, no data. The entry precedes the first value handed to the sink.
             scope.entry.subject = pseudonym
             scope.entry.counts = ["events": events, "fields": packed.count]
@@ -318,13 +301,8 @@ extension Vault {
                     observedAt: origin.map { Normalize.formatTimestamp(millis: $0.observedAt) } ?? "")
                 counts["fields", default: 0] += 1
             }
-            for row in try Row.fetchAll(
-                db,
-                sql:
-                    "SELECT kind, source FROM identity WHERE subject_id = ? UNION ALL SELECT kind, source FROM shared_identity WHERE subject_id = ?",
-                arguments: [subject.rawValue, subject.rawValue])
-            {
-                try sink.identity(kind: row[0], source: row[1])
+            for identity in try SQLiteSubjectRows.identities(of: subject.rawValue, db) {
+                try sink.identity(kind: identity.kind, source: identity.source)
                 counts["identities", default: 0] += 1
             }
             for record in try consentRecords(db, subject) {
@@ -336,22 +314,16 @@ extension Vault {
                 try sink.flag(flag)
                 counts["flags", default: 0] += 1
             }
-            let cursor = try Row.fetchCursor(
-                db, sql: "SELECT type, time, item_id, category, amount, currency, campaign_id FROM event WHERE subject_id = ? ORDER BY time, id",
-                arguments: [subject.rawValue])
-            while let row = try cursor.next() {
+            try SQLiteSubjectRows.forEachEvent(of: subject.rawValue, db) { event in
                 try sink.event(
                     SubjectExport.Event(
-                        type: row[0], time: Normalize.formatTimestamp(millis: row[1]), itemID: row[2], category: row[3], amount: row[4],
-                        currency: row[5], campaignID: row[6]))
+                        type: event.type, time: Normalize.formatTimestamp(millis: event.time), itemID: event.itemID, category: event.category,
+                        amount: event.amount, currency: event.currency, campaignID: event.campaignID))
                 counts["events", default: 0] += 1
             }
-            let derived = try Row.fetchCursor(
-                db, sql: "SELECT kind, name, sealed FROM derived WHERE subject_id = ? ORDER BY kind, name", arguments: [subject.rawValue])
-            while let row = try derived.next() {
-                let kind: String = row[0], name: String = row[1]
+            try SQLiteSubjectRows.forEachDerived(of: subject.rawValue, db) { kind, name, sealed in
                 let ad = Sealing.derivedAssociatedData(subject: subject, kind: kind, name: name, keyVersion: keyVersion)
-                guard let value = (row[2] as Data).withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
+                guard let value = sealed.withUnsafeBytes({ Sealing.openString($0, key: scratch, associatedData: ad) }) else {
                     throw GateError(.integrity, "derived value `\(kind)/\(name)` of \(subjectLabel(subject, db)) failed its integrity check")
                 }
                 try sink.derived(kind: kind, name: name, value: value)

@@ -1,0 +1,89 @@
+import Foundation
+import GRDB
+
+/// Per-subject reads and derived-value writes in the SQLite store: a subject's keys, identities, events and derived
+/// values (for its export), and the derived table's upserts and deletes. Events go through cursors, so that an export's
+/// memory does not grow with the subject's history.
+enum SQLiteSubjectRows {
+    /// The subject's keys, or nil when it has no row.
+    static func keys(of subject: Int64, _ db: Database) throws -> SubjectKeys? {
+        try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT kek_version, wrapped_key, key_version, audit_secret FROM subject WHERE id = ?"), arguments: [subject]
+        ).map { row in
+            SubjectKeys(
+                kekVersion: UInt32(truncatingIfNeeded: row[0] as Int64), wrappedKey: row[1], keyVersion: UInt32(truncatingIfNeeded: row[2] as Int64),
+                auditSecret: row[3])
+        }
+    }
+
+    /// Stores a sealed derived value (replacing the subject's value of `kind/name`), with its purpose.
+    static func upsertDerived(subject: Int64, kind: String, name: String, sealed: [UInt8], at time: Int64, purpose: String, _ db: Database) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO derived (subject_id, kind, name, sealed, updated_at, purpose) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (subject_id, kind, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at,
+                    purpose = excluded.purpose
+                """
+        ).execute(arguments: [subject, kind, name, Data(sealed), time, purpose])
+    }
+
+    /// Deletes the value `kind/name` of one subject, or of every subject; returns how many went.
+    static func deleteDerived(subject: Int64?, kind: String, name: String, _ db: Database) throws -> Int {
+        if let subject {
+            try db.cachedStatement(sql: "DELETE FROM derived WHERE subject_id = ? AND kind = ? AND name = ?").execute(arguments: [subject, kind, name])
+        } else {
+            try db.execute(sql: "DELETE FROM derived WHERE kind = ? AND name = ?", arguments: [kind, name])
+        }
+        return db.changesCount
+    }
+
+    /// Calls `body` with each derived value of the subject (kind, name, sealed), by kind and name.
+    static func forEachDerived(of subject: Int64, _ db: Database, _ body: (String, String, Data) throws -> Void) throws {
+        let rows = try Row.fetchCursor(db, sql: "SELECT kind, name, sealed FROM derived WHERE subject_id = ? ORDER BY kind, name", arguments: [subject])
+        while let row = try rows.next() { try body(row[0], row[1], row[2]) }
+    }
+
+    /// The kinds and sources of the identifiers the subject is indexed by (unique and shared).
+    static func identities(of subject: Int64, _ db: Database) throws -> [(kind: String, source: String)] {
+        try Row.fetchAll(
+            db, sql: "SELECT kind, source FROM identity WHERE subject_id = ? UNION ALL SELECT kind, source FROM shared_identity WHERE subject_id = ?",
+            arguments: [subject, subject]
+        ).map { ($0[0], $0[1]) }
+    }
+
+    /// How many events the subject has.
+    static func eventCount(of subject: Int64, _ db: Database) throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM event WHERE subject_id = ?", arguments: [subject]) ?? 0
+    }
+
+    /// One event as an export shows it.
+    struct EventRow {
+        let type: String
+        let time: Int64
+        let itemID: String?
+        let category: String?
+        let amount: Double?
+        let currency: String?
+        let campaignID: String?
+    }
+
+    /// Calls `body` with each of the subject's events, oldest first.
+    static func forEachEvent(of subject: Int64, _ db: Database, _ body: (EventRow) throws -> Void) throws {
+        let rows = try Row.fetchCursor(
+            db, sql: "SELECT type, time, item_id, category, amount, currency, campaign_id FROM event WHERE subject_id = ? ORDER BY time, id",
+            arguments: [subject])
+        while let row = try rows.next() {
+            try body(EventRow(type: row[0], time: row[1], itemID: row[2], category: row[3], amount: row[4], currency: row[5], campaignID: row[6]))
+        }
+    }
+
+    /// Holds the connection's page cache small while an export walks a long history, so that memory stays flat.
+    static func holdCacheSmall(_ db: Database) throws {
+        try db.execute(sql: "PRAGMA cache_size = -4096")
+    }
+
+    /// Restores the large page cache imports want.
+    static func restoreCache(_ db: Database) {
+        try? db.execute(sql: "PRAGMA cache_size = -\(SQLiteStore.writerCacheKiB)")
+    }
+}
