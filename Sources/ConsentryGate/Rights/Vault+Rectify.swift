@@ -52,8 +52,7 @@ extension Vault {
                 changed.append(spec.name.rawValue)
                 if let kind = spec.identityKind { try moveIdentity(kind, to: value, of: subject, now: now, db: db) }
             }
-            try db.execute(
-                sql: "UPDATE subject SET fields = ?, updated_at = ? WHERE id = ?", arguments: [Data(packed.encoded()), now, subject.rawValue])
+            try SQLiteSubjectRows.updateFields(of: subject.rawValue, packed.encoded(), at: now, db)
             scope.entry.subject = pseudonym(secret: row.auditSecret)
             scope.entry.counts = ["changed": changed.count]
             scope.entry.fields = changed
@@ -88,28 +87,15 @@ extension Vault {
     /// Replaces the subject's blind index of `kind` with the one of `value`; refuses a value that identifies another subject.
     private func moveIdentity(_ kind: IdentityKind, to value: String, of subject: SubjectID, now: Int64, db: Database) throws {
         let hash = Data(keys.blindIndex.index(kind, value))
+        let binding = RecordBinding.identity(keys.recordBinding, hash: [UInt8](hash), kind: kind, subject: subject)
         if kind == .phone {
-            try db.execute(sql: "DELETE FROM shared_identity WHERE subject_id = ? AND kind = 'phone'", arguments: [subject.rawValue])
-            try db.execute(
-                sql: """
-                    INSERT OR IGNORE INTO shared_identity (hash, subject_id, kind, source, created_at, binding)
-                    VALUES (?, ?, 'phone', 'rectification', ?, ?)
-                    """,
-                arguments: [
-                    hash, subject.rawValue, now,
-                    Data(RecordBinding.identity(keys.recordBinding, hash: [UInt8](hash), kind: .phone, subject: subject)),
-                ])
+            try SQLiteSubjectRows.replacePhone(of: subject.rawValue, hash: hash, binding: binding, source: "rectification", at: now, db)
             return
         }
         if let owner = try ProfileIngest.lookup(kind, [UInt8](hash), binder: keys.recordBinding, db: db), owner != subject {
             throw GateError(.invalidInput, "the corrected `\(kind.rawValue)` belongs to another subject; resolve the duplicate first")
         }
-        try db.execute(sql: "DELETE FROM identity WHERE subject_id = ? AND kind = ?", arguments: [subject.rawValue, kind.rawValue])
-        try db.execute(
-            sql: "INSERT INTO identity (hash, kind, subject_id, source, created_at, binding) VALUES (?, ?, ?, 'rectification', ?, ?)",
-            arguments: [
-                hash, kind.rawValue, subject.rawValue, now,
-                Data(RecordBinding.identity(keys.recordBinding, hash: [UInt8](hash), kind: kind, subject: subject)),
-            ])
+        try SQLiteSubjectRows.replaceIdentity(
+            of: subject.rawValue, kind: kind.rawValue, hash: hash, binding: binding, source: "rectification", at: now, db)
     }
 }

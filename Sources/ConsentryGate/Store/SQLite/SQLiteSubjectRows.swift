@@ -86,4 +86,25 @@ enum SQLiteSubjectRows {
     static func restoreCache(_ db: Database) {
         try? db.execute(sql: "PRAGMA cache_size = -\(SQLiteStore.writerCacheKiB)")
     }
+
+    /// Replaces the subject's packed sealed profile.
+    static func updateFields(of subject: Int64, _ packed: [UInt8], at time: Int64, _ db: Database) throws {
+        try db.execute(sql: "UPDATE subject SET fields = ?, updated_at = ? WHERE id = ?", arguments: [Data(packed), time, subject])
+    }
+
+    /// Replaces the subject's unique identity of `kind` (e-mail, customer id) with `hash`, bound by `binding`.
+    static func replaceIdentity(of subject: Int64, kind: String, hash: Data, binding: [UInt8], source: String, at time: Int64, _ db: Database) throws {
+        try db.execute(sql: "DELETE FROM identity WHERE subject_id = ? AND kind = ?", arguments: [subject, kind])
+        try db.execute(
+            sql: "INSERT INTO identity (hash, kind, subject_id, source, created_at, binding) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [hash, kind, subject, source, time, Data(binding)])
+    }
+
+    /// Replaces the subject's shared phone identity with `hash` (a household line may belong to several subjects).
+    static func replacePhone(of subject: Int64, hash: Data, binding: [UInt8], source: String, at time: Int64, _ db: Database) throws {
+        try db.execute(sql: "DELETE FROM shared_identity WHERE subject_id = ? AND kind = 'phone'", arguments: [subject])
+        try db.execute(
+            sql: "INSERT OR IGNORE INTO shared_identity (hash, subject_id, kind, source, created_at, binding) VALUES (?, ?, 'phone', ?, ?, ?)",
+            arguments: [hash, subject, source, time, Data(binding)])
+    }
 }
