@@ -214,7 +214,7 @@ extension Vault {
                 _ = try SQLiteSubjectRows.deleteDerived(subject: id.rawValue, kind: kind, name: name, db)
                 continue
             }
-            if keepExisting, try SQLiteQueueRows.derivedExists(subject: id.rawValue, kind: kind, name: name, db) { continue }
+            if keepExisting, try SQLiteSubjectRows.derivedExists(subject: id.rawValue, kind: kind, name: name, db) { continue }
             guard let keys = try SQLiteSubjectRows.keys(of: id.rawValue, db) else {
                 skipped[DecisionReason.Code.subjectNotFound.rawValue, default: 0] += 1
                 continue

@@ -221,8 +221,7 @@ extension Vault {
             keep.known = known.flatMap { kind, values in values.map { "\(kind.rawValue):\($0)" } }.sorted()
             keep.pendingReceipt = receipt
             let outcome = String(decoding: try JSONEncoder.sorted.encode(["deleted": deleted]), as: UTF8.self)
-            // The row as it is now: the erasure above unlinked it from the subject.
-            row = try await loadRequestRow(id, scope.tx)
+            // The erasure above unlinked the request from the subject in the store; the row written whole says so too.
             row.status = RequestStatus.inProgress.rawValue
             row.outcome = outcome
             row.identifiers = try sealRequestData(keep, id: id)

@@ -162,9 +162,6 @@ protocol StoreTransaction: AnyObject {
     /// How many data keys are wrapped under a KEK other than `version`.
     func dataKeysNotUnder(_ version: UInt32) async throws -> Int
 
-    /// Records a vault metadata value (`created_at`, `format`) unless one is recorded.
-    func setMetadata(_ key: String, _ value: String) async throws
-
     /// Deletes `subject` and every record that references it (its wrapped data key and pseudonym secret go with its
     /// row), and unlinks the requests that named it: the records deleted per kind, and those requests' ids.
     func eraseSubject(_ subject: Int64) async throws -> (deleted: [String: Int], requests: [String])

@@ -104,7 +104,7 @@ struct WrappedDataKey: Sendable, Equatable {
 
 /// Which audit entries to read, as a store matches them: every condition is on the entry's own columns, and a
 /// subject is named by its pseudonym (the gate derives it), never by its id.
-struct AuditQuery: Sendable, Equatable {
+struct AuditQuery: Sendable {
     /// The subject's pseudonym, as hex (single-subject entries) and as its 16 bytes (subject sets).
     var pseudonym: (hex: String, bytes: [UInt8])?
     var actor: String?
@@ -118,12 +118,6 @@ struct AuditQuery: Sendable, Equatable {
     var until: Int64?
     /// The newest `limit` matching entries (in sequence order); nil for all.
     var limit: Int?
-
-    static func == (lhs: AuditQuery, rhs: AuditQuery) -> Bool {
-        lhs.pseudonym?.hex == rhs.pseudonym?.hex && lhs.pseudonym?.bytes == rhs.pseudonym?.bytes && lhs.actor == rhs.actor
-            && lhs.role == rhs.role && lhs.purpose == rhs.purpose && lhs.action == rhs.action && lhs.decision == rhs.decision
-            && lhs.since == rhs.since && lhs.until == rhs.until && lhs.limit == rhs.limit
-    }
 }
 
 /// A purchase of a subject being erased, as a retention rule keeps it: no link to the subject.

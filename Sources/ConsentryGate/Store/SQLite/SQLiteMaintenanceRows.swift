@@ -46,9 +46,7 @@ enum SQLiteMaintenanceRows {
         ).map { row in
             ClearArm(
                 experiment: row[0], subjectID: row[1], arm: row[2], assignedAt: row[3],
-                keys: SubjectKeys(
-                    kekVersion: UInt32(truncatingIfNeeded: row[4] as Int64), wrappedKey: row[5], keyVersion: UInt32(truncatingIfNeeded: row[6] as Int64),
-                    auditSecret: row[7]),
+                keys: SQLiteSubjectRows.keys(row, from: 4),
                 purpose: row[8])
         }
     }

@@ -1,8 +1,7 @@
 import Foundation
 import GRDB
 
-/// The trigger queue (`trigger_queue`), experiment outcomes (`experiment_outcome`) and the derived-value look-ups the
-/// experiments need, in the SQLite store.
+/// The trigger queue (`trigger_queue`) and experiment outcomes (`experiment_outcome`) in the SQLite store.
 enum SQLiteQueueRows {
     private static let queueColumns = "q.id, q.trigger, q.subject_id, q.occurrence, q.payload, q.occurred_at, q.fired_at, q.acknowledged_at"
 
@@ -26,7 +25,7 @@ enum SQLiteQueueRows {
                 FROM trigger_queue q JOIN subject s ON s.id = q.subject_id
                 WHERE q.trigger = ? AND q.acknowledged_at IS NULL ORDER BY q.id LIMIT ?
                 """, arguments: [trigger, limit]
-        ).map { row in (queued(row), keys(row, from: 8)) }
+        ).map { row in (queued(row), SQLiteSubjectRows.keys(row, from: 8)) }
     }
 
     /// The entries of one subject, oldest first.
@@ -61,32 +60,9 @@ enum SQLiteQueueRows {
         ).map { OutcomeRow(key: $0[0], experiment: $0[1], subjectID: $0[2], kind: $0[3], value: $0[4], time: $0[5]) }
     }
 
-    static func derivedExists(subject: Int64, kind: String, name: String, _ db: Database) throws -> Bool {
-        try Bool.fetchOne(
-            db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM derived WHERE subject_id = ? AND kind = ? AND name = ?)"),
-            arguments: [subject, kind, name]) == true
-    }
-
-    /// Every stored value of `kind/name`, with its subject's keys.
-    static func derivedValues(kind: String, name: String, _ db: Database) throws -> [SealedDerived] {
-        try Row.fetchAll(
-            db,
-            sql: """
-                SELECT d.subject_id, d.sealed, s.kek_version, s.wrapped_key, s.key_version, s.audit_secret
-                FROM derived d JOIN subject s ON s.id = d.subject_id WHERE d.kind = ? AND d.name = ?
-                """, arguments: [kind, name]
-        ).map { SealedDerived(subjectID: $0[0], sealed: $0[1], keys: keys($0, from: 2)) }
-    }
-
     private static func queued(_ row: Row) -> QueuedTriggerRow {
         QueuedTriggerRow(
             id: row[0], trigger: row[1], subjectID: row[2], occurrence: row[3], payload: row[4], occurredAt: row[5], firedAt: row[6],
             acknowledgedAt: row[7])
-    }
-
-    private static func keys(_ row: Row, from index: Int) -> SubjectKeys {
-        SubjectKeys(
-            kekVersion: UInt32(truncatingIfNeeded: row[index] as Int64), wrappedKey: row[index + 1],
-            keyVersion: UInt32(truncatingIfNeeded: row[index + 2] as Int64), auditSecret: row[index + 3])
     }
 }

@@ -375,11 +375,11 @@ final class SQLiteTransaction: StoreTransaction, TaskExecutor, @unchecked Sendab
     func outcomes(ofExperiment experiment: String) async throws -> [OutcomeRow] { try run { try SQLiteQueueRows.outcomes(of: experiment, $0) } }
 
     func derivedExists(subject: Int64, kind: String, name: String) async throws -> Bool {
-        try run { try SQLiteQueueRows.derivedExists(subject: subject, kind: kind, name: name, $0) }
+        try run { try SQLiteSubjectRows.derivedExists(subject: subject, kind: kind, name: name, $0) }
     }
 
     func derivedValues(kind: String, name: String) async throws -> [SealedDerived] {
-        try run { try SQLiteQueueRows.derivedValues(kind: kind, name: name, $0) }
+        try run { try SQLiteSubjectRows.derivedValues(kind: kind, name: name, $0) }
     }
 
     func keks() async throws -> [KEKRecord] { try run { try SQLiteKeyRows.keks($0) } }
@@ -395,8 +395,6 @@ final class SQLiteTransaction: StoreTransaction, TaskExecutor, @unchecked Sendab
     func rewrapDataKey(_ key: WrappedDataKey) async throws { try run { try SQLiteKeyRows.rewrap(key, $0) } }
 
     func dataKeysNotUnder(_ version: UInt32) async throws -> Int { try run { try SQLiteKeyRows.dataKeysNotUnder(version, $0) } }
-
-    func setMetadata(_ key: String, _ value: String) async throws { try run { try SQLiteKeyRows.setMetadata(key, value, $0) } }
 
     func eraseSubject(_ subject: Int64) async throws -> (deleted: [String: Int], requests: [String]) {
         try run { try SQLiteErasureRows.erase(subject, $0) }

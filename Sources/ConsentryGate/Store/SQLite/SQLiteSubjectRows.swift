@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
 
-/// Per-subject reads and derived-value writes in the SQLite store: a subject's keys, identities, events and derived
+/// Per-subject reads and derived values in the SQLite store: a subject's keys, identities, events and derived
 /// values (for its export), and the derived table's upserts and deletes. Events go through cursors, so that an export's
 /// memory does not grow with the subject's history.
 enum SQLiteSubjectRows {
@@ -9,11 +9,31 @@ enum SQLiteSubjectRows {
     static func keys(of subject: Int64, _ db: Database) throws -> SubjectKeys? {
         try Row.fetchOne(
             db.cachedStatement(sql: "SELECT kek_version, wrapped_key, key_version, audit_secret FROM subject WHERE id = ?"), arguments: [subject]
-        ).map { row in
-            SubjectKeys(
-                kekVersion: UInt32(truncatingIfNeeded: row[0] as Int64), wrappedKey: row[1], keyVersion: UInt32(truncatingIfNeeded: row[2] as Int64),
-                auditSecret: row[3])
-        }
+        ).map { keys($0, from: 0) }
+    }
+
+    /// A subject's keys from four columns of `row` starting at `index`: kek_version, wrapped_key, key_version, audit_secret.
+    static func keys(_ row: Row, from index: Int) -> SubjectKeys {
+        SubjectKeys(
+            kekVersion: UInt32(truncatingIfNeeded: row[index] as Int64), wrappedKey: row[index + 1],
+            keyVersion: UInt32(truncatingIfNeeded: row[index + 2] as Int64), auditSecret: row[index + 3])
+    }
+
+    static func derivedExists(subject: Int64, kind: String, name: String, _ db: Database) throws -> Bool {
+        try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM derived WHERE subject_id = ? AND kind = ? AND name = ?)"),
+            arguments: [subject, kind, name]) == true
+    }
+
+    /// Every stored value of `kind/name`, with its subject's keys.
+    static func derivedValues(kind: String, name: String, _ db: Database) throws -> [SealedDerived] {
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT d.subject_id, d.sealed, s.kek_version, s.wrapped_key, s.key_version, s.audit_secret
+                FROM derived d JOIN subject s ON s.id = d.subject_id WHERE d.kind = ? AND d.name = ?
+                """, arguments: [kind, name]
+        ).map { SealedDerived(subjectID: $0[0], sealed: $0[1], keys: keys($0, from: 2)) }
     }
 
     /// Stores a sealed derived value (replacing the subject's value of `kind/name`), with its purpose.
