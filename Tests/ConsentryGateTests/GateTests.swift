@@ -610,7 +610,10 @@ struct LedgerQueryTests {
     func plans() async throws {
         let vault = try await gateVault()
         let plans = try await vault.db.read { db -> [String] in
-            try [Vault.consentLedgerSQL(bySubject: true), Vault.flagLedgerSQL(bySubject: true), Vault.consentLedgerSQL(bySubject: false)].map { sql in
+            try [
+                SQLiteLedgerRows.walkSQL(consent: true, bySubject: true), SQLiteLedgerRows.walkSQL(consent: false, bySubject: true),
+                SQLiteLedgerRows.walkSQL(consent: true, bySubject: false),
+            ].map { sql in
                 try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: [5, 5, 0]).map { $0["detail"] as String }.joined(separator: "; ")
             }
         }

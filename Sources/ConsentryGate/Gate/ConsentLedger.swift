@@ -71,35 +71,6 @@ struct DerivedState {
 }
 
 extension Vault {
-    /// SQL that maps stored purpose names to `Purpose.ordinal`, so SQLite hands back integers, not strings.
-    static let purposeOrdinalSQL =
-        "CASE purpose " + Purpose.allCases.map { "WHEN '\($0.rawValue)' THEN \($0.ordinal)" }.joined(separator: " ") + " ELSE -1 END"
-
-    /// The consent ledger query: records of subjects `?…?` newer than `?`, in the order `applyLedger` applies them.
-    static func consentLedgerSQL(bySubject: Bool) -> String { bySubject ? consentLedgerBySubjectSQL : consentLedgerByIDSQL }
-
-    private static let consentLedgerBySubjectSQL = consentLedgerSQL(order: "subject_id, purpose, id")
-    private static let consentLedgerByIDSQL = consentLedgerSQL(order: "id")
-
-    private static func consentLedgerSQL(order: String) -> String {
-        """
-        SELECT subject_id, \(purposeOrdinalSQL),
-            CASE state WHEN 'granted' THEN 1 WHEN 'pending' THEN 2 WHEN 'confirmed' THEN 3 WHEN 'withdrawn' THEN 4 ELSE 0 END,
-            expires_at, id, subject_id, purpose, state, time, source, notice_version, evidence_ref, expires_at, recorded_at, binding
-        FROM consent_record WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY \(order)
-        """
-    }
-
-    /// The flag ledger query, likewise.
-    static func flagLedgerSQL(bySubject: Bool) -> String { bySubject ? flagLedgerBySubjectSQL : flagLedgerByIDSQL }
-
-    private static let flagLedgerBySubjectSQL = flagLedgerSQL(order: "subject_id, flag, purpose, id")
-    private static let flagLedgerByIDSQL = flagLedgerSQL(order: "id")
-
-    private static func flagLedgerSQL(order: String) -> String {
-        "SELECT subject_id, flag, purpose, value, id, time, source, recorded_at, binding FROM subject_flag WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY \(order)"
-    }
-
     /// Applies the ledger records of subjects `low…high` that are newer than `after` (consent id, flag id) on top of
     /// `states`, oldest first. Because both ledgers are append-only and the newest record counts, applying the
     /// records added since an earlier derivation brings it up to date. Returns the newest ids seen.
@@ -109,34 +80,23 @@ extension Vault {
     ) throws -> (consent: Int64, flag: Int64) {
         var newest = after
         let now = nowMillis
-        // Only the order within one subject's purpose (or flag) matters: the newest record wins. One subject's records
-        // are read through the per-subject index (in rowid order SQLite would walk the whole ledger to find them);
-        // a range of subjects is read in rowid order from `after`, one sequential pass that skips what was applied.
-        let whole = low != high
-        let consents = try RawQuery(db, Self.consentLedgerSQL(bySubject: !whole))
-        consents.bind(1, low)
-        consents.bind(2, high)
-        consents.bind(3, after.consent)
         let verifier = RecordBinding.LedgerVerifier(keys.recordBinding)
         let binder = keys.recordBinding
-        while try consents.step() {
+        try SQLiteLedgerRows.forEachConsent(subjects: low, high, after: after.consent, db) { record in
             // INVARIANT: a ledger record counts only when its binding verifies; an edited or forged one stops the decision.
-            guard verifier.consentMatches(consents, from: 4) else { throw Self.unboundLedger }
-            let id = consents.int64(4)
-            states[consents.int64(0), default: DerivedState()].applyConsent(
-                ordinal: Int(consents.int64(1)), code: Int(consents.int64(2)), expiresAt: consents.isNull(3) ? nil : consents.int64(3), id: id,
-                now: now, withRecordID: withRecordIDs)
-            newest.consent = max(newest.consent, id)
+            guard verifier.consentMatches(record) else { throw Self.unboundLedger }
+            states[record.subject, default: DerivedState()].applyConsent(
+                ordinal: record.purposeOrdinal, code: record.stateCode, expiresAt: record.expiresAt, id: record.id, now: now,
+                withRecordID: withRecordIDs)
+            newest.consent = max(newest.consent, record.id)
         }
-        let flags = try Row.fetchCursor(
-            db.cachedStatement(sql: Self.flagLedgerSQL(bySubject: !whole)),
-            arguments: [low, high, after.flag])
-        while let row = try flags.next() {
+        try SQLiteLedgerRows.forEachFlag(subjects: low, high, after: after.flag, db) { row in
             let expected = RecordBinding.flag(
-                binder, id: row[4], subject: row[0], flag: row[1], purpose: row[2], value: row[3], time: row[5], source: row[6], recordedAt: row[7])
-            guard RecordBinding.matches(row[8], expected) else { throw Self.unboundLedger }
-            states[row[0], default: DerivedState()].applyFlag(row[1], purpose: row[2], on: (row[3] as Int64) == 1)
-            newest.flag = max(newest.flag, row[4])
+                binder, id: row.id, subject: row.subjectID, flag: row.flag, purpose: row.purpose, value: row.value, time: row.time, source: row.source,
+                recordedAt: row.recordedAt)
+            guard row.binding.count == expected.count, Digest.equal(row.binding, expected) else { throw Self.unboundLedger }
+            states[row.subjectID, default: DerivedState()].applyFlag(row.flag, purpose: row.purpose, on: row.value == 1)
+            newest.flag = max(newest.flag, row.id)
         }
         return newest
     }
@@ -151,34 +111,11 @@ extension Vault {
     ///
     /// Per purpose the newest record counts; `pending` followed by `confirmed` is confirmed; a granted or
     /// confirmed consent whose expiry has passed is expired. Per flag (and purpose, for objections) the
-    /// newest record counts. Read with SQLite's own calls: every gated read of one subject runs it on the shared writer.
+    /// newest record counts.
     func derivedState(of subject: SubjectID, db: Database) throws -> DerivedState {
-        var state = DerivedState()
-        let now = nowMillis
-        let consents = try RawQuery(db, Self.consentLedgerBySubjectSQL)
-        for index: Int32 in 1...2 { consents.bind(index, subject.rawValue) }
-        consents.bind(3, 0)
-        let binder = keys.recordBinding
-        let verifier = RecordBinding.LedgerVerifier(binder)
-        while try consents.step() {
-            let expiresAt = consents.isNull(3) ? nil : consents.int64(3)
-            guard verifier.consentMatches(consents, from: 4) else { throw Self.unboundLedger }
-            state.applyConsent(
-                ordinal: Int(consents.int64(1)), code: Int(consents.int64(2)), expiresAt: expiresAt, id: consents.int64(4), now: now,
-                withRecordID: true)
-        }
-        let flags = try RawQuery(db, Self.flagLedgerBySubjectSQL)
-        for index: Int32 in 1...2 { flags.bind(index, subject.rawValue) }
-        flags.bind(3, 0)
-        while try flags.step() {
-            let (flag, purpose) = (flags.text(1) ?? "", flags.text(2) ?? "")
-            let expected = RecordBinding.flag(
-                binder, id: flags.int64(4), subject: subject.rawValue, flag: flag, purpose: purpose, value: flags.int64(3), time: flags.int64(5),
-                source: flags.text(6) ?? "", recordedAt: flags.int64(7))
-            guard flags.blobEquals(8, expected) else { throw Self.unboundLedger }
-            state.applyFlag(flag, purpose: purpose, on: flags.int64(3) == 1)
-        }
-        return state
+        var states: [Int64: DerivedState] = [:]
+        _ = try applyLedger(db, from: subject.rawValue, to: subject.rawValue, after: (0, 0), withRecordIDs: true, to: &states)
+        return states[subject.rawValue] ?? DerivedState()
     }
 
     /// A reference made ready for look-up: normalized and hashed, which needs no database.
@@ -208,8 +145,7 @@ extension Vault {
     func resolve(_ lookup: IdentityLookup, db: Database) throws -> SubjectID? {
         switch lookup {
         case .subject(let id):
-            return try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM subject WHERE id = ?"), arguments: [id.rawValue]).map(
-                SubjectID.init(rawValue:))
+            return try SQLiteReadRows.subjectExists(id.rawValue, db) ? id : nil
         case .hash(let kind, let hash): return try ProfileIngest.lookup(kind, hash, binder: keys.recordBinding, db: db)
         case .request(let id):
             // INVARIANT: a verification unlocks its own request's subject only, and only while the request is open.
@@ -234,7 +170,7 @@ extension Vault {
     }
 
     func auditSecret(of subject: SubjectID, db: Database) throws -> Data? {
-        try Data.fetchOne(db.cachedStatement(sql: "SELECT audit_secret FROM subject WHERE id = ?"), arguments: [subject.rawValue])
+        try SQLiteReadRows.auditSecret(of: subject.rawValue, db)
     }
 }
 

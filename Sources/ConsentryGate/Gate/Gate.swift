@@ -113,13 +113,6 @@ public struct Explanation: Sendable, Codable, Equatable {
 }
 
 extension Vault {
-    /// The derived values a gated read releases: those of the kinds released with reads, computed for the read's
-    /// purpose (``DerivedKind``).
-    static let releasedDerivedQuery = """
-        SELECT kind, name, sealed FROM derived WHERE subject_id = ? AND purpose = ?
-            AND kind IN (\(DerivedKind.releasedNames.map { "'\($0)'" }.joined(separator: ", ")))
-        """
-
     func draft(
         _ request: AccessRequest, _ decision: Decision, subject: String? = nil, subjectSet: [UInt8] = [], counts: [String: Int] = [:],
         consentIDs: [Int64] = [], requestID: String?, under snapshot: PolicySnapshot? = nil
@@ -211,14 +204,10 @@ extension Vault {
             var result = GateRead(decision: decision, values: values, pseudonym: pseudonym, auditSequence: entry.sequence)
             if includeDerived, let purpose = request.purpose {
                 // INVARIANT: derived data leaves only for the purpose it was computed for.
-                let query = try RawQuery(db, Self.releasedDerivedQuery)
-                query.bind(1, subject.rawValue)
-                query.bind(2, purpose.rawValue)
                 let keyVersion = row.keyVersion
-                while try query.step() {
-                    let kind = query.text(0) ?? "", name = query.text(1) ?? ""
+                try SQLiteReadRows.forEachDerived(of: subject.rawValue, purpose: purpose.rawValue, kinds: DerivedKind.releasedNames, db) { kind, name, sealed in
                     let ad = Sealing.derivedAssociatedData(subject: subject, kind: kind, name: name, keyVersion: keyVersion)
-                    guard let value = query.withBytes(2, { Sealing.openString($0, key: scratch, associatedData: ad) }) else {
+                    guard let value = Sealing.openString(sealed, key: scratch, associatedData: ad) else {
                         throw GateError(.integrity, "derived value `\(kind)/\(name)` of \(subjectLabel(subject, db)) failed its integrity check")
                     }
                     result.derived["\(kind)/\(name)"] = value
@@ -280,37 +269,27 @@ extension Vault {
             // Pass 1: decide every subject and record the admitted set before anything is decrypted.
             // INVARIANT: no audit, no data; and minimization: only admitted subjects are ever opened (pass 2's `include`).
             let entry = try db.write { db -> AuditEntry in
-                let rows: RowCursor
-                if let only {
+                let ids = only.map { $0.map(\.rawValue).sorted() }
+                if let ids {
                     // A few subjects (an incremental update): their ledgers and rows only, not the whole vault.
-                    let ids = only.map(\.rawValue).sorted()
                     seen = (0, 0)
                     for id in ids {
                         let newest = try applyLedger(db, from: id, to: id, after: (0, 0), withRecordIDs: false, to: &states)
                         seen = (max(seen.consent, newest.consent), max(seen.flag, newest.flag))
                     }
-                    rows = try Row.fetchCursor(
-                        db, sql: "SELECT id, audit_secret FROM subject WHERE id IN (\(ids.map { String($0) }.joined(separator: ","))) ORDER BY id")
                 } else {
                     seen = try applyLedger(db, from: 1, to: Int64.max, after: (0, 0), withRecordIDs: false, to: &states)
-                    rows = try Row.fetchCursor(db, sql: "SELECT id, audit_secret FROM subject INDEXED BY subject_audit_secret ORDER BY id")
                 }
                 let hasher = keys.auditPseudonyms.prefixedHasher(tag: 0x20)
                 let memberHasher = keys.auditPseudonyms.prefixedHasher(tag: Self.memberPseudonymTag(purpose))
-                while let row = try rows.next() {
-                    let id: Int64 = row[0]
-                    if let only, !only.contains(SubjectID(rawValue: id)) { continue }
+                try SQLiteReadRows.forEachPseudonymSecret(only: ids, db) { id, secret in
                     summary.subjects += 1
                     if let reason = policy.admit(states[id]?.state ?? SubjectState(), purpose: purpose, sensitive: sensitive) {
                         summary.excluded[reason.rawValue, default: 0] += 1
                     } else {
                         admitted.append(id)
-                        try row.withUnsafeData(atIndex: 1) { secret in
-                            (secret ?? Data()).withUnsafeBytes {
-                                hasher.append($0, length: AuditEntry.pseudonymLength, to: &pseudonyms)
-                                if releasesMembers { memberHasher.append($0, length: AuditEntry.pseudonymLength, to: &members) }
-                            }
-                        }
+                        hasher.append(secret, length: AuditEntry.pseudonymLength, to: &pseudonyms)
+                        if releasesMembers { memberHasher.append(secret, length: AuditEntry.pseudonymLength, to: &members) }
                     }
                 }
                 summary.permitted = admitted.count
@@ -345,26 +324,17 @@ extension Vault {
                     let chunkStart = start - chunk.count
                     var events: [Int64: [BehaviorEvent]] = [:]
                     if let eventsSince {
-                        let rows = try Row.fetchCursor(
-                            db.cachedStatement(
-                                sql: """
-                                    SELECT subject_id, type, time, item_id, category, amount, currency, campaign_id FROM event
-                                    WHERE subject_id BETWEEN ? AND ? AND time >= ? ORDER BY subject_id, time, id
-                                    """), arguments: [chunk.first!, chunk.last!, eventsSince])
-                        while let row = try rows.next() {
-                            guard let type = EventType(rawValue: row[1]) else { continue }
-                            events[row[0], default: []].append(
-                                BehaviorEvent(
-                                    type: type, time: row[2], itemID: row[3], category: row[4], amount: row[5], currency: row[6], campaignID: row[7]))
+                        try SQLiteReadRows.forEachEvent(subjects: chunk.first!, chunk.last!, since: eventsSince, db) { subject, event in
+                            events[subject, default: []].append(event)
                         }
                     }
                     try reader.open(
-                        db, scratch: &scratch, filter: "WHERE id BETWEEN ? AND ? ORDER BY id", arguments: [chunk.first!, chunk.last!],
+                        db, scratch: &scratch, .ids(chunk.first!...chunk.last!),
                         include: { subject in
                             while cursor < chunk.count && chunk[chunk.startIndex + cursor] < subject.rawValue { cursor += 1 }
                             return cursor < chunk.count && chunk[chunk.startIndex + cursor] == subject.rawValue && stillAdmitted[cursor]
                         }
-                    ) { subject, _, values in
+                    ) { subject, values in
                         summary.delivered += 1
                         let offset = (chunkStart + cursor) * AuditEntry.pseudonymLength
                         let range = offset..<offset + AuditEntry.pseudonymLength

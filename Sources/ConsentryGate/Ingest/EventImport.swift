@@ -228,32 +228,16 @@ extension Vault {
                 field: record.customerID != nil ? "customer_id" : "email",
                 reason: "matches no subject in the vault; import the profile first, then import the events again (stored events are skipped)")
         }
-        // Bound with SQLite's own calls: one of these per imported event.
-        let insert = try RawQuery(
-            db,
-            """
-            INSERT INTO event (key, digest, subject_id, type, time, item_id, category, amount, currency, campaign_id, received_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING
-            """)
-        insert.bind(1, event.key)
-        insert.bind(2, event.digest)
-        insert.bind(3, subject.rawValue)
-        insert.bind(4, record.type.rawValue)
-        insert.bind(5, record.time)
-        insert.bind(6, record.itemID)
-        insert.bind(7, record.category)
-        insert.bind(8, record.amount)
-        insert.bind(9, record.currency)
-        insert.bind(10, record.campaignID)
-        insert.bind(11, now)
-        try insert.execute()
-        if db.changesCount == 1 {
+        let stored = SQLiteIngestRows.EventInsert(
+            key: event.key, digest: event.digest, subject: subject.rawValue, type: record.type.rawValue, time: record.time, itemID: record.itemID,
+            category: record.category, amount: record.amount, currency: record.currency, campaignID: record.campaignID, receivedAt: now)
+        if try SQLiteIngestRows.insertEvent(stored, db) {
             report.inserted += 1
             report.touchedSubjects.insert(subject)
             return
         }
-        let stored = try Data.fetchOne(db.cachedStatement(sql: "SELECT digest FROM event WHERE key = ?"), arguments: [Data(event.key)])
-        guard stored == Data(event.digest) else {
+        let digest = try SQLiteIngestRows.storedDigest(ofEventKey: event.key, db)
+        guard digest == Data(event.digest) else {
             throw FieldProblem(field: "id", reason: "was already imported for a different event; give each event its own id")
         }
         report.duplicates += 1

@@ -227,7 +227,7 @@ final class ProfileIngest {
 
     /// Reads, in the batch's own transaction, what may have changed since the last batch.
     func beginBatch(_ db: Database) throws {
-        suppressionActive = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM suppression)") ?? true
+        suppressionActive = try SQLiteIngestRows.suppressionInUse(db)
     }
 
     /// Resolves and stores one prepared record. A `FieldProblem` rejects the record; a database error aborts the batch.
@@ -273,10 +273,6 @@ final class ProfileIngest {
     /// Inserts the subject the preparer sealed. Seals it again here if the key-encryption key changed since
     /// (another process rotated the keys) or, about once in 2^63 subjects, the random id is taken.
     private func insertPrepared(_ prepared: PreparedProfile, db: Database) throws -> SubjectID {
-        let sql = """
-            INSERT INTO subject (id, kek_version, wrapped_key, key_version, fields, created_at, updated_at, audit_secret, ledger_head)
-            VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)
-            """
         var candidate = prepared.fresh
         while true {
             if candidate?.kekVersion != vault.keys.activeVersion {
@@ -284,32 +280,24 @@ final class ProfileIngest {
                     prepared.values, observedAt: prepared.observedAt, source: source, keys: vault.keys, scratch: &scratchKey, nonces: nonces)
             }
             guard let fresh = candidate else { throw GateError(.key, "the active key-encryption key is not loaded") }
-            do {
-                let insert = try RawQuery(db, sql)
-                insert.bind(1, fresh.id.rawValue)
-                insert.bind(2, Int64(fresh.kekVersion))
-                insert.bind(3, fresh.wrapped)
-                insert.bind(4, fresh.packed)
-                insert.bind(5, now)
-                insert.bind(6, now)
-                insert.bind(7, fresh.auditSecret)
-                // An empty ledger head from the start, so that a subject whose records and head were all deleted shows.
-                insert.bind(8, RecordBinding.sealHead(vault.keys.recordBinding, subject: fresh.id.rawValue, RecordBinding.LedgerHead()))
-                try insert.execute()
+            // An empty ledger head from the start, so that a subject whose records and head were all deleted shows.
+            let head = RecordBinding.sealHead(vault.keys.recordBinding, subject: fresh.id.rawValue, RecordBinding.LedgerHead())
+            if try SQLiteIngestRows.insertSubject(
+                id: fresh.id.rawValue, kekVersion: fresh.kekVersion, wrappedKey: fresh.wrapped, fields: fresh.packed, auditSecret: fresh.auditSecret,
+                ledgerHead: head, at: now, db)
+            {
                 return fresh.id
-            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_PRIMARYKEY {
-                candidate = nil  // the random id is taken: seal again under a new one
             }
+            candidate = nil  // the random id is taken: seal again under a new one
         }
     }
 
     /// Whether the record's e-mail address or customer id is on the suppression list of erased subjects.
     private func isSuppressed(_ prepared: PreparedProfile, db: Database) throws -> Bool {
         guard suppressionActive else { return false }
-        let statement = try db.cachedStatement(sql: "SELECT 1 FROM suppression WHERE hash = ?")
         for (spec, value) in prepared.values {
             guard let kind = spec.identityKind, kind != .phone else { continue }
-            if try Int.fetchOne(statement, arguments: [Data(vault.keys.suppression.index(kind, value))]) != nil { return true }
+            if try SQLiteIngestRows.isSuppressed(vault.keys.suppression.index(kind, value), db) { return true }
         }
         return false
     }
@@ -318,16 +306,11 @@ final class ProfileIngest {
     /// - Throws: `integrity` when the row's binding does not verify (it was moved to another subject or forged in the
     ///   file): the look-up fails closed rather than hand out another person's profile.
     static func lookup(_ kind: IdentityKind, _ hash: [UInt8], binder: BlindIndexer, db: Database) throws -> SubjectID? {
-        let query = try RawQuery(
-            db,
-            kind == .phone
-                ? "SELECT subject_id, binding FROM shared_identity WHERE hash = ? LIMIT 1" : "SELECT subject_id, binding FROM identity WHERE hash = ?"
-        )
-        query.bind(1, hash)
-        guard try query.step() else { return nil }
-        let subject = SubjectID(rawValue: query.int64(0))
-        let expected = RecordBinding.identity(binder, hash: hash, kind: kind, subject: subject)
-        guard query.blobEquals(1, expected) else {
+        let found = try SQLiteIngestRows.withIdentity(kind, hash, db) { id, binding in
+            (SubjectID(rawValue: id), RecordBinding.matches(binding, RecordBinding.identity(binder, hash: hash, kind: kind, subject: SubjectID(rawValue: id))))
+        }
+        guard let (subject, bound) = found else { return nil }
+        guard bound else {
             throw GateError(
                 .integrity,
                 "an identity-index row is not bound to the subject it names (moved or forged in the database file); nothing was released, run `consentry check`"
@@ -340,19 +323,9 @@ final class ProfileIngest {
         // The caller looked these up first: an e-mail or customer id already present belongs to `subject`.
         for kind in IdentityKind.allCases {
             guard let hash = hashes[kind] else { continue }
-            // Bound with SQLite's own calls: three of these per imported profile.
-            let insert = try RawQuery(
-                db,
-                kind == .phone
-                    ? "INSERT OR IGNORE INTO shared_identity (hash, subject_id, kind, source, created_at, binding) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-                    : "INSERT OR IGNORE INTO identity (hash, subject_id, kind, source, created_at, binding) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-            insert.bind(1, hash)
-            insert.bind(2, subject.rawValue)
-            insert.bind(3, kind.rawValue)
-            insert.bind(4, source.rawValue)
-            insert.bind(5, now)
-            insert.bind(6, RecordBinding.identity(vault.keys.recordBinding, hash: hash, kind: kind, subject: subject))
-            try insert.execute()
+            try SQLiteIngestRows.insertIdentity(
+                kind, hash: hash, subject: subject.rawValue, source: source.rawValue, at: now,
+                binding: RecordBinding.identity(vault.keys.recordBinding, hash: hash, kind: kind, subject: subject), db)
         }
     }
 
@@ -408,9 +381,7 @@ final class ProfileIngest {
         }
         if touched {
             // updated_at moves only when a value changed, not when only provenance did.
-            try db.cachedStatement(sql: "UPDATE subject SET fields = ?, updated_at = max(updated_at, ?) WHERE id = ?").execute(arguments: [
-                Data(packed.encoded()), changed ? now : 0, subject.rawValue,
-            ])
+            try SQLiteIngestRows.updateMergedFields(of: subject.rawValue, packed.encoded(), updatedAt: changed ? now : 0, db)
         }
         return changed
     }

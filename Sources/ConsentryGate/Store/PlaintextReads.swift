@@ -102,13 +102,7 @@ extension Vault {
 
     /// One subject's key material and sealed profile, fetched once for ``openFields(_:of:row:db:scratch:)``.
     func subjectRow(_ subject: SubjectID, db: Database) throws -> SubjectRecord? {
-        let query = try RawQuery(db, "SELECT kek_version, wrapped_key, key_version, fields, audit_secret FROM subject WHERE id = ?")
-        query.bind(1, subject.rawValue)
-        guard try query.step() else { return nil }
-        return SubjectRecord(
-            kekVersion: UInt32(truncatingIfNeeded: query.int64(0)), wrappedKey: query.bytes(1),
-            keyVersion: UInt32(truncatingIfNeeded: query.int64(2)),
-            fields: query.bytes(3), auditSecret: query.bytes(4))
+        try SQLiteSubjectRows.sealedRecord(of: subject.rawValue, db)
     }
 
     /// Decrypts `fields` of one subject from its fetched row (see ``subjectRow(_:db:)``), in `fields` order;
@@ -142,28 +136,13 @@ extension Vault {
     func scanSubjects(fields: [FieldName], only: SubjectID? = nil, _ body: (SubjectID, [String?]) throws -> Void) throws(GateError) {
         do {
             try db.read { db in
-                if let only {
-                    try openSubjects(db, fields: fields, filter: "WHERE id = ?", arguments: [only.rawValue]) { subject, _, values in
-                        try body(subject, values)
-                    }
-                } else {
-                    try openSubjects(db, fields: fields, filter: "", arguments: []) { subject, _, values in try body(subject, values) }
-                }
+                var scratch = try SecretBytes(count: Sealing.keyLength)
+                var reader = SubjectReader(fields: fields, vault: self)
+                try reader.open(db, scratch: &scratch, only.map { .one($0.rawValue) } ?? .all, body)
             }
         } catch {
             throw Self.storageError(error, "read subjects")
         }
-    }
-
-    /// Decrypts `fields` of the subjects selected by `filter` (a SQL suffix on `subject`, such as
-    /// `WHERE id = ?`) inside the caller's transaction. `body` also gets the subject's audit secret.
-    func openSubjects(
-        _ db: Database, fields: [FieldName], filter: String, arguments: StatementArguments, include: (SubjectID) -> Bool = { _ in true },
-        _ body: (SubjectID, Data?, [String?]) throws -> Void
-    ) throws {
-        var scratch = try SecretBytes(count: Sealing.keyLength)
-        var reader = SubjectReader(fields: fields, vault: self)
-        try reader.open(db, scratch: &scratch, filter: filter, arguments: arguments, include: include, body)
     }
 }
 
@@ -188,19 +167,17 @@ struct SubjectReader {
         self.keys = vault.keys
     }
 
-    /// Opens the subjects `filter` selects and `include` admits, calling `body` with each one's values.
+    /// Opens the subjects of `range` that `include` admits, in id order, calling `body` with each one's values.
     mutating func open(
-        _ db: Database, scratch: inout SecretBytes, filter: String, arguments: StatementArguments, include: (SubjectID) -> Bool = { _ in true },
-        _ body: (SubjectID, Data?, [String?]) throws -> Void
+        _ db: Database, scratch: inout SecretBytes, _ range: SubjectRange, include: (SubjectID) -> Bool = { _ in true },
+        _ body: (SubjectID, [String?]) throws -> Void
     ) throws {
         defer { scratch.zero() }
-        let statement = try db.cachedStatement(sql: "SELECT id, kek_version, wrapped_key, key_version, fields, audit_secret FROM subject " + filter)
-        let cursor = try Row.fetchCursor(statement, arguments: arguments)
-        while let row = try cursor.next() {
-            let subject = SubjectID(rawValue: row[0])
+        try SQLiteSubjectRows.forEachSealed(range, db) { row in
+            let subject = SubjectID(rawValue: row.subject)
             // Minimization: subjects the gate excluded are never decrypted.
-            guard include(subject) else { continue }
-            let kekVersion = UInt32(truncatingIfNeeded: row[1] as Int64)
+            guard include(subject) else { return }
+            let kekVersion = row.kekVersion
             if kekCache?.version != kekVersion {
                 // A version this process has not seen: another process rotated the keys.
                 if keys.kek(kekVersion) == nil { try vaultForRefresh?.refreshKEKs(db) }
@@ -215,23 +192,14 @@ struct SubjectReader {
                 ad.storeBytes(of: subject.rawValue.bigEndian, toByteOffset: Self.wrapPrefix, as: Int64.self)
                 ad.storeBytes(of: kekVersion.bigEndian, toByteOffset: Self.wrapPrefix + 8, as: UInt32.self)
             }
-            let kek = kekCache!.box
-            let unwrapped = try row.withUnsafeData(atIndex: 2) { data -> Bool in
-                guard let data else { return false }
-                return data.withUnsafeBytes { Sealing.unwrap($0, kek: kek.key, associatedData: wrapAD, into: &scratch) }
-            }
-            guard unwrapped else {
+            guard Sealing.unwrap(row.wrappedKey, kek: kekCache!.box.key, associatedData: wrapAD, into: &scratch) else {
                 throw GateError(.integrity, about: subject) { "the data key of \($0) failed its integrity check (tampered or moved)" }
             }
-            opener.bind(subject: subject, keyVersion: UInt32(truncatingIfNeeded: row[3] as Int64))
-            try row.withUnsafeData(atIndex: 4) { data in
-                guard let data else { throw GateError(.integrity, about: subject) { "\($0) has no stored profile" } }
-                try data.withUnsafeBytes { (packed: UnsafeRawBufferPointer) in
-                    try opener.open(packed: packed, key: scratch, subject: subject, into: &values)
-                }
-            }
+            opener.bind(subject: subject, keyVersion: row.keyVersion)
+            guard let packed = row.fields else { throw GateError(.integrity, about: subject) { "\($0) has no stored profile" } }
+            try opener.open(packed: packed, key: scratch, subject: subject, into: &values)
             scratch.zero()
-            try body(subject, row[5], values)
+            try body(subject, values)
         }
     }
 }

@@ -57,7 +57,7 @@ enum RecordBinding {
         }
     }
 
-    /// Checks consent records against their bindings straight from a statement's columns: scans check every record of
+    /// Checks consent records against their bindings straight from the store's buffers: scans check every record of
     /// the vault, and decoding each column into Swift values cost more than the hash. One keyed state and one scratch
     /// buffer serve every row; the bytes framed are those of ``consent(_:id:subject:purpose:state:time:source:noticeVersion:evidence:expiresAt:recordedAt:)``.
     final class LedgerVerifier {
@@ -70,44 +70,41 @@ enum RecordBinding {
             buffer.reserveCapacity(256)
         }
 
-        private func integer(_ query: borrowing RawQuery, _ index: Int32) {
-            guard !query.isNull(index) else {
+        private func integer(_ value: Int64?) {
+            guard let value else {
                 buffer.append(0)
                 return
             }
             buffer.append(1)
-            withUnsafeBytes(of: query.int64(index).bigEndian) { buffer += $0 }
+            withUnsafeBytes(of: value.bigEndian) { buffer += $0 }
         }
 
-        private func text(_ query: borrowing RawQuery, _ index: Int32) {
-            guard !query.isNull(index) else {
+        private func text(_ bytes: UnsafeRawBufferPointer?) {
+            guard let bytes else {
                 buffer.append(0)
                 return
             }
             buffer.append(3)
-            query.withText(index) { bytes in
-                withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { buffer += $0 }
-                buffer += bytes
-            }
+            withUnsafeBytes(of: UInt32(bytes.count).bigEndian) { buffer += $0 }
+            buffer += bytes
         }
 
-        /// Whether the current row of a query selecting, from column `first` on, `id, subject_id, purpose, state, time,
-        /// source, notice_version, evidence_ref, expires_at, recorded_at, binding` carries its binding.
-        func consentMatches(_ query: borrowing RawQuery, from first: Int32) -> Bool {
+        /// Whether `record` carries its binding.
+        func consentMatches(_ record: ConsentRecordView) -> Bool {
             buffer.removeAll(keepingCapacity: true)
             digest.removeAll(keepingCapacity: true)
-            integer(query, first)
-            integer(query, first + 1)
-            text(query, first + 2)
-            text(query, first + 3)
-            integer(query, first + 4)
-            text(query, first + 5)
-            text(query, first + 6)
-            text(query, first + 7)
-            integer(query, first + 8)
-            integer(query, first + 9)
+            integer(record.id)
+            integer(record.subject)
+            text(record.purpose)
+            text(record.state)
+            integer(record.time)
+            text(record.source)
+            text(record.noticeVersion)
+            text(record.evidence)
+            integer(record.expiresAt)
+            integer(record.recordedAt)
             buffer.withUnsafeBytes { consentHasher.append($0, length: RecordBinding.length, to: &digest) }
-            return query.blobEquals(first + 10, digest)
+            return record.binding.count == digest.count && Digest.equal(Array(record.binding), digest)
         }
     }
 
@@ -147,18 +144,11 @@ enum RecordBinding {
         mac(binder, tag: 0x53, [.text(id), .text(name), .text(role), .bytes(Array(secretHash)), .integer(expiresAt), .integer(revokedAt)])
     }
 
-    static let tokenColumns = "id, name, role, secret_hash, expires_at, revoked_at, binding"
-
     /// The binding a token record should carry.
     static func token(_ binder: BlindIndexer, record: TokenRecord) -> [UInt8] {
         token(
             binder, id: record.id, name: record.name, role: record.role, secretHash: record.secretHash, expiresAt: record.expiresAt,
             revokedAt: record.revokedAt)
-    }
-
-    /// The binding a token row (selected with ``tokenColumns``) should carry.
-    static func token(_ binder: BlindIndexer, row: Row) -> [UInt8] {
-        token(binder, id: row[0], name: row[1], role: row[2], secretHash: [UInt8](row[3] as Data), expiresAt: row[4], revokedAt: row[5])
     }
 
     /// A subject's ledger head: how many consent and flag records it has and the newest id of each, kept in the subject
@@ -212,19 +202,26 @@ enum RecordBinding {
         return Digest.equal(Array(bytes[32...]), headBinding(binder, subject: subject, head)) ? head : nil
     }
 
-    static let consentColumns = "id, subject_id, purpose, state, time, source, notice_version, evidence_ref, expires_at, recorded_at, binding"
-    static let flagColumns = "id, subject_id, flag, purpose, value, time, source, recorded_at, binding"
-
-    /// The binding a consent row (selected with ``consentColumns``) should carry.
-    static func consent(_ binder: BlindIndexer, row: Row) -> [UInt8] {
+    /// The binding a consent record should carry.
+    static func consent(_ binder: BlindIndexer, record r: ConsentRecordRow) -> [UInt8] {
         consent(
-            binder, id: row[0], subject: row[1], purpose: row[2], state: row[3], time: row[4], source: row[5], noticeVersion: row[6],
-            evidence: row[7], expiresAt: row[8], recordedAt: row[9])
+            binder, id: r.id, subject: r.subjectID, purpose: r.purpose, state: r.state, time: r.time, source: r.source, noticeVersion: r.noticeVersion,
+            evidence: r.evidence, expiresAt: r.expiresAt, recordedAt: r.recordedAt)
     }
 
-    /// The binding a flag row (selected with ``flagColumns``) should carry.
-    static func flag(_ binder: BlindIndexer, row: Row) -> [UInt8] {
-        flag(binder, id: row[0], subject: row[1], flag: row[2], purpose: row[3], value: row[4], time: row[5], source: row[6], recordedAt: row[7])
+    /// The binding a flag record should carry.
+    static func flag(_ binder: BlindIndexer, record r: FlagRecordRow) -> [UInt8] {
+        flag(binder, id: r.id, subject: r.subjectID, flag: r.flag, purpose: r.purpose, value: r.value, time: r.time, source: r.source, recordedAt: r.recordedAt)
+    }
+
+    /// Whether a stored binding equals the expected one (constant time).
+    static func matches(_ stored: [UInt8], _ expected: [UInt8]) -> Bool {
+        stored.count == length && Digest.equal(stored, expected)
+    }
+
+    /// Whether a stored binding, as the store's buffer holds it, equals the expected one (constant time).
+    static func matches(_ stored: UnsafeRawBufferPointer, _ expected: [UInt8]) -> Bool {
+        stored.count == length && Digest.equal(Array(stored), expected)
     }
 
     /// Whether a stored binding equals the expected one (constant time).
@@ -240,37 +237,33 @@ extension Vault {
     /// without a binding (inserted in the file) is never bound, so `check` reports it.
     func bindUnboundRecords() throws(GateError) {
         let binder = keys.recordBinding
-        let done = "SELECT count(*) FROM vault_meta WHERE key IN ('record_bindings', 'ledger_heads')"
         do {
             // A read first: every open passes here, and taking the write lock each time would queue `status` behind a
             // busy server.
-            guard try db.read({ try Int.fetchOne($0, sql: done) }) != 2 else { return }
+            guard try !db.read({ try SQLiteBindingRows.isDone("record_bindings", $0) && SQLiteBindingRows.isDone("ledger_heads", $0) }) else {
+                return
+            }
             try db.write { db in
                 try fillLedgerHeads(db)
-                guard try String.fetchOne(db, sql: "SELECT value FROM vault_meta WHERE key = 'record_bindings'") == nil else { return }
-                try db.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('record_bindings', '1')")
-                for table in ["identity", "shared_identity"] {
-                    let rows = try Row.fetchAll(db, sql: "SELECT hash, kind, subject_id FROM \(table) WHERE binding IS NULL")
-                    for row in rows {
-                        guard let kind = IdentityKind(rawValue: row[1]) else { continue }
-                        let hash = [UInt8](row[0] as Data)
-                        let binding = RecordBinding.identity(binder, hash: hash, kind: kind, subject: SubjectID(rawValue: row[2]))
-                        try db.execute(
-                            sql: "UPDATE \(table) SET binding = ? WHERE hash = ? AND subject_id = ?", arguments: [Data(binding), Data(hash), row[2]])
-                    }
+                guard try !SQLiteBindingRows.isDone("record_bindings", db) else { return }
+                try SQLiteBindingRows.markDone("record_bindings", db)
+                // Collected first, then bound: rows are not updated under the cursor that walks them.
+                var identities: [SQLiteBindingRows.IdentityRow] = []
+                try SQLiteBindingRows.forEachIdentity(unboundOnly: true, db) { identities.append($0) }
+                for row in identities {
+                    guard let kind = IdentityKind(rawValue: row.kind) else { continue }
+                    try SQLiteBindingRows.setBinding(
+                        of: row, RecordBinding.identity(binder, hash: row.hash, kind: kind, subject: SubjectID(rawValue: row.subjectID)), db)
                 }
-                for row in try Row.fetchAll(db, sql: "SELECT \(RecordBinding.consentColumns) FROM consent_record WHERE binding IS NULL") {
-                    try db.execute(
-                        sql: "UPDATE consent_record SET binding = ? WHERE id = ?", arguments: [Data(RecordBinding.consent(binder, row: row)), row[0]])
+                var consents: [ConsentRecordRow] = []
+                try SQLiteBindingRows.forEachConsent(unboundOnly: true, db) { consents.append($0) }
+                for record in consents { try SQLiteBindingRows.setConsentBinding(record.id, RecordBinding.consent(binder, record: record), db) }
+                for token in try SQLiteTokenRows.all(db) where token.binding == nil {
+                    try SQLiteBindingRows.setTokenBinding(token.id, RecordBinding.token(binder, record: token), db)
                 }
-                for row in try Row.fetchAll(db, sql: "SELECT \(RecordBinding.tokenColumns) FROM api_token WHERE binding IS NULL") {
-                    try db.execute(
-                        sql: "UPDATE api_token SET binding = ? WHERE id = ?", arguments: [Data(RecordBinding.token(binder, row: row)), row[0]])
-                }
-                for row in try Row.fetchAll(db, sql: "SELECT \(RecordBinding.flagColumns) FROM subject_flag WHERE binding IS NULL") {
-                    try db.execute(
-                        sql: "UPDATE subject_flag SET binding = ? WHERE id = ?", arguments: [Data(RecordBinding.flag(binder, row: row)), row[0]])
-                }
+                var flags: [FlagRecordRow] = []
+                try SQLiteBindingRows.forEachFlag(unboundOnly: true, db) { flags.append($0) }
+                for record in flags { try SQLiteBindingRows.setFlagBinding(record.id, RecordBinding.flag(binder, record: record), db) }
             }
         } catch {
             throw Self.storageError(error, "bind the identity and ledger rows written before schema v13")
@@ -280,25 +273,16 @@ extension Vault {
     /// Gives every subject of a vault from before ledger heads (schema v14) the head of the ledger it has, once, as
     /// ``bindUnboundRecords()`` does for bindings: from then on a subject without a head was changed in the file.
     private func fillLedgerHeads(_ db: Database) throws {
-        guard try String.fetchOne(db, sql: "SELECT value FROM vault_meta WHERE key = 'ledger_heads'") == nil else { return }
-        try db.execute(sql: "INSERT INTO vault_meta (key, value) VALUES ('ledger_heads', '1')")
-        let rows = try Row.fetchAll(db, sql: Self.ledgerCountsSQL + " WHERE s.ledger_head IS NULL")
-        for row in rows {
-            let head = RecordBinding.LedgerHead(consents: row[2], lastConsent: row[3], flags: row[4], lastFlag: row[5])
-            try db.execute(
-                sql: "UPDATE subject SET ledger_head = ? WHERE id = ?",
-                arguments: [Data(RecordBinding.sealHead(keys.recordBinding, subject: row[0], head)), row[0]])
+        guard try !SQLiteBindingRows.isDone("ledger_heads", db) else { return }
+        try SQLiteBindingRows.markDone("ledger_heads", db)
+        var heads: [(Int64, RecordBinding.LedgerHead)] = []
+        try SQLiteBindingRows.forEachLedgerCount(missingHeadOnly: true, db) { subject, _, n in
+            heads.append((subject, RecordBinding.LedgerHead(consents: n.consents, lastConsent: n.lastConsent, flags: n.flags, lastFlag: n.lastFlag)))
+        }
+        for (subject, head) in heads {
+            try SQLiteLedgerRows.setLedgerHead(of: subject, RecordBinding.sealHead(keys.recordBinding, subject: subject, head), db)
         }
     }
-
-    /// Per subject: id, stored head, and the count and newest id of its consent and flag records.
-    /// One grouped pass over each ledger, rather than a count and a maximum looked up apart for every subject.
-    private static let ledgerCountsSQL = """
-        SELECT s.id, s.ledger_head, coalesce(c.n, 0), coalesce(c.newest, 0), coalesce(f.n, 0), coalesce(f.newest, 0)
-        FROM subject s
-        LEFT JOIN (SELECT subject_id, count(*) AS n, max(id) AS newest FROM consent_record GROUP BY subject_id) c ON c.subject_id = s.id
-        LEFT JOIN (SELECT subject_id, count(*) AS n, max(id) AS newest FROM subject_flag GROUP BY subject_id) f ON f.subject_id = s.id
-        """
 
     /// Moves a subject's ledger head past a record just appended, in the record's transaction. A head that fails its
     /// binding stops the write: the ledger was changed in the file, and a new record on top would hide that.
@@ -314,10 +298,9 @@ extension Vault {
     func ledgerHeadMismatches(_ db: Database) throws -> Int {
         let binder = keys.recordBinding
         var bad = 0
-        let rows = try Row.fetchCursor(db, sql: Self.ledgerCountsSQL)
-        while let row = try rows.next() {
-            let actual = RecordBinding.LedgerHead(consents: row[2], lastConsent: row[3], flags: row[4], lastFlag: row[5])
-            if RecordBinding.openHead(binder, subject: row[0], row[1]) != actual { bad += 1 }
+        try SQLiteBindingRows.forEachLedgerCount(missingHeadOnly: false, db) { subject, stored, n in
+            let actual = RecordBinding.LedgerHead(consents: n.consents, lastConsent: n.lastConsent, flags: n.flags, lastFlag: n.lastFlag)
+            if RecordBinding.openHead(binder, subject: subject, stored) != actual { bad += 1 }
         }
         return bad
     }
@@ -326,29 +309,21 @@ extension Vault {
     func unboundRecords(_ db: Database) throws -> [String: Int] {
         let binder = keys.recordBinding
         var bad: [String: Int] = [:]
-        for table in ["identity", "shared_identity"] {
-            let rows = try Row.fetchCursor(db, sql: "SELECT hash, kind, subject_id, binding FROM \(table)")
-            while let row = try rows.next() {
-                let kind = IdentityKind(rawValue: row[1])
-                let ok =
-                    kind.map {
-                        RecordBinding.matches(
-                            row[3], RecordBinding.identity(binder, hash: [UInt8](row[0] as Data), kind: $0, subject: SubjectID(rawValue: row[2])))
-                    } ?? false
-                if !ok { bad[table, default: 0] += 1 }
-            }
+        try SQLiteBindingRows.forEachIdentity(unboundOnly: false, db) { row in
+            let ok =
+                IdentityKind(rawValue: row.kind).map {
+                    RecordBinding.matches(row.binding, RecordBinding.identity(binder, hash: row.hash, kind: $0, subject: SubjectID(rawValue: row.subjectID)))
+                } ?? false
+            if !ok { bad[row.table, default: 0] += 1 }
         }
-        let consent = try Row.fetchCursor(db, sql: "SELECT \(RecordBinding.consentColumns) FROM consent_record")
-        while let row = try consent.next() {
-            if !RecordBinding.matches(row[10], RecordBinding.consent(binder, row: row)) { bad["consent_record", default: 0] += 1 }
+        try SQLiteBindingRows.forEachConsent(unboundOnly: false, db) { record in
+            if !RecordBinding.matches(record.binding, RecordBinding.consent(binder, record: record)) { bad["consent_record", default: 0] += 1 }
         }
-        let flags = try Row.fetchCursor(db, sql: "SELECT \(RecordBinding.flagColumns) FROM subject_flag")
-        while let row = try flags.next() {
-            if !RecordBinding.matches(row[8], RecordBinding.flag(binder, row: row)) { bad["subject_flag", default: 0] += 1 }
+        try SQLiteBindingRows.forEachFlag(unboundOnly: false, db) { record in
+            if !RecordBinding.matches(record.binding, RecordBinding.flag(binder, record: record)) { bad["subject_flag", default: 0] += 1 }
         }
-        let tokens = try Row.fetchCursor(db, sql: "SELECT \(RecordBinding.tokenColumns) FROM api_token")
-        while let row = try tokens.next() {
-            if !RecordBinding.matches(row[6], RecordBinding.token(binder, row: row)) { bad["api_token", default: 0] += 1 }
+        for token in try SQLiteTokenRows.all(db) where !RecordBinding.matches(token.binding ?? [], RecordBinding.token(binder, record: token)) {
+            bad["api_token", default: 0] += 1
         }
         return bad
     }

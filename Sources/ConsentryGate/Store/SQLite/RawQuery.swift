@@ -25,6 +25,9 @@ struct RawQuery: ~Copyable {
         sqlite3_clear_bindings(handle)
     }
 
+    /// Makes the statement ready to run again (its bindings are kept until bound anew).
+    func reset() { sqlite3_reset(handle) }
+
     /// Binds parameter `index` (1-based).
     func bind(_ index: Int32, _ value: Int64) { sqlite3_bind_int64(handle, index, value) }
 
@@ -90,6 +93,12 @@ struct RawQuery: ~Copyable {
     func withText<R>(_ index: Int32, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         guard let base = sqlite3_column_text(handle, index) else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
         return try body(UnsafeRawBufferPointer(start: base, count: Int(sqlite3_column_bytes(handle, index))))
+    }
+
+    /// Calls `body` with the UTF-8 bytes of text column `index`, or with nil for NULL; valid only during the call.
+    func withOptionalText<R>(_ index: Int32, _ body: (UnsafeRawBufferPointer?) throws -> R) rethrows -> R {
+        guard !isNull(index) else { return try body(nil) }
+        return try withText(index) { try body($0) }
     }
 
     /// Column `index` of the current row as text, or nil for NULL.

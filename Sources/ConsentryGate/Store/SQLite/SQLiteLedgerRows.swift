@@ -1,10 +1,87 @@
+import ConsentryCore
 import Foundation
 import GRDB
 
-/// The consent and flag ledgers' writes and per-subject reads in the SQLite store (`consent_record`, `subject_flag`,
-/// and the ledger head kept in the subject row). The ledgers' bulk reads, which bind columns straight from SQLite's
-/// buffers, are still beside the gate's decision code (`ConsentLedger.swift`).
+/// The consent and flag ledgers in the SQLite store (`consent_record`, `subject_flag`, and the ledger head kept in the
+/// subject row): their writes, per-subject reads, and the walks every decision reads them with.
 enum SQLiteLedgerRows {
+    /// Maps stored purpose names to `Purpose.ordinal`, so that SQLite hands back integers, not strings.
+    private static let purposeOrdinalSQL =
+        "CASE purpose " + Purpose.allCases.map { "WHEN '\($0.rawValue)' THEN \($0.ordinal)" }.joined(separator: " ") + " ELSE -1 END"
+
+    // Only the order within one subject's purpose (or flag) matters to a decision: the newest record wins. One
+    // subject's records are read through the per-subject index (in rowid order SQLite would walk the whole ledger to
+    // find them); a range of subjects is read in rowid order from `after`, one sequential pass that skips what was seen.
+    private static let consentBySubjectSQL = consentSQL(order: "subject_id, purpose, id")
+    private static let consentByIDSQL = consentSQL(order: "id")
+
+    private static func consentSQL(order: String) -> String {
+        """
+        SELECT id, subject_id, \(purposeOrdinalSQL),
+            CASE state WHEN 'granted' THEN 1 WHEN 'pending' THEN 2 WHEN 'confirmed' THEN 3 WHEN 'withdrawn' THEN 4 ELSE 0 END,
+            purpose, state, time, source, notice_version, evidence_ref, expires_at, recorded_at, binding
+        FROM consent_record WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY \(order)
+        """
+    }
+
+    /// The statement a walk of the consent (or flag) ledger runs, for the test of its query plans.
+    static func walkSQL(consent: Bool, bySubject: Bool) -> String {
+        consent ? (bySubject ? consentBySubjectSQL : consentByIDSQL) : (bySubject ? flagBySubjectSQL : flagByIDSQL)
+    }
+
+    private static let flagBySubjectSQL = flagSQL(order: "subject_id, flag, purpose, id")
+    private static let flagByIDSQL = flagSQL(order: "id")
+
+    private static func flagSQL(order: String) -> String {
+        "SELECT id, subject_id, flag, purpose, value, time, source, recorded_at, binding FROM subject_flag WHERE subject_id BETWEEN ? AND ? AND id > ? ORDER BY \(order)"
+    }
+
+    /// Calls `body` with each consent record of the subjects `low…high` whose id is above `after`: by subject, purpose
+    /// and id for one subject, in id order for a range. The view's pointers are SQLite's, valid during the call only.
+    static func forEachConsent(
+        subjects low: Int64, _ high: Int64, after: Int64, _ db: Database, _ body: (ConsentRecordView) throws -> Void
+    ) throws {
+        let query = try RawQuery(db, low == high ? consentBySubjectSQL : consentByIDSQL)
+        query.bind(1, low)
+        query.bind(2, high)
+        query.bind(3, after)
+        while try query.step() {
+            try query.withText(4) { purpose in
+                try query.withText(5) { state in
+                    try query.withText(7) { source in
+                        try query.withOptionalText(8) { notice in
+                            try query.withOptionalText(9) { evidence in
+                                try query.withBytes(12) { binding in
+                                    try body(
+                                        ConsentRecordView(
+                                            id: query.int64(0), subject: query.int64(1), purposeOrdinal: Int(query.int64(2)),
+                                            stateCode: Int(query.int64(3)), purpose: purpose, state: state, time: query.int64(6), source: source,
+                                            noticeVersion: notice, evidence: evidence, expiresAt: query.isNull(10) ? nil : query.int64(10),
+                                            recordedAt: query.int64(11), binding: binding))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Calls `body` with each flag record of the subjects `low…high` whose id is above `after`, in the order of
+    /// ``forEachConsent(subjects:_:after:_:_:)``.
+    static func forEachFlag(subjects low: Int64, _ high: Int64, after: Int64, _ db: Database, _ body: (FlagRecordRow) throws -> Void) throws {
+        let query = try RawQuery(db, low == high ? flagBySubjectSQL : flagByIDSQL)
+        query.bind(1, low)
+        query.bind(2, high)
+        query.bind(3, after)
+        while try query.step() {
+            try body(
+                FlagRecordRow(
+                    id: query.int64(0), subjectID: query.int64(1), flag: query.text(2) ?? "", purpose: query.text(3) ?? "", value: query.int64(4),
+                    time: query.int64(5), source: query.text(6) ?? "", recordedAt: query.int64(7), binding: query.bytes(8)))
+        }
+    }
+
     /// The id the next consent record gets: chosen inside the write transaction, so that its binding can cover it.
     static func nextConsentID(_ db: Database) throws -> Int64 {
         (try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(id) FROM consent_record")) ?? 0) + 1

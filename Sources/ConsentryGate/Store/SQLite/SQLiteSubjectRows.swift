@@ -5,6 +5,53 @@ import GRDB
 /// values (for its export), and the derived table's upserts and deletes. Events go through cursors, so that an export's
 /// memory does not grow with the subject's history.
 enum SQLiteSubjectRows {
+    /// One subject's key material and sealed profile, or nil when it has no row.
+    static func sealedRecord(of subject: Int64, _ db: Database) throws -> SubjectRecord? {
+        let query = try RawQuery(db, "SELECT kek_version, wrapped_key, key_version, fields, audit_secret FROM subject WHERE id = ?")
+        query.bind(1, subject)
+        guard try query.step() else { return nil }
+        return SubjectRecord(
+            kekVersion: UInt32(truncatingIfNeeded: query.int64(0)), wrappedKey: query.bytes(1),
+            keyVersion: UInt32(truncatingIfNeeded: query.int64(2)), fields: query.bytes(3), auditSecret: query.bytes(4))
+    }
+
+    /// Calls `body` with the sealed row of each subject in `range`, in id order. The view's pointers are SQLite's,
+    /// valid during the call only: a scan opens every subject's fields without copying its row.
+    static func forEachSealed(_ range: SubjectRange, _ db: Database, _ body: (SealedSubjectView) throws -> Void) throws {
+        let columns = "SELECT id, kek_version, wrapped_key, key_version, fields, audit_secret FROM subject"
+        let bounds: (Int64, Int64)?
+        switch range {
+        case .all: bounds = nil
+        case .ids(let ids): bounds = (ids.lowerBound, ids.upperBound)
+        case .one(let id): bounds = (id, id)
+        }
+        let query = try RawQuery(db, columns + (bounds == nil ? " ORDER BY id" : " WHERE id BETWEEN ? AND ? ORDER BY id"))
+        if let bounds {
+            query.bind(1, bounds.0)
+            query.bind(2, bounds.1)
+        }
+        while try query.step() {
+            try query.withBytes(2) { wrapped in
+                try query.withBytes(5) { secret in
+                    let kekVersion = UInt32(truncatingIfNeeded: query.int64(1)), keyVersion = UInt32(truncatingIfNeeded: query.int64(3))
+                    if query.isNull(4) {
+                        try body(
+                            SealedSubjectView(
+                                subject: query.int64(0), kekVersion: kekVersion, wrappedKey: wrapped, keyVersion: keyVersion, fields: nil,
+                                auditSecret: secret))
+                    } else {
+                        try query.withBytes(4) { fields in
+                            try body(
+                                SealedSubjectView(
+                                    subject: query.int64(0), kekVersion: kekVersion, wrappedKey: wrapped, keyVersion: keyVersion, fields: fields,
+                                    auditSecret: secret))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The subject's keys, or nil when it has no row.
     static func keys(of subject: Int64, _ db: Database) throws -> SubjectKeys? {
         try Row.fetchOne(
