@@ -241,9 +241,9 @@ public final class Vault: Sendable {
         var reasons: [String] = []
         if case .failure(let error) = policy { reasons = error.diagnostics.filter { $0.severity == .error }.prefix(20).map(\.description) }
         if creating {
-            try auditAloneNow(AuditDraft(actor: "system", role: nil, action: .vaultCreated, decision: .permit, policyVersion: policyVersion))
+            try recordSystemEvent(AuditDraft(actor: "system", role: nil, action: .vaultCreated, decision: .permit, policyVersion: policyVersion))
         }
-        try auditAloneNow(
+        try recordSystemEvent(
             AuditDraft(
                 actor: "system", role: nil, action: .policyLoaded, decision: reasons.isEmpty ? .permit : .deny,
                 reasons: reasons.isEmpty ? ["loaded"] : ["policy_unavailable"] + reasons, policyVersion: policyVersion))

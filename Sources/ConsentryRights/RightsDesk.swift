@@ -297,7 +297,7 @@ public struct RightsDesk: Sendable {
     /// audited as a step of the request, and needs the grant that produces exports (`export` for `service`), not only
     /// `dsr_manage`. The file name comes from the stored record, never from the caller.
     public func downloadExport(_ id: String) async throws(GateError) -> Data {
-        try vault.requireExportGrant(as: Principal(actor: actor, role: role, requestID: id))
+        try await vault.requireExportGrant(as: Principal(actor: actor, role: role, requestID: id))
         let record = try await show(id)
         guard let file = record.exportFile, file.hasSuffix(".json"), !file.contains(".."),
             FileManager.default.fileExists(atPath: vault.directory.appendingPathComponent(file).path)
@@ -310,8 +310,8 @@ public struct RightsDesk: Sendable {
     }
 
     /// Re-checks a completed erasure (see ``Vault/verifyErasure(_:as:)``).
-    public func verifyErasure(_ id: String) throws(GateError) -> ErasureVerification {
-        try vault.verifyErasure(id, as: principal)
+    public func verifyErasure(_ id: String) async throws(GateError) -> ErasureVerification {
+        try await vault.verifyErasure(id, as: principal)
     }
 
     /// Applies the request retention of `rights.yaml`; run before every listing and opening.

@@ -51,7 +51,7 @@ struct Routes: Sendable {
             }
             let campaign = (body.object["campaign"] as? [String: Any] ?? [:]).mapValues { LiquidValue(json: $0) }
             // The render suspends while its audit entry waits for the shared commit; it holds no thread.
-            let result = try await TemplateDesk(vault: vault, as: context.principal).asyncRender(
+            let result = try await TemplateDesk(vault: vault, as: context.principal).render(
                 name, subject: subject, campaign: campaign)
             guard let output = result.output else { throw Self.denied(result.decision) }
             var response = JSONObjectWriter()
@@ -79,7 +79,7 @@ struct Routes: Sendable {
             let request = AccessRequest(
                 actor: context.actor, role: context.role, action: .readProfile, purpose: purpose, fields: fields, reason: try body.string("reason"))
             let subject = try body.subject()
-            let read = try await blocking { try vault.read(request, subject: subject, requestID: context.principal.requestID) }
+            let read = try await blocking { try await vault.read(request, subject: subject, requestID: context.principal.requestID) }
             guard read.decision.isPermit else { throw Self.denied(read.decision) }
             return Server.json([
                 "subject": read.pseudonym ?? "", "values": Dictionary(uniqueKeysWithValues: read.values.map { ($0.key.rawValue, $0.value) }),
@@ -97,7 +97,7 @@ struct Routes: Sendable {
             let records = try profiles.map { try JSONSerialization.data(withJSONObject: $0) }
             return try await Self.idempotent(request, context, vault, body) {
                 let report = try await blocking {
-                    try vault.importProfiles(json: records, source: source, label: "api", as: context.principal)
+                    try await vault.importProfiles(json: records, source: source, label: "api", as: context.principal)
                 }
                 return (report.rejected > 0 ? Self.multiStatus : .ok, Server.jsonData(report))
             }
@@ -111,7 +111,7 @@ struct Routes: Sendable {
             let gpc = request.headers[HTTPField.Name("Sec-GPC")!] == "1"
             return try await Self.idempotent(request, context, vault, body) {
                 let report = try await blocking { () -> ImportReport in
-                    let report = try vault.importEvents(json: lines, source: "api", as: context.principal)
+                    let report = try await vault.importEvents(json: lines, source: "api", as: context.principal)
                     // A failed follow-up leaves the committed import alone; the next `segment run` or `trigger check` catches up.
                     _ = try? await vault.followUpEventImport(report, as: context.principal)
                     return report
@@ -282,7 +282,7 @@ struct Routes: Sendable {
         group.post("sendtime") { request, context -> Response in
             let body = try await Body.read(request, allowed: ["subject"], required: ["subject"])
             let subject = try body.subject()
-            let result = try await blocking { try SendTimeDesk(vault: vault, as: context.principal).show(subject) }
+            let result = try await blocking { try await SendTimeDesk(vault: vault, as: context.principal).show(subject) }
             guard result.decision.isPermit else { throw Self.denied(result.decision) }
             guard let time = result.time else {
                 throw Problem(.notFound, "not_found", "no send time computed for this subject; run `consentry sendtime compute`")
@@ -473,7 +473,7 @@ struct Routes: Sendable {
                 purpose: try body.choice("purpose", as: Purpose.self),
                 fields: fields, reason: try body.string("reason"))
             let subject = body.object["subject"] == nil ? nil : try body.subject()
-            let explanation = try await blocking { try vault.explain(access, subject: subject, requestID: context.principal.requestID) }
+            let explanation = try await blocking { try await vault.explain(access, subject: subject, requestID: context.principal.requestID) }
             return Server.json(explanation)
         }
     }

@@ -39,7 +39,7 @@ struct SendTimeCommand: ParsableCommand {
         func run() async throws {
             let role: Role = try Parse.choice(role, "role")
             let result = try await global.withVault { vault in
-                try SendTimeDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).show(try subject.reference)
+                try await SendTimeDesk(vault: vault, as: Principal(actor: global.actorName, role: role)).show(try subject.reference)
             }
             guard result.decision.isPermit else {
                 Output.error("denied: " + result.decision.reasons.map(\.description).joined(separator: "; "))

@@ -126,7 +126,7 @@ struct Import: ParsableCommand {
             }
             let role = try admin.parsedRole
             let report = try await global.withVault(configuration: batch.configuration) { vault in
-                try vault.importProfiles(
+                try await vault.importProfiles(
                     from: url, source: DataSource(rawValue: source)!, format: format, as: Principal(actor: global.actorName, role: role))
             }
             try ImportOutput.finish(report, json: global.json)
@@ -149,7 +149,7 @@ struct Import: ParsableCommand {
         func run() async throws {
             let role = try admin.parsedRole
             let (report, note) = try await global.withVault(configuration: batch.configuration) { vault -> (ImportReport, String?) in
-                let report = try vault.importEvents(from: URL(fileURLWithPath: file), as: Principal(actor: global.actorName, role: role))
+                let report = try await vault.importEvents(from: URL(fileURLWithPath: file), as: Principal(actor: global.actorName, role: role))
                 // Segments that read events are brought up to date for the subjects that received new ones, each in the
                 // role that defined it; a failure here leaves the committed import alone.
                 do {
@@ -262,7 +262,7 @@ struct Demo: AsyncParsableCommand {
                     at: global.vaultURL, policies: source, masterKey: key, configuration: VaultConfiguration(witnessFiles: global.witnessURLs))
             }
         }
-        let report = try Output.guarding { try vault.loadDemoData(options, as: Principal(actor: global.actorName, role: .admin)) }
+        let report = try await Output.guarding { try await vault.loadDemoData(options, as: Principal(actor: global.actorName, role: .admin)) }
         try? vault.checkpointIfDue(force: true)
         if global.json {
             Output.printJSON(report)
@@ -297,7 +297,7 @@ struct Check: AsyncParsableCommand {
                     return name
                 }
             }
-            return try vault.check(fields: names, as: .administrator(global.actorName))
+            return try await vault.check(fields: names, as: .administrator(global.actorName))
         }
         if global.json {
             Output.printJSON(report)

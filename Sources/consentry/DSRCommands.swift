@@ -244,7 +244,7 @@ struct DSRCommand: ParsableCommand {
         @Argument(help: "The request id.") var id: String
 
         func run() async throws {
-            let verification = try await DSRCommand.withDesk(global, role) { try $0.verifyErasure(id) }
+            let verification = try await DSRCommand.withDesk(global, role) { try await $0.verifyErasure(id) }
             if global.json {
                 Output.printJSON(verification)
             } else {

@@ -115,7 +115,7 @@ struct PolicyCommand: ParsableCommand {
             let subject =
                 try (StandardInput.valueOrLine(email)).map(SubjectReference.email)
                 ?? (StandardInput.valueOrLine(customerID)).map(SubjectReference.customerID)
-            let explanation = try await global.withVault { try $0.explain(request, subject: subject) }
+            let explanation = try await global.withVault { try await $0.explain(request, subject: subject) }
             if global.json {
                 Output.printJSON(explanation)
             } else {
@@ -245,7 +245,7 @@ struct ProfileCommand: ParsableCommand {
             let request = AccessRequest(
                 actor: global.actorName, role: try Parse.choice(role, "role"), action: .readProfile, purpose: try Parse.choice(purpose, "purpose"),
                 fields: try Parse.fields(fields), reason: reason)
-            let result = try await global.withVault { try $0.read(request, subject: try subject.reference) }
+            let result = try await global.withVault { try await $0.read(request, subject: try subject.reference) }
             guard result.decision.isPermit else {
                 Output.error(
                     "denied: " + result.decision.reasons.map(\.description).joined(separator: "; ") + " (audit entry \(result.auditSequence))")
@@ -278,7 +278,7 @@ struct ScanCommand: AsyncParsableCommand {
             purpose: try Parse.choice(purpose, "purpose"), fields: try Parse.fields(fields))
         var pseudonyms: [String] = []
         let summary = try await global.withVault { vault in
-            try vault.scan(request) { member, _ in if members, let pseudonym = member.pseudonym { pseudonyms.append(pseudonym) } }
+            try await vault.scan(request) { member, _ in if members, let pseudonym = member.pseudonym { pseudonyms.append(pseudonym) } }
         }
         if global.json {
             Output.printJSON(summary)

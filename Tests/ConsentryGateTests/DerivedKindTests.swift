@@ -96,11 +96,11 @@ import Testing
         _ = try await vault.writeDerived(segment, kind: "segment", name: "fans", values: [subject: "1"])
         _ = try await vault.writeDerived(segment, kind: "score", name: "engagement", values: [subject: "0.9"])
         let render = AccessRequest(actor: "esp", role: .campaignService, action: .render, purpose: .emailMarketing, fields: ["first_name"])
-        let read = try vault.read(render, subject: .email("s0@example.test"), includeDerived: true)
+        let read = try await vault.read(render, subject: .email("s0@example.test"), includeDerived: true)
         #expect(read.decision.isPermit)
         #expect(read.derived == ["segment/fans": "1"], "the score is not released with reads")
         let service = AccessRequest(actor: "esp", role: .campaignService, action: .render, purpose: .service, fields: ["first_name"])
-        let other = try vault.read(service, subject: .email("s0@example.test"), includeDerived: true)
+        let other = try await vault.read(service, subject: .email("s0@example.test"), includeDerived: true)
         #expect(other.decision.isPermit)
         #expect(other.derived.isEmpty, "a membership computed for e-mail marketing does not leave for another purpose")
         // Both are the subject's data: the export has them all.

@@ -8,62 +8,62 @@ import Testing
 
 @Suite("Event import")
 struct EventImportTests {
-    func vaultWithProfiles() throws -> Vault {
+    func vaultWithProfiles() async throws -> Vault {
         let vault = try TestSupport.makeVault()
-        _ = try importCSV(vault, "e@example.test,C1,,,,,,\nf@example.test,C2,,,,,,\n")
+        _ = try await importCSV(vault, "e@example.test,C1,,,,,,\nf@example.test,C2,,,,,,\n")
         return vault
     }
 
-    func importEvents(_ vault: Vault, _ lines: String) throws -> ImportReport {
-        try vault.importEvents(from: TestSupport.writeFile("events.jsonl", lines))
+    func importEvents(_ vault: Vault, _ lines: String) async throws -> ImportReport {
+        try await vault.importEvents(from: TestSupport.writeFile("events.jsonl", lines))
     }
 
     @Test("events link to subjects by e-mail or customer id and are idempotent by id")
-    func idempotent() throws {
-        let vault = try vaultWithProfiles()
+    func idempotent() async throws {
+        let vault = try await vaultWithProfiles()
         let lines = """
             {"id":"e-1","email":"E@example.test","type":"view","time":"2026-11-19T10:00:00Z","item_id":"run-1","category":"running"}
             {"id":"e-2","customer_id":"C2","type":"purchase","time":"2026-11-18T10:00:00+01:00","item_id":"run-1","amount":12.5,"currency":"eur"}
             {"id":"e-3","customer_id":"C1","type":"email_open","time":"2026-11-01T10:00:00Z","campaign_id":"camp-1"}
 
             """
-        let first = try importEvents(vault, lines)
+        let first = try await importEvents(vault, lines)
         #expect(first.inserted == 3 && first.rejected == 0)
-        let second = try importEvents(vault, lines)
+        let second = try await importEvents(vault, lines)
         #expect(second.inserted == 0 && second.duplicates == 3)
         #expect(try vault.count("event") == 3)
-        let currency = try vault.db.read { try String.fetchOne($0, sql: "SELECT currency FROM event WHERE type = 'purchase'") }
+        let currency = try await vault.db.read { try String.fetchOne($0, sql: "SELECT currency FROM event WHERE type = 'purchase'") }
         #expect(currency == "EUR")
     }
 
     @Test("out-of-order events are stored with their own times")
-    func outOfOrder() throws {
-        let vault = try vaultWithProfiles()
-        let report = try importEvents(
+    func outOfOrder() async throws {
+        let vault = try await vaultWithProfiles()
+        let report = try await importEvents(
             vault,
             """
             {"id":"late","email":"e@example.test","type":"view","time":"2026-11-19T10:00:00Z","item_id":"a"}
             {"id":"early","email":"e@example.test","type":"view","time":"2026-11-01T10:00:00Z","item_id":"b"}
             """)
         #expect(report.inserted == 2)
-        let items = try vault.db.read { try String.fetchAll($0, sql: "SELECT item_id FROM event ORDER BY time") }
+        let items = try await vault.db.read { try String.fetchAll($0, sql: "SELECT item_id FROM event ORDER BY time") }
         #expect(items == ["b", "a"])
     }
 
     @Test("an id reused for different content is rejected")
-    func reusedID() throws {
-        let vault = try vaultWithProfiles()
-        _ = try importEvents(vault, #"{"id":"e-1","email":"e@example.test","type":"view","time":"2026-11-19T10:00:00Z","item_id":"a"}"#)
-        let report = try importEvents(vault, #"{"id":"e-1","email":"e@example.test","type":"view","time":"2026-11-19T10:00:00Z","item_id":"b"}"#)
+    func reusedID() async throws {
+        let vault = try await vaultWithProfiles()
+        _ = try await importEvents(vault, #"{"id":"e-1","email":"e@example.test","type":"view","time":"2026-11-19T10:00:00Z","item_id":"a"}"#)
+        let report = try await importEvents(vault, #"{"id":"e-1","email":"e@example.test","type":"view","time":"2026-11-19T10:00:00Z","item_id":"b"}"#)
         #expect(report.rejected == 1)
         #expect(
             report.rejections.first == .init(line: 1, field: "id", reason: "was already imported for a different event; give each event its own id"))
     }
 
     @Test("bad events are rejected with line, field and reason")
-    func rejections() throws {
-        let vault = try vaultWithProfiles()
-        let report = try importEvents(
+    func rejections() async throws {
+        let vault = try await vaultWithProfiles()
+        let report = try await importEvents(
             vault,
             """
             {"id":"x1","email":"nobody@example.test","type":"view","time":"2026-11-19T10:00:00Z","item_id":"a"}
@@ -97,19 +97,19 @@ struct EventImportTests {
     }
 
     @Test("unknown keys are dropped and reported, never stored")
-    func droppedKeys() throws {
-        let vault = try vaultWithProfiles()
-        let report = try importEvents(
+    func droppedKeys() async throws {
+        let vault = try await vaultWithProfiles()
+        let report = try await importEvents(
             vault, #"{"id":"d1","email":"e@example.test","type":"unsubscribe","time":"2026-11-19T10:00:00Z","ip":"203.0.113.9"}"#)
         #expect(report.inserted == 1)
         #expect(report.droppedFields == ["ip": 1])
     }
 
     @Test("deeply nested JSON is refused without a crash")
-    func deepNesting() throws {
-        let vault = try vaultWithProfiles()
+    func deepNesting() async throws {
+        let vault = try await vaultWithProfiles()
         let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
-        let report = try importEvents(
+        let report = try await importEvents(
             vault,
             #"{"id":"n1","email":"e@example.test","type":"view","time":"2026-11-19T10:00:00Z","item_id":"a"}"# + "\n{\"id\":\"n2\",\"x\":" + deep
                 + "}\n")
@@ -118,9 +118,9 @@ struct EventImportTests {
     }
 
     @Test("a file whose first line is not JSON is refused as a whole")
-    func notJSONLines() throws {
-        let vault = try vaultWithProfiles()
-        #expect(throws: GateError.invalidInput) { try importEvents(vault, "id,email,type\n1,e@example.test,view\n") }
+    func notJSONLines() async throws {
+        let vault = try await vaultWithProfiles()
+        await #expect(throws: GateError.invalidInput) { try await importEvents(vault, "id,email,type\n1,e@example.test,view\n") }
         #expect(try vault.count("event") == 0)
     }
 }

@@ -14,7 +14,7 @@ func gateVault(configuration: VaultConfiguration = VaultConfiguration(clock: Fix
     let directory = TestSupport.temporaryDirectory("gate").appendingPathComponent("v")
     let vault = try Vault.create(at: directory, policies: TestSupport.policies, configuration: configuration)
     let rows = (0..<10).map { "s\($0)@example.test,C\($0),Name\($0),Family\($0),,1990-01-0\(($0 % 9) + 1),City\($0),DE" }.joined(separator: "\n")
-    _ = try importCSV(vault, rows + "\n")
+    _ = try await importCSV(vault, rows + "\n")
     for i in stride(from: 0, to: 10, by: 2) {
         try await vault.recordConsent(
             ConsentChange(purpose: .emailMarketing, state: .pending, source: "form"), subject: .email("s\(i)@example.test"),
@@ -35,7 +35,7 @@ struct GateTests {
         let vault = try await gateVault()
         let request = AccessRequest(
             actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name", "last_name"], reason: "ticket 7")
-        let result = try vault.read(request, subject: .email("s3@example.test"))
+        let result = try await vault.read(request, subject: .email("s3@example.test"))
         #expect(result.decision.isPermit)
         #expect(result.values == ["first_name": "Name3", "last_name": "Family3"])
         let entry = try #require(try await vault.queryAudit(AuditFilter(action: "read_profile"), as: Principal(actor: "t", role: .admin)).last)
@@ -48,14 +48,14 @@ struct GateTests {
     func deniedRead() async throws {
         let vault = try await gateVault()
         let wrongField = AccessRequest(actor: "c", role: .campaignService, action: .render, purpose: .emailMarketing, fields: ["birth_date"])
-        let denied = try vault.read(wrongField, subject: .email("s2@example.test"))
+        let denied = try await vault.read(wrongField, subject: .email("s2@example.test"))
         #expect(!denied.decision.isPermit && denied.values.isEmpty)
         #expect(denied.decision.reasons.map(\.code) == [.fieldNotAllowed])
-        let noConsent = try vault.read(
+        let noConsent = try await vault.read(
             AccessRequest(actor: "c", role: .campaignService, action: .render, purpose: .emailMarketing, fields: ["email"]),
             subject: .email("s1@example.test"))
         #expect(noConsent.decision.reasons.map(\.code) == [.consentMissing] && noConsent.values.isEmpty)
-        let unknown = try vault.read(wrongField, subject: .email("nobody@example.test"))
+        let unknown = try await vault.read(wrongField, subject: .email("nobody@example.test"))
         #expect(!unknown.decision.isPermit && unknown.values.isEmpty)
     }
 
@@ -63,29 +63,29 @@ struct GateTests {
     func consentChanges() async throws {
         let vault = try await gateVault()
         let render = AccessRequest(actor: "c", role: .campaignService, action: .render, purpose: .emailMarketing, fields: ["email"])
-        #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.consentMissing])
+        await #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.consentMissing])
         try await vault.recordConsent(
             ConsentChange(purpose: .emailMarketing, state: .pending, source: "form"), subject: .email("s1@example.test"),
             as: Principal(actor: "t", role: .dataEngineer))
-        #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.consentUnconfirmed])
+        await #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.consentUnconfirmed])
         try await vault.recordConsent(
             ConsentChange(purpose: .emailMarketing, state: .confirmed, source: "email-link"), subject: .email("s1@example.test"),
             as: Principal(actor: "t", role: .dataEngineer))
-        #expect(try vault.read(render, subject: .email("s1@example.test")).values == ["email": "s1@example.test"])
+        await #expect(try vault.read(render, subject: .email("s1@example.test")).values == ["email": "s1@example.test"])
         try await vault.recordFlag(
             .objection, purpose: .emailMarketing, on: true, subject: .email("s1@example.test"), source: "letter",
             as: Principal(actor: "t", role: .admin))
-        #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.objection])
+        await #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.objection])
         try await vault.recordFlag(
             .objection, purpose: .emailMarketing, on: false, subject: .email("s1@example.test"), source: "letter",
             as: Principal(actor: "t", role: .admin))
         try await vault.recordFlag(.restriction, on: true, subject: .email("s1@example.test"), source: "dsr", as: Principal(actor: "t", role: .admin))
-        #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.restricted])
+        await #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.restricted])
         try await vault.recordFlag(.restriction, on: false, subject: .email("s1@example.test"), source: "dsr", as: Principal(actor: "t", role: .admin))
         try await vault.recordConsent(
             ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("s1@example.test"),
             as: Principal(actor: "t", role: .admin))
-        #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.consentWithdrawn])
+        await #expect(try vault.read(render, subject: .email("s1@example.test")).decision.reasons.map(\.code) == [.consentWithdrawn])
         let history = try await vault.consentHistory(subject: .email("s1@example.test"), as: Principal(actor: "t", role: .complianceOfficer))
         #expect(history.records.map(\.state) == ["pending", "confirmed", "withdrawn"])
         #expect(history.current["email_marketing"] == "withdrawn")
@@ -125,7 +125,7 @@ struct GateTests {
         }
         var delivered: [String: [String?]] = [:]
         var memberPseudonyms: [String: String] = [:]
-        let summary = try vault.scan(marketingScan) { member, values in
+        let summary = try await vault.scan(marketingScan) { member, values in
             delivered[member.assignmentKey] = values
             memberPseudonyms[member.assignmentKey] = member.pseudonym
         }
@@ -144,7 +144,7 @@ struct GateTests {
         // The pseudonyms a scan hands out are keyed by purpose: none is an audit pseudonym, so a member list cannot be
         // joined with the audit log, a single read, or another purpose's members.
         #expect(memberPseudonyms.count == 5 && Set(memberPseudonyms.values).isDisjoint(with: members))
-        let s4 = try vault.read(
+        let s4 = try await vault.read(
             AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "x"),
             subject: .email("s4@example.test"))
         let s4Audit = try #require(s4.pseudonym)
@@ -155,7 +155,7 @@ struct GateTests {
                 as: Principal(actor: "t", role: .admin))
         }
         var personalization: [String: String] = [:]
-        _ = try vault.scan(AccessRequest(actor: "m", role: .marketer, action: .segment, purpose: .personalization, fields: ["first_name"])) {
+        _ = try await vault.scan(AccessRequest(actor: "m", role: .marketer, action: .segment, purpose: .personalization, fields: ["first_name"])) {
             member, _ in personalization[member.assignmentKey] = member.pseudonym
         }
         #expect(personalization.count == 2)
@@ -172,7 +172,7 @@ struct GateTests {
         let vault = try await gateVault()
         var called = false
         let request = AccessRequest(actor: "mia", role: .marketer, action: .segment, purpose: .emailMarketing, fields: ["birth_date"])
-        let summary = try vault.scan(request) { _, _ in called = true }
+        let summary = try await vault.scan(request) { _, _ in called = true }
         #expect(summary.decision == .deny && !called)
         #expect(summary.reasons.first?.hasPrefix("field_not_allowed") == true)
     }
@@ -181,24 +181,23 @@ struct GateTests {
     func withdrawalMidScan() async throws {
         let vault = try await gateVault(configuration: VaultConfiguration(clock: FixedClock(TestSupport.fixedNow), scanChunkSize: 1))
         let other = try Vault.open(at: vault.directory)
-        let (summary, seen) = try await TestSupport.onOwnThread { [marketingScan] in
-            var seen: [String] = []
-            var withdrew = false
-            let summary = try vault.scan(marketingScan) { _, values in
-                seen.append(values[0] ?? "")
-                if !withdrew {
-                    withdrew = true
-                    // Withdraw, from another connection, the consent of every admitted subject not yet delivered.
-                    for i in stride(from: 0, to: 10, by: 2) where !seen.contains("s\(i)@example.test") {
-                        _ = try TestSupport.waitFor {
-                            try await other.recordConsent(
-                                ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("s\(i)@example.test"),
-                                as: Principal(actor: "u", role: .admin))
-                        }
+        var seen: [String] = []
+        var withdrew = false
+        // The scan hands out subjects on a reader's thread, not a cooperative one, so the body may wait there for the
+        // withdrawal to commit.
+        let summary = try await vault.scan(marketingScan) { _, values in
+            seen.append(values[0] ?? "")
+            if !withdrew {
+                withdrew = true
+                // Withdraw, from another connection, the consent of every admitted subject not yet delivered.
+                for i in stride(from: 0, to: 10, by: 2) where !seen.contains("s\(i)@example.test") {
+                    _ = try TestSupport.waitFor {
+                        try await other.recordConsent(
+                            ConsentChange(purpose: .emailMarketing, state: .withdrawn, source: "unsubscribe"), subject: .email("s\(i)@example.test"),
+                            as: Principal(actor: "u", role: .admin))
                     }
                 }
             }
-            return (summary, seen)
         }
         #expect(summary.delivered == 1 && seen.count == 1)
         #expect(summary.excludedDuringScan == ["consent_withdrawn": 4])
@@ -216,9 +215,9 @@ struct GateTests {
         }
         let request = AccessRequest(
             actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "ticket 7")
-        #expect(throws: GateError.storage) { _ = try vault.read(request, subject: .email("s2@example.test")) }
+        await #expect(throws: GateError.storage) { _ = try await vault.read(request, subject: .email("s2@example.test")) }
         var called = false
-        #expect(throws: GateError.storage) { _ = try vault.scan(marketingScan) { _, _ in called = true } }
+        await #expect(throws: GateError.storage) { _ = try await vault.scan(marketingScan) { _, _ in called = true } }
         #expect(!called)
         await #expect(throws: GateError.storage) {
             try await vault.recordConsent(
@@ -226,7 +225,7 @@ struct GateTests {
                 as: Principal(actor: "t", role: .admin))
         }
         #expect(try vault.count("consent_record") == 10, "the consent write rolled back with its audit entry")
-        #expect(throws: GateError.storage) { _ = try importCSV(vault, "new@example.test,C99,,,,,,\n") }
+        await #expect(throws: GateError.storage) { _ = try await importCSV(vault, "new@example.test,C99,,,,,,\n") }
         #expect(try vault.findSubject(.email, "new@example.test") == nil, "the import batch rolled back with its audit entry")
     }
 
@@ -243,7 +242,7 @@ struct GateTests {
             actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x")
         var failures = 0
         for _ in 0..<400 {
-            do { _ = try vault.read(request, subject: .email("s2@example.test")) } catch {
+            do { _ = try await vault.read(request, subject: .email("s2@example.test")) } catch {
                 failures += 1
                 #expect(error.message.contains("disk is full"))
                 break
@@ -258,9 +257,9 @@ struct GateTests {
         try await vault.db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA query_only = ON") }
         let request = AccessRequest(
             actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x")
-        #expect(throws: GateError.storage) { _ = try vault.read(request, subject: .email("s2@example.test")) }
+        await #expect(throws: GateError.storage) { _ = try await vault.read(request, subject: .email("s2@example.test")) }
         var called = false
-        #expect(throws: GateError.storage) { _ = try vault.scan(marketingScan) { _, _ in called = true } }
+        await #expect(throws: GateError.storage) { _ = try await vault.scan(marketingScan) { _, _ in called = true } }
         #expect(!called)
     }
 
@@ -271,7 +270,7 @@ struct GateTests {
         let request = AccessRequest(
             actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x")
         do {
-            _ = try vault.read(request, subject: .email("s2@example.test"))
+            _ = try await vault.read(request, subject: .email("s2@example.test"))
             Issue.record("a read succeeded after the database file was removed")
         } catch {
             #expect(error.message.contains("removed or replaced"))
@@ -285,11 +284,11 @@ struct GateTests {
         let vault = try await gateVault()
         let request = AccessRequest(
             actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x")
-        _ = try vault.read(request, subject: .email("s2@example.test"))
+        _ = try await vault.read(request, subject: .email("s2@example.test"))
         #expect(vault.storageFault() == nil)
         try FileManager.default.removeItem(atPath: vault.databasePath + suffix)
         do {
-            _ = try vault.read(request, subject: .email("s2@example.test"))
+            _ = try await vault.read(request, subject: .email("s2@example.test"))
             Issue.record("a read succeeded after the \(suffix) file was removed")
         } catch {
             #expect(error.code == .storage && error.message.contains("was removed or replaced while this process had the vault open"))
@@ -298,7 +297,7 @@ struct GateTests {
         #expect(vault.knownStorageFault?.code == .storage)
         #expect(vault.storageFault()?.message.contains(suffix == "-wal" ? "write-ahead log" : "shared-memory index") == true)
         var called = false
-        let refused = #expect(throws: GateError.storage) { _ = try vault.scan(marketingScan) { _, _ in called = true } }
+        let refused = await #expect(throws: GateError.storage) { _ = try await vault.scan(marketingScan) { _, _ in called = true } }
         #expect(refused?.message.contains("refuses every operation") == true && !called)
     }
 
@@ -307,12 +306,12 @@ struct GateTests {
         let vault = try await gateVault()
         try Data("roles:\n  marketer: [oops\n".utf8).write(to: vault.directory.appendingPathComponent("policies/roles.yaml"))
         let reopened = try Vault.open(at: vault.directory)
-        let read = try reopened.read(
+        let read = try await reopened.read(
             AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "x"),
             subject: .email("s2@example.test"))
         #expect(read.decision.reasons.map(\.code) == [.policyUnavailable] && read.values.isEmpty)
-        #expect(try reopened.scan(marketingScan) { _, _ in Issue.record("released data") }.decision == .deny)
-        #expect(throws: GateError.denied) { _ = try reopened.importEvents(from: TestSupport.writeFile("e.jsonl", "{}\n")) }
+        await #expect(try reopened.scan(marketingScan) { _, _ in Issue.record("released data") }.decision == .deny)
+        await #expect(throws: GateError.denied) { _ = try await reopened.importEvents(from: TestSupport.writeFile("e.jsonl", "{}\n")) }
         let loaded = try reopened.db.read {
             try Row.fetchOne($0, sql: "SELECT decision, reasons FROM audit_entry WHERE action = 'policy_loaded' ORDER BY sequence DESC")
         }
@@ -322,7 +321,7 @@ struct GateTests {
     @Test("explain traces each check and ends with the decision")
     func explain() async throws {
         let vault = try await gateVault()
-        let explanation = try vault.explain(marketingScan, subject: .email("s1@example.test"))
+        let explanation = try await vault.explain(marketingScan, subject: .email("s1@example.test"))
         #expect(explanation.decision.reasons.map(\.code) == [.consentMissing])
         #expect(explanation.trace.last == "decision: deny")
         #expect(explanation.trace.contains { $0.hasPrefix("rule: roles.yaml: marketer → email_marketing: segment") })
@@ -334,14 +333,14 @@ struct GateTests {
         let vault = try await gateVault()
         // An analyst may not read profiles for service at all.
         let request = AccessRequest(actor: "an", role: .analyst, action: .readProfile, purpose: .service, fields: ["email"], reason: "x")
-        let known = try vault.explain(request, subject: .email("s1@example.test"))
-        let unknown = try vault.explain(request, subject: .email("nobody-7f3a@example.test"))
+        let known = try await vault.explain(request, subject: .email("s1@example.test"))
+        let unknown = try await vault.explain(request, subject: .email("nobody-7f3a@example.test"))
         #expect(!known.decision.isPermit)
         #expect(known.trace == unknown.trace && known.decision.reasons.map(\.code) == unknown.decision.reasons.map(\.code))
         #expect(known.trace.contains("subject: not looked up (the request is denied before any subject is consulted)"))
         #expect(!known.trace.joined().contains("consent for"), "no consent state for a role without the grant")
         // A permitted role sees the subject's state, but never its pseudonym.
-        let permitted = try vault.explain(marketingScan, subject: .email("s1@example.test"))
+        let permitted = try await vault.explain(marketingScan, subject: .email("s1@example.test"))
         let pseudonyms = try await vault.queryAudit(AuditFilter(action: "policy_explain"), as: Principal(actor: "t", role: .admin)).compactMap(\.subject)
         #expect(!pseudonyms.isEmpty)
         for pseudonym in pseudonyms { #expect(!permitted.trace.joined(separator: "\n").contains(pseudonym)) }
@@ -353,7 +352,7 @@ struct AuditVerificationTests {
     func vaultWithHistory() async throws -> Vault {
         let vault = try await gateVault()
         for i in 0..<3 {
-            _ = try vault.read(
+            _ = try await vault.read(
                 AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "r\(i)"),
                 subject: .email("s\(i)@example.test"))
         }
@@ -435,7 +434,7 @@ struct AuditVerificationTests {
         _ = try await vault.db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
         let backup = try Data(contentsOf: file)
         for i in 3..<6 {
-            _ = try vault.read(
+            _ = try await vault.read(
                 AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "r"),
                 subject: .email("s\(i)@example.test"))
         }
@@ -478,20 +477,23 @@ struct GroupCommitTests {
         try await vault.db.write { try $0.execute(sql: "UPDATE subject SET wrapped_key = zeroblob(73) WHERE id = ?", arguments: [broken.rawValue]) }
         let request = AccessRequest(
             actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "load")
-        let lock = NSLock()
-        nonisolated(unsafe) var outcomes: [(Int, Bool)] = []
-        // Real threads, as a server's request handlers would be; the reads block while their batch commits.
-        DispatchQueue.concurrentPerform(iterations: 8) { worker in
-            var ok = 0
-            var failed = false
-            for i in 0..<40 {
-                let subject = (worker + i) % 10
-                do {
-                    let read = try vault.read(request, subject: .email("s\(subject)@example.test"))
-                    if read.values["first_name"] == "Name\(subject)" { ok += 1 }
-                } catch { if subject == 9 { failed = true } else { ok -= 1000 } }
+        // Concurrent callers, as a server's request handlers are; each suspends while its batch commits.
+        let outcomes = await withTaskGroup(of: (Int, Bool).self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    var ok = 0
+                    var failed = false
+                    for i in 0..<40 {
+                        let subject = (worker + i) % 10
+                        do {
+                            let read = try await vault.read(request, subject: .email("s\(subject)@example.test"))
+                            if read.values["first_name"] == "Name\(subject)" { ok += 1 }
+                        } catch { if subject == 9 { failed = true } else { ok -= 1000 } }
+                    }
+                    return (ok, failed)
+                }
             }
-            lock.withLock { outcomes.append((ok, failed)) }
+            return await group.reduce(into: []) { $0.append($1) }
         }
         let succeeded = outcomes.reduce(0) { $0 + $1.0 }
         #expect(succeeded == 8 * 40 - 8 * 4, "every read of a sound subject releases its value")
@@ -534,18 +536,18 @@ struct GateHookTests {
     @Test("after erasure no file of the vault holds the subject, the chain still verifies, and past entries are unlinkable")
     func erasure() async throws {
         let vault = try TestSupport.makeVault()
-        _ = try importCSV(
+        _ = try await importCSV(
             vault,
             "\(Canary.email),\(Canary.customerID),\(Canary.firstName),\(Canary.lastName),\(Canary.phone),1980-05-05,\(Canary.city),DE\nother@example.test,C2,Ann,Lee,,,Oslo,NO\n"
         )
-        _ = try vault.importEvents(
+        _ = try await vault.importEvents(
             from: TestSupport.writeFile(
                 "e.jsonl", #"{"id":"c1","email":"\#(Canary.email)","type":"view","time":"2026-11-19T10:00:00Z","item_id":"\#(Canary.lastName)-sku"}"#)
         )
         try await vault.recordConsent(
             ConsentChange(purpose: .profiling, state: .granted, source: "form", evidence: Canary.city), subject: .email(Canary.email),
             as: Principal(actor: "t", role: .admin))
-        let read = try vault.read(
+        let read = try await vault.read(
             AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["first_name"], reason: "x"),
             subject: .email(Canary.email))
         let pseudonym = try #require(read.pseudonym)
@@ -554,7 +556,7 @@ struct GateHookTests {
             summary.deleted["subject"] == 1 && summary.deleted["event"] == 1 && summary.deleted["consent_record"] == 1
                 && summary.deleted["identity"] == 2)
         #expect(try vault.findSubject(.email, Canary.email) == nil)
-        #expect(try vault.check(as: .administrator("t")).passed)
+        await #expect(try vault.check(as: .administrator("t")).passed)
         #expect(try await vault.verifyAudit(as: Principal(actor: "t", role: .admin)).passed)
         // The old pseudonym can no longer be computed from anything the vault holds: a query by the subject finds nothing.
         #expect(try await vault.queryAudit(AuditFilter(subject: .email(Canary.email)), as: Principal(actor: "t", role: .admin)).isEmpty)
@@ -575,11 +577,15 @@ struct ConcurrentCheckpointTests {
         let first = try await gateVault()
         let second = try Vault.open(at: first.directory)
         let request = AccessRequest(actor: "co", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "x")
-        DispatchQueue.concurrentPerform(iterations: 6) { worker in
-            let vault = worker % 2 == 0 ? first : second
-            for i in 0..<25 {
-                _ = try? vault.read(request, subject: .email("s\((worker + i) % 10)@example.test"))
-                try? vault.checkpointIfDue(force: true)
+        await withTaskGroup(of: Void.self) { group in
+            for worker in 0..<6 {
+                group.addTask {
+                    let vault = worker % 2 == 0 ? first : second
+                    for i in 0..<25 {
+                        _ = try? await vault.read(request, subject: .email("s\((worker + i) % 10)@example.test"))
+                        try? vault.checkpointIfDue(force: true)
+                    }
+                }
             }
         }
         let report = try await first.verifyAudit(as: Principal(actor: "t", role: .admin))
@@ -593,7 +599,7 @@ struct DemoAuditTests {
     @Test("the demo's imports and consent writes are in the audit log, and the log verifies")
     func demoAudited() async throws {
         let vault = try TestSupport.makeVault()
-        let report = try vault.loadDemoData(DemoOptions(profiles: 40, eventsPerProfile: 2))
+        let report = try await vault.loadDemoData(DemoOptions(profiles: 40, eventsPerProfile: 2))
         let entries = try await vault.queryAudit(AuditFilter(limit: 1_000), as: Principal(actor: "t", role: .admin))
         let consentWrites = entries.filter { $0.action == "consent_write" }.reduce(0) { $0 + ($1.counts["records"] ?? 0) }
         #expect(consentWrites == report.consentRecords && consentWrites > 0)
@@ -639,7 +645,7 @@ struct AsyncReadTests {
                 group.addTask {
                     let subject = i % 10
                     do {
-                        let read = try await vault.asyncRead(request, subject: .email("s\(subject)@example.test"))
+                        let read = try await vault.read(request, subject: .email("s\(subject)@example.test"))
                         return (subject, read.values["first_name"] == "Name\(subject)")
                     } catch { return (subject, nil) }
                 }
@@ -695,7 +701,7 @@ struct ReportTests {
     func denialsTallyCodesOnly() async throws {
         let vault = try await gateVault()
         let request = AccessRequest(actor: "m", role: .marketer, action: .readProfile, purpose: .service, fields: ["first_name"])
-        let read = try vault.read(request, subject: .email("s1@example.test"), includeDerived: true)
+        let read = try await vault.read(request, subject: .email("s1@example.test"), includeDerived: true)
         #expect(!read.decision.isPermit)
         let report = try await vault.report(.denials, as: Principal(actor: "t", role: .admin))
         let reasons = Set(report.rows.map { $0[3] })

@@ -15,11 +15,11 @@ struct PolicyReloadTests {
         let roles = vault.directory.appendingPathComponent("policies/roles.yaml")
         let original = try String(contentsOf: roles, encoding: .utf8)
         let request = AccessRequest(actor: "a", role: .analyst, action: .score, purpose: .profiling)
-        let decision = { () throws -> Decision in try vault.explain(request).decision }
+        let decision = { () async throws -> Decision in try await vault.explain(request).decision }
         func lastLoad() async throws -> AuditEntry? {
             try await vault.queryAudit(AuditFilter(action: "policy_loaded"), as: Principal(actor: "t", role: .admin)).last
         }
-        #expect(try decision().isPermit)
+        #expect(try await decision().isPermit)
         #expect(try vault.reloadPolicyIfChanged() == nil, "nothing changed")
         let before = vault.policyVersion
 
@@ -29,7 +29,7 @@ struct PolicyReloadTests {
         try narrowed.write(to: roles, atomically: true, encoding: .utf8)
         let version = try #require(try vault.reloadPolicyIfChanged())
         #expect(version != before && vault.policyVersion == version)
-        #expect(try !decision().isPermit)
+        await #expect(try !decision().isPermit)
         let loaded = try await lastLoad()
         #expect(loaded?.policyVersion == version && loaded?.decision == "permit")
         #expect(try await vault.queryAudit(AuditFilter(action: "policy_explain"), as: Principal(actor: "t", role: .admin)).last?.policyVersion == version)
@@ -37,14 +37,14 @@ struct PolicyReloadTests {
         // Files that do not load: every request is denied, and the failure is audited.
         try "roles: [\n".write(to: roles, atomically: true, encoding: .utf8)
         #expect(try vault.reloadPolicyIfChanged() != nil)
-        #expect(try decision().reasons.contains { $0.code == .policyUnavailable })
+        #expect(try await decision().reasons.contains { $0.code == .policyUnavailable })
         await #expect(throws: GateError.denied, "even the audit log is closed while the policy does not load") { try await lastLoad() }
         #expect(vault.schema["email"] != nil, "the field schema stays the last one that loaded")
 
         // Fixed again: the original rules are back in force.
         try original.write(to: roles, atomically: true, encoding: .utf8)
         #expect(try vault.reloadPolicyIfChanged() == before)
-        #expect(try decision().isPermit)
+        #expect(try await decision().isPermit)
         let loads = try await vault.queryAudit(AuditFilter(action: "policy_loaded"), as: Principal(actor: "t", role: .admin)).suffix(3)
         #expect(loads.map(\.decision) == ["permit", "deny", "permit"])
         #expect(loads.map(\.policyVersion).first == version && loads.map(\.policyVersion).last == before)

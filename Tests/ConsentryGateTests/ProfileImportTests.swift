@@ -9,9 +9,9 @@ import Testing
 @Suite("Profile import")
 struct ProfileImportTests {
     @Test("valid rows are normalized, sealed and countable")
-    func importsAndNormalizes() throws {
+    func importsAndNormalizes() async throws {
         let vault = try TestSupport.makeVault()
-        let report = try importCSV(vault, "  Ada@Example.TEST ,C1,Ada,Lovelace,+44 20 7946 0001,1815-12-10,London,gb\nbob@example.test,C2,Bob,,,,,\n")
+        let report = try await importCSV(vault, "  Ada@Example.TEST ,C1,Ada,Lovelace,+44 20 7946 0001,1815-12-10,London,gb\nbob@example.test,C2,Bob,,,,,\n")
         #expect(report.records == 2 && report.inserted == 2 && report.rejected == 0)
         let ada = try #require(try vault.profile(email: "ada@example.test"))
         #expect(ada["email"] == "ada@example.test")
@@ -26,9 +26,9 @@ struct ProfileImportTests {
     }
 
     @Test("bad rows are rejected with line, field and reason; good rows are committed")
-    func rejectsBadRows() throws {
+    func rejectsBadRows() async throws {
         let vault = try TestSupport.makeVault()
-        let report = try importCSV(
+        let report = try await importCSV(
             vault,
             """
             good@example.test,C1,Ann,Lee,,1990-01-01,Oslo,NO
@@ -56,19 +56,19 @@ struct ProfileImportTests {
     }
 
     @Test("undeclared fields are not stored and are reported by name and count")
-    func dropsUndeclared() throws {
+    func dropsUndeclared() async throws {
         let vault = try TestSupport.makeVault()
-        let report = try importCSV(vault, "a@example.test,shoe_size,12\nb@example.test,shoe_size,\n", header: "email,favourite_colour,shoe_size\n")
+        let report = try await importCSV(vault, "a@example.test,shoe_size,12\nb@example.test,shoe_size,\n", header: "email,favourite_colour,shoe_size\n")
         #expect(report.inserted == 2)
         #expect(report.droppedFields == ["favourite_colour": 2, "shoe_size": 2])
         #expect(try vault.profile(email: "a@example.test")?.keys.sorted() == ["email"])
     }
 
     @Test("an undeclared special-category column refuses the whole file and changes nothing")
-    func refusesSpecialCategory() throws {
+    func refusesSpecialCategory() async throws {
         let vault = try TestSupport.makeVault()
-        #expect {
-            _ = try importCSV(vault, "a@example.test,catholic\n", header: "email,religion\n")
+        await #expect {
+            _ = try await importCSV(vault, "a@example.test,catholic\n", header: "email,religion\n")
         } throws: { error in
             let message = (error as? GateError)?.message ?? ""
             return message.contains("`religion` looks like special-category data (religion)") && message.contains("nothing was imported")
@@ -77,12 +77,12 @@ struct ProfileImportTests {
     }
 
     @Test("a JSON Lines record with an undeclared special-category key is rejected")
-    func refusesSpecialCategoryJSONL() throws {
+    func refusesSpecialCategoryJSONL() async throws {
         let vault = try TestSupport.makeVault()
         let url = TestSupport.writeFile(
             "p.jsonl",
             "{\"email\":\"a@example.test\",\"health_condition\":\"x\"}\n{\"email\":\"b@example.test\",\"city\":\"Oslo\",\"vip\":true,\"age\":41}\n")
-        let report = try vault.importProfiles(from: url, source: .web, format: .jsonl)
+        let report = try await vault.importProfiles(from: url, source: .web, format: .jsonl)
         #expect(report.inserted == 1 && report.rejected == 1)
         #expect(report.rejections.first?.field == "health_condition")
         #expect(report.droppedFields == ["vip": 1, "age": 1])
@@ -105,11 +105,11 @@ struct ProfileImportTests {
     ]
 
     @Test("files that are unusable as a whole get one clear error and change nothing", arguments: unusableFiles)
-    func fileLevelErrors(_ name: String, _ content: Data, _ expected: String) throws {
+    func fileLevelErrors(_ name: String, _ content: Data, _ expected: String) async throws {
         let vault = try TestSupport.makeVault()
         let url = TestSupport.writeFile("\(name).csv", content)
         do {
-            _ = try vault.importProfiles(from: url, source: .crm, format: .csv)
+            _ = try await vault.importProfiles(from: url, source: .crm, format: .csv)
             Issue.record("accepted \(name)")
         } catch {
             #expect(error.code == .invalidInput)
@@ -119,59 +119,59 @@ struct ProfileImportTests {
     }
 
     @Test("a CSV file given as JSON Lines is refused as a whole")
-    func csvAsJSONL() throws {
+    func csvAsJSONL() async throws {
         let vault = try TestSupport.makeVault()
         let url = TestSupport.writeFile("p.jsonl", "email\na@example.test\n")
-        #expect(throws: GateError.invalidInput) { try vault.importProfiles(from: url, source: .crm, format: .jsonl) }
+        await #expect(throws: GateError.invalidInput) { try await vault.importProfiles(from: url, source: .crm, format: .jsonl) }
         #expect(try vault.count("subject") == 0)
     }
 
     @Test("records matching on e-mail or customer id merge into one subject")
-    func mergesByIdentity() throws {
+    func mergesByIdentity() async throws {
         let clock = FixedClock(TestSupport.fixedNow)
         let vault = try TestSupport.makeVault(clock: clock)
-        _ = try importCSV(vault, "ann@example.test,C1,Ann,Lee,,,Oslo,NO\n", source: .web)
+        _ = try await importCSV(vault, "ann@example.test,C1,Ann,Lee,,,Oslo,NO\n", source: .web)
         clock.advance(by: 60)
-        let second = try importCSV(vault, ",C1,Anna,,,,Bergen,\n", source: .web)
+        let second = try await importCSV(vault, ",C1,Anna,,,,Bergen,\n", source: .web)
         #expect(second.merged == 1 && second.inserted == 0)
-        let third = try importCSV(vault, "ann@example.test,,,,+4712345678,,,\n", source: .web)
+        let third = try await importCSV(vault, "ann@example.test,,,,+4712345678,,,\n", source: .web)
         #expect(third.merged == 1)
         let ann = try #require(try vault.profile(email: "ann@example.test"))
         #expect(ann["first_name"] == "Anna" && ann["city"] == "Bergen" && ann["last_name"] == "Lee" && ann["phone"] == "+4712345678")
         #expect(try vault.count("subject") == 1)
-        let again = try importCSV(vault, "ann@example.test,,,,+4712345678,,,\n", source: .web)
+        let again = try await importCSV(vault, "ann@example.test,,,,+4712345678,,,\n", source: .web)
         #expect(again.unchanged == 1 && again.merged == 0)
     }
 
     @Test("merge rule: a higher-precedence source wins; among equals the newest value wins, older ones do not overwrite")
-    func mergePrecedence() throws {
+    func mergePrecedence() async throws {
         let clock = FixedClock(TestSupport.fixedNow)
         let vault = try TestSupport.makeVault(clock: clock)
         let header = "email,city,updated_at\n"
-        _ = try importCSV(vault, "m@example.test,Oslo,2026-11-01T00:00:00Z\n", source: .web, header: header)
-        _ = try importCSV(vault, "m@example.test,Bergen,2026-10-01T00:00:00Z\n", source: .web, header: header)
+        _ = try await importCSV(vault, "m@example.test,Oslo,2026-11-01T00:00:00Z\n", source: .web, header: header)
+        _ = try await importCSV(vault, "m@example.test,Bergen,2026-10-01T00:00:00Z\n", source: .web, header: header)
         #expect(try vault.profile(email: "m@example.test")?["city"] == "Oslo", "an older web value must not overwrite a newer one")
-        _ = try importCSV(vault, "m@example.test,Tromso,2026-09-01T00:00:00Z\n", source: .crm, header: header)
+        _ = try await importCSV(vault, "m@example.test,Tromso,2026-09-01T00:00:00Z\n", source: .crm, header: header)
         #expect(try vault.profile(email: "m@example.test")?["city"] == "Tromso", "crm outranks web even when older")
-        _ = try importCSV(vault, "m@example.test,Narvik,2026-11-19T00:00:00Z\n", source: .web, header: header)
+        _ = try await importCSV(vault, "m@example.test,Narvik,2026-11-19T00:00:00Z\n", source: .web, header: header)
         #expect(try vault.profile(email: "m@example.test")?["city"] == "Tromso", "web cannot overwrite crm")
-        _ = try importCSV(vault, "m@example.test,Alta,2026-11-19T00:00:00Z\n", source: .crm, header: header)
+        _ = try await importCSV(vault, "m@example.test,Alta,2026-11-19T00:00:00Z\n", source: .crm, header: header)
         #expect(try vault.profile(email: "m@example.test")?["city"] == "Alta")
     }
 
     @Test("an e-mail and a customer id of two different subjects are a conflict, not a silent merge")
-    func identityConflict() throws {
+    func identityConflict() async throws {
         let vault = try TestSupport.makeVault()
-        _ = try importCSV(vault, "a@example.test,C1,,,,,,\nb@example.test,C2,,,,,,\n")
-        let report = try importCSV(vault, "a@example.test,C2,,,,,,\n")
+        _ = try await importCSV(vault, "a@example.test,C1,,,,,,\nb@example.test,C2,,,,,,\n")
+        let report = try await importCSV(vault, "a@example.test,C2,,,,,,\n")
         #expect(report.rejected == 1)
         #expect(report.rejections.first?.reason.contains("belong to two different subjects") == true)
     }
 
     @Test("duplicates inside one file merge within the same batch")
-    func duplicatesInOneFile() throws {
+    func duplicatesInOneFile() async throws {
         let vault = try TestSupport.makeVault(batchSize: 2)
-        let report = try importCSV(vault, "d@example.test,C9,Dan,,,,,\nD@EXAMPLE.TEST,,Daniel,,,,,\nd@example.test,,,,,,Rome,IT\n")
+        let report = try await importCSV(vault, "d@example.test,C9,Dan,,,,,\nD@EXAMPLE.TEST,,Daniel,,,,,\nd@example.test,,,,,,Rome,IT\n")
         #expect(report.inserted == 1 && report.merged == 2)
         #expect(try vault.profile(email: "d@example.test")?["first_name"] == "Daniel")
     }
@@ -182,7 +182,7 @@ struct ProfileImportTests {
         for (records, sizes) in [(5, [2, 2, 1]), (4, [2, 2]), (1, [1])] {
             let vault = try TestSupport.makeVault(batchSize: 2)
             let body = (0..<records).map { "batch\($0)@example.test,C\($0),,,,,,\n" }.joined()
-            let report = try importCSV(vault, body)
+            let report = try await importCSV(vault, body)
             #expect(report.records == records && report.inserted == records && report.rejected == 0)
             #expect(try vault.count("subject") == records)
             let entries = try await vault.queryAudit(AuditFilter(action: "import"), as: Principal(actor: "t", role: .admin))
@@ -194,10 +194,10 @@ struct ProfileImportTests {
     }
 
     @Test("an RFC 4180 CSV with quotes, embedded commas and newlines, CRLF endings and a BOM imports")
-    func csvDialect() throws {
+    func csvDialect() async throws {
         let vault = try TestSupport.makeVault()
         let text = "\u{FEFF}email,city,last_name\r\nq@example.test,\"Washington, D.C.\",\"O\"\"Brien\"\r\n"
-        let report = try vault.importProfiles(from: TestSupport.writeFile("q.csv", text), source: .crm, format: .csv)
+        let report = try await vault.importProfiles(from: TestSupport.writeFile("q.csv", text), source: .crm, format: .csv)
         #expect(report.inserted == 1)
         let q = try #require(try vault.profile(email: "q@example.test"))
         #expect(q["city"] == "Washington, D.C." && q["last_name"] == "O\"Brien")
@@ -224,11 +224,11 @@ struct CSVOutputTests {
 @Suite("Import errors carry no personal data")
 struct ImportErrorPrivacyTests {
     @Test("a CSV file that lost its header row gets an error that does not echo the first record")
-    func headerlessCSV() throws {
+    func headerlessCSV() async throws {
         let vault = try TestSupport.makeVault()
         let url = TestSupport.writeFile("noheader.csv", "\(Canary.email),\(Canary.customerID),\(Canary.firstName)\n")
         do {
-            _ = try vault.importProfiles(from: url, source: .crm, format: .csv)
+            _ = try await vault.importProfiles(from: url, source: .crm, format: .csv)
             Issue.record("imported a file without a header")
         } catch {
             #expect(error.message.contains("is not a field name") && error.message.contains("add a header row"))
@@ -237,16 +237,16 @@ struct ImportErrorPrivacyTests {
     }
 
     @Test("a duplicate key that is data (an e-mail address) is not echoed in the rejection")
-    func duplicateDataKey() throws {
+    func duplicateDataKey() async throws {
         let vault = try TestSupport.makeVault()
         let line = #"{"email":"x@example.test","\#(Canary.email)":1,"\#(Canary.email)":2}"#
-        let report = try vault.importProfiles(
+        let report = try await vault.importProfiles(
             from: TestSupport.writeFile("dup.jsonl", "{\"email\":\"y@example.test\"}\n" + line + "\n"), source: .web, format: .jsonl)
         #expect(report.rejected == 1)
         let reason = report.rejections.first?.reason ?? ""
         #expect(reason.contains("duplicate key"))
         #expect(!reason.contains(Canary.email))
-        let named = try vault.importProfiles(
+        let named = try await vault.importProfiles(
             from: TestSupport.writeFile(
                 "dup2.jsonl", "{\"email\":\"w@example.test\"}\n" + #"{"email":"z@example.test","city":"A","city":"B"}"# + "\n"),
             source: .web, format: .jsonl)
@@ -257,10 +257,10 @@ struct ImportErrorPrivacyTests {
 @Suite("Rejections name keys only when they are field names")
 struct KeyNamingTests {
     @Test("a nested value under a data-like key is rejected without naming the key")
-    func nestedUnderDataKey() throws {
+    func nestedUnderDataKey() async throws {
         let vault = try TestSupport.makeVault()
         let text = "{\"email\":\"y@example.test\"}\n" + #"{"email":"x@example.test","\#(Canary.email)":{"a":1}}"# + "\n"
-        let report = try vault.importProfiles(from: TestSupport.writeFile("nested.jsonl", text), source: .web, format: .jsonl)
+        let report = try await vault.importProfiles(from: TestSupport.writeFile("nested.jsonl", text), source: .web, format: .jsonl)
         #expect(report.rejected == 1)
         #expect(report.rejections.first?.field == "(invalid name)")
         #expect(!(report.rejections.first?.description.contains(Canary.email) ?? true))

@@ -11,10 +11,10 @@ import Testing
 
 @Suite("Vault storage")
 struct StorageTests {
-    func canaryVault() throws -> Vault {
+    func canaryVault() async throws -> Vault {
         let vault = try TestSupport.makeVault()
         let row = "\(Canary.email),\(Canary.customerID),\(Canary.firstName),\(Canary.lastName),\(Canary.phone),1980-05-05,\(Canary.city),DE\n"
-        _ = try importCSV(vault, row + "other@example.test,C2,Ann,Lee,,,Oslo,NO\n")
+        _ = try await importCSV(vault, row + "other@example.test,C2,Ann,Lee,,,Oslo,NO\n")
         return vault
     }
 
@@ -36,10 +36,10 @@ struct StorageTests {
 
     @Test("check is a gated operation: a role without key_admin is refused before any value is opened, and both outcomes are audited")
     func checkIsGated() async throws {
-        let vault = try canaryVault()
-        let refused = #expect(throws: GateError.denied) { _ = try vault.check(as: Principal(actor: "m", role: .marketer)) }
+        let vault = try await canaryVault()
+        let refused = await #expect(throws: GateError.denied) { _ = try await vault.check(as: Principal(actor: "m", role: .marketer)) }
         #expect(refused?.message.contains("key_admin") == true || refused?.message.contains("not granted") == true, "\(String(describing: refused))")
-        let report = try vault.check(as: Principal(actor: "ops", role: .admin, requestID: "req-check-1"))
+        let report = try await vault.check(as: Principal(actor: "ops", role: .admin, requestID: "req-check-1"))
         #expect(report.passed && report.valuesOpened > 0)
         let entries = try await vault.queryAudit(AuditFilter(action: "integrity_check"), as: Principal(actor: "t", role: .admin))
         #expect(entries.map(\.decision) == ["deny", "permit"])
@@ -48,9 +48,9 @@ struct StorageTests {
     }
 
     @Test("the database files hold no canary in plaintext, lower-cased or base64 form")
-    func forensics() throws {
-        let vault = try canaryVault()
-        _ = try vault.check(as: .administrator("t"))
+    func forensics() async throws {
+        let vault = try await canaryVault()
+        _ = try await vault.check(as: .administrator("t"))
         let files = TestSupport.files(under: vault.directory).filter { $0.lastPathComponent.hasPrefix(Vault.databaseFileName) }
         #expect(files.count >= 2, "expected the database and its WAL")
         for file in files {
@@ -60,8 +60,8 @@ struct StorageTests {
     }
 
     @Test("reading chosen fields decrypts only those fields")
-    func readsChosenFields() throws {
-        let vault = try canaryVault()
+    func readsChosenFields() async throws {
+        let vault = try await canaryVault()
         let subject = try #require(try vault.findSubject(.email, Canary.email))
         let values = try #require(try vault.readFields(of: subject, fields: ["first_name", "city"]))
         #expect(values == ["first_name": Canary.firstName, "city": Canary.city])
@@ -82,14 +82,14 @@ struct StorageTests {
     }
 
     @Test("a flipped byte is an integrity error naming the subject (by its audit pseudonym) and the field, never the value or the internal id")
-    func tamperedByte() throws {
-        let vault = try canaryVault()
+    func tamperedByte() async throws {
+        let vault = try await canaryVault()
         let subject = try #require(try vault.findSubject(.email, Canary.email))
         try corruptField("city", of: subject, in: vault)
-        let report = try vault.check(as: .administrator("t"))
+        let report = try await vault.check(as: .administrator("t"))
         #expect(!report.passed)
         // Named by the audit pseudonym, never by the vault's internal id.
-        let pseudonym = vault.pseudonym(secret: try vault.db.read { try vault.auditSecret(of: subject, db: $0) })
+        let pseudonym = await vault.pseudonym(secret: try vault.db.read { try vault.auditSecret(of: subject, db: $0) })
         #expect(report.problems == ["field `city` of subject \(pseudonym) failed its integrity check (tampered, moved, or sealed under another key)"])
         #expect(!report.problems.joined().contains(subject.description))
         #expect(report.subjectsChecked == 1, "the untouched subject still checks")
@@ -97,27 +97,27 @@ struct StorageTests {
     }
 
     @Test("a profile moved to another subject's row fails to open")
-    func movedProfile() throws {
-        let vault = try canaryVault()
+    func movedProfile() async throws {
+        let vault = try await canaryVault()
         let canary = try #require(try vault.findSubject(.email, Canary.email))
         let other = try #require(try vault.findSubject(.email, "other@example.test"))
-        try vault.db.write { db in
+        try await vault.db.write { db in
             try db.execute(
                 sql: "UPDATE subject SET fields = (SELECT fields FROM subject WHERE id = ?) WHERE id = ?",
                 arguments: [canary.rawValue, other.rawValue])
         }
         #expect(throws: GateError.integrity) { try vault.readFields(of: other, fields: ["first_name"]) }
-        let report = try vault.check(as: .administrator("t"))
-        let pseudonym = vault.pseudonym(secret: try vault.db.read { try vault.auditSecret(of: other, db: $0) })
+        let report = try await vault.check(as: .administrator("t"))
+        let pseudonym = await vault.pseudonym(secret: try vault.db.read { try vault.auditSecret(of: other, db: $0) })
         #expect(report.problems.count == 1 && report.problems[0].contains("subject \(pseudonym)"), "\(report.problems)")
     }
 
     @Test("a wrapped data key moved to another subject fails to unwrap")
-    func movedDataKey() throws {
-        let vault = try canaryVault()
+    func movedDataKey() async throws {
+        let vault = try await canaryVault()
         let canary = try #require(try vault.findSubject(.email, Canary.email))
         let other = try #require(try vault.findSubject(.email, "other@example.test"))
-        try vault.db.write { db in
+        try await vault.db.write { db in
             try db.execute(
                 sql: "UPDATE subject SET wrapped_key = (SELECT wrapped_key FROM subject WHERE id = ?) WHERE id = ?",
                 arguments: [canary.rawValue, other.rawValue])
@@ -126,8 +126,8 @@ struct StorageTests {
     }
 
     @Test("opening with the wrong master key fails with a key error, and a missing vault is reported")
-    func wrongMasterKey() throws {
-        let vault = try canaryVault()
+    func wrongMasterKey() async throws {
+        let vault = try await canaryVault()
         let wrong = try SecretBytes.random(count: 32)
         do {
             _ = try Vault.open(at: vault.directory, masterKey: wrong)
@@ -157,10 +157,10 @@ struct StorageTests {
     }
 
     @Test("the consent ledger is append-only")
-    func consentAppendOnly() throws {
-        let vault = try canaryVault()
+    func consentAppendOnly() async throws {
+        let vault = try await canaryVault()
         let subject = try #require(try vault.findSubject(.email, Canary.email))
-        _ = try vault.db.write { db in
+        _ = try await vault.db.write { db in
             try vault.appendConsent(subject: subject, purpose: .emailMarketing, state: .granted, time: 1, source: "form", db: db)
         }
         let refused = #expect(throws: DatabaseError.self) {
@@ -170,12 +170,12 @@ struct StorageTests {
     }
 
     @Test("deleting a subject cascades to identities, events, consents and derived data")
-    func cascades() throws {
-        let vault = try canaryVault()
+    func cascades() async throws {
+        let vault = try await canaryVault()
         let subject = try #require(try vault.findSubject(.email, Canary.email))
-        _ = try vault.importEvents(
+        _ = try await vault.importEvents(
             from: TestSupport.writeFile("e.jsonl", #"{"id":"c1","email":"\#(Canary.email)","type":"unsubscribe","time":"2026-11-19T10:00:00Z"}"#))
-        _ = try vault.db.write { db in
+        _ = try await vault.db.write { db in
             try vault.appendConsent(subject: subject, purpose: .profiling, state: .granted, time: 1, source: "form", db: db)
             try db.execute(
                 sql: "INSERT INTO derived (subject_id, kind, name, sealed, updated_at) VALUES (?, 'score', 'engagement', x'00', 0)",
@@ -193,23 +193,23 @@ struct RotationTests {
     @Test("rotation re-wraps every data key, leaves sealed fields untouched, and retires the old key")
     func rotates() async throws {
         let vault = try TestSupport.makeVault(batchSize: 7)
-        _ = try vault.loadDemoData(DemoOptions(profiles: 50, eventsPerProfile: 0))
+        _ = try await vault.loadDemoData(DemoOptions(profiles: 50, eventsPerProfile: 0))
         let fieldsBefore = try await vault.db.read { try Data.fetchAll($0, sql: "SELECT fields FROM subject ORDER BY id") }
         let report = try await vault.rotateKeys(batchSize: 7)
         #expect(report == RotationReport(fromVersion: 1, toVersion: 2, rewrapped: 50, resumed: false))
         let fieldsAfter = try await vault.db.read { try Data.fetchAll($0, sql: "SELECT fields FROM subject ORDER BY id") }
         #expect(fieldsBefore == fieldsAfter)
         #expect(try vault.count("kek") == 1)
-        #expect(try vault.check(as: .administrator("t")).passed)
+        await #expect(try vault.check(as: .administrator("t")).passed)
         let reopened = try Vault.open(at: vault.directory)
-        #expect(try reopened.check(as: .administrator("t")).subjectsChecked == 50)
+        await #expect(try reopened.check(as: .administrator("t")).subjectsChecked == 50)
         await #expect(try reopened.status().keyVersion == 2)
     }
 
     @Test("an interrupted rotation leaves every subject readable and is finished by the next run")
     func resumes() async throws {
         let vault = try TestSupport.makeVault()
-        _ = try vault.loadDemoData(DemoOptions(profiles: 30, eventsPerProfile: 0))
+        _ = try await vault.loadDemoData(DemoOptions(profiles: 30, eventsPerProfile: 0))
         // Simulate a crash after step 1 and one partial batch: a new active KEK, some subjects moved.
         let nonces = NonceSource()
         let kek = try SecretBytes.random(count: 32)
@@ -219,14 +219,14 @@ struct RotationTests {
             try db.execute(sql: "INSERT INTO kek (version, wrapped, state, created_at) VALUES (2, ?, 'active', 0)", arguments: [wrapped])
         }
         try vault.loadKEKs()
-        _ = try vault.loadDemoData(DemoOptions(profiles: 40, eventsPerProfile: 0))  // 10 new subjects go straight to version 2
+        _ = try await vault.loadDemoData(DemoOptions(profiles: 40, eventsPerProfile: 0))  // 10 new subjects go straight to version 2
         let reopened = try Vault.open(at: vault.directory)
         await #expect(try reopened.status().keyRotationPending)
-        #expect(try reopened.check(as: .administrator("t")).passed, "readable in the middle of a rotation")
+        await #expect(try reopened.check(as: .administrator("t")).passed, "readable in the middle of a rotation")
         let report = try await reopened.rotateKeys()
         #expect(report.resumed && report.fromVersion == 1 && report.toVersion == 2 && report.rewrapped == 30)
         await #expect(try reopened.status().keyRotationPending == false)
-        #expect(try reopened.check(as: .administrator("t")).subjectsChecked == 40)
+        await #expect(try reopened.check(as: .administrator("t")).subjectsChecked == 40)
     }
 }
 
@@ -235,16 +235,16 @@ struct ConcurrentRotationTests {
     @Test("an import after another process rotated the keys wraps new subjects under the current key-encryption key")
     func importAfterForeignRotation() async throws {
         let vault = try TestSupport.makeVault()
-        _ = try importCSV(vault, "a@example.test,C1,,,,,,\n")
+        _ = try await importCSV(vault, "a@example.test,C1,,,,,,\n")
         let other = try Vault.open(at: vault.directory)
         _ = try await other.rotateKeys()
-        _ = try importCSV(vault, "b@example.test,C2,,,,,,\n")
+        _ = try await importCSV(vault, "b@example.test,C2,,,,,,\n")
         let derived = try await vault.writeDerived(
             AccessRequest(actor: "t", role: .analyst, action: .score, purpose: .analytics), kind: "score", name: "x",
             values: [try #require(try vault.findSubject(.email, "a@example.test")): "1"])
         #expect(derived.decision == .permit)
         let reopened = try Vault.open(at: vault.directory)
-        let report = try reopened.check(as: .administrator("t"))
+        let report = try await reopened.check(as: .administrator("t"))
         #expect(report.passed, "\(report.problems)")
         #expect(report.subjectsChecked == 2)
     }

@@ -21,6 +21,6 @@ extension Vault {
 
 let csvHeader = "email,customer_id,first_name,last_name,phone,birth_date,city,country\n"
 
-func importCSV(_ vault: Vault, _ body: String, source: DataSource = .crm, header: String = csvHeader) throws -> ImportReport {
-    try vault.importProfiles(from: TestSupport.writeFile("profiles.csv", header + body), source: source, format: .csv)
+func importCSV(_ vault: Vault, _ body: String, source: DataSource = .crm, header: String = csvHeader) async throws -> ImportReport {
+    try await vault.importProfiles(from: TestSupport.writeFile("profiles.csv", header + body), source: source, format: .csv)
 }

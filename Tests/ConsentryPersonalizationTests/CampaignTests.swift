@@ -47,7 +47,7 @@ struct CampaignTests {
     func experimentFlow() async throws {
         let vault = try TestSupport.makeVault()
         let csv = (0..<40).map { "u\($0)@example.test,U\($0)" }.joined(separator: "\n")
-        _ = try vault.importProfiles(from: TestSupport.writeFile("p.csv", "email,customer_id\n" + csv + "\n"), source: .crm, format: .csv)
+        _ = try await vault.importProfiles(from: TestSupport.writeFile("p.csv", "email,customer_id\n" + csv + "\n"), source: .crm, format: .csv)
         for i in 0..<30 {
             for state in [ConsentState.pending, .confirmed] {
                 try await vault.recordConsent(
@@ -82,7 +82,7 @@ struct CampaignTests {
     @Test("send time: own history when there is enough, else the country, else everyone; shown through the gate")
     func sendTime() async throws {
         let vault = try TestSupport.makeVault()
-        _ = try vault.importProfiles(
+        _ = try await vault.importProfiles(
             from: TestSupport.writeFile("p.csv", "email,country\nown@example.test,DE\npeer@example.test,DE\nlone@example.test,FR\n"), source: .crm,
             format: .csv)
         for email in ["own@example.test", "peer@example.test", "lone@example.test"] {
@@ -94,12 +94,12 @@ struct CampaignTests {
         let lines = (0..<3).map {
             #"{"id":"o\#($0)","email":"own@example.test","type":"email_open","campaign_id":"c","time":"2026-11-17T18:0\#($0):00Z"}"#
         }
-        _ = try vault.importEvents(from: TestSupport.writeFile("e.jsonl", lines.joined(separator: "\n") + "\n"))
+        _ = try await vault.importEvents(from: TestSupport.writeFile("e.jsonl", lines.joined(separator: "\n") + "\n"))
         let desk = SendTimeDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService))
         let sources = try await desk.compute(now: TestSupport.fixedNow)
         #expect(sources == ["own_history": 1, "country": 1, "global": 1])
-        #expect(try desk.show(.email("own@example.test")).time?.label == "Tue 18:00 UTC")
-        #expect(try desk.show(.email("peer@example.test")).time?.source == "country")
-        #expect(try desk.show(.email("lone@example.test")).time?.source == "global")
+        await #expect(try desk.show(.email("own@example.test")).time?.label == "Tue 18:00 UTC")
+        await #expect(try desk.show(.email("peer@example.test")).time?.source == "country")
+        await #expect(try desk.show(.email("lone@example.test")).time?.source == "global")
     }
 }

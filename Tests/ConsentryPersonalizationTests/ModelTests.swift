@@ -40,7 +40,7 @@ struct ModelTests {
         let vault = try TestSupport.makeVault()
         // Subject ids are random, so the 70/15/15 split differs run to run: enough subjects keep the test set's AUC
         // within a few standard errors (about 0.035 here) of the true value (about 0.76).
-        _ = try vault.loadDemoData(DemoOptions(profiles: 6_000, seed: 7, eventsPerProfile: 12))
+        _ = try await vault.loadDemoData(DemoOptions(profiles: 6_000, seed: 7, eventsPerProfile: 12))
         let desk = ModelDesk(vault: vault, as: Principal(actor: "al", role: .analyst))
         let report = try await desk.trainPropensity(now: TestSupport.fixedNow)
         #expect(report.auc > 0.62, "test ROC-AUC \(report.auc) is not above chance by the stated margin (0.12)")

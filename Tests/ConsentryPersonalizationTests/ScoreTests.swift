@@ -50,7 +50,7 @@ struct ScoreTests {
     func vault() async throws -> Vault {
         let vault = try TestSupport.makeVault()
         let csv = "email,customer_id,first_name,country\na@example.test,A,Ann,DE\nb@example.test,B,Bo,DE\nc@example.test,C,Cy,FR\n"
-        _ = try vault.importProfiles(from: TestSupport.writeFile("p.csv", csv), source: .crm, format: .csv)
+        _ = try await vault.importProfiles(from: TestSupport.writeFile("p.csv", csv), source: .crm, format: .csv)
         for email in ["a@example.test", "b@example.test", "c@example.test"] {
             for purpose in [Purpose.profiling, .personalization] {
                 try await vault.recordConsent(
@@ -69,7 +69,7 @@ struct ScoreTests {
                 #"{"id":"e\#(i)","email":"\#(email)","type":"\#(type)","item_id":"\#(item)","category":"running","time":"2026-11-1\#(i)T10:00:00Z"\#(amount)}"#
             )
         }
-        let report = try vault.importEvents(from: TestSupport.writeFile("e.jsonl", lines.joined(separator: "\n") + "\n"))
+        let report = try await vault.importEvents(from: TestSupport.writeFile("e.jsonl", lines.joined(separator: "\n") + "\n"))
         #expect(report.inserted == 6, "\(report.rejections)")
         return vault
     }

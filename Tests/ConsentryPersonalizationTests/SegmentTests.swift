@@ -160,7 +160,7 @@ struct SegmentGateTests {
             gone@example.test,G-1,AT
 
             """
-        _ = try vault.importProfiles(from: TestSupport.writeFile("p.csv", csv), source: .crm, format: .csv)
+        _ = try await vault.importProfiles(from: TestSupport.writeFile("p.csv", csv), source: .crm, format: .csv)
         for email in ["run@example.test", "calm@example.test", "gone@example.test"] {
             for state in [ConsentState.pending, .confirmed] {
                 try await vault.recordConsent(
@@ -176,7 +176,7 @@ struct SegmentGateTests {
             #"{"id":"2","email":"none@example.test","type":"view","item_id":"shoe-1","category":"running","time":"2026-11-18T10:00:00Z"}"#,
             #"{"id":"3","email":"gone@example.test","type":"view","item_id":"shoe-1","category":"running","time":"2026-11-18T10:00:00Z"}"#,
         ].joined(separator: "\n")
-        let report = try vault.importEvents(from: TestSupport.writeFile("e.jsonl", events + "\n"))
+        let report = try await vault.importEvents(from: TestSupport.writeFile("e.jsonl", events + "\n"))
         #expect(report.inserted == 3, "\(report.rejections)")
         return (vault, clock)
     }
@@ -211,7 +211,7 @@ struct SegmentGateTests {
         #expect(stats.decision == .permit && stats.members.isEmpty && stats.memberCount == 3 && stats.countsOnly, "analytics releases counts only")
         let audited = try await vault.queryAudit(AuditFilter(), as: Principal(actor: "t", role: .admin)).compactMap(\.subject)
         #expect(!audited.isEmpty && Set(mail.members).isDisjoint(with: audited), "member pseudonyms are not audit pseudonyms")
-        let explained = try vault.explain(
+        let explained = try await vault.explain(
             AccessRequest(actor: "mia", role: .marketer, action: .segment, purpose: .emailMarketing, fields: ["country"]),
             subject: .email("run@example.test"))
         for member in mail.members { #expect(!explained.trace.joined().contains(member)) }
@@ -272,13 +272,13 @@ struct SegmentGateTests {
         _ = try await desk.run("running_browsers", now: TestSupport.fixedNow)
         // `calm` browses running shoes: the import touches only `calm`, and the update adds it without a full re-scan.
         let view = #"{"id":"4","email":"calm@example.test","type":"view","item_id":"shoe-1","category":"running","time":"2026-11-20T09:00:00Z"}"#
-        let report = try vault.importEvents(from: TestSupport.writeFile("v.jsonl", view + "\n"))
+        let report = try await vault.importEvents(from: TestSupport.writeFile("v.jsonl", view + "\n"))
         #expect(report.touchedSubjects.count == 1)
         await #expect(try desk.refresh(subjects: report.touchedSubjects, now: TestSupport.fixedNow) == ["running_browsers": 1])
         await #expect(try members(vault) == 2)
         // `run` buys: the purchase removes it from the segment.
         let buy = #"{"id":"5","email":"run@example.test","type":"purchase","amount":80,"currency":"EUR","time":"2026-11-20T10:00:00Z"}"#
-        let second = try vault.importEvents(from: TestSupport.writeFile("b.jsonl", buy + "\n"))
+        let second = try await vault.importEvents(from: TestSupport.writeFile("b.jsonl", buy + "\n"))
         _ = try await desk.refresh(subjects: second.touchedSubjects, now: TestSupport.fixedNow)
         await #expect(try members(vault) == 1)
         // `calm` withdraws; its next event's update drops the stored membership.

@@ -19,7 +19,7 @@ struct TemplateGateTests {
             noconsent@example.test,NC-1,Nora,1991-01-01,silver,en
 
             """
-        _ = try vault.importProfiles(from: TestSupport.writeFile("p.csv", csv), source: .crm, format: .csv)
+        _ = try await vault.importProfiles(from: TestSupport.writeFile("p.csv", csv), source: .crm, format: .csv)
         for state in [ConsentState.pending, .confirmed] {
             try await vault.recordConsent(
                 ConsentChange(purpose: .emailMarketing, state: state, source: "form"), subject: .email(Canary.email),
@@ -114,7 +114,7 @@ struct TemplateGateTests {
     @Test("a subject without a value gets the template's default")
     func defaults() async throws {
         let vault = try TestSupport.makeVault()
-        _ = try vault.importProfiles(from: TestSupport.writeFile("p.csv", "email,customer_id\nbare@example.test,B-1\n"), source: .crm, format: .csv)
+        _ = try await vault.importProfiles(from: TestSupport.writeFile("p.csv", "email,customer_id\nbare@example.test,B-1\n"), source: .crm, format: .csv)
         _ = try await TemplateDesk(vault: vault, as: Principal(actor: "mia", role: .marketer)).register(
             name: "service_note", purpose: .service, format: .text, source: "Dear {{ first_name | default: 'customer' }}")
         let result = try await TemplateDesk(vault: vault, as: Principal(actor: "esp", role: .campaignService)).render(

@@ -45,7 +45,7 @@ struct TriggerTests {
     func queue() async throws {
         let clock = FixedClock(TestSupport.fixedNow)
         let vault = try TestSupport.makeVault(clock: clock)
-        _ = try vault.importProfiles(
+        _ = try await vault.importProfiles(
             from: TestSupport.writeFile("p.csv", "email,first_name\nann@example.test,Ann\nbo@example.test,Bo\n"), source: .crm, format: .csv)
         for email in ["ann@example.test", "bo@example.test"] {
             for state in [ConsentState.pending, .confirmed] {
@@ -61,7 +61,7 @@ struct TriggerTests {
             #"{"id":"1","email":"ann@example.test","type":"cart_add","item_id":"shoe","category":"running","time":"2026-11-20T12:01:00Z"}"#,
             #"{"id":"2","email":"bo@example.test","type":"cart_add","item_id":"sock","category":"running","time":"2026-11-20T12:01:00Z"}"#,
         ]
-        _ = try vault.importEvents(from: TestSupport.writeFile("e.jsonl", events.joined(separator: "\n") + "\n"))
+        _ = try await vault.importEvents(from: TestSupport.writeFile("e.jsonl", events.joined(separator: "\n") + "\n"))
         let system = TriggerDesk(vault: vault, as: Principal(actor: "scheduler", role: .admin))
         await #expect(try system.check(now: clock.now()).first?.fired == 0, "the delay has not passed")
         clock.advance(by: 10 * 60)

@@ -26,17 +26,17 @@ struct ErasureRaceTests {
         let records = rows.indices.lazy.map { index -> ProfileRecord in
             if index == 1 {
                 let deadline = Date().addingTimeInterval(30)
-                while (try? vault.profileExists("first-batch@example.test")) != true && Date() < deadline { usleep(2_000) }
+                while (try? TestSupport.waitFor { try await vault.profileExists("first-batch@example.test") }) != true && Date() < deadline { usleep(2_000) }
                 _ = try? TestSupport.waitFor { try await desk.fulfil(erasure.id) }
             }
             return ProfileRecord(line: index + 2, values: rows[index])
         }
         var report = ImportReport(file: "race", kind: "profiles")
-        let audit = try importer.importAudit(actor: "t", role: .admin, what: "profiles from crm")
+        let audit = try await importer.importAudit(actor: "t", role: .admin, what: "profiles from crm")
         try importer.ingestProfiles(records, source: .crm, report: &report, audit: audit)
         await #expect(try f.vault.request(erasure.id, as: Principal(actor: "dpo", role: .complianceOfficer)).status == .completed)
         #expect(report.inserted == 2 && report.suppressed == 1)
-        #expect(try !f.vault.profileExists(Canary.email))
-        #expect(try f.vault.profileExists("third-batch@example.test"))
+        await #expect(try !f.vault.profileExists(Canary.email))
+        await #expect(try f.vault.profileExists("third-batch@example.test"))
     }
 }

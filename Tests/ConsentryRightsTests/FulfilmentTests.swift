@@ -102,9 +102,9 @@ struct FulfilmentTests {
         let changed = stored.replacingOccurrences(of: "\"subject\":1", with: "\"subject\":0")
         #expect(changed != stored && !SignedReceipt.verify(Data(changed.utf8), publicKey: f.vault.signingPublicKey))
         #expect(!SignedReceipt.verify(Data(stored.utf8), publicKey: String(repeating: "ab", count: 32)))
-        #expect(try f.desk.verifyErasure(erasure.id).passed)
+        await #expect(try f.desk.verifyErasure(erasure.id).passed)
         await #expect(try f.vault.verifyAudit(as: Principal(actor: "t", role: .admin)).passed, "the chain still verifies")
-        #expect(try f.vault.profileExists(RightsFixture.neighbour), "the neighbour is untouched")
+        await #expect(try f.vault.profileExists(RightsFixture.neighbour), "the neighbour is untouched")
         // Both earlier requests are unlinked from the erased subject.
         let (accessShown, erasureShown) = (try await f.desk.show(access.id), try await f.desk.show(erasure.id))
         #expect(!accessShown.subjectFound && !erasureShown.subjectFound)
@@ -116,7 +116,7 @@ struct FulfilmentTests {
         let erasure = try await f.openVerified(.erasure)
         _ = try await f.desk.fulfil(erasure.id)
         try Data("left behind: \(Canary.email.lowercased())".utf8).write(to: f.vault.exportsDirectory.appendingPathComponent("stray.txt"))
-        let verification = try f.desk.verifyErasure(erasure.id)
+        let verification = try await f.desk.verifyErasure(erasure.id)
         #expect(!verification.passed)
         #expect(verification.checks.first { $0.name == "raw files" }?.detail.contains("exports/stray.txt") == true)
         #expect(!verification.checks.map(\.detail).joined().contains(Canary.email), "details name files, never identifiers")
@@ -134,7 +134,7 @@ struct FulfilmentTests {
         #expect(done.record.status == .inProgress && done.record.receipt == nil, "the request stays open")
         #expect(done.record.outcome?.contains("raw files") == true, "the outcome names the failed check: \(done.record.outcome ?? "")")
         await #expect(try f.desk.show(erasure.id).receipt == nil)
-        #expect(try !f.vault.profileExists(Canary.email), "the data itself is erased all the same")
+        await #expect(try !f.vault.profileExists(Canary.email), "the data itself is erased all the same")
         let steps = try await f.vault.queryAudit(AuditFilter(action: "dsr_manage"), as: Principal(actor: "t", role: .admin)).flatMap(\.reasons)
         #expect(steps.contains { $0.hasPrefix("erasure not completed: verification failed (raw files)") })
         // Once the stray copy is gone, fulfilling again erases nothing more, verifies, and signs.
@@ -157,10 +157,10 @@ struct FulfilmentTests {
             fresh@example.test,FRESH-1,Fresh
 
             """
-        let report = try f.vault.importProfiles(from: TestSupport.writeFile("again.csv", csv), source: .web, format: .csv)
+        let report = try await f.vault.importProfiles(from: TestSupport.writeFile("again.csv", csv), source: .web, format: .csv)
         #expect(report.suppressed == 2 && report.rejected == 2 && report.inserted == 1)
         #expect(report.rejections.allSatisfy { $0.reason.contains("erased at their request") })
-        #expect(try !f.vault.profileExists(Canary.email))
+        await #expect(try !f.vault.profileExists(Canary.email))
     }
 
     @Test("rectification corrects values, moves the blind index, keeps the old value nowhere, and outlasts a stale re-import")
@@ -174,11 +174,12 @@ struct FulfilmentTests {
         #expect(steps.contains { $0.requestID == record.id && $0.reasons.contains("request details read") })
         let leaks = f.canaryLeaks(forms: [Canary.city, Canary.city.lowercased(), Data(Canary.city.utf8).base64EncodedString()])
         #expect(leaks.isEmpty, "old value left in \(leaks)")
-        #expect(try !f.vault.profileExists(Canary.email) && f.vault.profileExists("renamed-7f3a@example.test"))
+        await #expect(try !f.vault.profileExists(Canary.email))
+        await #expect(try f.vault.profileExists("renamed-7f3a@example.test"))
         // The CRM still holds the stale city, observed before the correction: it does not undo it.
         let stale = "email,city,updated_at\nrenamed-7f3a@example.test,\(Canary.city),2026-11-01T00:00:00Z\n"
-        _ = try f.vault.importProfiles(from: TestSupport.writeFile("stale.csv", stale), source: .crm, format: .csv)
-        let read = try f.vault.read(
+        _ = try await f.vault.importProfiles(from: TestSupport.writeFile("stale.csv", stale), source: .crm, format: .csv)
+        let read = try await f.vault.read(
             AccessRequest(actor: "t", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "check"),
             subject: .email("renamed-7f3a@example.test"))
         #expect(read.decision.isPermit)
@@ -204,7 +205,7 @@ struct FulfilmentTests {
         try await f.vault.recordFlag(.gpc, on: false, subject: .email(Canary.email), source: "browser", as: Principal(actor: "t", role: .admin))
         func decide(_ purpose: Purpose, _ fields: [FieldName], action: Action = .render) async throws -> [DecisionReason.Code] {
             let request = AccessRequest(actor: "c", role: .campaignService, action: action, purpose: purpose, fields: fields)
-            return try f.vault.read(request, subject: .email(Canary.email)).decision.reasons.map(\.code)
+            return try await f.vault.read(request, subject: .email(Canary.email)).decision.reasons.map(\.code)
         }
         await #expect(try decide(.personalization, ["first_name", "religion"]) == [.granted])
         _ = try await f.desk.fulfil(try f.openVerified(.limitSensitive, regime: .ccpa).id)
@@ -215,7 +216,7 @@ struct FulfilmentTests {
         _ = try await f.desk.fulfil(try f.openVerified(.restriction).id)
         await #expect(try decide(.service, ["email"]) == [.granted], "service goes on under restriction")
         let analytics = AccessRequest(actor: "a", role: .analyst, action: .score, purpose: .profiling, fields: ["country"])
-        #expect(try f.vault.scan(analytics) { _, _ in }.excluded["restricted"] == 1)
+        await #expect(try f.vault.scan(analytics) { _, _ in }.excluded["restricted"] == 1)
         _ = try await f.desk.fulfil(try f.openVerified(.optOutSaleShare, regime: .ccpa).id)
         let flags = try await f.vault.consentHistory(subject: .email(Canary.email), as: Principal(actor: "t", role: .complianceOfficer)).flags
         #expect(Set(flags) == ["restriction", "objection:personalization", "opt_out_sale_share", "limit_sensitive"])
@@ -248,23 +249,23 @@ struct FulfilmentTests {
             let record = try await f.openVerified(.erasure)
             let line = "email,first_name\n\(Canary.email),Round\(round)\n"
             let vault = f.vault
-            async let importer: Void = {
+            async let importer: Void = { () async in
                 for i in 0..<20 {
-                    _ = try? vault.importProfiles(from: TestSupport.writeFile("race\(i).csv", line), source: .web, format: .csv)
+                    _ = try? await vault.importProfiles(from: TestSupport.writeFile("race\(i).csv", line), source: .web, format: .csv)
                 }
             }()
-            async let scanner: Void = {
+            async let scanner: Void = { () async in
                 for _ in 0..<10 {
                     let request = AccessRequest(actor: "a", role: .analyst, action: .score, purpose: .profiling, fields: ["country"])
                     // Every subject handed out must be complete: all requested values open.
-                    _ = try? vault.scan(request) { _, values in #expect(values.count == 1) }
+                    _ = try? await vault.scan(request) { _, values in #expect(values.count == 1) }
                 }
             }()
             let done = try await f.desk.fulfil(record.id)
             _ = await (importer, scanner)
             #expect(done.record.status == .completed)
-            #expect(try !f.vault.profileExists(Canary.email), "round \(round): the subject came back")
-            #expect(try f.desk.verifyErasure(record.id).passed)
+            await #expect(try !f.vault.profileExists(Canary.email), "round \(round): the subject came back")
+            await #expect(try f.desk.verifyErasure(record.id).passed)
         }
     }
 }
@@ -276,7 +277,7 @@ extension Vault {
     /// The subject's city through a support read.
     func rectifiedCity(_ email: String) async throws -> String? {
         let request = AccessRequest(actor: "t", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "check")
-        _ = try read(request, subject: .email(email))
+        _ = try await read(request, subject: .email(email))
         var sink = CitySink()
         _ = try await exportSubject(.email(email), as: Principal(actor: "t", role: .complianceOfficer), into: &sink)
         return sink.city

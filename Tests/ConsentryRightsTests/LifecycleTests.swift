@@ -66,7 +66,7 @@ struct LifecycleTests {
         await #expect(throws: GateError.notFound) {
             try await f.vault.exportSubject(.request(theirs.record.id), as: Principal(actor: "dpo", role: .complianceOfficer))
         }
-        #expect(try f.vault.profileExists(RightsFixture.neighbour))
+        await #expect(try f.vault.profileExists(RightsFixture.neighbour))
     }
 
     @Test("reject and extend: reasons kept, extension once and only where the regime allows it")
@@ -160,8 +160,8 @@ struct LifecycleTests {
 
 extension Vault {
     /// Whether a subject with this e-mail exists (through the gate's own look-up).
-    func profileExists(_ email: String) throws -> Bool {
+    func profileExists(_ email: String) async throws -> Bool {
         let request = AccessRequest(actor: "t", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email"], reason: "test")
-        return try read(request, subject: .email(email)).pseudonym != nil
+        return try await read(request, subject: .email(email)).pseudonym != nil
     }
 }

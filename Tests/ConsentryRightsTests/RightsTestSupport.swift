@@ -26,21 +26,21 @@ struct RightsFixture {
             \(Self.neighbour),NEIGHBOUR-1,\(Self.neighbourName),Other,+4915100000001,Elsewhere,FR
 
             """
-        _ = try vault.importProfiles(from: TestSupport.writeFile("p.csv", csv), source: .crm, format: .csv)
+        _ = try await vault.importProfiles(from: TestSupport.writeFile("p.csv", csv), source: .crm, format: .csv)
         let events =
             [
                 #"{"id":"c-1","email":"\#(Canary.email)","type":"view","time":"2026-11-18T09:00:00Z","item_id":"sku-1","category":"running"}"#,
                 #"{"id":"c-2","email":"\#(Canary.email)","type":"purchase","time":"2026-11-19T09:00:00Z","item_id":"sku-1","amount":89.9,"currency":"EUR"}"#,
                 #"{"id":"n-1","email":"\#(Self.neighbour)","type":"purchase","time":"2026-11-19T10:00:00Z","item_id":"sku-neighbour","amount":5,"currency":"EUR"}"#,
             ].joined(separator: "\n") + "\n"
-        _ = try vault.importEvents(from: TestSupport.writeFile("e.jsonl", events))
+        _ = try await vault.importEvents(from: TestSupport.writeFile("e.jsonl", events))
         for email in [Canary.email, Self.neighbour] {
             try await vault.recordConsent(
                 ConsentChange(purpose: .profiling, state: .granted, source: "form"), subject: .email(email), as: Principal(actor: "t", role: .admin))
         }
         try await vault.recordFlag(.gpc, on: true, subject: .email(Canary.email), source: "browser", as: Principal(actor: "t", role: .admin))
         var ids: [SubjectID: String] = [:]
-        _ = try vault.scan(AccessRequest(actor: "a", role: .analyst, action: .score, purpose: .profiling, fields: ["country"])) { member, _ in
+        _ = try await vault.scan(AccessRequest(actor: "a", role: .analyst, action: .score, purpose: .profiling, fields: ["country"])) { member, _ in
             ids[member.subject] = "42"
         }
         _ = try await vault.writeDerived(

@@ -18,7 +18,7 @@ struct RequestIDTests {
     func requestIDsAreAudited() async throws {
         let vault = try TestSupport.makeVault()
         let admin = Principal(actor: "t", role: .admin)
-        _ = try vault.importProfiles(
+        _ = try await vault.importProfiles(
             from: TestSupport.writeFile("p.csv", "email,first_name\n\(Canary.email),\(Canary.firstName)\n"), source: .crm, format: .csv)
         for state in [ConsentState.pending, .confirmed] {
             try await vault.recordConsent(ConsentChange(purpose: .emailMarketing, state: state, source: "form"), subject: .email(Canary.email), as: admin)

@@ -46,6 +46,11 @@ func fail(_ message: String) -> Never {
     exit(1)
 }
 
+/// A gated scan that opens every admitted subject and keeps nothing (the benchmark measures the door, not a consumer).
+func scanAll(_ vault: Vault, _ request: AccessRequest) async throws -> ScanSummary {
+    try await vault.scan(request) { _, _ in }
+}
+
 func time<T>(_ body: () throws -> T) rethrows -> (T, Double) {
     let start = DispatchTime.now().uptimeNanoseconds
     let result = try body()
@@ -196,17 +201,22 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--reads-only" 
         let request = AccessRequest(
             actor: "bench", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email", "first_name"], reason: "bench")
         let deadline = Date().addingTimeInterval(3)
-        let lock = NSLock()
-        nonisolated(unsafe) var total = 0
-        DispatchQueue.concurrentPerform(iterations: 50) { worker in
-            var done = 0, i = worker
-            while Date() < deadline {
-                i += 7
-                if (try? vault.read(request, subject: .customerID("C\(String(format: "%08d", i % 100_000))")))?.decision.isPermit == true {
-                    done += 1
+        let total = await withTaskGroup(of: Int.self) { group in
+            for worker in 0..<50 {
+                group.addTask {
+                    var done = 0, i = worker
+                    while Date() < deadline {
+                        i += 7
+                        if (try? await vault.read(request, subject: .customerID("C\(String(format: "%08d", i % 100_000))")))?.decision.isPermit == true {
+                            done += 1
+                        }
+                    }
+                    return done
                 }
             }
-            lock.withLock { total += done }
+            var sum = 0
+            for await done in group { sum += done }
+            return sum
         }
         print("\(total / 3) reads/s")
     } catch { fail("\(error)") }
@@ -219,10 +229,10 @@ if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--scan-only" {
         let vault = try Vault.open(at: URL(fileURLWithPath: CommandLine.arguments[2]))
         let fields: [FieldName] = ["email", "customer_id", "first_name", "last_name", "language"]
         for _ in 0..<5 {
-            let (_, gated) = try time {
-                try vault.scan(AccessRequest(actor: "bench", role: .campaignService, action: .render, purpose: .service, fields: fields)) { _, _ in }
+            let (_, gated) = try await time {
+                try await scanAll(vault, AccessRequest(actor: "bench", role: .campaignService, action: .render, purpose: .service, fields: fields))
             }
-            let (_, plain) = try time { try vault.check(fields: fields, structural: false, as: .administrator("bench")) }
+            let (_, plain) = try await time { try await vault.check(fields: fields, structural: false, as: .administrator("bench")) }
             print(String(format: "gated %.3f s, plain %.3f s", gated, plain))
         }
     } catch { fail("\(error)") }
@@ -245,9 +255,9 @@ do {
     // Written-back pages of the demo files would otherwise share the disk with the import's commits.
     sync()
     print("importing profiles …")
-    let (profileReport, profileSeconds) = try time { try vault.importProfiles(from: files.profiles, source: .crm, format: .csv) }
+    let (profileReport, profileSeconds) = try await time { try await vault.importProfiles(from: files.profiles, source: .crm, format: .csv) }
     print("importing events …")
-    let (eventReport, eventSeconds) = try time { try vault.importEvents(from: files.events) }
+    let (eventReport, eventSeconds) = try await time { try await vault.importEvents(from: files.events) }
     guard profileReport.rejected == 0, eventReport.rejected == 0 else { fail("demo data was rejected; the benchmark is void") }
 
     let fields: [FieldName] = ["email", "first_name", "city", "country", "loyalty_tier"]
@@ -255,7 +265,7 @@ do {
     var swiftRuns: [Double] = [], cRuns: [Double] = []
     var opened = 0
     for _ in 0..<options.repeats {
-        let (report, seconds) = try time { try vault.check(fields: fields, structural: false, as: .administrator("bench")) }
+        let (report, seconds) = try await time { try await vault.check(fields: fields, structural: false, as: .administrator("bench")) }
         guard report.passed || report.problems.isEmpty else { fail("the scan found integrity problems") }
         opened = report.valuesOpened
         swiftRuns.append(seconds)
@@ -330,34 +340,33 @@ do {
     print("measuring audited gated reads (1 and 50 callers) …")
     let readRequest = AccessRequest(
         actor: "bench", role: .complianceOfficer, action: .readProfile, purpose: .service, fields: ["email", "first_name"], reason: "bench")
-    func readLoad(threads: Int) -> Double {
+    // Each caller is a task, as an API request is: it suspends while its read waits for the shared commit.
+    func readLoad(threads: Int) async -> Double {
         let deadline = Date().addingTimeInterval(options.readSeconds)
-        let counter = NSLock()
-        nonisolated(unsafe) var total = 0
-        let group = DispatchGroup()
-        for worker in 0..<threads {
-            group.enter()
-            let thread = Thread {
-                var done = 0
-                var i = worker
-                while Date() < deadline {
-                    i += 7
-                    if (try? vault.read(readRequest, subject: .customerID("C\(String(format: "%08d", i % options.profiles))")))?.decision.isPermit
-                        == true
-                    {
-                        done += 1
+        let total = await withTaskGroup(of: Int.self) { group in
+            for worker in 0..<threads {
+                group.addTask {
+                    var done = 0
+                    var i = worker
+                    while Date() < deadline {
+                        i += 7
+                        if (try? await vault.read(readRequest, subject: .customerID("C\(String(format: "%08d", i % options.profiles))")))?.decision
+                            .isPermit == true
+                        {
+                            done += 1
+                        }
                     }
+                    return done
                 }
-                counter.withLock { total += done }
-                group.leave()
             }
-            thread.start()
+            var sum = 0
+            for await done in group { sum += done }
+            return sum
         }
-        group.wait()
         return Double(total) / options.readSeconds
     }
-    let singleReadRate = readLoad(threads: 1)
-    let groupReadRate = readLoad(threads: 50)
+    let singleReadRate = await readLoad(threads: 1)
+    let groupReadRate = await readLoad(threads: 50)
 
     print("measuring the gated scan against the plain scan …")
     let serviceFields: [FieldName] = ["email", "customer_id", "first_name", "last_name", "language"]
@@ -365,9 +374,9 @@ do {
     // One warm-up run of each (it also lets the WAL left by the read load be checkpointed), then the median of five.
     for run in 0..<(max(options.repeats, 5) + 1) {
         let scanRequest = AccessRequest(actor: "bench", role: .campaignService, action: .render, purpose: .service, fields: serviceFields)
-        let (summary, gated) = try time { try vault.scan(scanRequest) { _, _ in } }
+        let (summary, gated) = try await time { try await scanAll(vault, scanRequest) }
         guard summary.delivered == options.profiles else { fail("the gated scan delivered \(summary.delivered) of \(options.profiles)") }
-        let plain = try time { try vault.check(fields: serviceFields, structural: false, as: .administrator("bench")) }.1
+        let plain = try await time { try await vault.check(fields: serviceFields, structural: false, as: .administrator("bench")) }.1
         if run > 0 {
             gatedRuns.append(gated)
             plainRuns.append(plain)
@@ -378,7 +387,7 @@ do {
     // Personalization: segment evaluation, incremental updates, recommendations, template rendering.
     print("measuring segments, recommendations and templates …")
     // The demo's consents, so that the gate admits subjects as it would in a real vault.
-    try vault.loadDemoConsents(DemoOptions(profiles: options.profiles, seed: 2026, eventsPerProfile: options.eventsPerProfile))
+    try await vault.loadDemoConsents(DemoOptions(profiles: options.profiles, seed: 2026, eventsPerProfile: options.eventsPerProfile))
     let segmentDesk = SegmentDesk(vault: vault, as: Principal(actor: "bench", role: .marketer))
     let segmentRule = try SegmentRule(
         text: #"event(view, category = "running").within(30d) and not event(purchase).within(7d) and engagement >= 5"#)
@@ -398,7 +407,7 @@ do {
             #"{"id":"bench-inc-\#(i)","customer_id":"C\#(String(format: "%08d", i * 37))","type":"view","item_id":"run-001","category":"running","time":"\#(Normalize.formatTimestamp(millis: Int64(Date().timeIntervalSince1970 * 1000) - 60_000))"}"#
         let file = work.appendingPathComponent("incremental.jsonl")
         try Data((line + "\n").utf8).write(to: file)
-        let report = try vault.importEvents(from: file)
+        let report = try await vault.importEvents(from: file)
         let (_, seconds) = try await time { try await segmentDesk.refresh(subjects: report.touchedSubjects) }
         incrementalRuns.append(seconds)
     }
@@ -463,7 +472,7 @@ do {
     let people = "email,customer_id,first_name,city\nlong@example.test,LONG-1,Longa,Berlin\nshort@example.test,SHORT-1,Shorty,Lyon\n"
     let peopleFile = work.appendingPathComponent("export-people.csv")
     try Data(people.utf8).write(to: peopleFile)
-    _ = try exportVault.importProfiles(from: peopleFile, source: .crm, format: .csv)
+    _ = try await exportVault.importProfiles(from: peopleFile, source: .crm, format: .csv)
     let eventsFile = work.appendingPathComponent("export-events.jsonl")
     _ = FileManager.default.createFile(atPath: eventsFile.path, contents: nil)
     let handle = try FileHandle(forWritingTo: eventsFile)
@@ -487,7 +496,7 @@ do {
         handle.write(Data(chunk.utf8))
     }
     try handle.close()
-    let exportEvents = try exportVault.importEvents(from: eventsFile)
+    let exportEvents = try await exportVault.importEvents(from: eventsFile)
     guard exportEvents.rejected == 0 else { fail("export events were rejected") }
     let bench = CommandLine.arguments[0]
     // A first export checkpoints the WAL the import left behind, so that the measured runs start alike.

@@ -214,11 +214,11 @@ public enum CSVText {
 
 extension Vault {
     /// Loads deterministic synthetic data (profiles, events and consents) through the normal ingest path.
-    public func loadDemoData(_ options: DemoOptions, as principal: Principal = .system) throws(GateError) -> DemoReport {
+    public func loadDemoData(_ options: DemoOptions, as principal: Principal = .system) async throws(GateError) -> DemoReport {
         let (actor, role) = (principal.actor, principal.role)
-        let profileAudit = try importAudit(actor: actor, role: role, what: "demo profiles")
-        let eventAudit = try importAudit(actor: actor, role: role, what: "demo events")
-        _ = try requireAdministrative(.consentWrite, actor: actor, role: role, requestID: nil)
+        let profileAudit = try await importAudit(actor: actor, role: role, what: "demo profiles")
+        let eventAudit = try await importAudit(actor: actor, role: role, what: "demo events")
+        _ = try await requireAdministrative(.consentWrite, actor: actor, role: role, requestID: nil)
         let generator = DemoGenerator(options: options, now: clock.now())
         var profiles = ImportReport(file: "(demo)", kind: "profiles")
         for source in [DataSource.crm, .web, .pos] {
@@ -245,7 +245,7 @@ extension Vault {
             return (state.line, validated.result, validated.dropped)
         }
         try ingestEvents(items, now: now, report: &events, audit: eventAudit)
-        let consentCount = try loadDemoConsents(options, generator: generator, as: principal)
+        let consentCount = try await loadDemoConsents(options, generator: generator, as: principal)
         return DemoReport(profiles: profiles, events: events, consentRecords: consentCount)
     }
 
@@ -253,18 +253,18 @@ extension Vault {
     /// skipping subjects that have demo consents: for benchmarks that import the demo files and then need consents.
     /// - Returns: the records written.
     @discardableResult
-    public func loadDemoConsents(_ options: DemoOptions, as principal: Principal = .system) throws(GateError) -> Int {
-        try loadDemoConsents(options, generator: DemoGenerator(options: options, now: clock.now()), as: principal)
+    public func loadDemoConsents(_ options: DemoOptions, as principal: Principal = .system) async throws(GateError) -> Int {
+        try await loadDemoConsents(options, generator: DemoGenerator(options: options, now: clock.now()), as: principal)
     }
 
-    private func loadDemoConsents(_ options: DemoOptions, generator: DemoGenerator, as principal: Principal) throws(GateError) -> Int {
-        let consentDecision = try requireAdministrative(.consentWrite, actor: principal.actor, role: principal.role, requestID: nil)
+    private func loadDemoConsents(_ options: DemoOptions, generator: DemoGenerator, as principal: Principal) async throws(GateError) -> Int {
+        let consentDecision = try await requireAdministrative(.consentWrite, actor: principal.actor, role: principal.role, requestID: nil)
         var consentCount = 0
         do {
             var start = 0
             while start < options.profiles {
                 let end = min(options.profiles, start + configuration.importBatchSize)
-                consentCount += try db.write { db -> Int in
+                consentCount += try await store.write { tx in try tx.run { db -> Int in
                     var written = 0
                     for i in start..<end {
                         let hash = keys.blindIndex.index(.customerID, "C\(String(format: "%08d", i))")
@@ -287,7 +287,7 @@ extension Vault {
                         _ = try audit(entry, db: db)
                     }
                     return written
-                }
+                } }
                 start = end
             }
         } catch {

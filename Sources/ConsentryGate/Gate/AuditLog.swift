@@ -58,9 +58,11 @@ extension Vault {
         return entry
     }
 
-    /// ``auditAlone(_:)`` for operations that do not run through the asynchronous path yet.
+    /// Records an event of the vault itself, not an operation of a principal (its creation, a policy loaded at open or
+    /// on reload), in a transaction of its own. Opening a vault is synchronous, so this is the one entry written outside
+    /// the operations' template; nothing is decided or released with it.
     @discardableResult
-    func auditAloneNow(_ draft: AuditDraft) throws(GateError) -> AuditEntry {
+    func recordSystemEvent(_ draft: AuditDraft) throws(GateError) -> AuditEntry {
         let entry: AuditEntry
         do { entry = try db.write { try audit(draft, db: $0) } } catch { throw Self.storageError(error, "write the audit log (nothing was done)") }
         try checkpointIfDue()

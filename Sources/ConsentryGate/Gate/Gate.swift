@@ -135,22 +135,8 @@ extension Vault {
     /// (see ``GateRead/derived``); derived data of other purposes (profiling scores, say) never leaves this way.
     public func read(
         _ request: AccessRequest, subject reference: SubjectReference, includeDerived: Bool = false, requestID: String? = nil
-    ) throws(GateError) -> GateRead {
-        let result: GateRead
-        do {
-            result = try groupCommitter.run(db, readJob(request, reference, includeDerived: includeDerived, requestID: requestID))
-        } catch {
-            throw Self.storageError(error, "complete the gated read (nothing was released)")
-        }
-        try checkpointIfDue()
-        return result
-    }
-
-    /// ``read(_:subject:includeDerived:requestID:)`` for asynchronous callers (the HTTP API): the caller suspends,
-    /// holding no thread, while its read waits for the shared commit. Same decision, audit and release rules.
-    public func asyncRead(
-        _ request: AccessRequest, subject reference: SubjectReference, includeDerived: Bool = false, requestID: String? = nil
     ) async throws(GateError) -> GateRead {
+        // The caller suspends, holding no thread, while its read waits for the shared commit.
         let result: GateRead
         do {
             result = try await groupCommitter.run(db, readJob(request, reference, includeDerived: includeDerived, requestID: requestID))
@@ -224,10 +210,10 @@ extension Vault {
     /// subject set is committed before any value is handed out. Subjects are then read in chunks, and each
     /// chunk re-reads consent, so a withdrawal committed during the scan excludes the subject from every chunk
     /// not yet read; such late exclusions are recorded in a second entry. Excluded subjects are never decrypted.
-    public func scan(_ request: AccessRequest, requestID: String? = nil, _ body: (ScanMember, [String?]) throws -> Void) throws(GateError)
+    public func scan(_ request: AccessRequest, requestID: String? = nil, _ body: (ScanMember, [String?]) throws -> Void) async throws(GateError)
         -> ScanSummary
     {
-        try gatedScan(request, only: nil, eventsSince: nil, requestID: requestID) { member, values, _ in try body(member, values) }
+        try await gatedScan(request, only: nil, eventsSince: nil, requestID: requestID) { member, values, _ in try body(member, values) }
     }
 
     /// A gated scan that also hands out each admitted subject's behavioral events since `eventsSince` (ms; nil: all),
@@ -236,69 +222,73 @@ extension Vault {
     public func scanBehavior(
         _ request: AccessRequest, eventsSince: Int64?, only: Set<SubjectID>? = nil, requestID: String? = nil,
         _ body: (ScanMember, [String?], [BehaviorEvent]) throws -> Void
-    ) throws(GateError) -> ScanSummary {
-        try gatedScan(request, only: only, eventsSince: eventsSince ?? Int64.min, requestID: requestID, body)
+    ) async throws(GateError) -> ScanSummary {
+        try await gatedScan(request, only: only, eventsSince: eventsSince ?? Int64.min, requestID: requestID, body)
     }
 
     private func gatedScan(
         _ request: AccessRequest, only: Set<SubjectID>?, eventsSince: Int64?, requestID: String?,
         _ body: (ScanMember, [String?], [BehaviorEvent]) throws -> Void
-    ) throws(GateError) -> ScanSummary {
-        // One policy for the whole scan: it is one decision, and every entry it writes names the same version.
-        let snapshot = policyNow
-        guard let policy = snapshot.loaded else {
-            let decision = Decision.deny(.policyUnavailable, "run `consentry policy check` on the vault's policies")
-            let entry = try auditAloneNow(draft(request, decision, requestID: requestID, under: snapshot))
-            return ScanSummary(decision: .deny, reasons: decision.reasons.map(\.description), auditSequences: [entry.sequence])
-        }
-        let authorized = policy.authorize(request)
-        guard authorized.isPermit, let purpose = request.purpose else {
-            let entry = try auditAloneNow(draft(request, authorized, requestID: requestID, under: snapshot))
-            return ScanSummary(decision: .deny, reasons: authorized.reasons.map(\.description), auditSequences: [entry.sequence])
-        }
-        var summary = ScanSummary(decision: .permit, reasons: authorized.reasons.map(\.description))
-        let sensitive = policy.touchesSpecialCategory(request.fields)
+    ) async throws(GateError) -> ScanSummary {
+        var summary = ScanSummary(decision: .permit, reasons: [])
         var admitted: [Int64] = []
         var pseudonyms: [UInt8] = []
-        // Member pseudonyms are keyed by purpose (a tag per purpose), and an aggregates-only purpose hands out none.
-        let releasesMembers = !(policy.purposes[purpose]?.aggregatesOnly ?? true)
         var members: [UInt8] = []
+        var releasesMembers = false
         var states: [Int64: DerivedState] = [:]
         var seen: (consent: Int64, flag: Int64) = (0, 0)
-        do {
-            // Pass 1: decide every subject and record the admitted set before anything is decrypted.
-            // INVARIANT: no audit, no data; and minimization: only admitted subjects are ever opened (pass 2's `include`).
-            let entry = try db.write { db -> AuditEntry in
-                let ids = only.map { $0.map(\.rawValue).sorted() }
-                if let ids {
-                    // A few subjects (an incremental update): their ledgers and rows only, not the whole vault.
-                    seen = (0, 0)
-                    for id in ids {
-                        let newest = try applyLedger(db, from: id, to: id, after: (0, 0), withRecordIDs: false, to: &states)
-                        seen = (max(seen.consent, newest.consent), max(seen.flag, newest.flag))
-                    }
-                } else {
-                    seen = try applyLedger(db, from: 1, to: Int64.max, after: (0, 0), withRecordIDs: false, to: &states)
-                }
-                let hasher = keys.auditPseudonyms.prefixedHasher(tag: 0x20)
-                let memberHasher = keys.auditPseudonyms.prefixedHasher(tag: Self.memberPseudonymTag(purpose))
-                try SQLiteReadRows.forEachPseudonymSecret(only: ids, db) { id, secret in
-                    summary.subjects += 1
-                    if let reason = policy.admit(states[id]?.state ?? SubjectState(), purpose: purpose, sensitive: sensitive) {
-                        summary.excluded[reason.rawValue, default: 0] += 1
-                    } else {
-                        admitted.append(id)
-                        hasher.append(secret, length: AuditEntry.pseudonymLength, to: &pseudonyms)
-                        if releasesMembers { memberHasher.append(secret, length: AuditEntry.pseudonymLength, to: &members) }
-                    }
-                }
-                summary.permitted = admitted.count
-                var counts = summary.excluded.reduce(into: ["permitted": admitted.count]) { $0["excluded.\($1.key)"] = $1.value }
-                counts["subjects"] = summary.subjects
-                return try audit(draft(request, authorized, subjectSet: pseudonyms, counts: counts, requestID: requestID, under: snapshot), db: db)
+        // Pass 1: decide every subject and record the admitted set before anything is decrypted, as one operation.
+        // INVARIANT: no audit, no data; and minimization: only admitted subjects are ever opened (pass 2's `include`).
+        let outcome = try await performOutcome(request, requestID: requestID, failure: "complete the gated scan") {
+            scope -> (Policy, Purpose, Decision, PolicySnapshot) in
+            // One policy for the whole scan: it is one decision, and every entry it writes names the same version.
+            guard let policy = scope.snapshot.loaded, let purpose = request.purpose else {
+                throw Refusal(request: request, decision: .deny(.purposeRequired))
             }
-            summary.auditSequences.append(entry.sequence)
-            try checkpointIfDue()
+            summary.reasons = scope.decision.reasons.map(\.description)
+            let sensitive = policy.touchesSpecialCategory(request.fields)
+            // Member pseudonyms are keyed by purpose (a tag per purpose), and an aggregates-only purpose hands out none.
+            releasesMembers = !(policy.purposes[purpose]?.aggregatesOnly ?? true)
+            let db = scope.db
+            let ids = only.map { $0.map(\.rawValue).sorted() }
+            if let ids {
+                // A few subjects (an incremental update): their ledgers and rows only, not the whole vault.
+                for id in ids {
+                    let newest = try applyLedger(db, from: id, to: id, after: (0, 0), withRecordIDs: false, to: &states)
+                    seen = (max(seen.consent, newest.consent), max(seen.flag, newest.flag))
+                }
+            } else {
+                seen = try applyLedger(db, from: 1, to: Int64.max, after: (0, 0), withRecordIDs: false, to: &states)
+            }
+            let hasher = keys.auditPseudonyms.prefixedHasher(tag: 0x20)
+            let memberHasher = keys.auditPseudonyms.prefixedHasher(tag: Self.memberPseudonymTag(purpose))
+            try SQLiteReadRows.forEachPseudonymSecret(only: ids, db) { id, secret in
+                summary.subjects += 1
+                if let reason = policy.admit(states[id]?.state ?? SubjectState(), purpose: purpose, sensitive: sensitive) {
+                    summary.excluded[reason.rawValue, default: 0] += 1
+                } else {
+                    admitted.append(id)
+                    hasher.append(secret, length: AuditEntry.pseudonymLength, to: &pseudonyms)
+                    if releasesMembers { memberHasher.append(secret, length: AuditEntry.pseudonymLength, to: &members) }
+                }
+            }
+            summary.permitted = admitted.count
+            scope.entry.counts = summary.excluded.reduce(into: ["permitted": admitted.count, "subjects": summary.subjects]) {
+                $0["excluded.\($1.key)"] = $1.value
+            }
+            scope.entry.subjectSet = pseudonyms
+            return (policy, purpose, scope.decision, scope.snapshot)
+        }
+        let policy: Policy, purpose: Purpose, authorized: Decision, snapshot: PolicySnapshot
+        switch outcome {
+        case .refused(let decision, let entry):
+            return ScanSummary(decision: .deny, reasons: decision.reasons.map(\.description), auditSequences: [entry.sequence])
+        case .done(let chosen, let entry):
+            (policy, purpose, authorized, snapshot) = chosen
+            if let entry { summary.auditSequences.append(entry.sequence) }
+        }
+        let sensitive = policy.touchesSpecialCategory(request.fields)
+        do {
             // Pass 2: read admitted subjects chunk by chunk, re-checking consent for each chunk.
             var reader = SubjectReader(fields: request.fields, vault: self)
             var scratch = try SecretBytes(count: Sealing.keyLength)
@@ -306,7 +296,7 @@ extension Vault {
             while start < admitted.count {
                 let chunk = admitted[start..<min(admitted.count, start + configuration.scanChunkSize)]
                 start += chunk.count
-                try db.read { db in
+                try await store.read { db in
                     // Only records appended since pass 1 can change a decision (the ledgers are append-only). The
                     // watermark stays at pass 1: records arrive in any subject order, so a later chunk may need a
                     // record older than one an earlier chunk applied.
@@ -352,7 +342,7 @@ extension Vault {
         if !summary.excludedDuringScan.isEmpty {
             var counts = summary.excludedDuringScan.reduce(into: ["delivered": summary.delivered]) { $0["excluded_during_scan.\($1.key)"] = $1.value }
             counts["permitted_at_start"] = summary.permitted
-            let entry = try auditAloneNow(draft(request, authorized, counts: counts, requestID: requestID, under: snapshot))
+            let entry = try await auditAlone(draft(request, authorized, counts: counts, requestID: requestID, under: snapshot))
             summary.auditSequences.append(entry.sequence)
         }
         return summary
@@ -363,7 +353,7 @@ extension Vault {
 
     /// Explains the decision for a request (and, when given, one subject) step by step. The explanation is
     /// itself audited; it releases no personal data.
-    public func explain(_ request: AccessRequest, subject reference: SubjectReference? = nil, requestID: String? = nil) throws(GateError)
+    public func explain(_ request: AccessRequest, subject reference: SubjectReference? = nil, requestID: String? = nil) async throws(GateError)
         -> Explanation
     {
         let snapshot = policyNow
@@ -384,11 +374,9 @@ extension Vault {
                 trace.append("subject: not looked up (the request is denied before any subject is consulted)")
             } else if let reference {
                 do {
-                    try db.read { db in
-                        if let subject = try resolve(reference, db: db) {
-                            pseudonym = self.pseudonym(secret: try auditSecret(of: subject, db: db))
-                            state = try derivedState(of: subject, db: db).state
-                        }
+                    (pseudonym, state) = try await store.read { db -> (String?, SubjectState?) in
+                        guard let subject = try resolve(reference, db: db) else { return (nil, nil) }
+                        return (self.pseudonym(secret: try auditSecret(of: subject, db: db)), try derivedState(of: subject, db: db).state)
                     }
                 } catch { throw Self.storageError(error, "read the subject's consent state") }
                 if let state, let purpose = request.purpose, !request.action.isAdministrative {
@@ -415,7 +403,7 @@ extension Vault {
         trace.append("decision: \(decision.effect.rawValue)")
         var explainDraft = draft(request, decision, subject: pseudonym, requestID: requestID, under: snapshot)
         explainDraft.action = .policyExplain
-        try auditAloneNow(explainDraft)
+        try await auditAlone(explainDraft)
         return Explanation(decision: decision, trace: trace)
     }
 }

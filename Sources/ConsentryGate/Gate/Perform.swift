@@ -13,6 +13,14 @@ struct Refusal: Error {
     let decision: Decision
 }
 
+/// How an operation ended: done, or refused, its denial audited (the entry appended for it).
+enum Performed<T> {
+    /// The work committed; with the entry appended (nil when the work cleared ``OperationScope/records``).
+    case done(T, AuditEntry?)
+    /// The operation was denied, before the work or by a ``Refusal`` from it; nothing of the work is kept.
+    case refused(Decision, AuditEntry)
+}
+
 /// What an operation's work sees inside its transaction, and the audit entry it fills in.
 struct OperationScope {
     /// The store's transaction: the work's reads and writes go through its typed records.
@@ -22,6 +30,8 @@ struct OperationScope {
     let db: Database
     /// The permit the operation runs under.
     let decision: Decision
+    /// The policy it was decided under: work that decides more (each subject of a scan) decides under the same one.
+    let snapshot: PolicySnapshot
     /// The entry appended when the work returns, in the same transaction: the work adds reasons, counts, a subject
     /// or a subject set.
     var entry: AuditDraft
@@ -86,18 +96,33 @@ extension Vault {
         _ request: AccessRequest, requestID: String?, recordedAs action: AuditAction? = nil, decision given: Decision? = nil,
         failure: String, _ work: (inout OperationScope) async throws -> T
     ) async throws(GateError) -> (value: T, entry: AuditEntry?) {
+        switch try await performOutcome(request, requestID: requestID, recordedAs: action, decision: given, failure: failure, work) {
+        case .done(let value, let entry): return (value, entry)
+        case .refused(let decision, _): throw Self.denied(decision)
+        }
+    }
+
+    /// The template itself: ``perform(_:requestID:recordedAs:decision:failure:_:)`` returning a refusal (audited) as a
+    /// value, for operations whose callers get a denial as an answer rather than an error (a scan's summary).
+    func performOutcome<T>(
+        _ request: AccessRequest, requestID: String?, recordedAs action: AuditAction? = nil, decision given: Decision? = nil,
+        failure: String, _ work: (inout OperationScope) async throws -> T
+    ) async throws(GateError) -> Performed<T> {
         // One policy for the operation: the decision and the version its entry records are the same even while a
         // reload swaps the policy.
         let snapshot = policyNow
         let decision = given ?? decide(request, under: snapshot)
         // INVARIANT: deny by default and on error; every denial is audited, through this one path.
-        guard decision.isPermit else { try await refuse(request, decision, as: action, requestID: requestID) }
+        guard decision.isPermit else {
+            return .refused(decision, try await auditAlone(denial(request, decision, as: action, requestID: requestID, under: snapshot)))
+        }
         let result: (value: T, entry: AuditEntry?, truncate: Bool, force: Bool)
         do {
             result = try await store.write { tx -> (T, AuditEntry?, Bool, Bool) in
                 let db = try tx.run { $0 }
                 var scope = OperationScope(
-                    tx: tx, db: db, decision: decision, entry: draft(request, decision, requestID: requestID, under: snapshot),
+                    tx: tx, db: db, decision: decision, snapshot: snapshot,
+                    entry: draft(request, decision, requestID: requestID, under: snapshot),
                     append: { [self] draft, db in try audit(draft, db: db) })
                 if let action { scope.entry.action = action }
                 let value = try await work(&scope)
@@ -107,12 +132,13 @@ extension Vault {
             }
             if result.truncate { try await store.purgeDeleted() }
         } catch let refusal as Refusal {
-            try await refuse(refusal.request, refusal.decision, as: action, requestID: requestID)
+            return .refused(
+                refusal.decision, try await auditAlone(denial(refusal.request, refusal.decision, as: action, requestID: requestID, under: snapshot)))
         } catch {
             throw Self.storageError(error, failure)
         }
         try checkpointIfDue(force: result.force)
-        return (result.value, result.entry)
+        return .done(result.value, result.entry)
     }
 
     /// Performs a gate operation that reads without changing anything and must not hold the writer while it reads (audit
@@ -120,25 +146,26 @@ extension Vault {
     /// was read, filled in by `record`) → checkpoint when due. The entry is committed before the result is returned, so
     /// the rule "no audit, no data" holds; a denial takes the same path as in ``perform(_:requestID:recordedAs:decision:failure:_:)``.
     ///
-    /// - Parameter bestEffort: record the entry if the log takes it, but return the result either way. Only audit
-    ///   verification sets it: a log that fails verification may not take an entry, and the report of what is wrong
-    ///   must still reach the operator.
+    /// - Parameter unrecorded: when given, an entry the log does not take is reported into the result (by this
+    ///   closure) instead of failing the operation. Audit verification and the integrity check use it: a damaged vault
+    ///   may not take an entry, and the report of what is wrong must still reach the operator.
     func performRead<T>(
-        _ request: AccessRequest, requestID: String?, recordedAs action: AuditAction? = nil, failure: String, bestEffort: Bool = false,
-        read: (Database) throws -> T, record: (inout AuditDraft, T) -> Void
+        _ request: AccessRequest, requestID: String?, recordedAs action: AuditAction? = nil, failure: String,
+        unrecorded: ((inout T, GateError) -> Void)? = nil, read: (Database) throws -> T, record: (inout AuditDraft, T) -> Void
     ) async throws(GateError) -> T {
         let snapshot = policyNow
         let decision = decide(request, under: snapshot)
         guard decision.isPermit else { try await refuse(request, decision, as: action, requestID: requestID) }
-        let value: T
+        var value: T
         do { value = try await store.read { try read($0) } } catch { throw Self.storageError(error, failure) }
         var entry = draft(request, decision, requestID: requestID, under: snapshot)
         if let action { entry.action = action }
         record(&entry, value)
-        if bestEffort {
-            _ = try? await auditAlone(entry)
-        } else {
+        do {
             try await auditAlone(entry)
+        } catch {
+            guard let unrecorded else { throw error }
+            unrecorded(&value, error)
         }
         return value
     }

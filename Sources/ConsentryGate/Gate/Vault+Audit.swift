@@ -63,7 +63,7 @@ extension Vault {
         let request = AccessRequest(actor: principal.actor, role: principal.role, action: .auditRead)
         // A log that failed verification still gets the record that someone looked; the chain continues from its end.
         return try await performRead(
-            request, requestID: principal.requestID, failure: "read the audit log", bestEffort: true,
+            request, requestID: principal.requestID, failure: "read the audit log", unrecorded: { _, _ in },
             read: { db in
                 AuditVerifier.verify(
                     entries: try SQLiteAuditRows.all(db), checkpoints: checkpointFile.read(), witnesses: witnessFiles.map { ($0.url.path, $0.read()) },

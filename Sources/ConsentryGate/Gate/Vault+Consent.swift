@@ -45,14 +45,14 @@ public struct ConsentHistory: Sendable, Codable, Equatable {
 
 extension Vault {
     /// Authorizes an administrative action or throws `denied`, auditing the denial.
-    func requireAdministrative(_ action: Action, actor: String, role: Role, requestID: String?) throws(GateError) -> Decision {
-        try require(AccessRequest(actor: actor, role: role, action: action), requestID: requestID)
+    func requireAdministrative(_ action: Action, actor: String, role: Role, requestID: String?) async throws(GateError) -> Decision {
+        try await require(AccessRequest(actor: actor, role: role, action: action), requestID: requestID)
     }
 
     /// Authorizes a request (role, action, purpose, fields) or throws `denied`, auditing the denial.
-    func require(_ request: AccessRequest, requestID: String?) throws(GateError) -> Decision {
+    func require(_ request: AccessRequest, requestID: String?) async throws(GateError) -> Decision {
         let decision = decide(request)
-        guard decision.isPermit else { try refuse(request, decision, requestID: requestID) }
+        guard decision.isPermit else { try await refuse(request, decision, requestID: requestID) }
         return decision
     }
 
@@ -65,8 +65,10 @@ extension Vault {
     }
 
     /// The audit entry of a denial.
-    func denial(_ request: AccessRequest, _ decision: Decision, as action: AuditAction?, requestID: String?) -> AuditDraft {
-        var entry = draft(request, decision, requestID: requestID)
+    func denial(
+        _ request: AccessRequest, _ decision: Decision, as action: AuditAction?, requestID: String?, under snapshot: PolicySnapshot? = nil
+    ) -> AuditDraft {
+        var entry = draft(request, decision, requestID: requestID, under: snapshot)
         if let action { entry.action = action }
         return entry
     }
@@ -74,12 +76,6 @@ extension Vault {
     /// The error a denial throws, with the decision's reasons.
     static func denied(_ decision: Decision) -> GateError {
         GateError(.denied, "denied: " + decision.reasons.map(\.description).joined(separator: "; "))
-    }
-
-    /// ``refuse(_:_:as:requestID:)`` for operations that do not run through the asynchronous path yet.
-    func refuse(_ request: AccessRequest, _ decision: Decision, as action: AuditAction? = nil, requestID: String?) throws(GateError) -> Never {
-        try auditAloneNow(denial(request, decision, as: action, requestID: requestID))
-        throw Self.denied(decision)
     }
 
     /// Appends a consent record for one subject. A withdrawal takes effect for every later decision,

@@ -155,20 +155,20 @@ extension Vault {
         guard FieldName.isValid(kind), FieldName.isValid(name) else {
             throw GateError(.invalidInput, "derived data kind and name must be lower-case identifiers such as `score` and `engagement`")
         }
-        // A denial is an answer here, not an error: the summary says so and cites the audited denial.
-        let authorized = decide(request)
-        guard let policy = loadedPolicy, authorized.isPermit, let purpose = request.purpose else {
-            let entry = try auditAloneNow(draft(request, authorized.isPermit ? .deny(.purposeRequired) : authorized, requestID: requestID))
-            return DerivedWriteSummary(decision: .deny, written: 0, skipped: [:], auditSequence: entry.sequence)
-        }
         guard DerivedKind.named(kind) != nil else {
             throw GateError(
                 .invalidInput,
                 "`\(kind)` is not a registered kind of derived data; use one of \(DerivedKind.registered.map { "`\($0.name)`" }.joined(separator: ", "))")
         }
-        let (counts, entry) = try await performRecorded(
-            request, requestID: requestID, decision: authorized, failure: "write derived data (nothing was stored)"
+        // A denial is an answer here, not an error: the summary says so and cites the audited denial.
+        let authorized = decide(request)
+        let decision = authorized.isPermit && (loadedPolicy == nil || request.purpose == nil) ? Decision.deny(.purposeRequired) : authorized
+        let outcome = try await performOutcome(
+            request, requestID: requestID, decision: decision, failure: "write derived data (nothing was stored)"
         ) { scope -> (written: Int, skipped: [String: Int]) in
+            guard let policy = scope.snapshot.loaded, let purpose = request.purpose else {
+                throw Refusal(request: request, decision: .deny(.purposeRequired))
+            }
             let db = scope.db
             var removed = 0
             if replaceAll { removed = try SQLiteSubjectRows.deleteDerived(subject: nil, kind: kind, name: name, db) }
@@ -184,7 +184,11 @@ extension Vault {
             scope.entry.reasons.append("derived: \(kind)/\(name)")
             return (stored.written, stored.skipped)
         }
-        return DerivedWriteSummary(decision: .permit, written: counts.written, skipped: counts.skipped, auditSequence: entry?.sequence ?? 0)
+        switch outcome {
+        case .refused(_, let entry): return DerivedWriteSummary(decision: .deny, written: 0, skipped: [:], auditSequence: entry.sequence)
+        case .done(let counts, let entry):
+            return DerivedWriteSummary(decision: .permit, written: counts.written, skipped: counts.skipped, auditSequence: entry?.sequence ?? 0)
+        }
     }
 
     /// Seals and stores `values` as derived data `kind/name` computed for `purpose`, in the caller's transaction. Each
@@ -246,9 +250,9 @@ extension Vault {
 
     /// Checks that `role` may receive a subject's export (`export` for `service`), auditing a denial: downloading a
     /// stored export needs the same grant as producing it.
-    public func requireExportGrant(as principal: Principal) throws(GateError) {
+    public func requireExportGrant(as principal: Principal) async throws(GateError) {
         let (actor, role, requestID) = (principal.actor, principal.role, principal.requestID)
-        _ = try require(AccessRequest(actor: actor, role: role, action: .export, purpose: .service), requestID: requestID)
+        _ = try await require(AccessRequest(actor: actor, role: role, action: .export, purpose: .service), requestID: requestID)
     }
 
     /// Streams everything held about one subject into `sink`, section by section, reading events and audit entries

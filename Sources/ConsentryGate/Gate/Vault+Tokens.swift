@@ -74,7 +74,7 @@ extension Vault {
     /// Every token (without secrets). Needs `key_admin`.
     public func tokens(as principal: Principal) async throws(GateError) -> [TokenInfo] {
         let (actor, role) = (principal.actor, principal.role)
-        _ = try requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
+        _ = try await requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
         let records: [TokenRecord]
         do { records = try await store.tokens() } catch { throw Self.storageError(error, "list the tokens") }
         return records.compactMap { record in

@@ -152,9 +152,9 @@ extension Vault {
     /// - Throws: ``GateError`` with code `invalidInput` when the file is unusable as a whole (nothing was
     ///   changed), or `storage` when writing fails.
     ///   `denied` when `role` may not import (the denial is audited).
-    public func importEvents(from url: URL, as principal: Principal = .system) throws(GateError) -> ImportReport {
+    public func importEvents(from url: URL, as principal: Principal = .system) async throws(GateError) -> ImportReport {
         let (actor, role) = (principal.actor, principal.role)
-        let template = try importAudit(actor: actor, role: role, what: "events")
+        let template = try await importAudit(actor: actor, role: role, what: "events")
         let file = try InputFile(url: url)
         var lines = LineSplitter(file.bytes)
         guard let first = lines.next() else { throw GateError(.invalidInput, "`\(url.path)` is empty; nothing was imported") }
@@ -247,9 +247,9 @@ extension Vault {
 extension Vault {
     /// Imports events given as JSON objects in memory (the HTTP API's batch ingest), with the same validation,
     /// idempotency and audit as a file import. `lines` are the objects' JSON texts; rejections name their position.
-    public func importEvents(json lines: [Data], source label: String, as principal: Principal) throws(GateError) -> ImportReport {
+    public func importEvents(json lines: [Data], source label: String, as principal: Principal) async throws(GateError) -> ImportReport {
         let (actor, role) = (principal.actor, principal.role)
-        let template = try importAudit(actor: actor, role: role, what: "events (\(label))")
+        let template = try await importAudit(actor: actor, role: role, what: "events (\(label))")
         var report = ImportReport(file: label, kind: "events")
         let now = nowMillis
         let items = lines.enumerated().lazy.map { index, data in Self.eventItem(line: index + 1, text: ArraySlice(data), now: now) }

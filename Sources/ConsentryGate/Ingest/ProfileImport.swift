@@ -46,9 +46,9 @@ extension Vault {
     ///   `denied` when `role` may not import (the denial is audited).
     public func importProfiles(
         from url: URL, source: DataSource, format: ProfileFormat, as principal: Principal = .system
-    ) throws(GateError) -> ImportReport {
+    ) async throws(GateError) -> ImportReport {
         let (actor, role) = (principal.actor, principal.role)
-        let template = try importAudit(actor: actor, role: role, what: "profiles from \(source.rawValue)")
+        let template = try await importAudit(actor: actor, role: role, what: "profiles from \(source.rawValue)")
         let file = try InputFile(url: url)
         var report = ImportReport(file: url.path, kind: "profiles")
         switch format {
@@ -192,8 +192,8 @@ extension Vault {
 
 extension Vault {
     /// Authorizes an import by `role` (denials are audited) and returns the audit template of its batches.
-    func importAudit(actor: String, role: Role, what: String) throws(GateError) -> AuditDraft {
-        let decision = try requireAdministrative(.import, actor: actor, role: role, requestID: nil)
+    func importAudit(actor: String, role: Role, what: String) async throws(GateError) -> AuditDraft {
+        let decision = try await requireAdministrative(.import, actor: actor, role: role, requestID: nil)
         var entry = draft(AccessRequest(actor: actor, role: role, action: .import), decision, requestID: nil)
         entry.reasons.append(what)
         return entry
@@ -390,9 +390,9 @@ final class ProfileIngest {
 extension Vault {
     /// Imports profiles given as JSON objects in memory (the HTTP API's batch import), with the same validation,
     /// normalization, minimization, merges, suppression and audit as a file import; rejections name their position.
-    public func importProfiles(json records: [Data], source: DataSource, label: String, as principal: Principal) throws(GateError) -> ImportReport {
+    public func importProfiles(json records: [Data], source: DataSource, label: String, as principal: Principal) async throws(GateError) -> ImportReport {
         let (actor, role) = (principal.actor, principal.role)
-        let audit = try importAudit(actor: actor, role: role, what: "profiles from \(source.rawValue) (\(label))")
+        let audit = try await importAudit(actor: actor, role: role, what: "profiles from \(source.rawValue) (\(label))")
         var report = ImportReport(file: label, kind: "profiles")
         try ingestProfiles(
             records.enumerated().lazy.map { index, data in Self.profileRecord(line: index + 1, text: ArraySlice(data)) }, source: source,

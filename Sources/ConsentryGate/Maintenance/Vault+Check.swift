@@ -34,76 +34,71 @@ extension Vault {
     ///   - principal: who checks; the role needs `key_admin` (the check opens every sealed value with the vault's
     ///     keys). The check is recorded in the audit log as `integrity_check`, permitted or denied.
     /// - Throws: ``GateError/denied`` when the role may not (audited), `storage` when the database cannot be read.
-    public func check(fields: [FieldName]? = nil, structural: Bool = true, as principal: Principal) throws(GateError) -> CheckReport {
+    public func check(fields: [FieldName]? = nil, structural: Bool = true, as principal: Principal) async throws(GateError) -> CheckReport {
         let request = AccessRequest(actor: principal.actor, role: principal.role, action: .keyAdmin)
-        let decision = decide(request)
-        guard decision.isPermit else { try refuse(request, decision, as: .integrityCheck, requestID: principal.requestID) }
-        var report = CheckReport()
         let names = fields ?? schema.fields.map(\.name)
-        // Scan subject by subject so that one bad subject does not hide the others.
-        let ids: [Int64]
-        do { ids = try db.read { try SQLiteMaintenanceRows.subjectIDs($0) } } catch {
-            throw Self.storageError(error, "list subjects")
+        // One read transaction: every value and the structure are checked in the same snapshot.
+        return try await performRead(
+            request, requestID: principal.requestID, recordedAs: .integrityCheck, failure: "check the vault",
+            unrecorded: { report, error in report.problems.append("the check could not be recorded in the audit log: \(error.message)") },
+            read: { db in try checkOpening(names, structural: structural, db) },
+            record: { entry, report in
+                entry.counts = ["subjects": report.subjectsChecked, "values": report.valuesOpened, "problems": report.problems.count]
+                entry.fields = names.map(\.rawValue)
+                entry.reasons.append(report.passed ? "passed" : "failed")
+            })
+    }
+
+    /// The check's work in one read transaction: opens `names` of every subject (one pass; on the first failure,
+    /// subject by subject so that one bad subject does not hide the others), then the structure and the bindings.
+    private func checkOpening(_ names: [FieldName], structural: Bool, _ db: Database) throws -> CheckReport {
+        var report = CheckReport()
+        let ids = try SQLiteMaintenanceRows.subjectIDs(db)
+        let count = { (_: SubjectID, values: [String?]) in
+            report.subjectsChecked += 1
+            report.valuesOpened += values.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
         }
-        if ids.count > 0 && report.problems.isEmpty {
-            // Fast path: one pass; on the first failure fall back to checking subjects one by one.
+        if !ids.isEmpty {
             do {
-                try scanSubjects(fields: names) { _, values in
-                    report.subjectsChecked += 1
-                    report.valuesOpened += values.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
-                }
-            } catch let error where error.code == .integrity || error.code == .key {
+                try openSubjects(db, fields: names, .all, count)
+            } catch let error as GateError where error.code == .integrity || error.code == .key {
                 report.subjectsChecked = 0
                 report.valuesOpened = 0
                 for id in ids {
                     do {
-                        try scanSubjects(fields: names, only: SubjectID(rawValue: id)) { _, values in
-                            report.subjectsChecked += 1
-                            report.valuesOpened += values.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
-                        }
-                    } catch let error where error.code == .integrity || error.code == .key {
-                        report.problems.append(named(error).message)
+                        try openSubjects(db, fields: names, .one(id), count)
+                    } catch let error as GateError where error.code == .integrity || error.code == .key {
+                        report.problems.append(named(error, db).message)
                     }
                 }
             }
         }
-        if structural {
-            do {
-                try db.read { db in
-                    (report.databaseCheck, report.foreignKeyViolations) = try SQLiteMaintenanceRows.structure(db)
-                    // Index rows moved to another subject and ledger records edited or forged in the file.
-                    for (table, count) in try unboundRecords(db).sorted(by: { $0.key < $1.key }) {
-                        report.problems.append(
-                            "\(count) row\(count == 1 ? "" : "s") of `\(table)` fail their binding (moved to another subject, edited or forged in the database file); restore the vault from a backup"
-                        )
-                    }
-                    let heads = try ledgerHeadMismatches(db)
-                    if heads > 0 {
-                        report.problems.append(
-                            "the consent ledger of \(heads) subject\(heads == 1 ? "" : "s") does not match its head (a consent or flag record deleted, or the head edited, in the database file); restore the vault from a backup"
-                        )
-                    }
-                }
-            } catch {
-                report.databaseCheck = "failed: \(Self.storageError(error, "check the database").message)"
+        guard structural else { return report }
+        do {
+            (report.databaseCheck, report.foreignKeyViolations) = try SQLiteMaintenanceRows.structure(db)
+            // Index rows moved to another subject and ledger records edited or forged in the file.
+            for (table, count) in try unboundRecords(db).sorted(by: { $0.key < $1.key }) {
+                report.problems.append(
+                    "\(count) row\(count == 1 ? "" : "s") of `\(table)` fail their binding (moved to another subject, edited or forged in the database file); restore the vault from a backup"
+                )
             }
+            let heads = try ledgerHeadMismatches(db)
+            if heads > 0 {
+                report.problems.append(
+                    "the consent ledger of \(heads) subject\(heads == 1 ? "" : "s") does not match its head (a consent or flag record deleted, or the head edited, in the database file); restore the vault from a backup"
+                )
+            }
+        } catch {
+            report.databaseCheck = "failed: \(Self.storageError(error, "check the database").message)"
         }
-        var entry = draft(
-            request, decision, counts: ["subjects": report.subjectsChecked, "values": report.valuesOpened, "problems": report.problems.count],
-            requestID: principal.requestID)
-        entry.action = .integrityCheck
-        entry.fields = names.map(\.rawValue)
-        entry.reasons.append(report.passed ? "passed" : "failed")
-        // A damaged vault may not take the entry; the report must still reach the operator.
-        do { try auditAloneNow(entry) } catch { report.problems.append("the check could not be recorded in the audit log: \(error.message)") }
         return report
     }
 }
 
 extension Vault {
     /// `error` with its subject named by the audit pseudonym (for reports that list subjects, such as `check`).
-    func named(_ error: GateError) -> GateError {
-        guard let subject = error.subject, let label = try? db.read({ subjectLabel(subject, $0) }) else { return error }
-        return error.naming(label)
+    func named(_ error: GateError, _ db: Database) -> GateError {
+        guard let subject = error.subject else { return error }
+        return error.naming(subjectLabel(subject, db))
     }
 }

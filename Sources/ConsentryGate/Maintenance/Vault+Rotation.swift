@@ -27,7 +27,7 @@ extension Vault {
     /// Needs `key_admin`; the rotation's start and end are audited.
     public func rotateKeys(batchSize: Int = 1_000, as principal: Principal = .system) async throws(GateError) -> RotationReport {
         let (actor, role) = (principal.actor, principal.role)
-        let decision = try requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
+        let decision = try await requireAdministrative(.keyAdmin, actor: actor, role: role, requestID: nil)
         let nonces = NonceSource()
         let now = nowMillis
         do {

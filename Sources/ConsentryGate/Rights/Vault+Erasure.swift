@@ -148,7 +148,7 @@ extension Vault {
     /// Needs `dsr_manage` and `erase` for `service`.
     public func eraseForRequest(_ id: String, as principal: Principal) async throws(GateError) -> (record: RequestRecord, receipt: ErasureReceipt) {
         let (actor, role) = (principal.actor, principal.role)
-        let manage = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
+        let manage = try await requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         let request = AccessRequest(actor: actor, role: role, action: .erase, purpose: .service)
         let rights = loadedPolicy?.rights ?? RightsPolicy()
         // Forced either way: the record of an erasure (or of a retried one) leaves for the checkpoints at once.
@@ -243,7 +243,7 @@ extension Vault {
         record: RequestRecord, receipt: SignedReceipt?, verification: ErasureVerification
     ) {
         let (actor, role) = (principal.actor, principal.role)
-        let verification = try verifyErasure(id, as: Principal(actor: actor, role: role))
+        let verification = try await verifyErasure(id, as: Principal(actor: actor, role: role))
         let request = AccessRequest(actor: actor, role: role, action: .dsrManage)
         let result = try await perform(request, requestID: id, failure: "complete the erasure of request \(id)") {
             scope -> (RequestRecord, SignedReceipt?) in
@@ -317,13 +317,13 @@ extension Vault {
     /// known identifiers in plain, lower-cased or base64 form. Audited.
     ///
     /// Possible while the request's sealed identifiers are kept (`keep_identifiers_days` after completion).
-    public func verifyErasure(_ id: String, as principal: Principal) throws(GateError) -> ErasureVerification {
+    public func verifyErasure(_ id: String, as principal: Principal) async throws(GateError) -> ErasureVerification {
         let (actor, role) = (principal.actor, principal.role)
-        let decision = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
+        let decision = try await requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         var verification = ErasureVerification(storeGuarantee: erasureGuarantee.summary, checks: [])
         var needles: [[UInt8]] = []
         do {
-            try db.read { db in
+            try await store.read { db in
                 let record = try loadRequest(id, db: db)
                 let sealed = try openRequestData(id, db: db)
                 guard record.type == .erasure, record.status == .completed || sealed?.pendingReceipt != nil else {
@@ -374,9 +374,9 @@ extension Vault {
                 ))
         }
         do {
-            try db.write { db in
-                _ = try auditRequestStep(
-                    id, "erasure verification: \(verification.passed ? "passed" : "FAILED")", decision: decision, actor: actor, role: role, db: db)
+            let step = "erasure verification: \(verification.passed ? "passed" : "FAILED")"
+            try await store.write { tx in
+                try tx.run { db in _ = try auditRequestStep(id, step, decision: decision, actor: actor, role: role, db: db) }
             }
         } catch {
             throw Self.storageError(error, "audit the verification")

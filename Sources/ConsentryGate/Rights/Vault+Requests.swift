@@ -225,7 +225,7 @@ extension Vault {
     /// One request.
     public func request(_ id: String, as principal: Principal) async throws(GateError) -> RequestRecord {
         let (actor, role) = (principal.actor, principal.role)
-        _ = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
+        _ = try await requireAdministrative(.dsrManage, actor: actor, role: role, requestID: id)
         let row: RequestRow?
         do { row = RequestIDs.isValid(id) ? try await store.request(id) : nil } catch { throw Self.storageError(error, "read the request") }
         guard let row else { throw Self.requestNotFound(id) }
@@ -235,7 +235,7 @@ extension Vault {
     /// Requests, oldest first, optionally only those in one status.
     public func requests(status: RequestStatus? = nil, as principal: Principal) async throws(GateError) -> [RequestRecord] {
         let (actor, role) = (principal.actor, principal.role)
-        _ = try requireAdministrative(.dsrManage, actor: actor, role: role, requestID: nil)
+        _ = try await requireAdministrative(.dsrManage, actor: actor, role: role, requestID: nil)
         let rows: [RequestRow]
         do { rows = try await store.requests(status: status?.rawValue) } catch { throw Self.storageError(error, "list the requests") }
         return try rows.map { row throws(GateError) in try Self.requestRecord(row) }

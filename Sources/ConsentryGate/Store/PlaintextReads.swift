@@ -135,14 +135,20 @@ extension Vault {
     /// `fields` order. Only the requested fields are opened. Runs in one read transaction (a consistent snapshot).
     func scanSubjects(fields: [FieldName], only: SubjectID? = nil, _ body: (SubjectID, [String?]) throws -> Void) throws(GateError) {
         do {
-            try db.read { db in
-                var scratch = try SecretBytes(count: Sealing.keyLength)
-                var reader = SubjectReader(fields: fields, vault: self)
-                try reader.open(db, scratch: &scratch, only.map { .one($0.rawValue) } ?? .all, body)
-            }
+            try db.read { db in try openSubjects(db, fields: fields, only.map { .one($0.rawValue) } ?? .all, body) }
         } catch {
             throw Self.storageError(error, "read subjects")
         }
+    }
+}
+
+extension Vault {
+    /// Decrypts `fields` of the subjects in `range` inside the caller's transaction, calling `body` with each subject
+    /// and its values in `fields` order.
+    func openSubjects(_ db: Database, fields: [FieldName], _ range: SubjectRange, _ body: (SubjectID, [String?]) throws -> Void) throws {
+        var scratch = try SecretBytes(count: Sealing.keyLength)
+        var reader = SubjectReader(fields: fields, vault: self)
+        try reader.open(db, scratch: &scratch, range, body)
     }
 }
 

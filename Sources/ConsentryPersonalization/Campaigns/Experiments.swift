@@ -102,7 +102,7 @@ public struct ExperimentDesk: Sendable {
     public func assign(_ name: String) async throws(GateError) -> [String: Int] {
         let experiment = try await load(name)
         var arms: [SubjectID: String] = [:]
-        let summary = try vault.scan(AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose), requestID: principal.requestID) { member, _ in
+        let summary = try await vault.scan(AccessRequest(actor: actor, role: role, action: .segment, purpose: experiment.purpose), requestID: principal.requestID) { member, _ in
             arms[member.subject] = Self.arm(experiment: experiment, pseudonym: member.assignmentKey)
         }
         guard summary.decision == .permit else { throw GateError(.denied, "denied: " + summary.reasons.joined(separator: "; ")) }

@@ -56,7 +56,7 @@ public struct SendTimeDesk: Sendable {
         var cohorts: [String: [Double]] = [:]
         var global = [Double](repeating: 0, count: 168)
         let since = Int64(now.timeIntervalSince1970 * 1000) - 365 * 86_400_000
-        let summary = try vault.scanBehavior(request, eventsSince: since, requestID: principal.requestID) { member, values, events in
+        let summary = try await vault.scanBehavior(request, eventsSince: since, requestID: principal.requestID) { member, values, events in
             var histogram = [Double](repeating: 0, count: 168)
             for e in events where e.type == .emailOpen || e.type == .emailClick {
                 histogram[SendTime.hourOfWeek(e.time)] += e.type == .emailClick ? 2 : 1
@@ -93,9 +93,9 @@ public struct SendTimeDesk: Sendable {
     }
 
     /// One subject's stored send time, through an audited gated read (nil when none was computed for them).
-    public func show(_ subject: SubjectReference) throws(GateError) -> (decision: Decision, time: SendTime?) {
+    public func show(_ subject: SubjectReference) async throws(GateError) -> (decision: Decision, time: SendTime?) {
         let request = AccessRequest(actor: actor, role: role, action: .recommend, purpose: .personalization)
-        let read = try vault.read(request, subject: subject, includeDerived: true, requestID: principal.requestID)
+        let read = try await vault.read(request, subject: subject, includeDerived: true, requestID: principal.requestID)
         guard read.decision.isPermit else { return (read.decision, nil) }
         let time = read.derived["recommendation/send_time"].flatMap { try? JSONDecoder().decode(SendTime.self, from: Data($0.utf8)) }
         return (read.decision, time)

@@ -107,7 +107,7 @@ public struct ModelDesk: Sendable {
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         let cutoff = nowMillis - 30 * Self.day
         var rows: [(id: SubjectID, past: [Double], label: Bool, current: [Double])] = []
-        let summary = try vault.scanBehavior(request, eventsSince: cutoff - 60 * Self.day, requestID: principal.requestID) { member, _, events in
+        let summary = try await vault.scanBehavior(request, eventsSince: cutoff - 60 * Self.day, requestID: principal.requestID) { member, _, events in
             let label = events.contains { $0.type == .purchase && $0.time >= cutoff && $0.time <= nowMillis }
             rows.append((member.subject, Self.features(events, cutoff: cutoff), label, Self.features(events, cutoff: nowMillis + 1)))
         }
@@ -167,7 +167,7 @@ public struct ModelDesk: Sendable {
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         var ids: [SubjectID] = []
         var raw: [[Double]] = []
-        let summary = try vault.scanBehavior(request, eventsSince: nowMillis - 365 * Self.day, requestID: principal.requestID) { member, _, events in
+        let summary = try await vault.scanBehavior(request, eventsSince: nowMillis - 365 * Self.day, requestID: principal.requestID) { member, _, events in
             var purchases = 0.0, revenue = 0.0
             var last: Int64?
             for e in events where e.type == .purchase {

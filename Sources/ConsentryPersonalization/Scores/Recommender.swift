@@ -150,7 +150,7 @@ public struct RecommendationDesk: Sendable {
         var histories: [SubjectID: History] = [:]
         var categories: [String: String] = [:]
         let since = Int64(now.timeIntervalSince1970 * 1000) - 365 * 86_400_000
-        let summary = try vault.scanBehavior(request, eventsSince: since, requestID: principal.requestID) { member, _, events in
+        let summary = try await vault.scanBehavior(request, eventsSince: since, requestID: principal.requestID) { member, _, events in
             var history = History()
             for e in events {
                 guard let item = e.itemID, let weight = ItemItemModel.weights[e.type] else { continue }

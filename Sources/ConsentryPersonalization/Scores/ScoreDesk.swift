@@ -41,8 +41,8 @@ public struct ScoreDesk: Sendable {
     var request: AccessRequest { AccessRequest(actor: actor, role: role, action: .score, purpose: .profiling) }
 
     /// Scans every admitted subject with its events since `since` (ms) and hands each to `body`.
-    func scan(since: Int64?, _ body: (SubjectID, [BehaviorEvent]) -> Void) throws(GateError) -> ScanSummary {
-        try vault.scanBehavior(request, eventsSince: since, requestID: principal.requestID) { member, _, events in body(member.subject, events) }
+    func scan(since: Int64?, _ body: (SubjectID, [BehaviorEvent]) -> Void) async throws(GateError) -> ScanSummary {
+        try await vault.scanBehavior(request, eventsSince: since, requestID: principal.requestID) { member, _, events in body(member.subject, events) }
     }
 
     func finish(_ name: String, _ summary: ScanSummary, _ values: [String: [SubjectID: String]], distribution: [String: Double]) async throws(GateError)
@@ -63,7 +63,7 @@ public struct ScoreDesk: Sendable {
     public func engagement(_ engagement: Engagement = Engagement(), now: Date = Date()) async throws(GateError) -> ScoreRun {
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         var scores: [SubjectID: Double] = [:]
-        let summary = try scan(since: nowMillis - Engagement.horizon) { subject, events in
+        let summary = try await scan(since: nowMillis - Engagement.horizon) { subject, events in
             scores[subject] = engagement.score(events.lazy.map { ($0.type, $0.time) }, now: nowMillis)
         }
         let sorted = scores.values.sorted()
@@ -130,7 +130,7 @@ public struct ScoreDesk: Sendable {
     public func rfm(now: Date = Date()) async throws(GateError) -> ScoreRun {
         let nowMillis = Int64(now.timeIntervalSince1970 * 1000)
         var inputs: [SubjectID: RFMInput] = [:]
-        let summary = try scan(since: nil) { subject, events in
+        let summary = try await scan(since: nil) { subject, events in
             var newest: Int64?
             var count = 0
             var sum = 0.0

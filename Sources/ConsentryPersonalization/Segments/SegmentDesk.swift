@@ -145,8 +145,8 @@ public struct SegmentDesk: Sendable {
         // A rule without events needs no event reads at all.
         let summary =
             readsEvents
-            ? try vault.scanBehavior(request, eventsSince: horizon.map { nowMillis - $0 }, requestID: principal.requestID, visit)
-            : try vault.scan(request, requestID: principal.requestID) { member, values in visit(member, values, []) }
+            ? try await vault.scanBehavior(request, eventsSince: horizon.map { nowMillis - $0 }, requestID: principal.requestID, visit)
+            : try await vault.scan(request, requestID: principal.requestID) { member, values in visit(member, values, []) }
         var run = SegmentRun(
             segment: name, decision: summary.decision, reasons: summary.reasons, evaluated: evaluated, members: pseudonyms.sorted(),
             memberCount: memberCount, countsOnly: (try? vault.policy.get())?.purposes[segment.purpose]?.aggregatesOnly ?? true,
@@ -212,7 +212,7 @@ public struct SegmentDesk: Sendable {
                 actor: actor, role: segment.role, action: .segment, purpose: segment.purpose, fields: segment.fields.compactMap(FieldName.init))
             var members: [SubjectID: String] = [:]
             let since = horizon(rule, all).map { nowMillis - $0 }
-            let summary = try vault.scanBehavior(request, eventsSince: since, only: subjects, requestID: principal.requestID) { member, values, events in
+            let summary = try await vault.scanBehavior(request, eventsSince: since, only: subjects, requestID: principal.requestID) { member, values, events in
                 var profile: [String: String] = [:]
                 for (field, value) in zip(segment.fields, values) { if let value { profile[field] = value } }
                 if evaluator.holds(rule, profile: profile, events: events) { members[member.subject] = Normalize.formatTimestamp(millis: nowMillis) }

@@ -68,18 +68,8 @@ public struct TemplateDesk: Sendable {
         segments: [String] = [], requestID: String? = nil, now: Date = Date()
     ) async throws(GateError) -> RenderResult {
         let (stored, template, request) = try await prepare(name)
-        let read = try vault.read(request, subject: subject, includeDerived: Self.readsDerived(template), requestID: requestID ?? principal.requestID)
+        let read = try await vault.read(request, subject: subject, includeDerived: Self.readsDerived(template), requestID: requestID ?? principal.requestID)
         return finish(stored, template, read, campaign: campaign, recommendations: recommendations, segments: segments, now: now)
-    }
-
-    /// ``render(_:subject:campaign:recommendations:segments:requestID:now:)`` for asynchronous callers (the HTTP API):
-    /// the caller suspends, holding no thread, while the gated read waits for its audit entry's commit.
-    public func asyncRender(
-        _ name: String, subject: SubjectReference, campaign: [String: LiquidValue] = [:], requestID: String? = nil, now: Date = Date()
-    ) async throws(GateError) -> RenderResult {
-        let (stored, template, request) = try await prepare(name)
-        let read = try await vault.asyncRead(request, subject: subject, includeDerived: Self.readsDerived(template), requestID: requestID ?? principal.requestID)
-        return finish(stored, template, read, campaign: campaign, recommendations: [], segments: [], now: now)
     }
 
     /// Whether a render of `template` needs the subject's derived data (segments it is in, recommendations): only

@@ -113,7 +113,7 @@ public struct TriggerDesk: Sendable {
             let since = max(trigger.definedAt, nowMillis - 7 * 86_400_000)
             let request = AccessRequest(actor: actor, role: trigger.role, action: .segment, purpose: trigger.purpose)
             var found: [TriggerOccurrence] = []
-            let summary = try vault.scanBehavior(request, eventsSince: since - 30 * 60_000, only: subjects, requestID: principal.requestID) { member, _, events in
+            let summary = try await vault.scanBehavior(request, eventsSince: since - 30 * 60_000, only: subjects, requestID: principal.requestID) { member, _, events in
                 found += kind.occurrences(events, subject: member.subject, delay: trigger.delay, since: since, now: nowMillis)
             }
             guard summary.decision == .permit else { continue }

@@ -11,9 +11,7 @@ import GRDB
 /// per batch, that its database file is still the one it opened).
 ///
 /// Waiting callers hold no thread: each job has its own completion, so a commit wakes exactly the callers it
-/// finished (no broadcast), and asynchronous callers suspend instead of blocking. A synchronous caller that
-/// finds the committer idle runs the first batch on its own thread (the CLI's common case, one read at a
-/// time, never changes threads); every later batch runs on the committer's own queue.
+/// finished (no broadcast), and callers suspend instead of blocking. Batches run on the committer's own queue.
 final class GroupCommitter: @unchecked Sendable {
     // @unchecked: `queue`, `draining` and `largestBatch` are only touched under `lock`; a job's `staged` and
     // `scratchKey` only by the single drainer.
@@ -48,38 +46,21 @@ final class GroupCommitter: @unchecked Sendable {
     /// Reads committed together at most so far, for the benchmark's report; not used for decisions.
     var largestBatch: Int { lock.withLock { largest } }
 
-    /// Runs `work` in a shared transaction and waits for its commit; `work` gets a scratch key in locked memory,
-    /// which it zeroes after use.
-    func run(_ pool: DatabasePool, _ work: @escaping Work) throws -> GateRead {
-        let done = DispatchSemaphore(value: 0)
-        let box = ResultBox()
-        submit(pool, work, inline: true) { result in
-            box.result = result
-            done.signal()
-        }
-        done.wait()
-        return try box.result!.get()
-    }
-
     /// Runs `work` in a shared transaction; suspends (holding no thread) until its commit.
     func run(_ pool: DatabasePool, _ work: @escaping Work) async throws -> GateRead {
         try await withCheckedThrowingContinuation { continuation in
-            submit(pool, work, inline: false) { continuation.resume(with: $0) }
+            submit(pool, work) { continuation.resume(with: $0) }
         }
     }
 
-    private func submit(_ pool: DatabasePool, _ work: @escaping Work, inline: Bool, completion: @escaping Completion) {
+    private func submit(_ pool: DatabasePool, _ work: @escaping Work, completion: @escaping Completion) {
         let lead = lock.withLock { () -> Bool in
             queue.append(Job(work, completion))
             defer { draining = true }
             return !draining
         }
         guard lead else { return }
-        if inline {
-            drainOnce(pool)
-        } else {
-            drainQueue.async { self.drainOnce(pool) }
-        }
+        drainQueue.async { self.drainOnce(pool) }
     }
 
     /// Commits one batch; while more reads are queued, hands the next batch to the committer's queue.
@@ -127,10 +108,5 @@ final class GroupCommitter: @unchecked Sendable {
             case (.success, nil): job.completion(.failure(CancellationError()))
             }
         }
-    }
-
-    private final class ResultBox: @unchecked Sendable {
-        // @unchecked: written once before the semaphore is signalled, read after it is waited on.
-        var result: Result<GateRead, any Error>?
     }
 }
